@@ -1,0 +1,209 @@
+// The `quill` command. Usage errors exit with code 2 and one clear line; store errors with 1.
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, loadConfig, type Config, type ConfigOverrides } from '../config/config.js';
+import { openStore, startServer } from '../server.js';
+import { StoreError, type Store } from '../store/types.js';
+import { hashPassword } from '../util/password.js';
+import { formatSize, parseSize } from '../util/size.js';
+
+class UsageError extends Error {}
+
+interface StoreOptions {
+  config?: string;
+  data?: string;
+}
+
+function configFrom(options: StoreOptions & ConfigOverrides): Readonly<Config> {
+  return loadConfig(options.config, options);
+}
+
+async function withStore<T>(options: StoreOptions, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(configFrom(options));
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+function addStoreOptions(command: Command): Command {
+  return command
+    .option('-c, --config <file>', 'YAML config file')
+    .option('-d, --data <dir>', 'data directory of the embedded store (default ./quill-data)');
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+async function passwordFrom(options: { password?: string; passwordStdin?: boolean }): Promise<string> {
+  if (options.password !== undefined && options.passwordStdin) throw new UsageError('give either --password or --password-stdin, not both');
+  const password = options.passwordStdin ? await readStdin() : options.password;
+  if (password === undefined) throw new UsageError('a password is required: --password PW or --password-stdin');
+  if (password.length === 0) throw new UsageError('the password must not be empty');
+  return password;
+}
+
+function parseQuota(value: string): number {
+  try {
+    return parseSize(value);
+  } catch (error) {
+    throw new UsageError(`--quota: ${(error as Error).message}`);
+  }
+}
+
+function table(rows: string[][]): string {
+  if (rows.length === 0) return '';
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}
+
+function buildProgram(): Command {
+  const program = new Command('quill')
+    .description('Quillmail: SMTP, submission, IMAP, POP3 and HTTP over one store')
+    .version(process.env.npm_package_version ?? '0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+
+  addStoreOptions(program.command('start'))
+    .description('start every protocol in one process on the embedded store')
+    .option('--hostname <name>', 'host name used in greetings and Received headers')
+    .option('--smtp <host:port>', 'SMTP (MX) listener, default 127.0.0.1:2525')
+    .option('--submission <host:port>', 'submission listener, default 127.0.0.1:2587')
+    .option('--pop3 <host:port>', 'POP3 listener, default 127.0.0.1:2110')
+    .option('--imap <host:port>', 'IMAP listener, default 127.0.0.1:2143')
+    .option('--http <host:port>', 'HTTP listener (health, later web), default 127.0.0.1:8080')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .action(async (options) => {
+      const config = configFrom({
+        ...options,
+        listen: { smtp: options.smtp, submission: options.submission, pop3: options.pop3, imap: options.imap, http: options.http },
+      });
+      const server = await startServer(config);
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        process.stdout.write(`quill: ${signal} received, finishing open transactions\n`);
+        server.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    });
+
+  const domain = program.command('domain').description('manage local domains');
+  addStoreOptions(domain.command('add <name>'))
+    .description('accept mail for a domain')
+    .action(async (name: string, options: StoreOptions) => {
+      if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(name)) throw new UsageError(`not a domain name: ${name}`);
+      await withStore(options, (store) => store.addDomain(name));
+      process.stdout.write(`domain ${name.toLowerCase()} added\n`);
+    });
+  addStoreOptions(domain.command('list'))
+    .description('list local domains')
+    .action(async (options: StoreOptions) => {
+      const domains = await withStore(options, (store) => store.listDomains());
+      process.stdout.write(domains.map((d) => `${d.name}\n`).join(''));
+    });
+  addStoreOptions(domain.command('remove <name>'))
+    .description('stop accepting mail for a domain (it must have no users)')
+    .action(async (name: string, options: StoreOptions) => {
+      await withStore(options, (store) => store.removeDomain(name));
+      process.stdout.write(`domain ${name.toLowerCase()} removed\n`);
+    });
+
+  const user = program.command('user').description('manage mail users');
+  addStoreOptions(user.command('add <address>'))
+    .description('create a user with the default mailboxes')
+    .option('--password <pw>', 'the password (visible in the process list; prefer --password-stdin)')
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--quota <size>', 'mail quota such as 1G or 500MB (default unlimited)')
+    .option('--admin', 'make the user an administrator')
+    .action(async (address: string, options: StoreOptions & { password?: string; passwordStdin?: boolean; quota?: string; admin?: boolean }) => {
+      if (!/^[^@\s]+@[^@\s]+$/.test(address)) throw new UsageError(`not an address: ${address}`);
+      const quotaBytes = options.quota ? parseQuota(options.quota) : 0;
+      const passwordHash = await hashPassword(await passwordFrom(options));
+      await withStore(options, (store) => store.addUser({ address, passwordHash, quotaBytes, isAdmin: options.admin }));
+      process.stdout.write(`user ${address.toLowerCase()} added\n`);
+    });
+  addStoreOptions(user.command('list [domain]'))
+    .description('list users, optionally of one domain')
+    .action(async (domainName: string | undefined, options: StoreOptions) => {
+      const users = await withStore(options, (store) => store.listUsers(domainName));
+      const rows = users.map((u) => [u.address, `${formatSize(u.usedBytes)}/${u.quotaBytes ? formatSize(u.quotaBytes) : 'unlimited'}`, u.isAdmin ? 'admin' : '']);
+      process.stdout.write(table(rows));
+    });
+  addStoreOptions(user.command('remove <address>'))
+    .description('delete a user and all their mail')
+    .action(async (address: string, options: StoreOptions) => {
+      await withStore(options, (store) => store.removeUser(address));
+      process.stdout.write(`user ${address.toLowerCase()} removed\n`);
+    });
+  addStoreOptions(user.command('passwd <address>'))
+    .description("change a user's password, and optionally the quota")
+    .option('--password <pw>', 'the new password')
+    .option('--password-stdin', 'read the new password from standard input')
+    .option('--quota <size>', 'also set the quota (0 = unlimited)')
+    .action(async (address: string, options: StoreOptions & { password?: string; passwordStdin?: boolean; quota?: string }) => {
+      const quota = options.quota !== undefined ? parseQuota(options.quota) : undefined;
+      const passwordHash = options.password !== undefined || options.passwordStdin || quota === undefined ? await hashPassword(await passwordFrom(options)) : undefined;
+      await withStore(options, async (store) => {
+        if (passwordHash) await store.setPassword(address, passwordHash);
+        if (quota !== undefined) await store.setQuota(address, quota);
+      });
+      process.stdout.write(`user ${address.toLowerCase()} updated\n`);
+    });
+
+  const queue = program.command('queue').description('the outbound queue');
+  addStoreOptions(queue.command('list'))
+    .description('list queued outbound messages')
+    .option('--json', 'machine-readable output')
+    .action(async (options: StoreOptions & { json?: boolean }) => {
+      const entries = await withStore(options, (store) => store.listOutbound());
+      if (options.json) {
+        process.stdout.write(JSON.stringify(entries, null, 2) + '\n');
+        return;
+      }
+      if (entries.length === 0) {
+        process.stdout.write('queue is empty\n');
+        return;
+      }
+      const rows = [['ID', 'STATUS', 'ATTEMPTS', 'SIZE', 'QUEUED', 'FROM', 'TO', 'LAST ERROR']];
+      for (const e of entries) {
+        rows.push([String(e.id), e.status, String(e.attempts), formatSize(e.size), e.createdAt.toISOString(), e.sender || '<>', e.recipient, e.lastError ?? '']);
+      }
+      process.stdout.write(table(rows));
+    });
+
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version exit 0; every usage mistake exits 2.
+      process.exit(error.exitCode === 0 ? 0 : 2);
+    }
+    if (error instanceof UsageError || error instanceof ConfigError) {
+      process.stderr.write(`quill: ${error.message}\n`);
+      process.exit(2);
+    }
+    if (error instanceof StoreError) {
+      process.stderr.write(`quill: ${error.message}\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`quill: ${(error as Error).stack ?? error}\n`);
+    process.exit(1);
+  }
+}
+
+await main(process.argv);

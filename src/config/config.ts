@@ -1,0 +1,188 @@
+// Configuration: one YAML file validated once at start (zod, no unknown keys, defaults),
+// command-line flags on top, then frozen. Every limit lives here.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { parseSize } from '../util/size.js';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const hostPort = z.string().refine(
+  (value) => {
+    const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
+    return match !== null && Number(match[3]) <= 65535;
+  },
+  { message: 'must be HOST:PORT with a port from 0 to 65535' },
+);
+
+const size = z.union([z.number().int().nonnegative(), z.string()]).transform((value, ctx) => {
+  try {
+    return parseSize(value);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+const seconds = z.number().positive();
+
+const limitsSchema = z
+  .object({
+    /** Largest message accepted by SMTP (SIZE), submission and APPEND. */
+    messageSize: size.default(25 * 1024 * 1024),
+    /** Recipients per SMTP transaction. */
+    recipients: z.number().int().positive().default(100),
+    /** Longest command line for SMTP, POP3 and IMAP. */
+    lineLength: z.number().int().min(512).default(8192),
+    /** Concurrent connections from one client address, per protocol. */
+    connectionsPerIp: z.number().int().positive().default(50),
+    /** Total concurrent connections per protocol listener. */
+    connections: z.number().int().positive().default(5000),
+    /** Idle time before a session is closed (SMTP and POP3; RFC 1939 asks for at least 10 minutes). */
+    idleTimeoutSeconds: seconds.default(600),
+    /** IMAP's autologout timer: at least 30 minutes (RFC 3501 5.4). */
+    imapIdleTimeoutSeconds: seconds.default(1800),
+    /** Failed authentications in one session before it is closed. */
+    authFailures: z.number().int().positive().default(3),
+    /** Failed authentications per client address within lockoutSeconds before it is locked out. */
+    authFailuresPerIp: z.number().int().positive().default(10),
+    lockoutSeconds: seconds.default(300),
+    /** Delay before answering a failed authentication. */
+    authFailureDelayMs: z.number().int().nonnegative().default(1000),
+    /** Unknown or malformed commands before the session is closed. */
+    badCommands: z.number().int().positive().default(10),
+    /** IMAP commands per second per session before the server slows the session down. */
+    imapCommandsPerSecond: z.number().int().positive().default(200),
+    /** IMAP sessions per user. */
+    imapConnectionsPerUser: z.number().int().positive().default(50),
+  })
+  .strict();
+
+const listenSchema = z
+  .object({
+    smtp: hostPort.default('127.0.0.1:2525'),
+    submission: hostPort.default('127.0.0.1:2587'),
+    pop3: hostPort.default('127.0.0.1:2110'),
+    imap: hostPort.default('127.0.0.1:2143'),
+    http: hostPort.default('127.0.0.1:8080'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    hostname: z.string().min(1).default('localhost'),
+    data: z.string().min(1).default('./quill-data'),
+    listen: listenSchema.default(() => listenSchema.parse({})),
+    tls: z
+      .object({ cert: z.string().min(1), key: z.string().min(1) })
+      .strict()
+      .optional(),
+    store: z
+      .object({
+        /** Cap on the SQLite file; writes past it fail with a temporary error. */
+        maxDatabaseBytes: size.optional(),
+      })
+      .strict()
+      .default({}),
+    smtp: z
+      .object({
+        /** Allow AUTH without TLS for clients on the loopback interface. */
+        loopbackPlainAuth: z.boolean().default(true),
+        /** Put a copy of submitted mail into the sender's Sent mailbox. */
+        sentCopy: z.boolean().default(false),
+      })
+      .strict()
+      .default({ loopbackPlainAuth: true, sentCopy: false }),
+    pop3: z
+      .object({ loopbackPlainAuth: z.boolean().default(true) })
+      .strict()
+      .default({ loopbackPlainAuth: true }),
+    imap: z
+      .object({ loopbackPlainAuth: z.boolean().default(true) })
+      .strict()
+      .default({ loopbackPlainAuth: true }),
+    limits: limitsSchema.default(() => limitsSchema.parse({})),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
+    /** How long shutdown waits for open transactions before closing connections. */
+    shutdownTimeoutSeconds: seconds.default(10),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type ProtocolName = keyof Config['listen'];
+
+/** Flags from the command line that override the file. */
+export interface ConfigOverrides {
+  data?: string;
+  hostname?: string;
+  listen?: Partial<Record<ProtocolName, string>>;
+  logLevel?: Config['log']['level'];
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const key = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    const prefix = issue.path.length > 0 ? `${issue.path.join('.')}.` : '';
+    return `unknown key ${issue.keys.map((k) => prefix + k).join(', ')}`;
+  }
+  return `${key}: ${issue.message}`;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Reads and validates the config; throws ConfigError with one line naming the bad key. */
+export function loadConfig(file?: string, overrides: ConfigOverrides = {}): Readonly<Config> {
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    if (!existsSync(file)) throw new ConfigError(`config file ${file} does not exist`);
+    try {
+      raw = (parseYaml(readFileSync(file, 'utf8')) as Record<string, unknown> | null) ?? {};
+    } catch (error) {
+      throw new ConfigError(`config file ${file} is not valid YAML: ${(error as Error).message.split('\n')[0]}`);
+    }
+    if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`config file ${file} must be a YAML mapping`);
+  }
+  const merged: Record<string, unknown> = { ...raw };
+  if (overrides.data) merged.data = overrides.data;
+  if (overrides.hostname) merged.hostname = overrides.hostname;
+  if (overrides.listen) {
+    const listen = { ...((raw.listen as Record<string, unknown> | undefined) ?? {}) };
+    for (const [name, value] of Object.entries(overrides.listen)) if (value !== undefined) listen[name] = value;
+    merged.listen = listen;
+  }
+  if (overrides.logLevel) merged.log = { ...((raw.log as Record<string, unknown> | undefined) ?? {}), level: overrides.logLevel };
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    const where = file ? `config ${file}` : 'config';
+    throw new ConfigError(`${where}: ${describeIssue(result.error.issues[0]!)}`);
+  }
+  const config = result.data;
+  if (file && !path.isAbsolute(config.data)) config.data = path.resolve(overrides.data ? '.' : path.dirname(file), config.data);
+  for (const key of ['cert', 'key'] as const) {
+    const tlsFile = config.tls?.[key];
+    if (tlsFile !== undefined) {
+      const resolved = file && !path.isAbsolute(tlsFile) ? path.resolve(path.dirname(file), tlsFile) : tlsFile;
+      if (!existsSync(resolved)) throw new ConfigError(`config: tls.${key}: file ${resolved} does not exist`);
+      config.tls![key] = resolved;
+    }
+  }
+  return deepFreeze(config);
+}
+
+export function splitHostPort(value: string): { host: string; port: number } {
+  const index = value.lastIndexOf(':');
+  const host = value.slice(0, index).replace(/^\[|\]$/g, '');
+  return { host, port: Number(value.slice(index + 1)) };
+}

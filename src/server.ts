@@ -1,0 +1,69 @@
+// The composition root: builds the store, TLS, authenticator and every protocol listener
+// for one process (`quill start`), and tears them down in order.
+import { Authenticator } from './auth/authenticator.js';
+import type { Config, ProtocolName } from './config/config.js';
+import { startHttp } from './http/health.js';
+import type { Service, ServiceDeps } from './service.js';
+import { SqliteStore } from './store/sqlite.js';
+import type { Store } from './store/types.js';
+import { createLogger, type Logger } from './util/logger.js';
+import { loadTls } from './util/tls.js';
+
+export interface RunningServer {
+  store: Store;
+  services: Map<ProtocolName, Service>;
+  /** Bound port of a protocol (handy when configured as 0). */
+  port(name: ProtocolName): number;
+  close(): Promise<void>;
+}
+
+type Starter = (deps: ServiceDeps) => Promise<Service>;
+
+/** Protocol listeners, in start order. */
+const STARTERS: [ProtocolName, Starter][] = [['http', startHttp]];
+
+export async function openStore(config: Readonly<Config>): Promise<Store> {
+  return SqliteStore.open(config.data, { maxDatabaseBytes: config.store.maxDatabaseBytes });
+}
+
+export async function startServer(config: Readonly<Config>, options: { logger?: Logger; store?: Store } = {}): Promise<RunningServer> {
+  const logger = options.logger ?? createLogger(config.log.level);
+  const store = options.store ?? (await openStore(config));
+  const tls = await loadTls(config.data, config.hostname, config.tls);
+  const auth = new Authenticator(store, config.limits);
+  const deps: ServiceDeps = { config, store, logger, tls, auth };
+  const services = new Map<ProtocolName, Service>();
+  const housekeeping = setInterval(() => {
+    if (store instanceof SqliteStore) store.pruneChanges().catch(() => undefined);
+  }, 60_000);
+  housekeeping.unref();
+
+  const close = async () => {
+    clearInterval(housekeeping);
+    const deadline = new Date(Date.now() + config.shutdownTimeoutSeconds * 1000);
+    await Promise.allSettled([...services.values()].map((service) => service.close(deadline)));
+    if (!options.store) await store.close();
+  };
+
+  try {
+    for (const [name, start] of STARTERS) {
+      const service = await start(deps);
+      services.set(name, service);
+      logger.info({ protocol: name, host: service.host, port: service.port }, `${name} listening`);
+    }
+  } catch (error) {
+    await close();
+    throw error;
+  }
+
+  return {
+    store,
+    services,
+    port(name) {
+      const service = services.get(name);
+      if (!service) throw new Error(`${name} is not running`);
+      return service.port;
+    },
+    close,
+  };
+}

@@ -1,0 +1,23 @@
+// What every protocol listener gets from the composition root, and what it gives back.
+import type { Authenticator } from './auth/authenticator.js';
+import type { Config } from './config/config.js';
+import type { Store } from './store/types.js';
+import type { Logger } from './util/logger.js';
+import type { TlsMaterial } from './util/tls.js';
+
+export interface ServiceDeps {
+  config: Readonly<Config>;
+  store: Store;
+  logger: Logger;
+  tls: TlsMaterial;
+  auth: Authenticator;
+}
+
+export interface Service {
+  readonly name: string;
+  readonly host: string;
+  /** The bound port (useful when configured as 0). */
+  readonly port: number;
+  /** Stops accepting, lets open transactions finish within the deadline, then closes sessions. */
+  close(deadline: Date): Promise<void>;
+}

@@ -1,0 +1,829 @@
+// The Store implemented once over Kysely; the SQLite and PostgreSQL backends differ only
+// in how they connect, how they are told of changes made by other processes, and pragmas.
+import { createHash } from 'node:crypto';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import type { Database, MessageTable, MailboxTable, UserTable, OutboundTable } from './schema.js';
+import {
+  DEFAULT_MAILBOXES,
+  StoreError,
+  type ChangeEvent,
+  type ChangeKind,
+  type ChangeListener,
+  type DeliveryOptions,
+  type DeliveryResult,
+  type DeliveryTarget,
+  type Domain,
+  type FlagOp,
+  type FlagUpdate,
+  type Mailbox,
+  type MailboxStatus,
+  type MessageMeta,
+  type OutboundEntry,
+  type Store,
+  type User,
+} from './types.js';
+
+type Tx = Transaction<Database> | Kysely<Database>;
+
+interface PendingDelivery {
+  raw: Buffer;
+  hash: string;
+  targets: DeliveryTarget[];
+  options: DeliveryOptions;
+  resolve: (result: DeliveryResult) => void;
+  reject: (error: unknown) => void;
+}
+
+const SYSTEM_FLAGS = new Map(['\\Seen', '\\Answered', '\\Flagged', '\\Deleted', '\\Draft', '\\Recent'].map((f) => [f.toLowerCase(), f]));
+
+/** Canonical case for system flags, duplicates removed, \Recent never stored. */
+export function normalizeFlags(flags: readonly string[]): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const raw of flags) {
+    const flag = SYSTEM_FLAGS.get(raw.toLowerCase()) ?? raw;
+    const key = flag.toLowerCase();
+    if (flag === '\\Recent' || seen.has(key) || flag.length === 0) continue;
+    seen.add(key);
+    out.push(flag);
+  }
+  return out;
+}
+
+function splitFlags(text: string): string[] {
+  return text.length === 0 ? [] : text.split(' ');
+}
+
+function hasFlag(flags: readonly string[], flag: string): number {
+  return flags.some((f) => f.toLowerCase() === flag.toLowerCase()) ? 1 : 0;
+}
+
+export function hashBytes(raw: Buffer): string {
+  return createHash('sha256').update(raw).digest('hex');
+}
+
+/** INBOX is case-insensitive (RFC 3501 5.1); every other name is kept as given. */
+export function canonicalMailboxName(name: string): string {
+  if (name.toUpperCase() === 'INBOX') return 'INBOX';
+  if (name.toUpperCase().startsWith('INBOX/')) return 'INBOX' + name.slice(5);
+  return name;
+}
+
+const num = (v: number | string | bigint): number => Number(v);
+
+function toUser(row: Selectable<UserTable>): User {
+  return {
+    id: num(row.id),
+    address: row.address,
+    domainId: num(row.domain_id),
+    passwordHash: row.password_hash,
+    quotaBytes: num(row.quota_bytes),
+    usedBytes: num(row.used_bytes),
+    isAdmin: num(row.is_admin) === 1,
+    disabled: num(row.disabled) === 1,
+    createdAt: new Date(num(row.created_at)),
+  };
+}
+
+function toMailbox(row: Selectable<MailboxTable>): Mailbox {
+  return {
+    id: num(row.id),
+    userId: num(row.user_id),
+    name: row.name,
+    uidvalidity: num(row.uidvalidity),
+    uidnext: num(row.uidnext),
+    highestModseq: num(row.highest_modseq),
+    recentUid: num(row.recent_uid),
+    specialUse: row.special_use,
+    subscribed: num(row.subscribed) === 1,
+  };
+}
+
+function toMessage(row: Selectable<MessageTable>): MessageMeta {
+  return {
+    id: num(row.id),
+    mailboxId: num(row.mailbox_id),
+    uid: num(row.uid),
+    blobHash: row.blob_hash,
+    size: num(row.size),
+    internalDate: new Date(num(row.internal_date)),
+    flags: splitFlags(row.flags),
+    modseq: num(row.modseq),
+  };
+}
+
+function toOutbound(row: Selectable<OutboundTable> & { size: number | string }): OutboundEntry {
+  return {
+    id: num(row.id),
+    sender: row.sender,
+    recipient: row.recipient,
+    domain: row.domain,
+    blobHash: row.blob_hash,
+    size: num(row.size),
+    status: row.status as OutboundEntry['status'],
+    attempts: num(row.attempts),
+    createdAt: new Date(num(row.created_at)),
+    nextAttemptAt: new Date(num(row.next_attempt_at)),
+    lastError: row.last_error,
+  };
+}
+
+/** Wraps driver errors so protocol code can answer with a temporary failure. */
+function unavailable(error: unknown): never {
+  if (error instanceof StoreError) throw error;
+  const message = error instanceof Error ? error.message : String(error);
+  if (/UNIQUE|duplicate key/i.test(message)) throw new StoreError('conflict', message, { cause: error });
+  throw new StoreError('unavailable', `store error: ${message}`, { cause: error });
+}
+
+export abstract class KyselyStore implements Store {
+  abstract readonly kind: 'sqlite' | 'postgres';
+  private pending: PendingDelivery[] = [];
+  private flushScheduled = false;
+  private flushing: Promise<void> = Promise.resolve();
+  private listeners = new Set<ChangeListener>();
+
+  constructor(protected readonly db: Kysely<Database>) {}
+
+  // ---- change feed -------------------------------------------------------
+
+  onChange(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  protected emit(event: ChangeEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener's failure must not break the writer or other listeners.
+      }
+    }
+  }
+
+  /** Called after a commit with the change rows this process wrote. */
+  protected afterCommit(events: ChangeEvent[]): void {
+    for (const event of events) this.emit(event);
+  }
+
+  private async recordChange(tx: Tx, userId: number, mailboxId: number | null, kind: ChangeKind, out: ChangeEvent[]): Promise<void> {
+    const row = await tx
+      .insertInto('changes')
+      .values({ user_id: userId, mailbox_id: mailboxId, kind, created_at: Date.now() })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    out.push({ id: num(row.id), userId, mailboxId, kind });
+  }
+
+  /** Runs fn in a transaction, turns driver errors into StoreErrors, then publishes changes. */
+  protected async write<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>): Promise<T> {
+    const changes: ChangeEvent[] = [];
+    let result: T;
+    try {
+      result = await this.db.transaction().execute((tx) => fn(tx, changes));
+    } catch (error) {
+      unavailable(error);
+    }
+    this.afterCommit(changes);
+    return result;
+  }
+
+  protected async read<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      unavailable(error);
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.read(() => sql`select 1`.execute(this.db));
+  }
+
+  async close(): Promise<void> {
+    await this.flushing;
+    await this.db.destroy();
+  }
+
+  // ---- domains -----------------------------------------------------------
+
+  async addDomain(name: string): Promise<Domain> {
+    const lower = name.toLowerCase();
+    return this.write(async (tx) => {
+      const existing = await tx.selectFrom('domains').select('id').where('name', '=', lower).executeTakeFirst();
+      if (existing) throw new StoreError('conflict', `domain ${lower} already exists`);
+      const createdAt = Date.now();
+      const row = await tx.insertInto('domains').values({ name: lower, created_at: createdAt }).returning('id').executeTakeFirstOrThrow();
+      return { id: num(row.id), name: lower, createdAt: new Date(createdAt) };
+    });
+  }
+
+  async getDomain(name: string): Promise<Domain | undefined> {
+    const row = await this.read(() => this.db.selectFrom('domains').selectAll().where('name', '=', name.toLowerCase()).executeTakeFirst());
+    return row && { id: num(row.id), name: row.name, createdAt: new Date(num(row.created_at)) };
+  }
+
+  async listDomains(): Promise<Domain[]> {
+    const rows = await this.read(() => this.db.selectFrom('domains').selectAll().orderBy('name').execute());
+    return rows.map((row) => ({ id: num(row.id), name: row.name, createdAt: new Date(num(row.created_at)) }));
+  }
+
+  async removeDomain(name: string): Promise<void> {
+    const lower = name.toLowerCase();
+    await this.write(async (tx) => {
+      const domain = await tx.selectFrom('domains').select('id').where('name', '=', lower).executeTakeFirst();
+      if (!domain) throw new StoreError('not-found', `no domain ${lower}`);
+      const users = await tx.selectFrom('users').select(tx.fn.countAll().as('n')).where('domain_id', '=', domain.id).executeTakeFirstOrThrow();
+      if (num(users.n as number) > 0) throw new StoreError('conflict', `domain ${lower} still has ${users.n} user(s); remove them first`);
+      await tx.deleteFrom('domains').where('id', '=', domain.id).execute();
+    });
+  }
+
+  // ---- users -------------------------------------------------------------
+
+  async addUser(input: { address: string; passwordHash: string; quotaBytes?: number; isAdmin?: boolean }): Promise<User> {
+    const address = input.address.toLowerCase();
+    const at = address.lastIndexOf('@');
+    if (at < 1 || at === address.length - 1) throw new StoreError('invalid', `not an address: ${input.address}`);
+    const domainName = address.slice(at + 1);
+    const id = await this.write(async (tx, changes) => {
+      const domain = await tx.selectFrom('domains').select('id').where('name', '=', domainName).executeTakeFirst();
+      if (!domain) throw new StoreError('not-found', `no domain ${domainName}; add it with \`quill domain add ${domainName}\``);
+      const existing = await tx.selectFrom('users').select('id').where('address', '=', address).executeTakeFirst();
+      if (existing) throw new StoreError('conflict', `user ${address} already exists`);
+      const row = await tx
+        .insertInto('users')
+        .values({
+          address,
+          domain_id: num(domain.id),
+          password_hash: input.passwordHash,
+          quota_bytes: input.quotaBytes ?? 0,
+          used_bytes: 0,
+          is_admin: input.isAdmin ? 1 : 0,
+          disabled: 0,
+          created_at: Date.now(),
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      const userId = num(row.id);
+      for (const mailbox of DEFAULT_MAILBOXES) await this.insertMailbox(tx, userId, mailbox.name, mailbox.specialUse);
+      await this.recordChange(tx, userId, null, 'mailbox', changes);
+      return userId;
+    });
+    return (await this.getUserById(id))!;
+  }
+
+  async getUser(address: string): Promise<User | undefined> {
+    const row = await this.read(() => this.db.selectFrom('users').selectAll().where('address', '=', address.toLowerCase()).executeTakeFirst());
+    return row && toUser(row);
+  }
+
+  async getUserById(id: number): Promise<User | undefined> {
+    const row = await this.read(() => this.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst());
+    return row && toUser(row);
+  }
+
+  async listUsers(domain?: string): Promise<User[]> {
+    const rows = await this.read(() => {
+      let q = this.db.selectFrom('users').selectAll('users').orderBy('address');
+      if (domain) q = q.innerJoin('domains', 'domains.id', 'users.domain_id').where('domains.name', '=', domain.toLowerCase());
+      return q.execute();
+    });
+    return rows.map(toUser);
+  }
+
+  async removeUser(address: string): Promise<void> {
+    const lower = address.toLowerCase();
+    await this.write(async (tx) => {
+      const user = await tx.selectFrom('users').select('id').where('address', '=', lower).executeTakeFirst();
+      if (!user) throw new StoreError('not-found', `no user ${lower}`);
+      const mailboxes = await tx.selectFrom('mailboxes').select('id').where('user_id', '=', user.id).execute();
+      for (const mailbox of mailboxes) await this.dropMailboxContents(tx, num(mailbox.id));
+      await tx.deleteFrom('mailboxes').where('user_id', '=', user.id).execute();
+      await tx.deleteFrom('users').where('id', '=', user.id).execute();
+    });
+  }
+
+  async setPassword(address: string, passwordHash: string): Promise<void> {
+    await this.updateUser(address, { password_hash: passwordHash });
+  }
+
+  async setQuota(address: string, quotaBytes: number): Promise<void> {
+    await this.updateUser(address, { quota_bytes: quotaBytes });
+  }
+
+  private async updateUser(address: string, values: { password_hash?: string; quota_bytes?: number }): Promise<void> {
+    await this.write(async (tx) => {
+      const result = await tx.updateTable('users').set(values).where('address', '=', address.toLowerCase()).executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 0) throw new StoreError('not-found', `no user ${address.toLowerCase()}`);
+    });
+  }
+
+  // ---- mailboxes ---------------------------------------------------------
+
+  /** UIDVALIDITY must never repeat for a name (RFC 3501 2.3.1.1): one counter for all mailboxes. */
+  private async nextUidvalidity(tx: Tx): Promise<number> {
+    const row = await tx.selectFrom('meta').select('value').where('key', '=', 'uidvalidity').executeTakeFirst();
+    const next = Math.max(row ? Number(row.value) + 1 : 0, Math.floor(Date.now() / 1000) % 0xffffffff);
+    if (row) await tx.updateTable('meta').set({ value: String(next) }).where('key', '=', 'uidvalidity').execute();
+    else await tx.insertInto('meta').values({ key: 'uidvalidity', value: String(next) }).execute();
+    return next;
+  }
+
+  private async insertMailbox(tx: Tx, userId: number, name: string, specialUse: string | null): Promise<Mailbox> {
+    const row = await tx
+      .insertInto('mailboxes')
+      .values({
+        user_id: userId,
+        name,
+        uidvalidity: await this.nextUidvalidity(tx),
+        uidnext: 1,
+        highest_modseq: 1,
+        recent_uid: 0,
+        special_use: specialUse,
+        subscribed: 1,
+        created_at: Date.now(),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toMailbox(row);
+  }
+
+  async listMailboxes(userId: number): Promise<Mailbox[]> {
+    const rows = await this.read(() => this.db.selectFrom('mailboxes').selectAll().where('user_id', '=', userId).orderBy('name').execute());
+    return rows.map(toMailbox);
+  }
+
+  async getMailbox(userId: number, name: string): Promise<Mailbox | undefined> {
+    const row = await this.read(() =>
+      this.db.selectFrom('mailboxes').selectAll().where('user_id', '=', userId).where('name', '=', canonicalMailboxName(name)).executeTakeFirst(),
+    );
+    return row && toMailbox(row);
+  }
+
+  async getMailboxById(id: number): Promise<Mailbox | undefined> {
+    const row = await this.read(() => this.db.selectFrom('mailboxes').selectAll().where('id', '=', id).executeTakeFirst());
+    return row && toMailbox(row);
+  }
+
+  async createMailbox(userId: number, name: string, specialUse: string | null = null): Promise<Mailbox> {
+    const canonical = canonicalMailboxName(name);
+    return this.write(async (tx, changes) => {
+      const existing = await tx.selectFrom('mailboxes').select('id').where('user_id', '=', userId).where('name', '=', canonical).executeTakeFirst();
+      if (existing) throw new StoreError('conflict', `mailbox ${canonical} already exists`);
+      const mailbox = await this.insertMailbox(tx, userId, canonical, specialUse);
+      await this.recordChange(tx, userId, null, 'mailbox', changes);
+      return mailbox;
+    });
+  }
+
+  /** Removes a mailbox's messages and releases their blobs (inside a write). */
+  private async dropMailboxContents(tx: Tx, mailboxId: number): Promise<void> {
+    const rows = await tx.selectFrom('messages').select(['blob_hash', 'size']).where('mailbox_id', '=', mailboxId).execute();
+    await tx.deleteFrom('messages').where('mailbox_id', '=', mailboxId).execute();
+    await tx.deleteFrom('expunged').where('mailbox_id', '=', mailboxId).execute();
+    await this.releaseBlobs(tx, rows.map((r) => r.blob_hash));
+  }
+
+  private async releaseBlobs(tx: Tx, hashes: string[]): Promise<void> {
+    const counts = new Map<string, number>();
+    for (const hash of hashes) counts.set(hash, (counts.get(hash) ?? 0) + 1);
+    for (const [hash, n] of counts) {
+      await tx.updateTable('blobs').set({ refs: sql`refs - ${n}` }).where('hash', '=', hash).execute();
+    }
+    if (counts.size > 0) await tx.deleteFrom('blobs').where('hash', 'in', [...counts.keys()]).where('refs', '<=', 0).execute();
+  }
+
+  private async adjustUsage(tx: Tx, mailboxId: number, delta: number): Promise<void> {
+    if (delta === 0) return;
+    const mailbox = await tx.selectFrom('mailboxes').select('user_id').where('id', '=', mailboxId).executeTakeFirstOrThrow();
+    await tx.updateTable('users').set({ used_bytes: sql`used_bytes + ${delta}` }).where('id', '=', mailbox.user_id).execute();
+  }
+
+  async deleteMailbox(mailboxId: number): Promise<void> {
+    await this.write(async (tx, changes) => {
+      const mailbox = await tx.selectFrom('mailboxes').selectAll().where('id', '=', mailboxId).executeTakeFirst();
+      if (!mailbox) throw new StoreError('not-found', 'no such mailbox');
+      if (mailbox.name === 'INBOX') throw new StoreError('invalid', 'INBOX cannot be deleted');
+      const size = await tx.selectFrom('messages').select(sql<number>`coalesce(sum(size), 0)`.as('total')).where('mailbox_id', '=', mailboxId).executeTakeFirstOrThrow();
+      await this.adjustUsage(tx, mailboxId, -num(size.total));
+      await this.dropMailboxContents(tx, mailboxId);
+      await tx.deleteFrom('mailboxes').where('id', '=', mailboxId).execute();
+      await this.recordChange(tx, num(mailbox.user_id), mailboxId, 'mailbox', changes);
+    });
+  }
+
+  async renameMailbox(userId: number, from: string, to: string): Promise<void> {
+    const source = canonicalMailboxName(from);
+    const target = canonicalMailboxName(to);
+    await this.write(async (tx, changes) => {
+      const mailbox = await tx.selectFrom('mailboxes').selectAll().where('user_id', '=', userId).where('name', '=', source).executeTakeFirst();
+      if (!mailbox) throw new StoreError('not-found', `no mailbox ${source}`);
+      const clash = await tx.selectFrom('mailboxes').select('id').where('user_id', '=', userId).where('name', '=', target).executeTakeFirst();
+      if (clash) throw new StoreError('conflict', `mailbox ${target} already exists`);
+      if (source === 'INBOX') {
+        // RFC 3501 6.3.5: renaming INBOX moves its messages to the new name; INBOX stays, empty.
+        const created = await this.insertMailbox(tx, userId, target, null);
+        const uids = await tx.selectFrom('messages').select('uid').where('mailbox_id', '=', mailbox.id).execute();
+        const modseq = num(mailbox.highest_modseq) + 1;
+        await tx.updateTable('messages').set({ mailbox_id: created.id }).where('mailbox_id', '=', mailbox.id).execute();
+        await tx.updateTable('mailboxes').set({ uidnext: num(mailbox.uidnext), highest_modseq: modseq }).where('id', '=', created.id).execute();
+        if (uids.length > 0) {
+          await tx.insertInto('expunged').values(uids.map((u) => ({ mailbox_id: mailbox.id, uid: u.uid, modseq }))).execute();
+          await tx.updateTable('mailboxes').set({ highest_modseq: modseq }).where('id', '=', mailbox.id).execute();
+        }
+      } else {
+        const children = await tx.selectFrom('mailboxes').select(['id', 'name']).where('user_id', '=', userId).where('name', 'like', `${source}/%`).execute();
+        await tx.updateTable('mailboxes').set({ name: target }).where('id', '=', mailbox.id).execute();
+        for (const child of children) {
+          await tx.updateTable('mailboxes').set({ name: target + child.name.slice(source.length) }).where('id', '=', child.id).execute();
+        }
+      }
+      await this.recordChange(tx, userId, null, 'mailbox', changes);
+    });
+  }
+
+  async setSubscribed(mailboxId: number, subscribed: boolean): Promise<void> {
+    await this.write(async (tx) => {
+      await tx.updateTable('mailboxes').set({ subscribed: subscribed ? 1 : 0 }).where('id', '=', mailboxId).execute();
+    });
+  }
+
+  async mailboxStatus(mailboxId: number): Promise<MailboxStatus> {
+    return this.read(async () => {
+      const mailbox = await this.db.selectFrom('mailboxes').selectAll().where('id', '=', mailboxId).executeTakeFirst();
+      if (!mailbox) throw new StoreError('not-found', 'no such mailbox');
+      const counts = await this.db
+        .selectFrom('messages')
+        .select([
+          sql<number>`count(*)`.as('messages'),
+          sql<number>`coalesce(sum(case when seen = 0 then 1 else 0 end), 0)`.as('unseen'),
+          sql<number>`coalesce(sum(case when uid > ${mailbox.recent_uid} then 1 else 0 end), 0)`.as('recent'),
+          sql<number>`coalesce(sum(size), 0)`.as('size'),
+        ])
+        .where('mailbox_id', '=', mailboxId)
+        .executeTakeFirstOrThrow();
+      return {
+        messages: num(counts.messages),
+        unseen: num(counts.unseen),
+        recent: num(counts.recent),
+        size: num(counts.size),
+        uidnext: num(mailbox.uidnext),
+        uidvalidity: num(mailbox.uidvalidity),
+        highestModseq: num(mailbox.highest_modseq),
+      };
+    });
+  }
+
+  async claimRecent(mailboxId: number): Promise<number> {
+    return this.write(async (tx) => {
+      const mailbox = await tx.selectFrom('mailboxes').select(['recent_uid', 'uidnext']).where('id', '=', mailboxId).executeTakeFirst();
+      if (!mailbox) throw new StoreError('not-found', 'no such mailbox');
+      await tx.updateTable('mailboxes').set({ recent_uid: num(mailbox.uidnext) - 1 }).where('id', '=', mailboxId).execute();
+      return num(mailbox.recent_uid);
+    });
+  }
+
+  // ---- messages ----------------------------------------------------------
+
+  /** Allocates the next UID and modseq of a mailbox for `count` new messages. */
+  private async allocate(tx: Tx, mailboxId: number, count: number): Promise<{ firstUid: number; modseq: number; uidvalidity: number; userId: number }> {
+    const mailbox = await tx.selectFrom('mailboxes').select(['uidnext', 'highest_modseq', 'uidvalidity', 'user_id']).where('id', '=', mailboxId).executeTakeFirst();
+    if (!mailbox) throw new StoreError('not-found', 'no such mailbox');
+    const firstUid = num(mailbox.uidnext);
+    const modseq = num(mailbox.highest_modseq) + 1;
+    await tx.updateTable('mailboxes').set({ uidnext: firstUid + count, highest_modseq: modseq }).where('id', '=', mailboxId).execute();
+    return { firstUid, modseq, uidvalidity: num(mailbox.uidvalidity), userId: num(mailbox.user_id) };
+  }
+
+  private async putBlob(tx: Tx, hash: string, raw: Buffer, refs: number): Promise<void> {
+    const updated = await tx.updateTable('blobs').set({ refs: sql`refs + ${refs}` }).where('hash', '=', hash).executeTakeFirst();
+    if (Number(updated.numUpdatedRows) === 0) {
+      await tx.insertInto('blobs').values({ hash, size: raw.length, data: raw, refs, meta: null }).execute();
+    }
+  }
+
+  private async insertMessage(tx: Tx, mailboxId: number, uid: number, hash: string, size: number, flags: string[], internalDate: number, modseq: number): Promise<void> {
+    await tx
+      .insertInto('messages')
+      .values({
+        mailbox_id: mailboxId,
+        uid,
+        blob_hash: hash,
+        size,
+        internal_date: internalDate,
+        flags: flags.join(' '),
+        seen: hasFlag(flags, '\\Seen'),
+        deleted: hasFlag(flags, '\\Deleted'),
+        modseq,
+      })
+      .execute();
+  }
+
+  deliver(raw: Buffer, targets: DeliveryTarget[], options: DeliveryOptions = {}): Promise<DeliveryResult> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ raw, hash: hashBytes(raw), targets, options, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => {
+          this.flushing = this.flushing.then(() => this.flushDeliveries());
+        });
+      }
+    });
+  }
+
+  /**
+   * Group commit: every delivery that arrived while the previous commit was running is
+   * written in one transaction, so one fsync acknowledges them all. If the batch fails,
+   * each delivery is retried alone so one bad message cannot fail its neighbours.
+   */
+  private async flushDeliveries(): Promise<void> {
+    this.flushScheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    let results: DeliveryResult[] | undefined;
+    let changes: ChangeEvent[] = [];
+    try {
+      const collected: ChangeEvent[] = [];
+      results = await this.db.transaction().execute(async (tx) => {
+        const out: DeliveryResult[] = [];
+        for (const item of batch) out.push(await this.deliverOne(tx, item, collected));
+        return out;
+      });
+      changes = collected;
+    } catch {
+      results = undefined;
+    }
+    if (results) {
+      this.afterCommit(changes);
+      batch.forEach((item, i) => item.resolve(results![i]!));
+      return;
+    }
+    for (const item of batch) {
+      try {
+        item.resolve(await this.write((tx, collected) => this.deliverOne(tx, item, collected)));
+      } catch (error) {
+        item.reject(error);
+      }
+    }
+  }
+
+  private async deliverOne(tx: Transaction<Database>, item: PendingDelivery, changes: ChangeEvent[]): Promise<DeliveryResult> {
+    const { raw, hash, targets, options } = item;
+    if (options.txnId) {
+      const seen = await tx.selectFrom('txns').select('id').where('id', '=', options.txnId).executeTakeFirst();
+      if (seen) return { stored: false, copies: [], outboundIds: [] };
+      await tx.insertInto('txns').values({ id: options.txnId, created_at: Date.now() }).execute();
+    }
+    const outboundRecipients = options.outbound?.recipients ?? [];
+    await this.putBlob(tx, hash, raw, targets.length + outboundRecipients.length);
+    const internalDate = (options.internalDate ?? new Date()).getTime();
+    const copies: DeliveryResult['copies'] = [];
+    const touchedUsers = new Set<number>();
+    for (const target of targets) {
+      const name = canonicalMailboxName(target.mailbox ?? 'INBOX');
+      let mailbox = await tx.selectFrom('mailboxes').select('id').where('user_id', '=', target.userId).where('name', '=', name).executeTakeFirst();
+      if (!mailbox) mailbox = await tx.selectFrom('mailboxes').select('id').where('user_id', '=', target.userId).where('name', '=', 'INBOX').executeTakeFirst();
+      if (!mailbox) throw new StoreError('not-found', `user ${target.userId} has no INBOX`);
+      const mailboxId = num(mailbox.id);
+      const { firstUid, modseq, uidvalidity } = await this.allocate(tx, mailboxId, 1);
+      await this.insertMessage(tx, mailboxId, firstUid, hash, raw.length, normalizeFlags(target.flags ?? []), internalDate, modseq);
+      await tx.updateTable('users').set({ used_bytes: sql`used_bytes + ${raw.length}` }).where('id', '=', target.userId).execute();
+      await this.recordChange(tx, target.userId, mailboxId, 'append', changes);
+      copies.push({ userId: target.userId, mailboxId, uid: firstUid, uidvalidity });
+      touchedUsers.add(target.userId);
+    }
+    const outboundIds: number[] = [];
+    const now = Date.now();
+    for (const recipient of outboundRecipients) {
+      const row = await tx
+        .insertInto('outbound')
+        .values({
+          sender: options.outbound!.sender,
+          recipient,
+          domain: recipient.slice(recipient.lastIndexOf('@') + 1).toLowerCase(),
+          blob_hash: hash,
+          status: 'queued',
+          attempts: 0,
+          created_at: now,
+          next_attempt_at: now,
+          last_error: null,
+          lease_owner: null,
+          lease_until: null,
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      outboundIds.push(num(row.id));
+    }
+    return { stored: true, copies, outboundIds };
+  }
+
+  async append(mailboxId: number, raw: Buffer, flags: string[], internalDate?: Date): Promise<{ uid: number; uidvalidity: number; modseq: number }> {
+    const hash = hashBytes(raw);
+    return this.write(async (tx, changes) => {
+      const owner = await tx
+        .selectFrom('mailboxes')
+        .innerJoin('users', 'users.id', 'mailboxes.user_id')
+        .select(['users.id as user_id', 'users.quota_bytes', 'users.used_bytes'])
+        .where('mailboxes.id', '=', mailboxId)
+        .executeTakeFirst();
+      if (!owner) throw new StoreError('not-found', 'no such mailbox');
+      if (num(owner.quota_bytes) > 0 && num(owner.used_bytes) + raw.length > num(owner.quota_bytes)) {
+        throw new StoreError('quota', 'quota exceeded');
+      }
+      const { firstUid, modseq, uidvalidity, userId } = await this.allocate(tx, mailboxId, 1);
+      await this.putBlob(tx, hash, raw, 1);
+      await this.insertMessage(tx, mailboxId, firstUid, hash, raw.length, normalizeFlags(flags), (internalDate ?? new Date()).getTime(), modseq);
+      await tx.updateTable('users').set({ used_bytes: sql`used_bytes + ${raw.length}` }).where('id', '=', userId).execute();
+      await this.recordChange(tx, userId, mailboxId, 'append', changes);
+      return { uid: firstUid, uidvalidity, modseq };
+    });
+  }
+
+  async listMessages(mailboxId: number, range: { fromUid?: number; toUid?: number; changedSince?: number; limit?: number } = {}): Promise<MessageMeta[]> {
+    const rows = await this.read(() => {
+      let q = this.db.selectFrom('messages').selectAll().where('mailbox_id', '=', mailboxId);
+      if (range.fromUid !== undefined) q = q.where('uid', '>=', range.fromUid);
+      if (range.toUid !== undefined) q = q.where('uid', '<=', range.toUid);
+      if (range.changedSince !== undefined) q = q.where('modseq', '>', range.changedSince);
+      q = q.orderBy('uid');
+      if (range.limit !== undefined) q = q.limit(range.limit);
+      return q.execute();
+    });
+    return rows.map(toMessage);
+  }
+
+  async listUids(mailboxId: number): Promise<number[]> {
+    const rows = await this.read(() => this.db.selectFrom('messages').select('uid').where('mailbox_id', '=', mailboxId).orderBy('uid').execute());
+    return rows.map((r) => num(r.uid));
+  }
+
+  async getMessage(mailboxId: number, uid: number): Promise<MessageMeta | undefined> {
+    const row = await this.read(() => this.db.selectFrom('messages').selectAll().where('mailbox_id', '=', mailboxId).where('uid', '=', uid).executeTakeFirst());
+    return row && toMessage(row);
+  }
+
+  async getBlob(hash: string): Promise<Buffer | undefined> {
+    const row = await this.read(() => this.db.selectFrom('blobs').select('data').where('hash', '=', hash).executeTakeFirst());
+    return row ? Buffer.from(row.data) : undefined;
+  }
+
+  async getBlobMeta(hash: string): Promise<string | null> {
+    const row = await this.read(() => this.db.selectFrom('blobs').select('meta').where('hash', '=', hash).executeTakeFirst());
+    return row?.meta ?? null;
+  }
+
+  async setBlobMeta(hash: string, meta: string): Promise<void> {
+    await this.read(() => this.db.updateTable('blobs').set({ meta }).where('hash', '=', hash).execute());
+  }
+
+  async setFlags(mailboxId: number, uids: number[], op: FlagOp, flags: string[], unchangedSince?: number): Promise<{ updated: FlagUpdate[]; failed: number[] }> {
+    const wanted = normalizeFlags(flags);
+    return this.write(async (tx, changes) => {
+      const rows = await this.selectByUids(tx, mailboxId, uids);
+      const updated: FlagUpdate[] = [];
+      const failed: number[] = [];
+      let modseq = 0;
+      for (const row of rows) {
+        // RFC 7162 3.1.3: UNCHANGEDSINCE fails messages modified after the given modseq.
+        if (unchangedSince !== undefined && num(row.modseq) > unchangedSince) {
+          failed.push(num(row.uid));
+          continue;
+        }
+        const current = splitFlags(row.flags);
+        let next: string[];
+        if (op === 'replace') next = wanted;
+        else if (op === 'add') next = normalizeFlags([...current, ...wanted]);
+        else next = current.filter((f) => !hasFlag(wanted, f));
+        if (next.join(' ') === current.join(' ')) continue;
+        if (modseq === 0) modseq = (await this.allocate(tx, mailboxId, 0)).modseq;
+        await tx
+          .updateTable('messages')
+          .set({ flags: next.join(' '), seen: hasFlag(next, '\\Seen'), deleted: hasFlag(next, '\\Deleted'), modseq })
+          .where('id', '=', row.id)
+          .execute();
+        updated.push({ uid: num(row.uid), flags: next, modseq });
+      }
+      if (updated.length > 0) {
+        const mailbox = await tx.selectFrom('mailboxes').select('user_id').where('id', '=', mailboxId).executeTakeFirstOrThrow();
+        await this.recordChange(tx, num(mailbox.user_id), mailboxId, 'flags', changes);
+      }
+      return { updated, failed };
+    });
+  }
+
+  private async selectByUids(tx: Tx, mailboxId: number, uids: number[]): Promise<Selectable<MessageTable>[]> {
+    const out: Selectable<MessageTable>[] = [];
+    // Chunked to stay under the bound-parameter limits of both engines.
+    for (let i = 0; i < uids.length; i += 500) {
+      const chunk = uids.slice(i, i + 500);
+      out.push(...(await tx.selectFrom('messages').selectAll().where('mailbox_id', '=', mailboxId).where('uid', 'in', chunk).orderBy('uid').execute()));
+    }
+    return out;
+  }
+
+  async expunge(mailboxId: number, uids?: number[], onlyDeleted = true): Promise<number[]> {
+    return this.write((tx, changes) => this.expungeIn(tx, mailboxId, uids, onlyDeleted, changes));
+  }
+
+  private async expungeIn(tx: Transaction<Database>, mailboxId: number, uids: number[] | undefined, onlyDeleted: boolean, changes: ChangeEvent[]): Promise<number[]> {
+    let rows: Selectable<MessageTable>[];
+    if (uids) rows = await this.selectByUids(tx, mailboxId, uids);
+    else rows = await tx.selectFrom('messages').selectAll().where('mailbox_id', '=', mailboxId).where('deleted', '=', 1).orderBy('uid').execute();
+    if (onlyDeleted) rows = rows.filter((r) => num(r.deleted) === 1);
+    if (rows.length === 0) return [];
+    const { modseq, userId } = await this.allocate(tx, mailboxId, 0);
+    const ids = rows.map((r) => r.id);
+    for (let i = 0; i < ids.length; i += 500) await tx.deleteFrom('messages').where('id', 'in', ids.slice(i, i + 500)).execute();
+    for (let i = 0; i < rows.length; i += 200) {
+      await tx
+        .insertInto('expunged')
+        .values(rows.slice(i, i + 200).map((r) => ({ mailbox_id: mailboxId, uid: num(r.uid), modseq })))
+        .onConflict((oc) => oc.columns(['mailbox_id', 'uid']).doUpdateSet({ modseq }))
+        .execute();
+    }
+    const freed = rows.reduce((sum, r) => sum + num(r.size), 0);
+    await tx.updateTable('users').set({ used_bytes: sql`used_bytes - ${freed}` }).where('id', '=', userId).execute();
+    await this.releaseBlobs(tx, rows.map((r) => r.blob_hash));
+    await this.recordChange(tx, userId, mailboxId, 'expunge', changes);
+    return rows.map((r) => num(r.uid));
+  }
+
+  async expungedSince(mailboxId: number, modseq: number): Promise<number[]> {
+    const rows = await this.read(() => this.db.selectFrom('expunged').select('uid').where('mailbox_id', '=', mailboxId).where('modseq', '>', modseq).orderBy('uid').execute());
+    return rows.map((r) => num(r.uid));
+  }
+
+  async copy(fromMailboxId: number, uids: number[], toMailboxId: number): Promise<{ map: [number, number][]; uidvalidity: number }> {
+    return this.write((tx, changes) => this.copyIn(tx, fromMailboxId, uids, toMailboxId, changes));
+  }
+
+  private async copyIn(tx: Transaction<Database>, fromMailboxId: number, uids: number[], toMailboxId: number, changes: ChangeEvent[]) {
+    const rows = await this.selectByUids(tx, fromMailboxId, uids);
+    const target = await tx
+      .selectFrom('mailboxes')
+      .innerJoin('users', 'users.id', 'mailboxes.user_id')
+      .select(['users.quota_bytes', 'users.used_bytes', 'mailboxes.uidvalidity'])
+      .where('mailboxes.id', '=', toMailboxId)
+      .executeTakeFirst();
+    if (!target) throw new StoreError('not-found', 'no such mailbox');
+    if (rows.length === 0) return { map: [] as [number, number][], uidvalidity: num(target.uidvalidity) };
+    const added = rows.reduce((sum, r) => sum + num(r.size), 0);
+    if (num(target.quota_bytes) > 0 && num(target.used_bytes) + added > num(target.quota_bytes)) throw new StoreError('quota', 'quota exceeded');
+    const { firstUid, modseq, uidvalidity, userId } = await this.allocate(tx, toMailboxId, rows.length);
+    const map: [number, number][] = [];
+    for (const [i, row] of rows.entries()) {
+      await tx.updateTable('blobs').set({ refs: sql`refs + 1` }).where('hash', '=', row.blob_hash).execute();
+      const flags = splitFlags(row.flags);
+      await this.insertMessage(tx, toMailboxId, firstUid + i, row.blob_hash, num(row.size), flags, num(row.internal_date), modseq);
+      map.push([num(row.uid), firstUid + i]);
+    }
+    await tx.updateTable('users').set({ used_bytes: sql`used_bytes + ${added}` }).where('id', '=', userId).execute();
+    await this.recordChange(tx, userId, toMailboxId, 'append', changes);
+    return { map, uidvalidity };
+  }
+
+  async move(fromMailboxId: number, uids: number[], toMailboxId: number): Promise<{ map: [number, number][]; uidvalidity: number }> {
+    return this.write(async (tx, changes) => {
+      const result = await this.copyIn(tx, fromMailboxId, uids, toMailboxId, changes);
+      await this.expungeIn(tx, fromMailboxId, result.map.map(([from]) => from), false, changes);
+      return result;
+    });
+  }
+
+  // ---- outbound queue ------------------------------------------------------
+
+  private outboundQuery() {
+    return this.db.selectFrom('outbound').innerJoin('blobs', 'blobs.hash', 'outbound.blob_hash').selectAll('outbound').select('blobs.size as size');
+  }
+
+  async listOutbound(): Promise<OutboundEntry[]> {
+    const rows = await this.read(() => this.outboundQuery().orderBy('outbound.id').execute());
+    return rows.map(toOutbound);
+  }
+
+  async getOutbound(id: number): Promise<OutboundEntry | undefined> {
+    const row = await this.read(() => this.outboundQuery().where('outbound.id', '=', id).executeTakeFirst());
+    return row && toOutbound(row);
+  }
+
+  async deleteOutbound(id: number): Promise<boolean> {
+    return this.write(async (tx) => {
+      const row = await tx.selectFrom('outbound').select('blob_hash').where('id', '=', id).executeTakeFirst();
+      if (!row) return false;
+      await tx.deleteFrom('outbound').where('id', '=', id).execute();
+      await this.releaseBlobs(tx, [row.blob_hash]);
+      return true;
+    });
+  }
+
+  async setOutboundStatus(id: number, status: 'queued' | 'held'): Promise<boolean> {
+    return this.write(async (tx) => {
+      const values = status === 'queued' ? { status, next_attempt_at: Date.now() } : { status };
+      const result = await tx.updateTable('outbound').set(values).where('id', '=', id).executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    });
+  }
+}

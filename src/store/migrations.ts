@@ -1,0 +1,122 @@
+// Numbered schema migrations, applied in order at start. Written with Kysely's schema
+// builder so the same steps run on SQLite and PostgreSQL.
+import { type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+function idColumn(dialect: Dialect) {
+  return dialect === 'sqlite' ? ('integer' as const) : ('bigserial' as const);
+}
+
+function migration001(dialect: Dialect): Migration {
+  const blob = dialect === 'sqlite' ? 'blob' : 'bytea';
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('domains')
+        .addColumn('id', idColumn(dialect), (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('users')
+        .addColumn('id', idColumn(dialect), (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+        .addColumn('address', 'text', (c) => c.notNull().unique())
+        .addColumn('domain_id', 'bigint', (c) => c.notNull().references('domains.id'))
+        .addColumn('password_hash', 'text', (c) => c.notNull())
+        .addColumn('quota_bytes', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('used_bytes', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('is_admin', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('mailboxes')
+        .addColumn('id', idColumn(dialect), (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+        .addColumn('user_id', 'bigint', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('uidvalidity', 'bigint', (c) => c.notNull())
+        .addColumn('uidnext', 'bigint', (c) => c.notNull().defaultTo(1))
+        .addColumn('highest_modseq', 'bigint', (c) => c.notNull().defaultTo(1))
+        .addColumn('recent_uid', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('special_use', 'text')
+        .addColumn('subscribed', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('mailboxes_user_name', ['user_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('blobs')
+        .addColumn('hash', 'text', (c) => c.primaryKey())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('data', blob, (c) => c.notNull())
+        .addColumn('refs', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('meta', 'text')
+        .execute();
+      await db.schema
+        .createTable('messages')
+        .addColumn('id', idColumn(dialect), (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+        .addColumn('mailbox_id', 'bigint', (c) => c.notNull().references('mailboxes.id').onDelete('cascade'))
+        .addColumn('uid', 'bigint', (c) => c.notNull())
+        .addColumn('blob_hash', 'text', (c) => c.notNull().references('blobs.hash'))
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('internal_date', 'bigint', (c) => c.notNull())
+        .addColumn('flags', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('seen', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('deleted', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('modseq', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('messages_mailbox_uid', ['mailbox_id', 'uid'])
+        .execute();
+      await db.schema.createIndex('messages_mailbox_modseq').on('messages').columns(['mailbox_id', 'modseq']).execute();
+      await db.schema.createIndex('messages_mailbox_seen').on('messages').columns(['mailbox_id', 'seen']).execute();
+      await db.schema
+        .createTable('expunged')
+        .addColumn('mailbox_id', 'bigint', (c) => c.notNull().references('mailboxes.id').onDelete('cascade'))
+        .addColumn('uid', 'bigint', (c) => c.notNull())
+        .addColumn('modseq', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('expunged_pk', ['mailbox_id', 'uid'])
+        .execute();
+      await db.schema
+        .createTable('changes')
+        .addColumn('id', idColumn(dialect), (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+        .addColumn('user_id', 'bigint', (c) => c.notNull())
+        .addColumn('mailbox_id', 'bigint')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('txns')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('outbound')
+        .addColumn('id', idColumn(dialect), (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+        .addColumn('sender', 'text', (c) => c.notNull())
+        .addColumn('recipient', 'text', (c) => c.notNull())
+        .addColumn('domain', 'text', (c) => c.notNull())
+        .addColumn('blob_hash', 'text', (c) => c.notNull().references('blobs.hash'))
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('next_attempt_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_error', 'text')
+        .addColumn('lease_owner', 'text')
+        .addColumn('lease_until', 'bigint')
+        .execute();
+      await db.schema.createIndex('outbound_due').on('outbound').columns(['status', 'next_attempt_at']).execute();
+      await db.schema
+        .createTable('meta')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
+    },
+  };
+}
+
+export function migrations(dialect: Dialect): MigrationProvider {
+  return {
+    async getMigrations() {
+      return { '001_initial': migration001(dialect) };
+    },
+  };
+}

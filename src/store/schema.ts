@@ -1,0 +1,112 @@
+// Table shapes for Kysely. Columns are kept portable between SQLite and PostgreSQL:
+// integers for booleans and times (milliseconds since the epoch), text for flags.
+import type { Generated } from 'kysely';
+
+type Id = Generated<number>;
+
+export interface DomainTable {
+  id: Id;
+  name: string;
+  created_at: number;
+}
+
+export interface UserTable {
+  id: Id;
+  address: string;
+  domain_id: number;
+  password_hash: string;
+  quota_bytes: number;
+  used_bytes: number;
+  is_admin: number;
+  disabled: number;
+  created_at: number;
+}
+
+export interface MailboxTable {
+  id: Id;
+  user_id: number;
+  name: string;
+  uidvalidity: number;
+  uidnext: number;
+  highest_modseq: number;
+  /** Highest UID that some session has already seen as \Recent (RFC 3501 2.3.2). */
+  recent_uid: number;
+  special_use: string | null;
+  subscribed: number;
+  created_at: number;
+}
+
+export interface BlobTable {
+  hash: string;
+  size: number;
+  data: Buffer;
+  refs: number;
+  /** Parsed structure cache (JSON), filled lazily by readers such as IMAP. */
+  meta: string | null;
+}
+
+export interface MessageTable {
+  id: Id;
+  mailbox_id: number;
+  uid: number;
+  blob_hash: string;
+  size: number;
+  internal_date: number;
+  flags: string;
+  seen: number;
+  deleted: number;
+  modseq: number;
+}
+
+export interface ExpungedTable {
+  mailbox_id: number;
+  uid: number;
+  modseq: number;
+}
+
+export interface ChangeTable {
+  id: Id;
+  user_id: number;
+  mailbox_id: number | null;
+  kind: string;
+  created_at: number;
+}
+
+export interface TxnTable {
+  id: string;
+  created_at: number;
+}
+
+export interface OutboundTable {
+  id: Id;
+  sender: string;
+  recipient: string;
+  domain: string;
+  blob_hash: string;
+  status: string;
+  attempts: number;
+  created_at: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  lease_owner: string | null;
+  lease_until: number | null;
+}
+
+export interface MetaTable {
+  key: string;
+  value: string;
+}
+
+export interface Database {
+  domains: DomainTable;
+  users: UserTable;
+  mailboxes: MailboxTable;
+  blobs: BlobTable;
+  messages: MessageTable;
+  expunged: ExpungedTable;
+  changes: ChangeTable;
+  txns: TxnTable;
+  outbound: OutboundTable;
+  meta: MetaTable;
+}
+

@@ -1,0 +1,145 @@
+// Embedded default store: one SQLite file in WAL mode, synchronous=FULL so a commit is on
+// disk before SMTP says 250. Several processes (server, CLI, other nodes) may share it.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { CompiledQuery, Kysely, Migrator, SqliteDialect, SqliteDriver, type DatabaseConnection, type SqliteDialectConfig } from 'kysely';
+import { KyselyStore } from './kysely-store.js';
+import { migrations } from './migrations.js';
+import type { Database } from './schema.js';
+import { StoreError, type ChangeEvent, type ChangeKind, type ChangeListener } from './types.js';
+
+/** BEGIN IMMEDIATE takes the write lock up front, so a busy database waits (busy_timeout) instead of failing mid-transaction. */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class QuillSqliteDialect extends SqliteDialect {
+  constructor(private readonly settings: SqliteDialectConfig) {
+    super(settings);
+  }
+  override createDriver() {
+    return new ImmediateSqliteDriver(this.settings);
+  }
+}
+
+export interface SqliteOptions {
+  /** Refuse writes past this size (SQLITE_FULL): an operator's cap, also how tests simulate a full disk. */
+  maxDatabaseBytes?: number;
+  /** How often other processes' changes are picked up for IDLE (ms). */
+  pollIntervalMs?: number;
+  busyTimeoutMs?: number;
+}
+
+export class SqliteStore extends KyselyStore {
+  readonly kind = 'sqlite' as const;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private lastChangeId = 0;
+  private readonly ownChanges = new Set<number>();
+  private readonly pollIntervalMs: number;
+  private subscribers = 0;
+
+  private constructor(
+    db: Kysely<Database>,
+    readonly file: string,
+    private readonly raw: BetterSqlite3.Database,
+    options: SqliteOptions,
+  ) {
+    super(db);
+    this.pollIntervalMs = options.pollIntervalMs ?? 100;
+  }
+
+  /** Opens (creating if needed) the store in a data directory and applies migrations. */
+  static async open(dataDir: string, options: SqliteOptions = {}): Promise<SqliteStore> {
+    mkdirSync(dataDir, { recursive: true });
+    const file = path.join(dataDir, 'quill.db');
+    let raw: BetterSqlite3.Database;
+    try {
+      raw = new BetterSqlite3(file, { timeout: options.busyTimeoutMs ?? 10_000 });
+      raw.pragma('journal_mode = WAL');
+      raw.pragma('synchronous = FULL');
+      raw.pragma('foreign_keys = ON');
+      if (options.maxDatabaseBytes) {
+        const pageSize = Number(raw.pragma('page_size', { simple: true }));
+        raw.pragma(`max_page_count = ${Math.max(1, Math.floor(options.maxDatabaseBytes / pageSize))}`);
+      }
+    } catch (error) {
+      throw new StoreError('unavailable', `cannot open store ${file}: ${(error as Error).message}`, { cause: error });
+    }
+    const db = new Kysely<Database>({ dialect: new QuillSqliteDialect({ database: raw }) });
+    const store = new SqliteStore(db, file, raw, options);
+    await store.migrate();
+    store.lastChangeId = await store.maxChangeId();
+    return store;
+  }
+
+  private async migrate(): Promise<void> {
+    const migrator = new Migrator({ db: this.db, provider: migrations('sqlite') });
+    const { error } = await migrator.migrateToLatest();
+    if (error) throw new StoreError('unavailable', `migration failed: ${(error as Error).message ?? error}`, { cause: error });
+  }
+
+  private async maxChangeId(): Promise<number> {
+    const row = await this.db.selectFrom('changes').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst();
+    return Number(row?.id ?? 0);
+  }
+
+  override onChange(listener: ChangeListener): () => void {
+    const unsubscribe = super.onChange(listener);
+    this.subscribers++;
+    if (!this.pollTimer) {
+      // One cheap query per process, not per idle client.
+      this.pollTimer = setInterval(() => void this.poll(), this.pollIntervalMs);
+    }
+    let active = true;
+    return () => {
+      if (!active) return;
+      active = false;
+      unsubscribe();
+      if (--this.subscribers === 0 && this.pollTimer) {
+        clearInterval(this.pollTimer);
+        this.pollTimer = undefined;
+      }
+    };
+  }
+
+  protected override afterCommit(events: ChangeEvent[]): void {
+    for (const event of events) this.ownChanges.add(event.id);
+    super.afterCommit(events);
+  }
+
+  private polling = false;
+  private async poll(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      const rows = this.raw
+        .prepare('select id, user_id, mailbox_id, kind from changes where id > ? order by id limit 1000')
+        .all(this.lastChangeId) as { id: number; user_id: number; mailbox_id: number | null; kind: string }[];
+      for (const row of rows) {
+        this.lastChangeId = row.id;
+        if (this.ownChanges.delete(row.id)) continue;
+        this.emit({ id: row.id, userId: row.user_id, mailboxId: row.mailbox_id, kind: row.kind as ChangeKind });
+      }
+      // Own ids below the watermark were seen already; forget them so the set stays small.
+      for (const id of this.ownChanges) if (id <= this.lastChangeId) this.ownChanges.delete(id);
+    } catch {
+      // A busy or failing database is retried at the next tick.
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  /** Deletes change rows older than maxAgeMs; called from the server's housekeeping timer. */
+  async pruneChanges(maxAgeMs = 10 * 60_000): Promise<void> {
+    await this.db.deleteFrom('changes').where('created_at', '<', Date.now() - maxAgeMs).execute();
+  }
+
+  override async close(): Promise<void> {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+    await super.close();
+  }
+}

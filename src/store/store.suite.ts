@@ -1,0 +1,198 @@
+// The one suite every Store backend must pass (SQLite now, PostgreSQL later).
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { StoreError, type ChangeEvent, type Store } from './types.js';
+
+export interface StoreFactory {
+  /** A fresh, empty store. */
+  open(): Promise<Store>;
+  /** A second handle on the same data, as another process would have (for the change feed). */
+  openPeer(store: Store): Promise<Store>;
+}
+
+const msg = (subject: string, body = 'hello') => Buffer.from(`From: a@example.org\r\nTo: b@example.com\r\nSubject: ${subject}\r\n\r\n${body}\r\n`);
+
+export function runStoreSuite(name: string, factory: StoreFactory): void {
+  describe(`store suite: ${name}`, () => {
+    let store: Store;
+    let alice: number;
+    let bob: number;
+
+    before(async () => {
+      store = await factory.open();
+      await store.addDomain('Example.com');
+      alice = (await store.addUser({ address: 'Alice@Example.com', passwordHash: 'x' })).id;
+      bob = (await store.addUser({ address: 'bob@example.com', passwordHash: 'x', quotaBytes: 1000 })).id;
+    });
+    after(async () => store.close());
+
+    it('keeps domains and users case-insensitively and refuses duplicates', async () => {
+      assert.equal((await store.getDomain('EXAMPLE.COM'))?.name, 'example.com');
+      assert.equal((await store.getUser('ALICE@example.com'))?.id, alice);
+      await assert.rejects(store.addDomain('example.com'), (e: StoreError) => e.code === 'conflict');
+      await assert.rejects(store.addUser({ address: 'alice@example.com', passwordHash: 'y' }), (e: StoreError) => e.code === 'conflict');
+      await assert.rejects(store.addUser({ address: 'x@nowhere.test', passwordHash: 'y' }), (e: StoreError) => e.code === 'not-found');
+      await assert.rejects(store.removeDomain('example.com'), (e: StoreError) => e.code === 'conflict');
+    });
+
+    it('creates the default mailboxes with special-use flags', async () => {
+      const boxes = await store.listMailboxes(alice);
+      assert.deepEqual(boxes.map((b) => b.name).sort(), ['Archive', 'Drafts', 'INBOX', 'Junk', 'Sent', 'Trash']);
+      assert.equal(boxes.find((b) => b.name === 'Sent')?.specialUse, '\\Sent');
+      const validities = new Set(boxes.map((b) => b.uidvalidity));
+      assert.equal(validities.size, boxes.length, 'UIDVALIDITY is unique per mailbox');
+    });
+
+    it('delivers one copy of the bytes to many recipients, exact bytes, with UIDs in order', async () => {
+      const raw = Buffer.concat([msg('multi'), Buffer.from([0xc3, 0xa9, 0x00, 0x0d, 0x0a])]);
+      const result = await store.deliver(raw, [{ userId: alice }, { userId: bob }]);
+      assert.equal(result.stored, true);
+      assert.equal(result.copies.length, 2);
+      const inbox = (await store.getMailbox(alice, 'inbox'))!;
+      const [meta] = await store.listMessages(inbox.id);
+      assert.ok(meta);
+      assert.equal(meta.uid, 1);
+      assert.equal(meta.size, raw.length);
+      assert.deepEqual(await store.getBlob(meta.blobHash), raw);
+      const bobInbox = (await store.getMailbox(bob, 'INBOX'))!;
+      const [bobMeta] = await store.listMessages(bobInbox.id);
+      assert.equal(bobMeta?.blobHash, meta.blobHash, 'same content hash, stored once');
+      assert.equal((await store.getUserById(alice))?.usedBytes, raw.length);
+    });
+
+    it('stores a replayed transaction id only once', async () => {
+      const inbox = (await store.getMailbox(alice, 'INBOX'))!;
+      const before = (await store.mailboxStatus(inbox.id)).messages;
+      const first = await store.deliver(msg('txn'), [{ userId: alice }], { txnId: 'txn-1' });
+      const second = await store.deliver(msg('txn'), [{ userId: alice }], { txnId: 'txn-1' });
+      assert.equal(first.stored, true);
+      assert.equal(second.stored, false);
+      assert.equal((await store.mailboxStatus(inbox.id)).messages, before + 1);
+    });
+
+    it('group-commits concurrent deliveries without losing or reordering any', async () => {
+      const inbox = (await store.getMailbox(alice, 'INBOX'))!;
+      const before = (await store.mailboxStatus(inbox.id)).messages;
+      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => store.deliver(msg(`bulk ${i}`), [{ userId: alice }])));
+      const uids = results.map((r) => r.copies[0]!.uid);
+      assert.equal(new Set(uids).size, 50);
+      assert.equal((await store.mailboxStatus(inbox.id)).messages, before + 50);
+    });
+
+    it('enforces quota on append and reports status', async () => {
+      const inbox = (await store.getMailbox(bob, 'INBOX'))!;
+      await assert.rejects(store.append(inbox.id, Buffer.alloc(2000, 'a'), []), (e: StoreError) => e.code === 'quota');
+      const appended = await store.append(inbox.id, msg('small'), ['\\seen', 'custom']);
+      const status = await store.mailboxStatus(inbox.id);
+      assert.equal(status.messages, 2);
+      assert.equal(status.unseen, 1);
+      assert.equal(status.uidnext, appended.uid + 1);
+      const meta = await store.getMessage(inbox.id, appended.uid);
+      assert.deepEqual(meta?.flags, ['\\Seen', 'custom']);
+    });
+
+    it('updates flags with modseq and honours UNCHANGEDSINCE', async () => {
+      const inbox = (await store.getMailbox(alice, 'INBOX'))!;
+      const { highestModseq } = await store.mailboxStatus(inbox.id);
+      const { updated } = await store.setFlags(inbox.id, [1, 2], 'add', ['\\Flagged']);
+      assert.equal(updated.length, 2);
+      assert.ok(updated[0]!.modseq > highestModseq);
+      const { updated: none, failed } = await store.setFlags(inbox.id, [1], 'add', ['\\Seen'], highestModseq);
+      assert.deepEqual(none, []);
+      assert.deepEqual(failed, [1]);
+      const { updated: removed } = await store.setFlags(inbox.id, [1], 'remove', ['\\flagged']);
+      assert.deepEqual(removed[0]?.flags, []);
+      const changed = await store.listMessages(inbox.id, { changedSince: highestModseq });
+      assert.deepEqual(changed.map((m) => m.uid), [1, 2]);
+    });
+
+    it('expunges only \\Deleted messages, keeps tombstones and frees unreferenced bytes', async () => {
+      const inbox = (await store.getMailbox(alice, 'INBOX'))!;
+      const only = await store.deliver(msg('to be expunged', 'unique body 42'), [{ userId: alice }]);
+      const uid = only.copies[0]!.uid;
+      const meta = (await store.getMessage(inbox.id, uid))!;
+      const modseq = (await store.mailboxStatus(inbox.id)).highestModseq;
+      assert.deepEqual(await store.expunge(inbox.id, [uid]), [], 'not \\Deleted yet');
+      await store.setFlags(inbox.id, [uid], 'add', ['\\Deleted']);
+      assert.deepEqual(await store.expunge(inbox.id), [uid]);
+      assert.equal(await store.getMessage(inbox.id, uid), undefined);
+      assert.deepEqual(await store.expungedSince(inbox.id, modseq), [uid]);
+      assert.equal(await store.getBlob(meta.blobHash), undefined);
+    });
+
+    it('copies and moves with new UIDs in the target', async () => {
+      const inbox = (await store.getMailbox(alice, 'INBOX'))!;
+      const archive = (await store.getMailbox(alice, 'Archive'))!;
+      const copied = await store.copy(inbox.id, [1, 2], archive.id);
+      assert.deepEqual(copied.map, [[1, 1], [2, 2]]);
+      assert.equal(copied.uidvalidity, archive.uidvalidity);
+      const moved = await store.move(inbox.id, [1], archive.id);
+      assert.deepEqual(moved.map, [[1, 3]]);
+      assert.equal(await store.getMessage(inbox.id, 1), undefined);
+      assert.equal((await store.mailboxStatus(archive.id)).messages, 3);
+    });
+
+    it('creates, renames with children, renames INBOX and deletes mailboxes', async () => {
+      await store.createMailbox(alice, 'Work');
+      await store.createMailbox(alice, 'Work/Projects');
+      await assert.rejects(store.createMailbox(alice, 'Work'), (e: StoreError) => e.code === 'conflict');
+      await store.renameMailbox(alice, 'Work', 'Job');
+      const names = (await store.listMailboxes(alice)).map((b) => b.name);
+      assert.ok(names.includes('Job') && names.includes('Job/Projects') && !names.includes('Work'));
+      const inbox = (await store.getMailbox(alice, 'INBOX'))!;
+      const count = (await store.mailboxStatus(inbox.id)).messages;
+      await store.renameMailbox(alice, 'INBOX', 'Old');
+      assert.equal((await store.mailboxStatus(inbox.id)).messages, 0);
+      assert.equal((await store.mailboxStatus((await store.getMailbox(alice, 'Old'))!.id)).messages, count);
+      await store.deleteMailbox((await store.getMailbox(alice, 'Job/Projects'))!.id);
+      await assert.rejects(store.deleteMailbox(inbox.id), (e: StoreError) => e.code === 'invalid');
+      const recreated = await store.createMailbox(alice, 'Job/Projects');
+      assert.ok(!(await store.listMailboxes(alice)).some((b) => b.id !== recreated.id && b.uidvalidity === recreated.uidvalidity));
+    });
+
+    it('queues foreign recipients in the same commit and lists them', async () => {
+      const result = await store.deliver(msg('out'), [], { outbound: { sender: 'alice@example.com', recipients: ['x@remote.test', 'y@other.test'] } });
+      assert.equal(result.outboundIds.length, 2);
+      const queue = await store.listOutbound();
+      assert.deepEqual(queue.map((q) => q.domain), ['remote.test', 'other.test']);
+      assert.equal(queue[0]!.status, 'queued');
+      assert.equal(await store.setOutboundStatus(result.outboundIds[0]!, 'held'), true);
+      assert.equal((await store.getOutbound(result.outboundIds[0]!))?.status, 'held');
+      assert.equal(await store.deleteOutbound(result.outboundIds[1]!), true);
+      assert.equal((await store.listOutbound()).length, 1);
+    });
+
+    it('tells other store handles of changes through the change feed', async () => {
+      const peer = await factory.openPeer(store);
+      try {
+        const seen: ChangeEvent[] = [];
+        const woke = new Promise<void>((resolve) => {
+          peer.onChange((event) => {
+            seen.push(event);
+            if (event.kind === 'append') resolve();
+          });
+        });
+        await store.deliver(msg('feed'), [{ userId: bob }]);
+        await woke;
+        const inbox = (await store.getMailbox(bob, 'INBOX'))!;
+        assert.ok(seen.some((e) => e.userId === bob && e.mailboxId === inbox.id && e.kind === 'append'));
+      } finally {
+        await peer.close();
+      }
+    });
+
+    it('claims \\Recent once', async () => {
+      const inbox = (await store.getMailbox(bob, 'INBOX'))!;
+      const status = await store.mailboxStatus(inbox.id);
+      assert.ok(status.recent > 0);
+      await store.claimRecent(inbox.id);
+      assert.equal((await store.mailboxStatus(inbox.id)).recent, 0);
+    });
+
+    it('removes a user with all mail', async () => {
+      await store.removeUser('bob@example.com');
+      assert.equal(await store.getUser('bob@example.com'), undefined);
+      await assert.rejects(store.removeUser('bob@example.com'), (e: StoreError) => e.code === 'not-found');
+    });
+  });
+}

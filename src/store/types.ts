@@ -1,0 +1,196 @@
+// The one Store interface that all protocol code uses (DESIGN.md "Store").
+// Backends: SQLite (embedded default) now, PostgreSQL in the cluster.
+
+export interface Domain {
+  id: number;
+  name: string;
+  createdAt: Date;
+}
+
+export interface User {
+  id: number;
+  address: string;
+  domainId: number;
+  passwordHash: string;
+  quotaBytes: number; // 0 = unlimited
+  usedBytes: number;
+  isAdmin: boolean;
+  disabled: boolean;
+  createdAt: Date;
+}
+
+export interface Mailbox {
+  id: number;
+  userId: number;
+  name: string;
+  uidvalidity: number;
+  uidnext: number;
+  highestModseq: number;
+  recentUid: number;
+  specialUse: string | null;
+  subscribed: boolean;
+}
+
+export interface MailboxStatus {
+  messages: number;
+  unseen: number;
+  recent: number;
+  uidnext: number;
+  uidvalidity: number;
+  highestModseq: number;
+  size: number;
+}
+
+export interface MessageMeta {
+  id: number;
+  mailboxId: number;
+  uid: number;
+  blobHash: string;
+  size: number;
+  internalDate: Date;
+  flags: string[];
+  modseq: number;
+}
+
+/** One recipient's copy of a delivered message. */
+export interface DeliveryTarget {
+  userId: number;
+  /** Mailbox name; INBOX when omitted. Falls back to INBOX when the mailbox is missing. */
+  mailbox?: string;
+  flags?: string[];
+}
+
+export interface DeliveryOptions {
+  internalDate?: Date;
+  /** Idempotency key: a second delivery with the same id stores nothing (replayed DATA). */
+  txnId?: string;
+  /** Foreign recipients written to the outbound queue in the same commit. */
+  outbound?: { sender: string; recipients: string[] };
+}
+
+export interface DeliveryResult {
+  /** False when the txnId had already been stored. */
+  stored: boolean;
+  copies: { userId: number; mailboxId: number; uid: number; uidvalidity: number }[];
+  outboundIds: number[];
+}
+
+export type FlagOp = 'add' | 'remove' | 'replace';
+
+export interface FlagUpdate {
+  uid: number;
+  flags: string[];
+  modseq: number;
+}
+
+export interface OutboundEntry {
+  id: number;
+  sender: string;
+  recipient: string;
+  domain: string;
+  blobHash: string;
+  size: number;
+  status: 'queued' | 'held' | 'failed' | 'sending';
+  attempts: number;
+  createdAt: Date;
+  nextAttemptAt: Date;
+  lastError: string | null;
+}
+
+export type ChangeKind = 'append' | 'expunge' | 'flags' | 'mailbox';
+
+/** A change-feed event: something changed in one user's mailbox (or mailbox list). */
+export interface ChangeEvent {
+  id: number;
+  userId: number;
+  mailboxId: number | null;
+  kind: ChangeKind;
+}
+
+export type ChangeListener = (event: ChangeEvent) => void;
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+
+  /** Cheap round trip for /healthz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  // Domains
+  addDomain(name: string): Promise<Domain>;
+  getDomain(name: string): Promise<Domain | undefined>;
+  listDomains(): Promise<Domain[]>;
+  /** Fails with StoreError('conflict') while the domain still has users. */
+  removeDomain(name: string): Promise<void>;
+
+  // Users. Addresses are stored lower-case; lookups are case-insensitive.
+  addUser(input: { address: string; passwordHash: string; quotaBytes?: number; isAdmin?: boolean }): Promise<User>;
+  getUser(address: string): Promise<User | undefined>;
+  getUserById(id: number): Promise<User | undefined>;
+  listUsers(domain?: string): Promise<User[]>;
+  removeUser(address: string): Promise<void>;
+  setPassword(address: string, passwordHash: string): Promise<void>;
+  setQuota(address: string, quotaBytes: number): Promise<void>;
+
+  // Mailboxes. Names use '/' as the hierarchy separator; INBOX is case-insensitive.
+  listMailboxes(userId: number): Promise<Mailbox[]>;
+  getMailbox(userId: number, name: string): Promise<Mailbox | undefined>;
+  getMailboxById(id: number): Promise<Mailbox | undefined>;
+  createMailbox(userId: number, name: string, specialUse?: string | null): Promise<Mailbox>;
+  deleteMailbox(mailboxId: number): Promise<void>;
+  /** Renames a mailbox and its children; RENAME of INBOX moves its messages (RFC 3501 6.3.5). */
+  renameMailbox(userId: number, from: string, to: string): Promise<void>;
+  setSubscribed(mailboxId: number, subscribed: boolean): Promise<void>;
+  mailboxStatus(mailboxId: number): Promise<MailboxStatus>;
+  /** Marks messages above the recent watermark as seen-as-recent; returns the old watermark. */
+  claimRecent(mailboxId: number): Promise<number>;
+
+  // Messages
+  /** Stores one message for many recipients with one copy of the bytes, durably (group commit). */
+  deliver(raw: Buffer, targets: DeliveryTarget[], options?: DeliveryOptions): Promise<DeliveryResult>;
+  append(mailboxId: number, raw: Buffer, flags: string[], internalDate?: Date): Promise<{ uid: number; uidvalidity: number; modseq: number }>;
+  /** Messages ordered by UID. `fromUid`/`toUid` are inclusive; `changedSince` filters by modseq. */
+  listMessages(mailboxId: number, range?: { fromUid?: number; toUid?: number; changedSince?: number; limit?: number }): Promise<MessageMeta[]>;
+  /** UIDs of all messages of a mailbox, ascending: what a session needs for its sequence map. */
+  listUids(mailboxId: number): Promise<number[]>;
+  getMessage(mailboxId: number, uid: number): Promise<MessageMeta | undefined>;
+  getBlob(hash: string): Promise<Buffer | undefined>;
+  getBlobMeta(hash: string): Promise<string | null>;
+  setBlobMeta(hash: string, meta: string): Promise<void>;
+  /** CONDSTORE-aware flag update: messages with modseq > unchangedSince are left alone and reported. */
+  setFlags(mailboxId: number, uids: number[], op: FlagOp, flags: string[], unchangedSince?: number): Promise<{ updated: FlagUpdate[]; failed: number[] }>;
+  /** Removes messages (all \Deleted ones when uids is omitted, or those of the list that are \Deleted). */
+  expunge(mailboxId: number, uids?: number[], onlyDeleted?: boolean): Promise<number[]>;
+  /** UIDs expunged after a modseq (QRESYNC VANISHED). */
+  expungedSince(mailboxId: number, modseq: number): Promise<number[]>;
+  copy(fromMailboxId: number, uids: number[], toMailboxId: number): Promise<{ map: [number, number][]; uidvalidity: number }>;
+  move(fromMailboxId: number, uids: number[], toMailboxId: number): Promise<{ map: [number, number][]; uidvalidity: number }>;
+
+  // Outbound queue (the sending worker is issue 7)
+  listOutbound(): Promise<OutboundEntry[]>;
+  getOutbound(id: number): Promise<OutboundEntry | undefined>;
+  deleteOutbound(id: number): Promise<boolean>;
+  setOutboundStatus(id: number, status: 'queued' | 'held'): Promise<boolean>;
+
+  // Change feed: wakes IDLE sessions in every process that shares the store.
+  onChange(listener: ChangeListener): () => void;
+}
+
+export type StoreErrorCode = 'conflict' | 'not-found' | 'quota' | 'invalid' | 'unavailable';
+
+/** Errors the protocol layers map to replies: 'unavailable' is a temporary server fault. */
+export class StoreError extends Error {
+  constructor(readonly code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreError';
+  }
+}
+
+export const DEFAULT_MAILBOXES: readonly { name: string; specialUse: string | null }[] = [
+  { name: 'INBOX', specialUse: null },
+  { name: 'Sent', specialUse: '\\Sent' },
+  { name: 'Drafts', specialUse: '\\Drafts' },
+  { name: 'Trash', specialUse: '\\Trash' },
+  { name: 'Junk', specialUse: '\\Junk' },
+  { name: 'Archive', specialUse: '\\Archive' },
+];

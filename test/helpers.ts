@@ -1,0 +1,56 @@
+// Shared by tests: a fresh server on port 0 with its own data directory, and users in it.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { configSchema, type Config } from '../src/config/config.js';
+import { startServer, type RunningServer } from '../src/server.js';
+import { hashPassword } from '../src/util/password.js';
+import { silentLogger } from '../src/util/logger.js';
+
+export function tempDir(prefix = 'quill-test-'): string {
+  return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+/** A validated config for tests: every listener on 127.0.0.1:0, short auth delays. */
+export function testConfig(dataDir: string, overrides: DeepPartial<Config> = {}): Config {
+  const raw = {
+    hostname: 'mx.test.example',
+    ...overrides,
+    data: dataDir,
+    listen: { smtp: '127.0.0.1:0', submission: '127.0.0.1:0', pop3: '127.0.0.1:0', imap: '127.0.0.1:0', http: '127.0.0.1:0', ...overrides.listen },
+    limits: { authFailureDelayMs: 10, ...overrides.limits },
+    log: { level: process.env.QUILL_TEST_LOG ?? 'silent' },
+  };
+  return configSchema.parse(raw);
+}
+
+export interface TestServer extends RunningServer {
+  dataDir: string;
+  config: Config;
+  addUser(address: string, password: string, options?: { quotaBytes?: number }): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startTestServer(options: { overrides?: DeepPartial<Config>; domains?: string[]; dataDir?: string } = {}): Promise<TestServer> {
+  const dataDir = options.dataDir ?? tempDir();
+  const config = testConfig(dataDir, options.overrides);
+  const server = await startServer(config, { logger: silentLogger() });
+  for (const domain of options.domains ?? ['example.com']) {
+    if (!(await server.store.getDomain(domain))) await server.store.addDomain(domain);
+  }
+  return {
+    ...server,
+    dataDir,
+    config,
+    async addUser(address, password, userOptions = {}) {
+      const user = await server.store.addUser({ address, passwordHash: await hashPassword(password), quotaBytes: userOptions.quotaBytes });
+      return user.id;
+    },
+    async stop() {
+      await server.close();
+      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
