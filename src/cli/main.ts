@@ -1,36 +1,12 @@
 // The `quill` command. Usage errors exit with code 2 and one clear line; store errors with 1.
 import { Command, CommanderError, Option } from 'commander';
-import { ConfigError, loadConfig, type Config, type ConfigOverrides } from '../config/config.js';
-import { openStore, startServer } from '../server.js';
-import { StoreError, type Store } from '../store/types.js';
+import { ConfigError } from '../config/config.js';
+import { startServer } from '../server.js';
+import { StoreError } from '../store/types.js';
 import { hashPassword } from '../util/password.js';
 import { formatSize, parseSize } from '../util/size.js';
-
-class UsageError extends Error {}
-
-interface StoreOptions {
-  config?: string;
-  data?: string;
-}
-
-function configFrom(options: StoreOptions & ConfigOverrides): Readonly<Config> {
-  return loadConfig(options.config, options);
-}
-
-async function withStore<T>(options: StoreOptions, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(configFrom(options));
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
-
-function addStoreOptions(command: Command): Command {
-  return command
-    .option('-c, --config <file>', 'YAML config file')
-    .option('-d, --data <dir>', 'data directory of the embedded store (default ./quill-data)');
-}
+import { addStoreOptions, configFrom, UsageError, withStore, type StoreOptions } from './common.js';
+import { addMailCommands } from './mail-commands.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -181,6 +157,7 @@ function buildProgram(): Command {
       process.stdout.write(table(rows));
     });
 
+  addMailCommands(program);
   return program;
 }
 

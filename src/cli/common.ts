@@ -1,0 +1,38 @@
+// Pieces every `quill` subcommand shares: store options, opening the store, usage errors.
+import type { Command } from 'commander';
+import { loadConfig, type Config, type ConfigOverrides } from '../config/config.js';
+import { openStore } from '../server.js';
+import type { Store, User } from '../store/types.js';
+
+/** A mistake in how the command was called: exit code 2. */
+export class UsageError extends Error {}
+
+export interface StoreOptions {
+  config?: string;
+  data?: string;
+}
+
+export function configFrom(options: StoreOptions & ConfigOverrides): Readonly<Config> {
+  return loadConfig(options.config, options);
+}
+
+export async function withStore<T>(options: StoreOptions, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(configFrom(options));
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+export async function requireUser(store: Store, address: string): Promise<User> {
+  const user = await store.getUser(address);
+  if (!user) throw new UsageError(`no user ${address.toLowerCase()}`);
+  return user;
+}
+
+export function addStoreOptions(command: Command): Command {
+  return command
+    .option('-c, --config <file>', 'YAML config file')
+    .option('-d, --data <dir>', 'data directory of the embedded store (default ./quill-data)');
+}
