@@ -15,7 +15,10 @@ import {
   type Domain,
   type FlagOp,
   type FlagUpdate,
+  type LoadFigures,
   type Mailbox,
+  type Member,
+  type MemberState,
   type MailboxStatus,
   type MessageMeta,
   type OutboundEntry,
@@ -824,6 +827,57 @@ export abstract class KyselyStore implements Store {
       const values = status === 'queued' ? { status, next_attempt_at: Date.now() } : { status };
       const result = await tx.updateTable('outbound').set(values).where('id', '=', id).executeTakeFirst();
       return Number(result.numUpdatedRows) > 0;
+    });
+  }
+
+  // ---- membership ----------------------------------------------------------
+
+  async heartbeat(member: Omit<Member, 'requestedState' | 'beatAt'>): Promise<MemberState | null> {
+    const values = {
+      kind: member.kind,
+      state: member.state,
+      version: member.version,
+      addresses: JSON.stringify(member.addresses),
+      load: JSON.stringify(member.load),
+      started_at: member.startedAt.getTime(),
+      beat_at: Date.now(),
+    };
+    return this.write(async (tx) => {
+      const row = await tx
+        .insertInto('members')
+        .values({ id: member.id, requested_state: null, ...values })
+        .onConflict((oc) => oc.column('id').doUpdateSet(values))
+        .returning('requested_state')
+        .executeTakeFirstOrThrow();
+      return row.requested_state as MemberState | null;
+    });
+  }
+
+  async listMembers(): Promise<Member[]> {
+    const rows = await this.read(() => this.db.selectFrom('members').selectAll().orderBy('kind').orderBy('id').execute());
+    return rows.map((row) => ({
+      id: row.id,
+      kind: row.kind as Member['kind'],
+      state: row.state as MemberState,
+      requestedState: row.requested_state as MemberState | null,
+      version: row.version,
+      addresses: JSON.parse(row.addresses) as Record<string, string>,
+      load: JSON.parse(row.load) as LoadFigures,
+      startedAt: new Date(num(row.started_at)),
+      beatAt: new Date(num(row.beat_at)),
+    }));
+  }
+
+  async requestMemberState(id: string, state: MemberState | null): Promise<boolean> {
+    return this.write(async (tx) => {
+      const result = await tx.updateTable('members').set({ requested_state: state }).where('id', '=', id).executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    });
+  }
+
+  async removeMember(id: string): Promise<void> {
+    await this.write(async (tx) => {
+      await tx.deleteFrom('members').where('id', '=', id).execute();
     });
   }
 }

@@ -113,10 +113,29 @@ function migration001(dialect: Dialect): Migration {
   };
 }
 
+function migration002(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('members')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('requested_state', 'text')
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('addresses', 'text', (c) => c.notNull())
+        .addColumn('load', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'bigint', (c) => c.notNull())
+        .addColumn('beat_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  };
+}
+
 export function migrations(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
-      return { '001_initial': migration001(dialect) };
+      return { '001_initial': migration001(dialect), '002_members': migration002() };
     },
   };
 }

@@ -97,6 +97,19 @@ export interface MetaTable {
   value: string;
 }
 
+/** Membership: one row per node or gateway, rewritten by its heartbeat (soft state). */
+export interface MemberTable {
+  id: string;
+  kind: string;
+  state: string;
+  requested_state: string | null;
+  version: string;
+  addresses: string;
+  load: string;
+  started_at: number;
+  beat_at: number;
+}
+
 export interface Database {
   domains: DomainTable;
   users: UserTable;
@@ -108,5 +121,6 @@ export interface Database {
   txns: TxnTable;
   outbound: OutboundTable;
   meta: MetaTable;
+  members: MemberTable;
 }
 

@@ -97,6 +97,32 @@ export interface OutboundEntry {
   lastError: string | null;
 }
 
+export type MemberKind = 'node' | 'gateway';
+export type MemberState = 'active' | 'draining' | 'stopping';
+
+/** Load figures a member reports with every heartbeat. */
+export interface LoadFigures {
+  connections: Record<string, number>;
+  eventLoopDelayMs: number;
+  cpuPercent: number;
+  rssBytes: number;
+  queueDepth?: number;
+}
+
+/** One node or gateway as its last heartbeat described it (soft state). */
+export interface Member {
+  id: string;
+  kind: MemberKind;
+  state: MemberState;
+  /** What an operator asked for (quill drain/undrain); the member obeys at its next beat. */
+  requestedState: MemberState | null;
+  version: string;
+  addresses: Record<string, string>;
+  load: LoadFigures;
+  startedAt: Date;
+  beatAt: Date;
+}
+
 export type ChangeKind = 'append' | 'expunge' | 'flags' | 'mailbox';
 
 /** A change-feed event: something changed in one user's mailbox (or mailbox list). */
@@ -171,6 +197,14 @@ export interface Store {
   getOutbound(id: number): Promise<OutboundEntry | undefined>;
   deleteOutbound(id: number): Promise<boolean>;
   setOutboundStatus(id: number, status: 'queued' | 'held'): Promise<boolean>;
+
+  // Membership (DESIGN.md "Membership"): heartbeats of nodes and gateways.
+  /** Writes a member's heartbeat; returns the state an operator requested, if any. */
+  heartbeat(member: Omit<Member, 'requestedState' | 'beatAt'>): Promise<MemberState | null>;
+  listMembers(): Promise<Member[]>;
+  /** Asks a member to change state; false when no such member. */
+  requestMemberState(id: string, state: MemberState | null): Promise<boolean>;
+  removeMember(id: string): Promise<void>;
 
   // Change feed: wakes IDLE sessions in every process that shares the store.
   onChange(listener: ChangeListener): () => void;
