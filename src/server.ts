@@ -1,6 +1,8 @@
 // The composition root: builds the store, TLS, authenticator and every protocol listener
 // for one process (`quill start`), and tears them down in order.
+import { hostname } from 'node:os';
 import { Authenticator } from './auth/authenticator.js';
+import { Membership } from './cluster/membership.js';
 import type { Config, ProtocolName } from './config/config.js';
 import { startHttp } from './http/health.js';
 import type { Service, ServiceDeps } from './service.js';
@@ -11,6 +13,7 @@ import { loadTls } from './util/tls.js';
 
 export interface RunningServer {
   store: Store;
+  membership: Membership;
   services: Map<ProtocolName, Service>;
   /** Bound port of a protocol (handy when configured as 0). */
   port(name: ProtocolName): number;
@@ -26,7 +29,16 @@ export async function openStore(config: Readonly<Config>): Promise<Store> {
   return SqliteStore.open(config.data, { maxDatabaseBytes: config.store.maxDatabaseBytes });
 }
 
-export async function startServer(config: Readonly<Config>, options: { logger?: Logger; store?: Store } = {}): Promise<RunningServer> {
+export const VERSION = '0.1.0';
+
+export interface ServerOptions {
+  logger?: Logger;
+  store?: Store;
+  /** This node's name in the membership; defaults to host name and process id. */
+  nodeId?: string;
+}
+
+export async function startServer(config: Readonly<Config>, options: ServerOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger(config.log.level);
   const store = options.store ?? (await openStore(config));
   const tls = await loadTls(config.data, config.hostname, config.tls);
@@ -38,12 +50,23 @@ export async function startServer(config: Readonly<Config>, options: { logger?: 
   }, 60_000);
   housekeeping.unref();
 
-  const close = async () => {
-    clearInterval(housekeeping);
-    const deadline = new Date(Date.now() + config.shutdownTimeoutSeconds * 1000);
-    await Promise.allSettled([...services.values()].map((service) => service.close(deadline)));
-    if (!options.store) await store.close();
-  };
+  const membershipAddresses: Record<string, string> = {};
+  const membership = new Membership(
+    store,
+    { id: options.nodeId ?? `${hostname()}-${process.pid}`, kind: 'node', version: VERSION, addresses: membershipAddresses },
+    () => Object.fromEntries([...services].map(([name, service]) => [name, service.connections?.() ?? 0])),
+    logger,
+  );
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      clearInterval(housekeeping);
+      await membership.stop();
+      const deadline = new Date(Date.now() + config.shutdownTimeoutSeconds * 1000);
+      await Promise.allSettled([...services.values()].map((service) => service.close(deadline)));
+      if (!options.store) await store.close();
+    })());
 
   try {
     for (const [name, start] of STARTERS) {
@@ -55,9 +78,12 @@ export async function startServer(config: Readonly<Config>, options: { logger?: 
     await close();
     throw error;
   }
+  for (const [name, service] of services) membershipAddresses[name] = `${service.host}:${service.port}`;
+  await membership.start();
 
   return {
     store,
+    membership,
     services,
     port(name) {
       const service = services.get(name);

@@ -18,6 +18,8 @@ export interface Service {
   readonly host: string;
   /** The bound port (useful when configured as 0). */
   readonly port: number;
+  /** Open sessions, for the load figures in the heartbeat. */
+  connections?(): number;
   /** Stops accepting, lets open transactions finish within the deadline, then closes sessions. */
   close(deadline: Date): Promise<void>;
 }

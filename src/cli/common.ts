@@ -36,3 +36,10 @@ export function addStoreOptions(command: Command): Command {
     .option('-c, --config <file>', 'YAML config file')
     .option('-d, --data <dir>', 'data directory of the embedded store (default ./quill-data)');
 }
+
+/** Columns padded to their widest cell; the last column is not padded. */
+export function table(rows: string[][]): string {
+  if (rows.length === 0) return '';
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}

@@ -5,7 +5,8 @@ import { startServer } from '../server.js';
 import { StoreError } from '../store/types.js';
 import { hashPassword } from '../util/password.js';
 import { formatSize, parseSize } from '../util/size.js';
-import { addStoreOptions, configFrom, UsageError, withStore, type StoreOptions } from './common.js';
+import { addStoreOptions, configFrom, table, UsageError, withStore, type StoreOptions } from './common.js';
+import { addClusterCommands } from './cluster-commands.js';
 import { addMailCommands } from './mail-commands.js';
 
 async function readStdin(): Promise<string> {
@@ -30,22 +31,10 @@ function parseQuota(value: string): number {
   }
 }
 
-function table(rows: string[][]): string {
-  if (rows.length === 0) return '';
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
-}
 
-function buildProgram(): Command {
-  const program = new Command('quill')
-    .description('Quillmail: SMTP, submission, IMAP, POP3 and HTTP over one store')
-    .version(process.env.npm_package_version ?? '0.1.0')
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride()
-    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
-
-  addStoreOptions(program.command('start'))
-    .description('start every protocol in one process on the embedded store')
+function addServerCommand(program: Command, name: string, description: string): Command {
+  return addStoreOptions(program.command(name))
+    .description(description)
     .option('--hostname <name>', 'host name used in greetings and Received headers')
     .option('--smtp <host:port>', 'SMTP (MX) listener, default 127.0.0.1:2525')
     .option('--submission <host:port>', 'submission listener, default 127.0.0.1:2587')
@@ -58,7 +47,7 @@ function buildProgram(): Command {
         ...options,
         listen: { smtp: options.smtp, submission: options.submission, pop3: options.pop3, imap: options.imap, http: options.http },
       });
-      const server = await startServer(config);
+      const server = await startServer(config, { nodeId: options.id });
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
@@ -72,6 +61,18 @@ function buildProgram(): Command {
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
     });
+}
+
+function buildProgram(): Command {
+  const program = new Command('quill')
+    .description('Quillmail: SMTP, submission, IMAP, POP3 and HTTP over one store')
+    .version(process.env.npm_package_version ?? '0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+
+  addServerCommand(program, 'start', 'start every protocol in one process on the embedded store');
+  addServerCommand(program, 'node', 'run a cluster node: every protocol plus a heartbeat, under a stable --id').requiredOption('--id <name>', "the node's name in the membership");
 
   const domain = program.command('domain').description('manage local domains');
   addStoreOptions(domain.command('add <name>'))
@@ -158,6 +159,7 @@ function buildProgram(): Command {
     });
 
   addMailCommands(program);
+  addClusterCommands(program);
   return program;
 }
 
