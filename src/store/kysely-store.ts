@@ -128,7 +128,15 @@ function toOutbound(row: Selectable<OutboundTable> & { size: number | string }):
     createdAt: new Date(num(row.created_at)),
     nextAttemptAt: new Date(num(row.next_attempt_at)),
     lastError: row.last_error,
+    warned: num(row.warned) === 1,
   };
+}
+
+/** A COMMIT that failed in a way that leaves its outcome unknown: the data may be stored. */
+class AmbiguousCommitError extends StoreError {
+  constructor(cause: unknown) {
+    super('unavailable', `commit outcome unknown: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
 }
 
 /** Wraps driver errors so protocol code can answer with a temporary failure. */
@@ -615,6 +623,7 @@ export abstract class KyselyStore implements Store {
           last_error: null,
           lease_owner: null,
           lease_until: null,
+          warned: 0,
         })
         .returning('id')
         .executeTakeFirstOrThrow();
@@ -828,6 +837,81 @@ export abstract class KyselyStore implements Store {
       const result = await tx.updateTable('outbound').set(values).where('id', '=', id).executeTakeFirst();
       return Number(result.numUpdatedRows) > 0;
     });
+  }
+
+  async leaseOutbound(owner: string, leaseMs: number, limit: number): Promise<OutboundEntry[]> {
+    const now = Date.now();
+    const ids = await this.write(async (tx) => {
+      const due = await tx
+        .selectFrom('outbound')
+        .select('id')
+        .where('status', '=', 'queued')
+        .where('next_attempt_at', '<=', now)
+        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+        .orderBy('next_attempt_at')
+        .limit(limit)
+        .execute();
+      const claimed: number[] = [];
+      for (const { id } of due) {
+        // The lease condition is checked again by the UPDATE itself, so two workers racing
+        // for one entry cannot both win it (on PostgreSQL the row lock serialises them).
+        const result = await tx
+          .updateTable('outbound')
+          .set({ lease_owner: owner, lease_until: now + leaseMs })
+          .where('id', '=', id)
+          .where('status', '=', 'queued')
+          .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) === 1) claimed.push(num(id));
+      }
+      return claimed;
+    });
+    if (ids.length === 0) return [];
+    const rows = await this.read(() => this.outboundQuery().where('outbound.id', 'in', ids).orderBy('outbound.id').execute());
+    return rows.map(toOutbound);
+  }
+
+  async finishOutbound(id: number, owner: string): Promise<boolean> {
+    return this.write(async (tx) => {
+      const row = await tx.selectFrom('outbound').select('blob_hash').where('id', '=', id).where('lease_owner', '=', owner).executeTakeFirst();
+      if (!row) return false;
+      await tx.deleteFrom('outbound').where('id', '=', id).execute();
+      await this.releaseBlobs(tx, [row.blob_hash]);
+      return true;
+    });
+  }
+
+  async deferOutbound(id: number, owner: string, error: string, nextAttemptAt: Date, warned?: boolean): Promise<boolean> {
+    return this.write(async (tx) => {
+      const values = {
+        attempts: sql<number>`attempts + 1`,
+        last_error: error.slice(0, 1000),
+        next_attempt_at: nextAttemptAt.getTime(),
+        lease_owner: null,
+        lease_until: null,
+        ...(warned ? { warned: 1 } : {}),
+      };
+      const result = await tx.updateTable('outbound').set(values).where('id', '=', id).where('lease_owner', '=', owner).executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    });
+  }
+
+  // ---- DKIM keys -------------------------------------------------------------
+
+  async setDkimKey(domain: string, selector: string, privateKeyPem: string): Promise<void> {
+    const values = { selector, private_key: privateKeyPem, created_at: Date.now() };
+    await this.write(async (tx) => {
+      await tx
+        .insertInto('dkim_keys')
+        .values({ domain: domain.toLowerCase(), ...values })
+        .onConflict((oc) => oc.column('domain').doUpdateSet(values))
+        .execute();
+    });
+  }
+
+  async getDkimKey(domain: string): Promise<{ selector: string; privateKeyPem: string } | undefined> {
+    const row = await this.read(() => this.db.selectFrom('dkim_keys').selectAll().where('domain', '=', domain.toLowerCase()).executeTakeFirst());
+    return row && { selector: row.selector, privateKeyPem: row.private_key };
   }
 
   // ---- membership ----------------------------------------------------------

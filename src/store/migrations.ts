@@ -132,10 +132,25 @@ function migration002(): Migration {
   };
 }
 
+function migration003(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('outbound').addColumn('warned', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema
+        .createTable('dkim_keys')
+        .addColumn('domain', 'text', (c) => c.primaryKey())
+        .addColumn('selector', 'text', (c) => c.notNull())
+        .addColumn('private_key', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  };
+}
+
 export function migrations(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
-      return { '001_initial': migration001(dialect), '002_members': migration002() };
+      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003() };
     },
   };
 }

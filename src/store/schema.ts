@@ -90,6 +90,14 @@ export interface OutboundTable {
   last_error: string | null;
   lease_owner: string | null;
   lease_until: number | null;
+  warned: number;
+}
+
+export interface DkimKeyTable {
+  domain: string;
+  selector: string;
+  private_key: string;
+  created_at: number;
 }
 
 export interface MetaTable {
@@ -122,5 +130,6 @@ export interface Database {
   outbound: OutboundTable;
   meta: MetaTable;
   members: MemberTable;
+  dkim_keys: DkimKeyTable;
 }
 

@@ -162,6 +162,36 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       assert.equal((await store.listOutbound()).length, 1);
     });
 
+    it('leases outbound entries to one worker at a time and lets dead leases expire', async () => {
+      const { outboundIds } = await store.deliver(msg('lease'), [], { outbound: { sender: 'alice@example.com', recipients: ['l1@lease.test', 'l2@lease.test'] } });
+      const mine = (e: { id: number }) => outboundIds.includes(e.id);
+      const first = (await store.leaseOutbound('worker-1', 60_000, 100)).filter(mine);
+      assert.deepEqual(first.map((e) => e.id), outboundIds);
+      assert.deepEqual((await store.leaseOutbound('worker-2', 60_000, 100)).filter(mine), [], 'leased entries are not handed out twice');
+      assert.equal(await store.finishOutbound(outboundIds[0]!, 'worker-2'), false, 'only the lease owner may finish');
+      assert.equal(await store.finishOutbound(outboundIds[0]!, 'worker-1'), true);
+      const later = new Date(Date.now() + 3_600_000);
+      assert.equal(await store.deferOutbound(outboundIds[1]!, 'worker-1', '451 try later', later, true), true);
+      const deferred = (await store.getOutbound(outboundIds[1]!))!;
+      assert.equal(deferred.attempts, 1);
+      assert.equal(deferred.lastError, '451 try later');
+      assert.equal(deferred.warned, true);
+      assert.deepEqual((await store.leaseOutbound('worker-2', 60_000, 100)).filter(mine), [], 'not due yet');
+      await store.setOutboundStatus(outboundIds[1]!, 'queued');
+      const expiring = (await store.leaseOutbound('worker-2', 1, 100)).filter(mine);
+      assert.deepEqual(expiring.map((e) => e.id), [outboundIds[1]]);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.deepEqual((await store.leaseOutbound('worker-3', 60_000, 100)).filter(mine).map((e) => e.id), [outboundIds[1]], 'an expired lease is taken over');
+      assert.equal(await store.finishOutbound(outboundIds[1]!, 'worker-3'), true);
+    });
+
+    it('keeps one DKIM key per domain', async () => {
+      assert.equal(await store.getDkimKey('example.com'), undefined);
+      await store.setDkimKey('Example.com', 's1', 'KEY1');
+      await store.setDkimKey('example.com', 's2', 'KEY2');
+      assert.deepEqual(await store.getDkimKey('EXAMPLE.com'), { selector: 's2', privateKeyPem: 'KEY2' });
+    });
+
     it('tells other store handles of changes through the change feed', async () => {
       const peer = await factory.openPeer(store);
       try {

@@ -95,6 +95,8 @@ export interface OutboundEntry {
   createdAt: Date;
   nextAttemptAt: Date;
   lastError: string | null;
+  /** Whether the sender has been told of the delay already (warning DSN). */
+  warned: boolean;
 }
 
 export type MemberKind = 'node' | 'gateway';
@@ -192,11 +194,25 @@ export interface Store {
   copy(fromMailboxId: number, uids: number[], toMailboxId: number): Promise<{ map: [number, number][]; uidvalidity: number }>;
   move(fromMailboxId: number, uids: number[], toMailboxId: number): Promise<{ map: [number, number][]; uidvalidity: number }>;
 
-  // Outbound queue (the sending worker is issue 7)
+  // Outbound queue
   listOutbound(): Promise<OutboundEntry[]>;
   getOutbound(id: number): Promise<OutboundEntry | undefined>;
   deleteOutbound(id: number): Promise<boolean>;
+  /** Hold, release or retry now ('queued' also makes the entry due at once). */
   setOutboundStatus(id: number, status: 'queued' | 'held'): Promise<boolean>;
+  /**
+   * Leases due entries to one worker: an entry leased by a live worker is never handed to
+   * another, and a lease that runs out (its worker died) makes the entry due again.
+   */
+  leaseOutbound(owner: string, leaseMs: number, limit: number): Promise<OutboundEntry[]>;
+  /** Ends a leased entry: delivered or bounced. False when the lease was lost meanwhile. */
+  finishOutbound(id: number, owner: string): Promise<boolean>;
+  /** Records a failed attempt and when to try again; marks the warning DSN as sent when asked. */
+  deferOutbound(id: number, owner: string, error: string, nextAttemptAt: Date, warned?: boolean): Promise<boolean>;
+
+  // DKIM keys per domain
+  setDkimKey(domain: string, selector: string, privateKeyPem: string): Promise<void>;
+  getDkimKey(domain: string): Promise<{ selector: string; privateKeyPem: string } | undefined>;
 
   // Membership (DESIGN.md "Membership"): heartbeats of nodes and gateways.
   /** Writes a member's heartbeat; returns the state an operator requested, if any. */
