@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import * as fx from '../../../test/fixtures/messages.js';
+import { SqliteStore } from '../../store/sqlite.js';
+import type { Store } from '../../store/types.js';
+import { MessageCache, PARSED_VERSION } from './parsed.js';
+import { runSearch, type Candidate } from './run-search.js';
+import { parseSearchProgram } from './search.js';
+import { atom } from '../value.js';
+
+describe('running a search on the store', () => {
+  let store: SqliteStore;
+  let counted: Store;
+  const calls = { getBlob: 0, getBlobMeta: 0, setBlobMeta: 0 };
+  let candidates: Candidate[];
+
+  before(async () => {
+    store = await SqliteStore.open(mkdtempSync(path.join(tmpdir(), 'quill-search-')));
+    await store.addDomain('example.com');
+    const user = await store.addUser({ address: 'a@example.com', passwordHash: 'x' });
+    for (const raw of [fx.simple, fx.attachment, fx.nested, fx.eightBit]) await store.deliver(raw, [{ userId: user.id }]);
+    const inbox = (await store.getMailbox(user.id, 'INBOX'))!;
+    await store.setFlags(inbox.id, [2], 'add', ['\\Seen']);
+    const metas = await store.listMessages(inbox.id);
+    candidates = metas.map((meta, i) => ({ seq: i + 1, meta, recent: false }));
+    counted = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (typeof prop === 'string' && prop in calls) calls[prop as keyof typeof calls]++;
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  });
+  after(async () => store.close());
+
+  const search = async (cache: MessageCache, text: string): Promise<number[]> => {
+    const args = text.split(' ').map((w) => (w.startsWith('"') ? w.slice(1, -1) : atom(w)));
+    const found = await runSearch(parseSearchProgram(args).key, candidates, { maxSeq: 4, maxUid: 4, now: Date.now() }, cache);
+    return found.map((m) => m.seq);
+  };
+
+  it('answers metadata keys without touching message content', async () => {
+    const cache = new MessageCache(counted);
+    assert.deepEqual(await search(cache, 'SEEN'), [2]);
+    assert.deepEqual(await search(cache, 'OR UNSEEN LARGER 1 NOT 1:2'), [3, 4]);
+    assert.deepEqual(calls, { getBlob: 0, getBlobMeta: 0, setBlobMeta: 0 });
+  });
+
+  it('parses each message once, caches the parse beside the blob, and reads bytes only for body keys', async () => {
+    const cache = new MessageCache(counted);
+    assert.deepEqual(await search(cache, 'FROM example'), [1, 2, 3, 4]);
+    assert.equal(calls.setBlobMeta, 4);
+    const json = JSON.parse((await store.getBlobMeta(candidates[0]!.meta.blobHash))!);
+    assert.equal(json.v, PARSED_VERSION);
+    // A second process (a fresh cache) reuses the stored parse instead of the bytes.
+    const fresh = new MessageCache(counted);
+    const before = { ...calls };
+    assert.deepEqual(await search(fresh, 'SUBJECT café'), [2]);
+    assert.equal(calls.getBlob, before.getBlob);
+    assert.deepEqual(await search(fresh, 'UNSEEN BODY needle-inner'), [3]);
+    assert.equal(calls.getBlob, before.getBlob + 3);
+  });
+});
