@@ -3,6 +3,8 @@
 import { hostname } from 'node:os';
 import { Authenticator } from './auth/authenticator.js';
 import { Membership } from './cluster/membership.js';
+import { systemResolver, type Resolver } from './queue/route.js';
+import { OutboundWorker } from './queue/worker.js';
 import type { Config, ProtocolName } from './config/config.js';
 import { startHttp } from './http/health.js';
 import type { Service, ServiceDeps } from './service.js';
@@ -36,6 +38,8 @@ export interface ServerOptions {
   store?: Store;
   /** This node's name in the membership; defaults to host name and process id. */
   nodeId?: string;
+  /** DNS for outbound routing; tests pass a fake zone. */
+  resolver?: Resolver;
 }
 
 export async function startServer(config: Readonly<Config>, options: ServerOptions = {}): Promise<RunningServer> {
@@ -58,11 +62,14 @@ export async function startServer(config: Readonly<Config>, options: ServerOptio
     logger,
   );
 
+  const worker = config.outbound.enabled ? new OutboundWorker({ store, config, logger: logger.child({ part: 'queue' }), resolver: options.resolver ?? systemResolver }) : undefined;
+
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       clearInterval(housekeeping);
       await membership.stop();
+      await worker?.stop();
       const deadline = new Date(Date.now() + config.shutdownTimeoutSeconds * 1000);
       await Promise.allSettled([...services.values()].map((service) => service.close(deadline)));
       if (!options.store) await store.close();
@@ -80,6 +87,7 @@ export async function startServer(config: Readonly<Config>, options: ServerOptio
   }
   for (const [name, service] of services) membershipAddresses[name] = `${service.host}:${service.port}`;
   await membership.start();
+  worker?.start();
 
   return {
     store,

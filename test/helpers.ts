@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { configSchema, type Config } from '../src/config/config.js';
+import type { Resolver } from '../src/queue/route.js';
 import { startServer, type RunningServer } from '../src/server.js';
 import { hashPassword } from '../src/util/password.js';
 import { silentLogger } from '../src/util/logger.js';
@@ -33,10 +34,12 @@ export interface TestServer extends RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(options: { overrides?: DeepPartial<Config>; domains?: string[]; dataDir?: string } = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: { overrides?: DeepPartial<Config>; domains?: string[]; dataDir?: string; resolver?: Resolver; nodeId?: string } = {},
+): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDir();
   const config = testConfig(dataDir, options.overrides);
-  const server = await startServer(config, { logger: silentLogger() });
+  const server = await startServer(config, { logger: silentLogger(), resolver: options.resolver, nodeId: options.nodeId });
   for (const domain of options.domains ?? ['example.com']) {
     if (!(await server.store.getDomain(domain))) await server.store.addDomain(domain);
   }

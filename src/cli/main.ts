@@ -8,6 +8,7 @@ import { formatSize, parseSize } from '../util/size.js';
 import { addStoreOptions, configFrom, table, UsageError, withStore, type StoreOptions } from './common.js';
 import { addClusterCommands } from './cluster-commands.js';
 import { addMailCommands } from './mail-commands.js';
+import { addDomainDnsCommands, addQueueCommands } from './queue-commands.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -95,6 +96,8 @@ function buildProgram(): Command {
       process.stdout.write(`domain ${name.toLowerCase()} removed\n`);
     });
 
+  addDomainDnsCommands(domain);
+
   const user = program.command('user').description('manage mail users');
   addStoreOptions(user.command('add <address>'))
     .description('create a user with the default mailboxes')
@@ -137,27 +140,7 @@ function buildProgram(): Command {
       process.stdout.write(`user ${address.toLowerCase()} updated\n`);
     });
 
-  const queue = program.command('queue').description('the outbound queue');
-  addStoreOptions(queue.command('list'))
-    .description('list queued outbound messages')
-    .option('--json', 'machine-readable output')
-    .action(async (options: StoreOptions & { json?: boolean }) => {
-      const entries = await withStore(options, (store) => store.listOutbound());
-      if (options.json) {
-        process.stdout.write(JSON.stringify(entries, null, 2) + '\n');
-        return;
-      }
-      if (entries.length === 0) {
-        process.stdout.write('queue is empty\n');
-        return;
-      }
-      const rows = [['ID', 'STATUS', 'ATTEMPTS', 'SIZE', 'QUEUED', 'FROM', 'TO', 'LAST ERROR']];
-      for (const e of entries) {
-        rows.push([String(e.id), e.status, String(e.attempts), formatSize(e.size), e.createdAt.toISOString(), e.sender || '<>', e.recipient, e.lastError ?? '']);
-      }
-      process.stdout.write(table(rows));
-    });
-
+  addQueueCommands(program);
   addMailCommands(program);
   addClusterCommands(program);
   return program;

@@ -61,6 +61,34 @@ const limitsSchema = z
   })
   .strict();
 
+const outboundSchema = z
+  .object({
+    /** Run the queue worker in this process. */
+    enabled: z.boolean().default(true),
+    /** Give up and bounce after this long (RFC 5321 4.5.4.1 suggests 4-5 days). */
+    lifetimeHours: z.number().positive().default(120),
+    /** Tell the sender of the delay once after this long. */
+    warnAfterHours: z.number().positive().default(4),
+    /** Waits between attempts; the last one repeats. */
+    retryIntervalsSeconds: z.array(z.number().positive()).min(1).default([60, 300, 900, 1800, 3600, 7200, 14400]),
+    /** Messages being sent at once by this worker, and per destination domain. */
+    concurrency: z.number().int().positive().default(10),
+    perDomainConcurrency: z.number().int().positive().default(3),
+    /** Port of remote MX hosts (25 on the internet; tests point it elsewhere). */
+    port: z.number().int().min(1).max(65535).default(25),
+    connectTimeoutSeconds: z.number().positive().default(30),
+    /** How often the worker looks for due messages. */
+    pollIntervalMs: z.number().int().positive().default(1000),
+    /** Send everything through one relay instead of looking up MX records. */
+    smarthost: z
+      .object({ host: z.string().min(1), port: z.number().int().min(1).max(65535).default(587), user: z.string().optional(), pass: z.string().optional(), tls: z.boolean().default(false) })
+      .strict()
+      .optional(),
+    /** Static routes: destination domain -> HOST:PORT, ahead of MX lookup. */
+    routes: z.record(z.string(), hostPort).default({}),
+  })
+  .strict();
+
 const listenSchema = z
   .object({
     smtp: hostPort.default('127.0.0.1:2525'),
@@ -105,6 +133,7 @@ export const configSchema = z
       .strict()
       .default({ loopbackPlainAuth: true }),
     limits: limitsSchema.default(() => limitsSchema.parse({})),
+    outbound: outboundSchema.default(() => outboundSchema.parse({})),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()

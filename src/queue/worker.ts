@@ -1,0 +1,250 @@
+// The outbound queue worker. Every node runs one; entries are leased in the store so no
+// message is sent by two nodes, and a node that dies mid-send simply lets its lease run
+// out so another node retries. Recipients of one message to one domain share one SMTP
+// transaction. Temporary failures are retried with backoff; permanent ones and expiry are
+// reported to the sender with a DSN (RFC 3464), never for a bounce itself.
+import { randomBytes } from 'node:crypto';
+import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
+import { dkimSign } from 'mailauth/lib/dkim/sign.js';
+import type { Config } from '../config/config.js';
+import type { OutboundEntry, Store } from '../store/types.js';
+import type { Logger } from '../util/logger.js';
+import { buildDsn, type DsnRecipient } from './dsn.js';
+import { NoRouteError, routeFor, type Hop, type Resolver } from './route.js';
+
+const LEASE_MS = 10 * 60_000;
+
+export interface WorkerDeps {
+  store: Store;
+  config: Readonly<Config>;
+  logger: Logger;
+  resolver: Resolver;
+  /** This worker's lease name; unique per process. */
+  owner?: string;
+}
+
+type Outcome = { kind: 'delivered' } | { kind: 'permanent'; diagnostic: string; remoteMta?: string } | { kind: 'temporary'; diagnostic: string; remoteMta?: string };
+
+interface SmtpFailure extends Error {
+  code?: string;
+  responseCode?: number;
+  response?: string;
+  recipient?: string;
+}
+
+function describe(error: SmtpFailure): string {
+  return error.response ?? error.message;
+}
+
+/** Runs one SMTP transaction on one hop; per-recipient outcomes, or throws for a connection-level failure. */
+function sendVia(hop: Hop, heloName: string, timeoutMs: number, sender: string, recipients: string[], raw: Buffer): Promise<Map<string, Outcome>> {
+  return new Promise((resolve, reject) => {
+    const connection = new SMTPConnection({
+      host: hop.host,
+      port: hop.port,
+      name: heloName,
+      secure: hop.implicitTls ?? false,
+      // Opportunistic STARTTLS: use it when offered, accept any certificate (RFC 3207 4.1).
+      opportunisticTLS: true,
+      tls: { rejectUnauthorized: false, servername: hop.name },
+      connectionTimeout: timeoutMs,
+      greetingTimeout: timeoutMs,
+      socketTimeout: timeoutMs,
+    });
+    let settled = false;
+    const finish = (error: SmtpFailure | undefined, result?: Map<string, Outcome>) => {
+      if (settled) return;
+      settled = true;
+      try {
+        connection.quit();
+      } catch {
+        connection.close();
+      }
+      if (error) reject(error);
+      else resolve(result!);
+    };
+    connection.on('error', (error: SmtpFailure) => finish(error));
+    connection.connect((connectError) => {
+      if (connectError) return finish(connectError);
+      const send = () =>
+        connection.send({ from: sender, to: recipients, size: raw.length, use8BitMime: true }, raw, (error, info) => {
+          if (error) return finish(error as SmtpFailure);
+          const outcomes = new Map<string, Outcome>();
+          for (const recipient of info.accepted) outcomes.set(recipient, { kind: 'delivered' });
+          for (const rejected of (info.rejectedErrors ?? []) as SmtpFailure[]) {
+            const recipient = rejected.recipient ?? '';
+            const code = rejected.responseCode ?? 0;
+            outcomes.set(recipient, { kind: code >= 500 ? 'permanent' : 'temporary', diagnostic: describe(rejected), remoteMta: hop.name });
+          }
+          for (const recipient of info.rejected) {
+            if (!outcomes.has(recipient)) outcomes.set(recipient, { kind: 'temporary', diagnostic: info.response, remoteMta: hop.name });
+          }
+          finish(undefined, outcomes);
+        });
+      if (hop.auth) connection.login(hop.auth, (loginError) => (loginError ? finish(loginError as SmtpFailure) : send()));
+      else send();
+    });
+  });
+}
+
+export class OutboundWorker {
+  private readonly owner: string;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly deps: WorkerDeps) {
+    this.owner = deps.owner ?? `worker-${randomBytes(6).toString('hex')}`;
+  }
+
+  start(): void {
+    this.stopped = false;
+    const tick = () => {
+      if (this.stopped) return;
+      this.running = this.runOnce()
+        .catch((error: Error) => this.deps.logger.warn({ err: error.message }, 'outbound queue run failed'))
+        .then(() => undefined)
+        .finally(() => {
+          if (!this.stopped) this.timer = setTimeout(tick, this.deps.config.outbound.pollIntervalMs);
+        });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  /** Stops taking new work and waits for the sends in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** Leases due entries and works through them; returns how many entries were handled. */
+  async runOnce(): Promise<number> {
+    const { outbound } = this.deps.config;
+    const entries = await this.deps.store.leaseOutbound(this.owner, LEASE_MS, outbound.concurrency * 10);
+    if (entries.length === 0) return 0;
+    // One SMTP transaction per message, sender and destination domain.
+    const groups = new Map<string, OutboundEntry[]>();
+    for (const entry of entries) {
+      const key = `${entry.blobHash}\0${entry.sender}\0${entry.domain}`;
+      groups.set(key, [...(groups.get(key) ?? []), entry]);
+    }
+    const perDomain = new Map<string, number>();
+    const pending = [...groups.values()];
+    const inFlight = new Set<Promise<void>>();
+    while (pending.length > 0 || inFlight.size > 0) {
+      const index = pending.findIndex((group) => (perDomain.get(group[0]!.domain) ?? 0) < outbound.perDomainConcurrency);
+      if (index >= 0 && inFlight.size < outbound.concurrency) {
+        const [group] = pending.splice(index, 1) as [OutboundEntry[]];
+        const domain = group[0]!.domain;
+        perDomain.set(domain, (perDomain.get(domain) ?? 0) + 1);
+        const job: Promise<void> = this.deliverGroup(group)
+          .catch((error: Error) => this.deps.logger.error({ err: error.message, domain }, 'outbound delivery crashed'))
+          .finally(() => {
+            perDomain.set(domain, perDomain.get(domain)! - 1);
+            inFlight.delete(job);
+          });
+        inFlight.add(job);
+        continue;
+      }
+      await Promise.race(inFlight);
+    }
+    return entries.length;
+  }
+
+  private async deliverGroup(group: OutboundEntry[]): Promise<void> {
+    const { store, config, logger } = this.deps;
+    const first = group[0]!;
+    const raw = await store.getBlob(first.blobHash);
+    if (!raw) {
+      for (const entry of group) await store.finishOutbound(entry.id, this.owner);
+      return;
+    }
+    const outcomes = await this.attempt(first.domain, first.sender, group.map((e) => e.recipient), raw);
+    const now = Date.now();
+    const failed: DsnRecipient[] = [];
+    const delayed: DsnRecipient[] = [];
+    for (const entry of group) {
+      const outcome = outcomes.get(entry.recipient.toLowerCase()) ?? outcomes.get(entry.recipient) ?? { kind: 'temporary' as const, diagnostic: '451 4.4.0 no answer for this recipient' };
+      const log = logger.child({ queueId: entry.id, to: entry.recipient, from: entry.sender });
+      if (outcome.kind === 'delivered') {
+        log.info({ attempts: entry.attempts + 1 }, 'outbound delivered');
+        await store.finishOutbound(entry.id, this.owner);
+        continue;
+      }
+      const expired = now - entry.createdAt.getTime() > config.outbound.lifetimeHours * 3_600_000;
+      if (outcome.kind === 'permanent' || expired) {
+        const diagnostic = outcome.kind === 'permanent' ? outcome.diagnostic : `${outcome.diagnostic} (gave up after ${config.outbound.lifetimeHours} hours)`;
+        log.warn({ diagnostic }, 'outbound failed permanently');
+        failed.push({ recipient: entry.recipient, diagnostic, remoteMta: outcome.remoteMta });
+        await store.finishOutbound(entry.id, this.owner);
+        continue;
+      }
+      const intervals = config.outbound.retryIntervalsSeconds;
+      const wait = intervals[Math.min(entry.attempts, intervals.length - 1)]! * 1000;
+      const warn = !entry.warned && now - entry.createdAt.getTime() > config.outbound.warnAfterHours * 3_600_000;
+      if (warn) delayed.push({ recipient: entry.recipient, diagnostic: outcome.diagnostic, remoteMta: outcome.remoteMta });
+      log.info({ diagnostic: outcome.diagnostic, retryInSeconds: wait / 1000 }, 'outbound deferred');
+      await store.deferOutbound(entry.id, this.owner, outcome.diagnostic, new Date(now + wait), warn);
+    }
+    const base = { reportingMta: config.hostname, sender: first.sender, arrivalDate: first.createdAt, original: raw };
+    if (failed.length > 0) await this.notify(buildDsn({ ...base, kind: 'failed', recipients: failed }), first.sender);
+    if (delayed.length > 0) {
+      const retryUntil = new Date(first.createdAt.getTime() + config.outbound.lifetimeHours * 3_600_000);
+      await this.notify(buildDsn({ ...base, kind: 'delayed', recipients: delayed, retryUntil }), first.sender);
+    }
+  }
+
+  /** Tries each hop in order until one gives an answer for the recipients. */
+  private async attempt(domain: string, sender: string, recipients: string[], raw: Buffer): Promise<Map<string, Outcome>> {
+    const { config, resolver } = this.deps;
+    const all = (outcome: Outcome) => new Map(recipients.map((r) => [r.toLowerCase(), outcome]));
+    let hops: Hop[];
+    try {
+      hops = await routeFor(domain, config.outbound, resolver);
+    } catch (error) {
+      const permanent = error instanceof NoRouteError && error.permanent;
+      return all({ kind: permanent ? 'permanent' : 'temporary', diagnostic: (error as Error).message });
+    }
+    const signed = await this.sign(sender, raw);
+    let last: Outcome = { kind: 'temporary', diagnostic: `451 4.4.1 no answer from any host of ${domain}` };
+    for (const hop of hops) {
+      try {
+        const outcomes = await sendVia(hop, config.hostname, config.outbound.connectTimeoutSeconds * 1000, sender, recipients, signed);
+        return new Map([...outcomes].map(([recipient, outcome]) => [recipient.toLowerCase(), outcome]));
+      } catch (error) {
+        const failure = error as SmtpFailure;
+        if (failure.responseCode && failure.responseCode >= 500) return all({ kind: 'permanent', diagnostic: describe(failure), remoteMta: hop.name });
+        last = { kind: 'temporary', diagnostic: failure.responseCode ? describe(failure) : `451 4.4.1 ${hop.name}: ${failure.message}`, remoteMta: hop.name };
+        // A server that answered 4xx has spoken for the domain; a dead one passes to the next MX.
+        if (failure.responseCode) return all(last);
+      }
+    }
+    return all(last);
+  }
+
+  /** DKIM-signs with the sender domain's key, when it has one. */
+  private async sign(sender: string, raw: Buffer): Promise<Buffer> {
+    const domain = sender.slice(sender.lastIndexOf('@') + 1).toLowerCase();
+    if (!domain) return raw;
+    const key = await this.deps.store.getDkimKey(domain);
+    if (!key) return raw;
+    const result = await dkimSign(raw, {
+      signatureData: [{ signingDomain: domain, selector: key.selector, privateKey: key.privateKeyPem, canonicalization: 'relaxed/relaxed' }],
+    });
+    if (result.errors.length > 0 || !result.signatures.trim()) {
+      this.deps.logger.warn({ domain, err: result.errors[0]!.message }, 'DKIM signing failed; sending unsigned');
+      return raw;
+    }
+    return Buffer.concat([Buffer.from(result.signatures), raw]);
+  }
+
+  /** Sends a DSN to the original sender from the null sender: never a bounce for a bounce. */
+  private async notify(dsn: Buffer, sender: string): Promise<void> {
+    if (!sender) return;
+    const { store } = this.deps;
+    const local = await store.getUser(sender);
+    if (local) await store.deliver(dsn, [{ userId: local.id }]);
+    else await store.deliver(dsn, [], { outbound: { sender: '', recipients: [sender] } });
+  }
+}
