@@ -178,6 +178,43 @@ export abstract class KyselyStore implements Store {
     for (const event of events) this.emit(event);
   }
 
+  /** Called inside a transaction just before COMMIT (PostgreSQL sends NOTIFY here). */
+  protected async beforeCommit(_tx: Transaction<Database>, _events: ChangeEvent[]): Promise<void> {}
+
+  /** Errors after which the whole transaction may simply run again (deadlock, serialization). */
+  protected isRetryable(_error: unknown): boolean {
+    return false;
+  }
+
+  /**
+   * Whether a failed COMMIT may nevertheless have committed. True for a server reached over a
+   * network: the connection can drop after the server committed but before it answered.
+   */
+  protected readonly ambiguousCommit: boolean = false;
+
+  /** Runs fn in one transaction, retrying retryable failures of the body; never retries a failed COMMIT. */
+  private async transact<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>): Promise<{ result: T; changes: ChangeEvent[] }> {
+    for (let attempt = 1; ; attempt++) {
+      const changes: ChangeEvent[] = [];
+      let bodyDone = false;
+      try {
+        const result = await this.db.transaction().execute(async (tx) => {
+          const out = await fn(tx, changes);
+          await this.beforeCommit(tx, changes);
+          bodyDone = true;
+          return out;
+        });
+        return { result, changes };
+      } catch (error) {
+        if (bodyDone && this.ambiguousCommit && !(error instanceof StoreError)) {
+          throw new AmbiguousCommitError(error);
+        }
+        if (!bodyDone && attempt < 3 && this.isRetryable(error)) continue;
+        throw error;
+      }
+    }
+  }
+
   private async recordChange(tx: Tx, userId: number, mailboxId: number | null, kind: ChangeKind, out: ChangeEvent[]): Promise<void> {
     const row = await tx
       .insertInto('changes')
@@ -189,15 +226,14 @@ export abstract class KyselyStore implements Store {
 
   /** Runs fn in a transaction, turns driver errors into StoreErrors, then publishes changes. */
   protected async write<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>): Promise<T> {
-    const changes: ChangeEvent[] = [];
-    let result: T;
+    let done: { result: T; changes: ChangeEvent[] };
     try {
-      result = await this.db.transaction().execute((tx) => fn(tx, changes));
+      done = await this.transact(fn);
     } catch (error) {
       unavailable(error);
     }
-    this.afterCommit(changes);
-    return result;
+    this.afterCommit(done.changes);
+    return done.result;
   }
 
   protected async read<T>(fn: () => Promise<T>): Promise<T> {
@@ -335,11 +371,19 @@ export abstract class KyselyStore implements Store {
 
   /** UIDVALIDITY must never repeat for a name (RFC 3501 2.3.1.1): one counter for all mailboxes. */
   private async nextUidvalidity(tx: Tx): Promise<number> {
-    const row = await tx.selectFrom('meta').select('value').where('key', '=', 'uidvalidity').executeTakeFirst();
-    const next = Math.max(row ? Number(row.value) + 1 : 0, Math.floor(Date.now() / 1000) % 0xffffffff);
-    if (row) await tx.updateTable('meta').set({ value: String(next) }).where('key', '=', 'uidvalidity').execute();
-    else await tx.insertInto('meta').values({ key: 'uidvalidity', value: String(next) }).execute();
-    return next;
+    // One atomic upsert, so concurrent writers on PostgreSQL each get their own value.
+    const now = Math.floor(Date.now() / 1000) % 0xffffffff;
+    const row = await tx
+      .insertInto('meta')
+      .values({ key: 'uidvalidity', value: String(now) })
+      .onConflict((oc) =>
+        oc.column('key').doUpdateSet({
+          value: sql`cast(case when cast(meta.value as bigint) + 1 > cast(${now} as bigint) then cast(meta.value as bigint) + 1 else cast(${now} as bigint) end as text)`,
+        }),
+      )
+      .returning('value')
+      .executeTakeFirstOrThrow();
+    return Number(row.value);
   }
 
   private async insertMailbox(tx: Tx, userId: number, name: string, specialUse: string | null): Promise<Mailbox> {
@@ -500,19 +544,24 @@ export abstract class KyselyStore implements Store {
 
   /** Allocates the next UID and modseq of a mailbox for `count` new messages. */
   private async allocate(tx: Tx, mailboxId: number, count: number): Promise<{ firstUid: number; modseq: number; uidvalidity: number; userId: number }> {
-    const mailbox = await tx.selectFrom('mailboxes').select(['uidnext', 'highest_modseq', 'uidvalidity', 'user_id']).where('id', '=', mailboxId).executeTakeFirst();
+    // Read-modify-write in one statement: on PostgreSQL the row lock makes concurrent allocations wait.
+    const mailbox = await tx
+      .updateTable('mailboxes')
+      .set({ uidnext: sql`uidnext + ${count}`, highest_modseq: sql`highest_modseq + 1` })
+      .where('id', '=', mailboxId)
+      .returning(['uidnext', 'highest_modseq', 'uidvalidity', 'user_id'])
+      .executeTakeFirst();
     if (!mailbox) throw new StoreError('not-found', 'no such mailbox');
-    const firstUid = num(mailbox.uidnext);
-    const modseq = num(mailbox.highest_modseq) + 1;
-    await tx.updateTable('mailboxes').set({ uidnext: firstUid + count, highest_modseq: modseq }).where('id', '=', mailboxId).execute();
-    return { firstUid, modseq, uidvalidity: num(mailbox.uidvalidity), userId: num(mailbox.user_id) };
+    return { firstUid: num(mailbox.uidnext) - count, modseq: num(mailbox.highest_modseq), uidvalidity: num(mailbox.uidvalidity), userId: num(mailbox.user_id) };
   }
 
   private async putBlob(tx: Tx, hash: string, raw: Buffer, refs: number): Promise<void> {
-    const updated = await tx.updateTable('blobs').set({ refs: sql`refs + ${refs}` }).where('hash', '=', hash).executeTakeFirst();
-    if (Number(updated.numUpdatedRows) === 0) {
-      await tx.insertInto('blobs').values({ hash, size: raw.length, data: raw, refs, meta: null }).execute();
-    }
+    // An upsert, so two writers storing the same new bytes cannot both insert.
+    await tx
+      .insertInto('blobs')
+      .values({ hash, size: raw.length, data: raw, refs, meta: null })
+      .onConflict((oc) => oc.column('hash').doUpdateSet({ refs: sql`blobs.refs + excluded.refs` }))
+      .execute();
   }
 
   private async insertMessage(tx: Tx, mailboxId: number, uid: number, hash: string, size: number, flags: string[], internalDate: number, modseq: number): Promise<void> {
@@ -554,22 +603,25 @@ export abstract class KyselyStore implements Store {
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
-    let results: DeliveryResult[] | undefined;
-    let changes: ChangeEvent[] = [];
+    let done: { result: DeliveryResult[]; changes: ChangeEvent[] } | undefined;
     try {
-      const collected: ChangeEvent[] = [];
-      results = await this.db.transaction().execute(async (tx) => {
+      done = await this.transact(async (tx, collected) => {
         const out: DeliveryResult[] = [];
         for (const item of batch) out.push(await this.deliverOne(tx, item, collected));
         return out;
       });
-      changes = collected;
-    } catch {
-      results = undefined;
+    } catch (error) {
+      // The batch may have committed: retrying would store it twice. The sender retries
+      // later (451), and its transaction id makes that retry idempotent.
+      if (error instanceof AmbiguousCommitError) {
+        for (const item of batch) item.reject(error);
+        return;
+      }
+      done = undefined;
     }
-    if (results) {
-      this.afterCommit(changes);
-      batch.forEach((item, i) => item.resolve(results![i]!));
+    if (done) {
+      this.afterCommit(done.changes);
+      batch.forEach((item, i) => item.resolve(done!.result[i]!));
       return;
     }
     for (const item of batch) {
@@ -584,9 +636,9 @@ export abstract class KyselyStore implements Store {
   private async deliverOne(tx: Transaction<Database>, item: PendingDelivery, changes: ChangeEvent[]): Promise<DeliveryResult> {
     const { raw, hash, targets, options } = item;
     if (options.txnId) {
-      const seen = await tx.selectFrom('txns').select('id').where('id', '=', options.txnId).executeTakeFirst();
-      if (seen) return { stored: false, copies: [], outboundIds: [] };
-      await tx.insertInto('txns').values({ id: options.txnId, created_at: Date.now() }).execute();
+      // A concurrent replay of the same id waits on the key, then finds it taken.
+      const claimed = await tx.insertInto('txns').values({ id: options.txnId, created_at: Date.now() }).onConflict((oc) => oc.column('id').doNothing()).returning('id').executeTakeFirst();
+      if (!claimed) return { stored: false, copies: [], outboundIds: [] };
     }
     const outboundRecipients = options.outbound?.recipients ?? [];
     await this.putBlob(tx, hash, raw, targets.length + outboundRecipients.length);
