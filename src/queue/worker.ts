@@ -229,11 +229,11 @@ export class OutboundWorker {
     if (!domain) return raw;
     const key = await this.deps.store.getDkimKey(domain);
     if (!key) return raw;
-    const result = await dkimSign(raw, {
-      signatureData: [{ signingDomain: domain, selector: key.selector, privateKey: key.privateKeyPem, canonicalization: 'relaxed/relaxed' }],
-    });
+    // mailauth signs only what is listed in signatureData (its typings say otherwise).
+    const options = { signatureData: [{ signingDomain: domain, selector: key.selector, privateKey: key.privateKeyPem, canonicalization: 'relaxed/relaxed' }] };
+    const result = await dkimSign(raw, options as unknown as Parameters<typeof dkimSign>[1]);
     if (result.errors.length > 0 || !result.signatures.trim()) {
-      this.deps.logger.warn({ domain, err: result.errors[0]!.message }, 'DKIM signing failed; sending unsigned');
+      this.deps.logger.warn({ domain, err: result.errors[0]?.message ?? 'no signature produced' }, 'DKIM signing failed; sending unsigned');
       return raw;
     }
     return Buffer.concat([Buffer.from(result.signatures), raw]);
