@@ -47,7 +47,8 @@ export async function startServer(config: Readonly<Config>, options: ServerOptio
   const store = options.store ?? (await openStore(config));
   const tls = await loadTls(config.data, config.hostname, config.tls);
   const auth = new Authenticator(store, config.limits);
-  const deps: ServiceDeps = { config, store, logger, tls, auth };
+  const nodeId = options.nodeId ?? `${hostname()}-${process.pid}`;
+  const deps: ServiceDeps = { config, store, logger, tls, auth, nodeId };
   const services = new Map<ProtocolName, Service>();
   const housekeeping = setInterval(() => {
     if (store instanceof SqliteStore) store.pruneChanges().catch(() => undefined);
@@ -57,7 +58,7 @@ export async function startServer(config: Readonly<Config>, options: ServerOptio
   const membershipAddresses: Record<string, string> = {};
   const membership = new Membership(
     store,
-    { id: options.nodeId ?? `${hostname()}-${process.pid}`, kind: 'node', version: VERSION, addresses: membershipAddresses },
+    { id: nodeId, kind: 'node', version: VERSION, addresses: membershipAddresses },
     () => Object.fromEntries([...services].map(([name, service]) => [name, service.connections?.() ?? 0])),
     logger,
   );

@@ -11,6 +11,8 @@ export interface ServiceDeps {
   logger: Logger;
   tls: TlsMaterial;
   auth: Authenticator;
+  /** This process's name in the membership (tells a client behind a gateway which node answered). */
+  nodeId?: string;
 }
 
 export interface Service {

@@ -9,6 +9,7 @@ import { addStoreOptions, configFrom, table, UsageError, withStore, type StoreOp
 import { addClusterCommands } from './cluster-commands.js';
 import { addMailCommands } from './mail-commands.js';
 import { addDomainDnsCommands, addQueueCommands } from './queue-commands.js';
+import { addGatewayCommand } from './gateway-commands.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -143,6 +144,7 @@ function buildProgram(): Command {
   addQueueCommands(program);
   addMailCommands(program);
   addClusterCommands(program);
+  addGatewayCommand(program);
   return program;
 }
 

@@ -89,6 +89,21 @@ const outboundSchema = z
   })
   .strict();
 
+const gatewaySchema = z
+  .object({
+    /** Client sessions one gateway listener carries at once; past it new clients wait in the queue. */
+    maxSessions: z.number().int().positive().default(10000),
+    /** Clients waiting for a session slot; past it they get the protocol's temporary error at once. */
+    queueLength: z.number().int().nonnegative().default(1000),
+    /** How long a queued client waits before it gets the temporary error. */
+    queueTimeoutMs: z.number().int().positive().default(5000),
+    /** Time to connect to a node before trying the next one. */
+    connectTimeoutMs: z.number().int().positive().default(2000),
+    /** How often the gateway re-reads the membership and probes every node. */
+    probeIntervalMs: z.number().int().positive().default(1000),
+  })
+  .strict();
+
 const listenSchema = z
   .object({
     smtp: hostPort.default('127.0.0.1:2525'),
@@ -134,6 +149,7 @@ export const configSchema = z
       .default({ loopbackPlainAuth: true }),
     limits: limitsSchema.default(() => limitsSchema.parse({})),
     outbound: outboundSchema.default(() => outboundSchema.parse({})),
+    gateway: gatewaySchema.default(() => gatewaySchema.parse({})),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()

@@ -13,7 +13,7 @@ export async function startHttp(deps: ServiceDeps): Promise<Service> {
       deps.store.ping().then(
         () => {
           res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ status: 'ok', store: deps.store.kind }));
+          res.end(JSON.stringify({ status: 'ok', store: deps.store.kind, node: deps.nodeId }));
         },
         (error: Error) => {
           deps.logger.warn({ err: error.message }, 'health check: store unavailable');

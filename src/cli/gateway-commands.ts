@@ -1,0 +1,42 @@
+// `quill gateway`: the protocol gateway in front of the nodes, sharing only the store with them.
+import { Option, type Command } from 'commander';
+import { startGateway } from '../gateway/gateway.js';
+import { openStore } from '../server.js';
+import { createLogger } from '../util/logger.js';
+import { addStoreOptions, configFrom } from './common.js';
+
+export function addGatewayCommand(program: Command): void {
+  addStoreOptions(program.command('gateway'))
+    .description('run a gateway: take clients on the public ports and hand each session to the least loaded live node')
+    .option('--id <name>', "the gateway's name in the membership")
+    .option('--smtp <host:port>', 'SMTP (MX) listener')
+    .option('--submission <host:port>', 'submission listener')
+    .option('--pop3 <host:port>', 'POP3 listener')
+    .option('--imap <host:port>', 'IMAP listener')
+    .option('--http <host:port>', 'HTTP listener')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .action(async (options) => {
+      const config = configFrom({
+        ...options,
+        listen: { smtp: options.smtp, submission: options.submission, pop3: options.pop3, imap: options.imap, http: options.http },
+      });
+      const logger = createLogger(config.log.level);
+      const store = await openStore(config);
+      const gateway = await startGateway(config, store, logger, { id: options.id });
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        process.stdout.write(`quill gateway: ${signal} received, letting sessions finish\n`);
+        gateway
+          .close()
+          .then(() => store.close())
+          .then(
+            () => process.exit(0),
+            () => process.exit(1),
+          );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    });
+}

@@ -1,0 +1,130 @@
+// The gateway's picture of the nodes (DESIGN.md "Membership"): it re-reads the membership
+// from the store, probes every node itself, and drops a node at its first failed probe or
+// failed connection — not only after missed heartbeats. Picking is by reported load.
+import http from 'node:http';
+import { isAlive } from '../cluster/membership.js';
+import { splitHostPort } from '../config/config.js';
+import type { Member, Store } from '../store/types.js';
+import type { Logger } from '../util/logger.js';
+
+export interface NodeView {
+  readonly id: string;
+  member: Member;
+  /** Whether the last probe (or connection) succeeded. */
+  healthy: boolean;
+  /** Sessions this gateway opened to the node per protocol since its last heartbeat. */
+  openedSinceBeat: Map<string, number>;
+}
+
+export interface DirectoryOptions {
+  probeIntervalMs: number;
+  probeTimeoutMs: number;
+}
+
+export class NodeDirectory {
+  private readonly nodes = new Map<string, NodeView>();
+  private timer: NodeJS.Timeout | undefined;
+  private refreshing: Promise<void> | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly options: DirectoryOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => void this.refresh(), this.options.probeIntervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Re-reads the membership and probes every live node; overlapping calls share one run. */
+  refresh(): Promise<void> {
+    return (this.refreshing ??= this.refreshOnce().finally(() => (this.refreshing = undefined)));
+  }
+
+  private async refreshOnce(): Promise<void> {
+    let members: Member[];
+    try {
+      members = await this.store.listMembers();
+    } catch (error) {
+      // Without the store we keep the last picture; probes still run on it.
+      this.logger.warn({ err: (error as Error).message }, 'gateway: membership unreadable');
+      members = [...this.nodes.values()].map((n) => n.member);
+    }
+    const now = Date.now();
+    const seen = new Set<string>();
+    for (const member of members) {
+      if (member.kind !== 'node' || !isAlive(member, now) || member.state === 'stopping') continue;
+      seen.add(member.id);
+      const known = this.nodes.get(member.id);
+      if (!known) {
+        this.nodes.set(member.id, { id: member.id, member, healthy: true, openedSinceBeat: new Map() });
+        this.logger.info({ node: member.id }, 'gateway: node joined');
+      } else {
+        if (known.member.beatAt.getTime() !== member.beatAt.getTime()) known.openedSinceBeat.clear();
+        known.member = member;
+      }
+    }
+    for (const id of [...this.nodes.keys()]) {
+      if (!seen.has(id)) {
+        this.nodes.delete(id);
+        this.logger.info({ node: id }, 'gateway: node left or died');
+      }
+    }
+    await Promise.all([...this.nodes.values()].map((node) => this.probe(node)));
+  }
+
+  private async probe(node: NodeView): Promise<void> {
+    const address = node.member.addresses.http;
+    if (!address) return;
+    const ok = await probeHealth(address, this.options.probeTimeoutMs);
+    if (ok !== node.healthy) this.logger.info({ node: node.id, healthy: ok }, ok ? 'gateway: node healthy again' : 'gateway: node failed its probe');
+    node.healthy = ok;
+  }
+
+  /** A connection to the node failed: take it out until a probe says otherwise. */
+  markFailed(id: string): void {
+    const node = this.nodes.get(id);
+    if (node?.healthy) {
+      node.healthy = false;
+      this.logger.warn({ node: id }, 'gateway: connection to node failed; node taken out');
+    }
+  }
+
+  noteOpened(id: string, protocol: string): void {
+    const node = this.nodes.get(id);
+    if (node) node.openedSinceBeat.set(protocol, (node.openedSinceBeat.get(protocol) ?? 0) + 1);
+  }
+
+  /** Nodes able to take a new session of the protocol, least loaded first. */
+  candidates(protocol: string): { id: string; address: string }[] {
+    const load = (node: NodeView) => (node.member.load.connections[protocol] ?? 0) + (node.openedSinceBeat.get(protocol) ?? 0);
+    return [...this.nodes.values()]
+      .filter((node) => node.healthy && node.member.state === 'active' && node.member.addresses[protocol])
+      .sort((a, b) => load(a) - load(b) || a.member.load.eventLoopDelayMs - b.member.load.eventLoopDelayMs || a.id.localeCompare(b.id))
+      .map((node) => ({ id: node.id, address: node.member.addresses[protocol]! }));
+  }
+
+  list(): NodeView[] {
+    return [...this.nodes.values()];
+  }
+}
+
+/** GET /healthz on a node: 200 within the timeout means healthy. */
+function probeHealth(address: string, timeoutMs: number): Promise<boolean> {
+  const { host, port } = splitHostPort(address);
+  return new Promise((resolve) => {
+    const req = http.get({ host, port, path: '/healthz', timeout: timeoutMs, agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy(new Error('probe timeout')));
+    req.on('error', () => resolve(false));
+  });
+}
