@@ -10,6 +10,7 @@ import { addClusterCommands } from './cluster-commands.js';
 import { addMailCommands } from './mail-commands.js';
 import { addDomainDnsCommands, addQueueCommands } from './queue-commands.js';
 import { addGatewayCommand } from './gateway-commands.js';
+import { runLocalCluster } from './local-cluster.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -49,6 +50,7 @@ function addServerCommand(program: Command, name: string, description: string): 
         ...options,
         listen: { smtp: options.smtp, submission: options.submission, pop3: options.pop3, imap: options.imap, http: options.http },
       });
+      if (options.nodes !== undefined) return runLocalCluster(config, options.config, options.nodes);
       const server = await startServer(config, { nodeId: options.id });
       let stopping = false;
       const stop = (signal: string) => {
@@ -73,7 +75,15 @@ function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
 
-  addServerCommand(program, 'start', 'start every protocol in one process on the embedded store');
+  addServerCommand(program, 'start', 'start every protocol in one process on the embedded store').option(
+    '--nodes <n>',
+    'instead: a local cluster of a gateway on these ports and N node processes behind it',
+    (value: string) => {
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError('--nodes must be a whole number from 1 to 64');
+      return n;
+    },
+  );
   addServerCommand(program, 'node', 'run a cluster node: every protocol plus a heartbeat, under a stable --id').requiredOption('--id <name>', "the node's name in the membership");
 
   const domain = program.command('domain').description('manage local domains');

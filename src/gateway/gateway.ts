@@ -11,6 +11,8 @@ import type { Logger } from '../util/logger.js';
 import { NodeDirectory } from './directory.js';
 
 const PROTOCOLS: ProtocolName[] = ['smtp', 'submission', 'pop3', 'imap', 'http'];
+/** Client bytes kept for a replay until the node first answers. */
+const REPLAY_LIMIT = 256 * 1024;
 
 /** What a client hears when no node can take it, in its own protocol. */
 export function temporaryError(protocol: ProtocolName, host: string): string {
@@ -98,8 +100,11 @@ class ProtocolProxy {
     }
   }
 
-  /** Connects the client to the first node that answers; the client's bytes wait in its socket meanwhile. */
-  private async open(socket: net.Socket): Promise<void> {
+  /**
+   * Connects the client to the first node that answers; the client's bytes wait in its socket
+   * meanwhile. `replay` holds what the client already sent to a node that died before answering.
+   */
+  private async open(socket: net.Socket, replay: Buffer[] = []): Promise<void> {
     this.sessions.add(socket);
     socket.once('close', () => this.release(socket));
     for (const node of this.directory.candidates(this.protocol)) {
@@ -113,24 +118,76 @@ class ProtocolProxy {
       }
       if (socket.destroyed) return void upstream.destroy();
       this.directory.noteOpened(node.id, this.protocol);
-      this.splice(socket, upstream, node.id);
+      this.splice(socket, upstream, node.id, replay);
       return;
     }
     this.refuse(socket, 'no node available');
   }
 
-  private splice(client: net.Socket, upstream: net.Socket, nodeId: string): void {
+  /**
+   * Carries bytes both ways. Until the node says its first byte the client's bytes are kept,
+   * so if the node dies before answering, the session starts over on another node and the
+   * client never notices (record and replay, at its simplest). Once the node has spoken, its
+   * death ends the client's session.
+   */
+  private splice(client: net.Socket, upstream: net.Socket, nodeId: string, replay: Buffer[]): void {
+    let answered = false;
+    let recorded: Buffer[] | null = [...replay];
+    let recordedBytes = replay.reduce((n, b) => n + b.length, 0);
     upstream.on('error', () => undefined);
     client.setNoDelay(true);
     upstream.setNoDelay(true);
-    client.pipe(upstream);
-    upstream.pipe(client);
-    // A node that dies takes its sessions with it (until replay exists): close the client too.
+    for (const chunk of replay) upstream.write(chunk);
+
+    const fromClient = (chunk: Buffer) => {
+      if (recorded) {
+        recordedBytes += chunk.length;
+        if (recordedBytes <= REPLAY_LIMIT) recorded.push(chunk);
+        else recorded = null;
+      }
+      if (!upstream.write(chunk)) {
+        client.pause();
+        upstream.once('drain', () => client.resume());
+      }
+    };
+    const fromNode = (chunk: Buffer) => {
+      answered = true;
+      recorded = null;
+      if (!client.write(chunk)) {
+        upstream.pause();
+        client.once('drain', () => upstream.resume());
+      }
+    };
+    const clientEnded = () => upstream.end();
+    const clientClosed = () => upstream.destroy();
+    client.on('data', fromClient);
+    client.once('end', clientEnded);
+    client.once('close', clientClosed);
+    upstream.on('data', fromNode);
     upstream.once('close', (hadError) => {
-      if (hadError) this.logger.warn({ protocol: this.protocol, node: nodeId }, 'gateway: node connection lost mid-session');
-      client.destroy();
+      client.off('data', fromClient);
+      client.off('end', clientEnded);
+      client.off('close', clientClosed);
+      if (client.destroyed) return;
+      if (!answered && recorded && this.mayReplay(recorded)) {
+        client.pause();
+        this.directory.markFailed(nodeId);
+        this.logger.warn({ protocol: this.protocol, node: nodeId }, 'gateway: node lost before answering; replaying on another node');
+        void this.open(client, recorded);
+        return;
+      }
+      if (hadError || !answered) this.logger.warn({ protocol: this.protocol, node: nodeId }, 'gateway: node connection lost mid-session');
+      // A client that heard nothing yet hears a clear temporary error rather than a bare close.
+      if (answered) client.end();
+      else client.end(temporaryError(this.protocol, this.config.hostname));
+      client.setTimeout(5_000, () => client.destroy());
     });
-    client.once('close', () => upstream.destroy());
+  }
+
+  /** HTTP requests that change things are not sent twice (RFC 9110 9.2.2); the others start with the server's greeting. */
+  private mayReplay(sent: Buffer[]): boolean {
+    if (this.protocol !== 'http' || sent.length === 0) return true;
+    return /^(GET|HEAD|OPTIONS|PUT|DELETE) /.test(Buffer.concat(sent).subarray(0, 8).toString('latin1'));
   }
 
   async close(deadline: Date): Promise<void> {

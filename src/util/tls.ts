@@ -1,6 +1,6 @@
 // TLS material: the certificate from config, or a self-signed one generated into the data
 // directory on first start so STARTTLS works out of the box.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { generate } from 'selfsigned';
@@ -18,9 +18,10 @@ export async function loadTls(dataDir: string, hostname: string, configured?: { 
     const cert = readFileSync(configured.cert);
     return { key, cert, context: createSecureContext({ key, cert }), selfSigned: false };
   }
-  const keyFile = path.join(dataDir, 'tls-key.pem');
-  const certFile = path.join(dataDir, 'tls-cert.pem');
-  if (!existsSync(keyFile) || !existsSync(certFile)) {
+  // Key and certificate in one file, written by rename: nodes starting together on one data
+  // directory all end up with the same matching pair.
+  const file = path.join(dataDir, 'tls-selfsigned.pem');
+  if (!existsSync(file)) {
     const pems = await generate([{ name: 'commonName', value: hostname }], {
       keySize: 2048,
       notAfterDate: new Date(Date.now() + 3650 * 86_400_000),
@@ -30,10 +31,14 @@ export async function loadTls(dataDir: string, hostname: string, configured?: { 
         { name: 'subjectAltName', altNames: [{ type: 2, value: hostname }, { type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] },
       ],
     });
-    writeFileSync(keyFile, pems.private, { mode: 0o600 });
-    writeFileSync(certFile, pems.cert);
+    const temp = `${file}.${process.pid}.tmp`;
+    writeFileSync(temp, pems.private + pems.cert, { mode: 0o600 });
+    if (existsSync(file)) unlinkSync(temp);
+    else renameSync(temp, file);
   }
-  const key = readFileSync(keyFile);
-  const cert = readFileSync(certFile);
+  const pem = readFileSync(file, 'utf8');
+  const at = pem.indexOf('-----BEGIN CERTIFICATE-----');
+  const key = Buffer.from(pem.slice(0, at));
+  const cert = Buffer.from(pem.slice(at));
   return { key, cert, context: createSecureContext({ key, cert }), selfSigned: true };
 }

@@ -1,0 +1,64 @@
+// `quill start --nodes N`: a whole cluster on one machine for trying it out — a gateway on
+// the configured ports in this process and N node processes on ephemeral loopback ports,
+// all sharing the embedded store. A node that dies is started again (Porcupine's
+// self-healing, in miniature); the gateway keeps clients away from it meanwhile.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { hostname } from 'node:os';
+import type { Config } from '../config/config.js';
+import { startGateway } from '../gateway/gateway.js';
+import { openStore } from '../server.js';
+import { createLogger } from '../util/logger.js';
+
+const RESTART_DELAY_MS = 1_000;
+
+interface NodeProcess {
+  id: string;
+  child?: ChildProcess;
+}
+
+export async function runLocalCluster(config: Readonly<Config>, configFile: string | undefined, count: number): Promise<void> {
+  const logger = createLogger(config.log.level);
+  const store = await openStore(config);
+  const gateway = await startGateway(config, store, logger, { id: `gateway-${hostname()}` });
+  let stopping = false;
+  const nodes: NodeProcess[] = Array.from({ length: count }, (_, i) => ({ id: `node-${i + 1}` }));
+
+  const launch = (node: NodeProcess) => {
+    // The same runtime flags (tsx under tests) and entry point as this process.
+    const args = [...process.execArgv, process.argv[1]!, 'node', '--id', node.id, '--data', config.data, '--hostname', config.hostname];
+    if (configFile) args.push('--config', configFile);
+    for (const protocol of ['smtp', 'submission', 'pop3', 'imap', 'http']) args.push(`--${protocol}`, '127.0.0.1:0');
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    node.child = child;
+    logger.info({ node: node.id, pid: child.pid }, 'local cluster: node started');
+    child.once('exit', (code, signal) => {
+      node.child = undefined;
+      if (stopping) return;
+      logger.warn({ node: node.id, code, signal }, 'local cluster: node exited; starting it again');
+      setTimeout(() => !stopping && launch(node), RESTART_DELAY_MS).unref();
+    });
+  };
+  nodes.forEach(launch);
+
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`quill: ${signal} received, stopping the gateway and ${count} nodes\n`);
+    const exits = nodes.map((node) => {
+      const child = node.child;
+      if (!child) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      });
+    });
+    Promise.all([gateway.close(), ...exits])
+      .then(() => store.close())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
