@@ -7,6 +7,9 @@ import { systemResolver, type Resolver } from './queue/route.js';
 import { OutboundWorker } from './queue/worker.js';
 import type { Config, ProtocolName } from './config/config.js';
 import { startHttp } from './http/health.js';
+import { startSmtp } from './smtp/mx.js';
+import { startSubmission } from './smtp/submission.js';
+import { startPop3 } from './pop3/server.js';
 import type { Service, ServiceDeps } from './service.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
@@ -25,7 +28,7 @@ export interface RunningServer {
 type Starter = (deps: ServiceDeps) => Promise<Service>;
 
 /** Protocol listeners, in start order. */
-const STARTERS: [ProtocolName, Starter][] = [['http', startHttp]];
+const STARTERS: [ProtocolName, Starter][] = [['smtp', startSmtp], ['submission', startSubmission], ['http', startHttp], ['pop3', startPop3]];
 
 export async function openStore(config: Readonly<Config>): Promise<Store> {
   return SqliteStore.open(config.data, { maxDatabaseBytes: config.store.maxDatabaseBytes });
@@ -48,7 +51,8 @@ export async function startServer(config: Readonly<Config>, options: ServerOptio
   const tls = await loadTls(config.data, config.hostname, config.tls);
   const auth = new Authenticator(store, config.limits);
   const nodeId = options.nodeId ?? `${hostname()}-${process.pid}`;
-  const deps: ServiceDeps = { config, store, logger, tls, auth, nodeId };
+  const resolver = options.resolver ?? systemResolver;
+  const deps: ServiceDeps = { config, store, logger, tls, auth, nodeId, resolver };
   const services = new Map<ProtocolName, Service>();
   const housekeeping = setInterval(() => {
     if (store instanceof SqliteStore) store.pruneChanges().catch(() => undefined);
@@ -63,7 +67,7 @@ export async function startServer(config: Readonly<Config>, options: ServerOptio
     logger,
   );
 
-  const worker = config.outbound.enabled ? new OutboundWorker({ store, config, logger: logger.child({ part: 'queue' }), resolver: options.resolver ?? systemResolver }) : undefined;
+  const worker = config.outbound.enabled ? new OutboundWorker({ store, config, logger: logger.child({ part: 'queue' }), resolver }) : undefined;
 
   let closing: Promise<void> | undefined;
   const close = () =>

@@ -8,6 +8,18 @@ import { startServer, type RunningServer } from '../src/server.js';
 import { hashPassword } from '../src/util/password.js';
 import { silentLogger } from '../src/util/logger.js';
 
+/** A DNS with no records at all: tests never reach the network. */
+export const emptyResolver: Resolver = {
+  resolveMx: async (name) => notFound(name),
+  resolve4: async (name) => notFound(name),
+  resolve6: async (name) => notFound(name),
+  resolveTxt: async (name) => notFound(name),
+};
+
+function notFound(name: string): never {
+  throw Object.assign(new Error(`queryA ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
+}
+
 export function tempDir(prefix = 'quill-test-'): string {
   return mkdtempSync(path.join(tmpdir(), prefix));
 }
@@ -39,7 +51,7 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDir();
   const config = testConfig(dataDir, options.overrides);
-  const server = await startServer(config, { logger: silentLogger(), resolver: options.resolver, nodeId: options.nodeId });
+  const server = await startServer(config, { logger: silentLogger(), resolver: options.resolver ?? emptyResolver, nodeId: options.nodeId });
   for (const domain of options.domains ?? ['example.com']) {
     if (!(await server.store.getDomain(domain))) await server.store.addDomain(domain);
   }

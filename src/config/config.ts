@@ -89,6 +89,17 @@ const outboundSchema = z
   })
   .strict();
 
+const inboundSchema = z
+  .object({
+    /** Check SPF, DKIM, DMARC and ARC of mail arriving on the MX port and add Authentication-Results. */
+    verify: z.boolean().default(true),
+    /** A DMARC failure: 'enforce' follows the sender domain's published policy; or always accept/quarantine/reject. */
+    dmarc: z.enum(['enforce', 'accept', 'quarantine', 'reject']).default('enforce'),
+    /** An SPF fail on its own (DMARC usually decides): accept, quarantine (to Junk) or reject. */
+    spfFail: z.enum(['accept', 'quarantine', 'reject']).default('accept'),
+  })
+  .strict();
+
 const gatewaySchema = z
   .object({
     /** Client sessions one gateway listener carries at once; past it new clients wait in the queue. */
@@ -150,6 +161,7 @@ export const configSchema = z
     limits: limitsSchema.default(() => limitsSchema.parse({})),
     outbound: outboundSchema.default(() => outboundSchema.parse({})),
     gateway: gatewaySchema.default(() => gatewaySchema.parse({})),
+    inbound: inboundSchema.default(() => inboundSchema.parse({})),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()
