@@ -1,0 +1,170 @@
+// The cluster store: PostgreSQL through Kysely over node-postgres. The same KyselyStore code
+// as SQLite; what differs is the connection (a pool that follows the primary of a replicated
+// group), NOTIFY/LISTEN for the change feed, migrations under an advisory lock so several
+// nodes may start at once, and COMMITs whose outcome can be unknown.
+import { randomUUID } from 'node:crypto';
+import { Kysely, Migrator, PostgresDialect, sql, type Transaction } from 'kysely';
+import { KyselyStore } from './kysely-store.js';
+import { migrations } from './migrations.js';
+import { CHANGE_CHANNEL, encodeChanges, PgChangeFeed } from './pg-change-feed.js';
+import { clientConfig, FailoverPool, findServer, parsePgUrl, redactPgUrl, type PgHost, type PgUrl, type PoolSettings } from './pg-pool.js';
+import type { Database } from './schema.js';
+import { StoreError, type ChangeEvent, type ChangeKind } from './types.js';
+
+export interface PostgresOptions {
+  /** Connections in this process's pool. */
+  poolSize?: number;
+  /** Longest a statement may run before PostgreSQL cancels it (0 = no limit). */
+  statementTimeoutMs?: number;
+  /** How long to wait for a connection before failing with 'unavailable'. */
+  connectTimeoutMs?: number;
+  /** synchronous_commit for Quillmail's sessions; the server's setting when omitted. Never 'off'. */
+  synchronousCommit?: 'on' | 'remote_apply' | 'remote_write' | 'local';
+  /** Apply pending migrations when opening (default true). */
+  migrate?: boolean;
+  /** Start the LISTEN connection for the change feed (default true). */
+  listen?: boolean;
+}
+
+/** Session-level advisory lock key that serialises migrations across nodes. */
+const MIGRATION_LOCK = 0x7175696c6c; // "quill"
+
+function isRetryable(error: unknown): boolean {
+  const code = (error as { code?: string })?.code;
+  return code === '40P01' || code === '40001'; // deadlock_detected, serialization_failure
+}
+
+function storeError(prefix: string, error: unknown): StoreError {
+  if (error instanceof StoreError) return error;
+  return new StoreError('unavailable', `${prefix}: ${(error as Error)?.message ?? error}`, { cause: error });
+}
+
+export class PostgresStore extends KyselyStore {
+  readonly kind = 'postgres' as const;
+  protected override readonly ambiguousCommit = true;
+  /** Tags this process's NOTIFYs so its own feed skips them. */
+  private readonly origin = randomUUID();
+  private readonly feed: PgChangeFeed;
+
+  private constructor(
+    db: Kysely<Database>,
+    private readonly pool: FailoverPool,
+    private readonly url: PgUrl,
+    private readonly settings: PoolSettings,
+    /** The URL with its password hidden. */
+    readonly location: string,
+  ) {
+    super(db);
+    this.feed = new PgChangeFeed({
+      origin: this.origin,
+      connect: async () => clientConfig(this.url, this.url.hosts.length === 1 ? this.url.hosts[0]! : await findServer(this.url, this.settings), this.settings),
+      emit: (event) => this.emit(event),
+      since: (ms) => this.changesSince(ms),
+    });
+  }
+
+  /** Connects, checks that commits are durable, applies migrations and starts the change feed. */
+  static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStore> {
+    let parsed: PgUrl;
+    try {
+      parsed = parsePgUrl(url);
+    } catch (error) {
+      throw new StoreError('invalid', `store URL ${redactPgUrl(url)}: ${(error as Error).message}`);
+    }
+    if ((options.synchronousCommit as string | undefined) === 'off') {
+      throw new StoreError('invalid', 'synchronous_commit=off would acknowledge mail before it is durable');
+    }
+    const settings: PoolSettings = {
+      max: options.poolSize ?? 10,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+      statementTimeoutMs: options.statementTimeoutMs ?? 30_000,
+      synchronousCommit: options.synchronousCommit,
+      applicationName: 'quillmail',
+    };
+    const pool = new FailoverPool(parsed, settings);
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const store = new PostgresStore(db, pool, parsed, settings, redactPgUrl(url));
+    try {
+      await store.checkDurability();
+      if (options.migrate !== false) await store.migrate();
+      if (options.listen !== false) await store.feed.start();
+    } catch (error) {
+      await store.close().catch(() => undefined);
+      throw storeError(`cannot open store ${store.location}`, error);
+    }
+    return store;
+  }
+
+  /** Refuses a session that would acknowledge commits before they reach the disk (DESIGN.md "Durability"). */
+  private async checkDurability(): Promise<void> {
+    const { rows } = await sql<{ value: string }>`select current_setting('synchronous_commit') as value`.execute(this.db);
+    if (rows[0]?.value === 'off') {
+      throw new StoreError('invalid', 'the server runs with synchronous_commit=off, which acknowledges mail before it is durable; set store.synchronousCommit: on');
+    }
+  }
+
+  /** Applies pending migrations under an advisory lock (several nodes may start at once); returns their names. */
+  async migrate(): Promise<string[]> {
+    return this.db.connection().execute(async (conn) => {
+      await sql`select pg_advisory_lock(${MIGRATION_LOCK})`.execute(conn);
+      try {
+        const { error, results } = await new Migrator({ db: conn, provider: migrations('postgres') }).migrateToLatest();
+        if (error) throw storeError('migration failed', error);
+        return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+      } finally {
+        await sql`select pg_advisory_unlock(${MIGRATION_LOCK})`.execute(conn);
+      }
+    });
+  }
+
+  /** Names of migrations not yet applied. */
+  async pendingMigrations(): Promise<string[]> {
+    const all = await new Migrator({ db: this.db, provider: migrations('postgres') }).getMigrations();
+    return all.filter((m) => m.executedAt === undefined).map((m) => m.name);
+  }
+
+  /** What `quill db status` shows: the server written to and its durability settings. */
+  async serverStatus(): Promise<{ host: PgHost | undefined; version: string; synchronousCommit: string; synchronousStandbys: string; fsync: string; inRecovery: boolean }> {
+    const { rows } = await sql<{ version: string; sc: string; ssn: string; fsync: string; rec: boolean }>`
+      select current_setting('server_version') as version, current_setting('synchronous_commit') as sc,
+             current_setting('synchronous_standby_names') as ssn, current_setting('fsync') as fsync, pg_is_in_recovery() as rec`.execute(this.db);
+    const row = rows[0]!;
+    return { host: this.pool.host, version: row.version, synchronousCommit: row.sc, synchronousStandbys: row.ssn, fsync: row.fsync, inRecovery: row.rec };
+  }
+
+  protected override isRetryable(error: unknown): boolean {
+    return isRetryable(error);
+  }
+
+  /** NOTIFY in the writing transaction: listeners hear of it only if it commits. */
+  protected override async beforeCommit(tx: Transaction<Database>, events: ChangeEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const payloads = encodeChanges(this.origin, events);
+    await sql`select ${sql.join(payloads.map((p) => sql`pg_notify(${CHANGE_CHANNEL}, ${p})`))}`.execute(tx);
+  }
+
+  private async changesSince(ms: number): Promise<ChangeEvent[]> {
+    const rows = await this.db.selectFrom('changes').selectAll().where('created_at', '>=', ms).orderBy('id').limit(10_000).execute();
+    return rows.map((row) => ({ id: Number(row.id), userId: Number(row.user_id), mailboxId: row.mailbox_id === null ? null : Number(row.mailbox_id), kind: row.kind as ChangeKind }));
+  }
+
+  /** True while the change-feed connection is up. */
+  get listening(): boolean {
+    return this.feed.listening;
+  }
+
+  /** Resolves when the change feed is listening again after a lost connection. */
+  feedReady(): Promise<void> {
+    return this.feed.connected;
+  }
+
+  /** Deletes change rows older than maxAgeMs; called from the server's housekeeping timer. */
+  async pruneChanges(maxAgeMs = 10 * 60_000): Promise<void> {
+    await this.db.deleteFrom('changes').where('created_at', '<', Date.now() - maxAgeMs).execute();
+  }
+
+  override async close(): Promise<void> {
+    await this.feed.stop();
+    await super.close();
+  }
+}
