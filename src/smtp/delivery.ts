@@ -1,0 +1,48 @@
+// What the SMTP hooks ask of the store: who a recipient is, and storing one message for all
+// recipients of a transaction in one durable deliver call.
+import type { DeliveryOptions, DeliveryResult, DeliveryTarget, Store } from '../store/types.js';
+import { Replies } from './codes.js';
+
+export type Recipient = { kind: 'local'; address: string; userId: number } | { kind: 'foreign'; address: string };
+
+export function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+}
+
+/**
+ * Local when the domain is ours: then the user must exist (550 5.1.1) and have room
+ * (452 4.2.2, RFC 5321 4.5.3.1.10); `incomingBytes` is the size the client declared, if any.
+ */
+export async function resolveRecipient(store: Store, address: string, incomingBytes: number): Promise<Recipient> {
+  if (!address.includes('@')) throw Replies.unknownUser(); // a bare "postmaster": we keep no aliases
+  if (!(await store.getDomain(domainOf(address)))) return { kind: 'foreign', address };
+  const user = await store.getUser(address);
+  if (!user || user.disabled) throw Replies.unknownUser();
+  if (user.quotaBytes > 0 && user.usedBytes + Math.max(incomingBytes, 1) > user.quotaBytes) throw Replies.mailboxFull();
+  return { kind: 'local', address, userId: user.id };
+}
+
+/**
+ * One deliver call for the whole transaction: one stored copy of the bytes, local copies and
+ * outbound queue entries in the same commit. Resolves once the commit is durable.
+ */
+export function storeMessage(
+  store: Store,
+  raw: Buffer,
+  recipients: Recipient[],
+  extra: { sender: string; sentCopyUserId?: number },
+): Promise<DeliveryResult> {
+  const targets: DeliveryTarget[] = [];
+  const seenUsers = new Set<number>();
+  const foreign: string[] = [];
+  for (const recipient of recipients) {
+    if (recipient.kind === 'foreign') foreign.push(recipient.address);
+    else if (!seenUsers.has(recipient.userId)) {
+      seenUsers.add(recipient.userId);
+      targets.push({ userId: recipient.userId });
+    }
+  }
+  if (extra.sentCopyUserId !== undefined) targets.push({ userId: extra.sentCopyUserId, mailbox: 'Sent', flags: ['\\Seen'] });
+  const options: DeliveryOptions = foreign.length > 0 ? { outbound: { sender: extra.sender, recipients: foreign } } : {};
+  return store.deliver(raw, targets, options);
+}

@@ -1,0 +1,216 @@
+// What the MX and submission listeners share: smtp-server set up from config.limits,
+// connection limits, one log line per session event, and DATA -> Received header -> one
+// durable deliver -> 250. Each listener adds its own rules for auth, sender and recipients.
+import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
+import { splitHostPort } from '../config/config.js';
+import type { Service, ServiceDeps } from '../service.js';
+import type { Logger } from '../util/logger.js';
+import { Replies, SmtpReply } from './codes.js';
+import { QuillSmtpServer } from './connection.js';
+import { resolveRecipient, storeMessage, type Recipient } from './delivery.js';
+import { readMessage, receivedHeader } from './message.js';
+
+export interface SessionContext {
+  log: Logger;
+  authFailures: number;
+}
+
+/** The authenticated identity kept in session.user (never the password hash). */
+export interface SessionUser {
+  id: number;
+  address: string;
+  username: string;
+}
+
+export interface ListenerSpec {
+  name: 'smtp' | 'submission';
+  listen: string;
+  /** smtp-server options that differ between the two listeners. */
+  options: SMTPServerOptions;
+  /** Per-session settings at connect and again after STARTTLS (which is what auth depends on). */
+  prepareSession?(session: SMTPServerSession): void;
+  /** Resolves to the user, or throws an SmtpReply. */
+  authenticate?(auth: SMTPServerAuthentication, session: SMTPServerSession, context: SessionContext): Promise<SessionUser>;
+  /** Throws an SmtpReply when the sender is refused. */
+  checkSender(address: string, session: SMTPServerSession): void;
+  /** Throws an SmtpReply when this listener does not take mail for the recipient. */
+  checkRecipient(recipient: Recipient, session: SMTPServerSession): void;
+  /** The user whose Sent mailbox gets a copy, if any. */
+  sentCopyUserId?(session: SMTPServerSession): number | undefined;
+}
+
+type Callback = (error?: Error | null) => void;
+
+export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Promise<Service> {
+  const { config, store } = deps;
+  const { limits } = config;
+  const { host, port } = splitHostPort(spec.listen);
+  const logger = deps.logger.child({ proto: spec.name });
+  const sessions = new Map<string, SessionContext>();
+  const connectionsPerIp = new Map<string, number>();
+  // Recipients as resolved at RCPT, keyed by the address object the library keeps in the envelope.
+  const resolved = new WeakMap<SMTPServerAddress, Recipient>();
+
+  const contextOf = (session: SMTPServerSession): SessionContext =>
+    sessions.get(session.id) ?? { log: logger.child({ session: session.id }), authFailures: 0 };
+
+  /** Runs a hook: SmtpReply errors go to the client as they are, anything else is a logged 451. */
+  const answer = (session: SMTPServerSession, callback: Callback, what: string, work: () => Promise<void> | void) => {
+    Promise.resolve()
+      .then(work)
+      .then(
+        () => callback(),
+        (error: unknown) => {
+          if (error instanceof SmtpReply) {
+            contextOf(session).log.info({ reply: `${error.responseCode} ${error.message}` }, `${what} refused`);
+            return callback(error);
+          }
+          contextOf(session).log.error({ err: error }, `${what} failed`);
+          callback(Replies.temporaryFailure());
+        },
+      );
+  };
+
+  const options: SMTPServerOptions = {
+    name: config.hostname,
+    logger: false,
+    key: deps.tls.key,
+    cert: deps.tls.cert,
+    size: limits.messageSize,
+    rejectOversized: true,
+    hideENHANCEDSTATUSCODES: false,
+    hideDSN: true,
+    hideREQUIRETLS: true,
+    maxRecipients: limits.recipients,
+    maxCommandLength: limits.lineLength,
+    socketTimeout: limits.idleTimeoutSeconds * 1000,
+    ...spec.options,
+
+    onConnect(session, callback) {
+      const ip = session.remoteAddress;
+      const fromIp = (connectionsPerIp.get(ip) ?? 0) + 1;
+      connectionsPerIp.set(ip, fromIp);
+      const log = logger.child({ session: session.id });
+      sessions.set(session.id, { log, authFailures: 0 });
+      if (sessions.size > limits.connections || fromIp > limits.connectionsPerIp) {
+        log.warn({ ip, fromIp, open: sessions.size }, 'connection refused: too many connections');
+        return callback(Replies.tooManyConnections());
+      }
+      log.info({ ip, host: session.clientHostname }, 'connect');
+      spec.prepareSession?.(session);
+      callback();
+    },
+
+    onSecure(_socket, session, callback) {
+      contextOf(session).log.info({ cipher: session.tlsOptions ? session.tlsOptions.name : undefined }, 'tls');
+      spec.prepareSession?.(session);
+      callback();
+    },
+
+    onAuth(auth, session, callback: (error: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void) {
+      const context = contextOf(session);
+      if (!spec.authenticate) return callback(Replies.authInvalid());
+      spec.authenticate(auth, session, context).then(
+        (user) => {
+          context.log.info({ user: user.address, method: auth.method }, 'authenticated');
+          callback(null, { user });
+        },
+        (error: unknown) => {
+          const reply = error instanceof SmtpReply ? error : Replies.authUnavailable();
+          if (!(error instanceof SmtpReply)) context.log.error({ err: error }, 'authentication failed: store error');
+          else context.log.info({ user: auth.username, method: auth.method, reply: `${reply.responseCode} ${reply.message}` }, 'authentication refused');
+          callback(null, { message: reply.message, responseCode: reply.responseCode });
+        },
+      );
+    },
+
+    onMailFrom(address, session, callback) {
+      answer(session, callback, 'sender', () => spec.checkSender(address.address, session));
+    },
+
+    onRcptTo(address, session, callback) {
+      answer(session, callback, 'recipient', async () => {
+        const args = session.envelope.mailFrom ? session.envelope.mailFrom.args : false;
+        const declared = args && typeof args.SIZE === 'string' ? Number(args.SIZE) : 0;
+        const recipient = await resolveRecipient(store, address.address, declared);
+        spec.checkRecipient(recipient, session);
+        resolved.set(address, recipient);
+      });
+    },
+
+    onData(stream, session, callback: (error?: Error | null, message?: string) => void) {
+      const { log } = contextOf(session);
+      readMessage(stream, limits.messageSize).then(
+        async (body) => {
+          // Over SIZE: the library answers 552 5.3.4 (rejectOversized), nothing is stored.
+          if (!body) {
+            log.info({ bytes: stream.byteLength }, 'message refused: over SIZE');
+            return callback();
+          }
+          if (body.includes(0)) {
+            const reply = Replies.nulBytes();
+            log.info({ bytes: body.length }, 'message refused: NUL bytes');
+            return callback(reply);
+          }
+          const addresses = session.envelope.rcptTo;
+          const recipients = addresses.map((address) => resolved.get(address)!);
+          const raw = Buffer.concat([receivedHeader(session, config.hostname, addresses.map((a) => a.address)), body]);
+          const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+          try {
+            // RFC 5321 6.1: 250 only once the message is durably stored.
+            const result = await storeMessage(store, raw, recipients, { sender, sentCopyUserId: spec.sentCopyUserId?.(session) });
+            const id = `${session.id}.${session.transaction}`;
+            log.info({ id, bytes: raw.length, local: result.copies.length, queued: result.outboundIds.length }, 'message stored');
+            callback(null, `Ok: stored as ${id}`);
+          } catch (error) {
+            log.error({ err: error, bytes: raw.length }, 'message not stored: store error');
+            callback(Replies.temporaryFailure());
+          }
+        },
+        (error: Error) => {
+          log.info({ reason: error.message }, 'message lost: client went away during DATA');
+          callback(error);
+        },
+      );
+    },
+
+    onClose(session) {
+      const context = sessions.get(session.id);
+      if (!context) return;
+      sessions.delete(session.id);
+      const ip = session.remoteAddress;
+      const left = (connectionsPerIp.get(ip) ?? 1) - 1;
+      if (left > 0) connectionsPerIp.set(ip, left);
+      else connectionsPerIp.delete(ip);
+      context.log.info('close');
+    },
+  };
+
+  const server = new QuillSmtpServer(options, limits.badCommands);
+  server.on('error', (error: Error & { code?: string }) => logger.info({ err: error.message, code: error.code }, 'connection error'));
+  await new Promise<void>((resolve, reject) => {
+    server.server.once('error', reject);
+    server.listen(port, host, () => {
+      server.server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.server.address();
+  const bound = typeof address === 'object' && address ? address.port : port;
+
+  return {
+    name: spec.name,
+    host,
+    port: bound,
+    connections: () => server.connections.size,
+    close(deadline) {
+      server.options.closeTimeout = Math.max(1, deadline.getTime() - Date.now());
+      // Sessions outside a transaction go now; open transactions get until the deadline.
+      const reply = Replies.shuttingDown();
+      for (const connection of server.connections) {
+        if (!connection.session.envelope?.mailFrom && !connection._dataStream) connection.send(reply.responseCode, reply.message);
+      }
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

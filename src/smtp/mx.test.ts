@@ -1,0 +1,119 @@
+// The MX listener through real clients: nodemailer, Python's smtplib and raw sockets.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import nodemailer from 'nodemailer';
+import { startTestServer, type TestServer } from '../../test/helpers.js';
+import type { DeliveryTarget } from '../store/types.js';
+import { runSmtplib, splitReceived, storedMessages } from './test-support.js';
+import { WireClient } from './wire-client.js';
+
+const RECEIVED = /^Received: from client\.example \((?:[a-z0-9.-]+ )?\[127\.0\.0\.1\]\)\r\n\tby mx\.test\.example with (ESMTPS?) id [a-z0-9]+\.\d+(;?)\r\n(?:\tfor <([^>]+)>;\r\n)?\t\w{3}, \d{2} \w{3} \d{4} \d\d:\d\d:\d\d \+0000\r\n$/;
+
+// 8-bit text, Latin-1 bytes that are not UTF-8, a line starting with a dot, a line that is
+// only a dot, and a line of two dots: all must come out exactly as they went in.
+const MESSAGE = Buffer.concat([
+  Buffer.from('From: Sender <sender@remote.example>\r\nTo: alice@example.com\r\nSubject: bytes\r\nMessage-ID: <bytes-1@remote.example>\r\n\r\n'),
+  Buffer.from('Grüße aus Köln — ✓\r\n', 'utf8'),
+  Buffer.from([0xe9, 0x74, 0xe9, 0x0d, 0x0a]),
+  Buffer.from('.leading dot\r\n.\r\n..\r\nlast line\r\n'),
+]);
+
+describe('SMTP MX listener', () => {
+  let server: TestServer;
+  let port: number;
+
+  before(async () => {
+    server = await startTestServer({ overrides: { outbound: { enabled: false } } });
+    port = server.port('smtp');
+    for (const name of ['alice', 'bob', 'carol']) await server.addUser(`${name}@example.com`, 'secret-pw');
+  });
+  after(() => server.stop());
+
+  it('stores exactly the bytes sent plus one Received header (nodemailer over STARTTLS)', async () => {
+    const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, name: 'client.example', tls: { rejectUnauthorized: false } });
+    const info = await transport.sendMail({ envelope: { from: 'sender@remote.example', to: ['alice@example.com'] }, raw: MESSAGE });
+    transport.close();
+    assert.match(info.response, /^250 2\.6\.0 /);
+    const messages = await storedMessages(server.store, 'alice@example.com');
+    assert.equal(messages.length, 1);
+    const { received, rest } = splitReceived(messages[0]!.raw);
+    assert.deepEqual(rest, MESSAGE);
+    const match = RECEIVED.exec(received);
+    assert.ok(match, `unexpected Received header:\n${received}`);
+    assert.equal(match[1], 'ESMTPS');
+    assert.equal(match[3], 'alice@example.com');
+  });
+
+  it('advertises the extensions and stores one copy for several recipients (smtplib)', async () => {
+    const calls: DeliveryTarget[][] = [];
+    const deliver = server.store.deliver.bind(server.store);
+    server.store.deliver = (raw, targets, options) => {
+      calls.push(targets);
+      return deliver(raw, targets, options);
+    };
+    try {
+      const result = await runSmtplib({ port, sender: 'sender@remote.example', recipients: ['alice@example.com', 'BOB@example.com', 'carol@example.com'], message: MESSAGE });
+      for (const extension of ['PIPELINING', '8BITMIME', 'SIZE', 'ENHANCEDSTATUSCODES', 'SMTPUTF8', 'STARTTLS']) assert.ok(result.features.includes(extension), extension);
+      assert.ok(!result.features.includes('CHUNKING'), 'BDAT is not implemented, so CHUNKING must not be offered');
+      assert.ok(!result.features.includes('AUTH'), 'no AUTH on the MX port');
+      assert.equal(result.size, String(server.config.limits.messageSize));
+      assert.deepEqual(result.rcpt.map((r) => r.code), [250, 250, 250]);
+      assert.equal(result.data?.code, 250);
+    } finally {
+      server.store.deliver = deliver;
+    }
+    assert.equal(calls.length, 1, 'one deliver call for the transaction');
+    assert.equal(calls[0]!.length, 3);
+    const copies = await Promise.all(['alice', 'bob', 'carol'].map(async (name) => (await storedMessages(server.store, `${name}@example.com`)).at(-1)!));
+    assert.equal(new Set(copies.map((c) => c.blobHash)).size, 1, 'one stored blob');
+    const { received, rest } = splitReceived(copies[0]!.raw);
+    assert.deepEqual(rest, MESSAGE);
+    const match = RECEIVED.exec(received);
+    assert.ok(match, received);
+    assert.equal(match[1], 'ESMTP');
+    assert.equal(match[2], ';', 'no FOR clause with several recipients');
+  });
+
+  it('refuses unknown users with 550 5.1.1 and foreign domains with 550 5.7.1', async () => {
+    const before = (await storedMessages(server.store, 'alice@example.com')).length;
+    const result = await runSmtplib({ port, sender: 'sender@remote.example', recipients: ['nobody@example.com', 'someone@elsewhere.example', 'alice@example.com'], message: MESSAGE });
+    assert.deepEqual(result.rcpt.map((r) => r.code), [550, 550, 250]);
+    assert.match(result.rcpt[0]!.text, /^5\.1\.1 /);
+    assert.match(result.rcpt[1]!.text, /^5\.7\.1 /);
+    assert.equal(result.data?.code, 250);
+    assert.equal((await storedMessages(server.store, 'alice@example.com')).length, before + 1);
+    assert.deepEqual(await server.store.listOutbound(), [], 'nothing relayed');
+  });
+
+  it('answers 452 4.2.2 at RCPT when the mailbox is full', async () => {
+    await server.addUser('full@example.com', 'secret-pw', { quotaBytes: 1000 });
+    const client = await WireClient.connect(port);
+    try {
+      assert.equal((await client.read()).code, 220);
+      assert.equal((await client.command('EHLO client.example')).code, 250);
+      assert.equal((await client.command('MAIL FROM:<sender@remote.example> SIZE=5000')).code, 250);
+      const reply = await client.command('RCPT TO:<full@example.com>');
+      assert.equal(reply.code, 452);
+      assert.match(reply.text, /^452 4\.2\.2 /);
+      assert.equal((await client.command('RCPT TO:<alice@example.com>')).code, 250, 'a small message still fits elsewhere');
+      assert.equal((await client.command('QUIT')).code, 221);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('refuses AUTH on the MX port', async () => {
+    const client = await WireClient.connect(port);
+    try {
+      await client.read();
+      await client.command('EHLO client.example');
+      const reply = await client.command('AUTH PLAIN AGFsaWNlQGV4YW1wbGUuY29tAHNlY3JldC1wdw==');
+      assert.ok(reply.code >= 500, reply.text);
+      assert.equal((await client.command('MAIL FROM:<alice@example.com>')).code, 250);
+      const relay = await client.command('RCPT TO:<victim@elsewhere.example>');
+      assert.match(relay.text, /^550 5\.7\.1 /);
+    } finally {
+      client.close();
+    }
+  });
+});
