@@ -1,0 +1,368 @@
+// One POP3 connection: reads command lines one at a time (pipelined commands run in order),
+// checks the state once for every command, and maps errors to -ERR replies in one place.
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { isLoopback } from '../auth/authenticator.js';
+import type { ServiceDeps } from '../service.js';
+import { StoreError, type User } from '../store/types.js';
+import type { Logger } from '../util/logger.js';
+import { COMMANDS } from './commands/index.js';
+import { ConnectionClosed, Pop3Error, RESP_CODE, authError, syntaxError, userError } from './errors.js';
+import { dotStuffed, terminatorAfter } from './framing.js';
+import { LineReader, type LineEvent } from './line-reader.js';
+import { Maildrop, type CrlfCache, type MaildropLocks } from './maildrop.js';
+
+/** Session states as RFC 1939 3 names them. */
+export type Pop3State = 'AUTHORIZATION' | 'TRANSACTION' | 'UPDATE';
+
+/** What all sessions of one listener share. */
+export interface SessionContext {
+  deps: ServiceDeps;
+  log: Logger;
+  locks: MaildropLocks;
+  crlf: CrlfCache;
+}
+
+// Lines of a multi-line listing are written in batches of about this many characters.
+const BATCH_CHARS = 16 * 1024;
+// How long a closing socket may take to flush before it is destroyed.
+const END_GRACE_MS = 5000;
+
+export class Session {
+  state: Pop3State = 'AUTHORIZATION';
+  /** The name given by USER, waiting for PASS (RFC 1939 7). */
+  pendingUser: string | undefined;
+  /** Set in TRANSACTION: the authenticated user and their maildrop. */
+  user: User | undefined;
+  maildrop: Maildrop | undefined;
+  readonly log: Logger;
+  readonly remoteIp: string;
+  /** Resolves when the session has let go of everything and its connection is closed. */
+  readonly done: Promise<void>;
+
+  private stream: Socket;
+  private secure = false;
+  private readonly reader: LineReader;
+  private queue: LineEvent[] = [];
+  private waiter: ((event: LineEvent | undefined) => void) | undefined;
+  private inputEnded = false;
+  private ending = false;
+  private gone = false;
+  private badCommands = 0;
+  private authFailures = 0;
+  private retrieved = 0;
+  private readonly startedAt = Date.now();
+  private endReason = 'client closed';
+  private unlisten = () => {};
+  private markClosed = () => {};
+  private readonly closed = new Promise<void>((resolve) => (this.markClosed = resolve));
+
+  constructor(
+    private readonly context: SessionContext,
+    private readonly socket: Socket,
+    readonly id: number,
+  ) {
+    this.remoteIp = socket.remoteAddress ?? 'unknown';
+    this.log = context.log.child({ session: id, remote: this.remoteIp });
+    this.reader = new LineReader(context.deps.config.limits.lineLength);
+    this.stream = socket;
+    socket.on('error', (error) => this.log.debug({ err: error.message }, 'socket error'));
+    socket.once('close', () => this.onGone());
+    this.listen(socket);
+    this.done = this.run()
+      .finally(() => this.cleanup())
+      .then(() => this.closed);
+  }
+
+  get config() {
+    return this.context.deps.config;
+  }
+
+  get deps(): ServiceDeps {
+    return this.context.deps;
+  }
+
+  get isSecure(): boolean {
+    return this.secure;
+  }
+
+  /** RFC 2595 2.1 spirit: passwords go in the clear only over TLS or, when configured, on loopback. */
+  get plaintextAllowed(): boolean {
+    return this.secure || (this.config.pop3.loopbackPlainAuth && isLoopback(this.remoteIp));
+  }
+
+  requirePlaintextAllowed(): void {
+    if (!this.plaintextAllowed) throw authError('plaintext authentication is not allowed without TLS; use STLS first');
+  }
+
+  /** One status line. */
+  async reply(line: string): Promise<void> {
+    await this.write(`${line}\r\n`);
+  }
+
+  /** A multi-line response of short lines (RFC 1939 3), byte-stuffed, written in batches. */
+  async replyLines(status: string, lines: Iterable<string>): Promise<void> {
+    let batch = `${status}\r\n`;
+    for (const line of lines) {
+      batch += line.startsWith('.') ? `.${line}\r\n` : `${line}\r\n`;
+      if (batch.length >= BATCH_CHARS) {
+        await this.write(batch);
+        batch = '';
+      }
+    }
+    await this.write(`${batch}.\r\n`);
+  }
+
+  /** A multi-line response carrying message bytes, stuffed and streamed as the client reads. */
+  async replyMessage(status: string, data: Buffer): Promise<void> {
+    await this.write(`${status}\r\n`);
+    for (const chunk of dotStuffed(data)) await this.write(chunk);
+    await this.write(terminatorAfter(data));
+    this.retrieved++;
+  }
+
+  /** The next line from the client, for a SASL exchange inside a command (RFC 5034 4). */
+  async readContinuation(): Promise<string> {
+    const event = await this.nextEvent();
+    if (!event) throw new ConnectionClosed();
+    if (event.kind === 'too-long') throw syntaxError('line too long');
+    return event.line.toString('utf8');
+  }
+
+  /** Authenticates, locks and opens the maildrop, and enters TRANSACTION (RFC 1939 7 PASS). */
+  async login(address: string, password: string, mechanism: string): Promise<void> {
+    const result = await this.deps.auth.authenticate(address, password, this.remoteIp);
+    if (!result.ok) {
+      this.log.info({ user: address, mechanism, reason: result.reason }, 'login failed');
+      throw authError(result.reason === 'locked' ? 'too many failed logins from your address; try again later' : 'authentication failed');
+    }
+    const user = result.user;
+    if (!this.context.locks.acquire(user.id)) {
+      this.log.info({ user: user.address }, 'maildrop in use');
+      throw userError('maildrop already locked by another session', RESP_CODE.inUse);
+    }
+    try {
+      this.maildrop = await Maildrop.open(this.deps.store, this.context.crlf, user.id);
+    } catch (error) {
+      this.context.locks.release(user.id);
+      throw error;
+    }
+    this.user = user;
+    this.state = 'TRANSACTION';
+    const count = this.maildrop.live().length;
+    this.log.info({ user: user.address, mechanism, tls: this.secure, messages: count }, 'login');
+    await this.reply(`+OK maildrop locked and ready, ${count} messages`);
+  }
+
+  /** RFC 1939 6: QUIT in TRANSACTION removes the marked messages, then the session ends. */
+  async update(): Promise<void> {
+    const maildrop = this.maildrop!;
+    this.state = 'UPDATE';
+    try {
+      const { removed, left } = await maildrop.commit();
+      this.log.info({ user: this.user?.address, removed, left, retrieved: this.retrieved }, 'update');
+      await this.reply(`+OK bye, ${left} messages left`);
+    } catch (error) {
+      if (error instanceof ConnectionClosed) throw error;
+      this.log.error({ err: (error as Error).message }, 'update failed');
+      await this.reply(`-ERR ${RESP_CODE.sysTemp} some deleted messages not removed`);
+    } finally {
+      this.end('quit');
+    }
+  }
+
+  /** RFC 2595 4: after +OK the TLS handshake starts; nothing sent before it carries over. */
+  async startTls(): Promise<void> {
+    const plain = this.stream;
+    this.unlisten();
+    plain.pause();
+    this.queue = [];
+    this.reader.reset();
+    // Wrap in the same tick as the +OK goes out, before the client can send its hello.
+    plain.write('+OK begin TLS negotiation\r\n');
+    const secure = new TLSSocket(plain, { isServer: true, secureContext: this.deps.tls.context });
+    this.stream = secure;
+    secure.on('error', (error) => this.log.debug({ err: error.message }, 'tls error'));
+    const handshake = new Promise<boolean>((resolve) => {
+      secure.once('secure', () => resolve(true));
+      secure.once('close', () => resolve(false));
+    });
+    const timeout = () => this.abort('tls handshake timeout');
+    secure.setTimeout(this.config.limits.idleTimeoutSeconds * 1000, timeout);
+    const ok = await handshake;
+    secure.off('timeout', timeout);
+    if (!ok) {
+      this.onGone();
+      throw new ConnectionClosed();
+    }
+    this.secure = true;
+    this.pendingUser = undefined;
+    this.log.info({ protocol: secure.getProtocol(), cipher: secure.getCipher().name }, 'tls');
+    this.listen(secure);
+  }
+
+  /** Ends the session after what has been written is flushed. */
+  end(reason: string): void {
+    if (this.ending) return;
+    this.ending = true;
+    this.endReason = reason;
+    this.stream.end();
+    setTimeout(() => {
+      this.stream.destroy();
+      this.socket.destroy();
+    }, END_GRACE_MS).unref();
+    this.wake();
+  }
+
+  /** Drops the connection at once (idle timeout, shutdown): no UPDATE (RFC 1939 3). */
+  abort(reason: string): void {
+    if (!this.ending) this.endReason = reason;
+    this.ending = true;
+    this.stream.destroy();
+    this.socket.destroy();
+    this.wake();
+  }
+
+  private listen(stream: Socket): void {
+    const onData = (chunk: Buffer) => this.onData(chunk);
+    const onEnd = () => {
+      this.inputEnded = true;
+      this.wake();
+    };
+    const onClose = () => this.onGone();
+    // RFC 1939 3: the autologout timer; expiry closes without a response and without UPDATE.
+    const onTimeout = () => this.abort('idle timeout');
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+    stream.on('close', onClose);
+    stream.on('timeout', onTimeout);
+    stream.setTimeout(this.config.limits.idleTimeoutSeconds * 1000);
+    this.unlisten = () => {
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('close', onClose);
+      stream.off('timeout', onTimeout);
+      stream.setTimeout(0);
+    };
+  }
+
+  private onData(chunk: Buffer): void {
+    for (const event of this.reader.push(chunk)) this.queue.push(event);
+    if (this.waiter && this.queue.length > 0) {
+      const waiter = this.waiter;
+      this.waiter = undefined;
+      waiter(this.queue.shift());
+    }
+    // While a command runs, stop reading: pipelined input waits in the socket, not in memory.
+    if (!this.waiter) this.stream.pause();
+  }
+
+  private onGone(): void {
+    this.gone = true;
+    this.markClosed();
+    this.wake();
+  }
+
+  private wake(): void {
+    if (!this.waiter) return;
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter(undefined);
+  }
+
+  private nextEvent(): Promise<LineEvent | undefined> {
+    const event = this.queue.shift();
+    if (event) return Promise.resolve(event);
+    if (this.ending || this.gone || this.inputEnded) return Promise.resolve(undefined);
+    this.stream.resume();
+    return new Promise((resolve) => (this.waiter = resolve));
+  }
+
+  private async run(): Promise<void> {
+    this.log.info('connect');
+    try {
+      await this.reply(`+OK ${this.config.hostname} Quillmail POP3 server ready`);
+      for (;;) {
+        const event = await this.nextEvent();
+        if (!event || this.ending) break;
+        if (event.kind === 'too-long') await this.fail(syntaxError(`line too long (limit ${this.config.limits.lineLength} octets)`));
+        else await this.execute(event.line);
+      }
+    } catch (error) {
+      if (!(error instanceof ConnectionClosed)) this.log.error({ err: (error as Error).message }, 'session failed');
+    }
+    if (!this.ending) this.end(this.gone ? 'client closed' : this.inputEnded ? 'client ended input' : 'closed');
+  }
+
+  private async execute(line: Buffer): Promise<void> {
+    try {
+      await this.dispatch(line);
+    } catch (error) {
+      await this.fail(error);
+    }
+  }
+
+  // RFC 1939 3: a keyword, then arguments separated by single spaces.
+  private async dispatch(line: Buffer): Promise<void> {
+    if (line.includes(0)) throw syntaxError('NUL in command');
+    const text = line.toString('utf8');
+    const space = text.indexOf(' ');
+    const name = (space === -1 ? text : text.slice(0, space)).toUpperCase();
+    const rest = space === -1 ? '' : text.slice(space + 1);
+    const command = COMMANDS.get(name);
+    if (!command) {
+      // A web browser or other stranger on the port gets one line and a hang-up.
+      if (this.badCommands === 0 && /^(GET|POST|HEAD|PUT|CONNECT|OPTIONS) \S+ HTTP\/\d/.test(text)) {
+        await this.reply('-ERR this is a POP3 server');
+        this.end('not pop3');
+        return;
+      }
+      throw syntaxError('unknown command');
+    }
+    if (!command.states.includes(this.state)) throw syntaxError(`${name} is not valid in the ${this.state} state`);
+    this.log.debug({ command: name }, 'command');
+    await command.run(this, { rest, words: rest.split(' ').filter((word) => word !== '') });
+  }
+
+  /** Errors by kind, to one -ERR line; counts bad commands and failed logins (limits). */
+  private async fail(error: unknown): Promise<void> {
+    if (error instanceof ConnectionClosed) throw error;
+    let reply: string;
+    if (error instanceof Pop3Error) {
+      reply = error.toReply();
+      if (error.kind === 'syntax') this.badCommands++;
+      if (error.kind === 'auth') this.authFailures++;
+    } else if (error instanceof StoreError && error.code === 'unavailable') {
+      this.log.warn({ err: error.message }, 'store unavailable');
+      reply = `-ERR ${RESP_CODE.sysTemp} mail store temporarily unavailable, try again later`;
+    } else {
+      this.log.error({ err: (error as Error).message, stack: (error as Error).stack }, 'command failed');
+      reply = `-ERR ${RESP_CODE.sysPerm} internal server error`;
+    }
+    await this.reply(reply);
+    const limits = this.config.limits;
+    if (this.badCommands >= limits.badCommands) this.end('too many bad commands');
+    else if (this.authFailures >= limits.authFailures) this.end('too many authentication failures');
+  }
+
+  private async write(data: string | Buffer): Promise<void> {
+    const stream = this.stream;
+    if (this.gone || !stream.writable) throw new ConnectionClosed();
+    if (stream.write(data)) return;
+    await new Promise<void>((resolve, reject) => {
+      const settle = () => {
+        stream.off('drain', settle);
+        stream.off('close', settle);
+        if (stream.destroyed) reject(new ConnectionClosed());
+        else resolve();
+      };
+      stream.on('drain', settle);
+      stream.on('close', settle);
+    });
+  }
+
+  private cleanup(): void {
+    if (this.user) this.context.locks.release(this.user.id);
+    this.log.info({ reason: this.endReason, user: this.user?.address, state: this.state, retrieved: this.retrieved, ms: Date.now() - this.startedAt }, 'close');
+  }
+}
