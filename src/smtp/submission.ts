@@ -27,7 +27,7 @@ export function startSubmission(deps: ServiceDeps): Promise<Service> {
     name: 'submission',
     listen: config.listen.submission,
     // Whether AUTH is offered is decided per session (prepareSession).
-    options: { authMethods: ['PLAIN', 'LOGIN'], allowInsecureAuth: true },
+    options: { authMethods: ['PLAIN', 'LOGIN'], allowInsecureAuth: true, authRequiredMessage: Replies.authRequired().message },
     prepareSession(session) {
       // RFC 4954 4: no passwords in the clear, except over loopback when configured.
       const plainAllowed = session.secure || (config.smtp.loopbackPlainAuth && isLoopback(session.remoteAddress));
