@@ -51,8 +51,14 @@ export class Pop3Client {
   /** STLS and the TLS handshake (certificate not verified: test servers are self-signed). */
   async startTls(): Promise<string> {
     const reply = await this.command('STLS');
-    if (!reply.startsWith('+OK')) return reply;
+    if (reply.startsWith('+OK')) await this.upgrade();
+    return reply;
+  }
+
+  /** The TLS handshake on the open connection, after the server's +OK to STLS. */
+  async upgrade(): Promise<void> {
     this.socket.removeAllListeners('data');
+    this.buffered = Buffer.alloc(0);
     const secure = tls.connect({ socket: this.socket, rejectUnauthorized: false });
     await new Promise<void>((resolve, reject) => {
       secure.once('secureConnect', resolve);
@@ -60,7 +66,6 @@ export class Pop3Client {
     });
     this.socket = secure;
     this.attach(secure);
-    return reply;
   }
 
   write(data: string | Buffer): void {
