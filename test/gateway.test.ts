@@ -6,6 +6,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startGateway, type RunningGateway } from '../src/gateway/gateway.js';
+import { readProxyHeader } from '../src/net/proxy-header.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { silentLogger } from '../src/util/logger.js';
 import { startTestServer, tempDir, testConfig, type TestServer } from './helpers.js';
@@ -135,6 +136,49 @@ describe('gateway limits', () => {
       await gateway.close();
       await node.stop();
       await store.close();
+    }
+  });
+});
+
+describe('gateway PROXY header', () => {
+  it("tells the node the client's own address and port", async () => {
+    const data = tempDir('quill-gw-proxy-');
+    const store = await SqliteStore.open(data);
+    // A stand-in node: healthy on HTTP, and on POP3 it answers with what the PROXY line said.
+    const health = http.createServer((_req, res) => res.end('{}'));
+    const pop3 = net.createServer((socket) => {
+      readProxyHeader(socket).then(
+        (proxied) => socket.end(`+OK ${proxied?.remoteAddress} ${proxied?.remotePort}\r\n`),
+        () => socket.destroy(),
+      );
+    });
+    await new Promise<void>((resolve) => health.listen(0, '127.0.0.1', () => resolve()));
+    await new Promise<void>((resolve) => pop3.listen(0, '127.0.0.1', () => resolve()));
+    const addressOf = (server: net.Server | http.Server) => `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    await store.heartbeat({
+      id: 'stand-in',
+      kind: 'node',
+      state: 'active',
+      version: 'test',
+      addresses: { pop3: addressOf(pop3), http: addressOf(health) },
+      load: { connections: {}, eventLoopDelayMs: 0, cpuPercent: 0, rssBytes: 0 },
+      startedAt: new Date(),
+    });
+    const gateway = await startGateway(testConfig(data, { gateway: { proxyProtocol: true } }), store, silentLogger(), { id: 'gw-proxy', protocols: ['pop3'] });
+    try {
+      const client = net.connect({ host: '127.0.0.1', port: gateway.port('pop3') });
+      let text = '';
+      let localPort: number | undefined;
+      client.once('connect', () => (localPort = client.localPort));
+      client.setEncoding('utf8');
+      client.on('data', (chunk: string) => (text += chunk));
+      await new Promise((resolve) => client.once('close', resolve));
+      assert.equal(text, `+OK 127.0.0.1 ${localPort}\r\n`);
+    } finally {
+      await gateway.close();
+      await store.close();
+      health.close();
+      pop3.close();
     }
   });
 });

@@ -112,6 +112,8 @@ const gatewaySchema = z
     connectTimeoutMs: z.number().int().positive().default(2000),
     /** How often the gateway re-reads the membership and probes every node. */
     probeIntervalMs: z.number().int().positive().default(1000),
+    /** Start each connection to a node with a PROXY v1 line naming the client (nodes must list this gateway in trustedGateways). */
+    proxyProtocol: z.boolean().default(false),
   })
   .strict();
 
@@ -138,9 +140,25 @@ export const configSchema = z
       .object({
         /** Cap on the SQLite file; writes past it fail with a temporary error. */
         maxDatabaseBytes: size.optional(),
+        /**
+         * PostgreSQL instead of the embedded SQLite file: postgres://user:pw@host:port/db, or several
+         * hosts (host1:5432,host2:5432) with target_session_attrs=read-write for a replicated group.
+         */
+        url: z
+          .string()
+          .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+          .optional(),
+        /** Connections in each process's PostgreSQL pool. */
+        poolSize: z.number().int().min(1).max(1000).default(10),
+        /** PostgreSQL cancels a statement running longer than this. */
+        statementTimeoutSeconds: seconds.default(30),
+        /** How long to wait for a PostgreSQL connection before answering with a temporary error. */
+        connectTimeoutSeconds: seconds.default(5),
+        /** Apply pending schema migrations at start (under an advisory lock; several nodes may start at once). */
+        migrate: z.boolean().default(true),
       })
       .strict()
-      .default({}),
+      .default({ poolSize: 10, statementTimeoutSeconds: 30, connectTimeoutSeconds: 5, migrate: true }),
     smtp: z
       .object({
         /** Allow AUTH without TLS for clients on the loopback interface. */
@@ -166,6 +184,8 @@ export const configSchema = z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()
       .default({ level: 'info' }),
+    /** Gateways whose PROXY header a node believes; connections from them must start with one. */
+    trustedGateways: z.array(z.string().min(1)).default([]),
     /** How long shutdown waits for open transactions before closing connections. */
     shutdownTimeoutSeconds: seconds.default(10),
   })
@@ -180,6 +200,8 @@ export interface ConfigOverrides {
   hostname?: string;
   listen?: Partial<Record<ProtocolName, string>>;
   logLevel?: Config['log']['level'];
+  /** store.url: a postgres:// URL (`--store`). */
+  store?: string;
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
@@ -219,6 +241,7 @@ export function loadConfig(file?: string, overrides: ConfigOverrides = {}): Read
     for (const [name, value] of Object.entries(overrides.listen)) if (value !== undefined) listen[name] = value;
     merged.listen = listen;
   }
+  if (overrides.store) merged.store = { ...((raw.store as Record<string, unknown> | undefined) ?? {}), url: overrides.store };
   if (overrides.logLevel) merged.log = { ...((raw.log as Record<string, unknown> | undefined) ?? {}), level: overrides.logLevel };
   const result = configSchema.safeParse(merged);
   if (!result.success) {

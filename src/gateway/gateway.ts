@@ -6,6 +6,7 @@ import net from 'node:net';
 import { hostname } from 'node:os';
 import { Membership } from '../cluster/membership.js';
 import { splitHostPort, type Config, type ProtocolName } from '../config/config.js';
+import { proxyLine } from '../net/proxy-header.js';
 import type { Store } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
 import { NodeDirectory } from './directory.js';
@@ -137,6 +138,7 @@ class ProtocolProxy {
     upstream.on('error', () => undefined);
     client.setNoDelay(true);
     upstream.setNoDelay(true);
+    if (this.config.gateway.proxyProtocol) upstream.write(proxyLine(client));
     for (const chunk of replay) upstream.write(chunk);
 
     const fromClient = (chunk: Buffer) => {

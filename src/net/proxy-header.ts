@@ -1,0 +1,92 @@
+// The PROXY protocol, version 1 (the text form of HAProxy's spec, which smtp-server also
+// reads): a gateway starts each connection to a node with one line naming the real client,
+//   PROXY TCP4 203.0.113.7 192.0.2.1 51234 25\r\n
+// and a node believes it only from the gateways it trusts.
+import type { Socket } from 'node:net';
+
+/** The longest v1 header, CRLF included (spec 2.1). */
+const MAX_V1_BYTES = 107;
+
+export interface ProxiedAddress {
+  remoteAddress: string;
+  remotePort: number;
+}
+
+/** The line a gateway sends for a client socket. */
+export function proxyLine(client: Pick<Socket, 'remoteAddress' | 'remotePort' | 'localAddress' | 'localPort'>): string {
+  const src = plainAddress(client.remoteAddress);
+  const dst = plainAddress(client.localAddress);
+  if (!src || !dst || client.remotePort === undefined || client.localPort === undefined) return 'PROXY UNKNOWN\r\n';
+  const family = src.includes(':') || dst.includes(':') ? 'TCP6' : 'TCP4';
+  if (family === 'TCP6' && !(src.includes(':') && dst.includes(':'))) return 'PROXY UNKNOWN\r\n';
+  return `PROXY ${family} ${src} ${dst} ${client.remotePort} ${client.localPort}\r\n`;
+}
+
+function plainAddress(address: string | undefined): string | undefined {
+  if (!address) return undefined;
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+export class ProxyHeaderError extends Error {}
+
+/** Parses one header line (without CRLF); undefined for PROXY UNKNOWN (keep the socket's own address). */
+export function parseProxyLine(line: string): ProxiedAddress | undefined {
+  const parts = line.split(' ');
+  if (parts[0] !== 'PROXY') throw new ProxyHeaderError('not a PROXY header');
+  if (parts[1] === 'UNKNOWN') return undefined;
+  if ((parts[1] !== 'TCP4' && parts[1] !== 'TCP6') || parts.length !== 6) throw new ProxyHeaderError('malformed PROXY header');
+  const port = Number(parts[4]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ProxyHeaderError('bad port in PROXY header');
+  const address = parts[2]!;
+  const valid = parts[1] === 'TCP4' ? /^\d{1,3}(\.\d{1,3}){3}$/.test(address) : /^[0-9a-fA-F:.]+$/.test(address);
+  if (!valid) throw new ProxyHeaderError('bad address in PROXY header');
+  return { remoteAddress: address, remotePort: port };
+}
+
+/**
+ * Reads the header from the start of a socket; bytes after it are put back for the protocol.
+ * Rejects on a malformed header, on more than 107 bytes without CRLF, or after timeoutMs.
+ * The socket is left paused: the protocol attaches its reader and calls resume().
+ */
+export function readProxyHeader(socket: Socket, timeoutMs = 5_000): Promise<ProxiedAddress | undefined> {
+  return new Promise((resolve, reject) => {
+    let buffered = Buffer.alloc(0);
+    const done = (error: Error | undefined, value?: ProxiedAddress) => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      socket.pause();
+      if (error) reject(error);
+      else resolve(value);
+    };
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const end = buffered.indexOf('\r\n');
+      if (end < 0) {
+        if (buffered.length > MAX_V1_BYTES) done(new ProxyHeaderError('PROXY header too long'));
+        return;
+      }
+      if (end + 2 > MAX_V1_BYTES) return done(new ProxyHeaderError('PROXY header too long'));
+      let header: ProxiedAddress | undefined;
+      try {
+        header = parseProxyLine(buffered.subarray(0, end).toString('latin1'));
+      } catch (error) {
+        return done(error as Error);
+      }
+      // Stop reading first, then hand the protocol's bytes back to the stream.
+      const rest = Buffer.from(buffered.subarray(end + 2));
+      done(undefined, header);
+      if (rest.length > 0) socket.unshift(rest);
+    };
+    const onClose = () => done(new ProxyHeaderError('connection closed before the PROXY header'));
+    const timer = setTimeout(() => done(new ProxyHeaderError('no PROXY header in time')), timeoutMs);
+    socket.on('data', onData);
+    socket.once('close', onClose);
+  });
+}
+
+/** Whether connections from this address must start with a PROXY header. */
+export function fromTrustedGateway(remoteAddress: string | undefined, trusted: readonly string[]): boolean {
+  const address = plainAddress(remoteAddress);
+  return address !== undefined && trusted.some((t) => plainAddress(t) === address);
+}
