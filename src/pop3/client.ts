@@ -16,8 +16,8 @@ export class Pop3Client {
     this.attach(socket);
   }
 
-  static async connect(port: number, host = '127.0.0.1'): Promise<Pop3Client> {
-    const socket = net.connect(port, host);
+  static async connect(port: number, options: { host?: string; localAddress?: string } = {}): Promise<Pop3Client> {
+    const socket = net.connect({ port, host: options.host ?? '127.0.0.1', localAddress: options.localAddress });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
@@ -98,6 +98,11 @@ export class Pop3Client {
   /** Whether the server closed its side (read everything it sent first). */
   async serverClosed(): Promise<boolean> {
     return (await this.readRawLine()) === undefined;
+  }
+
+  /** Half-closes: the server sees the end of input after what was written. */
+  endInput(): void {
+    this.socket.end();
   }
 
   destroy(): void {
