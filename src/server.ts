@@ -11,6 +11,7 @@ import { startSmtp } from './smtp/mx.js';
 import { startSubmission } from './smtp/submission.js';
 import { startPop3 } from './pop3/server.js';
 import type { Service, ServiceDeps } from './service.js';
+import { PostgresStore } from './store/postgres.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
 import { createLogger, type Logger } from './util/logger.js';
@@ -31,6 +32,8 @@ type Starter = (deps: ServiceDeps) => Promise<Service>;
 const STARTERS: [ProtocolName, Starter][] = [['smtp', startSmtp], ['submission', startSubmission], ['http', startHttp], ['pop3', startPop3]];
 
 export async function openStore(config: Readonly<Config>): Promise<Store> {
+  const { url, poolSize, statementTimeoutSeconds, connectTimeoutSeconds, migrate } = config.store;
+  if (url) return PostgresStore.open(url, { poolSize, statementTimeoutMs: statementTimeoutSeconds * 1000, connectTimeoutMs: connectTimeoutSeconds * 1000, migrate });
   return SqliteStore.open(config.data, { maxDatabaseBytes: config.store.maxDatabaseBytes });
 }
 

@@ -10,6 +10,8 @@ export class UsageError extends Error {}
 export interface StoreOptions {
   config?: string;
   data?: string;
+  /** store.url: a postgres:// URL instead of the embedded store. */
+  store?: string;
 }
 
 export function configFrom(options: StoreOptions & ConfigOverrides): Readonly<Config> {
@@ -34,7 +36,8 @@ export async function requireUser(store: Store, address: string): Promise<User> 
 export function addStoreOptions(command: Command): Command {
   return command
     .option('-c, --config <file>', 'YAML config file')
-    .option('-d, --data <dir>', 'data directory of the embedded store (default ./quill-data)');
+    .option('-d, --data <dir>', 'data directory of the embedded store (default ./quill-data)')
+    .option('--store <url>', 'PostgreSQL instead of the embedded store: postgres://user@host:5432/db');
 }
 
 /** Columns padded to their widest cell; the last column is not padded. */

@@ -7,6 +7,7 @@ import { hashPassword } from '../util/password.js';
 import { formatSize, parseSize } from '../util/size.js';
 import { addStoreOptions, configFrom, table, UsageError, withStore, type StoreOptions } from './common.js';
 import { addClusterCommands } from './cluster-commands.js';
+import { addDbCommands } from './db-commands.js';
 import { addMailCommands } from './mail-commands.js';
 import { addDomainDnsCommands, addQueueCommands } from './queue-commands.js';
 import { addGatewayCommand } from './gateway-commands.js';
@@ -155,6 +156,7 @@ function buildProgram(): Command {
   addMailCommands(program);
   addClusterCommands(program);
   addGatewayCommand(program);
+  addDbCommands(program);
   return program;
 }
 

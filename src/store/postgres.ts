@@ -3,6 +3,7 @@
 // group), NOTIFY/LISTEN for the change feed, migrations under an advisory lock so several
 // nodes may start at once, and COMMITs whose outcome can be unknown.
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { Kysely, Migrator, PostgresDialect, sql, type Transaction } from 'kysely';
 import { KyselyStore } from './kysely-store.js';
 import { migrations } from './migrations.js';
@@ -20,8 +21,10 @@ export interface PostgresOptions {
   connectTimeoutMs?: number;
   /** synchronous_commit for Quillmail's sessions; the server's setting when omitted. Never 'off'. */
   synchronousCommit?: 'on' | 'remote_apply' | 'remote_write' | 'local';
-  /** Apply pending migrations when opening (default true). */
+  /** Apply pending migrations when opening (default true); when false, refuse a schema that is behind. */
   migrate?: boolean;
+  /** Open whatever the schema's state (`quill db` commands, which report or change it). */
+  anySchema?: boolean;
   /** Start the LISTEN connection for the change feed (default true). */
   listen?: boolean;
 }
@@ -32,6 +35,27 @@ const MIGRATION_LOCK = 0x7175696c6c; // "quill"
 function isRetryable(error: unknown): boolean {
   const code = (error as { code?: string })?.code;
   return code === '40P01' || code === '40001'; // deadlock_detected, serialization_failure
+}
+
+function poolSettings(options: PostgresOptions): PoolSettings {
+  if ((options.synchronousCommit as string | undefined) === 'off') {
+    throw new StoreError('invalid', 'synchronous_commit=off would acknowledge mail before it is durable');
+  }
+  return {
+    max: options.poolSize ?? 10,
+    connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+    statementTimeoutMs: options.statementTimeoutMs ?? 30_000,
+    synchronousCommit: options.synchronousCommit,
+    applicationName: 'quillmail',
+  };
+}
+
+function parseUrl(url: string): PgUrl {
+  try {
+    return parsePgUrl(url);
+  } catch (error) {
+    throw new StoreError('invalid', `store URL ${redactPgUrl(url)}: ${(error as Error).message}`);
+  }
 }
 
 function storeError(prefix: string, error: unknown): StoreError {
@@ -45,6 +69,7 @@ export class PostgresStore extends KyselyStore {
   /** Tags this process's NOTIFYs so its own feed skips them. */
   private readonly origin = randomUUID();
   private readonly feed: PgChangeFeed;
+  private pruneTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     db: Kysely<Database>,
@@ -65,29 +90,19 @@ export class PostgresStore extends KyselyStore {
 
   /** Connects, checks that commits are durable, applies migrations and starts the change feed. */
   static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStore> {
-    let parsed: PgUrl;
-    try {
-      parsed = parsePgUrl(url);
-    } catch (error) {
-      throw new StoreError('invalid', `store URL ${redactPgUrl(url)}: ${(error as Error).message}`);
-    }
-    if ((options.synchronousCommit as string | undefined) === 'off') {
-      throw new StoreError('invalid', 'synchronous_commit=off would acknowledge mail before it is durable');
-    }
-    const settings: PoolSettings = {
-      max: options.poolSize ?? 10,
-      connectTimeoutMs: options.connectTimeoutMs ?? 5000,
-      statementTimeoutMs: options.statementTimeoutMs ?? 30_000,
-      synchronousCommit: options.synchronousCommit,
-      applicationName: 'quillmail',
-    };
+    const parsed = parseUrl(url);
+    const settings = poolSettings(options);
     const pool = new FailoverPool(parsed, settings);
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     const store = new PostgresStore(db, pool, parsed, settings, redactPgUrl(url));
     try {
       await store.checkDurability();
       if (options.migrate !== false) await store.migrate();
+      else if (!options.anySchema) await store.checkSchema();
       if (options.listen !== false) await store.feed.start();
+      // Change rows only serve feed replays after a reconnect; every node trims them.
+      store.pruneTimer = setInterval(() => store.pruneChanges().catch(() => undefined), 60_000);
+      store.pruneTimer.unref();
     } catch (error) {
       await store.close().catch(() => undefined);
       throw storeError(`cannot open store ${store.location}`, error);
@@ -115,6 +130,40 @@ export class PostgresStore extends KyselyStore {
         await sql`select pg_advisory_unlock(${MIGRATION_LOCK})`.execute(conn);
       }
     });
+  }
+
+  private async checkSchema(): Promise<void> {
+    const pending = await this.pendingMigrations();
+    if (pending.length > 0) {
+      throw new StoreError('invalid', `the database schema is behind (pending: ${pending.join(', ')}); run quill db migrate`);
+    }
+  }
+
+  /**
+   * Creates the URL's database if it does not exist yet (`quill db init`), connecting to the
+   * server's `postgres` database to do so. Returns whether it was created.
+   */
+  static async createDatabase(url: string, options: PostgresOptions = {}): Promise<boolean> {
+    const parsed = parseUrl(url);
+    const settings = poolSettings(options);
+    const maintenance = { ...parsed, database: 'postgres' };
+    let client: pg.Client | undefined;
+    try {
+      const host = parsed.hosts.length === 1 ? parsed.hosts[0]! : await findServer(maintenance, settings);
+      client = new pg.Client(clientConfig(maintenance, host, settings));
+      client.on('error', () => undefined);
+      await client.connect();
+      const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [parsed.database]);
+      if (rowCount) return false;
+      await client.query(`create database ${client.escapeIdentifier(parsed.database)}`);
+      return true;
+    } catch (error) {
+      // Another node created it at the same moment.
+      if ((error as { code?: string }).code === '42P04') return false;
+      throw storeError(`cannot create database ${parsed.database} at ${redactPgUrl(url)}`, error);
+    } finally {
+      await client?.end().catch(() => undefined);
+    }
   }
 
   /** Names of migrations not yet applied. */
@@ -164,6 +213,7 @@ export class PostgresStore extends KyselyStore {
   }
 
   override async close(): Promise<void> {
+    clearInterval(this.pruneTimer);
     await this.feed.stop();
     await super.close();
   }
