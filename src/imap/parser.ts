@@ -1,0 +1,304 @@
+// IMAP command input (RFC 3501 2.2, 4, 9): a streaming reader that frames commands out of
+// socket bytes (lines, synchronizing literals with their "+" continuation, LITERAL+ and
+// LITERAL- non-synchronizing literals, RFC 7888) with limits checked as bytes arrive, and a
+// tokenizer that turns one framed command into a tag, a name and a tree of values.
+import { atom, type ImapValue } from './value.js';
+
+/** A framed command: line text pieces with each literal between the line it ended and the next. */
+export type Chunks = (string | Buffer)[];
+
+export type ReaderEvent =
+  | { kind: 'command'; chunks: Chunks }
+  /** A synchronizing literal was accepted: the client waits for "+". */
+  | { kind: 'continue' }
+  /** The command was refused while being read; the rest of it is skipped. */
+  | { kind: 'error'; problem: 'line-too-long' | 'literal-too-big' | 'too-many-literals'; tag?: string; command?: string };
+
+export interface ReaderLimits {
+  lineLength: number;
+  /** Largest literal accepted for a command, by its first line (APPEND gets the message size). */
+  literalSize(firstLine: string): number;
+}
+
+const EMPTY = Buffer.alloc(0);
+const MAX_LITERALS = 100;
+const LITERAL_MARK = /\{(\d{1,15})(\+)?\}$/;
+
+export class CommandReader {
+  private buf: Buffer = EMPTY;
+  private chunks: Chunks = [];
+  private literal: { remaining: number; parts: Buffer[]; discard: boolean } | undefined;
+  /** Discarding bytes up to the end of the current line after a refusal. */
+  private skipping = false;
+
+  constructor(
+    private readonly limits: ReaderLimits,
+    private readonly emit: (event: ReaderEvent) => void,
+  ) {}
+
+  push(data: Buffer): void {
+    const buf = this.buf.length > 0 ? Buffer.concat([this.buf, data]) : data;
+    let pos = 0;
+    for (;;) {
+      if (this.literal) {
+        const take = Math.min(this.literal.remaining, buf.length - pos);
+        if (take > 0 && !this.literal.discard) this.literal.parts.push(Buffer.from(buf.subarray(pos, pos + take)));
+        this.literal.remaining -= take;
+        pos += take;
+        if (this.literal.remaining > 0) break;
+        const done = this.literal;
+        this.literal = undefined;
+        if (done.discard) {
+          this.skipping = true;
+          this.chunks = [];
+        } else this.chunks.push(done.parts.length === 1 ? done.parts[0]! : Buffer.concat(done.parts));
+        continue;
+      }
+      const nl = buf.indexOf(10, pos);
+      if (nl < 0) {
+        if (buf.length - pos > this.limits.lineLength) {
+          if (!this.skipping) this.refuse('line-too-long', buf.subarray(pos, pos + 200).toString('latin1'));
+          this.skipping = true;
+          pos = buf.length;
+        }
+        break;
+      }
+      let end = nl;
+      if (end > pos && buf[end - 1] === 13) end--;
+      const lineBytes = buf.subarray(pos, end);
+      pos = nl + 1;
+      if (this.skipping) {
+        this.skipping = false;
+        this.chunks = [];
+        continue;
+      }
+      if (lineBytes.length > this.limits.lineLength) {
+        this.refuse('line-too-long', lineBytes.subarray(0, 200).toString('latin1'));
+        continue;
+      }
+      const line = lineBytes.toString('utf8');
+      const mark = LITERAL_MARK.exec(line);
+      if (!mark) {
+        this.chunks.push(line);
+        const chunks = this.chunks;
+        this.chunks = [];
+        this.emit({ kind: 'command', chunks });
+        continue;
+      }
+      this.chunks.push(line.slice(0, mark.index));
+      const size = Number(mark[1]);
+      const nonSync = mark[2] === '+';
+      const first = this.chunks[0] as string;
+      if (this.chunks.length / 2 >= MAX_LITERALS) {
+        this.refuse('too-many-literals', first);
+        if (nonSync) this.literal = { remaining: size, parts: [], discard: true };
+        continue;
+      }
+      if (size > this.limits.literalSize(first)) {
+        // Refused before any of it is read: a synchronizing literal never gets its "+", so the
+        // client does not send it; a non-synchronizing one is read and dropped (RFC 7888 4).
+        this.refuse('literal-too-big', first);
+        if (nonSync) this.literal = { remaining: size, parts: [], discard: true };
+        continue;
+      }
+      if (!nonSync) this.emit({ kind: 'continue' });
+      this.literal = { remaining: size, parts: [], discard: false };
+    }
+    this.buf = pos < buf.length ? buf.subarray(pos) : EMPTY;
+  }
+
+  private refuse(problem: 'line-too-long' | 'literal-too-big' | 'too-many-literals', firstLine: string): void {
+    const head = /^([^\s(){%*"\\\]]+) ([A-Za-z]+)/.exec(firstLine);
+    this.chunks = [];
+    this.emit({ kind: 'error', problem, tag: head?.[1] ?? leadingTag(firstLine), command: head?.[2]?.toUpperCase() });
+  }
+}
+
+function leadingTag(line: string): string | undefined {
+  return /^([^\s(){%*"\\\]+]+)(?: |$)/.exec(line)?.[1];
+}
+
+export interface Command {
+  tag: string;
+  name: string;
+  args: ImapValue[];
+}
+
+/** A command that could not be parsed; `tag` is set when one was read (tagged BAD, else untagged). */
+export class ParseError extends Error {
+  constructor(
+    message: string,
+    readonly tag?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Splits a framed command into tag, upper-cased name and argument values. */
+export function parseCommand(chunks: Chunks): Command {
+  const t = new Tokenizer(chunks);
+  const tag = t.tag();
+  if (!tag) throw new ParseError('missing tag');
+  if (!t.space()) throw new ParseError('missing command', tag);
+  const name = t.word();
+  if (!name) throw new ParseError('missing command', tag);
+  try {
+    const args = t.rest();
+    return { tag, name: name.toUpperCase(), args };
+  } catch (error) {
+    throw new ParseError((error as Error).message, tag);
+  }
+}
+
+/** The line text of a single-line command (AUTHENTICATE responses, DONE). */
+export function chunksAsLine(chunks: Chunks): string {
+  return chunks.map((c) => (typeof c === 'string' ? c : `{${c.length}}`)).join('');
+}
+
+const ATOM_END = new Set([' ', '(', ')', '"', '{']);
+const TAG_END = new Set([' ', '(', ')', '"', '{', '%', '*', '\\', '+']);
+
+class Tokenizer {
+  private ci = 0;
+  private pos = 0;
+
+  constructor(private readonly chunks: Chunks) {}
+
+  private get text(): string {
+    return this.chunks[this.ci] as string;
+  }
+
+  /** At the end of the current line piece with a literal after it. */
+  private atLiteral(): boolean {
+    return this.pos >= this.text.length && Buffer.isBuffer(this.chunks[this.ci + 1]);
+  }
+
+  private atEnd(): boolean {
+    return this.pos >= this.text.length && this.ci + 1 >= this.chunks.length;
+  }
+
+  tag(): string {
+    const start = this.pos;
+    while (this.pos < this.text.length && !TAG_END.has(this.text[this.pos]!) && this.text.charCodeAt(this.pos) > 0x20) this.pos++;
+    return this.text.slice(start, this.pos);
+  }
+
+  space(): boolean {
+    if (this.text[this.pos] !== ' ') return false;
+    this.pos++;
+    return true;
+  }
+
+  word(): string {
+    const start = this.pos;
+    while (this.pos < this.text.length && /[A-Za-z0-9-]/.test(this.text[this.pos]!)) this.pos++;
+    return this.text.slice(start, this.pos);
+  }
+
+  rest(): ImapValue[] {
+    const out: ImapValue[] = [];
+    if (this.atEnd()) return out;
+    if (!this.space()) throw new Error('expected a space after the command name');
+    this.values(out, false);
+    return out;
+  }
+
+  private values(out: ImapValue[], inList: boolean): void {
+    for (;;) {
+      if (this.atEnd()) {
+        if (inList) throw new Error('unterminated list');
+        return;
+      }
+      if (inList && this.text[this.pos] === ')' && !this.atLiteral()) {
+        this.pos++;
+        return;
+      }
+      out.push(this.value());
+      if (this.atEnd()) {
+        if (inList) throw new Error('unterminated list');
+        return;
+      }
+      const c = this.text[this.pos];
+      if (c === ' ') {
+        this.pos++;
+        if (this.atEnd()) throw new Error('trailing space');
+      } else if (c === ')' && inList) {
+        this.pos++;
+        return;
+      } else throw new Error(`unexpected "${c ?? 'literal'}"`);
+    }
+  }
+
+  private value(): ImapValue {
+    if (this.atLiteral()) {
+      this.ci++;
+      const literal = this.chunks[this.ci] as Buffer;
+      this.ci++;
+      this.pos = 0;
+      return literal;
+    }
+    const c = this.text[this.pos];
+    if (c === '(') {
+      this.pos++;
+      const list: ImapValue[] = [];
+      this.values(list, true);
+      return list;
+    }
+    if (c === '"') return this.quoted();
+    return this.atom();
+  }
+
+  private quoted(): string {
+    const text = this.text;
+    let out = '';
+    let i = this.pos + 1;
+    for (;;) {
+      if (i >= text.length) throw new Error('unterminated quoted string');
+      const c = text[i]!;
+      if (c === '"') break;
+      if (c === '\\') {
+        const next = text[i + 1];
+        if (next !== '\\' && next !== '"') throw new Error('bad escape in quoted string');
+        out += next;
+        i += 2;
+        continue;
+      }
+      out += c;
+      i++;
+    }
+    this.pos = i + 1;
+    return out;
+  }
+
+  /** An atom; `[...]` inside it is taken whole, spaces and quotes included (BODY[HEADER.FIELDS (A B)]<0.10>). */
+  private atom(): ImapValue {
+    const text = this.text;
+    const start = this.pos;
+    let i = this.pos;
+    while (i < text.length) {
+      const c = text[i]!;
+      if (c === '[') {
+        i = bracketEnd(text, i) + 1;
+        continue;
+      }
+      if (ATOM_END.has(c) || text.charCodeAt(i) < 0x20 || text.charCodeAt(i) === 0x7f) break;
+      i++;
+    }
+    if (i === start) throw new Error(`unexpected "${text[i] ?? 'end of line'}"`);
+    this.pos = i;
+    return atom(text.slice(start, i));
+  }
+}
+
+function bracketEnd(text: string, open: number): number {
+  let quoted = false;
+  for (let i = open + 1; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '\\') i++;
+      else if (c === '"') quoted = false;
+    } else if (c === '"') quoted = true;
+    else if (c === ']') return i;
+  }
+  throw new Error('unterminated "["');
+}

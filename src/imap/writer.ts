@@ -1,0 +1,80 @@
+// The one IMAP response writer (RFC 3501 7, 9): value trees to bytes. Strings become quoted
+// strings when they can, literals otherwise (8-bit text, CR/LF, long text); Buffers are
+// always literals, sent byte for byte.
+import type { ImapValue } from './value.js';
+
+export type StatusKind = 'OK' | 'NO' | 'BAD' | 'BYE' | 'PREAUTH';
+
+/** The longest string sent quoted; longer ones go as literals. */
+const QUOTED_MAX = 1024;
+
+class Out {
+  private parts: Buffer[] = [];
+  private text = '';
+
+  str(s: string): void {
+    this.text += s;
+  }
+
+  literal(bytes: Buffer): void {
+    this.text += `{${bytes.length}}\r\n`;
+    this.parts.push(Buffer.from(this.text, 'utf8'), bytes);
+    this.text = '';
+  }
+
+  value(v: ImapValue): void {
+    if (v === null) this.str('NIL');
+    else if (typeof v === 'number') this.str(String(v));
+    else if (typeof v === 'string') this.string(v);
+    else if (Buffer.isBuffer(v)) this.literal(v);
+    else if (Array.isArray(v)) {
+      this.str('(');
+      for (let i = 0; i < v.length; i++) {
+        if (i > 0) this.str(' ');
+        this.value(v[i]!);
+      }
+      this.str(')');
+    } else this.str(v.atom);
+  }
+
+  string(s: string): void {
+    // quoted = DQUOTE *QUOTED-CHAR DQUOTE, 7-bit without CR, LF and NUL (RFC 3501 9).
+    if (s.length <= QUOTED_MAX && /^[\x01-\x09\x0b\x0c\x0e-\x7f]*$/.test(s)) this.str(`"${s.replace(/["\\]/g, '\\$&')}"`);
+    else this.literal(Buffer.from(s, 'utf8'));
+  }
+
+  done(): Buffer {
+    this.text += '\r\n';
+    if (this.parts.length === 0) return Buffer.from(this.text, 'utf8');
+    this.parts.push(Buffer.from(this.text, 'utf8'));
+    return Buffer.concat(this.parts);
+  }
+}
+
+/** An untagged data response: `* 3 EXISTS`, `* LIST (\HasNoChildren) "/" INBOX`, `* 1 FETCH (...)`. */
+export function untagged(values: ImapValue[]): Buffer {
+  const out = new Out();
+  out.str('*');
+  for (const v of values) {
+    out.str(' ');
+    out.value(v);
+  }
+  return out.done();
+}
+
+/** A status response, tagged or untagged (`*`): `a1 OK [READ-WRITE] SELECT completed`. */
+export function status(tag: string, kind: StatusKind, text: string, code?: string): Buffer {
+  const clean = text.replace(/[\r\n]+/g, ' ');
+  return Buffer.from(`${tag} ${kind} ${code ? `[${code}] ` : ''}${clean}\r\n`, 'utf8');
+}
+
+export function continuation(text: string): Buffer {
+  return Buffer.from(`+ ${text}\r\n`, 'utf8');
+}
+
+/** One value as it appears on the wire (handy for response codes with values in them). */
+export function valueText(v: ImapValue): string {
+  const out = new Out();
+  out.value(v);
+  return out.done().subarray(0, -2).toString('utf8');
+}
