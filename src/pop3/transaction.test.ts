@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import nodemailer from 'nodemailer';
 import { startTestServer, tempDir, type TestServer } from '../../test/helpers.js';
 import { Pop3Client } from './client.js';
 import { error, joined, ok, poplib, waitFor } from './test-kit.js';
@@ -186,6 +187,19 @@ describe('POP3 deletion happens only at QUIT (RFC 1939 6)', () => {
     assert.equal(await client.command('DELE 1'), '+OK message 1 deleted');
     assert.equal(await client.command('QUIT'), '+OK bye, 1 messages left');
     assert.equal((await inboxUids(server, userId)).length, 2, 'message 2 and the later one remain');
+  });
+
+  it('reads over POP3 what came in over SMTP, byte for byte after the Received header', async () => {
+    await server.addUser('smtp@example.com', 'pw');
+    const transport = nodemailer.createTransport({ host: '127.0.0.1', port: server.port('smtp'), secure: false, tls: { rejectUnauthorized: false } });
+    const sent = Buffer.concat([DOTS, EIGHT_BIT]);
+    await transport.sendMail({ envelope: { from: 'x@remote.example', to: ['smtp@example.com'] }, raw: sent });
+    transport.close();
+    const results = await poplib(server.port('pop3'), [['user', 'smtp@example.com'], ['pass_', 'pw'], ['list', 1], ['retr', 1], ['quit']]);
+    const retr = joined(results[4]);
+    assert.ok(retr.data.subarray(retr.data.length - sent.length).equals(sent), 'the sent bytes end the message');
+    assert.match(retr.data.toString('latin1'), /(^|\r\n)Received: /);
+    assert.equal(String(ok(results[3])), `+OK 1 ${retr.octets}`);
   });
 
   it('streams a 5 MB message exactly, stuffing included', async () => {
