@@ -7,6 +7,7 @@ import type { Resolver } from '../src/queue/route.js';
 import { startServer, type RunningServer } from '../src/server.js';
 import { hashPassword } from '../src/util/password.js';
 import { silentLogger } from '../src/util/logger.js';
+import { testStoreUrl } from './pg-server.js';
 
 /** A DNS with no records at all: tests never reach the network. */
 export const emptyResolver: Resolver = {
@@ -50,7 +51,8 @@ export async function startTestServer(
   options: { overrides?: DeepPartial<Config>; domains?: string[]; dataDir?: string; resolver?: Resolver; nodeId?: string } = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDir();
-  const config = testConfig(dataDir, options.overrides);
+  const storeUrl = await testStoreUrl(dataDir);
+  const config = testConfig(dataDir, storeUrl ? { ...options.overrides, store: { poolSize: 4, ...options.overrides?.store, url: storeUrl } } : options.overrides);
   const server = await startServer(config, { logger: silentLogger(), resolver: options.resolver ?? emptyResolver, nodeId: options.nodeId });
   for (const domain of options.domains ?? ['example.com']) {
     if (!(await server.store.getDomain(domain))) await server.store.addDomain(domain);

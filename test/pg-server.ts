@@ -146,3 +146,24 @@ export async function startPostgres(settings: Record<string, string | number> = 
   }
   return server;
 }
+
+let shared: Promise<PgServer> | undefined;
+const testDatabases = new Map<string, Promise<string>>();
+
+/**
+ * With QUILL_TEST_STORE=postgres, the store URL for a test server: a fresh database per data
+ * directory (a server restarted on the same directory finds its data again), all on one
+ * PostgreSQL started once per test process. Undefined otherwise: the test uses SQLite, as it
+ * does when it prepared an embedded store in the directory itself (with `quill --data`).
+ */
+export function testStoreUrl(dataDir: string): Promise<string> | undefined {
+  if (process.env.QUILL_TEST_STORE !== 'postgres') return undefined;
+  if (!postgresAvailable()) throw new Error(`QUILL_TEST_STORE=postgres needs PostgreSQL 15 in ${PG_BIN}`);
+  let url = testDatabases.get(dataDir);
+  if (!url) {
+    if (existsSync(path.join(dataDir, 'quill.db'))) return undefined;
+    url = (shared ??= startPostgres()).then((server) => server.createDatabase('quill_test'));
+    testDatabases.set(dataDir, url);
+  }
+  return url;
+}
