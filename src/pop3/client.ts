@@ -16,12 +16,14 @@ export class Pop3Client {
     this.attach(socket);
   }
 
-  static async connect(port: number, options: { host?: string; localAddress?: string } = {}): Promise<Pop3Client> {
+  /** Connects and reads the greeting; `preface` is written first (a gateway's PROXY line). */
+  static async connect(port: number, options: { host?: string; localAddress?: string; preface?: string } = {}): Promise<Pop3Client> {
     const socket = net.connect({ port, host: options.host ?? '127.0.0.1', localAddress: options.localAddress });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
     });
+    if (options.preface) socket.write(options.preface);
     const client = new Pop3Client(socket);
     client.greeting = await client.readLine();
     return client;

@@ -49,6 +49,14 @@ describe('POP3 bad input', () => {
     assert.ok(await client.serverClosed());
   });
 
+  it('drops the connection when the TLS handshake after STLS fails', async () => {
+    const client = await Pop3Client.connect(server.port('pop3'));
+    assert.match(await client.command('STLS'), /^\+OK begin TLS/);
+    client.write('this is not a TLS client hello\r\n\r\n');
+    await client.closed();
+    await waitFor(() => server.services.get('pop3')!.connections!() === 0);
+  });
+
   it('runs commands a client sent before half-closing its side', async () => {
     const userId = (await server.store.getUser('frank@example.com'))!.id;
     await server.store.deliver(Buffer.from('Subject: x\r\n\r\nx\r\n'), [{ userId }]);
@@ -112,5 +120,33 @@ describe('POP3 connection limits', () => {
     const again = await Pop3Client.connect(port);
     assert.match(again.greeting, /^\+OK /);
     for (const client of [...open, again]) client.destroy();
+  });
+});
+
+describe('POP3 behind a trusted gateway (PROXY v1 header)', () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startTestServer({ overrides: { trustedGateways: ['127.0.0.1'], limits: { connectionsPerIp: 1 } } });
+  });
+  after(() => server.stop());
+
+  async function via(client: string): Promise<Pop3Client> {
+    return Pop3Client.connect(server.port('pop3'), { preface: `PROXY TCP4 ${client} 127.0.0.1 40000 110\r\n` });
+  }
+
+  it("applies limits and the plaintext rule to the client's own address", async () => {
+    const first = await via('203.0.113.7');
+    assert.match(first.greeting, /^\+OK /);
+    assert.match(await first.command('USER someone@example.com'), /^-ERR \[AUTH\] .*use STLS/, 'not loopback, so no plaintext');
+    const second = await via('203.0.113.7');
+    assert.equal(second.greeting, '-ERR [SYS/TEMP] too many connections from your address, try again later');
+    const other = await via('203.0.113.8');
+    assert.match(other.greeting, /^\+OK /);
+    for (const client of [first, second, other]) client.destroy();
+  });
+
+  it('drops a connection from the gateway without a valid header', async () => {
+    await assert.rejects(Pop3Client.connect(server.port('pop3'), { preface: 'CAPA\r\n' }), /connection closed by server/);
   });
 });

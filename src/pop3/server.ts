@@ -2,6 +2,7 @@
 // Session on each. Shutdown lets sessions in the UPDATE state finish their deletions.
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { splitHostPort } from '../config/config.js';
+import { fromTrustedGateway, readProxyHeader } from '../net/proxy-header.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { RESP_CODE } from './errors.js';
 import { CrlfCache, MaildropLocks } from './maildrop.js';
@@ -27,19 +28,13 @@ export async function startPop3(deps: ServiceDeps): Promise<Service> {
     setTimeout(() => socket.destroy(), REFUSED_GRACE_MS).unref();
   }
 
-  // allowHalfOpen: a client may send its last commands (QUIT) and close its side at once;
-  // those commands still run.
-  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-    socket.on('error', () => undefined); // logged by the session; refused sockets just go
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    const ip = socket.remoteAddress ?? 'unknown';
+  function accept(socket: Socket, ip: string): void {
     const fromIp = perIp.get(ip) ?? 0;
     if (closing) return refuse(socket, 'server shutting down');
     if (sessions.size >= limits.connections) return refuse(socket, 'too many connections');
     if (fromIp >= limits.connectionsPerIp) return refuse(socket, 'too many connections from your address');
     perIp.set(ip, fromIp + 1);
-    const session = new Session(context, socket, nextId++);
+    const session = new Session(context, socket, ip, nextId++);
     sessions.add(session);
     void session.done.finally(() => {
       sessions.delete(session);
@@ -47,6 +42,24 @@ export async function startPop3(deps: ServiceDeps): Promise<Service> {
       if (count > 0) perIp.set(ip, count);
       else perIp.delete(ip);
     });
+  }
+
+  // allowHalfOpen: a client may send its last commands (QUIT) and close its side at once;
+  // those commands still run.
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('error', () => undefined); // logged by the session; refused sockets just go
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    const peer = socket.remoteAddress ?? 'unknown';
+    if (!fromTrustedGateway(peer, deps.config.trustedGateways)) return accept(socket, peer);
+    // Behind a gateway, limits, lockout and the loopback rule apply to the client's own address.
+    readProxyHeader(socket).then(
+      (proxied) => accept(socket, proxied?.remoteAddress ?? peer),
+      (error: Error) => {
+        log.warn({ remote: peer, err: error.message }, 'bad PROXY header');
+        socket.destroy();
+      },
+    );
   });
   server.on('error', (error) => log.error({ err: error.message }, 'listener error'));
 

@@ -36,7 +36,6 @@ export class Session {
   user: User | undefined;
   maildrop: Maildrop | undefined;
   readonly log: Logger;
-  readonly remoteIp: string;
   /** Resolves when the session has let go of everything and its connection is closed. */
   readonly done: Promise<void>;
 
@@ -60,9 +59,10 @@ export class Session {
   constructor(
     private readonly context: SessionContext,
     private readonly socket: Socket,
+    /** The client's address: the socket's, or the one a trusted gateway named. */
+    readonly remoteIp: string,
     readonly id: number,
   ) {
-    this.remoteIp = socket.remoteAddress ?? 'unknown';
     this.log = context.log.child({ session: id, remote: this.remoteIp });
     this.reader = new LineReader(context.deps.config.limits.lineLength);
     this.stream = socket;
@@ -92,7 +92,9 @@ export class Session {
   }
 
   requirePlaintextAllowed(): void {
-    if (!this.plaintextAllowed) throw authError('plaintext authentication is not allowed without TLS; use STLS first');
+    if (this.plaintextAllowed) return;
+    this.log.info('login refused: plaintext without TLS');
+    throw authError('plaintext authentication is not allowed without TLS; use STLS first');
   }
 
   /** One status line. */
@@ -259,6 +261,7 @@ export class Session {
 
   private onGone(): void {
     this.gone = true;
+    this.socket.destroy(); // the TCP socket under a TLS stream that closed
     this.markClosed();
     this.wake();
   }
