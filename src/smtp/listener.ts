@@ -1,7 +1,15 @@
 // What the MX and submission listeners share: smtp-server set up from config.limits,
 // connection limits, one log line per session event, and DATA -> Received header -> one
 // durable deliver -> 250. Each listener adds its own rules for auth, sender and recipients.
-import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type {
+  SMTPServerAddress,
+  SMTPServerAuthentication,
+  SMTPServerAuthenticationResponse,
+  SMTPServerDataStream,
+  SMTPServerOptions,
+  SMTPServerSession,
+} from 'smtp-server';
 import { splitHostPort } from '../config/config.js';
 import type { Service, ServiceDeps } from '../service.js';
 import type { Logger } from '../util/logger.js';
@@ -69,6 +77,36 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
           callback(Replies.temporaryFailure());
         },
       );
+  };
+
+  /**
+   * DATA: reads the message, checks it and stores it; resolves to the reply (undefined when
+   * over SIZE: the library answers 552 5.3.4 itself). Rejects when the client went away.
+   */
+  const receive = async (stream: SMTPServerDataStream, session: SMTPServerSession, log: Logger): Promise<SmtpReply | string | undefined> => {
+    const body = await readMessage(stream, limits.messageSize);
+    if (!body) {
+      log.info({ bytes: stream.byteLength }, 'message refused: over SIZE');
+      return undefined;
+    }
+    if (body.includes(0)) {
+      log.info({ bytes: body.length }, 'message refused: NUL bytes');
+      return Replies.nulBytes();
+    }
+    const addresses = session.envelope.rcptTo;
+    const recipients = addresses.map((address) => resolved.get(address)!);
+    const raw = Buffer.concat([receivedHeader(session, config.hostname, addresses.map((a) => a.address)), body]);
+    const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+    try {
+      // RFC 5321 6.1: 250 only once the message is durably stored.
+      const result = await storeMessage(store, raw, recipients, { sender, sentCopyUserId: spec.sentCopyUserId?.(session) });
+      const id = `${session.id}.${session.transaction}`;
+      log.info({ id, bytes: raw.length, local: result.copies.length, queued: result.outboundIds.length }, 'message stored');
+      return `Ok: stored as ${id}`;
+    } catch (error) {
+      log.error({ err: error, bytes: raw.length }, 'message not stored: store error');
+      return Replies.temporaryFailure();
+    }
   };
 
   const options: SMTPServerOptions = {
@@ -140,32 +178,11 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
 
     onData(stream, session, callback: (error?: Error | null, message?: string) => void) {
       const { log } = contextOf(session);
-      readMessage(stream, limits.messageSize).then(
-        async (body) => {
-          // Over SIZE: the library answers 552 5.3.4 (rejectOversized), nothing is stored.
-          if (!body) {
-            log.info({ bytes: stream.byteLength }, 'message refused: over SIZE');
-            return callback();
-          }
-          if (body.includes(0)) {
-            const reply = Replies.nulBytes();
-            log.info({ bytes: body.length }, 'message refused: NUL bytes');
-            return callback(reply);
-          }
-          const addresses = session.envelope.rcptTo;
-          const recipients = addresses.map((address) => resolved.get(address)!);
-          const raw = Buffer.concat([receivedHeader(session, config.hostname, addresses.map((a) => a.address)), body]);
-          const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-          try {
-            // RFC 5321 6.1: 250 only once the message is durably stored.
-            const result = await storeMessage(store, raw, recipients, { sender, sentCopyUserId: spec.sentCopyUserId?.(session) });
-            const id = `${session.id}.${session.transaction}`;
-            log.info({ id, bytes: raw.length, local: result.copies.length, queued: result.outboundIds.length }, 'message stored');
-            callback(null, `Ok: stored as ${id}`);
-          } catch (error) {
-            log.error({ err: error, bytes: raw.length }, 'message not stored: store error');
-            callback(Replies.temporaryFailure());
-          }
+      receive(stream, session, log).then(
+        (outcome) => {
+          if (outcome instanceof SmtpReply) callback(outcome);
+          else callback(null, outcome);
+          if (closing) sayGoodbye(session.id); // the transaction shutdown waited for is over
         },
         (error: Error) => {
           log.info({ reason: error.message }, 'message lost: client went away during DATA');
@@ -187,6 +204,11 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
   };
 
   const server = new QuillSmtpServer(options, limits.badCommands);
+  let closing = false;
+  const sayGoodbye = (sessionId: string) => {
+    const reply = Replies.shuttingDown();
+    for (const connection of server.connections) if (connection.id === sessionId) connection.send(reply.responseCode, reply.message);
+  };
   server.on('error', (error: Error & { code?: string }) => logger.info({ err: error.message, code: error.code }, 'connection error'));
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject);
@@ -203,14 +225,17 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
     host,
     port: bound,
     connections: () => server.connections.size,
-    close(deadline) {
-      server.options.closeTimeout = Math.max(1, deadline.getTime() - Date.now());
-      // Sessions outside a transaction go now; open transactions get until the deadline.
-      const reply = Replies.shuttingDown();
+    async close(deadline) {
+      // Stop accepting; sessions outside a transaction go now, open transactions may finish
+      // (onData ends each session after its reply) until the deadline, then the rest go too.
+      closing = true;
+      server.server.close();
       for (const connection of server.connections) {
-        if (!connection.session.envelope?.mailFrom && !connection._dataStream) connection.send(reply.responseCode, reply.message);
+        if (!connection.session.envelope?.mailFrom && !connection._dataStream) sayGoodbye(connection.id);
       }
-      return new Promise<void>((resolve) => server.close(() => resolve()));
+      while (server.connections.size > 0 && Date.now() < deadline.getTime()) await sleep(50);
+      server.options.closeTimeout = 1;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }

@@ -1,11 +1,13 @@
 // The MX listener through real clients: nodemailer, Python's smtplib and raw sockets.
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
-import { startTestServer, type TestServer } from '../../test/helpers.js';
+import { startTestServer, tempDir, type TestServer } from '../../test/helpers.js';
+import { SqliteStore } from '../store/sqlite.js';
 import type { DeliveryTarget } from '../store/types.js';
 import { runSmtplib, splitReceived, storedMessages } from './test-support.js';
-import { WireClient } from './wire-client.js';
+import { dataBlock, WireClient } from './wire-client.js';
 
 const RECEIVED = /^Received: from client\.example \((?:[a-z0-9.-]+ )?\[127\.0\.0\.1\]\)\r\n\tby mx\.test\.example with (ESMTPS?) id [a-z0-9]+\.\d+(;?)\r\n(?:\tfor <([^>]+)>;\r\n)?\t\w{3}, \d{2} \w{3} \d{4} \d\d:\d\d:\d\d \+0000\r\n$/;
 
@@ -114,6 +116,46 @@ describe('SMTP MX listener', () => {
       assert.match(relay.text, /^550 5\.7\.1 /);
     } finally {
       client.close();
+    }
+  });
+});
+
+describe('SMTP MX shutdown', () => {
+  it('closes idle sessions at once and lets an open transaction finish first', async () => {
+    const dataDir = tempDir();
+    try {
+      const server = await startTestServer({ dataDir, overrides: { outbound: { enabled: false }, shutdownTimeoutSeconds: 30 } });
+      await server.addUser('alice@example.com', 'secret-pw');
+      const port = server.port('smtp');
+      const idle = await WireClient.connect(port);
+      const busy = await WireClient.connect(port);
+      for (const client of [idle, busy]) {
+        await client.read();
+        await client.command('EHLO client.example');
+      }
+      assert.equal((await busy.command('MAIL FROM:<sender@remote.example>')).code, 250);
+      assert.equal((await busy.command('RCPT TO:<alice@example.com>')).code, 250);
+
+      const stopping = server.stop();
+      assert.match((await idle.read()).text, /^421 4\.3\.2 /);
+      await idle.untilClosed();
+      // Shutdown has begun; the open transaction still completes.
+      assert.equal((await busy.command('DATA')).code, 354);
+      busy.write(dataBlock(Buffer.from('Subject: during shutdown\r\n\r\nmade it\r\n')));
+      assert.match((await busy.read()).text, /^250 /);
+      assert.match((await busy.read()).text, /^421 4\.3\.2 /);
+      await busy.untilClosed();
+      await stopping;
+
+      const store = await SqliteStore.open(dataDir);
+      try {
+        const [stored] = await storedMessages(store, 'alice@example.com');
+        assert.match(stored!.raw.toString(), /Subject: during shutdown/);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });
