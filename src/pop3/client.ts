@@ -102,6 +102,13 @@ export class Pop3Client {
     return (await this.readRawLine()) === undefined;
   }
 
+  /** Stops reading for a while, so the server's writes back up (backpressure). */
+  async stall(ms: number): Promise<void> {
+    this.socket.pause();
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    this.socket.resume();
+  }
+
   /** Half-closes: the server sees the end of input after what was written. */
   endInput(): void {
     this.socket.end();

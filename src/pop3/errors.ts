@@ -12,9 +12,10 @@ export const RESP_CODE = {
  * - user: the command was understood but cannot be done (no such message, ...).
  * - syntax: unknown command, wrong state, bad arguments; counts towards limits.badCommands.
  * - auth: failed or refused authentication ([AUTH]); counts towards limits.authFailures.
- * - temp: a temporary server fault ([SYS/TEMP]); the cause is logged, not shown.
+ * Store faults and bugs are not Pop3Errors: Session.fail answers them with [SYS/TEMP] or
+ * [SYS/PERM] and logs the cause.
  */
-export type Pop3ErrorKind = 'user' | 'syntax' | 'auth' | 'temp';
+export type Pop3ErrorKind = 'user' | 'syntax' | 'auth';
 
 export class Pop3Error extends Error {
   constructor(
@@ -30,7 +31,7 @@ export class Pop3Error extends Error {
 
   /** The reply line, without CRLF. */
   toReply(): string {
-    const code = this.code ?? (this.kind === 'auth' ? RESP_CODE.auth : this.kind === 'temp' ? RESP_CODE.sysTemp : undefined);
+    const code = this.code ?? (this.kind === 'auth' ? RESP_CODE.auth : undefined);
     return code ? `-ERR ${code} ${this.message}` : `-ERR ${this.message}`;
   }
 }

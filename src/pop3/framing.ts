@@ -5,8 +5,7 @@ const LF = 0x0a;
 const CR = 0x0d;
 const DOT = 0x2e;
 const DOT_BUFFER = Buffer.from('.');
-export const CRLF = Buffer.from('\r\n');
-export const TERMINATOR = Buffer.from('.\r\n');
+const TERMINATOR = Buffer.from('.\r\n');
 const CRLF_TERMINATOR = Buffer.from('\r\n.\r\n');
 
 export function endsWithCrlf(data: Buffer): boolean {

@@ -1,7 +1,7 @@
 // The maildrop of a POP3 session: the user's INBOX as it was at login (RFC 1939 8: messages
 // that arrive later are not part of the session), with deletion marks applied at QUIT.
 import type { Store } from '../store/types.js';
-import { Pop3Error, syntaxError, userError } from './errors.js';
+import { RESP_CODE, syntaxError, userError } from './errors.js';
 import { endsWithCrlf, transmittedSize } from './framing.js';
 
 export interface MaildropMessage {
@@ -61,7 +61,7 @@ export class Maildrop {
 
   static async open(store: Store, crlf: CrlfCache, userId: number): Promise<Maildrop> {
     const inbox = await store.getMailbox(userId, 'INBOX');
-    if (!inbox) throw new Pop3Error('user', 'no INBOX for this user', '[SYS/PERM]');
+    if (!inbox) throw userError('no INBOX for this user', RESP_CODE.sysPerm);
     const metas = await store.listMessages(inbox.id);
     const messages = metas.map((meta, i) => ({ number: i + 1, uid: meta.uid, blobHash: meta.blobHash, storedSize: meta.size, deleted: false }));
     return new Maildrop(store, crlf, inbox.id, inbox.uidvalidity, messages);
