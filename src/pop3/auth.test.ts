@@ -121,10 +121,15 @@ describe('POP3 plaintext refused off loopback-allowed config (pop3.loopbackPlain
     client.destroy();
   });
 
-  it('allows the login after STLS (poplib stls)', async () => {
+  it('allows USER/PASS (poplib stls) and AUTH PLAIN after STLS', async () => {
     const results = await poplib(server.port('pop3'), [['stls'], ['capa'], ['user', 'carol@example.com'], ['pass_', 'pw carol'], ['stat'], ['quit']]);
     assert.ok(capabilities(results[2]).includes('USER'));
     assert.deepEqual(ok(results[5]), [0, 0]);
+
+    const client = await Pop3Client.connect(server.port('pop3'));
+    assert.match(await client.startTls(), /^\+OK/);
+    assert.equal(await client.command(`AUTH PLAIN ${plain('', 'carol@example.com', 'pw carol')}`), '+OK maildrop locked and ready, 0 messages');
+    assert.equal(await client.command('QUIT'), '+OK bye, 0 messages left');
   });
 });
 

@@ -28,3 +28,20 @@ describe('POP3 framing', () => {
     assert.equal(topOf(Buffer.from('A: 1\r\nB: 2'), 0).toString(), 'A: 1\r\nB: 2', 'no body at all');
   });
 });
+
+describe('POP3 dot-stuffing against random input', () => {
+  it('undoing the stuffing gives the message back, for any chunk size', () => {
+    let state = 7;
+    const next = () => (state = (state * 1103515245 + 12345) & 0x7fffffff) / 0x80000000;
+    const alphabet = ['.', '.', 'a', '\r\n', '\n', '\r', '\u00e9'];
+    for (let round = 0; round < 300; round++) {
+      const message = Buffer.from(Array.from({ length: Math.floor(next() * 60) }, () => alphabet[Math.floor(next() * alphabet.length)]).join(''));
+      const stuffed = Buffer.concat([...dotStuffed(message, 1 + Math.floor(next() * 8))]);
+      // A reader removes one leading dot from every line (lines end at LF).
+      const lines = stuffed.toString('latin1').split(/(?<=\n)/);
+      for (const line of lines) if (line.startsWith('.')) assert.ok(line.startsWith('..'), `round ${round}: unstuffed line ${JSON.stringify(line)}`);
+      const unstuffed = lines.map((line) => (line.startsWith('.') ? line.slice(1) : line)).join('');
+      assert.equal(unstuffed, message.toString('latin1'), `round ${round}`);
+    }
+  });
+});

@@ -36,3 +36,36 @@ describe('POP3 LineReader', () => {
     assert.deepEqual(text(reader.push(Buffer.from('CAPA\r\n'))), ['CAPA']);
   });
 });
+
+describe('POP3 LineReader against random input', () => {
+  // A small deterministic generator, so a failure can be replayed.
+  function random(seed: number): () => number {
+    let state = seed;
+    return () => {
+      state = (state * 1103515245 + 12345) & 0x7fffffff;
+      return state / 0x80000000;
+    };
+  }
+
+  it('gives the same lines however the stream is cut, and flags exactly the overlong ones', () => {
+    const next = random(42);
+    const limit = 40;
+    for (let round = 0; round < 200; round++) {
+      const lines: Buffer[] = [];
+      for (let i = 0; i < 20; i++) {
+        const length = Math.floor(next() * 90);
+        lines.push(Buffer.from(Array.from({ length }, () => 0x20 + Math.floor(next() * 0x5f))));
+      }
+      const input = Buffer.concat(lines.flatMap((line) => [line, Buffer.from(next() < 0.8 ? '\r\n' : '\n')]));
+      const expected = lines.map((line) => (line.length > limit ? '<too-long>' : line.toString()));
+      const reader = new LineReader(limit);
+      const events: LineEvent[] = [];
+      for (let at = 0; at < input.length; ) {
+        const size = 1 + Math.floor(next() * 30);
+        events.push(...reader.push(input.subarray(at, at + size)));
+        at += size;
+      }
+      assert.deepEqual(text(events), expected, `round ${round}`);
+    }
+  });
+});
