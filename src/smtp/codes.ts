@@ -40,6 +40,8 @@ export const Replies = {
   unknownUser: () => new SmtpReply(Code.MailboxUnavailable, '5.1.1', 'No such user here'),
   relayDenied: () => new SmtpReply(Code.MailboxUnavailable, '5.7.1', 'Relay access denied'),
   nulBytes: () => new SmtpReply(Code.TransactionFailed, '5.6.0', 'Message contains NUL bytes'),
+  // RFC 7489 10.3 suggests 550 5.7.1 for a DMARC rejection.
+  policyRejected: (reason: string) => new SmtpReply(Code.MailboxUnavailable, '5.7.1', `Message refused by policy: ${reason}`),
   // Submission (RFC 6409, RFC 4954)
   authRequired: () => new SmtpReply(Code.AuthRequired, '5.7.0', 'Authentication required'),
   authInvalid: () => new SmtpReply(Code.AuthInvalid, '5.7.8', 'Authentication credentials invalid'),

@@ -30,7 +30,7 @@ export function storeMessage(
   store: Store,
   raw: Buffer,
   recipients: Recipient[],
-  extra: { sender: string; sentCopyUserId?: number },
+  extra: { sender: string; mailbox?: string; sentCopyUserId?: number },
 ): Promise<DeliveryResult> {
   const targets: DeliveryTarget[] = [];
   const seenUsers = new Set<number>();
@@ -39,7 +39,7 @@ export function storeMessage(
     if (recipient.kind === 'foreign') foreign.push(recipient.address);
     else if (!seenUsers.has(recipient.userId)) {
       seenUsers.add(recipient.userId);
-      targets.push({ userId: recipient.userId });
+      targets.push(extra.mailbox ? { userId: recipient.userId, mailbox: extra.mailbox } : { userId: recipient.userId });
     }
   }
   if (extra.sentCopyUserId !== undefined) targets.push({ userId: extra.sentCopyUserId, mailbox: 'Sent', flags: ['\\Seen'] });

@@ -2,7 +2,8 @@
 // are each stored once, and every 250 survives kill -9 of the server.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -93,11 +94,13 @@ const quill = (...args: string[]) => run(process.execPath, ['--import', 'tsx', '
 
 describe('SMTP durability under kill -9', () => {
   let dir: string;
+  let configFile: string;
   let child: ChildProcess | undefined;
   let ports: Record<'smtp' | 'submission' | 'pop3' | 'imap' | 'http', number>;
 
   async function startChild(): Promise<void> {
-    const args = ['--import', 'tsx', 'src/cli/main.ts', 'start', '--data', dir, '--log-level', 'warn'];
+    // No inbound verification: it would ask the real DNS about remote.example.
+    const args = ['--import', 'tsx', 'src/cli/main.ts', 'start', '--config', configFile, '--data', dir, '--log-level', 'warn'];
     for (const [name, port] of Object.entries(ports)) args.push(`--${name}`, `127.0.0.1:${port}`);
     child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
     for (let i = 0; i < 300; i++) {
@@ -125,6 +128,8 @@ describe('SMTP durability under kill -9', () => {
 
   before(async () => {
     dir = tempDir('quill-smtp-kill-');
+    configFile = path.join(dir, 'quill.yaml');
+    writeFileSync(configFile, 'inbound:\n  verify: false\n');
     ports = { smtp: await freePort(), submission: await freePort(), pop3: await freePort(), imap: await freePort(), http: await freePort() };
     await quill('domain', 'add', 'example.com', '--data', dir);
     await quill('user', 'add', 'alice@example.com', '--password', 'secret-pw', '--data', dir);

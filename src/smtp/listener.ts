@@ -43,6 +43,11 @@ export interface ListenerSpec {
   checkSender(address: string, session: SMTPServerSession): void;
   /** Throws an SmtpReply when this listener does not take mail for the recipient. */
   checkRecipient(recipient: Recipient, session: SMTPServerSession): void;
+  /**
+   * Looks at a received message before it is stored: header lines to add below Received and
+   * a mailbox other than INBOX for the local copies; throws an SmtpReply to refuse it.
+   */
+  inspect?(body: Buffer, session: SMTPServerSession): Promise<{ headers: Buffer; mailbox?: string }>;
   /** The user whose Sent mailbox gets a copy, if any. */
   sentCopyUserId?(session: SMTPServerSession): number | undefined;
 }
@@ -93,15 +98,27 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
       log.info({ bytes: body.length }, 'message refused: NUL bytes');
       return Replies.nulBytes();
     }
+    let inspected: { headers: Buffer; mailbox?: string } | undefined;
+    try {
+      inspected = await spec.inspect?.(body, session);
+    } catch (error) {
+      if (!(error instanceof SmtpReply)) {
+        log.error({ err: error }, 'message not stored: inspection failed');
+        return Replies.temporaryFailure();
+      }
+      log.info({ reply: `${error.responseCode} ${error.message}` }, 'message refused');
+      return error;
+    }
     const addresses = session.envelope.rcptTo;
     const recipients = addresses.map((address) => resolved.get(address)!);
-    const raw = Buffer.concat([receivedHeader(session, config.hostname, addresses.map((a) => a.address)), body]);
+    const received = receivedHeader(session, config.hostname, addresses.map((a) => a.address));
+    const raw = Buffer.concat(inspected ? [received, inspected.headers, body] : [received, body]);
     const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     try {
       // RFC 5321 6.1: 250 only once the message is durably stored.
-      const result = await storeMessage(store, raw, recipients, { sender, sentCopyUserId: spec.sentCopyUserId?.(session) });
+      const result = await storeMessage(store, raw, recipients, { sender, mailbox: inspected?.mailbox, sentCopyUserId: spec.sentCopyUserId?.(session) });
       const id = `${session.id}.${session.transaction}`;
-      log.info({ id, bytes: raw.length, local: result.copies.length, queued: result.outboundIds.length }, 'message stored');
+      log.info({ id, bytes: raw.length, local: result.copies.length, mailbox: inspected?.mailbox, queued: result.outboundIds.length }, 'message stored');
       return `Ok: stored as ${id}`;
     } catch (error) {
       log.error({ err: error, bytes: raw.length }, 'message not stored: store error');

@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
 import { startTestServer, tempDir, type TestServer } from '../../test/helpers.js';
 import { SqliteStore } from '../store/sqlite.js';
+import type { Resolver } from '../queue/route.js';
 import type { DeliveryTarget } from '../store/types.js';
 import { runSmtplib, splitReceived, storedMessages } from './test-support.js';
 import { dataBlock, WireClient } from './wire-client.js';
@@ -38,10 +39,11 @@ describe('SMTP MX listener', () => {
     assert.match(info.response, /^250 2\.6\.0 /);
     const messages = await storedMessages(server.store, 'alice@example.com');
     assert.equal(messages.length, 1);
-    const { received, rest } = splitReceived(messages[0]!.raw);
+    const { received, verdict, rest } = splitReceived(messages[0]!.raw);
     assert.deepEqual(rest, MESSAGE);
     const match = RECEIVED.exec(received);
     assert.ok(match, `unexpected Received header:\n${received}`);
+    assert.match(verdict, /^Authentication-Results: mx\.test\.example;/m, 'the inbound verdict follows Received');
     assert.equal(match[1], 'ESMTPS');
     assert.equal(match[3], 'alice@example.com');
   });
@@ -157,5 +159,52 @@ describe('SMTP MX shutdown', () => {
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+});
+
+// A DNS zone where 127.0.0.1 may not send for either domain, and both publish DMARC.
+const zone: Record<string, string[]> = {
+  'strict.test': ['v=spf1 ip4:192.0.2.10 -all'],
+  '_dmarc.strict.test': ['v=DMARC1; p=reject'],
+  'soft.test': ['v=spf1 ip4:192.0.2.10 -all'],
+  '_dmarc.soft.test': ['v=DMARC1; p=quarantine'],
+};
+const notFound = (name: string): never => {
+  throw Object.assign(new Error(`ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
+};
+const zoneResolver: Resolver = {
+  resolveTxt: async (name) => zone[name.toLowerCase()]?.map((record) => [record]) ?? notFound(name),
+  resolveMx: async (name) => notFound(name),
+  resolve4: async (name) => notFound(name),
+  resolve6: async (name) => notFound(name),
+};
+
+describe('SMTP MX inbound policy', () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startTestServer({ resolver: zoneResolver, overrides: { outbound: { enabled: false } } });
+    await server.addUser('alice@example.com', 'secret-pw');
+  });
+  after(() => server.stop());
+
+  const spoofed = (domain: string) => Buffer.from(`From: <ceo@${domain}>\r\nTo: <alice@example.com>\r\nSubject: pay this\r\nMessage-ID: <spoof@${domain}>\r\n\r\nUrgent.\r\n`);
+
+  it('refuses mail failing DMARC of a p=reject domain with 550 5.7.1', async () => {
+    const result = await runSmtplib({ port: server.port('smtp'), sender: 'ceo@strict.test', recipients: ['alice@example.com'], message: spoofed('strict.test') });
+    assert.equal(result.data?.code, 550);
+    assert.match(result.data!.text, /^5\.7\.1 .*DMARC/);
+    assert.equal((await storedMessages(server.store, 'alice@example.com')).length, 0);
+  });
+
+  it('files mail failing DMARC of a p=quarantine domain in Junk', async () => {
+    const raw = spoofed('soft.test');
+    const result = await runSmtplib({ port: server.port('smtp'), sender: 'ceo@soft.test', recipients: ['alice@example.com'], message: raw });
+    assert.equal(result.data?.code, 250);
+    assert.equal((await storedMessages(server.store, 'alice@example.com')).length, 0);
+    const [junk] = await storedMessages(server.store, 'alice@example.com', 'Junk');
+    const { verdict, rest } = splitReceived(junk!.raw);
+    assert.match(verdict, /dmarc=fail/);
+    assert.deepEqual(rest, raw);
   });
 });

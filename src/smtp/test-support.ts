@@ -59,11 +59,23 @@ export async function storedMessages(store: Store, address: string, mailbox = 'I
   return out;
 }
 
-/** Splits the Received header we prepend from the bytes the client sent. */
-export function splitReceived(raw: Buffer): { received: string; rest: Buffer } {
+/** Header fields the MX adds below its Received header (mailauth's verdict, RFC 8601, RFC 7208). */
+const VERDICT_FIELDS = /^(Authentication-Results|Received-SPF):/i;
+
+/**
+ * Splits what the server prepends, its Received header and then any verdict fields, from the
+ * bytes the client sent.
+ */
+export function splitReceived(raw: Buffer): { received: string; verdict: string; rest: Buffer } {
   const text = raw.toString('latin1');
   if (!text.startsWith('Received: ')) throw new Error('message does not start with Received');
-  let end = text.indexOf('\r\n');
-  while (text[end + 2] === '\t' || text[end + 2] === ' ') end = text.indexOf('\r\n', end + 2);
-  return { received: text.slice(0, end + 2), rest: raw.subarray(end + 2) };
+  const fieldEnd = (from: number) => {
+    let end = text.indexOf('\r\n', from);
+    while (text[end + 2] === '\t' || text[end + 2] === ' ') end = text.indexOf('\r\n', end + 2);
+    return end + 2;
+  };
+  const receivedEnd = fieldEnd(0);
+  let end = receivedEnd;
+  while (VERDICT_FIELDS.test(text.slice(end, end + 40))) end = fieldEnd(end);
+  return { received: text.slice(0, receivedEnd), verdict: text.slice(receivedEnd, end), rest: raw.subarray(end) };
 }
