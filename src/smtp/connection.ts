@@ -1,5 +1,6 @@
 // smtp-server with two things the library leaves out: replies that carry their own enhanced
-// status code (codes.ts) keep it, and too many bad commands close the session.
+// status code (codes.ts) keep it, and limits.badCommands bad commands close the session (the
+// library on its own closes after 10 unrecognized ones, whatever the limit).
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';

@@ -45,9 +45,11 @@ export function receivedHeader(session: SMTPServerSession, hostname: string, rec
   const literal = addressLiteral(session.remoteAddress);
   const reverse = session.clientHostname && !session.clientHostname.startsWith('[') ? `${session.clientHostname} ` : '';
   const helo = session.hostNameAppearsAs || literal;
+  // RFC 6531 3.7.3: a transaction that used SMTPUTF8 is "UTF8SMTP" (with S and A as usual).
+  const protocol = session.envelope.smtpUtf8 ? session.transmissionType.replace(/^ESMTP/, 'UTF8SMTP') : session.transmissionType;
   const lines = [
     `Received: from ${helo} (${reverse}${literal})`,
-    `\tby ${hostname} with ${session.transmissionType} id ${session.id}.${session.transaction}`,
+    `\tby ${hostname} with ${protocol} id ${session.id}.${session.transaction}`,
   ];
   if (recipients.length === 1) lines.push(`\tfor <${recipients[0]}>;`);
   else lines[1] += ';';

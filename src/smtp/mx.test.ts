@@ -106,6 +106,27 @@ describe('SMTP MX listener', () => {
     }
   });
 
+  it('delivers to an internationalized address with SMTPUTF8 (RFC 6531)', async () => {
+    await server.addUser('jörg@example.com', 'secret-pw');
+    const client = await WireClient.connect(port);
+    const raw = Buffer.from('From: δοκιμή@remote.example\r\nSubject: Grüße\r\n\r\nUTF-8 all the way\r\n', 'utf8');
+    try {
+      await client.read();
+      await client.command('EHLO client.example');
+      assert.equal((await client.command('MAIL FROM:<δοκιμή@remote.example> SMTPUTF8')).code, 250);
+      assert.equal((await client.command('RCPT TO:<jörg@example.com>')).code, 250);
+      assert.equal((await client.command('DATA')).code, 354);
+      client.write(dataBlock(raw));
+      assert.equal((await client.read()).code, 250);
+    } finally {
+      client.close();
+    }
+    const [stored] = await storedMessages(server.store, 'jörg@example.com');
+    const { received, rest } = splitReceived(stored!.raw);
+    assert.deepEqual(rest, raw);
+    assert.match(Buffer.from(received, 'latin1').toString('utf8'), / with UTF8SMTP id [^\r]+\r\n\tfor <jörg@example\.com>;/);
+  });
+
   it('refuses AUTH on the MX port', async () => {
     const client = await WireClient.connect(port);
     try {
