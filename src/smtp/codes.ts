@@ -9,7 +9,6 @@ export const Code = {
   AuthRequired: 530,
   AuthInvalid: 535,
   MailboxUnavailable: 550,
-  ExceededStorage: 552,
   MailboxNameNotAllowed: 553,
   TransactionFailed: 554,
 } as const;

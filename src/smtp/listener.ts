@@ -27,7 +27,6 @@ export interface SessionContext {
 export interface SessionUser {
   id: number;
   address: string;
-  username: string;
 }
 
 export interface ListenerSpec {

@@ -2,10 +2,14 @@
 // (as `quill queue list` shows it) and the Sent copy.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import nodemailer from 'nodemailer';
-import { startTestServer, type TestServer } from '../../test/helpers.js';
+import { pino } from 'pino';
+import { emptyResolver, startTestServer, tempDir, testConfig, type TestServer } from '../../test/helpers.js';
+import { startServer } from '../server.js';
+import { hashPassword } from '../util/password.js';
 import { runSmtplib, splitReceived, storedMessages } from './test-support.js';
 import { WireClient } from './wire-client.js';
 
@@ -163,5 +167,32 @@ describe('SMTP submission listener (TLS required for AUTH, Sent copy on)', () =>
     assert.equal(locked.login?.code, 454);
     assert.match(locked.login!.text, /^4\.7\.0 /);
     assert.equal(locked.data, undefined);
+  });
+});
+
+describe('SMTP submission logging', () => {
+  it('logs each session event with its session id and never a password', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(line) });
+    const dataDir = tempDir();
+    const server = await startServer(testConfig(dataDir, { outbound: { enabled: false } }), { logger, resolver: emptyResolver });
+    try {
+      await server.store.addDomain('example.com');
+      await server.store.addUser({ address: 'alice@example.com', passwordHash: await hashPassword('Sup3r-Secret-PW') });
+      const port = server.port('submission');
+      const spec = { port, sender: 'alice@example.com', recipients: ['alice@example.com'], message: message('logged', 'alice@example.com') };
+      assert.equal((await runSmtplib({ ...spec, login: ['alice@example.com', 'Wr0ng-Secret-PW'] })).login?.code, 535);
+      assert.equal((await runSmtplib({ ...spec, login: ['alice@example.com', 'Sup3r-Secret-PW'] })).data?.code, 250);
+    } finally {
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    const events = lines.map((line) => JSON.parse(line) as { proto?: string; session?: string; msg: string });
+    const ours = events.filter((e) => e.proto === 'submission' && e.session);
+    for (const msg of ['connect', 'authentication refused', 'authenticated', 'message stored', 'close']) {
+      assert.ok(ours.some((e) => e.msg === msg), `no "${msg}" line`);
+    }
+    const all = lines.join('\n');
+    for (const secret of ['Sup3r-Secret-PW', 'Wr0ng-Secret-PW', Buffer.from('Sup3r-Secret-PW').toString('base64')]) assert.ok(!all.includes(secret), 'a password reached the log');
   });
 });

@@ -16,7 +16,7 @@ export function startSubmission(deps: ServiceDeps): Promise<Service> {
     // RFC 4616: acting for another identity (an authzid that is not the user) is not offered.
     const proxied = auth.method === 'PLAIN' && auth.authzid && auth.authcid && auth.authzid.toLowerCase() !== auth.authcid.toLowerCase();
     const result = proxied ? ({ ok: false, reason: 'invalid' } as const) : await deps.auth.authenticate(username, auth.password ?? '', session.remoteAddress);
-    if (result.ok) return { id: result.user.id, address: result.user.address, username: result.user.address };
+    if (result.ok) return { id: result.user.id, address: result.user.address };
     if (result.reason === 'locked') throw Replies.authLocked();
     context.authFailures++;
     if (context.authFailures >= config.limits.authFailures) throw Replies.tooManyAuthFailures();
