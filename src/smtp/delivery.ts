@@ -11,7 +11,7 @@ export function domainOf(address: string): string {
 
 /**
  * Local when the domain is ours: then the user must exist (550 5.1.1) and have room
- * (452 4.2.2, RFC 5321 4.5.3.1.10); `incomingBytes` is the size the client declared, if any.
+ * (452 4.2.2, RFC 3463 3.3 "mailbox full"); `incomingBytes` is the size the client declared, if any.
  */
 export async function resolveRecipient(store: Store, address: string, incomingBytes: number): Promise<Recipient> {
   if (!address.includes('@')) throw Replies.unknownUser(); // a bare "postmaster": we keep no aliases
