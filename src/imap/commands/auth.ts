@@ -1,0 +1,68 @@
+// Not-authenticated state (RFC 3501 6.2): STARTTLS, AUTHENTICATE PLAIN (RFC 4616, with the
+// initial response of SASL-IR, RFC 4959) and LOGIN.
+import { astring, atomText } from '../args.js';
+import { bad, CODE, no } from '../errors.js';
+import { chunksAsLine } from '../parser.js';
+import type { CommandInfo, Session } from '../session.js';
+import type { ImapValue } from '../value.js';
+import { continuation } from '../writer.js';
+import { arity, type CommandResult } from './types.js';
+
+// RFC 3501 6.2.1
+export async function starttls(s: Session, args: ImapValue[], info: CommandInfo): Promise<CommandResult> {
+  arity(args, 0);
+  if (s.secure) throw bad('TLS is already active');
+  s.tagged(info.tag, 'OK', 'begin TLS negotiation now');
+  await s.startTls();
+  return { responded: true };
+}
+
+// RFC 3501 6.2.3
+export async function login(s: Session, args: ImapValue[]): Promise<CommandResult> {
+  arity(args, 2);
+  if (!s.plaintextAllowed()) throw no('use STARTTLS first', CODE.privacyRequired);
+  return authenticateUser(s, astring(args[0], 'user name'), astring(args[1], 'password'));
+}
+
+// RFC 3501 6.2.2, RFC 4616 PLAIN, RFC 4959 initial response
+export async function authenticate(s: Session, args: ImapValue[]): Promise<CommandResult> {
+  arity(args, 1, 2);
+  const mechanism = atomText(args[0]);
+  if (mechanism !== 'PLAIN') throw no(`mechanism ${astring(args[0], 'mechanism')} is not supported`, CODE.cannot);
+  if (!s.plaintextAllowed()) throw no('use STARTTLS first', CODE.privacyRequired);
+  let response: string;
+  if (args.length === 2) {
+    response = astring(args[1], 'initial response');
+    if (response === '=') response = '';
+  } else {
+    s.write(continuation(''));
+    const event = await s.next();
+    if (!event || event.kind !== 'command') throw bad('authentication exchange failed');
+    response = chunksAsLine(event.chunks).trim();
+  }
+  if (response === '*') throw bad('authentication cancelled');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(response)) throw bad('invalid base64 in authentication response');
+  const parts = Buffer.from(response, 'base64').toString('utf8').split('\0');
+  if (parts.length !== 3) throw bad('malformed PLAIN response');
+  const [authzid, authcid, password] = parts as [string, string, string];
+  if (authzid && authzid.toLowerCase() !== authcid.toLowerCase()) throw no('authorization identity must be the user', CODE.authenticationFailed);
+  return authenticateUser(s, authcid, password);
+}
+
+async function authenticateUser(s: Session, address: string, password: string): Promise<CommandResult> {
+  const { auth, config } = s.ctx.deps;
+  const result = await auth.authenticate(address, password, s.remoteIp);
+  if (!result.ok) {
+    s.log.info({ address, reason: result.reason }, 'authentication failed');
+    if (++s.authFailures >= config.limits.authFailures) {
+      s.untaggedStatus('BYE', 'too many failed authentications');
+      s.state = 'logout';
+    }
+    throw no('authentication failed', CODE.authenticationFailed);
+  }
+  if (s.ctx.hub.sessionsOf(result.user.id) >= config.limits.imapConnectionsPerUser) {
+    throw no('too many sessions for this user', CODE.limit);
+  }
+  s.loggedIn(result.user);
+  return { code: `CAPABILITY ${s.capabilities().join(' ')}`, text: 'logged in' };
+}

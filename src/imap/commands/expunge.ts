@@ -1,0 +1,20 @@
+// EXPUNGE (RFC 3501 6.4.3) and UID EXPUNGE (RFC 4315 2.1).
+import { sequenceSet } from '../args.js';
+import { CODE, no } from '../errors.js';
+import type { CommandInfo, Session } from '../session.js';
+import type { ImapValue } from '../value.js';
+import { arity } from './types.js';
+
+export async function expunge(s: Session, args: ImapValue[], info: CommandInfo): Promise<void> {
+  arity(args, info.uid ? 1 : 0);
+  const selected = s.selected!;
+  if (selected.readOnly) throw no('mailbox is read-only', CODE.readOnly);
+  const { store } = s.ctx.deps;
+  let removed: number[];
+  if (info.uid) {
+    const uids = selected.resolve(sequenceSet(args[0]), true);
+    removed = uids.length > 0 ? await store.expunge(selected.id, uids, true) : [];
+  } else removed = await store.expunge(selected.id);
+  selected.expunged(removed);
+  for (const values of selected.announceExpunges(s.enabled.has('QRESYNC'))) s.send(values);
+}

@@ -1,0 +1,247 @@
+// The mailbox list: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, STATUS (RFC 3501
+// 6.3.3-6.3.10), LIST and LSUB with LIST-EXTENDED (RFC 5258), CHILDREN (RFC 3348),
+// SPECIAL-USE (RFC 6154) and LIST-STATUS (RFC 5819). Names travel in modified UTF-7 and
+// are matched in that form; the store keeps them in Unicode.
+import type { Mailbox, Store } from '../../store/types.js';
+import { astring, atomText, isAtom, list, mailboxName } from '../args.js';
+import { bad, CODE, no } from '../errors.js';
+import { encodeMailboxName } from '../mutf7.js';
+import type { CommandInfo, Session } from '../session.js';
+import { atom, type ImapValue } from '../value.js';
+import { arity } from './types.js';
+
+const SEP = '/';
+
+// RFC 3501 6.3.3: superior names are created as needed; a trailing separator is dropped.
+export async function create(s: Session, args: ImapValue[]): Promise<void> {
+  arity(args, 1, 2);
+  const name = mailboxName(args[0]).replace(/\/+$/, '');
+  if (name === '') throw no('mailbox name is empty', CODE.cannot);
+  if (name === 'INBOX') throw no('INBOX exists', CODE.alreadyExists);
+  checkName(name);
+  const { store } = s.ctx.deps;
+  if (await store.getMailbox(s.userId, name)) throw no(`mailbox ${name} exists`, CODE.alreadyExists);
+  await createParents(store, s.userId, name);
+  await store.createMailbox(s.userId, name);
+}
+
+function checkName(name: string): void {
+  if (name.startsWith(SEP) || name.includes(SEP + SEP)) throw no('empty hierarchy level in mailbox name', CODE.cannot);
+  if (/[\x00-\x1f\x7f*%]/.test(name)) throw no('mailbox name contains characters not allowed', CODE.cannot);
+  if (name.length > 512) throw no('mailbox name too long', CODE.cannot);
+}
+
+async function createParents(store: Store, userId: number, name: string): Promise<void> {
+  const levels = name.split(SEP);
+  for (let i = 1; i < levels.length; i++) {
+    const parent = levels.slice(0, i).join(SEP);
+    if (!(await store.getMailbox(userId, parent))) {
+      try {
+        await store.createMailbox(userId, parent);
+      } catch {
+        // created meanwhile by another session
+      }
+    }
+  }
+}
+
+// RFC 3501 6.3.4: INBOX cannot go; inferior names stay (their parent then lists as \Noselect).
+export async function del(s: Session, args: ImapValue[]): Promise<void> {
+  arity(args, 1);
+  const name = mailboxName(args[0]);
+  if (name === 'INBOX') throw no('INBOX cannot be deleted', CODE.cannot);
+  const { store } = s.ctx.deps;
+  const mailbox = await store.getMailbox(s.userId, name);
+  if (!mailbox) throw no(`no mailbox ${name}`, CODE.nonexistent);
+  if (s.selected?.id === mailbox.id) {
+    s.selected = undefined;
+    s.state = 'authenticated';
+  }
+  await store.deleteMailbox(mailbox.id);
+}
+
+// RFC 3501 6.3.5: renaming INBOX moves its messages to the new mailbox and leaves INBOX empty.
+export async function rename(s: Session, args: ImapValue[]): Promise<void> {
+  arity(args, 2);
+  const from = mailboxName(args[0]);
+  const to = mailboxName(args[1]).replace(/\/+$/, '');
+  if (to === 'INBOX') throw no('INBOX exists', CODE.alreadyExists);
+  if (to === '') throw no('mailbox name is empty', CODE.cannot);
+  checkName(to);
+  const { store } = s.ctx.deps;
+  if (!(await store.getMailbox(s.userId, from))) throw no(`no mailbox ${from}`, CODE.nonexistent);
+  if (await store.getMailbox(s.userId, to)) throw no(`mailbox ${to} exists`, CODE.alreadyExists);
+  if (to.startsWith(from + SEP)) throw no('cannot move a mailbox into itself', CODE.cannot);
+  await createParents(store, s.userId, to);
+  await store.renameMailbox(s.userId, from, to);
+}
+
+// RFC 3501 6.3.6-7
+export async function subscribe(s: Session, args: ImapValue[], info: CommandInfo): Promise<void> {
+  arity(args, 1);
+  const name = mailboxName(args[0]);
+  const mailbox = await s.ctx.deps.store.getMailbox(s.userId, name);
+  if (!mailbox) throw no(`no mailbox ${name}`, CODE.nonexistent);
+  await s.ctx.deps.store.setSubscribed(mailbox.id, info.name === 'SUBSCRIBE');
+}
+
+const STATUS_ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ', 'SIZE', 'APPENDLIMIT']);
+
+function statusItems(v: ImapValue | undefined): string[] {
+  const items = list(v, 'status items').map((item) => atomText(item) ?? '');
+  if (items.length === 0) throw bad('no status items');
+  for (const item of items) if (!STATUS_ITEMS.has(item)) throw bad(`unknown status item ${item}`);
+  return items;
+}
+
+async function sendStatus(s: Session, mailbox: Mailbox, items: string[]): Promise<void> {
+  const status = await s.ctx.deps.store.mailboxStatus(mailbox.id);
+  const values: Record<string, number> = {
+    MESSAGES: status.messages,
+    RECENT: status.recent,
+    UIDNEXT: status.uidnext,
+    UIDVALIDITY: status.uidvalidity,
+    UNSEEN: status.unseen,
+    HIGHESTMODSEQ: status.highestModseq,
+    SIZE: status.size,
+    APPENDLIMIT: s.ctx.deps.config.limits.messageSize,
+  };
+  s.send([atom('STATUS'), encodeMailboxName(mailbox.name), items.flatMap((item) => [atom(item), values[item]!])]);
+}
+
+// RFC 3501 6.3.10
+export async function status(s: Session, args: ImapValue[]): Promise<void> {
+  arity(args, 2);
+  const name = mailboxName(args[0]);
+  const items = statusItems(args[1]);
+  const mailbox = await s.ctx.deps.store.getMailbox(s.userId, name);
+  if (!mailbox) throw no(`no mailbox ${name}`, CODE.nonexistent);
+  await sendStatus(s, mailbox, items);
+}
+
+interface ListRequest {
+  extended: boolean;
+  subscribedOnly: boolean;
+  specialUseOnly: boolean;
+  returnSubscribed: boolean;
+  returnStatus?: string[];
+  patterns: string[];
+}
+
+// RFC 3501 6.3.8, RFC 5258 (LIST-EXTENDED)
+export async function listCommand(s: Session, args: ImapValue[]): Promise<void> {
+  const request = parseList(args);
+  await runList(s, request, 'LIST');
+}
+
+// RFC 3501 6.3.9
+export async function lsub(s: Session, args: ImapValue[]): Promise<void> {
+  arity(args, 2);
+  const reference = astring(args[0], 'reference');
+  const pattern = astring(args[1], 'mailbox pattern');
+  await runList(s, { extended: false, subscribedOnly: true, specialUseOnly: false, returnSubscribed: false, patterns: [joinPattern(reference, pattern)] }, 'LSUB');
+}
+
+function parseList(args: ImapValue[]): ListRequest {
+  const request: ListRequest = { extended: false, subscribedOnly: false, specialUseOnly: false, returnSubscribed: false, patterns: [] };
+  let i = 0;
+  if (Array.isArray(args[0])) {
+    request.extended = true;
+    for (const option of args[0]) {
+      const name = atomText(option);
+      if (name === 'SUBSCRIBED') request.subscribedOnly = request.returnSubscribed = true;
+      else if (name === 'SPECIAL-USE') request.specialUseOnly = true;
+      else if (name === 'REMOTE' || name === 'RECURSIVEMATCH') continue;
+      else throw bad(`unknown LIST selection option ${name ?? ''}`);
+    }
+    i = 1;
+  }
+  const reference = astring(args[i], 'reference');
+  const patternArg = args[i + 1];
+  if (patternArg === undefined) throw bad('missing mailbox pattern');
+  const patterns = Array.isArray(patternArg) ? patternArg.map((p) => astring(p, 'mailbox pattern')) : [astring(patternArg, 'mailbox pattern')];
+  if (Array.isArray(patternArg)) request.extended = true;
+  if (patterns.length === 0) throw bad('missing mailbox pattern');
+  request.patterns = patterns.map((p) => joinPattern(reference, p));
+  i += 2;
+  if (i < args.length) {
+    if (atomText(args[i]) !== 'RETURN') throw bad('expected RETURN');
+    request.extended = true;
+    const options = list(args[i + 1], 'RETURN options');
+    for (let j = 0; j < options.length; j++) {
+      const name = atomText(options[j]);
+      if (name === 'SUBSCRIBED') request.returnSubscribed = true;
+      else if (name === 'CHILDREN' || name === 'SPECIAL-USE') continue;
+      else if (name === 'STATUS') request.returnStatus = statusItems(options[++j]);
+      else throw bad(`unknown LIST return option ${name ?? ''}`);
+    }
+    if (i + 2 !== args.length) throw bad('too many arguments');
+  }
+  if (request.subscribedOnly && request.specialUseOnly) throw bad('SUBSCRIBED and SPECIAL-USE cannot be combined');
+  return request;
+}
+
+function joinPattern(reference: string, pattern: string): string {
+  if (pattern.startsWith(SEP) || reference === '') return pattern;
+  return reference.endsWith(SEP) ? reference + pattern : reference + pattern;
+}
+
+/** The pattern as a regular expression over wire names; INBOX matches in any case. */
+function patternRegex(pattern: string): RegExp {
+  let source = '';
+  for (const ch of pattern) {
+    if (ch === '*') source += '.*';
+    else if (ch === '%') source += '[^/]*';
+    else source += ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  }
+  const inbox = /^INBOX(?=$|\/)/i;
+  return new RegExp(`^${inbox.test(pattern) ? source.replace(/^INBOX/i, 'INBOX') : source}$`);
+}
+
+async function runList(s: Session, request: ListRequest, command: 'LIST' | 'LSUB'): Promise<void> {
+  if (request.patterns.length === 1 && request.patterns[0] === '' && !request.extended) {
+    // RFC 3501 6.3.8: an empty pattern asks for the hierarchy delimiter.
+    s.send([atom(command), [atom('\\Noselect')], SEP, '']);
+    return;
+  }
+  const mailboxes = await s.ctx.deps.store.listMailboxes(s.userId);
+  const byWire = new Map<string, Mailbox>();
+  for (const mailbox of mailboxes) byWire.set(encodeMailboxName(mailbox.name), mailbox);
+  // Levels with no mailbox of their own that have mailboxes below them.
+  const parents = new Set<string>();
+  const hasChildren = new Set<string>();
+  for (const wire of byWire.keys()) {
+    const levels = wire.split(SEP);
+    for (let i = 1; i < levels.length; i++) {
+      const parent = levels.slice(0, i).join(SEP);
+      hasChildren.add(parent);
+      if (!byWire.has(parent)) parents.add(parent);
+    }
+  }
+  const regexes = request.patterns.map(patternRegex);
+  const matches = (wire: string): boolean => regexes.some((r) => r.test(wire));
+  const names = [...byWire.keys(), ...parents].sort(compareNames);
+  for (const wire of names) {
+    if (!matches(wire)) continue;
+    const mailbox = byWire.get(wire);
+    if (request.subscribedOnly && !mailbox?.subscribed) continue;
+    if (request.specialUseOnly && !mailbox?.specialUse) continue;
+    const attrs: string[] = [];
+    if (!mailbox) attrs.push(request.extended ? '\\NonExistent' : '\\Noselect');
+    attrs.push(hasChildren.has(wire) ? '\\HasChildren' : '\\HasNoChildren');
+    if (mailbox?.specialUse) attrs.push(mailbox.specialUse);
+    if (mailbox?.subscribed && (request.returnSubscribed || request.subscribedOnly) && command === 'LIST') attrs.push('\\Subscribed');
+    s.send([atom(command), attrs.map(atom), SEP, wire]);
+    if (mailbox && request.returnStatus) await sendStatus(s, mailbox, request.returnStatus);
+  }
+}
+
+/** INBOX first, then by name. */
+function compareNames(a: string, b: string): number {
+  const ia = a === 'INBOX' || a.startsWith('INBOX/');
+  const ib = b === 'INBOX' || b.startsWith('INBOX/');
+  if (ia !== ib) return ia ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export { isAtom };

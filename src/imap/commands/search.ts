@@ -1,0 +1,121 @@
+// SEARCH (RFC 3501 6.4.4) with ESEARCH results (RFC 4731) and MODSEQ (RFC 7162 3.1.5),
+// SORT and THREAD (RFC 5256). Keys run through the message modules: metadata first,
+// content only for messages a key still needs it for.
+import type { MessageMeta } from '../../store/types.js';
+import { astring, atomText } from '../args.js';
+import { bad, CODE, no } from '../errors.js';
+import { runSearch, type Candidate } from '../message/run-search.js';
+import { BadCharsetError, parseSearchProgram, SearchSyntaxError, type SearchKey } from '../message/search.js';
+import { formatSet } from '../message/sequence.js';
+import { parseSortCriteria, sortMessages, type SortMessage } from '../message/sort.js';
+import { formatThreads, threadOrderedSubject, threadReferences } from '../message/thread.js';
+import type { CommandInfo, Session } from '../session.js';
+import { atom, type ImapValue } from '../value.js';
+
+const PAGE = 2000;
+
+/** Runs a parser of the message modules, turning its errors into BAD and NO [BADCHARSET]. */
+function program<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof SearchSyntaxError) throw bad(error.message);
+    if (error instanceof BadCharsetError) throw no(error.message, CODE.badCharset);
+    throw error;
+  }
+}
+
+interface Found {
+  seq: number;
+  uid: number;
+  modseq: number;
+  meta: MessageMeta;
+}
+
+/** Runs a key over the selected mailbox, page by page, in sequence order. */
+async function searchSelected(s: Session, key: SearchKey): Promise<Found[]> {
+  const selected = s.selected!;
+  const { store } = s.ctx.deps;
+  const scope = { maxSeq: selected.exists, maxUid: selected.maxUid, now: Date.now() };
+  const found: Found[] = [];
+  let fromUid = 1;
+  for (;;) {
+    const page = await store.listMessages(selected.id, { fromUid, limit: PAGE });
+    const candidates: Candidate[] = [];
+    const metas = new Map<number, MessageMeta>();
+    for (const meta of page) {
+      const seq = selected.seqOf(meta.uid);
+      if (seq === 0 || selected.isGone(meta.uid)) continue;
+      candidates.push({ seq, meta, recent: selected.isRecent(meta.uid) });
+      metas.set(meta.uid, meta);
+    }
+    for (const m of await runSearch(key, candidates, scope, s.ctx.cache)) found.push({ seq: m.seq, uid: m.uid, modseq: m.modseq, meta: metas.get(m.uid)! });
+    if (page.length < PAGE) break;
+    fromUid = page[page.length - 1]!.uid + 1;
+  }
+  return found;
+}
+
+export async function search(s: Session, args: ImapValue[], info: CommandInfo): Promise<void> {
+  const parsed = program(() => parseSearchProgram(args, { withReturn: true }));
+  if (parsed.returns?.includes('SAVE')) throw bad('SEARCHRES is not supported');
+  if (parsed.usesModseq) s.enabled.add('CONDSTORE');
+  const found = await searchSelected(s, parsed.key);
+  const numbers = found.map((m) => (info.uid ? m.uid : m.seq));
+  const highest = found.reduce((max, m) => Math.max(max, m.modseq), 0);
+  if (!parsed.returns) {
+    const values: ImapValue[] = [atom('SEARCH'), ...numbers];
+    if (parsed.usesModseq && found.length > 0) values.push([atom('MODSEQ'), highest]);
+    s.send(values);
+    return;
+  }
+  // RFC 4731 3.1
+  const values: ImapValue[] = [atom('ESEARCH'), [atom('TAG'), info.tag]];
+  if (info.uid) values.push(atom('UID'));
+  if (numbers.length > 0) {
+    const sorted = [...numbers].sort((a, b) => a - b);
+    for (const option of parsed.returns) {
+      if (option === 'MIN') values.push(atom('MIN'), sorted[0]!);
+      if (option === 'MAX') values.push(atom('MAX'), sorted[sorted.length - 1]!);
+      if (option === 'ALL') values.push(atom('ALL'), atom(formatSet(sorted)));
+    }
+  }
+  if (parsed.returns.includes('COUNT')) values.push(atom('COUNT'), numbers.length);
+  if (parsed.usesModseq && found.length > 0) values.push(atom('MODSEQ'), highest);
+  s.send(values);
+}
+
+async function withParse(s: Session, found: Found[], needed: boolean): Promise<(SortMessage & { found: Found })[]> {
+  const out: (SortMessage & { found: Found })[] = [];
+  for (const f of found) {
+    const parsed = needed ? await s.ctx.cache.parsedMessage(f.meta.blobHash) : undefined;
+    out.push({ seq: f.seq, uid: f.uid, size: f.meta.size, internalDate: f.meta.internalDate, parsed, found: f });
+  }
+  return out;
+}
+
+// RFC 5256 3: SORT (criteria) charset search-key...
+export async function sort(s: Session, args: ImapValue[], info: CommandInfo): Promise<void> {
+  if (args.length < 3) throw bad('SORT needs criteria, a charset and search keys');
+  const criteria = program(() => parseSortCriteria(args[0]));
+  const charset = astring(args[1], 'charset');
+  const parsed = program(() => parseSearchProgram(args.slice(2), { charset }));
+  const found = await searchSelected(s, parsed.key);
+  const needsParse = criteria.some((c) => c.key !== 'ARRIVAL' && c.key !== 'SIZE');
+  const sorted = sortMessages(await withParse(s, found, needsParse), criteria);
+  s.send([atom('SORT'), ...sorted.map((m) => (info.uid ? m.uid : m.seq))]);
+}
+
+// RFC 5256 3: THREAD algorithm charset search-key...
+export async function thread(s: Session, args: ImapValue[], info: CommandInfo): Promise<void> {
+  if (args.length < 3) throw bad('THREAD needs an algorithm, a charset and search keys');
+  const algorithm = atomText(args[0]);
+  if (algorithm !== 'ORDEREDSUBJECT' && algorithm !== 'REFERENCES') throw bad('unknown threading algorithm');
+  const charset = astring(args[1], 'charset');
+  const parsed = program(() => parseSearchProgram(args.slice(2), { charset }));
+  const found = await searchSelected(s, parsed.key);
+  const messages = await withParse(s, found, true);
+  const idOf = (m: SortMessage): number => (info.uid ? m.uid : m.seq);
+  const threads = algorithm === 'REFERENCES' ? threadReferences(messages, idOf) : threadOrderedSubject(messages, idOf);
+  s.send(threads.length > 0 ? [atom('THREAD'), atom(formatThreads(threads))] : [atom('THREAD')]);
+}

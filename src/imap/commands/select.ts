@@ -1,0 +1,117 @@
+// Opening and leaving a mailbox: SELECT and EXAMINE (RFC 3501 6.3.1-2, with CONDSTORE and
+// QRESYNC parameters, RFC 7162 3.1.8 and 3.2.5), CLOSE (6.4.2), UNSELECT (RFC 3691), CHECK (6.4.1).
+import { atomText, list, mailboxName, number, sequenceSet } from '../args.js';
+import { bad, CODE, no } from '../errors.js';
+import { formatSet, inSet, resolveSet } from '../message/sequence.js';
+import { SelectedMailbox } from '../selected.js';
+import type { CommandInfo, Session } from '../session.js';
+import { atom, type ImapValue } from '../value.js';
+import { arity, type CommandResult } from './types.js';
+
+export const SYSTEM_FLAGS = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
+
+interface QresyncParams {
+  uidvalidity: number;
+  modseq: number;
+  knownUids?: ReturnType<typeof sequenceSet>;
+}
+
+export async function select(s: Session, args: ImapValue[], info: CommandInfo): Promise<CommandResult> {
+  arity(args, 1, 2);
+  const name = mailboxName(args[0]);
+  const readOnly = info.name === 'EXAMINE';
+  let qresync: QresyncParams | undefined;
+  if (args[1] !== undefined) {
+    const params = list(args[1], 'SELECT parameters');
+    for (let i = 0; i < params.length; i++) {
+      const param = atomText(params[i]);
+      if (param === 'CONDSTORE') s.enabled.add('CONDSTORE');
+      else if (param === 'QRESYNC') {
+        if (!s.enabled.has('QRESYNC')) throw bad('QRESYNC must be enabled first');
+        const values = list(params[++i], 'QRESYNC parameters');
+        if (values.length < 2 || values.length > 4) throw bad('QRESYNC takes UIDVALIDITY, MODSEQ and optional known UIDs');
+        qresync = { uidvalidity: number(values[0], 'UIDVALIDITY'), modseq: number(values[1], 'MODSEQ') };
+        if (values[2] !== undefined && !Array.isArray(values[2])) qresync.knownUids = sequenceSet(values[2]);
+      } else throw bad('unknown SELECT parameter');
+    }
+  }
+  // RFC 3501 6.3.1: a SELECT closes the mailbox selected before, even when it fails.
+  if (s.selected) {
+    s.selected = undefined;
+    s.state = 'authenticated';
+    if (s.enabled.has('QRESYNC')) s.untaggedStatus('OK', 'previous mailbox closed', 'CLOSED');
+  }
+  const { store } = s.ctx.deps;
+  const generation = s.ctx.hub.userGeneration(s.userId);
+  const mailbox = await store.getMailbox(s.userId, name);
+  if (!mailbox) throw no(`no mailbox ${name}`, CODE.nonexistent);
+  const status = await store.mailboxStatus(mailbox.id);
+  const uids = await store.listUids(mailbox.id);
+  const recentAbove = readOnly ? mailbox.recentUid : await store.claimRecent(mailbox.id);
+  const selected = new SelectedMailbox(mailbox, uids, readOnly, recentAbove, status.highestModseq);
+  // A change that landed while the view was loading is picked up by the next sync.
+  if (s.ctx.hub.userGeneration(s.userId) > generation) selected.dirtySince = s.ctx.hub.userGeneration(s.userId);
+
+  s.send([atom('FLAGS'), SYSTEM_FLAGS.map(atom)]);
+  s.send([selected.exists, atom('EXISTS')]);
+  s.send([selected.recentCount(), atom('RECENT')]);
+  if (status.unseen > 0) {
+    const first = await firstUnseen(s, mailbox.id);
+    const seq = first ? selected.seqOf(first) : 0;
+    if (seq > 0) s.untaggedStatus('OK', 'first unseen', `UNSEEN ${seq}`);
+  }
+  s.untaggedStatus('OK', 'flags permitted', readOnly ? 'PERMANENTFLAGS ()' : `PERMANENTFLAGS (${SYSTEM_FLAGS.join(' ')} \\*)`);
+  s.untaggedStatus('OK', 'predicted next UID', `UIDNEXT ${status.uidnext}`);
+  s.untaggedStatus('OK', 'UIDs valid', `UIDVALIDITY ${status.uidvalidity}`);
+  s.untaggedStatus('OK', 'highest modseq', `HIGHESTMODSEQ ${status.highestModseq}`);
+
+  if (qresync && qresync.uidvalidity === status.uidvalidity) {
+    // RFC 7162 3.2.5.2: what vanished and what changed since the client's last known state.
+    let vanished = await store.expungedSince(mailbox.id, qresync.modseq);
+    if (qresync.knownUids) {
+      const known = resolveSet(qresync.knownUids, Number.MAX_SAFE_INTEGER);
+      vanished = vanished.filter((uid) => inSet(uid, known));
+    }
+    if (vanished.length > 0) s.send([atom('VANISHED'), [atom('EARLIER')], atom(formatSet(vanished))]);
+    for (const meta of await store.listMessages(mailbox.id, { changedSince: qresync.modseq })) {
+      const seq = selected.seqOf(meta.uid);
+      if (seq > 0) s.send([seq, atom('FETCH'), [atom('UID'), meta.uid, atom('FLAGS'), selected.flagsOf(meta), atom('MODSEQ'), [meta.modseq]]]);
+    }
+  }
+  s.selected = selected;
+  s.state = 'selected';
+  return { code: readOnly ? CODE.readOnly : CODE.readWrite, text: `${info.name} completed` };
+}
+
+/** UID of the first message without \Seen, read page by page. */
+async function firstUnseen(s: Session, mailboxId: number): Promise<number | undefined> {
+  let fromUid = 1;
+  for (;;) {
+    const page = await s.ctx.deps.store.listMessages(mailboxId, { fromUid, limit: 1000 });
+    const hit = page.find((m) => !m.flags.includes('\\Seen'));
+    if (hit) return hit.uid;
+    if (page.length < 1000) return undefined;
+    fromUid = page[page.length - 1]!.uid + 1;
+  }
+}
+
+// RFC 3501 6.4.2: expunges silently, then leaves the mailbox.
+export async function close(s: Session, args: ImapValue[]): Promise<void> {
+  arity(args, 0);
+  const selected = s.selected!;
+  s.selected = undefined;
+  s.state = 'authenticated';
+  if (!selected.readOnly) await s.ctx.deps.store.expunge(selected.id);
+}
+
+// RFC 3691
+export async function unselect(s: Session, args: ImapValue[]): Promise<void> {
+  arity(args, 0);
+  s.selected = undefined;
+  s.state = 'authenticated';
+}
+
+// RFC 3501 6.4.1: every write is durable already.
+export async function check(_s: Session, args: ImapValue[]): Promise<void> {
+  arity(args, 0);
+}

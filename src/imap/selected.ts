@@ -1,0 +1,172 @@
+// The selected mailbox as one session sees it (RFC 3501 2.3.1): the sequence-number <-> UID
+// map, and the changes made elsewhere that are still to be announced. EXISTS and FETCH
+// FLAGS can go out after any command; EXPUNGE is held back while a command that works on
+// sequence numbers runs (RFC 3501 7.4.1), and until then expunged messages keep their slots.
+import type { Mailbox, MessageMeta } from '../store/types.js';
+import { bad } from './errors.js';
+import { formatSet, resolveSet, type SequenceSet } from './message/sequence.js';
+import { atom, type ImapValue } from './value.js';
+
+/** Store reads the sync needs; the hub shares them among sessions on the same mailbox. */
+export interface SyncReads {
+  listUids(mailboxId: number, since: number): Promise<number[]>;
+  changedSince(mailboxId: number, modseq: number, since: number): Promise<MessageMeta[]>;
+}
+
+export interface SyncOptions {
+  allowExpunge: boolean;
+  condstore: boolean;
+  qresync: boolean;
+}
+
+export class SelectedMailbox {
+  readonly id: number;
+  readonly name: string;
+  readonly uidvalidity: number;
+  /** Ascending UIDs: index + 1 is the sequence number. */
+  uids: number[];
+  /** Highest mod-sequence whose flag changes this session has announced. */
+  knownModseq: number;
+  /** The hub's change generation this view must catch up with; 0 when up to date. */
+  dirtySince = 0;
+  /** UIDs expunged but not yet announced. */
+  private readonly gone = new Set<number>();
+  /** Flag changes this session announced itself (its own STORE): UID -> modseq. */
+  readonly reported = new Map<number, number>();
+
+  constructor(
+    mailbox: Mailbox,
+    uids: number[],
+    readonly readOnly: boolean,
+    /** UIDs above this are \Recent in this session. */
+    readonly recentAbove: number,
+    highestModseq: number,
+  ) {
+    this.id = mailbox.id;
+    this.name = mailbox.name;
+    this.uidvalidity = mailbox.uidvalidity;
+    this.uids = uids;
+    this.knownModseq = highestModseq;
+  }
+
+  get exists(): number {
+    return this.uids.length;
+  }
+
+  get maxUid(): number {
+    return this.uids.length > 0 ? this.uids[this.uids.length - 1]! : 0;
+  }
+
+  recentCount(): number {
+    return this.uids.length - lowerBound(this.uids, this.recentAbove + 1);
+  }
+
+  isRecent(uid: number): boolean {
+    return uid > this.recentAbove;
+  }
+
+  isGone(uid: number): boolean {
+    return this.gone.has(uid);
+  }
+
+  /** The sequence number of a UID, 0 when it is not in the view. */
+  seqOf(uid: number): number {
+    const i = lowerBound(this.uids, uid);
+    return this.uids[i] === uid ? i + 1 : 0;
+  }
+
+  /** UIDs of a sequence set or UID set, ascending, without duplicates. */
+  resolve(set: SequenceSet, byUid: boolean): number[] {
+    const out = new Set<number>();
+    if (byUid) {
+      for (const [lo, hi] of resolveSet(set, this.maxUid)) {
+        for (let i = lowerBound(this.uids, lo); i < this.uids.length && this.uids[i]! <= hi; i++) out.add(this.uids[i]!);
+      }
+    } else {
+      const ranges = resolveSet(set, this.exists);
+      // RFC 3501 9: a sequence number beyond the mailbox (other than "*") is an error.
+      for (const [lo, hi] of ranges) if (hi > this.exists || lo < 1) throw bad('invalid message sequence number');
+      for (const [lo, hi] of ranges) for (let seq = lo; seq <= hi; seq++) out.add(this.uids[seq - 1]!);
+    }
+    return [...out].sort((a, b) => a - b);
+  }
+
+  /** Marks UIDs as expunged (by this session or found by a sync); announced by announceExpunges. */
+  expunged(uids: number[]): void {
+    for (const uid of uids) if (this.seqOf(uid) > 0) this.gone.add(uid);
+  }
+
+  /** Catches up with the store and returns the untagged responses to send. */
+  async sync(reads: SyncReads, options: SyncOptions): Promise<ImapValue[][]> {
+    const out: ImapValue[][] = [];
+    const since = this.dirtySince;
+    if (since > 0) {
+      this.dirtySince = 0;
+      const fresh = await reads.listUids(this.id, since);
+      const oldMax = this.maxUid;
+      let j = 0;
+      for (const uid of this.uids) {
+        while (j < fresh.length && fresh[j]! < uid) j++;
+        if (fresh[j] !== uid) this.gone.add(uid);
+      }
+      const added = fresh.slice(lowerBound(fresh, oldMax + 1));
+      if (added.length > 0) {
+        this.uids = this.uids.concat(added);
+        out.push([this.exists, atom('EXISTS')]);
+      }
+      const changed = await reads.changedSince(this.id, this.knownModseq, since);
+      let known = this.knownModseq;
+      for (const meta of changed) {
+        known = Math.max(known, meta.modseq);
+        if (meta.uid > oldMax || (this.reported.get(meta.uid) ?? 0) >= meta.modseq || this.gone.has(meta.uid)) continue;
+        const seq = this.seqOf(meta.uid);
+        if (seq === 0) continue;
+        const data: ImapValue[] = [atom('UID'), meta.uid, atom('FLAGS'), this.flagsOf(meta)];
+        if (options.condstore) data.push(atom('MODSEQ'), [meta.modseq]);
+        out.push([seq, atom('FETCH'), data]);
+      }
+      this.knownModseq = known;
+      this.reported.clear();
+    }
+    if (options.allowExpunge) out.push(...this.announceExpunges(options.qresync));
+    return out;
+  }
+
+  /** EXPUNGE (or VANISHED with QRESYNC, RFC 7162 3.2.10) for expunged messages, leaving the view without them. */
+  announceExpunges(qresync: boolean): ImapValue[][] {
+    if (this.gone.size === 0) return [];
+    const gone = [...this.gone].sort((a, b) => a - b);
+    this.gone.clear();
+    const out: ImapValue[][] = [];
+    if (qresync) out.push([atom('VANISHED'), atom(formatSet(gone))]);
+    else {
+      // Ascending, each number as it is after the previous removals.
+      gone.forEach((uid, k) => {
+        const seq = this.seqOf(uid);
+        if (seq > 0) out.push([seq - k, atom('EXPUNGE')]);
+      });
+    }
+    const drop = new Set(gone);
+    this.uids = this.uids.filter((uid) => !drop.has(uid));
+    return out;
+  }
+
+  /** Flags as sent to this session: \Recent added for messages recent here. */
+  flagsOf(meta: { uid: number; flags: string[] }): ImapValue[] {
+    const flags: ImapValue[] = meta.flags.map((f) => atom(f));
+    if (this.isRecent(meta.uid)) flags.push(atom('\\Recent'));
+    return flags;
+  }
+}
+
+/** The first index whose value is >= n. */
+export function lowerBound(sorted: number[], n: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < n) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

@@ -1,0 +1,84 @@
+// The IMAP listener: accepts connections within the connection limits, runs a Session on
+// each, and owns what sessions share: the change hub (one subscription to the store's
+// change feed) and the parsed-message cache.
+import net, { type AddressInfo, type Socket } from 'node:net';
+import { splitHostPort } from '../config/config.js';
+import type { Service, ServiceDeps } from '../service.js';
+import { ChangeHub } from './hub.js';
+import { MessageCache } from './message/parsed.js';
+import { Session, type ImapContext } from './session.js';
+import { status } from './writer.js';
+
+// How long a refused connection may stay open to read its BYE.
+const REFUSED_GRACE_MS = 2000;
+
+export async function startImap(deps: ServiceDeps): Promise<Service> {
+  const { host, port } = splitHostPort(deps.config.listen.imap);
+  const limits = deps.config.limits;
+  const log = deps.logger.child({ proto: 'imap' });
+  const hub = new ChangeHub(deps.store);
+  const context: ImapContext = { deps, log, hub, cache: new MessageCache(deps.store) };
+  const sessions = new Set<Session>();
+  const sockets = new Set<Socket>();
+  const perIp = new Map<string, number>();
+  let nextId = 1;
+  let closing = false;
+
+  function refuse(socket: Socket, reason: string): void {
+    log.warn({ remote: socket.remoteAddress, reason }, 'connection refused');
+    socket.end(status('*', 'BYE', `${reason}, try again later`, 'UNAVAILABLE'));
+    setTimeout(() => socket.destroy(), REFUSED_GRACE_MS).unref();
+  }
+
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('error', () => undefined);
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    const ip = socket.remoteAddress ?? 'unknown';
+    const fromIp = perIp.get(ip) ?? 0;
+    if (closing) return refuse(socket, 'server shutting down');
+    if (sessions.size >= limits.connections) return refuse(socket, 'too many connections');
+    if (fromIp >= limits.connectionsPerIp) return refuse(socket, 'too many connections from your address');
+    perIp.set(ip, fromIp + 1);
+    socket.setNoDelay(true);
+    const session = new Session(context, socket, nextId++);
+    sessions.add(session);
+    void session.done.finally(() => {
+      sessions.delete(session);
+      const count = (perIp.get(ip) ?? 1) - 1;
+      if (count > 0) perIp.set(ip, count);
+      else perIp.delete(ip);
+    });
+  });
+  server.on('error', (error) => log.error({ err: error.message }, 'listener error'));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = (server.address() as AddressInfo).port;
+
+  return {
+    name: 'imap',
+    host,
+    port: bound,
+    connections: () => sessions.size,
+    async close(deadline: Date) {
+      closing = true;
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const session of sessions) session.abort('server shutting down');
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, Math.min(deadline.getTime() - Date.now(), 2000)))));
+      await Promise.race([Promise.allSettled([...sessions].map((session) => session.done)), timeout]);
+      clearTimeout(timer);
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+      hub.close();
+      await stopped;
+      log.info('imap stopped');
+    },
+  };
+}

@@ -1,0 +1,415 @@
+// One IMAP connection (RFC 3501 3): reads commands from the socket through the streaming
+// reader, runs them one at a time in order through the command table (which says in which
+// states each is allowed), and writes every response through the one writer.
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TLSSocket } from 'node:tls';
+import { isLoopback } from '../auth/authenticator.js';
+import type { ServiceDeps } from '../service.js';
+import { StoreError, type ChangeEvent, type User } from '../store/types.js';
+import type { Logger } from '../util/logger.js';
+import { atomText } from './args.js';
+import { COMMANDS, type CommandResult } from './commands/index.js';
+import { CODE, ImapError, storeErrorReply } from './errors.js';
+import type { ChangeHub, ChangeSubscriber } from './hub.js';
+import type { MessageCache } from './message/parsed.js';
+import { CommandReader, parseCommand, ParseError, type Command, type ReaderEvent } from './parser.js';
+import type { SelectedMailbox } from './selected.js';
+import { atom, type ImapValue } from './value.js';
+import { continuation, status, untagged, type StatusKind } from './writer.js';
+
+export type State = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
+
+export interface ImapContext {
+  deps: ServiceDeps;
+  log: Logger;
+  hub: ChangeHub;
+  cache: MessageCache;
+}
+
+/** Commands that work on sequence numbers: no EXPUNGE while they run (RFC 3501 7.4.1). */
+const NO_EXPUNGE_DURING = new Set(['FETCH', 'STORE', 'SEARCH', 'SORT', 'THREAD', 'COPY']);
+
+/** Literals allowed before login (LOGIN with a literal password) and for commands other than APPEND. */
+const PRE_AUTH_LITERAL = 8 * 1024;
+
+export class Session implements ChangeSubscriber {
+  state: State = 'not-authenticated';
+  user: User | undefined;
+  selected: SelectedMailbox | undefined;
+  /** ENABLEd extensions (RFC 5161): CONDSTORE, QRESYNC. */
+  readonly enabled = new Set<string>();
+  secure: boolean;
+  authFailures = 0;
+  readonly remoteIp: string;
+  readonly done: Promise<void>;
+  log: Logger;
+
+  private socket: Socket;
+  private readonly raw: Socket;
+  private reader: CommandReader;
+  private queue: ReaderEvent[] = [];
+  private waiter: ((event: ReaderEvent | undefined) => void) | undefined;
+  private ended = false;
+  private closed = false;
+  private badCommands = 0;
+  private idleWake: (() => void) | undefined;
+  private rateWindow = { start: 0, count: 0 };
+
+  constructor(
+    readonly ctx: ImapContext,
+    socket: Socket,
+    readonly id: number,
+    secure = false,
+  ) {
+    this.raw = socket;
+    this.socket = socket;
+    this.secure = secure;
+    this.remoteIp = socket.remoteAddress ?? 'unknown';
+    this.log = ctx.log.child({ session: id, remote: this.remoteIp });
+    this.reader = this.newReader();
+    socket.on('data', this.onData);
+    socket.on('end', () => {
+      this.ended = true;
+      this.wakeReader();
+    });
+    socket.on('close', () => this.onClose());
+    socket.on('error', (error) => this.log.debug({ err: error.message }, 'socket error'));
+    socket.on('timeout', () => this.autologout());
+    this.setIdleTimer();
+    this.done = this.run().catch((error: unknown) => {
+      this.log.error({ err: error }, 'session failed');
+      this.destroy();
+    });
+  }
+
+  get userId(): number {
+    return this.user?.id ?? 0;
+  }
+
+  private readonly onData = (data: Buffer): void => this.reader.push(data);
+
+  private newReader(): CommandReader {
+    const limits = this.ctx.deps.config.limits;
+    return new CommandReader(
+      {
+        lineLength: limits.lineLength,
+        literalSize: (first) => {
+          if (this.state === 'not-authenticated') return PRE_AUTH_LITERAL;
+          return /^\S+ APPEND /i.test(first) ? limits.messageSize : Math.max(limits.lineLength * 8, 64 * 1024);
+        },
+      },
+      (event) => this.onEvent(event),
+    );
+  }
+
+  private onEvent(event: ReaderEvent): void {
+    if (event.kind === 'continue') {
+      this.write(continuation('Ready for literal data'));
+      return;
+    }
+    if (this.waiter) {
+      const waiter = this.waiter;
+      this.waiter = undefined;
+      waiter(event);
+      return;
+    }
+    this.queue.push(event);
+    if (this.queue.length > 16) this.socket.pause(); // pipelining beyond this waits in the kernel
+  }
+
+  /** The next framed command or refusal, in order; undefined once the client is gone. */
+  next(): Promise<ReaderEvent | undefined> {
+    const event = this.queue.shift();
+    if (event) {
+      if (this.queue.length < 4 && !this.closed) this.socket.resume();
+      return Promise.resolve(event);
+    }
+    if (this.ended || this.closed) return Promise.resolve(undefined);
+    return new Promise((resolve) => (this.waiter = resolve));
+  }
+
+  private wakeReader(): void {
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.(undefined);
+    this.idleWake?.();
+  }
+
+  private async run(): Promise<void> {
+    this.untaggedStatus('OK', `${this.ctx.deps.config.hostname} Quillmail IMAP ready`, `CAPABILITY ${this.capabilities().join(' ')}`);
+    for (;;) {
+      const event = await this.next();
+      if (!event || this.closed) break;
+      await this.handle(event);
+      if (this.state === 'logout') break;
+    }
+    await this.end();
+  }
+
+  private async handle(event: ReaderEvent): Promise<void> {
+    if (event.kind === 'error') {
+      const text = event.problem === 'line-too-long' ? 'line too long' : event.problem === 'too-many-literals' ? 'too many literals' : 'literal too big';
+      if (event.problem === 'literal-too-big' && event.command === 'APPEND' && event.tag) this.tagged(event.tag, 'NO', text, CODE.tooBig);
+      else this.tagged(event.tag ?? '*', 'BAD', text, event.problem === 'line-too-long' ? undefined : CODE.tooBig);
+      this.countBad();
+      return;
+    }
+    if (event.kind !== 'command') return;
+    let command: Command;
+    try {
+      command = parseCommand(event.chunks);
+    } catch (error) {
+      const tag = error instanceof ParseError ? error.tag : undefined;
+      const first = typeof event.chunks[0] === 'string' ? event.chunks[0] : '';
+      if (this.badCommands === 0 && this.state === 'not-authenticated' && /^(GET|POST|HEAD|PUT|CONNECT) /.test(first)) {
+        this.untaggedStatus('BYE', 'this is an IMAP server');
+        this.state = 'logout';
+        return;
+      }
+      this.tagged(tag ?? '*', 'BAD', `syntax error: ${(error as Error).message}`);
+      this.countBad();
+      return;
+    }
+    await this.throttle();
+    await this.dispatch(command);
+  }
+
+  private async dispatch(command: Command): Promise<void> {
+    let name = command.name;
+    let args = command.args;
+    const uid = name === 'UID';
+    if (uid) {
+      const sub = atomText(args[0]);
+      name = `UID ${sub ?? ''}`;
+      args = args.slice(1);
+    }
+    const spec = COMMANDS.get(name);
+    if (!spec) {
+      this.tagged(command.tag, 'BAD', `unknown command ${name}`);
+      this.countBad();
+      return;
+    }
+    if (!spec.states.includes(this.state)) {
+      this.tagged(command.tag, 'BAD', `${name} is not allowed in the ${this.state} state`);
+      this.countBad();
+      return;
+    }
+    const bare = uid ? name.slice(4) : name;
+    let result: CommandResult | void;
+    try {
+      result = await spec.run(this, args, { tag: command.tag, name: bare, uid });
+    } catch (error) {
+      this.fail(command.tag, error);
+      return;
+    }
+    if (result?.responded || this.closed) return;
+    try {
+      await this.syncSelected(uid || !NO_EXPUNGE_DURING.has(bare));
+    } catch (error) {
+      this.log.warn({ err: error }, 'sync after command failed');
+    }
+    this.tagged(command.tag, 'OK', result?.text ?? `${bare} completed`, result?.code);
+  }
+
+  private fail(tag: string, error: unknown): void {
+    if (error instanceof ImapError) {
+      this.tagged(tag, error.kind, error.message, error.code);
+      if (error.kind === 'BAD') this.countBad();
+      return;
+    }
+    if (error instanceof StoreError) {
+      const reply = storeErrorReply(error);
+      if (reply) {
+        this.tagged(tag, reply.kind, reply.message, reply.code);
+        return;
+      }
+      this.log.warn({ err: error }, 'store unavailable');
+      this.tagged(tag, 'NO', 'temporary server failure, try again later', CODE.unavailable);
+      return;
+    }
+    this.log.error({ err: error }, 'command failed');
+    this.tagged(tag, 'NO', 'internal server error', CODE.serverBug);
+  }
+
+  private countBad(): void {
+    if (++this.badCommands >= this.ctx.deps.config.limits.badCommands) {
+      this.untaggedStatus('BYE', 'too many bad commands');
+      this.state = 'logout';
+      this.queue = [];
+      this.ended = true;
+    }
+  }
+
+  /** limits.imapCommandsPerSecond: a session over the rate waits for the next second. */
+  private async throttle(): Promise<void> {
+    const now = Date.now();
+    if (now - this.rateWindow.start >= 1000) this.rateWindow = { start: now, count: 0 };
+    if (++this.rateWindow.count > this.ctx.deps.config.limits.imapCommandsPerSecond) {
+      await sleep(1000 - (now - this.rateWindow.start));
+      this.rateWindow = { start: Date.now(), count: 1 };
+    }
+  }
+
+  // ---- output --------------------------------------------------------------
+
+  write(bytes: Buffer): void {
+    if (!this.closed && !this.socket.destroyed) this.socket.write(bytes);
+  }
+
+  send(values: ImapValue[]): void {
+    this.write(untagged(values));
+  }
+
+  tagged(tag: string, kind: StatusKind, text: string, code?: string): void {
+    this.write(status(tag, kind, text, code));
+  }
+
+  untaggedStatus(kind: StatusKind, text: string, code?: string): void {
+    this.write(status('*', kind, text, code));
+  }
+
+  /** Waits while the socket's buffer is full, so a big FETCH streams instead of piling up. */
+  async drain(): Promise<void> {
+    if (this.closed || !this.socket.writableNeedDrain) return;
+    await Promise.race([once(this.socket, 'drain'), once(this.raw, 'close')]);
+  }
+
+  // ---- state -----------------------------------------------------------------
+
+  /** Plaintext passwords only over TLS, or from loopback when config allows it. */
+  plaintextAllowed(): boolean {
+    return this.secure || (this.ctx.deps.config.imap.loopbackPlainAuth && isLoopback(this.remoteIp));
+  }
+
+  capabilities(): string[] {
+    const caps = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE', 'NAMESPACE', 'UNSELECT', 'UIDPLUS', 'MOVE', 'CHILDREN', 'SPECIAL-USE'];
+    if (this.state === 'not-authenticated') {
+      if (!this.secure) caps.push('STARTTLS');
+      caps.push(this.plaintextAllowed() ? 'AUTH=PLAIN' : 'LOGINDISABLED');
+      return caps;
+    }
+    caps.push('LIST-EXTENDED', 'LIST-STATUS', 'ESEARCH', 'SORT', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'CONDSTORE', 'QRESYNC');
+    caps.push('QUOTA', 'QUOTA=RES-STORAGE', `APPENDLIMIT=${this.ctx.deps.config.limits.messageSize}`, 'STATUS=SIZE');
+    return caps;
+  }
+
+  loggedIn(user: User): void {
+    this.user = user;
+    this.state = 'authenticated';
+    this.ctx.hub.add(this);
+    this.setIdleTimer();
+    this.log = this.log.child({ user: user.address });
+  }
+
+  /** Announces what changed in the selected mailbox (EXPUNGE only when allowed). */
+  async syncSelected(allowExpunge: boolean): Promise<void> {
+    const selected = this.selected;
+    if (!selected) return;
+    const responses = await selected.sync(this.ctx.hub, { allowExpunge, condstore: this.enabled.has('CONDSTORE'), qresync: this.enabled.has('QRESYNC') });
+    if (this.selected !== selected) return;
+    for (const values of responses) this.send(values);
+  }
+
+  changed(event: ChangeEvent, generation: number): void {
+    if (!this.selected || event.mailboxId !== this.selected.id || event.kind === 'mailbox') return;
+    if (this.selected.dirtySince === 0) this.selected.dirtySince = generation;
+    this.idleWake?.();
+  }
+
+  /** Resolves on the next change to the selected mailbox or when the client goes away. */
+  waitForChange(): { promise: Promise<void>; cancel: () => void } {
+    let cancel = (): void => undefined;
+    const promise = new Promise<void>((resolve) => {
+      if (this.selected?.dirtySince || this.closed) return resolve();
+      this.idleWake = resolve;
+      cancel = () => {
+        if (this.idleWake === resolve) this.idleWake = undefined;
+        resolve();
+      };
+    });
+    return {
+      promise: promise.then(() => {
+        this.idleWake = undefined;
+      }),
+      cancel,
+    };
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** STARTTLS (RFC 3501 6.2.1): what was pipelined after the command is dropped, then TLS begins. */
+  async startTls(): Promise<void> {
+    this.queue = [];
+    this.raw.off('data', this.onData);
+    this.reader = this.newReader();
+    const secure = new TLSSocket(this.raw, { isServer: true, secureContext: this.ctx.deps.tls.context });
+    secure.on('error', (error) => {
+      this.log.debug({ err: error.message }, 'tls error');
+      this.destroy();
+    });
+    secure.on('data', this.onData);
+    secure.on('end', () => {
+      this.ended = true;
+      this.wakeReader();
+    });
+    this.socket = secure;
+    this.secure = true;
+    await Promise.race([once(secure, 'secure'), once(this.raw, 'close')]);
+  }
+
+  private setIdleTimer(): void {
+    const limits = this.ctx.deps.config.limits;
+    // RFC 3501 5.4: at least 30 minutes once logged in; the shorter general limit before.
+    const seconds = this.state === 'not-authenticated' ? Math.min(limits.idleTimeoutSeconds, limits.imapIdleTimeoutSeconds) : limits.imapIdleTimeoutSeconds;
+    this.raw.setTimeout(seconds * 1000);
+  }
+
+  private autologout(): void {
+    this.untaggedStatus('BYE', 'autologout; idle for too long');
+    this.state = 'logout';
+    void this.end();
+  }
+
+  /** Ends the session politely (after BYE): flushes output, then closes. */
+  async end(): Promise<void> {
+    if (this.closed) return;
+    this.socket.end();
+    const timer = setTimeout(() => this.destroy(), 5000);
+    timer.unref();
+  }
+
+  /** Server shutdown or a broken connection. */
+  abort(reason: string): void {
+    if (this.closed) return;
+    this.untaggedStatus('BYE', reason);
+    this.state = 'logout';
+    this.socket.end();
+    setTimeout(() => this.destroy(), 1000).unref();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+    this.raw.destroy();
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.selected = undefined;
+    if (this.user) this.ctx.hub.remove(this);
+    this.wakeReader();
+  }
+}
+
+export interface CommandInfo {
+  tag: string;
+  /** The command name without UID. */
+  name: string;
+  uid: boolean;
+}
+
+export { atom };
