@@ -6,7 +6,7 @@ import { Membership } from './cluster/membership.js';
 import { systemResolver, type Resolver } from './queue/route.js';
 import { OutboundWorker } from './queue/worker.js';
 import type { Config, ProtocolName } from './config/config.js';
-import { startHttp } from './http/health.js';
+import { startWeb } from './web/server.js';
 import { startSmtp } from './smtp/mx.js';
 import { startSubmission } from './smtp/submission.js';
 import { startPop3 } from './pop3/server.js';
@@ -30,7 +30,7 @@ export interface RunningServer {
 type Starter = (deps: ServiceDeps) => Promise<Service>;
 
 /** Protocol listeners, in start order. */
-const STARTERS: [ProtocolName, Starter][] = [['smtp', startSmtp], ['submission', startSubmission], ['http', startHttp], ['pop3', startPop3], ['imap', startImap]];
+const STARTERS: [ProtocolName, Starter][] = [['smtp', startSmtp], ['submission', startSubmission], ['http', startWeb], ['pop3', startPop3], ['imap', startImap]];
 
 export async function openStore(config: Readonly<Config>): Promise<Store> {
   const { url, poolSize, statementTimeoutSeconds, connectTimeoutSeconds, migrate } = config.store;

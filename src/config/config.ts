@@ -165,9 +165,11 @@ export const configSchema = z
         loopbackPlainAuth: z.boolean().default(true),
         /** Put a copy of submitted mail into the sender's Sent mailbox. */
         sentCopy: z.boolean().default(false),
+        /** Look up the client's host name (DNS PTR) for the Received header. */
+        reverseLookup: z.boolean().default(true),
       })
       .strict()
-      .default({ loopbackPlainAuth: true, sentCopy: false }),
+      .default({ loopbackPlainAuth: true, sentCopy: false, reverseLookup: true }),
     pop3: z
       .object({ loopbackPlainAuth: z.boolean().default(true) })
       .strict()

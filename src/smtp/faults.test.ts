@@ -99,7 +99,7 @@ describe('SMTP durability under kill -9', () => {
   let ports: Record<'smtp' | 'submission' | 'pop3' | 'imap' | 'http', number>;
 
   async function startChild(): Promise<void> {
-    // No inbound verification: it would ask the real DNS about remote.example.
+    // No DNS at all: inbound verification would ask about remote.example, Received about 127.0.0.1.
     const args = ['--import', 'tsx', 'src/cli/main.ts', 'start', '--config', configFile, '--data', dir, '--log-level', 'warn'];
     for (const [name, port] of Object.entries(ports)) args.push(`--${name}`, `127.0.0.1:${port}`);
     child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -129,7 +129,7 @@ describe('SMTP durability under kill -9', () => {
   before(async () => {
     dir = tempDir('quill-smtp-kill-');
     configFile = path.join(dir, 'quill.yaml');
-    writeFileSync(configFile, 'inbound:\n  verify: false\n');
+    writeFileSync(configFile, 'inbound:\n  verify: false\nsmtp:\n  reverseLookup: false\n');
     ports = { smtp: await freePort(), submission: await freePort(), pop3: await freePort(), imap: await freePort(), http: await freePort() };
     await quill('domain', 'add', 'example.com', '--data', dir);
     await quill('user', 'add', 'alice@example.com', '--password', 'secret-pw', '--data', dir);

@@ -11,6 +11,7 @@ import type {
   SMTPServerSession,
 } from 'smtp-server';
 import { splitHostPort } from '../config/config.js';
+import { systemResolver } from '../queue/route.js';
 import type { Service, ServiceDeps } from '../service.js';
 import type { Logger } from '../util/logger.js';
 import { Replies, SmtpReply } from './codes.js';
@@ -138,6 +139,11 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
     maxRecipients: limits.recipients,
     maxCommandLength: limits.lineLength,
     socketTimeout: limits.idleTimeoutSeconds * 1000,
+    // Behind a gateway, the PROXY v1 line names the client: limits, the Received header and
+    // the loopback rule then apply to the client's own address.
+    useProxy: config.trustedGateways.length > 0 ? [...config.trustedGateways] : false,
+    // An injected DNS (a test's fake zone) has no PTR records, so none are asked of the real one.
+    disableReverseLookup: !config.smtp.reverseLookup || (deps.resolver !== undefined && deps.resolver !== systemResolver),
     ...spec.options,
 
     onConnect(session, callback) {

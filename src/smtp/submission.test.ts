@@ -11,7 +11,7 @@ import { emptyResolver, startTestServer, tempDir, testConfig, type TestServer } 
 import { startServer } from '../server.js';
 import { hashPassword } from '../util/password.js';
 import { runSmtplib, splitReceived, storedMessages } from './test-support.js';
-import { WireClient } from './wire-client.js';
+import { dataBlock, WireClient } from './wire-client.js';
 
 const run = promisify(execFile);
 
@@ -194,5 +194,43 @@ describe('SMTP submission logging', () => {
     }
     const all = lines.join('\n');
     for (const secret of ['Sup3r-Secret-PW', 'Wr0ng-Secret-PW', Buffer.from('Sup3r-Secret-PW').toString('base64')]) assert.ok(!all.includes(secret), 'a password reached the log');
+  });
+});
+
+describe('SMTP behind a trusted gateway', () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startTestServer({ overrides: { outbound: { enabled: false }, trustedGateways: ['127.0.0.1'] } });
+    await server.addUser('alice@example.com', 'alice-pw');
+  });
+  after(() => server.stop());
+
+  it('takes the client address from the PROXY line: Received names it, plain AUTH is not offered to it', async () => {
+    const mx = await WireClient.connect(server.port('smtp'));
+    try {
+      mx.write('PROXY TCP4 203.0.113.7 127.0.0.1 51234 25\r\n');
+      assert.equal((await mx.read()).code, 220);
+      await mx.command('EHLO client.example');
+      assert.equal((await mx.command('MAIL FROM:<sender@remote.example>')).code, 250);
+      assert.equal((await mx.command('RCPT TO:<alice@example.com>')).code, 250);
+      assert.equal((await mx.command('DATA')).code, 354);
+      mx.write(dataBlock(Buffer.from('Subject: via gateway\r\n\r\nhi\r\n')));
+      assert.equal((await mx.read()).code, 250);
+    } finally {
+      mx.close();
+    }
+    const [stored] = await storedMessages(server.store, 'alice@example.com');
+    assert.match(splitReceived(stored!.raw).received, /^Received: from client\.example \((?:\S+ )?\[203\.0\.113\.7\]\)/);
+
+    const submission = await WireClient.connect(server.port('submission'));
+    try {
+      submission.write('PROXY TCP4 203.0.113.7 127.0.0.1 51234 587\r\n');
+      await submission.read();
+      const ehlo = await submission.command('EHLO client.example');
+      assert.ok(!ehlo.lines.some((line) => line.startsWith('AUTH')), 'a remote client gets no AUTH before STARTTLS');
+    } finally {
+      submission.close();
+    }
   });
 });

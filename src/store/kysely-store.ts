@@ -24,6 +24,7 @@ import {
   type OutboundEntry,
   type Store,
   type User,
+  type WebSession,
 } from './types.js';
 
 type Tx = Transaction<Database> | Kysely<Database>;
@@ -1014,6 +1015,49 @@ export abstract class KyselyStore implements Store {
   async removeMember(id: string): Promise<void> {
     await this.write(async (tx) => {
       await tx.deleteFrom('members').where('id', '=', id).execute();
+    });
+  }
+
+  // ---- web sessions ----------------------------------------------------------
+
+  async createSession(session: Omit<WebSession, 'createdAt'>): Promise<void> {
+    const now = Date.now();
+    await this.write(async (tx) => {
+      // The user's expired sessions go as a new one comes: the table stays small without a sweeper.
+      await tx.deleteFrom('web_sessions').where('user_id', '=', session.userId).where('expires_at', '<=', now).execute();
+      await tx
+        .insertInto('web_sessions')
+        .values({ id_hash: session.idHash, user_id: session.userId, csrf_token: session.csrfToken, created_at: now, expires_at: session.expiresAt.getTime() })
+        .execute();
+    });
+  }
+
+  async getSession(idHash: string): Promise<WebSession | undefined> {
+    const row = await this.read(() =>
+      this.db.selectFrom('web_sessions').selectAll().where('id_hash', '=', idHash).where('expires_at', '>', Date.now()).executeTakeFirst(),
+    );
+    return (
+      row && {
+        idHash: row.id_hash,
+        userId: num(row.user_id),
+        csrfToken: row.csrf_token,
+        createdAt: new Date(num(row.created_at)),
+        expiresAt: new Date(num(row.expires_at)),
+      }
+    );
+  }
+
+  async deleteSession(idHash: string): Promise<void> {
+    await this.write(async (tx) => {
+      await tx.deleteFrom('web_sessions').where('id_hash', '=', idHash).execute();
+    });
+  }
+
+  async deleteUserSessions(userId: number, keepIdHash?: string): Promise<void> {
+    await this.write(async (tx) => {
+      let query = tx.deleteFrom('web_sessions').where('user_id', '=', userId);
+      if (keepIdHash !== undefined) query = query.where('id_hash', '!=', keepIdHash);
+      await query.execute();
     });
   }
 }

@@ -118,6 +118,15 @@ export interface MemberTable {
   beat_at: number;
 }
 
+/** Browser sessions (src/web): keyed by the SHA-256 of the id the cookie carries. */
+export interface WebSessionTable {
+  id_hash: string;
+  user_id: number;
+  csrf_token: string;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface Database {
   domains: DomainTable;
   users: UserTable;
@@ -131,5 +140,6 @@ export interface Database {
   meta: MetaTable;
   members: MemberTable;
   dkim_keys: DkimKeyTable;
+  web_sessions: WebSessionTable;
 }
 

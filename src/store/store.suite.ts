@@ -234,10 +234,31 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       assert.equal((await store.listMembers()).some((m) => m.id === 'node-a'), false);
     });
 
+    it('keeps web sessions until they expire, are deleted, or the user changes password', async () => {
+      const later = new Date(Date.now() + 60_000);
+      await store.createSession({ idHash: 'a1', userId: bob, csrfToken: 't1', expiresAt: later });
+      await store.createSession({ idHash: 'a2', userId: bob, csrfToken: 't2', expiresAt: later });
+      await store.createSession({ idHash: 'old', userId: bob, csrfToken: 't3', expiresAt: new Date(Date.now() - 1) });
+      const got = await store.getSession('a1');
+      assert.equal(got?.userId, bob);
+      assert.equal(got?.csrfToken, 't1');
+      assert.equal(got?.expiresAt.getTime(), later.getTime());
+      assert.equal(await store.getSession('old'), undefined, 'expired');
+      assert.equal(await store.getSession('nope'), undefined);
+      await assert.rejects(store.createSession({ idHash: 'a1', userId: alice, csrfToken: 'x', expiresAt: later }), (e: StoreError) => e.code === 'conflict');
+      await store.deleteUserSessions(bob, 'a1');
+      assert.equal(await store.getSession('a2'), undefined);
+      assert.ok(await store.getSession('a1'));
+      await store.deleteSession('a1');
+      assert.equal(await store.getSession('a1'), undefined);
+      await store.createSession({ idHash: 'gone-with-bob', userId: bob, csrfToken: 't', expiresAt: later });
+    });
+
     it('removes a user with all mail', async () => {
       await store.removeUser('bob@example.com');
       assert.equal(await store.getUser('bob@example.com'), undefined);
       await assert.rejects(store.removeUser('bob@example.com'), (e: StoreError) => e.code === 'not-found');
+      assert.equal(await store.getSession('gone-with-bob'), undefined, 'sessions go with the user');
     });
   });
 }

@@ -137,6 +137,16 @@ export interface ChangeEvent {
 
 export type ChangeListener = (event: ChangeEvent) => void;
 
+/** A browser login (src/web). The id the browser holds is never stored, only its SHA-256. */
+export interface WebSession {
+  idHash: string;
+  userId: number;
+  /** Sent back in X-CSRF-Token on every state-changing request. */
+  csrfToken: string;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
 
@@ -221,6 +231,14 @@ export interface Store {
   /** Asks a member to change state; false when no such member. */
   requestMemberState(id: string, state: MemberState | null): Promise<boolean>;
   removeMember(id: string): Promise<void>;
+
+  // Web sessions, in the store so any node serves any session behind the gateway.
+  createSession(session: Omit<WebSession, 'createdAt'>): Promise<void>;
+  /** Undefined when unknown or expired. */
+  getSession(idHash: string): Promise<WebSession | undefined>;
+  deleteSession(idHash: string): Promise<void>;
+  /** Ends a user's sessions, all but `keepIdHash` (after a password change). */
+  deleteUserSessions(userId: number, keepIdHash?: string): Promise<void>;
 
   // Change feed: wakes IDLE sessions in every process that shares the store.
   onChange(listener: ChangeListener): () => void;

@@ -1,0 +1,63 @@
+// /healthz and /readyz on the node's HTTP port (Fastify), over a real socket.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startTestServer, type TestServer } from '../../test/helpers.js';
+
+describe('web: health', () => {
+  let server: TestServer;
+  let base: string;
+
+  before(async () => {
+    server = await startTestServer({ nodeId: 'web-health-node' });
+    base = `http://127.0.0.1:${server.port('http')}`;
+  });
+  after(async () => server.stop());
+
+  it('/healthz answers 200 with the store kind and node name', async () => {
+    const response = await fetch(`${base}/healthz`);
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type') ?? '', /^application\/json/);
+    assert.deepEqual(await response.json(), { status: 'ok', store: server.store.kind, node: 'web-health-node' });
+  });
+
+  it('/readyz is 200 while active and 503 once the node is asked to drain', async () => {
+    const ready = await fetch(`${base}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await ready.json(), { status: 'ready', node: 'web-health-node' });
+    assert.equal(await server.store.requestMemberState('web-health-node', 'draining'), true);
+    const draining = await fetch(`${base}/readyz`);
+    assert.equal(draining.status, 503);
+    assert.equal(((await draining.json()) as { status: string }).status, 'draining');
+    await server.store.requestMemberState('web-health-node', 'active');
+    await server.membership.beat();
+    assert.equal((await fetch(`${base}/readyz`)).status, 200);
+  });
+
+  it('unknown paths are 404 with a JSON error', async () => {
+    const response = await fetch(`${base}/nope`);
+    assert.equal(response.status, 404);
+    assert.deepEqual(await response.json(), { error: 'not found' });
+  });
+});
+
+describe('web: health with the store down', () => {
+  it('/healthz and /readyz answer 503', async () => {
+    const server = await startTestServer();
+    try {
+      const base = `http://127.0.0.1:${server.port('http')}`;
+      const ping = server.store.ping.bind(server.store);
+      server.store.ping = async () => {
+        throw new Error('store is down');
+      };
+      for (const path of ['/healthz', '/readyz']) {
+        const response = await fetch(`${base}${path}`);
+        assert.equal(response.status, 503, path);
+        assert.equal(((await response.json()) as { status: string }).status, 'unavailable');
+      }
+      server.store.ping = ping;
+      assert.equal((await fetch(`${base}/readyz`)).status, 200);
+    } finally {
+      await server.stop();
+    }
+  });
+});
