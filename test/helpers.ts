@@ -52,7 +52,7 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDir();
   const storeUrl = await testStoreUrl(dataDir);
-  const config = testConfig(dataDir, storeUrl ? { ...options.overrides, store: { poolSize: 4, ...options.overrides?.store, url: storeUrl } } : options.overrides);
+  const config = testConfig(dataDir, storeUrl ? { ...options.overrides, store: { poolSize: 4, url: storeUrl, ...options.overrides?.store } } : options.overrides);
   const server = await startServer(config, { logger: silentLogger(), resolver: options.resolver ?? emptyResolver, nodeId: options.nodeId });
   for (const domain of options.domains ?? ['example.com']) {
     if (!(await server.store.getDomain(domain))) await server.store.addDomain(domain);
