@@ -45,9 +45,9 @@ export interface ListenerSpec {
   checkRecipient(recipient: Recipient, session: SMTPServerSession): void;
   /**
    * Looks at a received message before it is stored: header lines to add below Received and
-   * a mailbox other than INBOX for the local copies; throws an SmtpReply to refuse it.
+   * a mailbox other than INBOX for the local copies, or a changed body; throws an SmtpReply to refuse it.
    */
-  inspect?(body: Buffer, session: SMTPServerSession): Promise<{ headers: Buffer; mailbox?: string }>;
+  inspect?(body: Buffer, session: SMTPServerSession): Promise<{ headers: Buffer; mailbox?: string; body?: Buffer }>;
   /** The user whose Sent mailbox gets a copy, if any. */
   sentCopyUserId?(session: SMTPServerSession): number | undefined;
 }
@@ -98,7 +98,7 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
       log.info({ bytes: body.length }, 'message refused: NUL bytes');
       return Replies.nulBytes();
     }
-    let inspected: { headers: Buffer; mailbox?: string } | undefined;
+    let inspected: { headers: Buffer; mailbox?: string; body?: Buffer } | undefined;
     try {
       inspected = await spec.inspect?.(body, session);
     } catch (error) {
@@ -112,7 +112,7 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
     const addresses = session.envelope.rcptTo;
     const recipients = addresses.map((address) => resolved.get(address)!);
     const received = receivedHeader(session, config.hostname, addresses.map((a) => a.address));
-    const raw = Buffer.concat(inspected ? [received, inspected.headers, body] : [received, body]);
+    const raw = Buffer.concat(inspected ? [received, inspected.headers, inspected.body ?? body] : [received, body]);
     const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     try {
       // RFC 5321 6.1: 250 only once the message is durably stored.

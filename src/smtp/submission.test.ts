@@ -16,7 +16,8 @@ import { dataBlock, WireClient } from './wire-client.js';
 const run = promisify(execFile);
 
 function message(subject: string, to = 'bob@example.com'): Buffer {
-  return Buffer.from(`From: alice@example.com\r\nTo: ${to}\r\nSubject: ${subject}\r\nMessage-ID: <${subject}@example.com>\r\n\r\nHello from submission.\r\n`);
+  // Complete as a client writes it (Date and Message-ID present), so the stored bytes must be exactly these.
+  return Buffer.from(`From: alice@example.com\r\nTo: ${to}\r\nSubject: ${subject}\r\nDate: Wed, 25 Nov 2026 06:00:00 +0000\r\nMessage-ID: <${subject}@example.com>\r\n\r\nHello from submission.\r\n`);
 }
 
 const plain = (user: string, password: string) => Buffer.from(`\0${user}\0${password}`).toString('base64');

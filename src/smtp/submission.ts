@@ -5,6 +5,7 @@ import { isLoopback } from '../auth/authenticator.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { Replies } from './codes.js';
 import { startListener, type SessionContext, type SessionUser } from './listener.js';
+import { fixUpSubmission } from './submission-fixups.js';
 
 const userOf = (session: SMTPServerSession): SessionUser | undefined => (session.user ? (session.user as SessionUser) : undefined);
 
@@ -41,6 +42,9 @@ export function startSubmission(deps: ServiceDeps): Promise<Service> {
     },
     checkRecipient(_recipient, session) {
       if (!userOf(session)) throw Replies.authRequired();
+    },
+    async inspect(body) {
+      return { headers: Buffer.alloc(0), body: fixUpSubmission(body, config.hostname) };
     },
     sentCopyUserId: (session) => (config.smtp.sentCopy ? userOf(session)?.id : undefined),
   });
