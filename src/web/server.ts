@@ -1,11 +1,17 @@
 // The node's HTTP port (Fastify): /healthz and /readyz, and the JSON API under /api for the
 // browser (accounts, webmail, live events).
+import type { ServerResponse } from 'node:http';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import cookie from '@fastify/cookie';
 import { splitHostPort } from '../config/config.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { errorHandler } from './errors.js';
+import { accountRoutes } from './accounts.js';
+import { eventRoutes } from './events.js';
 import { healthRoutes } from './health.js';
+import { mailRoutes } from './mail.js';
+import { sendRoutes } from './send.js';
+import { requireAccount } from './sessions.js';
 
 export async function startWeb(deps: ServiceDeps): Promise<Service> {
   const { host, port } = splitHostPort(deps.config.listen.http);
@@ -33,6 +39,23 @@ export async function startWeb(deps: ServiceDeps): Promise<Service> {
 
   healthRoutes(app, deps);
 
+  const streams = new Set<ServerResponse>();
+  await app.register(
+    async (api) => {
+      api.decorateRequest('account', null);
+      api.addHook('onRequest', requireAccount(deps.store));
+      api.addHook('onSend', async (_request, reply, payload) => {
+        void reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff');
+        return payload;
+      });
+      accountRoutes(api, deps);
+      mailRoutes(api, deps);
+      sendRoutes(api, deps);
+      eventRoutes(api, deps, streams);
+    },
+    { prefix: '/api' },
+  );
+
   await app.listen({ host, port });
   const address = app.server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
@@ -42,6 +65,7 @@ export async function startWeb(deps: ServiceDeps): Promise<Service> {
     port: bound,
     connections: () => open,
     async close() {
+      for (const stream of streams) stream.end();
       await app.close();
     },
   };

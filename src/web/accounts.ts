@@ -1,0 +1,102 @@
+// Accounts in the browser: login, logout, who am I, change password, sign-up (per config).
+// Passwords go through the same Authenticator as IMAP/SMTP/POP3: scrypt, failure delay and
+// per-address lockout.
+import type { FastifyInstance } from 'fastify';
+import type { ServiceDeps } from '../service.js';
+import { domainOf } from '../smtp/delivery.js';
+import { StoreError } from '../store/types.js';
+import { hashPassword } from '../util/password.js';
+import { Errors } from './errors.js';
+import { accountOf, clearSessionCookie, publicUser, sameSecret, startSession } from './sessions.js';
+
+const address = { type: 'string', minLength: 3, maxLength: 320 } as const;
+const password = { type: 'string', minLength: 1, maxLength: 1024 } as const;
+const newPassword = { type: 'string', minLength: 8, maxLength: 1024 } as const;
+
+// A plain mailbox address: what sign-up accepts as a new account's name.
+const NEW_ADDRESS = /^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?@[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$/i;
+
+export function accountRoutes(app: FastifyInstance, deps: ServiceDeps): void {
+  const { store, auth, config } = deps;
+  const lifetimeHours = config.web.sessionHours;
+
+  app.post<{ Body: { address: string; password: string } }>(
+    '/login',
+    {
+      config: { public: true },
+      schema: { body: { type: 'object', required: ['address', 'password'], additionalProperties: false, properties: { address, password } } },
+    },
+    async (request, reply) => {
+      const result = await auth.authenticate(request.body.address, request.body.password, request.ip);
+      if (!result.ok) throw result.reason === 'locked' ? Errors.locked() : Errors.badCredentials();
+      const session = await startSession(store, result.user, lifetimeHours, request, reply);
+      return { user: publicUser(result.user), csrfToken: session.csrfToken };
+    },
+  );
+
+  app.post('/logout', async (request, reply) => {
+    await store.deleteSession(accountOf(request).session.idHash);
+    clearSessionCookie(request, reply);
+    return { ok: true };
+  });
+
+  app.get('/me', async (request) => {
+    const { user, session } = accountOf(request);
+    return { user: publicUser(user), csrfToken: session.csrfToken };
+  });
+
+  app.post<{ Body: { currentPassword: string; newPassword: string } }>(
+    '/password',
+    {
+      schema: {
+        body: { type: 'object', required: ['currentPassword', 'newPassword'], additionalProperties: false, properties: { currentPassword: password, newPassword } },
+      },
+    },
+    async (request) => {
+      const { user, session } = accountOf(request);
+      const result = await auth.authenticate(user.address, request.body.currentPassword, request.ip);
+      if (!result.ok) throw result.reason === 'locked' ? Errors.locked() : Errors.forbidden('current password is wrong');
+      await store.setPassword(user.address, await hashPassword(request.body.newPassword));
+      // Other logins of this user end; this one stays.
+      await store.deleteUserSessions(user.id, session.idHash);
+      return { ok: true };
+    },
+  );
+
+  app.post<{ Body: { address: string; password: string; inviteCode?: string } }>(
+    '/signup',
+    {
+      config: { public: true },
+      schema: {
+        body: {
+          type: 'object',
+          required: ['address', 'password'],
+          additionalProperties: false,
+          properties: { address, password: newPassword, inviteCode: { type: 'string', maxLength: 256 } },
+        },
+      },
+    },
+    async (request, reply) => {
+      const { signup, inviteCodes } = config.web;
+      if (signup === 'closed') throw Errors.forbidden('sign-up is closed; ask an administrator for an account');
+      if (auth.isLocked(request.ip)) throw Errors.locked();
+      if (signup === 'invite') {
+        const code = request.body.inviteCode ?? '';
+        if (!inviteCodes.some((known) => sameSecret(known, code))) throw Errors.forbidden('a valid invite code is needed');
+      }
+      const wanted = request.body.address.trim().toLowerCase();
+      if (!NEW_ADDRESS.test(wanted)) throw Errors.badRequest('not a valid address');
+      if (!(await store.getDomain(domainOf(wanted)))) throw Errors.badRequest(`${domainOf(wanted)} is not a domain of this server`);
+      let user;
+      try {
+        user = await store.addUser({ address: wanted, passwordHash: await hashPassword(request.body.password) });
+      } catch (error) {
+        if (error instanceof StoreError && error.code === 'conflict') throw Errors.conflict('that address is taken');
+        throw error;
+      }
+      const session = await startSession(store, user, lifetimeHours, request, reply);
+      void reply.code(201);
+      return { user: publicUser(user), csrfToken: session.csrfToken };
+    },
+  );
+}

@@ -1,0 +1,183 @@
+// Webmail API: mailboxes with counts, message lists with paging and sort, message view,
+// attachment download, flags, move and delete (to Trash; from Trash for good).
+import type { FastifyInstance } from 'fastify';
+import type { ServiceDeps } from '../service.js';
+import type { Mailbox, MessageMeta, Store } from '../store/types.js';
+import { Errors } from './errors.js';
+import { contentDisposition, parseMessage, summarize, viewMessage } from './message-view.js';
+import { accountOf } from './sessions.js';
+
+const SORTS = ['date', '-date', 'size', '-size', 'uid', '-uid'] as const;
+type Sort = (typeof SORTS)[number];
+
+const SORT_KEYS: Record<'date' | 'size' | 'uid', (meta: MessageMeta) => number> = {
+  date: (meta) => meta.internalDate.getTime(),
+  size: (meta) => meta.size,
+  uid: (meta) => meta.uid,
+};
+
+function sortMessages(metas: MessageMeta[], sort: Sort): MessageMeta[] {
+  const descending = sort.startsWith('-');
+  const key = SORT_KEYS[sort.replace('-', '') as keyof typeof SORT_KEYS];
+  // UID breaks ties, so pages never overlap.
+  return metas.sort((a, b) => (key(a) - key(b) || a.uid - b.uid) * (descending ? -1 : 1));
+}
+
+// RFC 3501 flag names: system flags (\Seen) and keywords (atoms); \Recent is the server's.
+const flagList = { type: 'array', maxItems: 20, items: { type: 'string', pattern: '^\\\\?[A-Za-z0-9$_.-]{1,64}$' } } as const;
+
+const messageParams = {
+  type: 'object',
+  required: ['mailbox', 'uid'],
+  properties: { mailbox: { type: 'string', minLength: 1, maxLength: 1000 }, uid: { type: 'integer', minimum: 1 } },
+} as const;
+
+interface MessageParams {
+  mailbox: string;
+  uid: number;
+}
+
+async function mailboxOf(store: Store, userId: number, name: string): Promise<Mailbox> {
+  const mailbox = await store.getMailbox(userId, name);
+  if (!mailbox) throw Errors.notFound(`no mailbox ${name}`);
+  return mailbox;
+}
+
+async function messageOf(store: Store, userId: number, params: MessageParams): Promise<{ mailbox: Mailbox; meta: MessageMeta; raw: Buffer }> {
+  const mailbox = await mailboxOf(store, userId, params.mailbox);
+  const meta = await store.getMessage(mailbox.id, params.uid);
+  const raw = meta && (await store.getBlob(meta.blobHash));
+  if (!meta || !raw) throw Errors.notFound('no such message');
+  return { mailbox, meta, raw };
+}
+
+/** The user's Trash: the \Trash special-use mailbox, else one named Trash (created when missing). */
+async function trashOf(store: Store, userId: number): Promise<Mailbox> {
+  const mailboxes = await store.listMailboxes(userId);
+  return (
+    mailboxes.find((m) => m.specialUse === '\\Trash') ??
+    mailboxes.find((m) => m.name === 'Trash') ??
+    (await store.createMailbox(userId, 'Trash', '\\Trash'))
+  );
+}
+
+export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
+  const { store } = deps;
+
+  app.get('/mailboxes', async (request) => {
+    const { user } = accountOf(request);
+    const mailboxes = await store.listMailboxes(user.id);
+    const out = [];
+    for (const mailbox of mailboxes) {
+      const status = await store.mailboxStatus(mailbox.id);
+      out.push({ name: mailbox.name, specialUse: mailbox.specialUse, subscribed: mailbox.subscribed, messages: status.messages, unseen: status.unseen, size: status.size });
+    }
+    return { mailboxes: out };
+  });
+
+  app.get<{ Params: { name: string }; Querystring: { offset: number; limit: number; sort: Sort } }>(
+    '/mailboxes/:name/messages',
+    {
+      schema: {
+        params: { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 1000 } } },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            offset: { type: 'integer', minimum: 0, default: 0 },
+            limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
+            sort: { type: 'string', enum: SORTS, default: '-date' },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const { user } = accountOf(request);
+      const { offset, limit, sort } = request.query;
+      const mailbox = await mailboxOf(store, user.id, request.params.name);
+      const all = sortMessages(await store.listMessages(mailbox.id), sort);
+      const messages = [];
+      for (const meta of all.slice(offset, offset + limit)) {
+        const raw = await store.getBlob(meta.blobHash);
+        if (!raw) continue;
+        messages.push({ uid: meta.uid, flags: meta.flags, size: meta.size, internalDate: meta.internalDate.toISOString(), ...(await summarize(raw)) });
+      }
+      return { mailbox: mailbox.name, total: all.length, offset, limit, sort, messages };
+    },
+  );
+
+  app.get<{ Params: MessageParams; Querystring: { images?: boolean } }>(
+    '/messages/:mailbox/:uid',
+    { schema: { params: messageParams, querystring: { type: 'object', additionalProperties: false, properties: { images: { type: 'boolean' } } } } },
+    async (request) => {
+      const { user } = accountOf(request);
+      const { mailbox, meta, raw } = await messageOf(store, user.id, request.params);
+      const view = await viewMessage(raw, { images: request.query.images === true });
+      return { mailbox: mailbox.name, uid: meta.uid, flags: meta.flags, size: meta.size, internalDate: meta.internalDate.toISOString(), ...view };
+    },
+  );
+
+  app.get<{ Params: MessageParams & { index: number } }>(
+    '/messages/:mailbox/:uid/attachments/:index',
+    { schema: { params: { ...messageParams, required: [...messageParams.required, 'index'], properties: { ...messageParams.properties, index: { type: 'integer', minimum: 0 } } } } },
+    async (request, reply) => {
+      const { user } = accountOf(request);
+      const { raw } = await messageOf(store, user.id, request.params);
+      const attachment = (await parseMessage(raw)).attachments[request.params.index];
+      if (!attachment) throw Errors.notFound('no such attachment');
+      // Always a download, never rendered on our origin (an HTML attachment must not run here).
+      return reply
+        .header('content-type', attachment.contentType || 'application/octet-stream')
+        .header('content-disposition', contentDisposition(attachment.filename ?? null, request.params.index))
+        .header('content-security-policy', "default-src 'none'; sandbox")
+        .send(attachment.content);
+    },
+  );
+
+  app.post<{ Params: MessageParams; Body: { add?: string[]; remove?: string[] } }>(
+    '/messages/:mailbox/:uid/flags',
+    { schema: { params: messageParams, body: { type: 'object', additionalProperties: false, properties: { add: flagList, remove: flagList } } } },
+    async (request) => {
+      const { user } = accountOf(request);
+      const { mailbox, meta } = await messageOf(store, user.id, request.params);
+      const { add = [], remove = [] } = request.body;
+      if (add.length > 0) await store.setFlags(mailbox.id, [meta.uid], 'add', add);
+      if (remove.length > 0) await store.setFlags(mailbox.id, [meta.uid], 'remove', remove);
+      const after = await store.getMessage(mailbox.id, meta.uid);
+      return { flags: after?.flags ?? [] };
+    },
+  );
+
+  app.post<{ Params: MessageParams; Body: { to: string } }>(
+    '/messages/:mailbox/:uid/move',
+    {
+      schema: {
+        params: messageParams,
+        body: { type: 'object', required: ['to'], additionalProperties: false, properties: { to: { type: 'string', minLength: 1, maxLength: 1000 } } },
+      },
+    },
+    async (request) => {
+      const { user } = accountOf(request);
+      const { mailbox, meta } = await messageOf(store, user.id, request.params);
+      const target = await mailboxOf(store, user.id, request.body.to);
+      if (target.id === mailbox.id) throw Errors.badRequest('the message is already there');
+      const { map } = await store.move(mailbox.id, [meta.uid], target.id);
+      if (map.length === 0) throw Errors.notFound('no such message');
+      return { mailbox: target.name, uid: map[0]![1] };
+    },
+  );
+
+  app.delete<{ Params: MessageParams }>('/messages/:mailbox/:uid', { schema: { params: messageParams } }, async (request) => {
+    const { user } = accountOf(request);
+    const { mailbox, meta } = await messageOf(store, user.id, request.params);
+    const trash = await trashOf(store, user.id);
+    if (mailbox.id !== trash.id) {
+      const { map } = await store.move(mailbox.id, [meta.uid], trash.id);
+      return { deleted: false, mailbox: trash.name, uid: map[0]?.[1] ?? null };
+    }
+    // Already in Trash: gone for good (RFC 3501 \Deleted then EXPUNGE of just this UID).
+    await store.setFlags(mailbox.id, [meta.uid], 'add', ['\\Deleted']);
+    await store.expunge(mailbox.id, [meta.uid]);
+    return { deleted: true };
+  });
+}

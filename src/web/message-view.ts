@@ -1,0 +1,141 @@
+// A stored message as the browser sees it: summary fields for lists, and the full view with
+// text, HTML made safe (sanitize-html: no scripts, no event handlers, no remote images
+// unless asked), and the attachment list.
+import { simpleParser, type AddressObject, type Attachment, type EmailAddress, type ParsedMail } from 'mailparser';
+import sanitizeHtml from 'sanitize-html';
+import { findBodyStart } from '../imap/message/header.js';
+
+export interface AddressOut {
+  name: string;
+  address: string;
+}
+
+export interface AttachmentOut {
+  index: number;
+  filename: string | null;
+  contentType: string;
+  size: number;
+  inline: boolean;
+}
+
+function flatten(list: EmailAddress[]): AddressOut[] {
+  return list.flatMap((entry) => (entry.group ? flatten(entry.group) : entry.address ? [{ name: entry.name, address: entry.address }] : []));
+}
+
+function addresses(value: AddressObject | AddressObject[] | undefined): AddressOut[] {
+  if (!value) return [];
+  return (Array.isArray(value) ? value : [value]).flatMap((object) => flatten(object.value));
+}
+
+/** List fields from the header block alone (the body is not parsed). */
+export async function summarize(raw: Buffer) {
+  const header = raw.subarray(0, findBodyStart(raw, 0, raw.length));
+  const parsed = await simpleParser(header, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
+  const contentType = parsed.headers.get('content-type');
+  const type = typeof contentType === 'object' && contentType && 'value' in contentType ? String(contentType.value) : '';
+  return {
+    subject: parsed.subject ?? '',
+    from: addresses(parsed.from),
+    to: addresses(parsed.to),
+    date: parsed.date?.toISOString() ?? null,
+    hasAttachments: /^multipart\/mixed$/i.test(type),
+  };
+}
+
+// Presentation attributes HTML mail relies on; no style sheets, whose url() would load
+// remote content behind the user's back.
+const ALLOWED_ATTRIBUTES: sanitizeHtml.IOptions['allowedAttributes'] = {
+  a: ['href', 'name', 'title', 'target', 'rel'],
+  img: ['src', 'alt', 'title', 'width', 'height'],
+  table: ['width', 'border', 'cellpadding', 'cellspacing', 'align', 'bgcolor'],
+  td: ['width', 'colspan', 'rowspan', 'align', 'valign', 'bgcolor'],
+  th: ['width', 'colspan', 'rowspan', 'align', 'valign', 'bgcolor'],
+  tr: ['align', 'valign', 'bgcolor'],
+  font: ['color', 'face', 'size'],
+  '*': ['dir', 'lang', 'align', 'style'],
+};
+
+// Inline styles survive only as these properties with plain values (no url(), no expression()).
+const PLAIN_VALUE = /^(?![\s\S]*(?:url|expression|image-set|image)\s*\()[-#a-z0-9 .,%()!'"]+$/i;
+const ALLOWED_STYLES = Object.fromEntries(
+  ['color', 'background-color', 'text-align', 'text-decoration', 'font-weight', 'font-style', 'font-size', 'font-family', 'line-height', 'padding', 'margin', 'border', 'width', 'max-width', 'vertical-align'].map(
+    (property) => [property, [PLAIN_VALUE]],
+  ),
+);
+
+const REMOTE = /^\s*(?:https?:)?\/\//i;
+
+/**
+ * HTML safe to show in a sandboxed frame: scripts, handlers, forms, frames and style sheets
+ * go; links open elsewhere; remote images are dropped unless `images` (counted so the page
+ * can offer to load them).
+ */
+export function sanitizeMailHtml(html: string, images: boolean): { html: string; remoteImages: number } {
+  let remoteImages = 0;
+  const clean = sanitizeHtml(html, {
+    allowedTags: [...sanitizeHtml.defaults.allowedTags, 'img', 'font', 'center'],
+    allowedAttributes: ALLOWED_ATTRIBUTES,
+    allowedStyles: { '*': ALLOWED_STYLES },
+    allowedSchemes: ['http', 'https', 'mailto'],
+    allowedSchemesByTag: { img: images ? ['http', 'https', 'data'] : ['data'] },
+    allowProtocolRelative: false,
+    transformTags: {
+      a: (tagName, attribs) => ({ tagName, attribs: { ...attribs, target: '_blank', rel: 'noopener noreferrer' } }),
+      img: (tagName, attribs) => {
+        if (attribs.src !== undefined && REMOTE.test(attribs.src)) {
+          remoteImages++;
+          if (!images) {
+            const { src: _blocked, ...rest } = attribs;
+            return { tagName, attribs: rest };
+          }
+        }
+        return { tagName, attribs };
+      },
+    },
+  });
+  return { html: clean, remoteImages };
+}
+
+function attachmentOut(attachment: Attachment, index: number): AttachmentOut {
+  return {
+    index,
+    filename: attachment.filename ?? null,
+    contentType: attachment.contentType,
+    size: attachment.size,
+    inline: attachment.contentDisposition === 'inline' || attachment.related === true,
+  };
+}
+
+export async function parseMessage(raw: Buffer): Promise<ParsedMail> {
+  // cid: images become data: URIs, so inline images show without a second request.
+  return simpleParser(raw, { skipTextToHtml: true });
+}
+
+/** The full view of a message. */
+export async function viewMessage(raw: Buffer, options: { images: boolean }) {
+  const parsed = await parseMessage(raw);
+  const html = typeof parsed.html === 'string' ? sanitizeMailHtml(parsed.html, options.images) : null;
+  return {
+    subject: parsed.subject ?? '',
+    from: addresses(parsed.from),
+    to: addresses(parsed.to),
+    cc: addresses(parsed.cc),
+    replyTo: addresses(parsed.replyTo),
+    date: parsed.date?.toISOString() ?? null,
+    messageId: parsed.messageId ?? null,
+    inReplyTo: parsed.inReplyTo ?? null,
+    references: typeof parsed.references === 'string' ? [parsed.references] : (parsed.references ?? []),
+    text: parsed.text ?? null,
+    html: html?.html ?? null,
+    remoteImages: html?.remoteImages ?? 0,
+    attachments: parsed.attachments.map(attachmentOut),
+  };
+}
+
+/** RFC 6266: an ASCII fallback name and the exact name in RFC 8187 encoding. */
+export function contentDisposition(filename: string | null, index: number): string {
+  const name = filename ?? `attachment-${index + 1}`;
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, '_');
+  const encoded = encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
+}
