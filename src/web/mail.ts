@@ -106,13 +106,13 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
     },
   );
 
-  app.get<{ Params: MessageParams; Querystring: { images?: boolean } }>(
+  app.get<{ Params: MessageParams; Querystring: { images?: 0 | 1 } }>(
     '/messages/:mailbox/:uid',
-    { schema: { params: messageParams, querystring: { type: 'object', additionalProperties: false, properties: { images: { type: 'boolean' } } } } },
+    { schema: { params: messageParams, querystring: { type: 'object', additionalProperties: false, properties: { images: { type: 'integer', enum: [0, 1] } } } } },
     async (request) => {
       const { user } = accountOf(request);
       const { mailbox, meta, raw } = await messageOf(store, user.id, request.params);
-      const view = await viewMessage(raw, { images: request.query.images === true });
+      const view = await viewMessage(raw, { images: request.query.images === 1 });
       return { mailbox: mailbox.name, uid: meta.uid, flags: meta.flags, size: meta.size, internalDate: meta.internalDate.toISOString(), ...view };
     },
   );

@@ -64,6 +64,7 @@ const ALLOWED_STYLES = Object.fromEntries(
 );
 
 const REMOTE = /^\s*(?:https?:)?\/\//i;
+const INLINE_IMAGE = /^\s*data:image\/[\w.+-]+[;,]/i;
 
 /**
  * HTML safe to show in a sandboxed frame: scripts, handlers, forms, frames and style sheets
@@ -82,14 +83,14 @@ export function sanitizeMailHtml(html: string, images: boolean): { html: string;
     transformTags: {
       a: (tagName, attribs) => ({ tagName, attribs: { ...attribs, target: '_blank', rel: 'noopener noreferrer' } }),
       img: (tagName, attribs) => {
-        if (attribs.src !== undefined && REMOTE.test(attribs.src)) {
-          remoteImages++;
-          if (!images) {
-            const { src: _blocked, ...rest } = attribs;
-            return { tagName, attribs: rest };
-          }
-        }
-        return { tagName, attribs };
+        const { src, ...rest } = attribs;
+        if (src === undefined) return { tagName, attribs };
+        const remote = REMOTE.test(src);
+        if (remote) remoteImages++;
+        // Inline images (cid: became data:image/...) always; remote ones when allowed; a relative
+        // source (it would resolve against our own origin) never.
+        const keep = INLINE_IMAGE.test(src) || (remote && images);
+        return { tagName, attribs: keep ? attribs : rest };
       },
     },
   });
