@@ -62,7 +62,7 @@ describe('IMAP with imapflow', () => {
 
         const part = await imap.download('2', '1', { uid: true });
         const chunks: Buffer[] = [];
-        for await (const chunk of part.content) chunks.push(chunk as Buffer);
+        for await (const chunk of part.content!) chunks.push(chunk as Buffer);
         assert.equal(Buffer.concat(chunks).toString(), 'needle in the body\r\n');
 
         assert.deepEqual(await imap.search({ seen: false }), [2, 3]);
@@ -92,6 +92,7 @@ describe('IMAP with imapflow', () => {
       }
 
       const status = await imap.status('Archive', { messages: true, unseen: true, uidNext: true });
+      assert.ok(status);
       assert.deepEqual({ messages: status.messages, unseen: status.unseen, uidNext: status.uidNext }, { messages: 2, unseen: 1, uidNext: 3 });
 
       await imap.mailboxRename('Projekte', 'Work');

@@ -78,3 +78,8 @@ export function valueText(v: ImapValue): string {
   out.value(v);
   return out.done().subarray(0, -2).toString('utf8');
 }
+
+/** A mailbox name on the wire: an atom when it can be one (as Dovecot sends them), else a string. */
+export function mailboxValue(wire: string): ImapValue {
+  return /^[^\x00-\x20\x7f-\uffff(){%*"\\\]]+$/.test(wire) && wire.toUpperCase() !== 'NIL' ? { atom: wire } : wire;
+}

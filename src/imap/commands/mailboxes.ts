@@ -3,11 +3,12 @@
 // SPECIAL-USE (RFC 6154) and LIST-STATUS (RFC 5819). Names travel in modified UTF-7 and
 // are matched in that form; the store keeps them in Unicode.
 import type { Mailbox, Store } from '../../store/types.js';
-import { astring, atomText, isAtom, list, mailboxName } from '../args.js';
+import { astring, atomText, list, mailboxName } from '../args.js';
 import { bad, CODE, no } from '../errors.js';
 import { encodeMailboxName } from '../mutf7.js';
 import type { CommandInfo, Session } from '../session.js';
 import { atom, type ImapValue } from '../value.js';
+import { mailboxValue } from '../writer.js';
 import { arity } from './types.js';
 
 const SEP = '/';
@@ -106,7 +107,7 @@ async function sendStatus(s: Session, mailbox: Mailbox, items: string[]): Promis
     SIZE: status.size,
     APPENDLIMIT: s.ctx.deps.config.limits.messageSize,
   };
-  s.send([atom('STATUS'), encodeMailboxName(mailbox.name), items.flatMap((item) => [atom(item), values[item]!])]);
+  s.send([atom('STATUS'), mailboxValue(encodeMailboxName(mailbox.name)), items.flatMap((item) => [atom(item), values[item]!])]);
 }
 
 // RFC 3501 6.3.10
@@ -181,9 +182,9 @@ function parseList(args: ImapValue[]): ListRequest {
   return request;
 }
 
+/** RFC 3501 6.3.8: the reference is a prefix of the pattern unless the pattern is absolute. */
 function joinPattern(reference: string, pattern: string): string {
-  if (pattern.startsWith(SEP) || reference === '') return pattern;
-  return reference.endsWith(SEP) ? reference + pattern : reference + pattern;
+  return pattern.startsWith(SEP) ? pattern : reference + pattern;
 }
 
 /** The pattern as a regular expression over wire names; INBOX matches in any case. */
@@ -231,7 +232,7 @@ async function runList(s: Session, request: ListRequest, command: 'LIST' | 'LSUB
     attrs.push(hasChildren.has(wire) ? '\\HasChildren' : '\\HasNoChildren');
     if (mailbox?.specialUse) attrs.push(mailbox.specialUse);
     if (mailbox?.subscribed && (request.returnSubscribed || request.subscribedOnly) && command === 'LIST') attrs.push('\\Subscribed');
-    s.send([atom(command), attrs.map(atom), SEP, wire]);
+    s.send([atom(command), attrs.map(atom), SEP, mailboxValue(wire)]);
     if (mailbox && request.returnStatus) await sendStatus(s, mailbox, request.returnStatus);
   }
 }
@@ -244,4 +245,3 @@ function compareNames(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-export { isAtom };

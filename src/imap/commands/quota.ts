@@ -3,6 +3,7 @@ import { astring, mailboxName } from '../args.js';
 import { CODE, no } from '../errors.js';
 import type { Session } from '../session.js';
 import { atom, type ImapValue } from '../value.js';
+import { mailboxValue } from '../writer.js';
 import { arity } from './types.js';
 
 async function quotaOf(s: Session): Promise<{ used: number; limit: number } | undefined> {
@@ -17,7 +18,7 @@ export async function getquotaroot(s: Session, args: ImapValue[]): Promise<void>
   const name = mailboxName(args[0]);
   if (!(await s.ctx.deps.store.getMailbox(s.userId, name))) throw no(`no mailbox ${name}`, CODE.nonexistent);
   const quota = await quotaOf(s);
-  const wire = astring(args[0], 'mailbox');
+  const wire = mailboxValue(astring(args[0], 'mailbox'));
   if (!quota) {
     s.send([atom('QUOTAROOT'), wire]);
     return;

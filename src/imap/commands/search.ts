@@ -72,15 +72,11 @@ export async function search(s: Session, args: ImapValue[], info: CommandInfo): 
   // RFC 4731 3.1
   const values: ImapValue[] = [atom('ESEARCH'), [atom('TAG'), info.tag]];
   if (info.uid) values.push(atom('UID'));
-  if (numbers.length > 0) {
-    const sorted = [...numbers].sort((a, b) => a - b);
-    for (const option of parsed.returns) {
-      if (option === 'MIN') values.push(atom('MIN'), sorted[0]!);
-      if (option === 'MAX') values.push(atom('MAX'), sorted[sorted.length - 1]!);
-      if (option === 'ALL') values.push(atom('ALL'), atom(formatSet(sorted)));
-    }
-  }
+  // Found in sequence order, which is also UID order: the numbers are ascending.
+  if (numbers.length > 0 && parsed.returns.includes('MIN')) values.push(atom('MIN'), numbers[0]!);
+  if (numbers.length > 0 && parsed.returns.includes('MAX')) values.push(atom('MAX'), numbers[numbers.length - 1]!);
   if (parsed.returns.includes('COUNT')) values.push(atom('COUNT'), numbers.length);
+  if (numbers.length > 0 && parsed.returns.includes('ALL')) values.push(atom('ALL'), atom(formatSet(numbers)));
   if (parsed.usesModseq && found.length > 0) values.push(atom('MODSEQ'), highest);
   s.send(values);
 }
