@@ -40,6 +40,7 @@ class FakeReceiver {
         const n = (this.attempts.get(address.address) ?? 0) + 1;
         this.attempts.set(address.address, n);
         if (local.startsWith('perm')) return callback(Object.assign(new Error('5.1.1 no such user here'), { responseCode: 550 }));
+        if (local.startsWith('always')) return callback(Object.assign(new Error('4.3.2 busy, try later'), { responseCode: 451 }));
         if (local.startsWith('temp') && n === 1) return callback(Object.assign(new Error('4.2.0 greylisted, try again'), { responseCode: 451 }));
         callback();
       },
@@ -187,6 +188,67 @@ describe('outbound delivery', () => {
     await until('all race recipients', () => Array.from({ length: 10 }, (_, i) => receiver.to(`race${i}@remote.test`).length).every((n) => n >= 1));
     await sleep(300);
     for (let i = 0; i < 10; i++) assert.equal(receiver.to(`race${i}@remote.test`).length, 1, `race${i} delivered once`);
+  });
+});
+
+describe('outbound delays and expiry', () => {
+  let receiver: FakeReceiver;
+  let server: TestServer;
+
+  before(async () => {
+    receiver = new FakeReceiver();
+    await receiver.listen();
+    server = await startTestServer({
+      overrides: {
+        // A warning after about 0.4 s of trying, the end after about 3 s.
+        outbound: { routes: { 'remote.test': `127.0.0.1:${receiver.port}` }, pollIntervalMs: 50, retryIntervalsSeconds: [0.2], warnAfterHours: 0.4 / 3600, lifetimeHours: 3 / 3600 },
+      },
+    });
+    await server.addUser('alice@example.com', 'pw');
+  });
+  after(async () => {
+    await server.stop();
+    await receiver.close();
+  });
+
+  async function dsnsFor(address: string): Promise<string[]> {
+    const user = (await server.store.getUser(address))!;
+    const inbox = (await server.store.getMailbox(user.id, 'INBOX'))!;
+    const out: string[] = [];
+    for (const meta of await server.store.listMessages(inbox.id)) out.push((await server.store.getBlob(meta.blobHash))!.toString());
+    return out;
+  }
+
+  it('warns the sender once while retrying, then bounces at the end of the lifetime', async () => {
+    await server.store.deliver(message('stuck'), [], { outbound: { sender: 'alice@example.com', recipients: ['always-busy@remote.test'] } });
+    await until('a delay warning', async () => (await dsnsFor('alice@example.com')).some((m) => /Action: delayed/i.test(m)));
+    await until('the final failure', async () => (await dsnsFor('alice@example.com')).some((m) => /Action: failed/i.test(m)), 20_000);
+    const dsns = await dsnsFor('alice@example.com');
+    assert.equal(dsns.filter((m) => /Action: delayed/i.test(m)).length, 1, 'one warning only');
+    const failed = dsns.find((m) => /Action: failed/i.test(m))!;
+    const parsed = await simpleParser(Buffer.from(failed));
+    assert.match(String(parsed.headers.get('content-type') && (parsed.headers.get('content-type') as { value: string }).value), /multipart\/report/);
+    assert.match(failed, /Final-Recipient: rfc822; ?always-busy@remote\.test/i);
+    assert.match(failed, /Subject: stuck/, 'the original headers come back');
+    assert.equal((await server.store.listOutbound()).length, 0, 'nothing left in the queue');
+  });
+
+  it("takes over an entry whose worker died holding the lease", async () => {
+    // Before any worker runs: the entry is queued and a worker elsewhere leases it, then dies.
+    const data = tempDir('quill-orphan-');
+    const store = await SqliteStore.open(data);
+    await store.addDomain('example.com');
+    const { outboundIds } = await store.deliver(message('orphan'), [], { outbound: { sender: 'alice@example.com', recipients: ['orphan@remote.test'] } });
+    const taken = await store.leaseOutbound('dead-node', 1_000, 100);
+    assert.deepEqual(taken.map((e) => e.id), outboundIds);
+    await store.close();
+    const node = await startTestServer({ dataDir: data, overrides: { outbound: { routes: { 'remote.test': `127.0.0.1:${receiver.port}` }, pollIntervalMs: 50 } } });
+    try {
+      await until('delivery after the lease ran out', () => receiver.to('orphan@remote.test').length === 1);
+      assert.equal((await node.store.listOutbound()).length, 0);
+    } finally {
+      await node.stop();
+    }
   });
 });
 
