@@ -1,7 +1,6 @@
 // One IMAP connection (RFC 3501 3): reads commands from the socket through the streaming
 // reader, runs them one at a time in order through the command table (which says in which
 // states each is allowed), and writes every response through the one writer.
-import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TLSSocket } from 'node:tls';
@@ -10,7 +9,7 @@ import type { ServiceDeps } from '../service.js';
 import { StoreError, type ChangeEvent, type User } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
 import { atomText } from './args.js';
-import { COMMANDS, type CommandResult } from './commands/index.js';
+import { COMMANDS, type CommandResult, type CommandSpec } from './commands/index.js';
 import { CODE, ImapError, storeErrorReply } from './errors.js';
 import type { ChangeHub, ChangeSubscriber } from './hub.js';
 import type { MessageCache } from './message/parsed.js';
@@ -121,6 +120,7 @@ export class Session implements ChangeSubscriber {
 
   /** The next framed command or refusal, in order; undefined once the client is gone. */
   next(): Promise<ReaderEvent | undefined> {
+    this.flush();
     const event = this.queue.shift();
     if (event) {
       if (this.queue.length < 4 && !this.closed) this.socket.resume();
@@ -197,20 +197,32 @@ export class Session implements ChangeSubscriber {
       return;
     }
     const bare = uid ? name.slice(4) : name;
+    // Responses of one command leave in as few packets as possible; flush() uncorks early
+    // whenever the session waits for the client.
+    const out = this.socket;
+    out.cork();
+    try {
+      await this.execute(spec, args, { tag: command.tag, name: bare, uid });
+    } finally {
+      while (out.writableCorked) out.uncork();
+    }
+  }
+
+  private async execute(spec: CommandSpec, args: ImapValue[], info: CommandInfo): Promise<void> {
     let result: CommandResult | void;
     try {
-      result = await spec.run(this, args, { tag: command.tag, name: bare, uid });
+      result = await spec.run(this, args, info);
     } catch (error) {
-      this.fail(command.tag, error);
+      this.fail(info.tag, error);
       return;
     }
     if (result?.responded || this.closed) return;
     try {
-      await this.syncSelected(uid || !NO_EXPUNGE_DURING.has(bare));
+      await this.syncSelected(info.uid || !NO_EXPUNGE_DURING.has(info.name));
     } catch (error) {
       this.log.warn({ err: error }, 'sync after command failed');
     }
-    this.tagged(command.tag, 'OK', result?.text ?? `${bare} completed`, result?.code);
+    this.tagged(info.tag, 'OK', result?.text ?? `${info.name} completed`, result?.code);
   }
 
   private fail(tag: string, error: unknown): void {
@@ -272,8 +284,30 @@ export class Session implements ChangeSubscriber {
 
   /** Waits while the socket's buffer is full, so a big FETCH streams instead of piling up. */
   async drain(): Promise<void> {
-    if (this.closed || !this.socket.writableNeedDrain) return;
-    await Promise.race([once(this.socket, 'drain'), once(this.raw, 'close')]);
+    const socket = this.socket;
+    if (this.closed || socket.writableLength < 64 * 1024) return;
+    const corked = socket.writableCorked;
+    this.flush();
+    if (socket.writableNeedDrain) await this.either(socket, 'drain');
+    for (let i = 0; i < corked; i++) socket.cork();
+  }
+
+  /** Waits for an event, or for the connection to close; leaves no listener behind. */
+  private either(emitter: Socket, event: string): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        emitter.off(event, done);
+        this.raw.off('close', done);
+        resolve();
+      };
+      emitter.on(event, done);
+      this.raw.on('close', done);
+    });
+  }
+
+  /** Sends what is corked now: before waiting for the client (continuations, IDLE, TLS). */
+  flush(): void {
+    while (this.socket.writableCorked) this.socket.uncork();
   }
 
   // ---- state -----------------------------------------------------------------
@@ -358,7 +392,7 @@ export class Session implements ChangeSubscriber {
     });
     this.socket = secure;
     this.secure = true;
-    await Promise.race([once(secure, 'secure'), once(this.raw, 'close')]);
+    await this.either(secure, 'secure');
   }
 
   private setIdleTimer(): void {

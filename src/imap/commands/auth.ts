@@ -13,6 +13,7 @@ export async function starttls(s: Session, args: ImapValue[], info: CommandInfo)
   arity(args, 0);
   if (s.secure) throw bad('TLS is already active');
   s.tagged(info.tag, 'OK', 'begin TLS negotiation now');
+  s.flush();
   await s.startTls();
   return { responded: true };
 }
