@@ -1,6 +1,8 @@
 // IMAP on the wire: exact responses for the commands and extensions, checked line by line
 // through a bare client on a real socket.
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import zlib from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { startTestServer, type TestServer } from '../../test/helpers.js';
 import { ImapWire } from './test-client.js';
@@ -295,6 +297,34 @@ describe('IMAP protocol', () => {
       assert.match((await client.command('SETQUOTA "" (STORAGE 1)')).tagged, /NO/);
     } finally {
       client.close();
+    }
+  });
+
+  it('compresses both directions after COMPRESS DEFLATE (RFC 4978)', async () => {
+    const socket = net.connect(server.port('imap'), '127.0.0.1');
+    const inflate = zlib.createInflateRaw();
+    const deflate = zlib.createDeflateRaw();
+    let text = '';
+    let compressed = false;
+    socket.on('data', (chunk: Buffer) => (compressed ? inflate.write(chunk) : (text += chunk.toString('latin1'))));
+    inflate.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    const waitFor = async (pattern: RegExp): Promise<void> => {
+      for (let i = 0; i < 400 && !pattern.test(text); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.match(text, pattern);
+    };
+    try {
+      await waitFor(/^\* OK .*\r\n/);
+      socket.write(`a LOGIN ${USER} ${PASS}\r\nb COMPRESS DEFLATE\r\n`);
+      await waitFor(/b OK DEFLATE active\r\n/);
+      compressed = true;
+      text = '';
+      deflate.pipe(socket);
+      deflate.write('c NOOP\r\nd COMPRESS DEFLATE\r\ne LIST "" INBOX\r\n');
+      deflate.flush(zlib.constants.Z_SYNC_FLUSH);
+      await waitFor(/e OK LIST completed\r\n/);
+      assert.equal(text, 'c OK NOOP completed\r\nd NO [COMPRESSIONACTIVE] compression is already active\r\n* LIST (\\HasNoChildren) "/" INBOX\r\ne OK LIST completed\r\n');
+    } finally {
+      socket.destroy();
     }
   });
 

@@ -2,8 +2,10 @@
 // reader, runs them one at a time in order through the command table (which says in which
 // states each is allowed), and writes every response through the one writer.
 import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TLSSocket } from 'node:tls';
+import zlib from 'node:zlib';
 import { isLoopback } from '../auth/authenticator.js';
 import type { ServiceDeps } from '../service.js';
 import { StoreError, type ChangeEvent, type User } from '../store/types.js';
@@ -46,6 +48,9 @@ export class Session implements ChangeSubscriber {
   log: Logger;
 
   private socket: Socket;
+  /** Where responses are written: the socket, or the DEFLATE stream in front of it. */
+  private output: Writable;
+  private deflate: zlib.DeflateRaw | undefined;
   private readonly raw: Socket;
   private reader: CommandReader;
   private queue: ReaderEvent[] = [];
@@ -64,6 +69,7 @@ export class Session implements ChangeSubscriber {
   ) {
     this.raw = socket;
     this.socket = socket;
+    this.output = socket;
     this.secure = secure;
     this.remoteIp = socket.remoteAddress ?? 'unknown';
     this.log = ctx.log.child({ session: id, remote: this.remoteIp });
@@ -199,12 +205,11 @@ export class Session implements ChangeSubscriber {
     const bare = uid ? name.slice(4) : name;
     // Responses of one command leave in as few packets as possible; flush() uncorks early
     // whenever the session waits for the client.
-    const out = this.socket;
-    out.cork();
+    this.output.cork();
     try {
       await this.execute(spec, args, { tag: command.tag, name: bare, uid });
     } finally {
-      while (out.writableCorked) out.uncork();
+      this.flush();
     }
   }
 
@@ -267,7 +272,9 @@ export class Session implements ChangeSubscriber {
   // ---- output --------------------------------------------------------------
 
   write(bytes: Buffer): void {
-    if (!this.closed && !this.socket.destroyed) this.socket.write(bytes);
+    if (this.closed || this.socket.destroyed) return;
+    this.output.write(bytes);
+    if (this.deflate && !this.output.writableCorked) this.deflate.flush(zlib.constants.Z_SYNC_FLUSH);
   }
 
   send(values: ImapValue[]): void {
@@ -284,16 +291,16 @@ export class Session implements ChangeSubscriber {
 
   /** Waits while the socket's buffer is full, so a big FETCH streams instead of piling up. */
   async drain(): Promise<void> {
-    const socket = this.socket;
-    if (this.closed || socket.writableLength < 64 * 1024) return;
-    const corked = socket.writableCorked;
+    const output = this.output;
+    if (this.closed || output.writableLength < 64 * 1024) return;
+    const corked = output.writableCorked;
     this.flush();
-    if (socket.writableNeedDrain) await this.either(socket, 'drain');
-    for (let i = 0; i < corked; i++) socket.cork();
+    if (output.writableNeedDrain) await this.either(output, 'drain');
+    for (let i = 0; i < corked; i++) output.cork();
   }
 
   /** Waits for an event, or for the connection to close; leaves no listener behind. */
-  private either(emitter: Socket, event: string): Promise<void> {
+  private either(emitter: NodeJS.EventEmitter, event: string): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
         emitter.off(event, done);
@@ -307,7 +314,8 @@ export class Session implements ChangeSubscriber {
 
   /** Sends what is corked now: before waiting for the client (continuations, IDLE, TLS). */
   flush(): void {
-    while (this.socket.writableCorked) this.socket.uncork();
+    while (this.output.writableCorked) this.output.uncork();
+    this.deflate?.flush(zlib.constants.Z_SYNC_FLUSH);
   }
 
   // ---- state -----------------------------------------------------------------
@@ -325,7 +333,7 @@ export class Session implements ChangeSubscriber {
       return caps;
     }
     caps.push('LIST-EXTENDED', 'LIST-STATUS', 'ESEARCH', 'SORT', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'CONDSTORE', 'QRESYNC');
-    caps.push('QUOTA', 'QUOTA=RES-STORAGE', `APPENDLIMIT=${this.ctx.deps.config.limits.messageSize}`, 'STATUS=SIZE');
+    caps.push('QUOTA', 'QUOTA=RES-STORAGE', `APPENDLIMIT=${this.ctx.deps.config.limits.messageSize}`, 'STATUS=SIZE', 'COMPRESS=DEFLATE');
     return caps;
   }
 
@@ -391,8 +399,28 @@ export class Session implements ChangeSubscriber {
       this.wakeReader();
     });
     this.socket = secure;
+    this.output = secure;
     this.secure = true;
     await this.either(secure, 'secure');
+  }
+
+  /** COMPRESS=DEFLATE (RFC 4978): both directions go through raw DEFLATE from here on. */
+  startCompression(): void {
+    const inflate = zlib.createInflateRaw();
+    const deflate = zlib.createDeflateRaw({ level: 6 });
+    this.socket.off('data', this.onData);
+    this.reader = this.newReader();
+    this.socket.on('data', (data: Buffer) => inflate.write(data));
+    inflate.on('data', this.onData);
+    inflate.on('error', () => this.destroy());
+    deflate.on('error', () => this.destroy());
+    deflate.pipe(this.socket);
+    this.output = deflate;
+    this.deflate = deflate;
+  }
+
+  get compressed(): boolean {
+    return this.deflate !== undefined;
   }
 
   private setIdleTimer(): void {
@@ -411,7 +439,8 @@ export class Session implements ChangeSubscriber {
   /** Ends the session politely (after BYE): flushes output, then closes. */
   async end(): Promise<void> {
     if (this.closed) return;
-    this.socket.end();
+    this.flush();
+    this.output.end();
     const timer = setTimeout(() => this.destroy(), 5000);
     timer.unref();
   }
@@ -421,7 +450,8 @@ export class Session implements ChangeSubscriber {
     if (this.closed) return;
     this.untaggedStatus('BYE', reason);
     this.state = 'logout';
-    this.socket.end();
+    this.flush();
+    this.output.end();
     setTimeout(() => this.destroy(), 1000).unref();
   }
 

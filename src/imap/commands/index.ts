@@ -3,6 +3,7 @@
 import { append } from './append.js';
 import { authenticate, login, starttls } from './auth.js';
 import { capability, enable, id, logout, namespace, noop } from './any.js';
+import { compress } from './compress.js';
 import { copy } from './copy.js';
 import { expunge } from './expunge.js';
 import { fetch } from './fetch.js';
@@ -38,6 +39,7 @@ export const COMMANDS = new Map<string, CommandSpec>([
   ['STATUS', { states: AUTHENTICATED, run: status }],
   ['APPEND', { states: AUTHENTICATED, run: append }],
   ['IDLE', { states: AUTHENTICATED, run: idle }],
+  ['COMPRESS', { states: AUTHENTICATED, run: compress }],
   ['GETQUOTAROOT', { states: AUTHENTICATED, run: getquotaroot }],
   ['GETQUOTA', { states: AUTHENTICATED, run: getquota }],
   ['SETQUOTA', { states: AUTHENTICATED, run: setquota }],
