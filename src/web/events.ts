@@ -28,13 +28,15 @@ export function eventRoutes(app: FastifyInstance, deps: ServiceDeps, streams: Se
       if (!names.has(id)) names.set(id, (await store.getMailboxById(id))?.name ?? null);
       return names.get(id) ?? null;
     };
+    // Events go out in feed order although naming a mailbox may take a store read.
+    let previous = Promise.resolve();
     const onChange = (event: ChangeEvent) => {
       if (event.userId !== user.id) return;
       if (event.kind === 'mailbox') names.clear();
-      mailboxName(event.mailboxId).then(
-        (mailbox) => send(`event: ${event.kind}\ndata: ${JSON.stringify({ kind: event.kind, mailbox })}\n\n`),
-        () => send(`event: ${event.kind}\ndata: ${JSON.stringify({ kind: event.kind, mailbox: null })}\n\n`),
-      );
+      previous = previous
+        .then(() => mailboxName(event.mailboxId))
+        .catch(() => null)
+        .then((mailbox) => send(`event: ${event.kind}\ndata: ${JSON.stringify({ kind: event.kind, mailbox })}\n\n`));
     };
     const unsubscribe = store.onChange(onChange);
     // Keeps proxies from timing the stream out, and ends it once the session is gone (logout).
