@@ -27,7 +27,7 @@ export function accountRoutes(app: FastifyInstance, deps: ServiceDeps): void {
       schema: { body: { type: 'object', required: ['address', 'password'], additionalProperties: false, properties: { address, password } } },
     },
     async (request, reply) => {
-      const result = await auth.authenticate(request.body.address, request.body.password, request.ip);
+      const result = await auth.authenticate(request.body.address, request.body.password, request.clientIp);
       if (!result.ok) throw result.reason === 'locked' ? Errors.locked() : Errors.badCredentials();
       const session = await startSession(store, result.user, lifetimeHours, request, reply);
       return { user: publicUser(result.user), csrfToken: session.csrfToken };
@@ -54,7 +54,7 @@ export function accountRoutes(app: FastifyInstance, deps: ServiceDeps): void {
     },
     async (request) => {
       const { user, session } = accountOf(request);
-      const result = await auth.authenticate(user.address, request.body.currentPassword, request.ip);
+      const result = await auth.authenticate(user.address, request.body.currentPassword, request.clientIp);
       if (!result.ok) throw result.reason === 'locked' ? Errors.locked() : Errors.forbidden('current password is wrong');
       await store.setPassword(user.address, await hashPassword(request.body.newPassword));
       // Other logins of this user end; this one stays.
@@ -79,7 +79,7 @@ export function accountRoutes(app: FastifyInstance, deps: ServiceDeps): void {
     async (request, reply) => {
       const { signup, inviteCodes } = config.web;
       if (signup === 'closed') throw Errors.forbidden('sign-up is closed; ask an administrator for an account');
-      if (auth.isLocked(request.ip)) throw Errors.locked();
+      if (auth.isLocked(request.clientIp)) throw Errors.locked();
       if (signup === 'invite') {
         const code = request.body.inviteCode ?? '';
         if (!inviteCodes.some((known) => sameSecret(known, code))) throw Errors.forbidden('a valid invite code is needed');

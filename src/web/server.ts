@@ -9,6 +9,7 @@ import { errorHandler } from './errors.js';
 import { accountRoutes } from './accounts.js';
 import { eventRoutes } from './events.js';
 import { healthRoutes } from './health.js';
+import { acceptProxyHeaders } from './proxy.js';
 import { mailRoutes } from './mail.js';
 import { sendRoutes } from './send.js';
 import { requireAccount } from './sessions.js';
@@ -29,6 +30,13 @@ export async function startWeb(deps: ServiceDeps): Promise<Service> {
   app.setErrorHandler(errorHandler(logger));
   app.setNotFoundHandler((_request, reply) => {
     void reply.code(404).send({ error: 'not found' });
+  });
+
+  // Behind a gateway, lockout and limits apply to the client's own address.
+  const proxiedAddress = acceptProxyHeaders(app.server, deps.config.trustedGateways, logger);
+  app.decorateRequest('clientIp', '');
+  app.addHook('onRequest', async (request) => {
+    request.clientIp = proxiedAddress(request.socket) ?? request.ip;
   });
 
   let open = 0;

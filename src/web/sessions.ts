@@ -18,6 +18,8 @@ export interface Account {
 declare module 'fastify' {
   interface FastifyRequest {
     account: Account | null;
+    /** The client's address: the socket's, or the one a trusted gateway's PROXY header named. */
+    clientIp: string;
   }
   interface FastifyContextConfig {
     /** Reachable without a session (login, sign-up). */
