@@ -1,6 +1,6 @@
 // The Store implemented once over Kysely; the SQLite and PostgreSQL backends differ only
 // in how they connect, how they are told of changes made by other processes, and pragmas.
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Database, MessageTable, MailboxTable, UserTable, OutboundTable } from './schema.js';
 import {
@@ -135,10 +135,19 @@ function toOutbound(row: Selectable<OutboundTable> & { size: number | string }):
 
 /** A COMMIT that failed in a way that leaves its outcome unknown: the data may be stored. */
 class AmbiguousCommitError extends StoreError {
-  constructor(cause: unknown) {
+  constructor(
+    cause: unknown,
+    /** What the transaction body returned and recorded, valid if it did commit after all. */
+    readonly attempt: { result: unknown; changes: ChangeEvent[] },
+  ) {
     super('unavailable', `commit outcome unknown: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
 }
+
+/** txns ids of the markers that let a delivery batch find out whether its COMMIT happened. */
+export const COMMIT_MARKER_PREFIX = 'commit-marker:';
+
+export type CommitOutcome = 'committed' | 'absent' | 'unknown';
 
 /** Wraps driver errors so protocol code can answer with a temporary failure. */
 function unavailable(error: unknown): never {
@@ -193,14 +202,24 @@ export abstract class KyselyStore implements Store {
    */
   protected readonly ambiguousCommit: boolean = false;
 
+  /**
+   * After a COMMIT with an unknown outcome: did the transaction that inserted `marker` into txns
+   * commit (and is it durable)? 'absent' means it did not and now never will; 'unknown' that
+   * the database cannot say yet. Backends with ambiguousCommit override this.
+   */
+  protected async commitOutcome(_marker: string): Promise<CommitOutcome> {
+    return 'unknown';
+  }
+
   /** Runs fn in one transaction, retrying retryable failures of the body; never retries a failed COMMIT. */
   private async transact<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>): Promise<{ result: T; changes: ChangeEvent[] }> {
     for (let attempt = 1; ; attempt++) {
       const changes: ChangeEvent[] = [];
       let bodyDone = false;
+      let out: T | undefined;
       try {
         const result = await this.db.transaction().execute(async (tx) => {
-          const out = await fn(tx, changes);
+          out = await fn(tx, changes);
           await this.beforeCommit(tx, changes);
           bodyDone = true;
           return out;
@@ -208,7 +227,7 @@ export abstract class KyselyStore implements Store {
         return { result, changes };
       } catch (error) {
         if (bodyDone && this.ambiguousCommit && !(error instanceof StoreError)) {
-          throw new AmbiguousCommitError(error);
+          throw new AmbiguousCommitError(error, { result: out, changes });
         }
         if (!bodyDone && attempt < 3 && this.isRetryable(error)) continue;
         throw error;
@@ -598,6 +617,8 @@ export abstract class KyselyStore implements Store {
    * Group commit: every delivery that arrived while the previous commit was running is
    * written in one transaction, so one fsync acknowledges them all. If the batch fails,
    * each delivery is retried alone so one bad message cannot fail its neighbours.
+   * Where a COMMIT can fail with an unknown outcome, the batch also writes a marker row, and
+   * its fate is looked up before anything is run again or answered.
    */
   private async flushDeliveries(): Promise<void> {
     this.flushScheduled = false;
@@ -605,20 +626,28 @@ export abstract class KyselyStore implements Store {
     this.pending = [];
     if (batch.length === 0) return;
     let done: { result: DeliveryResult[]; changes: ChangeEvent[] } | undefined;
-    try {
-      done = await this.transact(async (tx, collected) => {
-        const out: DeliveryResult[] = [];
-        for (const item of batch) out.push(await this.deliverOne(tx, item, collected));
-        return out;
-      });
-    } catch (error) {
-      // The batch may have committed: retrying would store it twice. The sender retries
-      // later (451), and its transaction id makes that retry idempotent.
-      if (error instanceof AmbiguousCommitError) {
-        for (const item of batch) item.reject(error);
-        return;
+    for (let attempt = 1; !done; attempt++) {
+      const marker = this.ambiguousCommit ? `${COMMIT_MARKER_PREFIX}${randomUUID()}` : undefined;
+      try {
+        done = await this.transact(async (tx, collected) => {
+          if (marker) await tx.insertInto('txns').values({ id: marker, created_at: Date.now() }).execute();
+          const out: DeliveryResult[] = [];
+          for (const item of batch) out.push(await this.deliverOne(tx, item, collected));
+          return out;
+        });
+      } catch (error) {
+        if (!(error instanceof AmbiguousCommitError)) break;
+        // Running a batch that did commit again would store it twice.
+        const outcome = marker ? await this.commitOutcome(marker) : 'unknown';
+        if (outcome === 'committed') {
+          done = error.attempt as { result: DeliveryResult[]; changes: ChangeEvent[] };
+        } else if (outcome === 'unknown' || attempt >= 2) {
+          // The sender retries later (451), and its transaction id makes that retry idempotent.
+          for (const item of batch) item.reject(error);
+          return;
+        }
+        // 'absent': it did not commit and never will; run it again.
       }
-      done = undefined;
     }
     if (done) {
       this.afterCommit(done.changes);

@@ -10,7 +10,7 @@ import { hashBytes } from './kysely-store.js';
 import { parsePgUrl } from './pg-pool.js';
 import { PostgresStore, type PostgresOptions } from './postgres.js';
 import { runStoreSuite } from './store.suite.js';
-import { StoreError, type ChangeEvent, type Store } from './types.js';
+import { StoreError, type ChangeEvent, type DeliveryResult, type Store } from './types.js';
 
 const skip = postgresAvailable() ? false : 'PostgreSQL 15 is not installed';
 let server: Promise<PgServer> | undefined;
@@ -121,9 +121,30 @@ describe('postgres store', { skip }, () => {
     throw new Error('no COMMIT is waiting for the standby');
   }
 
+  it('confirms a delivery whose COMMIT was cut off once the database can tell', async () => {
+    const server = await pg();
+    const store = await open(undefined, { commitCheckMs: 10_000 });
+    try {
+      const { userId, inbox } = await withUser(store);
+      let delivery!: Promise<DeliveryResult>;
+      await withMissingStandby(server, async () => {
+        delivery = store.deliver(msg('confirmed'), [{ userId }]);
+        // Committed locally, then the session dies: the store cannot know from the reply.
+        server.psql(`select pg_terminate_backend(${await backendWaitingForStandby(server)})`);
+      });
+      // With the standby requirement gone the check can commit, and finds the batch's marker.
+      const result = await delivery;
+      assert.equal(result.stored, true);
+      assert.deepEqual(await store.listUids(inbox), [result.copies[0]!.uid]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('stores a delivery once when COMMIT is cut off and the sender retries with its txnId', async () => {
     const server = await pg();
-    const store = await open();
+    // The check gives up while the standby is still missing.
+    const store = await open(undefined, { commitCheckMs: 500 });
     try {
       const { userId, inbox } = await withUser(store);
       await withMissingStandby(server, async () => {
@@ -143,7 +164,7 @@ describe('postgres store', { skip }, () => {
 
   it('does not acknowledge a COMMIT whose wait for the standby was cancelled', async () => {
     const server = await pg();
-    const store = await open();
+    const store = await open(undefined, { commitCheckMs: 500 });
     try {
       const { userId } = await withUser(store);
       await withMissingStandby(server, async () => {

@@ -5,7 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { Kysely, Migrator, PostgresDialect, sql, type Transaction } from 'kysely';
-import { KyselyStore } from './kysely-store.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { COMMIT_MARKER_PREFIX, KyselyStore, type CommitOutcome } from './kysely-store.js';
 import { migrations } from './migrations.js';
 import { CHANGE_CHANNEL, encodeChanges, PgChangeFeed } from './pg-change-feed.js';
 import { clientConfig, FailoverPool, findServer, parsePgUrl, redactPgUrl, type PgHost, type PgUrl, type PoolSettings } from './pg-pool.js';
@@ -27,6 +28,11 @@ export interface PostgresOptions {
   anySchema?: boolean;
   /** Start the LISTEN connection for the change feed (default true). */
   listen?: boolean;
+  /**
+   * How long to keep asking whether a COMMIT cut off mid-way happened (a failover takes
+   * seconds) before answering with a temporary error.
+   */
+  commitCheckMs?: number;
 }
 
 /** Session-level advisory lock key that serialises migrations across nodes. */
@@ -78,6 +84,7 @@ export class PostgresStore extends KyselyStore {
     private readonly settings: PoolSettings,
     /** The URL with its password hidden. */
     readonly location: string,
+    private readonly commitCheckMs: number,
   ) {
     super(db);
     this.feed = new PgChangeFeed({
@@ -94,13 +101,13 @@ export class PostgresStore extends KyselyStore {
     const settings = poolSettings(options);
     const pool = new FailoverPool(parsed, settings);
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    const store = new PostgresStore(db, pool, parsed, settings, redactPgUrl(url));
+    const store = new PostgresStore(db, pool, parsed, settings, redactPgUrl(url), options.commitCheckMs ?? 15_000);
     try {
       await store.checkDurability();
       if (options.migrate !== false) await store.migrate();
       else if (!options.anySchema) await store.checkSchema();
       if (options.listen !== false) await store.feed.start();
-      // Change rows only serve feed replays after a reconnect; every node trims them.
+      // Change rows only serve feed replays after a reconnect, markers only a COMMIT in doubt.
       store.pruneTimer = setInterval(() => store.pruneChanges().catch(() => undefined), 60_000);
       store.pruneTimer.unref();
     } catch (error) {
@@ -185,6 +192,34 @@ export class PostgresStore extends KyselyStore {
     return isRetryable(error);
   }
 
+  /**
+   * Inserting the marker again settles the question: it conflicts if the transaction in doubt
+   * committed, waits for it if it is still running, and otherwise takes the marker, so that
+   * transaction can never commit later. A row of its own makes this COMMIT wait for the
+   * synchronous standby (one without WAL would not): once it returns, the one in doubt,
+   * earlier in the WAL, is there too.
+   */
+  protected override async commitOutcome(marker: string): Promise<CommitOutcome> {
+    const deadline = Date.now() + this.commitCheckMs;
+    while (Date.now() < deadline) {
+      const check = this.db
+        .transaction()
+        .execute(async (tx) => {
+          await tx.insertInto('txns').values({ id: `${COMMIT_MARKER_PREFIX}check:${randomUUID()}`, created_at: Date.now() }).execute();
+          const taken = await tx.insertInto('txns').values({ id: marker, created_at: Date.now() }).onConflict((oc) => oc.column('id').doNothing()).returning('id').executeTakeFirst();
+          return taken ? ('absent' as const) : ('committed' as const);
+        })
+        .catch(() => undefined);
+      // A COMMIT waiting for a standby that is gone is not bound by statement_timeout.
+      const timeout = new AbortController();
+      const outcome = await Promise.race([check, sleep(Math.max(deadline - Date.now(), 0), undefined, { signal: timeout.signal }).catch(() => undefined)]);
+      timeout.abort();
+      if (outcome) return outcome;
+      await sleep(200);
+    }
+    return 'unknown';
+  }
+
   /** NOTIFY in the writing transaction: listeners hear of it only if it commits. */
   protected override async beforeCommit(tx: Transaction<Database>, events: ChangeEvent[]): Promise<void> {
     if (events.length === 0) return;
@@ -207,9 +242,11 @@ export class PostgresStore extends KyselyStore {
     return this.feed.connected;
   }
 
-  /** Deletes change rows older than maxAgeMs; called from the server's housekeeping timer. */
+  /** Deletes change rows and commit markers older than maxAgeMs; the store does it every minute. */
   async pruneChanges(maxAgeMs = 10 * 60_000): Promise<void> {
     await this.db.deleteFrom('changes').where('created_at', '<', Date.now() - maxAgeMs).execute();
+    // Commit markers matter only for the seconds after a failed COMMIT.
+    await this.db.deleteFrom('txns').where('id', 'like', `${COMMIT_MARKER_PREFIX}%`).where('created_at', '<', Date.now() - maxAgeMs).execute();
   }
 
   override async close(): Promise<void> {
