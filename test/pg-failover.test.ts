@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import nodemailer from 'nodemailer';
+import { PostgresStore } from '../src/store/postgres.js';
+import type { ChangeEvent } from '../src/store/types.js';
 import { startTestServer, type TestServer } from './helpers.js';
 import { autoFailoverAvailable, startAutoFailover, type AutoFailoverGroup } from './pg-ha.js';
 
@@ -23,13 +25,17 @@ async function send(port: number, id: string): Promise<void> {
 describe('SMTP on a PostgreSQL group while its primary dies', { skip }, () => {
   let group: AutoFailoverGroup;
   let server: TestServer;
+  /** Another node's store, listening across the failover. */
+  let peer: PostgresStore;
 
   before(async () => {
     group = await startAutoFailover();
     server = await startTestServer({ overrides: { outbound: { enabled: false }, store: { url: group.url, connectTimeoutSeconds: 2 } } });
     await server.addUser('alice@example.com', 'alice-pw');
+    peer = await PostgresStore.open(group.url, { connectTimeoutMs: 2000 });
   });
   after(async () => {
+    await peer?.close();
     await server?.stop();
     await group?.destroy();
   });
@@ -96,5 +102,15 @@ describe('SMTP on a PostgreSQL group while its primary dies', { skip }, () => {
     const doubled = acked.filter((a) => (stored.get(a.id) ?? 0) > 1).map((a) => a.id);
     assert.deepEqual(missing, [], 'every 250 is stored');
     assert.deepEqual(doubled, [], 'no acknowledged message is stored twice');
+  });
+
+  it('still wakes another node through the change feed after the failover', async () => {
+    // The peer's LISTEN connection died with the old primary and must find the new one.
+    await peer.feedReady();
+    const user = (await server.store.getUser('alice@example.com'))!;
+    const woke = new Promise<ChangeEvent>((resolve) => peer.onChange((event) => event.kind === 'append' && event.userId === user.id && resolve(event)));
+    await send(server.port('smtp'), 'after-failover');
+    const inbox = (await server.store.getMailbox(user.id, 'INBOX'))!;
+    assert.equal((await woke).mailboxId, inbox.id);
   });
 });
