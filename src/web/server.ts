@@ -1,5 +1,5 @@
-// The node's HTTP port (Fastify): /healthz and /readyz, and the JSON API under /api for the
-// browser (accounts, webmail, live events).
+// The node's HTTP port (Fastify): /healthz and /readyz, the single-page app, and the JSON
+// API under /api for it (accounts, webmail, live events).
 import type { ServerResponse } from 'node:http';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import cookie from '@fastify/cookie';
@@ -13,6 +13,7 @@ import { acceptProxyHeaders } from './proxy.js';
 import { mailRoutes } from './mail.js';
 import { sendRoutes } from './send.js';
 import { requireAccount } from './sessions.js';
+import { staticRoutes } from './static.js';
 
 export async function startWeb(deps: ServiceDeps): Promise<Service> {
   const { host, port } = splitHostPort(deps.config.listen.http);
@@ -46,6 +47,7 @@ export async function startWeb(deps: ServiceDeps): Promise<Service> {
   });
 
   healthRoutes(app, deps);
+  staticRoutes(app);
 
   const streams = new Set<ServerResponse>();
   await app.register(

@@ -1,0 +1,102 @@
+// The JSON API: every call sends the session cookie; state-changing ones carry the CSRF token.
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+let csrfToken = '';
+
+export function setCsrfToken(token: string): void {
+  csrfToken = token;
+}
+
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && csrfToken) headers['x-csrf-token'] = csrfToken;
+  let response: Response;
+  try {
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
+  } catch {
+    throw new ApiError(0, 'The server cannot be reached. Check your connection.');
+  }
+  const data = response.headers.get('content-type')?.startsWith('application/json') ? await response.json() : undefined;
+  if (!response.ok) throw new ApiError(response.status, (data as { error?: string } | undefined)?.error ?? `HTTP ${response.status}`);
+  return data as T;
+}
+
+export interface Address {
+  name: string;
+  address: string;
+}
+
+export interface UserInfo {
+  address: string;
+  isAdmin: boolean;
+  quotaBytes: number;
+  usedBytes: number;
+}
+
+export interface Session {
+  user: UserInfo;
+  csrfToken: string;
+}
+
+export interface MailboxInfo {
+  name: string;
+  specialUse: string | null;
+  messages: number;
+  unseen: number;
+}
+
+export interface Summary {
+  uid: number;
+  flags: string[];
+  size: number;
+  internalDate: string;
+  subject: string;
+  from: Address[];
+  to: Address[];
+  date: string | null;
+  hasAttachments: boolean;
+}
+
+export interface MessageList {
+  total: number;
+  offset: number;
+  limit: number;
+  messages: Summary[];
+}
+
+export interface AttachmentInfo {
+  index: number;
+  filename: string | null;
+  contentType: string;
+  size: number;
+  inline: boolean;
+}
+
+export interface MessageView {
+  mailbox: string;
+  uid: number;
+  flags: string[];
+  subject: string;
+  from: Address[];
+  to: Address[];
+  cc: Address[];
+  replyTo: Address[];
+  date: string | null;
+  messageId: string | null;
+  references: string[];
+  text: string | null;
+  html: string | null;
+  remoteImages: number;
+  attachments: AttachmentInfo[];
+}
+
+export const enc = encodeURIComponent;

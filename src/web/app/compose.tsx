@@ -1,0 +1,94 @@
+// Writing a message: recipients, subject, text and attachments; sent through /api/send.
+import { useState } from 'preact/hooks';
+import { api } from './api.js';
+
+export interface Draft {
+  to: string;
+  cc: string;
+  subject: string;
+  text: string;
+  inReplyTo?: string;
+  references?: string[];
+}
+
+const splitAddresses = (value: string) =>
+  value
+    .split(/[,;\s]+/)
+    .map((a) => a.trim())
+    .filter(Boolean);
+
+function toBase64(file: File): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).replace(/^data:[^,]*,/, ''));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+export function Compose({ draft, onClose, onSent }: { draft: Draft; onClose: () => void; onSent: () => void }) {
+  const [to, setTo] = useState(draft.to);
+  const [cc, setCc] = useState(draft.cc);
+  const [bcc, setBcc] = useState('');
+  const [subject, setSubject] = useState(draft.subject);
+  const [text, setText] = useState(draft.text);
+  const [files, setFiles] = useState<File[]>([]);
+  const [error, setError] = useState('');
+  const [busy, setBusy] = useState(false);
+
+  async function send(event: Event) {
+    event.preventDefault();
+    setBusy(true);
+    setError('');
+    try {
+      const attachments = await Promise.all(files.map(async (file) => ({ filename: file.name, content: await toBase64(file) })));
+      await api('POST', '/api/send', {
+        to: splitAddresses(to),
+        cc: splitAddresses(cc),
+        bcc: splitAddresses(bcc),
+        subject,
+        text,
+        attachments,
+        ...(draft.inReplyTo ? { inReplyTo: draft.inReplyTo, references: draft.references ?? [] } : {}),
+      });
+      onSent();
+    } catch (e) {
+      setError((e as Error).message);
+      setBusy(false);
+    }
+  }
+
+  return (
+    <form class="compose" onSubmit={send} onKeyDown={(e) => e.key === 'Escape' && onClose()} aria-label="Compose">
+      <label>
+        To <input required value={to} onInput={(e) => setTo(e.currentTarget.value)} autofocus={!draft.to} />
+      </label>
+      <label>
+        Cc <input value={cc} onInput={(e) => setCc(e.currentTarget.value)} />
+      </label>
+      <label>
+        Bcc <input value={bcc} onInput={(e) => setBcc(e.currentTarget.value)} />
+      </label>
+      <label>
+        Subject <input value={subject} onInput={(e) => setSubject(e.currentTarget.value)} />
+      </label>
+      <textarea aria-label="Message" rows={14} value={text} onInput={(e) => setText(e.currentTarget.value)} autofocus={!!draft.to} />
+      <label>
+        Attachments <input type="file" multiple onChange={(e) => setFiles([...(e.currentTarget.files ?? [])])} />
+      </label>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      <div class="actions">
+        <button type="submit" disabled={busy}>
+          {busy ? 'Sending…' : 'Send'}
+        </button>
+        <button type="button" onClick={onClose}>
+          Discard
+        </button>
+      </div>
+    </form>
+  );
+}
