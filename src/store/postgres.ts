@@ -3,9 +3,9 @@
 // group), NOTIFY/LISTEN for the change feed, migrations under an advisory lock so several
 // nodes may start at once, and COMMITs whose outcome can be unknown.
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { Kysely, Migrator, PostgresDialect, sql, type Transaction } from 'kysely';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { COMMIT_MARKER_PREFIX, KyselyStore, type CommitOutcome } from './kysely-store.js';
 import { migrations } from './migrations.js';
 import { CHANGE_CHANNEL, encodeChanges, PgChangeFeed } from './pg-change-feed.js';
@@ -121,7 +121,7 @@ export class PostgresStore extends KyselyStore {
   private async checkDurability(): Promise<void> {
     const { rows } = await sql<{ value: string }>`select current_setting('synchronous_commit') as value`.execute(this.db);
     if (rows[0]?.value === 'off') {
-      throw new StoreError('invalid', 'the server runs with synchronous_commit=off, which acknowledges mail before it is durable; set store.synchronousCommit: on');
+      throw new StoreError('invalid', 'the server runs with synchronous_commit=off, which acknowledges mail before it is durable; set it to on (postgresql.conf, or ALTER ROLE for Quillmail\'s user)');
     }
   }
 
