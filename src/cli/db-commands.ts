@@ -9,6 +9,7 @@ import { addStoreOptions, configFrom, table, type StoreOptions } from './common.
 
 function postgresOptions(config: Readonly<Config>): PostgresOptions {
   const { poolSize, statementTimeoutSeconds, connectTimeoutSeconds } = config.store;
+  // One command at a time: a connection or two is all it uses.
   return { poolSize: Math.min(poolSize, 2), statementTimeoutMs: statementTimeoutSeconds * 1000, connectTimeoutMs: connectTimeoutSeconds * 1000 };
 }
 
