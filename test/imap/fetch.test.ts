@@ -175,6 +175,7 @@ test('BODYSTRUCTURE of nested multiparts and message/rfc822 matches the MIME tre
   assert.equal(partAt(root, '3').disposition?.type, 'inline');
   assert.equal(partAt(root, '3').encoding, 'base64');
   const simpleStructure = parsePart(fetchOf((await raw.command('FETCH 1 BODYSTRUCTURE')).ok(), 1).BODYSTRUCTURE);
+  simpleStructure.params.charset = simpleStructure.params.charset?.toLowerCase() ?? ''; // charset names are case-insensitive
   assert.deepEqual({ ...simpleStructure, md5: undefined, disposition: undefined, language: undefined, location: undefined }, {
     type: 'text', subtype: 'plain', params: { charset: 'us-ascii' }, id: null, description: null, encoding: '7bit',
     size: splitMessage(simple).text.length, lines: 2, md5: undefined, disposition: undefined, language: undefined, location: undefined,
