@@ -1,5 +1,5 @@
 // Writing a message: recipients, subject, text and attachments; sent through /api/send.
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from './api.js';
 
 export interface Draft {
@@ -35,6 +35,15 @@ export function Compose({ draft, onClose, onSent }: { draft: Draft; onClose: () 
   const [files, setFiles] = useState<File[]>([]);
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
+  const body = useRef<HTMLTextAreaElement>(null);
+
+  // A reply starts with the cursor above the quote.
+  useEffect(() => {
+    if (draft.to && body.current) {
+      body.current.focus();
+      body.current.setSelectionRange(0, 0);
+    }
+  }, []);
 
   async function send(event: Event) {
     event.preventDefault();
@@ -72,7 +81,7 @@ export function Compose({ draft, onClose, onSent }: { draft: Draft; onClose: () 
       <label>
         Subject <input value={subject} onInput={(e) => setSubject(e.currentTarget.value)} />
       </label>
-      <textarea aria-label="Message" rows={14} value={text} onInput={(e) => setText(e.currentTarget.value)} autofocus={!!draft.to} />
+      <textarea ref={body} aria-label="Message" rows={14} value={text} onInput={(e) => setText(e.currentTarget.value)} />
       <label>
         Attachments <input type="file" multiple onChange={(e) => setFiles([...(e.currentTarget.files ?? [])])} />
       </label>

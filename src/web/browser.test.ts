@@ -1,0 +1,116 @@
+// The web app in a real browser (playwright-core driving Debian's chromium): log in, see mail
+// sent by SMTP appear live, read it without its scripts running, reply, delete, log out.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { simpleParser } from 'mailparser';
+import nodemailer from 'nodemailer';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { startTestServer, type TestServer } from '../../test/helpers.js';
+import { PUBLIC_DIR } from './static.js';
+
+const CHROMIUM = process.env.QUILL_CHROMIUM ?? '/usr/bin/chromium';
+
+// Each payload sets a marker if it ever runs.
+const XSS_SUBJECT = 'Hello <img src=x onerror="window.top.__xss=1">';
+const XSS_HTML = [
+  '<p>Dear Una,</p><p>please <b>read</b> this.</p>',
+  '<script>window.top.__xss = 2</script>',
+  '<img src="x" onerror="window.top.__xss = 3">',
+  '<a href="javascript:window.top.__xss = 4">link</a>',
+  '<svg onload="window.top.__xss = 5"></svg>',
+].join('\n');
+
+describe('web app in a browser', { skip: !existsSync(CHROMIUM) && `no chromium at ${CHROMIUM}` }, () => {
+  let server: TestServer;
+  let browser: Browser;
+  let page: Page;
+  let base: string;
+  const problems: string[] = [];
+
+  before(async () => {
+    if (!existsSync(path.join(PUBLIC_DIR, 'index.html'))) {
+      const built = spawnSync(process.execPath, [path.resolve('node_modules/vite/bin/vite.js'), 'build', '--config', 'src/web/app/vite.config.ts'], { stdio: 'inherit', timeout: 120_000 });
+      assert.equal(built.status, 0, 'vite build');
+    }
+    server = await startTestServer();
+    base = `http://127.0.0.1:${server.port('http')}`;
+    await server.addUser('una@example.com', 'una-password');
+    await server.addUser('vic@example.com', 'vic-password');
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+    page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) problems.push(`console: ${message.text()}`);
+    });
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  const xssMarker = () => page.evaluate(() => (window as unknown as { __xss?: number }).__xss);
+
+  it('logs in, shows mail arriving by SMTP live, and reads it without running its scripts', async () => {
+    await page.goto(base);
+    await page.getByLabel('Address').fill('una@example.com');
+    await page.getByLabel('Password').fill('wrong');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'wrong address or password' }).waitFor();
+    await page.getByLabel('Password').fill('una-password');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByText('No messages in INBOX.').waitFor();
+
+    const transport = nodemailer.createTransport({ host: '127.0.0.1', port: server.port('smtp'), secure: false, ignoreTLS: true });
+    await transport.sendMail({ from: 'Vic <vic@example.com>', to: 'una@example.com', subject: XSS_SUBJECT, html: XSS_HTML, text: 'Dear Una, please read this.' });
+    transport.close();
+
+    const row = page.getByRole('button', { name: /Hello <img src=x/ });
+    await row.waitFor({ timeout: 10_000 }); // arrives through the event stream, no reload
+    await row.click();
+    const frame = page.frameLocator('iframe[title="Message body"]');
+    await frame.getByText('please read this.').waitFor();
+    assert.equal(await page.getByRole('heading', { level: 2 }).textContent(), XSS_SUBJECT, 'the subject shows as text');
+    assert.equal(await frame.locator('a[href^="javascript"]').count(), 0);
+    await frame.getByText('link').click(); // what is left of the javascript: link does nothing
+    assert.equal(await xssMarker(), undefined, 'no payload ran');
+    assert.equal(await frame.locator('script').count(), 0);
+  });
+
+  it('replies, and the reply reaches the sender with a Sent copy', async () => {
+    await page.getByRole('button', { name: 'Reply', exact: true }).click();
+    const dialog = page.getByRole('dialog', { name: 'New message' });
+    assert.equal(await dialog.getByLabel('To').inputValue(), 'vic@example.com');
+    // The cursor starts in the text, above the quote.
+    await page.waitForFunction(() => document.activeElement?.getAttribute('aria-label') === 'Message');
+    await page.keyboard.type('Thanks, read it.');
+    await dialog.getByRole('button', { name: 'Send' }).click();
+    await page.getByRole('status').filter({ hasText: 'Sent.' }).waitFor();
+    const vic = (await server.store.getUser('vic@example.com'))!;
+    const inbox = (await server.store.getMailbox(vic.id, 'INBOX'))!;
+    const [reply] = await server.store.listMessages(inbox.id);
+    const parsed = await simpleParser((await server.store.getBlob(reply!.blobHash))!);
+    assert.equal(parsed.subject, `Re: ${XSS_SUBJECT}`);
+    assert.match(parsed.inReplyTo ?? '', /^<.+>$/);
+    assert.match(parsed.text ?? '', /^Thanks, read it\./);
+    assert.match(parsed.text ?? '', /^> Dear Una, please read this\./m);
+    const una = (await server.store.getUser('una@example.com'))!;
+    assert.equal((await server.store.mailboxStatus((await server.store.getMailbox(una.id, 'Sent'))!.id)).messages, 1);
+  });
+
+  it('deletes to Trash and logs out', async () => {
+    await page.getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('status').filter({ hasText: 'Moved to Trash.' }).waitFor();
+    await page.getByText('No messages in INBOX.').waitFor();
+    await page.getByRole('navigation').getByRole('button', { name: /^Trash/ }).click();
+    await page.getByRole('button', { name: /Hello <img src=x/ }).waitFor();
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByRole('button', { name: 'Log in' }).waitFor();
+    await page.reload();
+    await page.getByRole('button', { name: 'Log in' }).waitFor();
+    assert.equal(await xssMarker(), undefined);
+    assert.deepEqual(problems, [], 'no script errors or policy violations');
+  });
+});
