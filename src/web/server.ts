@@ -1,7 +1,7 @@
 // The node's HTTP port (Fastify): /healthz and /readyz, the single-page app, and the JSON
 // API under /api for it (accounts, webmail, live events).
 import type { ServerResponse } from 'node:http';
-import Fastify, { type FastifyBaseLogger } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import cookie from '@fastify/cookie';
 import { splitHostPort } from '../config/config.js';
 import type { Service, ServiceDeps } from '../service.js';
@@ -20,7 +20,7 @@ export async function startWeb(deps: ServiceDeps): Promise<Service> {
   const logger = deps.logger.child({ part: 'web' });
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     requestTimeout: 30_000,
     // Unknown keys are refused (400), not silently dropped.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
