@@ -55,7 +55,8 @@ async function open(): Promise<Target> {
     { user: 'alice@example.com', pass: 'alice-secret' },
     { user: 'bob@example.com', pass: 'bob-secret' },
   ];
-  for (const account of accounts) await server.addUser(account.user, account.pass);
+  // A quota like the one dovecot.sh configures, so QUOTA has a root to report.
+  for (const account of accounts) await server.addUser(account.user, account.pass, { quotaBytes: 100 * 1024 * 1024 });
   return { host: '127.0.0.1', port: server.port('imap'), accounts, external: false };
 }
 

@@ -1,0 +1,222 @@
+// UIDPLUS (RFC 4315), MOVE (RFC 6851), LITERAL+ (RFC 7888), UNSELECT (RFC 3691), CONDSTORE
+// and QRESYNC (RFC 7162), QUOTA (RFC 9208), APPENDLIMIT (RFC 7889).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { capabilities, flow, quote, requires, scratch, wire } from './kit.js';
+import { fetches, fetchOf, type Reply, type Wire } from './wire.js';
+
+const msg = (subject: string, pad = 0): Buffer =>
+  Buffer.from(`From: a@example.com\r\nSubject: ${subject}\r\nMessage-ID: <${subject}@example.com>\r\n\r\n${'y'.repeat(pad)}body ${subject}\r\n`);
+
+const five = (): Buffer[] => ['u1', 'u2', 'u3', 'u4', 'u5'].map((s) => msg(s));
+
+async function uids(raw: Wire): Promise<number[]> {
+  return [...fetches((await raw.command('FETCH 1:* UID')).ok()).entries()].sort(([a], [b]) => a - b).map(([, item]) => Number(item.UID));
+}
+
+/** Expands a UID set such as "4:6,9" (RFC 3501 9, uid-set). */
+function expand(set: string): number[] {
+  return set.split(',').flatMap((range) => {
+    const [a, b] = range.split(':').map(Number) as [number, number | undefined];
+    if (b === undefined) return [a];
+    const [lo, hi] = a <= b ? [a, b] : [b, a];
+    return Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+  });
+}
+
+function modseqOf(reply: Reply, seq: number): bigint {
+  const value = fetchOf(reply, seq).MODSEQ;
+  assert.ok(Array.isArray(value) && value.length === 1, `MODSEQ of ${seq}: ${JSON.stringify(value)}`);
+  return BigInt(String(value[0]));
+}
+
+function codeValue(reply: Reply, name: string): string | undefined {
+  for (const response of [...reply.untagged, reply.tagged]) {
+    const code = response.code;
+    if (code?.toUpperCase().startsWith(`${name} `)) return code.slice(name.length + 1);
+  }
+  return undefined;
+}
+
+test('UIDPLUS: APPENDUID names the new UID, COPYUID maps source to destination UIDs', async (t) => {
+  if (!(await requires(t, 'UIDPLUS'))) return;
+  const raw = await wire(t);
+  const from = await scratch(t, five());
+  const to = await scratch(t);
+  const appended = (await raw.command([`APPEND ${quote(from)} `, msg('u6')])).ok();
+  const [validity, uid] = (appended.code ?? '').split(' ').slice(1);
+  assert.match(appended.code ?? '', /^APPENDUID \d+ \d+$/, String(appended));
+  (await raw.command(`SELECT ${quote(from)}`)).ok();
+  const sourceUids = await uids(raw);
+  assert.equal(sourceUids.at(-1), Number(uid));
+  const status = (await raw.command(`STATUS ${quote(from)} (UIDVALIDITY)`)).ok();
+  assert.match(status.all('STATUS')[0]?.text ?? '', new RegExp(`UIDVALIDITY ${validity}\\b`));
+  const copy = (await raw.command(`UID COPY ${sourceUids[1]}:${sourceUids[3]} ${quote(to)}`)).ok();
+  const match = /^COPYUID (\d+) (\S+) (\S+)$/.exec(copy.code ?? '');
+  assert.ok(match, String(copy));
+  assert.deepEqual(expand(match[2]!), sourceUids.slice(1, 4));
+  (await raw.command(`EXAMINE ${quote(to)}`)).ok();
+  assert.deepEqual(expand(match[3]!), await uids(raw));
+});
+
+test('UIDPLUS: UID EXPUNGE removes only the named \\Deleted messages', async (t) => {
+  if (!(await requires(t, 'UIDPLUS'))) return;
+  const raw = await wire(t);
+  const name = await scratch(t, five());
+  (await raw.command(`SELECT ${quote(name)}`)).ok();
+  const all = await uids(raw);
+  (await raw.command('STORE 1:3 +FLAGS.SILENT (\\Deleted)')).ok();
+  const reply = (await raw.command(`UID EXPUNGE ${all[1]}:${all[4]}`)).ok();
+  assert.equal(reply.all('EXPUNGE').length, 2, String(reply));
+  assert.deepEqual(await uids(raw), [all[0], all[3], all[4]]);
+  const flags = fetchOf((await raw.command('FETCH 1 FLAGS')).ok(), 1);
+  assert.match(JSON.stringify(flags.FLAGS), /Deleted/);
+});
+
+test('MOVE and UID MOVE: COPYUID, EXPUNGE responses, messages gone from the source', async (t) => {
+  if (!(await requires(t, 'MOVE'))) return;
+  const raw = await wire(t);
+  const from = await scratch(t, five());
+  const to = await scratch(t);
+  (await raw.command(`SELECT ${quote(from)}`)).ok();
+  const before = await uids(raw);
+  const move = (await raw.command(`MOVE 2:3 ${quote(to)}`)).ok();
+  assert.equal(move.all('EXPUNGE').length, 2, String(move));
+  if ((await capabilities()).has('UIDPLUS')) {
+    const copyuid = codeValue(move, 'COPYUID');
+    assert.ok(copyuid, `no COPYUID in ${move}`);
+    assert.deepEqual(expand(copyuid.split(' ')[1]!), before.slice(1, 3));
+  }
+  const uidMove = (await raw.command(`UID MOVE ${before[4]} ${quote(to)}`)).ok();
+  assert.equal(uidMove.all('EXPUNGE').length, 1, String(uidMove));
+  assert.deepEqual(await uids(raw), [before[0], before[3]]);
+  const missing = await raw.command(`MOVE 1 ${quote(`${to}-missing`)}`);
+  assert.equal(missing.status, 'NO', String(missing));
+  assert.equal(missing.code, 'TRYCREATE', String(missing));
+  (await raw.command(`EXAMINE ${quote(to)}`)).ok();
+  const subjects = fetches((await raw.command('FETCH 1:* BODY.PEEK[HEADER.FIELDS (SUBJECT)]')).ok());
+  assert.deepEqual([...subjects.values()].map((item) => String(item['BODY[HEADER.FIELDS (SUBJECT)]']).trim()), ['Subject: u2', 'Subject: u3', 'Subject: u5']);
+});
+
+test('LITERAL+: non-synchronizing literals in APPEND and LOGIN need no continuation', async (t) => {
+  if (!(await requires(t, 'LITERAL+'))) return;
+  const raw = await wire(t);
+  const name = await scratch(t);
+  const body = msg('plus');
+  const reply = (await raw.command([`APPEND ${quote(name)} (\\Seen) `, { plus: body }])).ok();
+  assert.equal(reply.untagged.filter((r) => r.kind === 'continuation').length, 0, String(reply));
+  (await raw.command([`SELECT `, { plus: Buffer.from(name) }])).ok();
+  const item = fetchOf((await raw.command('FETCH 1 BODY.PEEK[]')).ok(), 1);
+  assert.ok(Buffer.from(item['BODY[]'] as Buffer).equals(body));
+});
+
+test('UNSELECT leaves the mailbox without expunging', async (t) => {
+  if (!(await requires(t, 'UNSELECT'))) return;
+  const raw = await wire(t);
+  const name = await scratch(t, five());
+  (await raw.command(`SELECT ${quote(name)}`)).ok();
+  (await raw.command('STORE 1:2 +FLAGS.SILENT (\\Deleted)')).ok();
+  const reply = (await raw.command('UNSELECT')).ok();
+  assert.equal(reply.all('EXPUNGE').length, 0);
+  const fetch = await raw.command('FETCH 1 FLAGS');
+  assert.match(fetch.status, /^(BAD|NO)$/, String(fetch));
+  const status = (await raw.command(`STATUS ${quote(name)} (MESSAGES)`)).ok();
+  assert.match(status.all('STATUS')[0]?.text ?? '', /\(MESSAGES 5\)/);
+  const again = await raw.command('UNSELECT');
+  assert.match(again.status, /^(BAD|NO)$/, `UNSELECT with nothing selected: ${again}`);
+});
+
+test('CONDSTORE: HIGHESTMODSEQ, FETCH MODSEQ, CHANGEDSINCE, STORE UNCHANGEDSINCE and [MODIFIED], SEARCH MODSEQ', async (t) => {
+  if (!(await requires(t, 'CONDSTORE'))) return;
+  const raw = await wire(t);
+  const name = await scratch(t, five());
+  const selected = (await raw.command(`SELECT ${quote(name)} (CONDSTORE)`)).ok();
+  const highest = codeValue(selected, 'HIGHESTMODSEQ');
+  assert.match(highest ?? '', /^\d+$/, String(selected));
+  const before = (await raw.command('FETCH 1:5 (MODSEQ)')).ok();
+  const seq1 = modseqOf(before, 1);
+  assert.ok(seq1 <= BigInt(highest!));
+  const store = (await raw.command('STORE 2 +FLAGS (\\Flagged)')).ok();
+  const after2 = modseqOf(store, 2);
+  assert.ok(after2 > BigInt(highest!), `${after2} > ${highest}`);
+  const changed = (await raw.command(`FETCH 1:* (FLAGS) (CHANGEDSINCE ${highest})`)).ok();
+  assert.deepEqual([...fetches(changed).keys()], [2], String(changed));
+  const conditional = (await raw.command(`STORE 1,2 (UNCHANGEDSINCE ${highest}) +FLAGS (\\Seen)`)).ok();
+  assert.match(conditional.code ?? '', /^MODIFIED 2$/, String(conditional));
+  const flags = fetches((await raw.command('FETCH 1:2 FLAGS')).ok());
+  assert.match(JSON.stringify(flags.get(1)?.FLAGS), /Seen/);
+  assert.doesNotMatch(JSON.stringify(flags.get(2)?.FLAGS), /Seen/);
+  const search = (await raw.command(`SEARCH MODSEQ ${after2}`)).ok();
+  assert.match(search.all('SEARCH')[0]?.text ?? '', /^\* SEARCH (1 2|2 1) \(MODSEQ \d+\)$/, String(search));
+  const status = (await raw.command(`STATUS ${quote(name)} (HIGHESTMODSEQ)`)).ok();
+  assert.match(status.all('STATUS')[0]?.text ?? '', /HIGHESTMODSEQ \d+/);
+});
+
+test('QRESYNC: SELECT with known UIDVALIDITY and MODSEQ answers VANISHED (EARLIER) and changed FLAGS', async (t) => {
+  if (!(await requires(t, 'QRESYNC'))) return;
+  const raw = await wire(t);
+  const name = await scratch(t, five());
+  (await raw.command('ENABLE QRESYNC')).ok();
+  const selected = (await raw.command(`SELECT ${quote(name)}`)).ok();
+  const validity = codeValue(selected, 'UIDVALIDITY');
+  const highest = codeValue(selected, 'HIGHESTMODSEQ');
+  assert.ok(validity && highest, String(selected));
+  const all = await uids(raw);
+  (await raw.command('STORE 1 +FLAGS (\\Answered)')).ok();
+  (await raw.command('STORE 4 +FLAGS.SILENT (\\Deleted)')).ok();
+  const expunge = (await raw.command('EXPUNGE')).ok();
+  assert.equal(expunge.all('EXPUNGE').length, 0, `with QRESYNC enabled, VANISHED replaces EXPUNGE: ${expunge}`);
+  assert.match(expunge.all('VANISHED')[0]?.text ?? '', new RegExp(`^\\* VANISHED ${all[3]}$`), String(expunge));
+  (await raw.command('UNSELECT')).ok();
+  const resync = (await raw.command(`SELECT ${quote(name)} (QRESYNC (${validity} ${highest} ${all[0]}:${all[4]}))`)).ok();
+  const vanished = resync.all('VANISHED')[0];
+  assert.match(vanished?.text ?? '', /^\* VANISHED \(EARLIER\) /i, String(resync));
+  assert.deepEqual(expand(vanished!.text.split(' ').at(-1)!), [all[3]]);
+  const changed = [...fetches(resync).values()].map((item) => Number(item.UID));
+  assert.ok(changed.includes(all[0]!), `changed FLAGS for UID ${all[0]}: ${resync}`);
+  assert.ok(!changed.includes(all[1]!), String(resync));
+});
+
+test('QUOTA: GETQUOTAROOT INBOX names a root; STORAGE usage grows with APPEND', async (t) => {
+  if (!(await requires(t, 'QUOTA'))) return;
+  const raw = await wire(t);
+  const name = await scratch(t);
+  const read = async (): Promise<[number, number]> => {
+    const reply = (await raw.command(`GETQUOTAROOT ${quote(name)}`)).ok();
+    const root = reply.all('QUOTAROOT')[0];
+    assert.ok(root, String(reply));
+    assert.ok(root.values.length >= 3, `a root for the mailbox: ${root.text}`);
+    const quota = reply.all('QUOTA')[0];
+    assert.ok(quota, String(reply));
+    const list = quota.values[2] as string[];
+    const i = list.findIndex((v) => v.toUpperCase() === 'STORAGE');
+    assert.ok(i >= 0, quota.text);
+    const again = (await raw.command(`GETQUOTA ${quote(String(quota.values[1]))}`)).ok();
+    assert.equal(again.all('QUOTA').length, 1, String(again));
+    return [Number(list[i + 1]), Number(list[i + 2])];
+  };
+  const [used, limit] = await read();
+  assert.ok(limit > 0 && used <= limit, `${used} of ${limit}`);
+  (await raw.command([`APPEND ${quote(name)} `, msg('big', 40 * 1024)])).ok();
+  const [after] = await read();
+  assert.ok(after >= used + 39, `STORAGE (KiB) went from ${used} to ${after} after a 40 KiB APPEND`);
+  const client = await flow(t);
+  const quota = await client.getQuota(name);
+  assert.ok(quota && quota.storage && quota.storage.limit! > 0, JSON.stringify(quota));
+});
+
+test('APPENDLIMIT: a literal over the advertised limit is refused before it is sent', async (t) => {
+  const cap = [...(await capabilities())].find((c) => c.startsWith('APPENDLIMIT='));
+  if (!cap) return t.skip('server does not advertise APPENDLIMIT=<n>');
+  const limit = Number(cap.split('=')[1]);
+  const raw = await wire(t);
+  const name = await scratch(t);
+  raw.write(`L1 APPEND ${quote(name)} {${limit + 1}}\r\n`);
+  const answer = await raw.next();
+  assert.notEqual(answer.kind, 'continuation', 'the server asked for the oversized literal');
+  assert.match(answer.text, /^L1 NO\b/, answer.text);
+  assert.match(answer.code ?? '', /^TOOBIG/, answer.text);
+  (await raw.command('NOOP')).ok();
+  const status = (await raw.command(`STATUS ${quote(name)} (MESSAGES)`)).ok();
+  assert.match(status.all('STATUS')[0]?.text ?? '', /\(MESSAGES 0\)/);
+});
