@@ -44,12 +44,14 @@ function addServerCommand(program: Command, name: string, description: string): 
     .option('--submission <host:port>', 'submission listener, default 127.0.0.1:2587')
     .option('--pop3 <host:port>', 'POP3 listener, default 127.0.0.1:2110')
     .option('--imap <host:port>', 'IMAP listener, default 127.0.0.1:2143')
-    .option('--http <host:port>', 'HTTP listener (health, later web), default 127.0.0.1:8080')
+    .option('--http <host:port>', 'HTTP listener (web app, API, health), default 127.0.0.1:8080')
+    .option('--trusted-gateway <address...>', 'gateway addresses whose PROXY header and XCLIENT this node believes')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action(async (options) => {
       const config = configFrom({
         ...options,
         listen: { smtp: options.smtp, submission: options.submission, pop3: options.pop3, imap: options.imap, http: options.http },
+        trustedGateways: options.trustedGateway,
       });
       if (options.nodes !== undefined) return runLocalCluster(config, options.config, options.nodes);
       const server = await startServer(config, { nodeId: options.id });

@@ -117,6 +117,17 @@ const gatewaySchema = z
   })
   .strict();
 
+const webSchema = z
+  .object({
+    /** Who may create an account in the browser: nobody (admins use the CLI), anyone on our domains, or holders of an invite code. */
+    signup: z.enum(['closed', 'open', 'invite']).default('closed'),
+    /** Codes accepted when signup is 'invite'. */
+    inviteCodes: z.array(z.string().min(8)).default([]),
+    /** How long a browser login lasts. */
+    sessionHours: z.number().positive().default(14 * 24),
+  })
+  .strict();
+
 const listenSchema = z
   .object({
     smtp: hostPort.default('127.0.0.1:2525'),
@@ -178,6 +189,7 @@ export const configSchema = z
       .object({ loopbackPlainAuth: z.boolean().default(true) })
       .strict()
       .default({ loopbackPlainAuth: true }),
+    web: webSchema.default(() => webSchema.parse({})),
     limits: limitsSchema.default(() => limitsSchema.parse({})),
     outbound: outboundSchema.default(() => outboundSchema.parse({})),
     gateway: gatewaySchema.default(() => gatewaySchema.parse({})),
@@ -204,6 +216,8 @@ export interface ConfigOverrides {
   logLevel?: Config['log']['level'];
   /** store.url: a postgres:// URL (`--store`). */
   store?: string;
+  /** trustedGateways (`--trusted-gateway`, repeatable). */
+  trustedGateways?: string[];
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
@@ -243,6 +257,7 @@ export function loadConfig(file?: string, overrides: ConfigOverrides = {}): Read
     for (const [name, value] of Object.entries(overrides.listen)) if (value !== undefined) listen[name] = value;
     merged.listen = listen;
   }
+  if (overrides.trustedGateways?.length) merged.trustedGateways = overrides.trustedGateways;
   if (overrides.store) merged.store = { ...((raw.store as Record<string, unknown> | undefined) ?? {}), url: overrides.store };
   if (overrides.logLevel) merged.log = { ...((raw.log as Record<string, unknown> | undefined) ?? {}), level: overrides.logLevel };
   const result = configSchema.safeParse(merged);

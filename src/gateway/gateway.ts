@@ -9,7 +9,10 @@ import { splitHostPort, type Config, type ProtocolName } from '../config/config.
 import { proxyLine } from '../net/proxy-header.js';
 import type { Store } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
+import { Authenticator } from '../auth/authenticator.js';
+import { loadTls } from '../util/tls.js';
 import { NodeDirectory } from './directory.js';
+import { SmtpFront } from './smtp-front.js';
 
 const PROTOCOLS: ProtocolName[] = ['smtp', 'submission', 'pop3', 'imap', 'http'];
 /** Client bytes kept for a replay until the node first answers. */
@@ -37,8 +40,14 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
+/** A protocol the gateway speaks itself (SMTP) instead of passing bytes through. */
+export type FrontFactory = (socket: net.Socket) => { run(): Promise<void>; readonly nodeId: string | undefined };
+
 class ProtocolProxy {
   private readonly server = net.createServer((socket) => this.accept(socket));
+  /** Set for protocols with a front end of their own. */
+  front: FrontFactory | undefined;
+  readonly fronts = new Set<ReturnType<FrontFactory>>();
   private readonly sessions = new Set<net.Socket>();
   private readonly waiting: Waiter[] = [];
   port = 0;
@@ -108,6 +117,12 @@ class ProtocolProxy {
   private async open(socket: net.Socket, replay: Buffer[] = []): Promise<void> {
     this.sessions.add(socket);
     socket.once('close', () => this.release(socket));
+    if (this.front) {
+      if (this.directory.candidates(this.protocol).length === 0) return this.refuse(socket, 'no node available');
+      const front = this.front(socket);
+      this.fronts.add(front);
+      return front.run().finally(() => this.fronts.delete(front));
+    }
     for (const node of this.directory.candidates(this.protocol)) {
       if (socket.destroyed) return;
       let upstream: net.Socket;
@@ -223,6 +238,8 @@ function connect(address: string, timeoutMs: number): Promise<net.Socket> {
 
 export interface RunningGateway {
   directory: NodeDirectory;
+  /** The node each open session the gateway speaks itself (SMTP) is on. */
+  frontSessions(protocol: ProtocolName): (string | undefined)[];
   port(protocol: ProtocolName): number;
   close(): Promise<void>;
 }
@@ -237,9 +254,12 @@ export async function startGateway(
   await directory.start();
   const proxies = new Map<ProtocolName, ProtocolProxy>();
   const addresses: Record<string, string> = {};
+  const gatewayId = options.id ?? `gateway-${hostname()}-${process.pid}`;
+  const auth = new Authenticator(store, config.limits);
+  const tlsMaterial = await loadTls(config.data, config.hostname, config.tls);
   const membership = new Membership(
     store,
-    { id: options.id ?? `gateway-${hostname()}-${process.pid}`, kind: 'gateway', version: '0.1.0', addresses },
+    { id: gatewayId, kind: 'gateway', version: '0.1.0', addresses },
     () => Object.fromEntries([...proxies].map(([name, proxy]) => [name, proxy.active])),
     logger,
   );
@@ -252,6 +272,10 @@ export async function startGateway(
   try {
     for (const protocol of options.protocols ?? PROTOCOLS) {
       const proxy = new ProtocolProxy(protocol, config.listen[protocol], directory, config, logger);
+      if (protocol === 'smtp' || protocol === 'submission') {
+        const deps = { protocol, config, directory, auth, tlsContext: tlsMaterial.context, logger, gatewayId: gatewayId.replace(/[^A-Za-z0-9._-]/g, '') };
+        proxy.front = (socket) => new SmtpFront(socket, deps);
+      }
       await proxy.listen();
       proxies.set(protocol, proxy);
       addresses[protocol] = `${splitHostPort(config.listen[protocol]).host}:${proxy.port}`;
@@ -264,6 +288,7 @@ export async function startGateway(
   await membership.start();
   return {
     directory,
+    frontSessions: (protocol) => [...(proxies.get(protocol)?.fronts ?? [])].map((front) => front.nodeId),
     port(protocol) {
       const proxy = proxies.get(protocol);
       if (!proxy) throw new Error(`gateway does not listen for ${protocol}`);

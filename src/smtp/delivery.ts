@@ -30,7 +30,7 @@ export function storeMessage(
   store: Store,
   raw: Buffer,
   recipients: Recipient[],
-  extra: { sender: string; mailbox?: string; sentCopyUserId?: number },
+  extra: { sender: string; mailbox?: string; sentCopyUserId?: number; txnId?: string },
 ): Promise<DeliveryResult> {
   const targets: DeliveryTarget[] = [];
   const seenUsers = new Set<number>();
@@ -44,5 +44,7 @@ export function storeMessage(
   }
   if (extra.sentCopyUserId !== undefined) targets.push({ userId: extra.sentCopyUserId, mailbox: 'Sent', flags: ['\\Seen'] });
   const options: DeliveryOptions = foreign.length > 0 ? { outbound: { sender: extra.sender, recipients: foreign } } : {};
+  // A transaction a gateway replays after a node died is stored once (DESIGN.md "Gateway").
+  if (extra.txnId) options.txnId = extra.txnId;
   return store.deliver(raw, targets, options);
 }

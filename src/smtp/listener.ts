@@ -54,6 +54,17 @@ export interface ListenerSpec {
 
 type Callback = (error?: Error | null) => void;
 
+/** The MAIL parameter a gateway tags each transaction with, so a replayed one is stored once. */
+export const TXN_PARAM = 'XQUILL-TXN';
+
+/** The gateway's transaction id, believed only in a session a trusted gateway opened (XCLIENT). */
+function gatewayTxnId(session: SMTPServerSession): string | undefined {
+  const args = session.envelope.mailFrom ? session.envelope.mailFrom.args : false;
+  const value = args ? args[TXN_PARAM] : undefined;
+  const viaGateway = (session as SMTPServerSession & { xClient?: Map<string, unknown> }).xClient?.has('ADDR') ?? false;
+  return viaGateway && typeof value === 'string' && /^[A-Za-z0-9._-]{8,80}$/.test(value) ? value : undefined;
+}
+
 export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Promise<Service> {
   const { config, store } = deps;
   const { limits } = config;
@@ -116,7 +127,8 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
     const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     try {
       // RFC 5321 6.1: 250 only once the message is durably stored.
-      const result = await storeMessage(store, raw, recipients, { sender, mailbox: inspected?.mailbox, sentCopyUserId: spec.sentCopyUserId?.(session) });
+      const txnId = gatewayTxnId(session);
+      const result = await storeMessage(store, raw, recipients, { sender, mailbox: inspected?.mailbox, sentCopyUserId: spec.sentCopyUserId?.(session), txnId });
       const id = `${session.id}.${session.transaction}`;
       log.info({ id, bytes: raw.length, local: result.copies.length, mailbox: inspected?.mailbox, queued: result.outboundIds.length }, 'message stored');
       return `Ok: stored as ${id}`;
@@ -142,6 +154,9 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
     // Behind a gateway, the PROXY v1 line names the client: limits, the Received header and
     // the loopback rule then apply to the client's own address.
     useProxy: config.trustedGateways.length > 0 ? [...config.trustedGateways] : false,
+    // A gateway that runs the SMTP dialogue itself (src/gateway/smtp-front.ts) hands over the
+    // client's address and login with XCLIENT, which only trusted gateways may send.
+    useXClient: config.trustedGateways.length > 0 ? [...config.trustedGateways] : false,
     // An injected DNS (a test's fake zone) has no PTR records, so none are asked of the real one.
     disableReverseLookup: !config.smtp.reverseLookup || (deps.resolver !== undefined && deps.resolver !== systemResolver),
     ...spec.options,

@@ -14,6 +14,13 @@ export function startSubmission(deps: ServiceDeps): Promise<Service> {
 
   async function authenticate(auth: SMTPServerAuthentication, session: SMTPServerSession, context: SessionContext): Promise<SessionUser> {
     const username = auth.username ?? '';
+    if (auth.method === 'XCLIENT') {
+      // XCLIENT LOGIN: a trusted gateway already checked the password (smtp-server allows
+      // the command only from config.trustedGateways).
+      const user = await deps.store.getUser(username);
+      if (!user || user.disabled) throw Replies.authInvalid();
+      return { id: user.id, address: user.address };
+    }
     // RFC 4616: acting for another identity (an authzid that is not the user) is not offered.
     const proxied = auth.method === 'PLAIN' && auth.authzid && auth.authcid && auth.authzid.toLowerCase() !== auth.authcid.toLowerCase();
     const result = proxied ? ({ ok: false, reason: 'invalid' } as const) : await deps.auth.authenticate(username, auth.password ?? '', session.remoteAddress);

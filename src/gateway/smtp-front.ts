@@ -1,0 +1,602 @@
+// The gateway's SMTP front end (Bluetail Mail Robustifier's record and replay; DESIGN.md
+// "Gateway"). The gateway speaks the start of the dialogue itself — greeting, EHLO, STARTTLS
+// (TLS ends here) and AUTH (checked here) — and hands the transaction to a node over a plain
+// connection opened with XCLIENT, which tells the node the client's address and login. It
+// records what a node would need to rebuild the session (EHLO, login, MAIL, accepted RCPTs,
+// the DATA sent so far) and when the node dies, replays it on another node and carries on:
+// the client sees a pause, never an error. Every transaction carries an id in a MAIL
+// parameter, so a message whose node died after storing it is not stored twice.
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import tls from 'node:tls';
+import { isLoopback, type Authenticator } from '../auth/authenticator.js';
+import { splitHostPort, type Config } from '../config/config.js';
+import type { Logger } from '../util/logger.js';
+import type { NodeDirectory } from './directory.js';
+
+/** The MAIL parameter nodes read the transaction id from (src/smtp/listener.ts). */
+const TXN_PARAM = 'XQUILL-TXN';
+/** Nodes a session may fail over to before the client gets a temporary error. */
+const MAX_REPLAYS = 3;
+
+export interface SmtpFrontDeps {
+  protocol: 'smtp' | 'submission';
+  config: Readonly<Config>;
+  directory: NodeDirectory;
+  auth: Authenticator;
+  tlsContext?: tls.SecureContext;
+  logger: Logger;
+  gatewayId: string;
+}
+
+class LinkLost extends Error {}
+
+interface Reply {
+  code: number;
+  text: string;
+}
+
+/** Reads CRLF lines and raw bytes from a socket, in order, with a line-length limit. */
+class Reader {
+  private buffer: Buffer = Buffer.alloc(0);
+  private waiter: (() => void) | undefined;
+  private ended = false;
+
+  constructor(
+    private socket: net.Socket,
+    private readonly maxLine: number,
+  ) {
+    this.attach(socket);
+  }
+
+  private readonly onData = (chunk: Buffer) => {
+    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    this.wake();
+  };
+
+  private readonly onClose = () => {
+    this.ended = true;
+    this.wake();
+  };
+
+  private attach(socket: net.Socket): void {
+    this.socket = socket;
+    socket.on('data', this.onData);
+    socket.once('close', this.onClose);
+  }
+
+  /** Stops reading the current socket (before it is wrapped in TLS). */
+  detach(): void {
+    this.socket.off('data', this.onData);
+    this.socket.off('close', this.onClose);
+  }
+
+  /** Reads from a new socket and forgets the old one's bytes (RFC 3207 4.2: nothing sent before TLS counts). */
+  reset(socket: net.Socket): void {
+    this.buffer = Buffer.alloc(0);
+    this.ended = false;
+    this.skipping = false;
+    this.attach(socket);
+  }
+
+  private wake(): void {
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.();
+  }
+
+  private wait(): Promise<void> {
+    if (this.ended) throw new LinkLost('connection closed');
+    return new Promise((resolve) => (this.waiter = resolve));
+  }
+
+  /** The next line without CRLF; undefined for a line over the limit (its bytes are dropped). */
+  async line(): Promise<string | undefined> {
+    for (;;) {
+      const end = this.buffer.indexOf('\r\n');
+      if (end >= 0) {
+        const line = this.buffer.subarray(0, end);
+        this.buffer = this.buffer.subarray(end + 2);
+        return line.length > this.maxLine ? undefined : line.toString('utf8');
+      }
+      if (this.buffer.length > this.maxLine * 4) {
+        // Drop an endless line as it comes, keeping only its tail to find its end.
+        this.buffer = this.buffer.subarray(this.buffer.length - 1);
+        this.skipping = true;
+      }
+      await this.wait();
+      if (this.skipping && this.buffer.indexOf('\r\n') >= 0) {
+        this.buffer = this.buffer.subarray(this.buffer.indexOf('\r\n') + 2);
+        this.skipping = false;
+        return undefined;
+      }
+    }
+  }
+  private skipping = false;
+
+  /** Whatever bytes are there (waiting for some). */
+  async chunk(): Promise<Buffer> {
+    while (this.buffer.length === 0) await this.wait();
+    const out = this.buffer;
+    this.buffer = Buffer.alloc(0);
+    return out;
+  }
+
+  /** Puts back bytes read too far (the rest after a DATA terminator). */
+  unread(bytes: Buffer): void {
+    if (bytes.length > 0) this.buffer = Buffer.concat([bytes, this.buffer]);
+  }
+}
+
+/** A plain connection to one node, with a reader for its multi-line replies. */
+class NodeLink {
+  readonly reader: Reader;
+
+  private constructor(
+    readonly nodeId: string,
+    readonly socket: net.Socket,
+  ) {
+    this.reader = new Reader(socket, 64 * 1024);
+    socket.on('error', () => undefined);
+  }
+
+  static async open(nodeId: string, address: string, timeoutMs: number): Promise<NodeLink> {
+    const { host, port } = splitHostPort(address);
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ host, port });
+      const timer = setTimeout(() => s.destroy(new Error('connect timeout')), timeoutMs);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        resolve(s);
+      });
+      s.once('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+    });
+    socket.setNoDelay(true);
+    return new NodeLink(nodeId, socket);
+  }
+
+  /** One reply, multi-line joined (RFC 5321 4.2.1). */
+  async reply(): Promise<Reply> {
+    const lines: string[] = [];
+    for (;;) {
+      const line = await this.reader.line();
+      if (line === undefined || !/^\d{3}[ -]/.test(line)) throw new LinkLost(`bad reply from node: ${line}`);
+      lines.push(line);
+      if (line[3] === ' ') return { code: Number(line.slice(0, 3)), text: lines.join('\r\n') };
+    }
+  }
+
+  send(data: string | Buffer): void {
+    if (this.socket.destroyed) throw new LinkLost('node connection closed');
+    this.socket.write(data);
+  }
+
+  async command(line: string): Promise<Reply> {
+    this.send(`${line}\r\n`);
+    return this.reply();
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** What a node needs to take over the session. */
+interface Recorded {
+  ehlo?: string;
+  user?: string;
+  mail?: string;
+  rcpts: string[];
+  /** DATA bytes sent so far (terminator included once `dataDone`). */
+  data?: Buffer[];
+  /** The node said 354: the session is inside DATA. */
+  inData: boolean;
+  dataDone: boolean;
+}
+
+const DATA_END = Buffer.from('\r\n.\r\n');
+
+export class SmtpFront {
+  private client: net.Socket;
+  private readonly reader: Reader;
+  private link: NodeLink | undefined;
+  private secure = false;
+  private readonly recorded: Recorded = { rcpts: [], inData: false, dataDone: false };
+  private readonly log: Logger;
+  private badCommands = 0;
+  private authFailures = 0;
+
+  constructor(
+    socket: net.Socket,
+    private readonly deps: SmtpFrontDeps,
+  ) {
+    this.client = socket;
+    this.reader = new Reader(socket, deps.config.limits.lineLength);
+    this.log = deps.logger.child({ proto: deps.protocol, remote: socket.remoteAddress });
+    socket.setTimeout(deps.config.limits.idleTimeoutSeconds * 1000, () => this.say('421 4.4.2 Idle too long, closing connection').then(() => this.end()));
+  }
+
+  /** The node the session is on now, if any (tests and `quill status` use it). */
+  get nodeId(): string | undefined {
+    return this.link?.nodeId;
+  }
+
+  async run(): Promise<void> {
+    try {
+      await this.say(`220 ${this.deps.config.hostname} ESMTP Quillmail`);
+      for (;;) {
+        const line = await this.reader.line();
+        if (line === undefined) {
+          await this.say('500 5.5.2 Line too long');
+          continue;
+        }
+        if (!(await this.handle(line))) break;
+      }
+    } catch (error) {
+      if (error instanceof ClientGone) await this.say(error.message);
+      else if (!(error instanceof LinkLost)) this.log.warn({ err: (error as Error).message }, 'gateway SMTP session failed');
+    } finally {
+      this.end();
+    }
+  }
+
+  private end(): void {
+    this.link?.close();
+    this.link = undefined;
+    if (!this.client.destroyed) this.client.end();
+    setTimeout(() => this.client.destroy(), 2_000).unref();
+  }
+
+  private say(text: string): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.client.destroyed) return resolve();
+      this.client.write(`${text}\r\n`, () => resolve());
+    });
+  }
+
+  /** One client command; false ends the session. */
+  private async handle(line: string): Promise<boolean> {
+    const verb = (/^\S*/.exec(line)?.[0] ?? '').toUpperCase();
+    switch (verb) {
+      case 'EHLO':
+      case 'HELO':
+        return this.hello(line, verb);
+      case 'STARTTLS':
+        return this.startTls();
+      case 'AUTH':
+        return this.authenticate(line);
+      case 'NOOP':
+        await this.say('250 2.0.0 OK');
+        return true;
+      case 'QUIT':
+        await this.say(`221 2.0.0 ${this.deps.config.hostname} closing connection`);
+        this.link?.send('QUIT\r\n');
+        return false;
+      case 'RSET':
+        this.clearTransaction();
+        if (this.link) await this.exchange('RSET');
+        await this.say('250 2.0.0 Flushed');
+        return true;
+      case 'MAIL':
+        return this.mail(line);
+      case 'RCPT':
+        return this.rcpt(line);
+      case 'DATA':
+        return this.data();
+      case 'BDAT':
+        return this.refuse('502 5.5.1 BDAT not supported, use DATA');
+      default:
+        if (!this.recorded.ehlo) return this.refuse('503 5.5.1 Say EHLO first');
+        await this.say((await this.exchange(line)).text);
+        return true;
+    }
+  }
+
+  private async refuse(text: string): Promise<boolean> {
+    await this.say(text);
+    if (++this.badCommands >= this.deps.config.limits.badCommands) {
+      await this.say('421 4.7.0 Too many bad commands, closing connection');
+      return false;
+    }
+    return true;
+  }
+
+  private plainAuthAllowed(): boolean {
+    const { config } = this.deps;
+    return this.secure || (config.smtp.loopbackPlainAuth && isLoopback(this.client.remoteAddress));
+  }
+
+  private async hello(line: string, verb: string): Promise<boolean> {
+    const name = line.slice(verb.length).trim();
+    if (!name || /\s/.test(name)) return this.refuse(`501 5.5.4 Syntax: ${verb} hostname`);
+    this.clearTransaction();
+    this.recorded.ehlo = `${verb} ${name}`;
+    // The node's session restarts with the new greeting at the next command that needs it.
+    this.dropLink();
+    if (verb === 'HELO') {
+      await this.say(`250 ${this.deps.config.hostname}`);
+      return true;
+    }
+    const { config, protocol } = this.deps;
+    const features = ['PIPELINING', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', `SIZE ${config.limits.messageSize}`];
+    if (this.deps.tlsContext && !this.secure) features.push('STARTTLS');
+    if (protocol === 'submission' && this.plainAuthAllowed() && !this.recorded.user) features.push('AUTH PLAIN LOGIN');
+    const lines = [`${config.hostname} Nice to meet you, ${name}`, ...features];
+    await this.say(lines.map((text, i) => `250${i === lines.length - 1 ? ' ' : '-'}${text}`).join('\r\n'));
+    return true;
+  }
+
+  /** RFC 3207: TLS ends at the gateway; the session starts over inside it. */
+  private async startTls(): Promise<boolean> {
+    if (!this.deps.tlsContext || this.secure) return this.refuse('503 5.5.1 TLS not available');
+    await this.say('220 2.0.0 Ready to start TLS');
+    const plain = this.client;
+    plain.setTimeout(0);
+    this.reader.detach();
+    const secured = new tls.TLSSocket(plain, { isServer: true, secureContext: this.deps.tlsContext });
+    await new Promise<void>((resolve, reject) => {
+      secured.once('secure', () => resolve());
+      secured.once('error', reject);
+    }).catch((error: Error) => {
+      throw new LinkLost(`TLS handshake failed: ${error.message}`);
+    });
+    secured.on('error', () => undefined);
+    this.client = secured;
+    this.secure = true;
+    this.reader.reset(secured);
+    secured.setTimeout(this.deps.config.limits.idleTimeoutSeconds * 1000, () => this.say('421 4.4.2 Idle too long, closing connection').then(() => this.end()));
+    this.recorded.ehlo = undefined;
+    this.recorded.user = undefined;
+    this.clearTransaction();
+    this.dropLink();
+    return true;
+  }
+
+  /** RFC 4954 AUTH PLAIN and LOGIN, checked here; the node learns the login through XCLIENT. */
+  private async authenticate(line: string): Promise<boolean> {
+    if (this.deps.protocol !== 'submission') return this.refuse('502 5.5.1 AUTH not available here');
+    if (!this.recorded.ehlo) return this.refuse('503 5.5.1 Say EHLO first');
+    if (this.recorded.user) return this.refuse('503 5.5.1 Already authenticated');
+    if (!this.plainAuthAllowed()) return this.refuse('530 5.7.0 Must issue a STARTTLS command first');
+    const [, mechanism = '', initial] = line.split(' ');
+    let username: string;
+    let password: string;
+    const ask = async (prompt: string): Promise<string | undefined> => {
+      await this.say(`334 ${prompt}`);
+      const answer = await this.reader.line();
+      return answer === undefined || answer === '*' ? undefined : answer;
+    };
+    if (mechanism.toUpperCase() === 'PLAIN') {
+      const response = initial && initial !== '=' ? initial : await ask('');
+      if (response === undefined) return this.refuse('501 5.7.0 Authentication cancelled');
+      const [authzid = '', authcid = '', secret = ''] = Buffer.from(response, 'base64').toString('utf8').split('\0');
+      if (authzid && authzid.toLowerCase() !== authcid.toLowerCase()) return this.refuse('535 5.7.8 Authentication credentials invalid');
+      username = authcid;
+      password = secret;
+    } else if (mechanism.toUpperCase() === 'LOGIN') {
+      const user = initial ?? (await ask(Buffer.from('Username:').toString('base64')));
+      if (user === undefined) return this.refuse('501 5.7.0 Authentication cancelled');
+      const pass = await ask(Buffer.from('Password:').toString('base64'));
+      if (pass === undefined) return this.refuse('501 5.7.0 Authentication cancelled');
+      username = Buffer.from(user, 'base64').toString('utf8');
+      password = Buffer.from(pass, 'base64').toString('utf8');
+    } else {
+      return this.refuse('504 5.5.4 Unrecognized authentication type');
+    }
+    const result = await this.deps.auth.authenticate(username, password, this.client.remoteAddress ?? '');
+    if (result.ok) {
+      this.recorded.user = result.user.address;
+      this.dropLink();
+      this.log.info({ user: result.user.address }, 'authenticated');
+      await this.say('235 2.7.0 Authentication successful');
+      return true;
+    }
+    if (result.reason === 'locked') {
+      await this.say('454 4.7.0 Too many failed logins from your address, try again later');
+      return true;
+    }
+    if (++this.authFailures >= this.deps.config.limits.authFailures) {
+      await this.say('421 4.7.0 Too many failed authentications, closing connection');
+      return false;
+    }
+    await this.say('535 5.7.8 Authentication credentials invalid');
+    return true;
+  }
+
+  private clearTransaction(): void {
+    this.recorded.mail = undefined;
+    this.recorded.rcpts = [];
+    this.recorded.data = undefined;
+    this.recorded.inData = false;
+    this.recorded.dataDone = false;
+  }
+
+  private dropLink(): void {
+    this.link?.send('QUIT\r\n');
+    this.link?.close();
+    this.link = undefined;
+  }
+
+  private async mail(line: string): Promise<boolean> {
+    if (!this.recorded.ehlo) return this.refuse('503 5.5.1 Say EHLO first');
+    // Each transaction gets its own id: a replay of it on another node is stored once.
+    const tagged = `${line} ${TXN_PARAM}=${this.deps.gatewayId}.${randomBytes(9).toString('base64url')}`;
+    this.clearTransaction();
+    const reply = await this.exchange(tagged);
+    if (reply.code >= 200 && reply.code < 300) this.recorded.mail = tagged;
+    await this.say(reply.text);
+    return true;
+  }
+
+  private async rcpt(line: string): Promise<boolean> {
+    if (!this.recorded.ehlo) return this.refuse('503 5.5.1 Say EHLO first');
+    const reply = await this.exchange(line);
+    if (reply.code >= 200 && reply.code < 300) this.recorded.rcpts.push(line);
+    await this.say(reply.text);
+    return true;
+  }
+
+  /** DATA: streamed to the node as it comes and kept until the node answers the end. */
+  private async data(): Promise<boolean> {
+    if (!this.recorded.mail || this.recorded.rcpts.length === 0) {
+      await this.say((await this.exchange('DATA')).text);
+      return true;
+    }
+    const start = await this.exchange('DATA');
+    await this.say(start.text);
+    if (start.code !== 354) return true;
+    this.recorded.data = [];
+    this.recorded.inData = true;
+    // The CRLF that ended the DATA line counts for a terminator right at the start.
+    let tail = Buffer.from('\r\n');
+    let size = 0;
+    const limit = this.deps.config.limits.messageSize + 64 * 1024;
+    while (!this.recorded.dataDone) {
+      const chunk = await this.reader.chunk();
+      const joined = Buffer.concat([tail, chunk]);
+      const at = joined.indexOf(DATA_END);
+      let take = chunk;
+      if (at >= 0) {
+        const upto = at + DATA_END.length - tail.length;
+        take = chunk.subarray(0, upto);
+        this.reader.unread(chunk.subarray(upto));
+        this.recorded.dataDone = true;
+      }
+      tail = Buffer.from(joined.subarray(Math.max(0, joined.length - 4)));
+      size += take.length;
+      if (size > limit) {
+        // The node refuses it too (SIZE); the gateway stops keeping a copy past the limit.
+        this.recorded.data = undefined;
+      } else {
+        this.recorded.data?.push(Buffer.from(take));
+      }
+      await this.forward(take);
+    }
+    const reply = await this.awaitReply();
+    await this.say(reply.text);
+    this.clearTransaction();
+    return true;
+  }
+
+  /** Sends a command to the node, replaying the session on another node if this one is lost. */
+  private async exchange(line: string): Promise<Reply> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const link = await this.ensureLink();
+        return await link.command(line);
+      } catch (error) {
+        if (!(error instanceof LinkLost) || attempt >= MAX_REPLAYS) return this.lost(error);
+        this.failover();
+      }
+    }
+  }
+
+  /** Passes DATA bytes on; a lost node gets the session and the bytes so far replayed elsewhere. */
+  private async forward(bytes: Buffer): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const link = await this.ensureLink();
+        // After a replay, the bytes so far (these included) were already sent.
+        if (attempt === 0) link.send(bytes);
+        return;
+      } catch (error) {
+        if (!(error instanceof LinkLost) || attempt >= MAX_REPLAYS) {
+          await this.lost(error);
+          return;
+        }
+        this.failover();
+      }
+    }
+  }
+
+  private async awaitReply(): Promise<Reply> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const link = await this.ensureLink();
+        return await link.reply();
+      } catch (error) {
+        if (!(error instanceof LinkLost) || attempt >= MAX_REPLAYS) return this.lost(error);
+        this.failover();
+      }
+    }
+  }
+
+  private failover(): void {
+    const lost = this.link?.nodeId;
+    if (lost) this.deps.directory.markFailed(lost);
+    this.link?.close();
+    this.link = undefined;
+    this.log.warn({ node: lost }, 'gateway: node lost mid-session; replaying the session on another node');
+  }
+
+  private lost(error: unknown): Reply {
+    this.log.warn({ err: (error as Error).message }, 'gateway: no node could take the session');
+    this.link?.close();
+    this.link = undefined;
+    throw new ClientGone('451 4.3.2 Mail node unavailable, try again later');
+  }
+
+  /** The node link, opened and brought up to the recorded state when there is none. */
+  private async ensureLink(): Promise<NodeLink> {
+    if (this.link) return this.link;
+    const candidates = this.deps.directory.candidates(this.deps.protocol);
+    if (candidates.length === 0) throw new LinkLost('no node available');
+    let lastError: unknown;
+    for (const node of candidates) {
+      let link: NodeLink | undefined;
+      try {
+        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs);
+        await this.bringUp(link);
+        this.link = link;
+        this.deps.directory.noteOpened(node.id, this.deps.protocol);
+        return link;
+      } catch (error) {
+        link?.close();
+        lastError = error;
+        if (error instanceof RefusedByNode) throw error;
+        this.deps.directory.markFailed(node.id);
+      }
+    }
+    throw new LinkLost(`no node could take the session: ${(lastError as Error)?.message}`);
+  }
+
+  /** Greeting, XCLIENT, EHLO, and the transaction so far: the node is where the client thinks it is. */
+  private async bringUp(link: NodeLink): Promise<void> {
+    const expect = async (what: string, reply: Promise<Reply>, ok: (code: number) => boolean) => {
+      const got = await reply;
+      if (!ok(got.code)) throw new RefusedByNode(`${what}: ${got.text}`);
+      return got;
+    };
+    // The node believes the PROXY header and XCLIENT only from trusted gateways; UNKNOWN keeps
+    // the gateway's own address for that check, XCLIENT ADDR then names the client.
+    link.send('PROXY UNKNOWN\r\n');
+    await expect('greeting', link.reply(), (c) => c === 220);
+    const address = (this.client.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
+    const parts = [`ADDR=${address}`, `PORT=${this.client.remotePort ?? 0}`];
+    if (this.recorded.user) parts.push(`LOGIN=${xtext(this.recorded.user)}`);
+    await expect('XCLIENT (is this gateway in the node\'s trustedGateways?)', link.command(`XCLIENT ${parts.join(' ')}`), (c) => c === 220);
+    await expect('EHLO', link.command(this.recorded.ehlo ?? `EHLO ${this.deps.config.hostname}`), (c) => c === 250);
+    const { mail, rcpts, data, inData } = this.recorded;
+    if (!mail) return;
+    await expect('MAIL replay', link.command(mail), (c) => c >= 200 && c < 300);
+    for (const rcpt of rcpts) await expect('RCPT replay', link.command(rcpt), (c) => c >= 200 && c < 300);
+    if (!inData) return;
+    if (!data) throw new RefusedByNode('message too large to replay');
+    await expect('DATA replay', link.command('DATA'), (c) => c === 354);
+    for (const chunk of data) link.send(chunk);
+  }
+}
+
+/** The node answered the replay differently than the first time: the client gets a temporary error. */
+class RefusedByNode extends LinkLost {}
+
+/** Ends the session after telling the client. */
+class ClientGone extends Error {}
+
+/** RFC 1891 xtext, as XCLIENT wants its values. */
+function xtext(value: string): string {
+  return value.replace(/[^!-*,-<>-~]/g, (c) => `+${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
