@@ -43,7 +43,7 @@ async function mailboxOf(store: Store, userId: number, name: string): Promise<Ma
   return mailbox;
 }
 
-async function messageOf(store: Store, userId: number, params: MessageParams): Promise<{ mailbox: Mailbox; meta: MessageMeta; raw: Buffer }> {
+export async function messageOf(store: Store, userId: number, params: MessageParams): Promise<{ mailbox: Mailbox; meta: MessageMeta; raw: Buffer }> {
   const mailbox = await mailboxOf(store, userId, params.mailbox);
   const meta = await store.getMessage(mailbox.id, params.uid);
   const raw = meta && (await store.getBlob(meta.blobHash));
@@ -51,14 +51,10 @@ async function messageOf(store: Store, userId: number, params: MessageParams): P
   return { mailbox, meta, raw };
 }
 
-/** The user's Trash: the \Trash special-use mailbox, else one named Trash (created when missing). */
-async function trashOf(store: Store, userId: number): Promise<Mailbox> {
+/** A special mailbox of the user (RFC 6154): by its special use, else by name, created when missing. */
+export async function specialMailbox(store: Store, userId: number, use: '\\Trash' | '\\Drafts', name: string): Promise<Mailbox> {
   const mailboxes = await store.listMailboxes(userId);
-  return (
-    mailboxes.find((m) => m.specialUse === '\\Trash') ??
-    mailboxes.find((m) => m.name === 'Trash') ??
-    (await store.createMailbox(userId, 'Trash', '\\Trash'))
-  );
+  return mailboxes.find((m) => m.specialUse === use) ?? mailboxes.find((m) => m.name === name) ?? (await store.createMailbox(userId, name, use));
 }
 
 export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
@@ -170,7 +166,7 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
   app.delete<{ Params: MessageParams }>('/messages/:mailbox/:uid', { schema: { params: messageParams } }, async (request) => {
     const { user } = accountOf(request);
     const { mailbox, meta } = await messageOf(store, user.id, request.params);
-    const trash = await trashOf(store, user.id);
+    const trash = await specialMailbox(store, user.id, '\\Trash', 'Trash');
     if (mailbox.id !== trash.id) {
       const { map } = await store.move(mailbox.id, [meta.uid], trash.id);
       return { deleted: false, mailbox: trash.name, uid: map[0]?.[1] ?? null };

@@ -2,8 +2,9 @@
 // recipients queued, bad recipients refused.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { simpleParser } from 'mailparser';
 import { startTestServer, type TestServer } from '../../test/helpers.js';
-import { WebClient } from './test-kit.js';
+import { rawMessage, WebClient } from './test-kit.js';
 
 describe('web send', () => {
   let server: TestServer;
@@ -89,5 +90,53 @@ describe('web send', () => {
     assert.equal((await client.post('/api/send', { to: ['ida@example.com'], subject: 's' }, { csrf: false })).status, 403);
     const sentBox = (await server.store.getMailbox(hal, 'Sent'))!;
     assert.equal((await server.store.mailboxStatus(sentBox.id)).messages, 2, 'nothing stored for refused sends');
+  });
+
+  it('forwards a message with its attachments', async () => {
+    const kit = await server.addUser('kit@example.com', 'kit-password');
+    const bytes = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 256));
+    const original = rawMessage([
+      'From: ida@example.com',
+      'To: hal@example.com',
+      'Subject: the numbers',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="b"',
+      '',
+      '--b',
+      'Content-Type: text/plain',
+      '',
+      'numbers attached',
+      '--b',
+      'Content-Type: application/octet-stream; name="numbers.bin"',
+      'Content-Disposition: attachment; filename="numbers.bin"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      bytes.toString('base64'),
+      '--b--',
+    ]);
+    const { copies } = await server.store.deliver(original, [{ userId: hal }]);
+    const reply = await client.post('/api/send', { to: ['kit@example.com'], subject: 'Fwd: the numbers', text: 'see below', forward: { mailbox: 'INBOX', uid: copies[0]!.uid } });
+    assert.equal(reply.status, 201, JSON.stringify(reply.body));
+    const parsed = await simpleParser(Buffer.from((await onlyMessage(kit, 'INBOX')).raw));
+    assert.equal(parsed.text?.trim(), 'see below');
+    assert.equal(parsed.attachments.length, 1);
+    assert.equal(parsed.attachments[0]!.filename, 'numbers.bin');
+    assert.deepEqual(parsed.attachments[0]!.content, bytes);
+    assert.equal((await client.post('/api/send', { to: ['kit@example.com'], subject: 'x', forward: { mailbox: 'INBOX', uid: 999 } })).status, 404);
+  });
+
+  it('keeps drafts with their Bcc, replaces them, and drops the draft once sent', async () => {
+    const drafts = (await server.store.getMailbox(hal, 'Drafts'))!;
+    const draft = { to: ['ida@example.com'], bcc: ['jon@example.com'], subject: 'draft one', text: 'not yet' };
+    const first = await client.post('/api/drafts', draft);
+    assert.equal(first.status, 201, JSON.stringify(first.body));
+    const saved = await onlyMessage(hal, 'Drafts');
+    assert.match(saved.raw, /^Bcc: jon@example\.com\r$/m, 'a draft keeps its Bcc');
+    assert.deepEqual(saved.flags.sort(), ['\\Draft', '\\Seen']);
+    const second = await client.post('/api/drafts', { ...draft, subject: 'draft two', replaces: first.body.uid });
+    assert.match((await onlyMessage(hal, 'Drafts')).raw, /^Subject: draft two\r$/m);
+    const sent = await client.post('/api/send', { ...draft, subject: 'final', draft: second.body.uid });
+    assert.equal(sent.status, 201);
+    assert.equal((await server.store.mailboxStatus(drafts.id)).messages, 0);
   });
 });

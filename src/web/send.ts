@@ -1,18 +1,21 @@
 // Compose and send from the browser, through the same path as SMTP submission: recipients
 // resolved like RCPT TO, local copies and outbound queue entries in one deliver, plus a copy
 // in the sender's Sent. MailComposer adds Message-ID and Date and leaves Bcc out of the header.
+// Drafts are the same message kept in the Drafts mailbox (Bcc included).
 import type { FastifyInstance } from 'fastify';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type { ServiceDeps } from '../service.js';
 import { SmtpReply } from '../smtp/codes.js';
 import { resolveRecipient, storeMessage, type Recipient } from '../smtp/delivery.js';
-import type { Store } from '../store/types.js';
+import type { Store, User } from '../store/types.js';
 import { Errors, HttpError } from './errors.js';
+import { messageOf, specialMailbox } from './mail.js';
+import { parseMessage } from './message-view.js';
 import { accountOf } from './sessions.js';
 
 const addressList = { type: 'array', maxItems: 1000, items: { type: 'string', minLength: 3, maxLength: 320, pattern: '^[^\\s@<>",;]+@[^\\s@<>",;]+$' } } as const;
 
-interface SendBody {
+interface ComposeBody {
   to?: string[];
   cc?: string[];
   bcc?: string[];
@@ -22,39 +25,51 @@ interface SendBody {
   inReplyTo?: string;
   references?: string[];
   attachments?: { filename: string; contentType?: string; content: string }[];
+  /** A message whose attachments go along (forward). */
+  forward?: { mailbox: string; uid: number };
 }
 
-const sendSchema = {
-  body: {
-    type: 'object',
-    required: ['subject'],
-    additionalProperties: false,
-    properties: {
-      to: addressList,
-      cc: addressList,
-      bcc: addressList,
-      subject: { type: 'string', maxLength: 998 },
-      text: { type: 'string' },
-      html: { type: 'string' },
-      inReplyTo: { type: 'string', maxLength: 998 },
-      references: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 998 } },
-      attachments: {
-        type: 'array',
-        maxItems: 100,
-        items: {
-          type: 'object',
-          required: ['filename', 'content'],
-          additionalProperties: false,
-          properties: {
-            filename: { type: 'string', minLength: 1, maxLength: 255 },
-            contentType: { type: 'string', maxLength: 255, pattern: '^[\\w.+-]+/[\\w.+-]+$' },
-            // base64
-            content: { type: 'string', pattern: '^[A-Za-z0-9+/]*={0,2}$' },
-          },
-        },
+const composeProperties = {
+  to: addressList,
+  cc: addressList,
+  bcc: addressList,
+  subject: { type: 'string', maxLength: 998 },
+  text: { type: 'string' },
+  html: { type: 'string' },
+  inReplyTo: { type: 'string', maxLength: 998 },
+  references: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 998 } },
+  attachments: {
+    type: 'array',
+    maxItems: 100,
+    items: {
+      type: 'object',
+      required: ['filename', 'content'],
+      additionalProperties: false,
+      properties: {
+        filename: { type: 'string', minLength: 1, maxLength: 255 },
+        contentType: { type: 'string', maxLength: 255, pattern: '^[\\w.+-]+/[\\w.+-]+$' },
+        // base64
+        content: { type: 'string', pattern: '^[A-Za-z0-9+/]*={0,2}$' },
       },
     },
   },
+  forward: {
+    type: 'object',
+    required: ['mailbox', 'uid'],
+    additionalProperties: false,
+    properties: { mailbox: { type: 'string', minLength: 1, maxLength: 1000 }, uid: { type: 'integer', minimum: 1 } },
+  },
+} as const;
+
+/** UID of a draft in Drafts: sending it, or saving a newer version, removes it. */
+const draftUid = { type: 'integer', minimum: 1 } as const;
+
+const sendSchema = {
+  body: { type: 'object', required: ['subject'], additionalProperties: false, properties: { ...composeProperties, draft: draftUid } },
+} as const;
+
+const draftSchema = {
+  body: { type: 'object', required: ['subject'], additionalProperties: false, properties: { ...composeProperties, replaces: draftUid } },
 } as const;
 
 /** Like RCPT TO: a local address must exist and have room; anything else goes out. */
@@ -72,38 +87,73 @@ async function resolveAll(store: Store, addresses: string[]): Promise<Recipient[
   return out;
 }
 
+/** The message as RFC 5322 bytes; Bcc in the header only when kept as a draft. */
+async function compose(store: Store, user: User, body: ComposeBody, options: { keepBcc: boolean; maxBytes: number }): Promise<{ raw: Buffer; messageId: string }> {
+  const attachments: { filename: string; contentType?: string; content: Buffer }[] = (body.attachments ?? []).map((a) => ({
+    filename: a.filename,
+    contentType: a.contentType,
+    content: Buffer.from(a.content, 'base64'),
+  }));
+  if (body.forward) {
+    const { raw } = await messageOf(store, user.id, body.forward);
+    for (const original of (await parseMessage(raw)).attachments) {
+      attachments.push({ filename: original.filename ?? 'attachment', contentType: original.contentType, content: original.content });
+    }
+  }
+  const message = new MailComposer({
+    from: user.address,
+    to: body.to,
+    cc: body.cc,
+    bcc: body.bcc,
+    subject: body.subject,
+    text: body.text ?? '',
+    html: body.html,
+    inReplyTo: body.inReplyTo,
+    references: body.references,
+    attachments,
+    // Content comes only from this request: never a file path or URL on the server.
+    disableFileAccess: true,
+    disableUrlAccess: true,
+  }).compile();
+  message.keepBcc = options.keepBcc;
+  const raw = await message.build();
+  if (raw.length > options.maxBytes) throw new HttpError(413, `message is larger than ${options.maxBytes} bytes`);
+  return { raw, messageId: message.messageId() };
+}
+
+async function dropDraft(store: Store, userId: number, uid: number | undefined): Promise<void> {
+  if (uid === undefined) return;
+  const drafts = await specialMailbox(store, userId, '\\Drafts', 'Drafts');
+  await store.setFlags(drafts.id, [uid], 'add', ['\\Deleted']);
+  await store.expunge(drafts.id, [uid]);
+}
+
 export function sendRoutes(app: FastifyInstance, deps: ServiceDeps): void {
   const { store, config } = deps;
   const maxBytes = config.limits.messageSize;
+  const bodyLimit = Math.ceil(maxBytes * 1.4) + 1024 * 1024; // base64 attachments in JSON
 
-  app.post<{ Body: SendBody }>('/send', { schema: sendSchema, bodyLimit: Math.ceil(maxBytes * 1.4) + 1024 * 1024 }, async (request, reply) => {
+  app.post<{ Body: ComposeBody & { draft?: number } }>('/send', { schema: sendSchema, bodyLimit }, async (request, reply) => {
     const { user } = accountOf(request);
     const body = request.body;
     const recipients = [...new Set([...(body.to ?? []), ...(body.cc ?? []), ...(body.bcc ?? [])].map((a) => a.trim().toLowerCase()))];
     if (recipients.length === 0) throw Errors.badRequest('no recipients');
     if (recipients.length > config.limits.recipients) throw Errors.badRequest(`at most ${config.limits.recipients} recipients`);
     const resolved = await resolveAll(store, recipients);
-
-    const composer = new MailComposer({
-      from: user.address,
-      to: body.to,
-      cc: body.cc,
-      bcc: body.bcc,
-      subject: body.subject,
-      text: body.text ?? '',
-      html: body.html,
-      inReplyTo: body.inReplyTo,
-      references: body.references,
-      attachments: body.attachments?.map((a) => ({ filename: a.filename, contentType: a.contentType, content: Buffer.from(a.content, 'base64') })),
-      // Content comes only from this request: never a file path or URL on the server.
-      disableFileAccess: true,
-      disableUrlAccess: true,
-    });
-    const message = composer.compile();
-    const raw = await message.build();
-    if (raw.length > maxBytes) throw new HttpError(413, `message is larger than ${maxBytes} bytes`);
+    const { raw, messageId } = await compose(store, user, body, { keepBcc: false, maxBytes });
     const result = await storeMessage(store, raw, resolved, { sender: user.address, sentCopyUserId: user.id });
+    await dropDraft(store, user.id, body.draft);
     void reply.code(201);
-    return { messageId: message.messageId(), size: raw.length, queued: result.outboundIds.length };
+    return { messageId, size: raw.length, queued: result.outboundIds.length };
+  });
+
+  app.post<{ Body: ComposeBody & { replaces?: number } }>('/drafts', { schema: draftSchema, bodyLimit }, async (request, reply) => {
+    const { user } = accountOf(request);
+    const { raw } = await compose(store, user, request.body, { keepBcc: true, maxBytes });
+    const drafts = await specialMailbox(store, user.id, '\\Drafts', 'Drafts');
+    const { uid } = await store.append(drafts.id, raw, ['\\Draft', '\\Seen']);
+    await dropDraft(store, user.id, request.body.replaces);
+    void reply.code(201);
+    return { mailbox: drafts.name, uid };
   });
 }
