@@ -27,6 +27,7 @@ export async function runLocalCluster(config: Readonly<Config>, configFile: stri
     // The same runtime flags (tsx under tests) and entry point as this process.
     const args = [...process.execArgv, process.argv[1]!, 'node', '--id', node.id, '--data', config.data, '--hostname', config.hostname];
     if (configFile) args.push('--config', configFile);
+    if (config.store.url) args.push('--store', config.store.url);
     for (const protocol of ['smtp', 'submission', 'pop3', 'imap', 'http']) args.push(`--${protocol}`, '127.0.0.1:0');
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     node.child = child;
