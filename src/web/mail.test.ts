@@ -172,6 +172,27 @@ describe('web mail', () => {
     assert.equal((await server.store.mailboxStatus(trash.id)).messages, 0);
   });
 
+  it('creates, renames and deletes folders, but not INBOX or special ones', async () => {
+    const created = await client.post('/api/mailboxes', { name: 'Projects/Quill' });
+    assert.equal(created.status, 201);
+    assert.deepEqual(created.body, { name: 'Projects/Quill' });
+    assert.equal((await client.post('/api/mailboxes', { name: 'Projects/Quill' })).status, 409);
+    for (const bad of ['', '/lead', 'trail/', 'a//b', 'wild*', 'per%cent', 'tab\there']) {
+      assert.equal((await client.post('/api/mailboxes', { name: bad })).status, 400, JSON.stringify(bad));
+    }
+    assert.equal((await client.post('/api/mailboxes', { name: 'x' }, { csrf: false })).status, 403);
+    await server.store.deliver(rawMessage(['Subject: filed', '', 'x']), [{ userId: fay, mailbox: 'Projects/Quill' }]);
+    const renamed = await client.post(`/api/mailboxes/${encodeURIComponent('Projects/Quill')}/rename`, { to: 'Projects/Quillmail' });
+    assert.deepEqual(renamed.body, { name: 'Projects/Quillmail' });
+    const listed = await client.get(`/api/mailboxes/${encodeURIComponent('Projects/Quillmail')}/messages`);
+    assert.deepEqual(listed.body.messages.map((m: { subject: string }) => m.subject), ['filed']);
+    assert.equal((await client.request('DELETE', `/api/mailboxes/${encodeURIComponent('Projects/Quillmail')}`)).status, 200);
+    assert.equal(await server.store.getMailbox(fay, 'Projects/Quillmail'), undefined);
+    assert.equal((await client.request('DELETE', '/api/mailboxes/INBOX')).status, 400);
+    assert.equal((await client.request('DELETE', '/api/mailboxes/Trash')).status, 400);
+    assert.equal((await client.request('DELETE', '/api/mailboxes/Nope')).status, 404);
+  });
+
   it('answers 503 while the store is unavailable', async () => {
     const listMailboxes = server.store.listMailboxes.bind(server.store);
     server.store.listMailboxes = async () => {

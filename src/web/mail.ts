@@ -1,4 +1,4 @@
-// Webmail API: mailboxes with counts, message lists with paging and sort, message view,
+// Webmail API: mailboxes with counts (create, rename, delete), message lists with paging and sort, message view,
 // attachment download, flags, move and delete (to Trash; from Trash for good).
 import type { FastifyInstance } from 'fastify';
 import type { ServiceDeps } from '../service.js';
@@ -25,6 +25,10 @@ function sortMessages(metas: MessageMeta[], sort: Sort): MessageMeta[] {
 
 // RFC 3501 flag names: system flags (\Seen) and keywords (atoms); \Recent is the server's.
 const flagList = { type: 'array', maxItems: 20, items: { type: 'string', pattern: '^\\\\?[A-Za-z0-9$_.-]{1,64}$' } } as const;
+
+// A new mailbox name: '/'-separated levels, none empty; no control characters or IMAP wildcards.
+const mailboxName = { type: 'string', minLength: 1, maxLength: 200, pattern: '^(?!/)(?!.*//)(?!.*/$)[^\\u0000-\\u001f\\u007f%*]+$' } as const;
+const nameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 1000 } } } as const;
 
 const messageParams = {
   type: 'object',
@@ -71,11 +75,40 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
     return { mailboxes: out };
   });
 
+  app.post<{ Body: { name: string } }>(
+    '/mailboxes',
+    { schema: { body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: mailboxName } } } },
+    async (request, reply) => {
+      const { user } = accountOf(request);
+      const mailbox = await store.createMailbox(user.id, request.body.name);
+      void reply.code(201);
+      return { name: mailbox.name };
+    },
+  );
+
+  app.post<{ Params: { name: string }; Body: { to: string } }>(
+    '/mailboxes/:name/rename',
+    { schema: { params: nameParams, body: { type: 'object', required: ['to'], additionalProperties: false, properties: { to: mailboxName } } } },
+    async (request) => {
+      const { user } = accountOf(request);
+      await store.renameMailbox(user.id, request.params.name, request.body.to);
+      return { name: (await mailboxOf(store, user.id, request.body.to)).name };
+    },
+  );
+
+  app.delete<{ Params: { name: string } }>('/mailboxes/:name', { schema: { params: nameParams } }, async (request) => {
+    const { user } = accountOf(request);
+    const mailbox = await mailboxOf(store, user.id, request.params.name);
+    if (mailbox.name === 'INBOX' || mailbox.specialUse) throw Errors.badRequest(`${mailbox.name} is a special mailbox and stays`);
+    await store.deleteMailbox(mailbox.id);
+    return { deleted: true };
+  });
+
   app.get<{ Params: { name: string }; Querystring: { offset: number; limit: number; sort: Sort } }>(
     '/mailboxes/:name/messages',
     {
       schema: {
-        params: { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 1000 } } },
+        params: nameParams,
         querystring: {
           type: 'object',
           additionalProperties: false,
