@@ -83,7 +83,7 @@ describe('web mail', () => {
     assert.equal(reply.body.mailboxes.find((m: { name: string }) => m.name === 'Trash').specialUse, '\\Trash');
   });
 
-  it('pages through a mailbox in either order without overlap', async () => {
+  it('pages through a mailbox in either order without overlap, and searches it', async () => {
     const box = await server.store.createMailbox(fay, 'Lists/Paging');
     for (let i = 1; i <= 7; i++) await server.store.append(box.id, rawMessage([`Subject: page ${i}`, 'From: Lister <list@example.org>', '', `body ${i}`]), [], new Date(Date.UTC(2026, 0, i)));
     const path = `/api/mailboxes/${encodeURIComponent('Lists/Paging')}/messages`;
@@ -96,6 +96,12 @@ describe('web mail', () => {
     assert.deepEqual(last.body.messages.map((m: { subject: string }) => m.subject), ['page 1']);
     const oldest = await client.get(`${path}?limit=2&offset=1&sort=date`);
     assert.deepEqual(oldest.body.messages.map((m: { uid: number }) => m.uid), [2, 3]);
+    const found = await client.get(`${path}?q=${encodeURIComponent('PAGE 3')}`);
+    assert.deepEqual(found.body.messages.map((m: { subject: string }) => m.subject), ['page 3']);
+    assert.equal(found.body.complete, true);
+    assert.equal((await client.get(`${path}?q=lister&limit=2&offset=2`)).body.messages.length, 2, 'matches the sender name, paged');
+    assert.equal((await client.get(`${path}?q=lister`)).body.total, 7);
+    assert.equal((await client.get(`${path}?q=nothing-like-it`)).body.total, 0);
     assert.equal((await client.get(`${path}?limit=500`)).status, 400);
     assert.equal((await client.get(`${path}?sort=subject`)).status, 400);
     assert.equal((await client.get('/api/mailboxes/Nope/messages')).status, 404);

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ServiceDeps } from '../service.js';
 import type { Mailbox, MessageMeta, Store } from '../store/types.js';
 import { Errors } from './errors.js';
-import { contentDisposition, parseMessage, summarize, viewMessage } from './message-view.js';
+import { contentDisposition, parseMessage, summarize, viewMessage, type AddressOut } from './message-view.js';
 import { accountOf } from './sessions.js';
 
 const SORTS = ['date', '-date', 'size', '-size', 'uid', '-uid'] as const;
@@ -21,6 +21,14 @@ function sortMessages(metas: MessageMeta[], sort: Sort): MessageMeta[] {
   const key = SORT_KEYS[sort.replace('-', '') as keyof typeof SORT_KEYS];
   // UID breaks ties, so pages never overlap.
   return metas.sort((a, b) => (key(a) - key(b) || a.uid - b.uid) * (descending ? -1 : 1));
+}
+
+/** Messages a search looks at, newest first by the list's sort; the answer says when it stopped short. */
+const SEARCH_SCAN = 5000;
+
+function matchesSearch(summary: { subject: string; from: AddressOut[]; to: AddressOut[] }, needle: string): boolean {
+  const fields = [summary.subject, ...[...summary.from, ...summary.to].flatMap((a) => [a.name, a.address])];
+  return fields.some((field) => field.toLowerCase().includes(needle));
 }
 
 // RFC 3501 flag names: system flags (\Seen) and keywords (atoms); \Recent is the server's.
@@ -104,7 +112,7 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
     return { deleted: true };
   });
 
-  app.get<{ Params: { name: string }; Querystring: { offset: number; limit: number; sort: Sort } }>(
+  app.get<{ Params: { name: string }; Querystring: { offset: number; limit: number; sort: Sort; q?: string } }>(
     '/mailboxes/:name/messages',
     {
       schema: {
@@ -116,22 +124,36 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
             offset: { type: 'integer', minimum: 0, default: 0 },
             limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
             sort: { type: 'string', enum: SORTS, default: '-date' },
+            q: { type: 'string', minLength: 1, maxLength: 200 },
           },
         },
       },
     },
     async (request) => {
       const { user } = accountOf(request);
-      const { offset, limit, sort } = request.query;
+      const { offset, limit, sort, q } = request.query;
       const mailbox = await mailboxOf(store, user.id, request.params.name);
       const all = sortMessages(await store.listMessages(mailbox.id), sort);
-      const messages = [];
-      for (const meta of all.slice(offset, offset + limit)) {
+      const summaryOf = async (meta: MessageMeta) => {
         const raw = await store.getBlob(meta.blobHash);
-        if (!raw) continue;
-        messages.push({ uid: meta.uid, flags: meta.flags, size: meta.size, internalDate: meta.internalDate.toISOString(), ...(await summarize(raw)) });
+        return raw && { uid: meta.uid, flags: meta.flags, size: meta.size, internalDate: meta.internalDate.toISOString(), ...(await summarize(raw)) };
+      };
+      if (q === undefined) {
+        const messages = [];
+        for (const meta of all.slice(offset, offset + limit)) {
+          const summary = await summaryOf(meta);
+          if (summary) messages.push(summary);
+        }
+        return { mailbox: mailbox.name, total: all.length, offset, limit, sort, messages };
       }
-      return { mailbox: mailbox.name, total: all.length, offset, limit, sort, messages };
+      // Search: subject and addresses, in sort order, over at most SEARCH_SCAN messages.
+      const needle = q.toLowerCase();
+      const matches = [];
+      for (const meta of all.slice(0, SEARCH_SCAN)) {
+        const summary = await summaryOf(meta);
+        if (summary && matchesSearch(summary, needle)) matches.push(summary);
+      }
+      return { mailbox: mailbox.name, total: matches.length, offset, limit, sort, q, complete: all.length <= SEARCH_SCAN, messages: matches.slice(offset, offset + limit) };
     },
   );
 
