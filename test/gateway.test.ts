@@ -182,3 +182,48 @@ describe('gateway PROXY header', () => {
     }
   });
 });
+
+describe('gateway screening', () => {
+  it('refuses blocklisted networks, too many sessions or connections from one address, and early talkers', async () => {
+    const data = tempDir('quill-gw-screen-');
+    const node = await startTestServer({ dataDir: data, nodeId: 'node-s' });
+    const store = await SqliteStore.open(data);
+    const config = testConfig(data, {
+      gateway: { blocklist: ['127.0.0.3', '127.0.1.0/24'], sessionsPerIp: 2, connectsPerIpPerMinute: 6, smtpGreetDelayMs: 300 },
+    });
+    const gateway = await startGateway(config, store, silentLogger(), { id: 'gw-screen', protocols: ['http', 'smtp'] });
+    const from = (localAddress: string, port = gateway.port('http')) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = net.connect({ host: '127.0.0.1', port, localAddress }, () => socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+        let text = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (chunk: string) => (text += chunk));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+    try {
+      assert.match(await from('127.0.0.3'), /^HTTP\/1\.1 403 /, 'a listed address');
+      assert.match(await from('127.0.1.9'), /^HTTP\/1\.1 403 /, 'an address in a listed network');
+      assert.match(await from('127.0.0.4'), /^HTTP\/1\.1 200 /, 'anyone else');
+
+      // Two idle sessions from 127.0.0.5 fill its share; a third is turned away.
+      const held = await Promise.all([1, 2].map(() => new Promise<net.Socket>((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port: gateway.port('http'), localAddress: '127.0.0.5' }, () => resolve(s));
+      })));
+      await sleep(100);
+      assert.match(await from('127.0.0.5'), /^HTTP\/1\.1 503 /);
+      held.forEach((s) => s.destroy());
+
+      // 127.0.0.6 may open six connections a minute; the seventh is refused.
+      for (let i = 0; i < 6; i++) assert.match(await from('127.0.0.6'), /^HTTP\/1\.1 200 /, `connection ${i + 1}`);
+      assert.match(await from('127.0.0.6'), /^HTTP\/1\.1 503 /);
+
+      // An SMTP client that speaks before the greeting is refused.
+      assert.match(await from('127.0.0.7', gateway.port('smtp')), /^554 5\.5\.0 /);
+    } finally {
+      await gateway.close();
+      await node.stop();
+      await store.close();
+    }
+  });
+});

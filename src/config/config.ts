@@ -114,6 +114,14 @@ const gatewaySchema = z
     probeIntervalMs: z.number().int().positive().default(1000),
     /** Start each connection to a node with a PROXY v1 line naming the client (nodes must list this gateway in trustedGateways). */
     proxyProtocol: z.boolean().default(false),
+    /** Screening (RFC 2505): addresses and IPv4/IPv6 networks (a.b.c.d/nn) refused at connect. */
+    blocklist: z.array(z.string().min(1)).default([]),
+    /** Open sessions from one client address, per listener. */
+    sessionsPerIp: z.number().int().positive().default(50),
+    /** New connections from one client address per minute, per listener. */
+    connectsPerIpPerMinute: z.number().int().positive().default(600),
+    /** SMTP: wait this long before the greeting and refuse clients that talk first (0 = off). */
+    smtpGreetDelayMs: z.number().int().nonnegative().default(0),
   })
   .strict();
 

@@ -35,6 +35,63 @@ export function temporaryError(protocol: ProtocolName, host: string): string {
   }
 }
 
+/** What a refused client hears when it is not welcome at all (blocklisted). */
+export function deniedError(protocol: ProtocolName, host: string): string {
+  switch (protocol) {
+    case 'smtp':
+    case 'submission':
+      return `554 5.7.1 ${host} access denied\r\n`; // RFC 5321 3.1
+    case 'pop3':
+      return '-ERR [AUTH] access denied\r\n';
+    case 'imap':
+      return '* BYE access denied\r\n';
+    case 'http':
+      return 'HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
+  }
+}
+
+/**
+ * Screening of clients (RFC 2505 spirit): a blocklist, open sessions per address, and new
+ * connections per address per minute. Memory stays bounded under a spray of addresses.
+ */
+class Screening {
+  private readonly blocked = new net.BlockList();
+  private readonly open = new Map<string, number>();
+  private readonly recent = new Map<string, { count: number; since: number }>();
+
+  constructor(private readonly limits: Readonly<Config['gateway']>) {
+    for (const entry of limits.blocklist) {
+      const [address = '', bits] = entry.split('/');
+      const type = net.isIPv6(address) ? 'ipv6' : 'ipv4';
+      if (bits !== undefined) this.blocked.addSubnet(address, Number(bits), type);
+      else this.blocked.addAddress(address, type);
+    }
+  }
+
+  /** Why the address may not connect now, or undefined; counts it in when admitted. */
+  admit(raw: string): string | undefined {
+    const address = raw.replace(/^::ffff:(?=\d+\.)/, '');
+    if (address && this.blocked.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4')) return 'blocklisted';
+    const now = Date.now();
+    const window = this.recent.get(address);
+    if (!window || now - window.since > 60_000) {
+      if (this.recent.size > 100_000) this.recent.clear();
+      this.recent.set(address, { count: 1, since: now });
+    } else if (++window.count > this.limits.connectsPerIpPerMinute) return 'too many connections per minute';
+    const open = this.open.get(address) ?? 0;
+    if (open >= this.limits.sessionsPerIp) return 'too many sessions from one address';
+    this.open.set(address, open + 1);
+    return undefined;
+  }
+
+  left(raw: string): void {
+    const address = raw.replace(/^::ffff:(?=\d+\.)/, '');
+    const open = (this.open.get(address) ?? 1) - 1;
+    if (open > 0) this.open.set(address, open);
+    else this.open.delete(address);
+  }
+}
+
 interface Waiter {
   socket: net.Socket;
   timer: NodeJS.Timeout;
@@ -45,6 +102,7 @@ export type FrontFactory = (socket: net.Socket) => { run(): Promise<void>; reado
 
 class ProtocolProxy {
   private readonly server = net.createServer((socket) => this.accept(socket));
+  private readonly screening: Screening;
   /** Set for protocols with a front end of their own. */
   front: FrontFactory | undefined;
   readonly fronts = new Set<ReturnType<FrontFactory>>();
@@ -58,7 +116,9 @@ class ProtocolProxy {
     private readonly directory: NodeDirectory,
     private readonly config: Readonly<Config>,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.screening = new Screening(config.gateway);
+  }
 
   get active(): number {
     return this.sessions.size;
@@ -76,6 +136,9 @@ class ProtocolProxy {
   private accept(socket: net.Socket): void {
     socket.on('error', () => undefined);
     const limits = this.config.gateway;
+    const why = this.screening.admit(socket.remoteAddress ?? '');
+    if (why) return this.refuse(socket, why, why === 'blocklisted');
+    socket.once('close', () => this.screening.left(socket.remoteAddress ?? ''));
     if (this.sessions.size < limits.maxSessions) return void this.open(socket);
     if (this.waiting.length >= limits.queueLength) return this.refuse(socket, 'gateway full');
     const waiter: Waiter = {
@@ -95,9 +158,9 @@ class ProtocolProxy {
     this.waiting.push(waiter);
   }
 
-  private refuse(socket: net.Socket, why: string): void {
+  private refuse(socket: net.Socket, why: string, permanent = false): void {
     this.logger.warn({ protocol: this.protocol, remote: socket.remoteAddress, why }, 'gateway: client refused');
-    socket.end(temporaryError(this.protocol, this.config.hostname));
+    socket.end(permanent ? deniedError(this.protocol, this.config.hostname) : temporaryError(this.protocol, this.config.hostname));
     socket.setTimeout(5_000, () => socket.destroy());
   }
 

@@ -122,6 +122,11 @@ class Reader {
     return out;
   }
 
+  /** Whether the peer has sent bytes not read yet. */
+  get pending(): boolean {
+    return this.buffer.length > 0;
+  }
+
   /** Puts back bytes read too far (the rest after a DATA terminator). */
   unread(bytes: Buffer): void {
     if (bytes.length > 0) this.buffer = Buffer.concat([bytes, this.buffer]);
@@ -226,6 +231,17 @@ export class SmtpFront {
 
   async run(): Promise<void> {
     try {
+      // RFC 5321 4.3.1: the client waits for the greeting; one that talks first is a spammer's
+      // tool more often than not (RFC 2505 screening).
+      const delay = this.deps.config.gateway.smtpGreetDelayMs;
+      if (delay > 0) {
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        if (this.reader.pending) {
+          this.log.warn('gateway: early talker refused');
+          await this.say(`554 5.5.0 ${this.deps.config.hostname} talking before the greeting, goodbye`);
+          return;
+        }
+      }
       await this.say(`220 ${this.deps.config.hostname} ESMTP Quillmail`);
       for (;;) {
         const line = await this.reader.line();
