@@ -1,0 +1,162 @@
+// Several sessions on one mailbox: changes made in one reach the others as untagged EXISTS,
+// EXPUNGE and FETCH FLAGS on NOOP and in IDLE (RFC 3501 7.3.1, 7.4.1, 7.4.2; RFC 2177), and
+// never as EXPUNGE in the middle of a FETCH, STORE or SEARCH (RFC 3501 7.4.1).
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import { flow, quote, requires, scratch, wire } from './kit.js';
+import { fetches, type Response, type Wire } from './wire.js';
+
+const msg = (subject: string): Buffer => Buffer.from(`From: a@example.com\r\nSubject: ${subject}\r\n\r\nbody ${subject}\r\n`);
+
+async function pair(t: TestContext, count = 3): Promise<{ a: Wire; b: Wire; name: string }> {
+  const name = await scratch(t, Array.from({ length: count }, (_, i) => msg(`c${i + 1}`)));
+  const a = await wire(t);
+  const b = await wire(t);
+  (await a.command(`SELECT ${quote(name)}`)).ok();
+  (await b.command(`SELECT ${quote(name)}`)).ok();
+  return { a, b, name };
+}
+
+function flagsIn(responses: Response[], seq: number): string {
+  const item = fetches(responses).get(seq);
+  return JSON.stringify(item?.FLAGS ?? null);
+}
+
+/** NOOP until a response matches (a server may deliver a change on the next NOOP). */
+async function noopUntil(raw: Wire, test: (responses: Response[]) => boolean, tries = 20): Promise<Response[]> {
+  const seen: Response[] = [];
+  for (let i = 0; i < tries; i++) {
+    seen.push(...(await raw.command('NOOP')).ok().untagged);
+    if (test(seen)) return seen;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.fail(`not seen after ${tries} NOOPs: ${seen.map((r) => r.text).join(' | ')}`);
+}
+
+test('NOOP brings EXISTS for a message appended in another session', async (t) => {
+  const { a, b, name } = await pair(t);
+  (await b.command([`APPEND ${quote(name)} `, msg('new')])).ok();
+  const seen = await noopUntil(a, (rs) => rs.some((r) => r.name === 'EXISTS'));
+  assert.equal(seen.filter((r) => r.name === 'EXISTS').at(-1)?.number, 4);
+  const item = fetches((await a.command('FETCH 4 BODY.PEEK[HEADER.FIELDS (SUBJECT)]')).ok()).get(4);
+  assert.match(String(item?.['BODY[HEADER.FIELDS (SUBJECT)]']), /Subject: new/);
+});
+
+test('NOOP brings FETCH FLAGS for flags changed in another session', async (t) => {
+  const { a, b } = await pair(t);
+  (await b.command('STORE 2 +FLAGS.SILENT (\\Flagged $Shared)')).ok();
+  const seen = await noopUntil(a, (rs) => fetches(rs).has(2));
+  assert.match(flagsIn(seen, 2), /\\\\Flagged/);
+  assert.match(flagsIn(seen, 2), /\$Shared/);
+});
+
+test('NOOP brings EXPUNGE for messages expunged in another session; sequence numbers follow', async (t) => {
+  const { a, b } = await pair(t, 4);
+  const uidsBefore = [...fetches((await a.command('FETCH 1:* UID')).ok()).values()].map((item) => Number(item.UID));
+  (await b.command('STORE 2:3 +FLAGS.SILENT (\\Deleted)')).ok();
+  (await b.command('EXPUNGE')).ok();
+  const seen = await noopUntil(a, (rs) => rs.filter((r) => r.name === 'EXPUNGE').length === 2);
+  const left = [...uidsBefore];
+  for (const response of seen.filter((r) => r.name === 'EXPUNGE')) left.splice(response.number - 1, 1);
+  assert.deepEqual(left, [uidsBefore[0], uidsBefore[3]]);
+  const now = [...fetches((await a.command('FETCH 1:* UID')).ok()).entries()].sort(([x], [y]) => x - y).map(([, item]) => Number(item.UID));
+  assert.deepEqual(now, left);
+});
+
+test('no EXPUNGE while answering FETCH, STORE or SEARCH; it comes on the next NOOP', async (t) => {
+  const { a, b } = await pair(t, 3);
+  (await b.command('STORE 1 +FLAGS.SILENT (\\Deleted)')).ok();
+  (await b.command('EXPUNGE')).ok();
+  for (const command of ['FETCH 1:* FLAGS', 'STORE 3 +FLAGS.SILENT (\\Seen)', 'SEARCH ALL']) {
+    const reply = (await a.command(command)).ok();
+    assert.equal(reply.all('EXPUNGE').length, 0, `EXPUNGE during ${command}: ${reply}`);
+  }
+  const seen = await noopUntil(a, (rs) => rs.some((r) => r.name === 'EXPUNGE'));
+  assert.equal(seen.find((r) => r.name === 'EXPUNGE')?.number, 1);
+});
+
+test('a read-only (EXAMINE) session is told of changes too', async (t) => {
+  const { b, name } = await pair(t);
+  const reader = await wire(t);
+  (await reader.command(`EXAMINE ${quote(name)}`)).ok();
+  (await b.command('STORE 1 +FLAGS.SILENT (\\Answered)')).ok();
+  (await b.command([`APPEND ${quote(name)} `, msg('more')])).ok();
+  const seen = await noopUntil(reader, (rs) => rs.some((r) => r.name === 'EXISTS') && fetches(rs).has(1));
+  assert.match(flagsIn(seen, 1), /Answered/);
+});
+
+test('IDLE: EXISTS, FETCH FLAGS and EXPUNGE arrive while idling, DONE ends it with OK', async (t) => {
+  if (!(await requires(t, 'IDLE'))) return;
+  const { a, b, name } = await pair(t);
+  a.write('I1 IDLE\r\n');
+  const start = await a.next();
+  assert.equal(start.kind, 'continuation', start.text);
+  (await b.command([`APPEND ${quote(name)} `, msg('idle')])).ok();
+  const exists = await a.waitFor((r) => r.name === 'EXISTS');
+  assert.equal(exists.at(-1)!.number, 4);
+  (await b.command('STORE 2 +FLAGS.SILENT (\\Seen)')).ok();
+  const flags = await a.waitFor((r) => r.name === 'FETCH');
+  assert.match(flagsIn(flags, 2), /Seen/);
+  (await b.command('STORE 3 +FLAGS.SILENT (\\Deleted)')).ok();
+  (await b.command('EXPUNGE')).ok();
+  const expunge = await a.waitFor((r) => r.name === 'EXPUNGE');
+  assert.equal(expunge.at(-1)!.number, 3);
+  a.write('DONE\r\n');
+  (await a.finish('I1', 'IDLE')).ok();
+  (await a.command('NOOP')).ok();
+});
+
+test('IDLE: every idling session wakes up for one change', async (t) => {
+  if (!(await requires(t, 'IDLE'))) return;
+  const name = await scratch(t, [msg('x')]);
+  const idlers: Wire[] = [];
+  for (let i = 0; i < 5; i++) {
+    const each = await wire(t);
+    (await each.command(`EXAMINE ${quote(name)}`)).ok();
+    each.write('W1 IDLE\r\n');
+    assert.equal((await each.next()).kind, 'continuation');
+    idlers.push(each);
+  }
+  const writer = await wire(t);
+  (await writer.command([`APPEND ${quote(name)} `, msg('wake')])).ok();
+  await Promise.all(
+    idlers.map(async (each) => {
+      const got = await each.waitFor((r) => r.name === 'EXISTS');
+      assert.equal(got.at(-1)!.number, 2);
+      each.write('DONE\r\n');
+      (await each.finish('W1', 'IDLE')).ok();
+    }),
+  );
+});
+
+test('imapflow: exists, flags and expunge events from another session while idling', async (t) => {
+  if (!(await requires(t, 'IDLE'))) return;
+  const name = await scratch(t, [msg('f1'), msg('f2')]);
+  const watcher = await flow(t);
+  const actor = await wire(t);
+  await watcher.mailboxOpen(name);
+  const events: string[] = [];
+  /** Resolves when an event matching the pattern has arrived; fails after 10 s. */
+  const seen = async (pattern: RegExp): Promise<void> => {
+    const until = Date.now() + 10_000;
+    while (!events.some((event) => pattern.test(event))) {
+      if (Date.now() > until) throw new Error(`no event like ${pattern}; events so far: ${events.join(' ')}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  watcher.on('exists', (data: { count: number }) => events.push(`exists:${data.count}`));
+  watcher.on('flags', (data: { seq: number; flags: Set<string> }) => events.push(`flags:${data.seq}:${[...data.flags].join(',')}`));
+  watcher.on('expunge', (data: { seq: number }) => events.push(`expunge:${data.seq}`));
+  const idle = watcher.idle();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  (await actor.command([`APPEND ${quote(name)} `, msg('f3')])).ok();
+  await seen(/^exists:3$/);
+  (await actor.command(`SELECT ${quote(name)}`)).ok();
+  (await actor.command('STORE 1 +FLAGS.SILENT (\\Flagged)')).ok();
+  await seen(/^flags:1:.*\\Flagged/);
+  (await actor.command('STORE 2 +FLAGS.SILENT (\\Deleted)')).ok();
+  (await actor.command('EXPUNGE')).ok();
+  await seen(/^expunge:2$/);
+  await watcher.noop();
+  await idle;
+});
