@@ -1,5 +1,6 @@
 // The web app in a real browser (playwright-core driving Debian's chromium): log in, see mail
-// sent by SMTP appear live, read it without its scripts running, reply, delete, log out.
+// sent by SMTP appear live, read it without its scripts running, reply, forward with the
+// attachment, search, delete, log out.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -15,6 +16,7 @@ const CHROMIUM = process.env.QUILL_CHROMIUM ?? '/usr/bin/chromium';
 
 // Each payload sets a marker if it ever runs.
 const XSS_SUBJECT = 'Hello <img src=x onerror="window.top.__xss=1">';
+const XSS_FILENAME = '<img src=x onerror="window.top.__xss=6">.txt';
 const XSS_HTML = [
   '<p>Dear Una,</p><p>please <b>read</b> this.</p>',
   '<script>window.top.__xss = 2</script>',
@@ -64,7 +66,14 @@ describe('web app in a browser', { skip: !existsSync(CHROMIUM) && `no chromium a
     await page.getByText('No messages in INBOX.').waitFor();
 
     const transport = nodemailer.createTransport({ host: '127.0.0.1', port: server.port('smtp'), secure: false, ignoreTLS: true });
-    await transport.sendMail({ from: 'Vic <vic@example.com>', to: 'una@example.com', subject: XSS_SUBJECT, html: XSS_HTML, text: 'Dear Una, please read this.' });
+    await transport.sendMail({
+      from: 'Vic <vic@example.com>',
+      to: 'una@example.com',
+      subject: XSS_SUBJECT,
+      html: XSS_HTML,
+      text: 'Dear Una, please read this.',
+      attachments: [{ filename: XSS_FILENAME, content: 'attached text' }],
+    });
     transport.close();
 
     const row = page.getByRole('button', { name: /Hello <img src=x/ });
@@ -77,6 +86,7 @@ describe('web app in a browser', { skip: !existsSync(CHROMIUM) && `no chromium a
     await frame.getByText('link').click(); // what is left of the javascript: link does nothing
     assert.equal(await xssMarker(), undefined, 'no payload ran');
     assert.equal(await frame.locator('script').count(), 0);
+    assert.equal(await page.getByRole('list', { name: 'Attachments' }).getByRole('link').textContent(), XSS_FILENAME);
   });
 
   it('replies, and the reply reaches the sender with a Sent copy', async () => {
@@ -100,10 +110,35 @@ describe('web app in a browser', { skip: !existsSync(CHROMIUM) && `no chromium a
     assert.equal((await server.store.mailboxStatus((await server.store.getMailbox(una.id, 'Sent'))!.id)).messages, 1);
   });
 
+  it('forwards with the attachment, and finds the message by search', async () => {
+    await page.getByRole('button', { name: 'Forward' }).click();
+    const dialog = page.getByRole('dialog', { name: 'New message' });
+    await dialog.getByText('1 attachment of the original message go along.').waitFor();
+    await dialog.getByLabel('To').fill('vic@example.com');
+    await dialog.getByRole('button', { name: 'Send' }).click();
+    await page.getByRole('status').filter({ hasText: 'Sent.' }).waitFor();
+    const vic = (await server.store.getUser('vic@example.com'))!;
+    const inbox = (await server.store.getMailbox(vic.id, 'INBOX'))!;
+    const forwarded = (await server.store.listMessages(inbox.id)).at(-1)!;
+    const parsed = await simpleParser((await server.store.getBlob(forwarded.blobHash))!);
+    assert.equal(parsed.subject, `Fwd: ${XSS_SUBJECT}`);
+    assert.equal(parsed.attachments[0]?.filename, XSS_FILENAME);
+    assert.equal(parsed.attachments[0]?.content.toString(), 'attached text');
+
+    const search = page.getByRole('searchbox');
+    await search.fill('nothing like it');
+    await search.press('Enter');
+    await page.getByText('Nothing in INBOX matches').waitFor();
+    await search.fill('vic@example');
+    await search.press('Enter');
+    await page.getByRole('button', { name: /Hello <img src=x/ }).waitFor();
+  });
+
   it('deletes to Trash and logs out', async () => {
-    await page.getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('button', { name: /Hello <img src=x/ }).click();
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
     await page.getByRole('status').filter({ hasText: 'Moved to Trash.' }).waitFor();
-    await page.getByText('No messages in INBOX.').waitFor();
+    await page.getByText('Nothing in INBOX matches').waitFor();
     await page.getByRole('navigation').getByRole('button', { name: /^Trash/ }).click();
     await page.getByRole('button', { name: /Hello <img src=x/ }).waitFor();
     await page.getByRole('button', { name: 'Log out' }).click();

@@ -121,6 +121,7 @@ export async function viewMessage(raw: Buffer, options: { images: boolean }) {
     from: addresses(parsed.from),
     to: addresses(parsed.to),
     cc: addresses(parsed.cc),
+    bcc: addresses(parsed.bcc), // only a draft or a sent copy of one's own has it
     replyTo: addresses(parsed.replyTo),
     date: parsed.date?.toISOString() ?? null,
     messageId: parsed.messageId ?? null,

@@ -68,6 +68,8 @@ export interface Summary {
 
 export interface MessageList {
   total: number;
+  /** False when a search stopped before the oldest messages. */
+  complete?: boolean;
   offset: number;
   limit: number;
   messages: Summary[];
@@ -89,6 +91,7 @@ export interface MessageView {
   from: Address[];
   to: Address[];
   cc: Address[];
+  bcc: Address[];
   replyTo: Address[];
   date: string | null;
   messageId: string | null;

@@ -5,10 +5,15 @@ import { api } from './api.js';
 export interface Draft {
   to: string;
   cc: string;
+  bcc?: string;
   subject: string;
   text: string;
   inReplyTo?: string;
   references?: string[];
+  /** Forward: the original's attachments go along. */
+  forward?: { mailbox: string; uid: number; attachments: number };
+  /** UID in Drafts when editing a saved draft. */
+  draftUid?: number;
 }
 
 const splitAddresses = (value: string) =>
@@ -29,7 +34,9 @@ function toBase64(file: File): Promise<string> {
 export function Compose({ draft, onClose, onSent }: { draft: Draft; onClose: () => void; onSent: () => void }) {
   const [to, setTo] = useState(draft.to);
   const [cc, setCc] = useState(draft.cc);
-  const [bcc, setBcc] = useState('');
+  const [bcc, setBcc] = useState(draft.bcc ?? '');
+  const [draftUid, setDraftUid] = useState(draft.draftUid);
+  const [saved, setSaved] = useState('');
   const [subject, setSubject] = useState(draft.subject);
   const [text, setText] = useState(draft.text);
   const [files, setFiles] = useState<File[]>([]);
@@ -45,26 +52,44 @@ export function Compose({ draft, onClose, onSent }: { draft: Draft; onClose: () 
     }
   }, []);
 
+  async function message() {
+    const attachments = await Promise.all(files.map(async (file) => ({ filename: file.name, content: await toBase64(file) })));
+    return {
+      to: splitAddresses(to),
+      cc: splitAddresses(cc),
+      bcc: splitAddresses(bcc),
+      subject,
+      text,
+      attachments,
+      ...(draft.inReplyTo ? { inReplyTo: draft.inReplyTo, references: draft.references ?? [] } : {}),
+      ...(draft.forward ? { forward: { mailbox: draft.forward.mailbox, uid: draft.forward.uid } } : {}),
+    };
+  }
+
   async function send(event: Event) {
     event.preventDefault();
     setBusy(true);
     setError('');
     try {
-      const attachments = await Promise.all(files.map(async (file) => ({ filename: file.name, content: await toBase64(file) })));
-      await api('POST', '/api/send', {
-        to: splitAddresses(to),
-        cc: splitAddresses(cc),
-        bcc: splitAddresses(bcc),
-        subject,
-        text,
-        attachments,
-        ...(draft.inReplyTo ? { inReplyTo: draft.inReplyTo, references: draft.references ?? [] } : {}),
-      });
+      await api('POST', '/api/send', { ...(await message()), ...(draftUid ? { draft: draftUid } : {}) });
       onSent();
     } catch (e) {
       setError((e as Error).message);
       setBusy(false);
     }
+  }
+
+  async function save() {
+    setBusy(true);
+    setError('');
+    try {
+      const result = await api<{ uid: number }>('POST', '/api/drafts', { ...(await message()), ...(draftUid ? { replaces: draftUid } : {}) });
+      setDraftUid(result.uid);
+      setSaved(`Draft saved at ${new Date().toLocaleTimeString()}.`);
+    } catch (e) {
+      setError((e as Error).message);
+    }
+    setBusy(false);
   }
 
   return (
@@ -85,6 +110,12 @@ export function Compose({ draft, onClose, onSent }: { draft: Draft; onClose: () 
       <label>
         Attachments <input type="file" multiple onChange={(e) => setFiles([...(e.currentTarget.files ?? [])])} />
       </label>
+      {draft.forward && draft.forward.attachments > 0 && (
+        <p class="hint">
+          {draft.forward.attachments} attachment{draft.forward.attachments > 1 ? 's' : ''} of the original message go along.
+        </p>
+      )}
+      {saved && <p class="hint">{saved}</p>}
       {error && (
         <p class="error" role="alert">
           {error}
@@ -94,8 +125,11 @@ export function Compose({ draft, onClose, onSent }: { draft: Draft; onClose: () 
         <button type="submit" disabled={busy}>
           {busy ? 'Sending…' : 'Send'}
         </button>
+        <button type="button" onClick={save} disabled={busy}>
+          Save draft
+        </button>
         <button type="button" onClick={onClose}>
-          Discard
+          Close
         </button>
       </div>
     </form>

@@ -46,7 +46,57 @@ function replyDraft(view: MessageView, me: string, all: boolean): Draft {
 
 function forwardDraft(view: MessageView): Draft {
   const header = [`From: ${full(view.from)}`, `Date: ${view.date ?? ''}`, `Subject: ${view.subject}`, `To: ${full(view.to)}`].join('\n');
-  return { to: '', cc: '', subject: `Fwd: ${view.subject}`, text: `\n\n---------- Forwarded message ----------\n${header}\n\n${view.text ?? ''}` };
+  return {
+    to: '',
+    cc: '',
+    subject: `Fwd: ${view.subject}`,
+    text: `\n\n---------- Forwarded message ----------\n${header}\n\n${view.text ?? ''}`,
+    forward: { mailbox: view.mailbox, uid: view.uid, attachments: view.attachments.length },
+  };
+}
+
+function editDraft(view: MessageView): Draft {
+  const list = (addresses: Address[]) => addresses.map((a) => a.address).join(', ');
+  return { to: list(view.to), cc: list(view.cc), bcc: list(view.bcc), subject: view.subject, text: view.text ?? '', draftUid: view.uid };
+}
+
+function PasswordForm({ onClose }: { onClose: () => void }) {
+  const [currentPassword, setCurrent] = useState('');
+  const [newPassword, setNew] = useState('');
+  const [message, setMessage] = useState('');
+  const [done, setDone] = useState(false);
+  async function submit(event: Event) {
+    event.preventDefault();
+    try {
+      await api('POST', '/api/password', { currentPassword, newPassword });
+      setDone(true);
+      setMessage('Password changed. Your other sessions have been logged out.');
+    } catch (e) {
+      setMessage((e as Error).message);
+    }
+  }
+  return (
+    <form class="compose" onSubmit={submit} onKeyDown={(e) => e.key === 'Escape' && onClose()} aria-label="Change password">
+      <label>
+        Current password <input type="password" autocomplete="current-password" required autofocus value={currentPassword} onInput={(e) => setCurrent(e.currentTarget.value)} />
+      </label>
+      <label>
+        New password (8 characters or more)
+        <input type="password" autocomplete="new-password" required minLength={8} value={newPassword} onInput={(e) => setNew(e.currentTarget.value)} />
+      </label>
+      {message && (
+        <p class={done ? 'hint' : 'error'} role={done ? 'status' : 'alert'}>
+          {message}
+        </p>
+      )}
+      <div class="actions">
+        {!done && <button type="submit">Change password</button>}
+        <button type="button" onClick={onClose}>
+          Close
+        </button>
+      </div>
+    </form>
+  );
 }
 
 export function Mail({ user, onLogout }: { user: UserInfo; onLogout: () => void }) {
@@ -58,10 +108,13 @@ export function Mail({ user, onLogout }: { user: UserInfo; onLogout: () => void 
   const [view, setView] = useState<MessageView | null>(null);
   const [images, setImages] = useState(false);
   const [draft, setDraft] = useState<Draft | null>(null);
+  const [passwordOpen, setPasswordOpen] = useState(false);
+  const [search, setSearch] = useState('');
+  const [query, setQuery] = useState('');
   const [error, setError] = useState('');
   const [notice, setNotice] = useState('');
-  const state = useRef({ current, offset });
-  state.current = { current, offset };
+  const state = useRef({ current, offset, query });
+  state.current = { current, offset, query };
 
   const fail = (e: unknown) => setError((e as Error).message);
 
@@ -70,8 +123,9 @@ export function Mail({ user, onLogout }: { user: UserInfo; onLogout: () => void 
   }, []);
 
   const loadList = useCallback(() => {
-    const { current: mailbox, offset: from } = state.current;
-    api<MessageList>('GET', `/api/mailboxes/${enc(mailbox)}/messages?offset=${from}&limit=${PAGE}`).then((r) => {
+    const { current: mailbox, offset: from, query: q } = state.current;
+    const search = q ? `&q=${enc(q)}` : '';
+    api<MessageList>('GET', `/api/mailboxes/${enc(mailbox)}/messages?offset=${from}&limit=${PAGE}${search}`).then((r) => {
       if (state.current.current === mailbox) setList(r);
     }, fail);
   }, []);
@@ -80,7 +134,7 @@ export function Mail({ user, onLogout }: { user: UserInfo; onLogout: () => void 
   useEffect(() => {
     setList(null);
     loadList();
-  }, [current, offset]);
+  }, [current, offset, query]);
 
   // Live updates: the server's event stream says which mailbox changed.
   useEffect(() => {
@@ -113,7 +167,36 @@ export function Mail({ user, onLogout }: { user: UserInfo; onLogout: () => void 
     setCurrent(mailbox);
     setOffset(0);
     setSelected(null);
+    setSearch('');
+    setQuery('');
   }
+
+  async function folder(action: 'create' | 'rename' | 'delete') {
+    try {
+      if (action === 'create') {
+        const name = prompt('Name of the new folder (use / for a subfolder):');
+        if (!name) return;
+        await api('POST', '/api/mailboxes', { name });
+        open(name);
+      } else if (action === 'rename') {
+        const to = prompt(`New name for ${current}:`, current);
+        if (!to || to === current) return;
+        await api('POST', `/api/mailboxes/${enc(current)}/rename`, { to });
+        open(to);
+      } else {
+        if (!confirm(`Delete the folder ${current} and every message in it?`)) return;
+        await api('DELETE', `/api/mailboxes/${enc(current)}`);
+        open('INBOX');
+      }
+      loadMailboxes();
+    } catch (e) {
+      fail(e);
+    }
+  }
+
+  const currentBox = mailboxes.find((m) => m.name === current);
+  const isDrafts = currentBox?.specialUse === '\\Drafts';
+  const isSpecial = current === 'INBOX' || !!currentBox?.specialUse;
 
   async function remove() {
     if (selected === null) return;
@@ -156,7 +239,7 @@ export function Mail({ user, onLogout }: { user: UserInfo; onLogout: () => void 
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
       const target = event.target as HTMLElement;
-      if (draft || event.ctrlKey || event.metaKey || event.altKey || ['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName)) return;
+      if (draft || passwordOpen || event.ctrlKey || event.metaKey || event.altKey || ['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName)) return;
       const messages = list?.messages ?? [];
       const index = messages.findIndex((m) => m.uid === selected);
       const step = (delta: number) => {
@@ -170,6 +253,7 @@ export function Mail({ user, onLogout }: { user: UserInfo; onLogout: () => void 
         r: () => view && setDraft(replyDraft(view, user.address, false)),
         a: () => view && setDraft(replyDraft(view, user.address, true)),
         f: () => view && setDraft(forwardDraft(view)),
+        '/': () => document.getElementById('search')?.focus(),
         '#': () => void remove(),
         Delete: () => void remove(),
         u: () => setSelected(null),
@@ -214,6 +298,9 @@ export function Mail({ user, onLogout }: { user: UserInfo; onLogout: () => void 
           ))}
         </select>
         <span class="me">{user.address}</span>
+        <button type="button" onClick={() => setPasswordOpen(true)}>
+          Password
+        </button>
         <button type="button" onClick={onLogout}>
           Log out
         </button>
@@ -233,12 +320,39 @@ export function Mail({ user, onLogout }: { user: UserInfo; onLogout: () => void 
             </li>
           ))}
         </ul>
+        <div class="folder-actions">
+          <button type="button" onClick={() => folder('create')}>
+            New folder
+          </button>
+          {!isSpecial && (
+            <>
+              <button type="button" onClick={() => folder('rename')}>
+                Rename
+              </button>
+              <button type="button" onClick={() => folder('delete')}>
+                Delete folder
+              </button>
+            </>
+          )}
+        </div>
       </nav>
       <section class="list" aria-label="Messages">
+        <form
+          class="search"
+          role="search"
+          onSubmit={(e) => {
+            e.preventDefault();
+            setOffset(0);
+            setQuery(search.trim());
+          }}
+        >
+          <input id="search" type="search" placeholder={`Search ${current}`} aria-label="Search subject and addresses" value={search} onInput={(e) => setSearch(e.currentTarget.value)} />
+        </form>
+        {list?.complete === false && <p class="hint">Only the newest messages were searched.</p>}
         {list === null ? (
           <p class="loading">Loading…</p>
         ) : list.total === 0 ? (
-          <p class="empty">No messages in {current}.</p>
+          <p class="empty">{query ? `Nothing in ${current} matches “${query}”.` : `No messages in ${current}.`}</p>
         ) : (
           <>
             <ul>{list.messages.map(row)}</ul>
@@ -263,6 +377,11 @@ export function Mail({ user, onLogout }: { user: UserInfo; onLogout: () => void 
               <button type="button" class="back" onClick={() => setSelected(null)}>
                 Back
               </button>
+              {isDrafts && (
+                <button type="button" onClick={() => setDraft(editDraft(view))}>
+                  Edit draft
+                </button>
+              )}
               <button type="button" onClick={() => setDraft(replyDraft(view, user.address, false))}>
                 Reply
               </button>
@@ -344,8 +463,17 @@ export function Mail({ user, onLogout }: { user: UserInfo; onLogout: () => void 
               setDraft(null);
               setNotice('Sent.');
               loadMailboxes();
+              if (isDrafts) {
+                setSelected(null);
+                loadList();
+              }
             }}
           />
+        </div>
+      )}
+      {passwordOpen && (
+        <div class="overlay" role="dialog" aria-modal="true" aria-label="Change password">
+          <PasswordForm onClose={() => setPasswordOpen(false)} />
         </div>
       )}
     </div>
