@@ -2,9 +2,9 @@
 # Runs the IMAP conformance suite (or any command) against a private Debian Dovecot.
 # Usage: test/imap/dovecot.sh [COMMAND...]   (default: node scripts/run-tests.mjs test/imap)
 # Needs the Debian package dovecot-imapd. Everything lives in one temp dir (config, logs,
-# sockets, maildirs, passwd-file) which is removed afterwards; Dovecot listens on
+# sockets, sdbox mail storage, passwd-file) which is removed afterwards; Dovecot listens on
 # 127.0.0.1:$IMAP_PORT (default: a free port) without TLS, with users user1/pass1 and
-# user2/pass2. As root, mail is owned by nobody; otherwise everything runs as the caller.
+# user2/pass2. sdbox rather than maildir because Dovecot's maildir refuses RENAME INBOX. As root, mail is owned by nobody; otherwise everything runs as the caller.
 set -eu
 cd "$(dirname "$0")/../.."
 DIR=$(mktemp -d /tmp/quill-dovecot.XXXXXX)
@@ -40,7 +40,7 @@ ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
-mail_location = maildir:$DIR/mail/%u:LAYOUT=fs
+mail_location = sdbox:$DIR/mail/%u
 mail_uid = $MAIL_USER
 mail_gid = $MAIL_GROUP
 mail_plugins = quota
@@ -102,7 +102,8 @@ protocol imap {
   mail_plugins = \$mail_plugins imap_quota
 }
 plugin {
-  quota = maildir:User quota
+  quota = count:User quota
+  quota_vsizes = yes
   quota_rule = *:storage=100M
   quota_max_mail_size = 10M
 }
