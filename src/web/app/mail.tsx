@@ -131,6 +131,10 @@ export function Mail({ user, onLogout }: { user: UserInfo; onLogout: () => void 
   }, []);
 
   useEffect(loadMailboxes, []);
+  // A new compose window starts without the last one's "Sent."
+  useEffect(() => {
+    if (draft) setNotice('');
+  }, [draft]);
   useEffect(() => {
     setList(null);
     loadList();
