@@ -99,6 +99,7 @@ describe('web accounts', () => {
   });
 
   it('has sign-up closed by default', async () => {
+    assert.deepEqual((await new WebClient(base).get('/api/config')).body, { signup: 'closed' });
     const reply = await new WebClient(base).post('/api/signup', { address: 'new@example.com', password: 'a-long-password' });
     assert.equal(reply.status, 403);
     assert.equal(await server.store.getUser('new@example.com'), undefined);
@@ -126,6 +127,7 @@ describe('web accounts: sign-up', () => {
     const server = await startTestServer({ overrides: { web: { signup: 'open' } } });
     try {
       const client = new WebClient(`http://127.0.0.1:${server.port('http')}`);
+      assert.deepEqual((await client.get('/api/config')).body, { signup: 'open' });
       const created = await client.post('/api/signup', { address: 'Newbie@Example.com', password: 'a-long-password' });
       assert.equal(created.status, 201, JSON.stringify(created.body));
       assert.equal(created.body.user.address, 'newbie@example.com');

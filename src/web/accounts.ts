@@ -20,6 +20,9 @@ export function accountRoutes(app: FastifyInstance, deps: ServiceDeps): void {
   const { store, auth, config } = deps;
   const lifetimeHours = config.web.sessionHours;
 
+  // What the login page needs to know before anyone logs in.
+  app.get('/config', { config: { public: true } }, async () => ({ signup: config.web.signup }));
+
   app.post<{ Body: { address: string; password: string } }>(
     '/login',
     {

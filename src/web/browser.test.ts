@@ -1,6 +1,6 @@
 // The web app in a real browser (playwright-core driving Debian's chromium): log in, see mail
 // sent by SMTP appear live, read it without its scripts running, reply, forward with the
-// attachment, search, delete, log out.
+// attachment, search, delete, log out; sign up on a phone-sized screen.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -147,5 +147,22 @@ describe('web app in a browser', { skip: !existsSync(CHROMIUM) && `no chromium a
     await page.getByRole('button', { name: 'Log in' }).waitFor();
     assert.equal(await xssMarker(), undefined);
     assert.deepEqual(problems, [], 'no script errors or policy violations');
+  });
+
+  it('signs up where sign-up is open', async () => {
+    const open = await startTestServer({ overrides: { web: { signup: 'open' } } });
+    const signupPage = await browser.newPage({ viewport: { width: 390, height: 800 } }); // a phone
+    try {
+      await signupPage.goto(`http://127.0.0.1:${open.port('http')}/`);
+      await signupPage.getByRole('button', { name: 'New here? Create an account' }).click();
+      await signupPage.getByLabel('Address').fill('wes@example.com');
+      await signupPage.getByLabel('Password').fill('a-long-password');
+      await signupPage.getByRole('button', { name: 'Create account' }).click();
+      await signupPage.getByText('No messages in INBOX.').waitFor();
+      assert.ok(await open.store.getUser('wes@example.com'));
+    } finally {
+      await signupPage.close();
+      await open.stop();
+    }
   });
 });
