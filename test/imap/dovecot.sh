@@ -99,7 +99,7 @@ service auth {
   }
 }
 protocol imap {
-  mail_plugins = \$mail_plugins imap_quota
+  mail_plugins = \$mail_plugins imap_quota imap_zlib
 }
 plugin {
   quota = count:User quota

@@ -1,9 +1,10 @@
 // UIDPLUS (RFC 4315), MOVE (RFC 6851), LITERAL+ (RFC 7888), UNSELECT (RFC 3691), CONDSTORE
-// and QRESYNC (RFC 7162), QUOTA (RFC 9208), APPENDLIMIT (RFC 7889).
+// and QRESYNC (RFC 7162), QUOTA (RFC 9208), APPENDLIMIT (RFC 7889), COMPRESS (RFC 4978).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { capabilities, flow, quote, requires, scratch, wire } from './kit.js';
-import { fetches, fetchOf, type Reply, type Wire } from './wire.js';
+import { constants, createDeflateRaw, createInflateRaw } from 'node:zlib';
+import { capabilities, flow, quote, requires, scratch, target, wire } from './kit.js';
+import { fetches, fetchOf, Wire, type Reply } from './wire.js';
 
 const msg = (subject: string, pad = 0): Buffer =>
   Buffer.from(`From: a@example.com\r\nSubject: ${subject}\r\nMessage-ID: <${subject}@example.com>\r\n\r\n${'y'.repeat(pad)}body ${subject}\r\n`);
@@ -207,6 +208,7 @@ test('QUOTA: GETQUOTAROOT INBOX names a root; STORAGE usage grows with APPEND', 
 
 test('APPENDLIMIT: a literal over the advertised limit is refused before it is sent', async (t) => {
   const cap = [...(await capabilities())].find((c) => c.startsWith('APPENDLIMIT='));
+  // The only limit form tested here is the global one in CAPABILITY (RFC 7889 3.1).
   if (!cap) return t.skip('server does not advertise APPENDLIMIT=<n>');
   const limit = Number(cap.split('=')[1]);
   const raw = await wire(t);
@@ -219,4 +221,40 @@ test('APPENDLIMIT: a literal over the advertised limit is refused before it is s
   (await raw.command('NOOP')).ok();
   const status = (await raw.command(`STATUS ${quote(name)} (MESSAGES)`)).ok();
   assert.match(status.all('STATUS')[0]?.text ?? '', /\(MESSAGES 0\)/);
+});
+
+test('COMPRESS=DEFLATE: after the OK both directions are raw DEFLATE and commands go on working', async (t) => {
+  if (!(await requires(t, 'COMPRESS=DEFLATE'))) return;
+  const body = msg('deflate', 20_000);
+  const name = await scratch(t, [body]);
+  const raw = await Wire.login(await target());
+  t.after(() => raw.socket.destroy());
+  (await raw.command('COMPRESS DEFLATE')).ok();
+  raw.socket.removeAllListeners('data');
+  const inflate = createInflateRaw();
+  const deflate = createDeflateRaw();
+  raw.socket.on('data', (chunk: Buffer) => inflate.write(chunk));
+  deflate.on('data', (chunk: Buffer) => raw.socket.write(chunk));
+  const received: Buffer[] = [];
+  inflate.on('data', (chunk: Buffer) => received.push(chunk));
+  const text = (): string => Buffer.concat(received).toString('latin1');
+  const send = (line: string): void => {
+    deflate.write(line);
+    deflate.flush(constants.Z_SYNC_FLUSH);
+  };
+  const until = async (pattern: RegExp): Promise<void> => {
+    const end = Date.now() + 10_000;
+    while (!pattern.test(text())) {
+      if (Date.now() > end) throw new Error(`no ${pattern} in: ${text().slice(-300)}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  send('Z0 COMPRESS DEFLATE\r\n');
+  await until(/^Z0 /m);
+  assert.match(text(), /^Z0 (NO|BAD)\b/m, 'a second COMPRESS is refused');
+  send(`Z1 EXAMINE ${quote(name)}\r\nZ2 FETCH 1 BODY.PEEK[]\r\n`);
+  await until(/^Z2 OK/m);
+  assert.ok(Buffer.concat(received).includes(Buffer.concat([Buffer.from(`{${body.length}}\r\n`), body])), 'BODY[] arrives intact through DEFLATE');
+  send('Z3 LOGOUT\r\n');
+  await until(/^Z3 OK/m);
 });

@@ -3,7 +3,7 @@
 // SPECIAL-USE (RFC 6154), LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819).
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { flow, imaplib, pyOk, quote, removeMailbox, requires, scratch, target, uniqueName, wire } from './kit.js';
+import { capabilities, flow, imaplib, pyOk, quote, removeMailbox, requires, scratch, target, uniqueName, wire } from './kit.js';
 import { str, type Reply, type Value, type Wire } from './wire.js';
 
 interface Listed {
@@ -71,6 +71,16 @@ test('hierarchy: CREATE a/b/c makes the parents; "%" stops at a level, "*" does 
   assert.deepEqual(names((await raw.command(`LIST ${quote(`${top}/`)} "%"`)).ok()), [`${top}/a`, `${top}/c`]);
   const entries = listed((await raw.command(`LIST "" ${quote(`${top}/*`)}`)).ok());
   assert.ok(entries.every((entry) => entry.separator === '/'), JSON.stringify(entries));
+});
+
+test('quoted strings: a mailbox name with a quote, a backslash and spaces round-trips', async (t) => {
+  const raw = await wire(t);
+  const top = fresh(t);
+  const name = `${top}/say "hi" \\ there`;
+  (await raw.command(`CREATE ${quote(name)}`)).ok();
+  assert.deepEqual(names((await raw.command(`LIST "" ${quote(`${top}/*`)}`)).ok()), [name]);
+  (await raw.command([`APPEND `, Buffer.from(name), ' ', msg('quoted')])).ok();
+  assert.equal((await status(raw, name, 'MESSAGES')).MESSAGES, 1);
 });
 
 test('LIST "" "" answers the hierarchy separator with \\Noselect and an empty name', async (t) => {
@@ -182,7 +192,7 @@ test('SPECIAL-USE: the default mailboxes carry RFC 6154 attributes, in LIST and 
   const special = all.filter((entry) => entry.flags.some((flag) => known.has(flag)));
   const uses = special.flatMap((entry) => entry.flags.filter((flag) => known.has(flag)));
   for (const use of ['\\sent', '\\drafts', '\\trash']) assert.ok(uses.includes(use), `${use} missing in ${JSON.stringify(all)}`);
-  if (await requires(t, 'LIST-EXTENDED')) {
+  if ((await capabilities()).has('LIST-EXTENDED')) {
     const selected = listed((await raw.command('LIST (SPECIAL-USE) "" "*"')).ok());
     assert.deepEqual(selected.map((entry) => entry.name).sort(), special.map((entry) => entry.name).sort());
     const returned = listed((await raw.command('LIST "" "*" RETURN (SPECIAL-USE)')).ok());
