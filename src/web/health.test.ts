@@ -33,6 +33,19 @@ describe('web: health', () => {
     assert.equal((await fetch(`${base}/readyz`)).status, 200);
   });
 
+  it('describes the API in an OpenAPI document built from the route schemas', async () => {
+    const response = await fetch(`${base}/api/openapi.json`);
+    assert.equal(response.status, 200);
+    const doc = (await response.json()) as { openapi: string; paths: Record<string, Record<string, { security?: unknown[]; requestBody?: unknown; parameters: { name: string; in: string }[] }>> };
+    assert.equal(doc.openapi, '3.1.0');
+    assert.deepEqual(doc.paths['/login']?.post?.security, [], 'login needs no session');
+    assert.ok(doc.paths['/login']?.post?.requestBody);
+    assert.deepEqual(doc.paths['/send']?.post?.security, [{ session: [], csrf: [] }]);
+    const list = doc.paths['/mailboxes/{name}/messages']?.get;
+    assert.deepEqual(list?.parameters.map((p) => `${p.in}:${p.name}`), ['path:name', 'query:offset', 'query:limit', 'query:sort', 'query:q']);
+    assert.ok(doc.paths['/events']?.get);
+  });
+
   it('unknown paths are 404 with a JSON error', async () => {
     const response = await fetch(`${base}/nope`);
     assert.equal(response.status, 404);

@@ -11,6 +11,7 @@ import { eventRoutes } from './events.js';
 import { healthRoutes } from './health.js';
 import { acceptProxyHeaders } from './proxy.js';
 import { mailRoutes } from './mail.js';
+import { collectOpenApi } from './openapi.js';
 import { sendRoutes } from './send.js';
 import { requireAccount } from './sessions.js';
 import { staticRoutes } from './static.js';
@@ -52,6 +53,8 @@ export async function startWeb(deps: ServiceDeps): Promise<Service> {
   const streams = new Set<ServerResponse>();
   await app.register(
     async (api) => {
+      const openApi = collectOpenApi(api, '/api');
+      api.get('/openapi.json', { config: { public: true } }, async () => openApi());
       api.decorateRequest('account', null);
       api.addHook('onRequest', requireAccount(deps.store));
       api.addHook('onSend', async (_request, reply, payload) => {
