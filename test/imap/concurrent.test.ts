@@ -75,6 +75,22 @@ test('no EXPUNGE while answering FETCH, STORE or SEARCH; it comes on the next NO
   assert.equal(seen.find((r) => r.name === 'EXPUNGE')?.number, 1);
 });
 
+test('MOVE in one session: the source watcher gets EXPUNGE, the destination watcher gets EXISTS', async (t) => {
+  if (!(await requires(t, 'MOVE'))) return;
+  const { a, b } = await pair(t, 3);
+  const destination = await scratch(t, [msg('d1')]);
+  const watcher = await wire(t);
+  (await watcher.command(`SELECT ${quote(destination)}`)).ok();
+  const uids = [...fetches((await a.command('FETCH 1:* UID')).ok()).entries()].sort(([x], [y]) => x - y).map(([, item]) => Number(item.UID));
+  (await b.command(`MOVE 1:2 ${quote(destination)}`)).ok();
+  const source = await noopUntil(a, (rs) => rs.filter((r) => r.name === 'EXPUNGE').length === 2);
+  const left = [...uids];
+  for (const response of source.filter((r) => r.name === 'EXPUNGE')) left.splice(response.number - 1, 1);
+  assert.deepEqual(left, [uids[2]]);
+  const dest = await noopUntil(watcher, (rs) => rs.some((r) => r.name === 'EXISTS' && r.number === 3));
+  assert.ok(dest.length > 0);
+});
+
 test('a read-only (EXAMINE) session is told of changes too', async (t) => {
   const { b, name } = await pair(t);
   const reader = await wire(t);

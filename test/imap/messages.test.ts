@@ -99,16 +99,20 @@ test('APPEND to the selected mailbox announces the new message with EXISTS', asy
   assert.equal(exists.at(-1)?.number, 2, `${append}\n${noop}`);
 });
 
-test('FETCH BODY[] sets \\Seen and reports it; BODY.PEEK[] does not', async (t) => {
+test('FETCH BODY[], a partial BODY[TEXT] and RFC822.TEXT set \\Seen and report it; BODY.PEEK[] and RFC822.HEADER do not', async (t) => {
   const raw = await wire(t);
-  const name = await scratch(t, [msg('a'), msg('b')]);
+  const name = await scratch(t, five());
   (await raw.command(`SELECT ${quote(name)}`)).ok();
   (await raw.command('FETCH 1 BODY.PEEK[]')).ok();
   assert.ok(!flagsOf(fetchOf((await raw.command('FETCH 1 FLAGS')).ok(), 1).FLAGS).includes('\\seen'));
-  const reply = (await raw.command('FETCH 2 BODY[]')).ok();
-  const all = fetches(reply).get(2) ?? {};
-  const flags = all.FLAGS ? flagsOf(all.FLAGS) : flagsOf(fetchOf((await raw.command('FETCH 2 FLAGS')).ok(), 2).FLAGS);
-  assert.ok(flags.includes('\\seen'), String(reply));
+  for (const [seq, item] of [[2, 'BODY[]'], [3, 'BODY[TEXT]<0.4>'], [4, 'RFC822.TEXT']] as const) {
+    const reply = (await raw.command(`FETCH ${seq} ${item}`)).ok();
+    const all = fetches(reply).get(seq) ?? {};
+    assert.ok(all.FLAGS, `RFC 3501 6.4.5: a FETCH that sets \\Seen includes FLAGS: ${reply}`);
+    assert.ok(flagsOf(all.FLAGS).includes('\\seen'), String(reply));
+  }
+  (await raw.command('FETCH 5 (RFC822.HEADER BODY.PEEK[TEXT])')).ok();
+  assert.ok(!flagsOf(fetchOf((await raw.command('FETCH 5 FLAGS')).ok(), 5).FLAGS).includes('\\seen'));
 });
 
 test('STORE FLAGS, +FLAGS, -FLAGS answer the new flags; .SILENT answers none', async (t) => {

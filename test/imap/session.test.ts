@@ -159,6 +159,11 @@ test('ENABLE: known extensions are listed in ENABLED, unknown ones are ignored',
   const reply = (await raw.command('ENABLE CONDSTORE X-NO-SUCH-EXTENSION')).ok();
   const enabled = reply.all('ENABLED').flatMap((response) => response.values.slice(1).map((v) => String(v).toUpperCase()));
   assert.deepEqual(enabled, ['CONDSTORE'], String(reply));
+  if ((await capabilities()).has('QRESYNC')) {
+    const qresync = (await raw.command('ENABLE QRESYNC')).ok();
+    const words = qresync.all('ENABLED').flatMap((response) => response.values.slice(1).map((v) => String(v).toUpperCase()));
+    assert.ok(words.includes('QRESYNC'), String(qresync));
+  }
   const again = (await raw.command('ENABLE X-NO-SUCH-EXTENSION')).ok();
   assert.deepEqual(again.all('ENABLED').flatMap((r) => r.values.slice(1)), [], String(again));
 });
