@@ -70,13 +70,15 @@ export async function scratch(t: TestContext, messages: (Buffer | { body: Buffer
   return name;
 }
 
-/** Deletes a mailbox and everything below it, ignoring ones already gone. */
+/** Deletes a mailbox and everything below it, and drops subscriptions to those names. */
 export async function removeMailbox(name: string, account?: Account): Promise<void> {
   const cleanup = await Wire.login(await target(), account);
   const list = await cleanup.command(`LIST "" ${quote(`${name}*`)}`);
   const names = list.all('LIST').map((response) => String(response.values[3]));
   names.sort((a, b) => b.length - a.length);
   for (const each of names) await cleanup.command(`DELETE ${quote(each)}`);
+  const subscribed = await cleanup.command(`LSUB "" ${quote(`${name}*`)}`);
+  for (const response of subscribed.all('LSUB')) await cleanup.command(`UNSUBSCRIBE ${quote(String(response.values[3]))}`);
   await cleanup.close();
 }
 
