@@ -60,6 +60,30 @@ test('CREATE, LIST, then DELETE; CREATE of an existing name and DELETE of a miss
   assert.equal(inbox.status, 'NO', String(inbox));
 });
 
+test('RENAME into its own child is refused; CREATE INBOX never makes a second INBOX', async (t) => {
+  const raw = await wire(t);
+  const top = fresh(t);
+  (await raw.command(`CREATE ${quote(top)}`)).ok();
+  const into = await raw.command(`RENAME ${quote(top)} ${quote(`${top}/inside`)}`);
+  assert.match(into.status, /^(NO|BAD)$/, String(into));
+  assert.deepEqual(names((await raw.command(`LIST "" ${quote(`${top}*`)}`)).ok()), [top]);
+  // RFC 3501 6.3.3 calls it an error; Dovecot answers OK and changes nothing. Either way one INBOX stays.
+  const inbox = await raw.command('CREATE INBOX');
+  assert.match(inbox.status, /^(NO|OK)$/, String(inbox));
+  assert.deepEqual(names((await raw.command('LIST "" INBOX')).ok()), ['INBOX']);
+  (await raw.command('EXAMINE INBOX')).ok();
+});
+
+test('LIST "" "%" includes INBOX and the top-level mailboxes, not their children', async (t) => {
+  const raw = await wire(t);
+  const top = fresh(t);
+  (await raw.command(`CREATE ${quote(`${top}/kid`)}`)).ok();
+  const all = names((await raw.command('LIST "" "%"')).ok());
+  assert.ok(all.includes('INBOX'), JSON.stringify(all));
+  assert.ok(all.includes(top), JSON.stringify(all));
+  assert.ok(!all.includes(`${top}/kid`));
+});
+
 test('hierarchy: CREATE a/b/c makes the parents; "%" stops at a level, "*" does not; a reference prefixes the pattern', async (t) => {
   const raw = await wire(t);
   const top = fresh(t);

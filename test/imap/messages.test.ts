@@ -230,6 +230,59 @@ test('UID COPY copies by UID', async (t) => {
   assert.deepEqual([...subjects.values()].map((item) => str(item['BODY[HEADER.FIELDS (SUBJECT)]']).trim()), ['Subject: m1', 'Subject: m5']);
 });
 
+test('UIDs are never reused: a message appended after an expunge gets a higher UID', async (t) => {
+  const raw = await wire(t);
+  const name = await scratch(t, [msg('r1'), msg('r2')]);
+  (await raw.command(`SELECT ${quote(name)}`)).ok();
+  const [, last] = uidsBySeq((await raw.command('FETCH 1:* UID')).ok());
+  (await raw.command('STORE 2 +FLAGS.SILENT (\\Deleted)')).ok();
+  (await raw.command('EXPUNGE')).ok();
+  (await raw.command([`APPEND ${quote(name)} `, msg('r3')])).ok();
+  (await raw.command('NOOP')).ok();
+  const now = uidsBySeq((await raw.command('FETCH 1:* UID')).ok());
+  assert.equal(now.length, 2);
+  assert.ok(now[1]! > last!, `new UID ${now[1]} after expunged ${last}`);
+});
+
+test('SELECT of another mailbox leaves \\Deleted messages of the first in place', async (t) => {
+  const raw = await wire(t);
+  const first = await scratch(t, [msg('s1'), msg('s2')]);
+  const second = await scratch(t);
+  (await raw.command(`SELECT ${quote(first)}`)).ok();
+  (await raw.command('STORE 1 +FLAGS.SILENT (\\Deleted)')).ok();
+  const reply = (await raw.command(`SELECT ${quote(second)}`)).ok();
+  assert.equal(reply.all('EXPUNGE').length, 0, String(reply));
+  const status = (await raw.command(`STATUS ${quote(first)} (MESSAGES)`)).ok();
+  assert.match(status.all('STATUS')[0]?.text ?? '', /\(MESSAGES 2\)/);
+});
+
+test('200 messages: sequence numbers stay right through STORE and EXPUNGE of every third', async (t) => {
+  const raw = await wire(t);
+  const name = await scratch(t);
+  const count = 200;
+  // Pipelined APPENDs: with LITERAL+ no round trip per message.
+  const plus = (await (await import('./kit.js')).capabilities()).has('LITERAL+');
+  for (let i = 1; i <= count; i++) {
+    const body = msg(`bulk-${i}`);
+    if (plus) raw.write(Buffer.concat([Buffer.from(`B${i} APPEND ${quote(name)} {${body.length}+}\r\n`), body, Buffer.from('\r\n')]));
+    else (await raw.command([`APPEND ${quote(name)} `, body])).ok();
+  }
+  if (plus) for (let i = 1; i <= count; i++) (await raw.finish(`B${i}`, `APPEND ${i}`)).ok();
+  (await raw.command(`SELECT ${quote(name)}`)).ok();
+  const uids = uidsBySeq((await raw.command('FETCH 1:* UID')).ok());
+  assert.equal(uids.length, count);
+  const doomed = uids.map((_, i) => i + 1).filter((seq) => seq % 3 === 0);
+  (await raw.command(`STORE ${doomed.join(',')} +FLAGS.SILENT (\\Deleted)`)).ok();
+  const search = (await raw.command('SEARCH DELETED')).ok();
+  assert.equal(search.all('SEARCH')[0]?.text, `* SEARCH ${doomed.join(' ')}`);
+  const expunge = (await raw.command('EXPUNGE')).ok();
+  const left = applyExpunges(uids, expunge.untagged);
+  assert.deepEqual(left, uids.filter((_, i) => (i + 1) % 3 !== 0));
+  assert.deepEqual(uidsBySeq((await raw.command('FETCH 1:* UID')).ok()), left);
+  const subjects = fetches((await raw.command('FETCH 66 BODY.PEEK[HEADER.FIELDS (SUBJECT)]')).ok());
+  assert.match(str(subjects.get(66)?.['BODY[HEADER.FIELDS (SUBJECT)]']), /bulk-98\b/, 'message 66 is the 98th appended once 32 before it are gone');
+});
+
 test('imapflow: append, fetch, flags, copy, delete', async (t) => {
   const client = await flow(t);
   const name = await scratch(t);
