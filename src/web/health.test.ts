@@ -1,7 +1,9 @@
 // /healthz and /readyz on the node's HTTP port (Fastify), over a real socket.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startTestServer, type TestServer } from '../../test/helpers.js';
+import { WebClient } from './test-kit.js';
 
 describe('web: health', () => {
   let server: TestServer;
@@ -72,5 +74,28 @@ describe('web: health with the store down', () => {
     } finally {
       await server.stop();
     }
+  });
+});
+
+describe('web: shutdown', () => {
+  it('cuts a request still in flight at the shutdown deadline', async () => {
+    const server = await startTestServer({ overrides: { shutdownTimeoutSeconds: 0.3 } });
+    await server.addUser('nia@example.com', 'nia-password');
+    const client = new WebClient(`http://127.0.0.1:${server.port('http')}`);
+    await client.login('nia@example.com', 'nia-password');
+    // A send whose body never finishes arriving; 100 Continue says the server is reading it.
+    const socket = net.connect(server.port('http'), '127.0.0.1');
+    socket.on('error', () => undefined);
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    const reading = new Promise((resolve) => socket.once('data', resolve));
+    socket.write(
+      `POST /api/send HTTP/1.1\r\nHost: x\r\nCookie: ${client.cookie}\r\nX-CSRF-Token: ${client.csrfToken}\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 1000\r\n\r\n`,
+    );
+    assert.match(String(await reading), /^HTTP\/1.1 100 Continue/);
+    socket.write('{"subject":');
+    const started = Date.now();
+    await server.stop();
+    await closed;
+    assert.ok(Date.now() - started < 10_000, 'stopped at the deadline, not at the request timeout');
   });
 });

@@ -77,9 +77,12 @@ export async function startWeb(deps: ServiceDeps): Promise<Service> {
     host,
     port: bound,
     connections: () => open,
-    async close() {
+    async close(deadline) {
       for (const stream of streams) stream.end();
+      // Requests in flight may finish until the deadline; then their connections are cut.
+      const cut = setTimeout(() => app.server.closeAllConnections(), Math.max(0, deadline.getTime() - Date.now()));
       await app.close();
+      clearTimeout(cut);
     },
   };
 }
