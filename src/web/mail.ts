@@ -1,5 +1,6 @@
-// Webmail API: mailboxes with counts (create, rename, delete), message lists with paging and sort, message view,
-// attachment download, flags, move and delete (to Trash; from Trash for good).
+// Webmail API: mailboxes with counts (create, rename, delete), message lists with paging,
+// sort and search, message view, attachment download, flags, move, and delete (to Trash;
+// from Trash for good).
 import type { FastifyInstance } from 'fastify';
 import type { ServiceDeps } from '../service.js';
 import type { Mailbox, MessageMeta, Store } from '../store/types.js';
@@ -23,7 +24,7 @@ function sortMessages(metas: MessageMeta[], sort: Sort): MessageMeta[] {
   return metas.sort((a, b) => (key(a) - key(b) || a.uid - b.uid) * (descending ? -1 : 1));
 }
 
-/** Messages a search looks at, newest first by the list's sort; the answer says when it stopped short. */
+/** Messages a search looks at, in the list's sort order; the answer says when it stopped short. */
 const SEARCH_SCAN = 5000;
 
 function matchesSearch(summary: { subject: string; from: AddressOut[]; to: AddressOut[] }, needle: string): boolean {
@@ -31,7 +32,7 @@ function matchesSearch(summary: { subject: string; from: AddressOut[]; to: Addre
   return fields.some((field) => field.toLowerCase().includes(needle));
 }
 
-// RFC 3501 flag names: system flags (\Seen) and keywords (atoms); \Recent is the server's.
+// RFC 3501 flag names: system flags (\Seen) and keywords (atoms).
 const flagList = { type: 'array', maxItems: 20, items: { type: 'string', pattern: '^\\\\?[A-Za-z0-9$_.-]{1,64}$' } } as const;
 
 // A new mailbox name: '/'-separated levels, none empty; no control characters or IMAP wildcards.
