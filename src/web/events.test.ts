@@ -1,6 +1,7 @@
-// Live updates: a page's event stream hears of mail delivered to its user, and only its user.
-import assert from 'node:assert/strict';
+// Live updates: a page's event stream hears of mail delivered to its user (and only its user)
+// and of changes made over IMAP.
 import { after, before, describe, it } from 'node:test';
+import { ImapFlow } from 'imapflow';
 import { startTestServer, type TestServer } from '../../test/helpers.js';
 import { rawMessage, WebClient } from './test-kit.js';
 
@@ -57,6 +58,25 @@ describe('web events', () => {
       await server.store.setFlags(inbox.id, [1], 'add', ['\\Seen']);
       assert.equal((await stream.next()).value, 'event: flags\ndata: {"kind":"flags","mailbox":"INBOX"}');
     } finally {
+      controller.abort();
+    }
+  });
+
+  it('tells the page of changes made over IMAP', async () => {
+    const controller = new AbortController();
+    const response = await fetch(`${client.base}/api/events`, { headers: { cookie: client.cookie }, signal: controller.signal });
+    const imap = new ImapFlow({ host: '127.0.0.1', port: server.port('imap'), secure: false, auth: { user: 'kim@example.com', pass: 'kim-password' }, logger: false, tls: { rejectUnauthorized: false } });
+    try {
+      const stream = events(response.body!);
+      await stream.next(); // subscribed
+      await imap.connect();
+      await imap.mailboxOpen('INBOX');
+      await imap.messageFlagsAdd('1', ['\\Flagged'], { uid: true });
+      assert.equal((await stream.next()).value, 'event: flags\ndata: {"kind":"flags","mailbox":"INBOX"}');
+      await imap.mailboxCreate('From IMAP');
+      assert.equal((await stream.next()).value, 'event: mailbox\ndata: {"kind":"mailbox","mailbox":null}');
+    } finally {
+      await imap.logout().catch(() => undefined);
       controller.abort();
     }
   });
