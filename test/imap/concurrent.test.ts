@@ -91,6 +91,32 @@ test('MOVE in one session: the source watcher gets EXPUNGE, the destination watc
   assert.ok(dest.length > 0);
 });
 
+test('no EXPUNGE is sent while no command is in progress', async (t) => {
+  const { a, b } = await pair(t, 2);
+  (await b.command('STORE 1 +FLAGS.SILENT (\\Deleted)')).ok();
+  (await b.command('EXPUNGE')).ok();
+  // RFC 3501 7.4.1: the other session must not get it unasked; give a server time to misbehave.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const unasked = a.pending();
+  assert.equal(unasked.filter((r) => r.name === 'EXPUNGE').length, 0, unasked.map((r) => r.text).join(' | '));
+  await noopUntil(a, (rs) => rs.some((r) => r.name === 'EXPUNGE'));
+});
+
+test('the selected mailbox deleted by another session: no crash, the session and the server go on', async (t) => {
+  const { a, b, name } = await pair(t, 2);
+  (await b.command('UNSELECT').catch(() => b.command('CLOSE')));
+  (await b.command(`DELETE ${quote(name)}`)).ok();
+  // Servers differ (BYE, NO, or EXPUNGEs); whatever a says, it must answer or hang up, not hang.
+  const noop = await a.command('NOOP').catch((error: Error) => error);
+  if (!(noop instanceof Error)) {
+    const fetch = await a.command('FETCH 1:* FLAGS').catch((error: Error) => error);
+    if (!(fetch instanceof Error)) assert.match(fetch.status, /^(OK|NO|BAD)$/);
+  }
+  (await b.command('LIST "" INBOX')).ok();
+  const fresh = await wire(t);
+  (await fresh.command('EXAMINE INBOX')).ok();
+});
+
 test('a read-only (EXAMINE) session is told of changes too', async (t) => {
   const { b, name } = await pair(t);
   const reader = await wire(t);

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { constants, createDeflateRaw, createInflateRaw } from 'node:zlib';
-import { capabilities, flow, quote, requires, scratch, target, wire } from './kit.js';
+import { capabilities, flow, knownBug, quote, requires, scratch, target, wire } from './kit.js';
 import { fetches, fetchOf, Wire, type Reply } from './wire.js';
 
 const msg = (subject: string, pad = 0): Buffer =>
@@ -176,6 +176,23 @@ test('QRESYNC: SELECT with known UIDVALIDITY and MODSEQ answers VANISHED (EARLIE
   const changed = [...fetches(resync).values()].map((item) => Number(item.UID));
   assert.ok(changed.includes(all[0]!), `changed FLAGS for UID ${all[0]}: ${resync}`);
   assert.ok(!changed.includes(all[1]!), String(resync));
+});
+
+test('QRESYNC: UID FETCH (CHANGEDSINCE n VANISHED) reports expunged UIDs as VANISHED (EARLIER)', knownBug('UID FETCH 1:* (FLAGS) (CHANGEDSINCE n VANISHED) answers the FETCHes but no "* VANISHED (EARLIER) uid" (RFC 7162 3.2.6)'), async (t) => {
+  if (!(await requires(t, 'QRESYNC'))) return;
+  const raw = await wire(t);
+  const name = await scratch(t, five());
+  (await raw.command('ENABLE QRESYNC')).ok();
+  const selected = (await raw.command(`SELECT ${quote(name)}`)).ok();
+  const highest = codeValue(selected, 'HIGHESTMODSEQ');
+  const all = await uids(raw);
+  (await raw.command('STORE 1 +FLAGS.SILENT (\\Answered)')).ok();
+  (await raw.command('STORE 4 +FLAGS.SILENT (\\Deleted)')).ok();
+  (await raw.command('EXPUNGE')).ok();
+  // RFC 7162 3.2.6.
+  const fetch = (await raw.command(`UID FETCH 1:* (FLAGS) (CHANGEDSINCE ${highest} VANISHED)`)).ok();
+  assert.match(fetch.all('VANISHED')[0]?.text ?? '', new RegExp(`^\\* VANISHED \\(EARLIER\\) ${all[3]}$`, 'i'), String(fetch));
+  assert.deepEqual([...fetches(fetch).values()].map((item) => Number(item.UID)), [all[0]]);
 });
 
 test('QUOTA: GETQUOTAROOT INBOX names a root; STORAGE usage grows with APPEND', async (t) => {

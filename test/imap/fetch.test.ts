@@ -124,6 +124,38 @@ test('HEADER.FIELDS and HEADER.FIELDS.NOT pick header lines in message order, en
   assert.equal(bytes(item[key]).toString(), 'Subject: ');
 });
 
+test('HEADER.FIELDS keeps folded header lines byte for byte', async (t) => {
+  const folded = crlf(`From: fold@example.com
+Subject: a subject that
+ goes on
+\tand on
+X-Other: x
+To: someone@example.com
+
+body
+`);
+  const name = await scratch(t, [folded]);
+  const raw = await wire(t);
+  (await raw.command(`EXAMINE ${quote(name)}`)).ok();
+  const got = await section(raw, 1, 'HEADER.FIELDS (SUBJECT TO)');
+  assert.equal(got.toString(), 'Subject: a subject that\r\n goes on\r\n\tand on\r\nTo: someone@example.com\r\n\r\n');
+});
+
+test('a 3 MB message comes back byte-exact, whole and in windows', async (t) => {
+  const lines: string[] = [];
+  for (let i = 0; i < 36_000; i++) lines.push(`${String(i).padStart(7, '0')} ${'abcdefghij'.repeat(7)} \u00e9\u00fc\r\n`);
+  const big = Buffer.concat([crlf('From: big@example.com\nSubject: big\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n'), Buffer.from(lines.join(''), 'utf8')]);
+  const name = await scratch(t, [big]);
+  const raw = await wire(t);
+  (await raw.command(`EXAMINE ${quote(name)}`)).ok();
+  const item = fetchOf((await raw.command('FETCH 1 (RFC822.SIZE BODY.PEEK[])', { timeoutMs: 30_000 })).ok(), 1);
+  assert.equal(Number(item['RFC822.SIZE']), big.length);
+  assert.ok(bytes(item['BODY[]']).equals(big), 'BODY[] of 3 MB differs');
+  const middle = Math.floor(big.length / 2) + 1;
+  const window = fetchOf((await raw.command(`FETCH 1 BODY.PEEK[]<${middle}.65536>`)).ok(), 1);
+  assert.ok(bytes(window[`BODY[]<${middle}>`]).equals(big.subarray(middle, middle + 65536)));
+});
+
 test('part sections of nested multiparts and message/rfc822: N, N.MIME, N.HEADER, N.TEXT, N.M', async (t) => {
   const { raw } = await corpus(t);
   const seq = seqOf('nested');
