@@ -1,5 +1,6 @@
 // Live updates: a page's event stream hears of mail delivered to its user (and only its user)
 // and of changes made over IMAP.
+import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ImapFlow } from 'imapflow';
 import { startTestServer, type TestServer } from '../../test/helpers.js';
