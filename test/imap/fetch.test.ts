@@ -156,6 +156,16 @@ test('a 3 MB message comes back byte-exact, whole and in windows', async (t) => 
   assert.ok(bytes(window[`BODY[]<${middle}>`]).equals(big.subarray(middle, middle + 65536)));
 });
 
+test('several sections in one FETCH each come back under their own name', async (t) => {
+  const { raw } = await corpus(t);
+  const seq = seqOf('attachment');
+  const item = fetchOf((await raw.command(`FETCH ${seq} (BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[TEXT]<0.20>)`)).ok(), seq);
+  assert.equal(str(item['BODY[HEADER.FIELDS (SUBJECT)]']), 'Subject: =?utf-8?q?Caf=C3=A9?= report\r\n\r\n');
+  assert.equal(str(item['BODY[1]']), "Caf=C3=A9 au lait, s'il vous pla=C3=AEt.");
+  assert.match(str(item['BODY[2.MIME]']), /^Content-Type: application\/pdf;[^]*\r\n\r\n$/);
+  assert.ok(bytes(item['BODY[TEXT]<0>']).equals(splitMessage(attachment).text.subarray(0, 20)));
+});
+
 test('part sections of nested multiparts and message/rfc822: N, N.MIME, N.HEADER, N.TEXT, N.M', async (t) => {
   const { raw } = await corpus(t);
   const seq = seqOf('nested');

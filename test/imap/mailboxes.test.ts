@@ -3,7 +3,7 @@
 // SPECIAL-USE (RFC 6154), LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819).
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { capabilities, flow, imaplib, pyOk, quote, removeMailbox, requires, scratch, target, uniqueName, wire } from './kit.js';
+import { capabilities, flow, imaplib, knownBug, pyOk, quote, removeMailbox, requires, scratch, target, uniqueName, wire } from './kit.js';
 import { str, type Reply, type Value, type Wire } from './wire.js';
 
 interface Listed {
@@ -166,6 +166,44 @@ test('RENAME moves the mailbox with its messages and children; onto an existing 
   assert.equal(onto.status, 'NO', String(onto));
   const missing = await raw.command(`RENAME ${quote(`${from}-missing`)} ${quote(`${from}-other`)}`);
   assert.equal(missing.status, 'NO', String(missing));
+});
+
+test('RENAME to a name whose parents do not exist makes them', async (t) => {
+  const raw = await wire(t);
+  const from = fresh(t);
+  const to = fresh(t);
+  (await raw.command(`CREATE ${quote(from)}`)).ok();
+  (await raw.command(`RENAME ${quote(from)} ${quote(`${to}/x/y`)}`)).ok();
+  const all = names((await raw.command(`LIST "" ${quote(`${to}*`)}`)).ok());
+  assert.ok(all.includes(`${to}/x/y`), JSON.stringify(all));
+  (await raw.command(`SELECT ${quote(`${to}/x/y`)}`)).ok();
+});
+
+test('a mailbox deleted and created again under the same name never reuses UIDs with the same UIDVALIDITY', async (t) => {
+  const raw = await wire(t);
+  const name = fresh(t);
+  (await raw.command(`CREATE ${quote(name)}`)).ok();
+  (await raw.command([`APPEND ${quote(name)} `, msg('old')])).ok();
+  const before = await status(raw, name, 'UIDNEXT UIDVALIDITY');
+  (await raw.command(`DELETE ${quote(name)}`)).ok();
+  (await raw.command(`CREATE ${quote(name)}`)).ok();
+  (await raw.command([`APPEND ${quote(name)} `, msg('new')])).ok();
+  const after = await status(raw, name, 'UIDNEXT UIDVALIDITY');
+  // RFC 3501 2.3.1.1.
+  assert.ok(after.UIDVALIDITY !== before.UIDVALIDITY || after.UIDNEXT! > before.UIDNEXT!, `before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`);
+});
+
+test('LSUB "%" shows the unsubscribed parent of a subscribed child as \\Noselect', knownBug('LSUB "" "name%" with only name/kid subscribed answers no LSUB at all; RFC 3501 6.3.9 requires "* LSUB (\\Noselect) "/" name"'), async (t) => {
+  const raw = await wire(t);
+  const top = fresh(t);
+  (await raw.command(`CREATE ${quote(`${top}/kid`)}`)).ok();
+  for (const each of [top, `${top}/kid`]) await raw.command(`UNSUBSCRIBE ${quote(each)}`);
+  (await raw.command(`SUBSCRIBE ${quote(`${top}/kid`)}`)).ok();
+  // RFC 3501 6.3.9.
+  const entries = listed((await raw.command(`LSUB "" ${quote(`${top}%`)}`)).ok(), 'LSUB');
+  assert.deepEqual(entries.map((e) => e.name), [top], JSON.stringify(entries));
+  assert.ok(entries[0]!.flags.includes('\\noselect'), JSON.stringify(entries));
+  (await raw.command(`UNSUBSCRIBE ${quote(`${top}/kid`)}`)).ok();
 });
 
 test('SUBSCRIBE and UNSUBSCRIBE show in LSUB', async (t) => {

@@ -8,7 +8,8 @@ import { fetches, fetchOf, str, type Reply, type Response, type Value } from './
 const msg = (subject: string, extra = ''): Buffer =>
   Buffer.from(`From: a@example.com\r\nTo: b@example.com\r\nSubject: ${subject}\r\nMessage-ID: <${subject}@example.com>\r\n\r\nbody of ${subject}\r\n${extra}`);
 
-const five = (): Buffer[] => ['m1', 'm2', 'm3', 'm4', 'm5'].map((s) => msg(s));
+const five = (): { body: Buffer; date: string }[] =>
+  ['m1', 'm2', 'm3', 'm4', 'm5'].map((s, i) => ({ body: msg(s), date: `0${i + 1}-Feb-2019 10:00:00 +0000` }));
 
 function flagsOf(value: Value | undefined): string[] {
   assert.ok(Array.isArray(value), `FLAGS is not a list: ${JSON.stringify(value)}`);
@@ -175,18 +176,20 @@ test('CLOSE after EXAMINE expunges nothing', async (t) => {
 
 test('COPY keeps flags and bytes; a missing destination gets NO [TRYCREATE]', async (t) => {
   const raw = await wire(t);
-  const bodies = five();
-  const from = await scratch(t, bodies);
+  const bodies = five().map((m) => m.body);
+  const from = await scratch(t, five());
   const to = await scratch(t);
   (await raw.command(`SELECT ${quote(from)}`)).ok();
   (await raw.command('STORE 2 +FLAGS.SILENT (\\Flagged $Copied)')).ok();
+  const dates = fetches((await raw.command('FETCH 2:3 INTERNALDATE')).ok());
   (await raw.command(`COPY 2:3 ${quote(to)}`)).ok();
   const missing = await raw.command(`COPY 1 ${quote(`${to}-missing`)}`);
   assert.equal(missing.status, 'NO', String(missing));
   assert.equal(missing.code, 'TRYCREATE', String(missing));
   (await raw.command(`EXAMINE ${quote(to)}`)).ok();
-  const copied = fetches((await raw.command('FETCH 1:* (FLAGS BODY.PEEK[])')).ok());
+  const copied = fetches((await raw.command('FETCH 1:* (FLAGS BODY.PEEK[] INTERNALDATE)')).ok());
   assert.equal(copied.size, 2);
+  assert.equal(str(copied.get(1)?.INTERNALDATE), str(dates.get(2)?.INTERNALDATE), 'RFC 3501 6.4.7: COPY keeps INTERNALDATE');
   assert.deepEqual(flagsOf(copied.get(1)?.FLAGS), ['$copied', '\\flagged']);
   assert.ok((copied.get(1)?.['BODY[]'] as Buffer).equals(bodies[1]!));
   assert.ok((copied.get(2)?.['BODY[]'] as Buffer).equals(bodies[2]!));

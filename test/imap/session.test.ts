@@ -84,6 +84,22 @@ test('AUTHENTICATE PLAIN with a continuation; "*" cancels with BAD; bad credenti
   (await raw.command('EXAMINE INBOX')).ok();
 });
 
+test('AUTHENTICATE PLAIN: an authorization identity of another user is refused, one\'s own is accepted', async (t) => {
+  if (!(await preLoginCapabilities()).has('AUTH=PLAIN')) return t.skip('server does not advertise AUTH=PLAIN');
+  const where = await target();
+  const [me, other] = where.accounts as [{ user: string; pass: string }, { user: string; pass: string }];
+  const token = (authz: string): string => Buffer.from(`${authz}\0${me.user}\0${me.pass}`).toString('base64');
+  for (const [authz, expected] of [[other.user, 'NO'], [me.user, 'OK']] as const) {
+    const raw = await Wire.open(where);
+    raw.write('Z1 AUTHENTICATE PLAIN\r\n');
+    assert.equal((await raw.next()).kind, 'continuation');
+    raw.write(`${token(authz)}\r\n`);
+    const reply = await raw.finish('Z1', `AUTHENTICATE PLAIN as ${authz}`);
+    assert.equal(reply.status, expected, `authzid ${authz}: ${reply}`);
+    await raw.close();
+  }
+});
+
 test('SASL-IR: AUTHENTICATE PLAIN with an initial response', async (t) => {
   if (!(await requires(t, 'SASL-IR'))) return;
   const where = await target();
