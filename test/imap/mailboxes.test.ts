@@ -107,6 +107,19 @@ test('quoted strings: a mailbox name with a quote, a backslash and spaces round-
   assert.equal((await status(raw, name, 'MESSAGES')).MESSAGES, 1);
 });
 
+test('an implied parent is consistent: if SELECT refuses it, LIST marks it \\Noselect or \\NonExistent', async (t) => {
+  const raw = await wire(t);
+  const top = fresh(t);
+  (await raw.command(`CREATE ${quote(`${top}/a/b`)}`)).ok();
+  for (const parent of [top, `${top}/a`]) {
+    const select = await raw.command(`SELECT ${quote(parent)}`);
+    const [entry] = listed((await raw.command(`LIST "" ${quote(parent)}`)).ok());
+    assert.ok(entry, `LIST shows ${parent}`);
+    const unselectable = entry.flags.includes('\\noselect') || entry.flags.includes('\\nonexistent');
+    assert.equal(select.status === 'OK', !unselectable, `SELECT ${parent}: ${select.tagged.text}; LIST: ${JSON.stringify(entry)}`);
+  }
+});
+
 test('LIST "" "" answers the hierarchy separator with \\Noselect and an empty name', async (t) => {
   const raw = await wire(t);
   const [entry, ...rest] = listed((await raw.command('LIST "" ""')).ok());

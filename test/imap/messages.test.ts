@@ -90,6 +90,37 @@ test('APPEND keeps flags, INTERNALDATE and size; a missing mailbox gets NO [TRYC
   assert.equal(missing.code, 'TRYCREATE', String(missing));
 });
 
+test('APPEND takes a date-time with a space-padded day; keywords are case-insensitive', async (t) => {
+  const raw = await wire(t);
+  const name = await scratch(t);
+  (await raw.command([`APPEND ${quote(name)} ($Project) " 5-Feb-2021 10:00:00 +0100" `, msg('padded')])).ok();
+  (await raw.command(`SELECT ${quote(name)}`)).ok();
+  const item = fetchOf((await raw.command('FETCH 1 INTERNALDATE')).ok(), 1);
+  assert.equal(new Date(str(item.INTERNALDATE).trim().replace(/^(\d+)-(\w+)-(\d+) /, '$2 $1 $3 ')).getTime(), Date.parse('2021-02-05T09:00:00Z'));
+  const search = (await raw.command('SEARCH KEYWORD $PROJECT')).ok();
+  assert.equal(search.all('SEARCH')[0]?.text, '* SEARCH 1');
+  (await raw.command('STORE 1 -FLAGS ($project)')).ok();
+  assert.deepEqual(flagsOf(fetchOf((await raw.command('FETCH 1 FLAGS')).ok(), 1).FLAGS), []);
+});
+
+test('read-only mailbox: EXPUNGE removes nothing, COPY out of it works, unknown STATUS items get BAD', async (t) => {
+  const raw = await wire(t);
+  const name = await scratch(t, [{ body: msg('ro1'), flags: ['\\Deleted'] }, msg('ro2')]);
+  const to = await scratch(t);
+  (await raw.command(`EXAMINE ${quote(name)}`)).ok();
+  // Refused with NO, or (as Dovecot does for EXPUNGE) OK with nothing removed.
+  const expunge = await raw.command('EXPUNGE');
+  assert.match(expunge.status, /^(NO|OK)$/, String(expunge));
+  assert.equal(expunge.all('EXPUNGE').length, 0, String(expunge));
+  (await raw.command(`COPY 1:2 ${quote(to)}`)).ok();
+  const status = (await raw.command(`STATUS ${quote(name)} (MESSAGES)`)).ok();
+  assert.match(status.all('STATUS')[0]?.text ?? '', /\(MESSAGES 2\)/);
+  const copied = (await raw.command(`STATUS ${quote(to)} (MESSAGES)`)).ok();
+  assert.match(copied.all('STATUS')[0]?.text ?? '', /\(MESSAGES 2\)/);
+  const unknown = await raw.command(`STATUS ${quote(name)} (MESSAGES NOT-AN-ITEM)`);
+  assert.equal(unknown.status, 'BAD', String(unknown));
+});
+
 test('APPEND to the selected mailbox announces the new message with EXISTS', async (t) => {
   const raw = await wire(t);
   const name = await scratch(t, [msg('first')]);

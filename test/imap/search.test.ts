@@ -228,6 +228,16 @@ async function thread(raw: Wire, algorithm: string): Promise<string> {
   return response.text.replace(/^\* THREAD ?/i, '');
 }
 
+test('SORT (SUBJECT) uses the RFC 5256 base subject: Re:, Fwd:, [blobs], (fwd) trailers and case ignored', async (t) => {
+  if (!(await requires(t, 'SORT'))) return;
+  const subjects = ['zebra', 'Re: [ext] Fwd: Hello (fwd)', 'hello', 'RE:  RE: hello', '[fwd: HELLO]', 'Fw: apple'];
+  const name = await scratch(t, subjects.map((subject, i) => crlf(`From: s@example.com\nSubject: ${subject}\nDate: ${i + 1} Mar 2020 10:00:00 +0000\n\nx\n`)));
+  const raw = await wire(t);
+  (await raw.command(`EXAMINE ${quote(name)}`)).ok();
+  const sorted = numbers((await raw.command('SORT (SUBJECT) UTF-8 ALL')).ok(), 'SORT');
+  assert.deepEqual(sorted, [6, 2, 3, 4, 5, 1], 'apple, then the four hellos by date, then zebra');
+});
+
 test('THREAD=ORDEREDSUBJECT groups by base subject, threads ordered by first date', async (t) => {
   if (!(await requires(t, 'THREAD=ORDEREDSUBJECT'))) return;
   assert.equal(await thread(await mailbox(t), 'ORDEREDSUBJECT'), '(1 4)(2)(3)(5)');
