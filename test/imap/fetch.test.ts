@@ -267,6 +267,60 @@ test('ENVELOPE: addresses, groups, raw encoded words, In-Reply-To and Message-ID
   assert.equal(only.messageId, null);
 });
 
+test('a top-level message/rfc822, odd Content-Type spelling and quoted boundaries, tricky address names', async (t) => {
+  const forwarded = crlf(`From: fwd@example.com
+Subject: forwarded whole
+MIME-Version: 1.0
+Content-Type: message/rfc822
+
+From: orig@example.com
+Subject: the original
+Content-Type: text/plain
+
+original text
+`);
+  const odd = crlf(`From: "Smith \\"Jr\\", John" <j@example.com>
+To: undisclosed-recipients:;
+Subject: odd
+MIME-Version: 1.0
+Content-Type: Multipart/MIXED (a comment); BOUNDARY="a b:c=d"
+
+--a b:c=d
+Content-Type: Text/Plain (comment); CharSet="UTF-8"
+
+one
+--a b:c=d
+Content-Type: text/x-custom; format=flowed; Foo*=us-ascii'en'bar%20baz
+
+two
+--a b:c=d--
+`);
+  const name = await scratch(t, [forwarded, odd]);
+  const raw = await wire(t);
+  (await raw.command(`EXAMINE ${quote(name)}`)).ok();
+  const all = fetches((await raw.command('FETCH 1:2 (BODYSTRUCTURE ENVELOPE)')).ok());
+  const fwd = parsePart(all.get(1)?.BODYSTRUCTURE);
+  assert.equal(outline(fwd), 'message/rfc822{text/plain}');
+  assert.equal(parseEnvelope(fwd.envelope).subject, 'the original');
+  const whole = splitMessage(forwarded).text;
+  assert.ok((await section(raw, 1, '1')).equals(whole), 'BODY[1] of a message/rfc822 message is the enclosed message');
+  assert.ok((await section(raw, 1, '1.HEADER')).equals(splitMessage(whole).header));
+  assert.equal((await section(raw, 1, '1.TEXT')).toString(), 'original text\r\n');
+  const structure = parsePart(all.get(2)?.BODYSTRUCTURE);
+  assert.equal(outline(structure), 'multipart/mixed[text/plain,text/x-custom]');
+  assert.equal(structure.params.boundary, 'a b:c=d');
+  assert.equal(partAt(structure, '1').params.charset?.toLowerCase(), 'utf-8');
+  assert.equal(partAt(structure, '2').params.format, 'flowed');
+  assert.equal(partAt(structure, '2').params.foo, 'bar baz');
+  assert.equal((await section(raw, 2, '2')).toString(), 'two');
+  const envelope = parseEnvelope(all.get(2)?.ENVELOPE);
+  assert.deepEqual(envelope.from, [{ name: 'Smith "Jr", John', mailbox: 'j', host: 'example.com' }]);
+  assert.deepEqual(envelope.to, [
+    { name: null, mailbox: 'undisclosed-recipients', host: null },
+    { name: null, mailbox: null, host: null },
+  ]);
+});
+
 test('broken MIME: missing boundaries, digest defaults, bad Content-Type and encodings still get answers', async (t) => {
   const { raw } = await corpus(t);
   const reply = (await raw.command('FETCH 1:* (BODYSTRUCTURE ENVELOPE)')).ok();
