@@ -94,7 +94,9 @@ export async function removeMailbox(name: string, account?: Account): Promise<vo
 export async function flow(t: TestContext, account?: Account): Promise<ImapFlow> {
   const where = await target();
   const { user, pass } = account ?? where.accounts[0]!;
-  const client = new ImapFlow({ host: where.host, port: where.port, secure: false, doSTARTTLS: false, auth: { user, pass }, logger: false, disableAutoIdle: true, verifyOnly: false });
+  // disableCompression: COMPRESS has its own tests; on our server imapflow's COMPRESS fails
+  // at random for now (see the known bug in extensions.test.ts).
+  const client = new ImapFlow({ host: where.host, port: where.port, secure: false, doSTARTTLS: false, auth: { user, pass }, logger: false, disableAutoIdle: true, disableCompression: true });
   client.on('error', () => {});
   await client.connect();
   t.after(async () => {

@@ -63,7 +63,7 @@ async function open(): Promise<Target> {
 function splitHostPort(value: string): [string, number] {
   const colon = value.lastIndexOf(':');
   const port = Number(value.slice(colon + 1));
-  if (colon < 1 || !Number.isInteger(port)) throw new Error(`IMAP_TARGET must be host:port, got ${value}`);
+  if (colon < 1 || !/^\d+$/.test(value.slice(colon + 1)) || port < 1 || port > 65535) throw new Error(`IMAP_TARGET must be host:port, got ${value}`);
   return [value.slice(0, colon).replace(/^\[|\]$/g, ''), port];
 }
 
