@@ -3,7 +3,7 @@
 // never as EXPUNGE in the middle of a FETCH, STORE or SEARCH (RFC 3501 7.4.1).
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { flow, quote, requires, scratch, wire } from './kit.js';
+import { flow, knownBug, quote, requires, scratch, wire } from './kit.js';
 import { fetches, type Response, type Wire } from './wire.js';
 
 const msg = (subject: string): Buffer => Buffer.from(`From: a@example.com\r\nSubject: ${subject}\r\n\r\nbody ${subject}\r\n`);
@@ -117,6 +117,32 @@ test('the selected mailbox deleted by another session: no crash, the session and
   (await fresh.command('EXAMINE INBOX')).ok();
 });
 
+test('FETCH and STORE of a message another session expunged, not yet reported: data or NO, then EXPUNGE', async (t) => {
+  const { a, b } = await pair(t, 3);
+  (await b.command('STORE 1 +FLAGS.SILENT (\\Deleted)')).ok();
+  (await b.command('EXPUNGE')).ok();
+  // RFC 3501 7.4.1 leaves the choice; what matters is a sane answer and the right numbers afterwards.
+  const fetch = await a.command('FETCH 1 (UID BODY.PEEK[])');
+  assert.match(fetch.status, /^(OK|NO)$/, String(fetch));
+  const store = await a.command('STORE 1 +FLAGS (\\Flagged)');
+  assert.match(store.status, /^(OK|NO)$/, String(store));
+  const seen = await noopUntil(a, (rs) => rs.some((r) => r.name === 'EXPUNGE'));
+  assert.equal(seen.find((r) => r.name === 'EXPUNGE')?.number, 1);
+  const left = [...fetches((await a.command('FETCH 1:* BODY.PEEK[HEADER.FIELDS (SUBJECT)]')).ok()).values()];
+  assert.deepEqual(left.map((item) => String(item['BODY[HEADER.FIELDS (SUBJECT)]']).trim()), ['Subject: c2', 'Subject: c3']);
+});
+
+test('\\Recent: a new message is recent in at most one session', knownBug('a message APPENDed by a third session while A and B have the mailbox SELECTed is \\Recent in both: after NOOP, SEARCH RECENT answers "2" in A and in B; RFC 3501 2.3.2 gives \\Recent to one session only'), async (t) => {
+  const { a, b, name } = await pair(t, 1);
+  const writer = await wire(t);
+  (await writer.command([`APPEND ${quote(name)} `, msg('recent')])).ok();
+  await noopUntil(a, (rs) => rs.some((r) => r.name === 'EXISTS'));
+  await noopUntil(b, (rs) => rs.some((r) => r.name === 'EXISTS'));
+  const inA = (await a.command('SEARCH RECENT')).ok().all('SEARCH')[0]?.text.split(' ').slice(2) ?? [];
+  const inB = (await b.command('SEARCH RECENT')).ok().all('SEARCH')[0]?.text.split(' ').slice(2) ?? [];
+  assert.ok(!(inA.includes('2') && inB.includes('2')), `message 2 recent in both sessions: A ${inA}, B ${inB}`);
+});
+
 test('a read-only (EXAMINE) session is told of changes too', async (t) => {
   const { b, name } = await pair(t);
   const reader = await wire(t);
@@ -146,6 +172,16 @@ test('IDLE: EXISTS, FETCH FLAGS and EXPUNGE arrive while idling, DONE ends it wi
   a.write('DONE\r\n');
   (await a.finish('I1', 'IDLE')).ok();
   (await a.command('NOOP')).ok();
+});
+
+test('IDLE works without a selected mailbox, and "done" is case-insensitive', async (t) => {
+  if (!(await requires(t, 'IDLE'))) return;
+  const raw = await wire(t);
+  raw.write('I2 IDLE\r\n');
+  assert.equal((await raw.next()).kind, 'continuation');
+  raw.write('done\r\n');
+  (await raw.finish('I2', 'IDLE (authenticated state)')).ok();
+  (await raw.command('NOOP')).ok();
 });
 
 test('IDLE: every idling session wakes up for one change', async (t) => {
