@@ -2,7 +2,7 @@
 // SORT and THREAD (RFC 5256, REFERENCES and ORDEREDSUBJECT).
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { crlf } from '../fixtures/messages.js';
+import { attachment, crlf, eightBit, nested, simple } from '../fixtures/messages.js';
 import { flow, imaplib, pyOk, quote, requires, scratch, target, wire } from './kit.js';
 import { fetches, type Reply, type Wire } from './wire.js';
 
@@ -183,6 +183,34 @@ test('SEARCH CHARSET UTF-8 with literals matches decoded headers and 8-bit bodie
   assert.match(bad.code ?? '', /^BADCHARSET/, String(bad));
   const syntax = await raw.command('SEARCH NOT-A-KEY');
   assert.equal(syntax.status, 'BAD', String(syntax));
+});
+
+test('SEARCH BODY and TEXT look into decoded parts: quoted-printable, ISO-8859-1, 8-bit, nested messages', async (t) => {
+  const name = await scratch(t, [simple, attachment, nested, eightBit]);
+  const raw = await wire(t);
+  (await raw.command(`EXAMINE ${quote(name)}`)).ok();
+  const utf8 = async (key: string, text: string): Promise<number[]> => numbers((await raw.command([`SEARCH CHARSET UTF-8 ${key} `, Buffer.from(text)])).ok());
+  assert.deepEqual(await search(raw, 'BODY "au lait"'), [2]);
+  assert.deepEqual(await search(raw, 'BODY needle-inner'), [3], 'text inside a message/rfc822 part');
+  assert.deepEqual(await search(raw, 'TEXT "Inner subject"'), [3], 'TEXT covers the headers of an attached message');
+  assert.deepEqual(await search(raw, 'SUBJECT "Inner subject"'), [], 'SUBJECT is the top-level header only');
+  assert.deepEqual(await utf8('BODY', 'Grüße'), [3, 4], 'QP ISO-8859-1 HTML and raw 8-bit UTF-8 both match');
+  assert.deepEqual(await search(raw, 'BODY Gr=FC'), [], 'the encoded form does not match');
+  assert.deepEqual(await utf8('TEXT', 'Café'), [2]);
+});
+
+test('an empty mailbox: SEARCH, UID SEARCH, UID FETCH 1:* and ESEARCH answer empty', async (t) => {
+  const name = await scratch(t);
+  const raw = await wire(t);
+  (await raw.command(`SELECT ${quote(name)}`)).ok();
+  assert.deepEqual(await search(raw, 'ALL'), []);
+  assert.deepEqual(numbers((await raw.command('UID SEARCH ALL')).ok()), []);
+  const fetch = (await raw.command('UID FETCH 1:* FLAGS')).ok();
+  assert.equal(fetch.all('FETCH').length, 0, String(fetch));
+  if ((await (await import('./kit.js')).capabilities()).has('ESEARCH')) {
+    const reply = (await raw.command('SEARCH RETURN (MIN MAX COUNT) ALL')).ok();
+    assert.match(reply.all('ESEARCH')[0]?.text ?? '', /^\* ESEARCH \(TAG "[^"]+"\) COUNT 0$/i, String(reply));
+  }
 });
 
 test('ESEARCH: SEARCH RETURN (MIN MAX COUNT ALL) and UID SEARCH RETURN ()', async (t) => {
