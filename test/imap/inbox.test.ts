@@ -66,8 +66,8 @@ test('RENAME INBOX moves its messages to the new name and leaves INBOX empty', a
   (await raw.command(`RENAME INBOX ${quote(moved)}`)).ok();
   const inbox = (await raw.command('STATUS INBOX (MESSAGES)')).ok();
   assert.match(inbox.all('STATUS')[0]?.text ?? '', /\(MESSAGES 0\)/, 'INBOX is empty after RENAME');
-  const target_ = (await raw.command(`STATUS ${quote(moved)} (MESSAGES)`)).ok();
-  assert.match(target_.all('STATUS')[0]?.text ?? '', new RegExp(`\\(MESSAGES ${count}\\)`));
+  const renamed = (await raw.command(`STATUS ${quote(moved)} (MESSAGES)`)).ok();
+  assert.match(renamed.all('STATUS')[0]?.text ?? '', new RegExp(`\\(MESSAGES ${count}\\)`));
   (await raw.command(`EXAMINE ${quote(moved)}`)).ok();
   const subjects = [...fetches((await raw.command('FETCH 1:* BODY.PEEK[HEADER.FIELDS (SUBJECT)]')).ok()).values()].map((item) => str(item['BODY[HEADER.FIELDS (SUBJECT)]']));
   assert.ok(subjects.some((s) => s.includes('inbox-rename-marker')));

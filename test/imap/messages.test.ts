@@ -36,9 +36,11 @@ function applyExpunges(uids: number[], responses: Response[]): number[] {
 
 test('SELECT answers FLAGS, EXISTS, RECENT, UIDVALIDITY, UIDNEXT, PERMANENTFLAGS and [READ-WRITE]', async (t) => {
   const raw = await wire(t);
-  const name = await scratch(t, five());
+  const name = await scratch(t, [{ body: msg('seen'), flags: ['\\Seen'] }, ...five().slice(1)]);
   const reply = (await raw.command(`SELECT ${quote(name)}`)).ok();
   assert.equal(reply.code, 'READ-WRITE', String(reply));
+  const unseen = reply.untagged.map((response) => response.code ?? '').find((code) => code.startsWith('UNSEEN '));
+  if (unseen) assert.equal(unseen, 'UNSEEN 2', 'UNSEEN names the first unseen message');
   assert.equal(reply.all('EXISTS')[0]?.number, 5, String(reply));
   assert.equal(reply.all('RECENT').length, 1, String(reply));
   const flags = reply.all('FLAGS')[0];
