@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { constants, createDeflateRaw, createInflateRaw } from 'node:zlib';
-import { capabilities, flow, knownBug, quote, requires, scratch, target, wire } from './kit.js';
+import { capabilities, flow, imaplib, knownBug, pyOk, quote, requires, scratch, target, wire } from './kit.js';
 import { fetches, fetchOf, Wire, type Reply } from './wire.js';
 
 const msg = (subject: string, pad = 0): Buffer =>
@@ -290,4 +290,29 @@ test('COMPRESS=DEFLATE: no bytes follow the OK until there is a response to send
   assert.ok(end > 1, all.toString('latin1'));
   // imapflow (and any client that switches after reading the OK) loses bytes sent in the same read.
   assert.equal(all.subarray(end).toString('hex'), '', 'bytes after the COMPRESS OK before the client sent anything');
+});
+
+test('imaplib: enable, namespace, getquotaroot, uid move, unselect', async (t) => {
+  if (!(await requires(t, 'ENABLE', 'NAMESPACE', 'QUOTA', 'MOVE', 'UNSELECT', 'CONDSTORE'))) return;
+  const from = await scratch(t, five());
+  const to = await scratch(t);
+  const where = await target();
+  const results = await imaplib(where.accounts[0]!, [
+    ['enable', 'CONDSTORE'],
+    ['namespace'],
+    ['getquotaroot', quote(from)],
+    ['select', quote(from)],
+    ['uid', 'SEARCH', 'ALL'],
+    ['unselect'],
+  ]);
+  assert.equal(pyOk(results[0])[0], 'OK');
+  assert.match(String(pyOk(results[1])[1][0]), /^\(\("[^"]*" "\/"\)\)/);
+  const [quotaRoot, quota] = pyOk(results[2])[1] as [Buffer[], Buffer[]];
+  assert.ok(quotaRoot.length >= 1 && quota.length >= 1, JSON.stringify(pyOk(results[2])));
+  const uids = String(pyOk(results[4])[1][0]).split(' ');
+  assert.equal(uids.length, 5);
+  assert.equal(pyOk(results[5])[0], 'OK');
+  const moved = await imaplib(where.accounts[0]!, [['select', quote(from)], ['uid', 'MOVE', `${uids[0]}:${uids[1]}`, quote(to)], ['status', quote(to), '(MESSAGES)']]);
+  assert.equal(pyOk(moved[1])[0], 'OK');
+  assert.match(String(pyOk(moved[2])[1][0]), /MESSAGES 2/);
 });
