@@ -38,11 +38,14 @@ test('mailboxes can be created below INBOX', async (t) => {
   (await raw.command(`SELECT ${quote(child)}`)).ok();
 });
 
-test('RENAME INBOX moves its messages to the new name and leaves INBOX empty', async (t) => {
+test('RENAME INBOX moves its messages to the new name, leaves INBOX empty and keeps its children', async (t) => {
   const where = await target();
   const raw = await second();
   const moved = uniqueName('qinbox');
+  const child = `INBOX/${uniqueName('qkid')}`;
   t.after(async () => {
+    await removeMailbox(child, where.accounts[1]);
+    await removeMailbox(`${moved}/${child.slice('INBOX/'.length)}`, where.accounts[1]);
     // Put back whatever INBOX held before, then drop the renamed mailbox.
     const restore = await second();
     const select = await restore.command(`SELECT ${quote(moved)}`);
@@ -60,10 +63,16 @@ test('RENAME INBOX moves its messages to the new name and leaves INBOX empty', a
     await removeMailbox(moved, where.accounts[1]);
   });
   (await raw.command(['APPEND INBOX ', msg('inbox-rename-marker')])).ok();
+  (await raw.command(`CREATE ${quote(child)}`)).ok();
   const before = (await raw.command('STATUS INBOX (MESSAGES)')).ok();
   const count = Number(/MESSAGES (\d+)/.exec(before.all('STATUS')[0]?.text ?? '')?.[1]);
   assert.ok(count >= 1);
   (await raw.command(`RENAME INBOX ${quote(moved)}`)).ok();
+  // RFC 3501 6.3.5 says inferior names of INBOX are unaffected; Dovecot moves them along.
+  // Either way the child must exist exactly once.
+  const kids = (await raw.command(`LIST "" ${quote(child)}`)).ok().all('LIST').length;
+  const movedKids = (await raw.command(`LIST "" ${quote(`${moved}/*`)}`)).ok().all('LIST').length;
+  assert.equal(kids + movedKids, 1, `the child of INBOX: ${kids} in place, ${movedKids} moved`);
   const inbox = (await raw.command('STATUS INBOX (MESSAGES)')).ok();
   assert.match(inbox.all('STATUS')[0]?.text ?? '', /\(MESSAGES 0\)/, 'INBOX is empty after RENAME');
   const renamed = (await raw.command(`STATUS ${quote(moved)} (MESSAGES)`)).ok();
