@@ -1,0 +1,244 @@
+// Shared pieces of the benchmarks: starting Quillmail from this tree, process memory, ports, percentiles.
+// Benchmarks only touch 127.0.0.1 and clean up their temp dirs and processes.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o755); // peers drop privileges (nobody, dovenull) and must traverse it
+  return dir;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, ms));
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => done(port));
+    });
+  });
+}
+
+export async function waitForPort(port: number, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((done) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        done(true);
+      });
+      socket.once('error', () => done(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export function summarize(latenciesMs: number[]): { count: number; p50: number; p99: number; max: number } {
+  const sorted = [...latenciesMs].sort((a, b) => a - b);
+  return { count: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN };
+}
+
+/** Every descendant of pid (and pid itself), from /proc. */
+export function processTree(pid: number): number[] {
+  const parents = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = parents.get(ppid) ?? [];
+      list.push(Number(entry));
+      parents.set(ppid, list);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const out: number[] = [];
+  const todo = [pid];
+  while (todo.length > 0) {
+    const next = todo.pop()!;
+    out.push(next);
+    todo.push(...(parents.get(next) ?? []));
+  }
+  return out;
+}
+
+/**
+ * Memory of a process tree in KB: rss sums every process's RSS (counts shared pages once per process);
+ * pss sums proportional set size (shared pages split between sharers), the fairer number for multi-process servers.
+ */
+export function treeMemory(pid: number): { rssKb: number; pssKb: number; processes: number } {
+  let rssKb = 0;
+  let pssKb = 0;
+  let processes = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const rollup = readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
+      rssKb += Number(/^Rss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+      pssKb += Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+      processes++;
+    } catch {
+      // gone
+    }
+  }
+  return { rssKb, pssKb, processes };
+}
+
+/** Samples treeMemory every intervalMs; stop() returns the peak. */
+export function memorySampler(pid: () => number | undefined, intervalMs = 250) {
+  let peak = { rssKb: 0, pssKb: 0, processes: 0 };
+  const timer = setInterval(() => {
+    const p = pid();
+    if (p === undefined) return;
+    const now = treeMemory(p);
+    if (now.rssKb > peak.rssKb) peak = { ...now, pssKb: Math.max(now.pssKb, peak.pssKb) };
+    else peak.pssKb = Math.max(now.pssKb, peak.pssKb);
+  }, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      return peak;
+    },
+  };
+}
+
+export interface Quill {
+  pid: number;
+  ports: { smtp: number; submission: number; pop3: number; imap: number; http: number };
+  dir: string;
+  stop(): Promise<void>;
+}
+
+export interface QuillOptions {
+  domain: string;
+  users: string[];
+  password: string;
+}
+
+function quillCli(args: string[]): void {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`quill ${args.join(' ')} failed: ${result.stderr || result.stdout}`);
+}
+
+/**
+ * Quillmail from this tree (src/ via tsx, so no stale dist/), on a fresh data dir with the shipped
+ * durability (SQLite WAL, synchronous=FULL). The config only lifts per-IP/per-user connection caps and the
+ * per-session command rate (one loopback client opens every connection) and turns off inbound SPF/DKIM/DMARC
+ * DNS checks and reverse lookups (no network).
+ */
+export async function startQuill(options: QuillOptions): Promise<Quill> {
+  const dir = tempDir('quill-bench-');
+  const data = join(dir, 'data');
+  const ports = { smtp: await freePort(), submission: await freePort(), pop3: await freePort(), imap: await freePort(), http: await freePort() };
+  const config = join(dir, 'quill.yaml');
+  writeFileSync(
+    config,
+    [
+      'hostname: bench.local',
+      `data: ${data}`,
+      'log:',
+      '  level: warn',
+      'smtp:',
+      '  reverseLookup: false',
+      'inbound:',
+      '  verify: false',
+      'outbound:',
+      '  enabled: false',
+      'limits:',
+      '  connectionsPerIp: 20000',
+      '  connections: 20000',
+      '  imapConnectionsPerUser: 20000',
+      '  imapCommandsPerSecond: 1000000',
+      '',
+    ].join('\n'),
+  );
+  const common = ['-c', config];
+  quillCli(['domain', 'add', options.domain, ...common]);
+  for (const user of options.users) quillCli(['user', 'add', user, '--password', options.password, ...common]);
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(ROOT, 'src/cli/main.ts'),
+      'start',
+      ...common,
+      '--smtp',
+      `127.0.0.1:${ports.smtp}`,
+      '--submission',
+      `127.0.0.1:${ports.submission}`,
+      '--pop3',
+      `127.0.0.1:${ports.pop3}`,
+      '--imap',
+      `127.0.0.1:${ports.imap}`,
+      '--http',
+      `127.0.0.1:${ports.http}`,
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+  await waitForPort(ports.smtp);
+  await waitForPort(ports.imap);
+  return {
+    pid: child.pid!,
+    ports,
+    dir,
+    async stop() {
+      if (!exited) {
+        child.kill('SIGTERM');
+        const deadline = Date.now() + 15_000;
+        while (!exited && Date.now() < deadline) await sleep(100);
+        if (!exited) child.kill('SIGKILL');
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function has(binary: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${binary}`]).status === 0;
+}
+
+export function run(command: string, args: string[]): string {
+  const result = spawnSync(command, args, { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status}): ${result.stderr}${result.stdout}`);
+  return result.stdout;
+}
+
+export function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const value = Number(process.argv[i + 1]);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} needs a positive number`);
+  return value;
+}
+
+export function flag(name: string): boolean {
+  return process.argv.includes(`--${name}`);
+}
+
+export function fmt(n: number, digits = 1): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : 'n/a';
+}
