@@ -2,7 +2,7 @@
 // CHECK, CLOSE, EXPUNGE, STORE, COPY, UID; sequence sets with "*" and ranges (9).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { flow, imaplib, pyOk, quote, scratch, target, uniqueName, wire } from './kit.js';
+import { capabilities, flow, imaplib, pyOk, quote, removeMailbox, scratch, target, uniqueName, wire } from './kit.js';
 import { fetches, fetchOf, str, type Reply, type Response, type Value } from './wire.js';
 
 const msg = (subject: string, extra = ''): Buffer =>
@@ -297,7 +297,7 @@ test('200 messages: sequence numbers stay right through STORE and EXPUNGE of eve
   const name = await scratch(t);
   const count = 200;
   // Pipelined APPENDs: with LITERAL+ no round trip per message.
-  const plus = (await (await import('./kit.js')).capabilities()).has('LITERAL+');
+  const plus = (await capabilities()).has('LITERAL+');
   for (let i = 1; i <= count; i++) {
     const body = msg(`bulk-${i}`);
     if (plus) raw.write(Buffer.concat([Buffer.from(`B${i} APPEND ${quote(name)} {${body.length}+}\r\n`), body, Buffer.from('\r\n')]));
@@ -349,10 +349,7 @@ test('imaplib: select, append, search, fetch, store, copy, expunge, uid', async 
   const where = await target();
   const name = await scratch(t, [msg('p1'), msg('p2')]);
   const copyTo = uniqueName('qpy');
-  t.after(async () => {
-    const { removeMailbox } = await import('./kit.js');
-    await removeMailbox(copyTo);
-  });
+  t.after(() => removeMailbox(copyTo));
   const results = await imaplib(where.accounts[0]!, [
     ['append', quote(name), '(\\Seen)', null, msg('p3')],
     ['select', quote(name)],

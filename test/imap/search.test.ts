@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { attachment, crlf, eightBit, nested, simple } from '../fixtures/messages.js';
-import { flow, imaplib, pyOk, quote, requires, scratch, target, wire } from './kit.js';
+import { capabilities, flow, imaplib, pyOk, quote, requires, scratch, target, wire } from './kit.js';
 import { fetches, type Reply, type Wire } from './wire.js';
 
 const padding = 'x'.repeat(76);
@@ -207,7 +207,7 @@ test('an empty mailbox: SEARCH, UID SEARCH, UID FETCH 1:* and ESEARCH answer emp
   assert.deepEqual(numbers((await raw.command('UID SEARCH ALL')).ok()), []);
   const fetch = (await raw.command('UID FETCH 1:* FLAGS')).ok();
   assert.equal(fetch.all('FETCH').length, 0, String(fetch));
-  if ((await (await import('./kit.js')).capabilities()).has('ESEARCH')) {
+  if ((await capabilities()).has('ESEARCH')) {
     const reply = (await raw.command('SEARCH RETURN (MIN MAX COUNT) ALL')).ok();
     assert.match(reply.all('ESEARCH')[0]?.text ?? '', /^\* ESEARCH \(TAG "[^"]+"\) COUNT 0$/i, String(reply));
   }
@@ -293,7 +293,7 @@ test('imapflow: search objects become the same SEARCH keys', async (t) => {
 test('imaplib: search, uid search, sort and thread', async (t) => {
   const name = await scratch(t, MESSAGES);
   const where = await target();
-  const caps = await (await import('./kit.js')).capabilities();
+  const caps = await capabilities();
   const results = await imaplib(where.accounts[0]!, [
     ['select', quote(name), true],
     ['search', null, 'OR', 'FLAGGED', 'SEEN'],
