@@ -178,6 +178,31 @@ test('QRESYNC: SELECT with known UIDVALIDITY and MODSEQ answers VANISHED (EARLIE
   assert.ok(!changed.includes(all[1]!), String(resync));
 });
 
+test('QRESYNC: refused before ENABLE; [CLOSED] on a switch of mailbox; VANISHED during IDLE', async (t) => {
+  if (!(await requires(t, 'QRESYNC', 'IDLE'))) return;
+  const raw = await wire(t);
+  const name = await scratch(t, five());
+  const other = await scratch(t);
+  const early = await raw.command(`SELECT ${quote(name)} (QRESYNC (1 1))`);
+  assert.equal(early.status, 'BAD', `RFC 7162 3.2.5, QRESYNC before ENABLE: ${early}`);
+  (await raw.command('ENABLE QRESYNC')).ok();
+  (await raw.command(`SELECT ${quote(name)}`)).ok();
+  const switched = (await raw.command(`EXAMINE ${quote(other)}`)).ok();
+  assert.ok(switched.untagged.some((r) => r.code === 'CLOSED'), `RFC 7162 3.2.11: [CLOSED] first: ${switched}`);
+  (await raw.command(`SELECT ${quote(name)}`)).ok();
+  const all = await uids(raw);
+  raw.write('Q1 IDLE\r\n');
+  assert.equal((await raw.next()).kind, 'continuation');
+  const actor = await wire(t);
+  (await actor.command(`SELECT ${quote(name)}`)).ok();
+  (await actor.command('STORE 2 +FLAGS.SILENT (\\Deleted)')).ok();
+  (await actor.command('EXPUNGE')).ok();
+  const seen = await raw.waitFor((r) => r.name === 'VANISHED' || r.name === 'EXPUNGE');
+  assert.equal(seen.at(-1)!.text, `* VANISHED ${all[1]}`);
+  raw.write('DONE\r\n');
+  (await raw.finish('Q1', 'IDLE')).ok();
+});
+
 test('QRESYNC: UID FETCH (CHANGEDSINCE n VANISHED) reports expunged UIDs as VANISHED (EARLIER)', knownBug('UID FETCH 1:* (FLAGS) (CHANGEDSINCE n VANISHED) answers the FETCHes but no "* VANISHED (EARLIER) uid" (RFC 7162 3.2.6)'), async (t) => {
   if (!(await requires(t, 'QRESYNC'))) return;
   const raw = await wire(t);
