@@ -197,6 +197,10 @@ test('SEARCH BODY and TEXT look into decoded parts: quoted-printable, ISO-8859-1
   assert.deepEqual(await utf8('BODY', 'Grüße'), [3, 4], 'QP ISO-8859-1 HTML and raw 8-bit UTF-8 both match');
   assert.deepEqual(await search(raw, 'BODY Gr=FC'), [], 'the encoded form does not match');
   assert.deepEqual(await utf8('TEXT', 'Café'), [2]);
+  // Charsets other than US-ASCII and UTF-8 are optional (RFC 3501 6.4.4): either they work or NO [BADCHARSET].
+  const latin1 = await raw.command(['SEARCH CHARSET ISO-8859-1 BODY ', Buffer.from('Grüße', 'latin1')]);
+  if (latin1.status === 'OK') assert.deepEqual(numbers(latin1), [3, 4]);
+  else assert.match(`${latin1.status} ${latin1.code}`, /^NO BADCHARSET/, String(latin1));
 });
 
 test('an empty mailbox: SEARCH, UID SEARCH, UID FETCH 1:* and ESEARCH answer empty', async (t) => {
