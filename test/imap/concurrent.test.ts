@@ -143,6 +143,24 @@ test('\\Recent: a new message is recent in at most one session', knownBug('a mes
   assert.ok(!(inA.includes('2') && inB.includes('2')), `message 2 recent in both sessions: A ${inA}, B ${inB}`);
 });
 
+test('two sessions appending at once: every message lands once, UIDs unique and ascending, a watcher sees them all', async (t) => {
+  const { a, name } = await pair(t, 0);
+  const writers = [await wire(t), await wire(t)];
+  await Promise.all(
+    writers.map(async (writer, w) => {
+      for (let i = 0; i < 40; i++) (await writer.command([`APPEND ${quote(name)} `, msg(`w${w}-${i}`)])).ok();
+    }),
+  );
+  const seen = await noopUntil(a, (rs) => rs.some((r) => r.name === 'EXISTS' && r.number === 80));
+  assert.ok(seen.length > 0);
+  const all = [...fetches((await a.command('FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])')).ok()).entries()].sort(([x], [y]) => x - y);
+  const uids = all.map(([, item]) => Number(item.UID));
+  assert.equal(new Set(uids).size, 80);
+  assert.ok(uids.every((uid, i) => i === 0 || uid > uids[i - 1]!), 'UIDs ascend with sequence numbers');
+  const subjects = new Set(all.map(([, item]) => String(item['BODY[HEADER.FIELDS (SUBJECT)]']).trim()));
+  assert.equal(subjects.size, 80);
+});
+
 test('a read-only (EXAMINE) session is told of changes too', async (t) => {
   const { b, name } = await pair(t);
   const reader = await wire(t);

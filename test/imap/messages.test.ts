@@ -315,6 +315,10 @@ test('200 messages: sequence numbers stay right through STORE and EXPUNGE of eve
   const left = applyExpunges(uids, expunge.untagged);
   assert.deepEqual(left, uids.filter((_, i) => (i + 1) % 3 !== 0));
   assert.deepEqual(uidsBySeq((await raw.command('FETCH 1:* UID')).ok()), left);
+  const bodies = fetches((await raw.command('FETCH 1:* BODY.PEEK[]', { timeoutMs: 30_000 })).ok());
+  assert.equal(bodies.size, left.length);
+  const kept = Array.from({ length: count }, (_, i) => i + 1).filter((i) => i % 3 !== 0);
+  for (const [seq, item] of bodies) assert.ok(Buffer.from(item['BODY[]'] as Buffer).equals(msg(`bulk-${kept[seq - 1]}`)), `BODY[] of ${seq}`);
   const subjects = fetches((await raw.command('FETCH 66 BODY.PEEK[HEADER.FIELDS (SUBJECT)]')).ok());
   assert.match(str(subjects.get(66)?.['BODY[HEADER.FIELDS (SUBJECT)]']), /bulk-98\b/, 'message 66 is the 98th appended once 32 before it are gone');
 });
