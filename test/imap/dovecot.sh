@@ -4,7 +4,8 @@
 # Needs the Debian package dovecot-imapd. Everything lives in one temp dir (config, logs,
 # sockets, sdbox mail storage, passwd-file) which is removed afterwards; Dovecot listens on
 # 127.0.0.1:$IMAP_PORT (default: a free port) without TLS, with users user1/pass1 and
-# user2/pass2. sdbox rather than maildir because Dovecot's maildir refuses RENAME INBOX. As root, mail is owned by nobody; otherwise everything runs as the caller.
+# user2/pass2 (sdbox rather than maildir: Dovecot's maildir refuses RENAME INBOX). As root,
+# mail is owned by nobody; otherwise everything runs as the caller.
 set -eu
 cd "$(dirname "$0")/../.."
 DIR=$(mktemp -d /tmp/quill-dovecot.XXXXXX)
@@ -14,11 +15,11 @@ chmod 755 "$DIR"
 
 if [ "$(id -u)" = 0 ]; then
   MAIL_USER=nobody; MAIL_GROUP=$(id -gn nobody)
-  LOGIN_USER=dovenull; INTERNAL_USER=dovecot
+  LOGIN_USER=dovenull; INTERNAL_USER=dovecot; INTERNAL_GROUP=dovecot
   chown nobody "$DIR/mail"
 else
   MAIL_USER=$(id -un); MAIL_GROUP=$(id -gn)
-  LOGIN_USER=$MAIL_USER; INTERNAL_USER=$MAIL_USER
+  LOGIN_USER=$MAIL_USER; INTERNAL_USER=$MAIL_USER; INTERNAL_GROUP=$MAIL_GROUP
 fi
 
 cat > "$DIR/passwd" <<USERS
@@ -35,6 +36,7 @@ log_path = $DIR/dovecot.log
 info_log_path = $DIR/dovecot.log
 default_login_user = $LOGIN_USER
 default_internal_user = $INTERNAL_USER
+default_internal_group = $INTERNAL_GROUP
 first_valid_uid = 1
 ssl = no
 disable_plaintext_auth = no
@@ -78,7 +80,9 @@ userdb {
   driver = static
   args = home=$DIR/mail/%u
 }
+# No chroot: it needs root, and this Dovecot only serves the test run.
 service imap-login {
+  chroot =
   inet_listener imap {
     address = 127.0.0.1
     port = $PORT
@@ -89,6 +93,7 @@ service imap-login {
 }
 # No growing delay after the suite's deliberate failed logins (Dovecot's documented switch).
 service anvil {
+  chroot =
   unix_listener anvil-auth-penalty {
     mode = 0
   }
@@ -115,7 +120,8 @@ stop() {
   sleep 0.5
   rm -rf "$DIR"
 }
-trap stop EXIT INT TERM
+trap stop EXIT
+trap 'exit 130' INT TERM
 # Wait until a login works (the first greeting can come before the auth process is up).
 i=0
 until python3 -c "import imaplib; imaplib.IMAP4('127.0.0.1', $PORT, timeout=2).login('user1', 'pass1')" >/dev/null 2>&1; do
