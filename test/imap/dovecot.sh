@@ -114,7 +114,6 @@ plugin {
 }
 CONF
 
-dovecot -c "$DIR/dovecot.conf"
 stop() {
   dovecot -c "$DIR/dovecot.conf" stop 2>/dev/null || true
   sleep 0.5
@@ -122,6 +121,7 @@ stop() {
 }
 trap stop EXIT
 trap 'exit 130' INT TERM
+dovecot -c "$DIR/dovecot.conf"
 # Wait until a login works (the first greeting can come before the auth process is up).
 i=0
 until python3 -c "import imaplib; imaplib.IMAP4('127.0.0.1', $PORT, timeout=2).login('user1', 'pass1')" >/dev/null 2>&1; do
