@@ -213,6 +213,8 @@ export class SmtpFront {
   private readonly log: Logger;
   private badCommands = 0;
   private authFailures = 0;
+  /** A command or DATA is in flight on the node link: its loss means a replay, not a quiet reconnect. */
+  private busy = false;
 
   constructor(
     socket: net.Socket,
@@ -466,6 +468,7 @@ export class SmtpFront {
     if (start.code !== 354) return true;
     this.recorded.data = [];
     this.recorded.inData = true;
+    this.busy = true;
     // The CRLF that ended the DATA line counts for a terminator right at the start.
     let tail = Buffer.from('\r\n');
     let size = 0;
@@ -492,6 +495,7 @@ export class SmtpFront {
       await this.forward(take);
     }
     const reply = await this.awaitReply();
+    this.busy = false;
     await this.say(reply.text);
     this.clearTransaction();
     return true;
@@ -502,7 +506,8 @@ export class SmtpFront {
     for (let attempt = 0; ; attempt++) {
       try {
         const link = await this.ensureLink();
-        return await link.command(line);
+        this.busy = true;
+        return await link.command(line).finally(() => (this.busy = false));
       } catch (error) {
         if (!(error instanceof LinkLost) || attempt >= MAX_REPLAYS) return this.lost(error);
         this.failover();
@@ -567,6 +572,11 @@ export class SmtpFront {
         link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs);
         await this.bringUp(link);
         this.link = link;
+        // A node that closes an idle link (its own timeout, a restart) is simply left: the next
+        // command opens a new one and replays. Replies it sent unasked go with it.
+        link.socket.once('close', () => {
+          if (this.link === link && !this.busy) this.link = undefined;
+        });
         this.deps.directory.noteOpened(node.id, this.deps.protocol);
         return link;
       } catch (error) {
