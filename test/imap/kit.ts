@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { TestContext } from 'node:test';
 import { ImapFlow } from 'imapflow';
-import { target, uniqueName, type Account, type Target } from './target.js';
+import { beforeStop, target, uniqueName, type Account, type Target } from './target.js';
 import { quote, Wire } from './wire.js';
 
 export { target, uniqueName, quote, Wire };
@@ -63,31 +63,62 @@ export async function wire(t: TestContext, account?: Account): Promise<Wire> {
   return connection;
 }
 
+let adminConnection: Promise<Wire> | undefined;
+let adminQueue: Promise<unknown> = Promise.resolve();
+
+beforeStop(async () => {
+  if (adminConnection) await (await adminConnection).close();
+});
+
+/** Runs fn on one logged-in connection shared by the file's setup and cleanup, one caller at a time (logins are not free). */
+function asAdmin<T>(fn: (admin: Wire) => Promise<T>): Promise<T> {
+  const run = adminQueue.then(async () => {
+    adminConnection ??= target().then((where) => Wire.login(where));
+    let admin = await adminConnection;
+    if (admin.closed) {
+      adminConnection = target().then((where) => Wire.login(where));
+      admin = await adminConnection;
+    }
+    return fn(admin);
+  });
+  adminQueue = run.catch(() => undefined);
+  return run;
+}
+
 /** A fresh mailbox holding the messages (appended through IMAP), deleted after the test. */
 export async function scratch(t: TestContext, messages: (Buffer | { body: Buffer; flags?: string[]; date?: string })[] = [], prefix = 'qt'): Promise<string> {
   const name = uniqueName(prefix);
-  const setup = await Wire.login(await target());
-  (await setup.command(`CREATE ${quote(name)}`)).ok();
-  for (const message of messages) {
-    const { body, flags, date } = Buffer.isBuffer(message) ? { body: message, flags: undefined, date: undefined } : message;
-    const pieces = [`APPEND ${quote(name)} `, flags ? `(${flags.join(' ')}) ` : '', date ? `${quote(date)} ` : ''];
-    (await setup.command([pieces.join(''), body])).ok();
-  }
-  await setup.close();
+  await asAdmin(async (setup) => {
+    (await setup.command(`CREATE ${quote(name)}`)).ok();
+    for (const message of messages) {
+      const { body, flags, date } = Buffer.isBuffer(message) ? { body: message, flags: undefined, date: undefined } : message;
+      const pieces = [`APPEND ${quote(name)} `, flags ? `(${flags.join(' ')}) ` : '', date ? `${quote(date)} ` : ''];
+      (await setup.command([pieces.join(''), body])).ok();
+    }
+  });
   t.after(() => removeMailbox(name));
   return name;
 }
 
 /** Deletes a mailbox and everything below it, and drops subscriptions to those names. */
 export async function removeMailbox(name: string, account?: Account): Promise<void> {
-  const cleanup = await Wire.login(await target(), account);
+  const where = await target();
+  if (account && account.user !== where.accounts[0]!.user) {
+    const other = await Wire.login(where, account);
+    await removeWith(other, name);
+    await other.close();
+  } else {
+    await asAdmin((admin) => removeWith(admin, name));
+  }
+}
+
+async function removeWith(cleanup: Wire, name: string): Promise<void> {
   const list = await cleanup.command(`LIST "" ${quote(`${name}*`)}`);
   const names = list.all('LIST').map((response) => String(response.values[3]));
   names.sort((a, b) => b.length - a.length);
   for (const each of names) await cleanup.command(`DELETE ${quote(each)}`);
   const subscribed = await cleanup.command(`LSUB "" ${quote(`${name}*`)}`);
   for (const response of subscribed.all('LSUB')) await cleanup.command(`UNSUBSCRIBE ${quote(String(response.values[3]))}`);
-  await cleanup.close();
 }
 
 /** A connected imapflow client, logged out after the test. */

@@ -22,9 +22,16 @@ export interface Target {
 
 let current: Promise<Target> | undefined;
 let stopServer: (() => Promise<void>) | undefined;
+const closers: (() => Promise<void>)[] = [];
+
+/** Runs fn after the file's tests, before the server stops (to close shared connections). */
+export function beforeStop(fn: () => Promise<void>): void {
+  closers.push(fn);
+}
 
 // Registered while the test file loads, so it runs once after all of the file's tests.
 after(async () => {
+  for (const close of closers) await close();
   await stopServer?.();
 });
 
