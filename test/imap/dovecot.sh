@@ -47,6 +47,8 @@ mail_uid = $MAIL_USER
 mail_gid = $MAIL_GROUP
 mail_plugins = quota
 mail_max_userip_connections = 500
+# IDLE falls back to polling when inotify runs out (other Dovecots on the machine): poll often.
+mailbox_idle_check_interval = 1 secs
 namespace inbox {
   inbox = yes
   separator = /
