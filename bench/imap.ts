@@ -281,6 +281,7 @@ interface IdleResult {
   perSessionKb: number;
   baseMb: number;
   wakeAllMs: number;
+  wakeP50Ms: number;
   woken: number;
 }
 
@@ -289,6 +290,8 @@ async function idleMemory(port: number, pid: number): Promise<IdleResult> {
   const before = treeMemory(pid).pssKb;
   const sessions: ImapClient[] = [];
   let woken = 0;
+  let appendedAt = 0;
+  const wakeTimes: number[] = [];
   let wakeDone: (() => void) | undefined;
   let next = 0;
   await Promise.all(
@@ -301,6 +304,7 @@ async function idleMemory(port: number, pid: number): Promise<IdleResult> {
         client.onUntagged = (line) => {
           if (!seen && / EXISTS$/.test(line)) {
             seen = true;
+            wakeTimes.push(performance.now() - appendedAt);
             if (++woken === sessions.length) wakeDone?.();
           }
         };
@@ -315,13 +319,15 @@ async function idleMemory(port: number, pid: number): Promise<IdleResult> {
     wakeDone = done;
   });
   const t = performance.now();
+  appendedAt = t;
   await writer.ok('APPEND INBOX', makeMessage(1, 2048));
   await Promise.race([allWoken, sleep(30_000)]);
   const wakeAllMs = performance.now() - t;
   writer.close();
   for (const s of sessions) s.close();
   await sleep(500);
-  return { sessions: sessions.length, perSessionKb: (after - before) / sessions.length, baseMb: before / 1024, wakeAllMs, woken };
+  const wake = summarize(wakeTimes);
+  return { sessions: sessions.length, perSessionKb: (after - before) / sessions.length, baseMb: before / 1024, wakeAllMs, wakeP50Ms: wake.p50, woken };
 }
 
 interface ServerResult {
@@ -415,6 +421,7 @@ function printRest(results: ServerResult[], q: ServerResult | undefined, d: Serv
     console.log(`| sessions | ${results.map((r) => r.idle!.sessions).join(' | ')} |`);
     console.log(`| PSS per IDLE session, KB | ${results.map((r) => fmt(r.idle!.perSessionKb)).join(' | ')} |`);
     console.log(`| server PSS before, MB | ${results.map((r) => fmt(r.idle!.baseMb)).join(' | ')} |`);
+    console.log(`| APPEND to half woken (p50), ms | ${results.map((r) => fmt(r.idle!.wakeP50Ms)).join(' | ')} |`);
     console.log(`| APPEND to all woken, ms | ${results.map((r) => `${fmt(r.idle!.wakeAllMs)} (${r.idle!.woken} woken)`).join(' | ')} |`);
   }
 }
