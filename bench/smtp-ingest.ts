@@ -14,7 +14,8 @@ const messages = arg('messages', 4000);
 const size = arg('size', 10240);
 /** Unmeasured messages first, so JIT, caches and process pools are warm on both sides. */
 const WARMUP = Math.min(200, Math.ceil(messages / 10));
-const only = process.argv[process.argv.indexOf('--only') + 1];
+const onlyIndex = process.argv.indexOf('--only');
+const only = onlyIndex >= 0 ? process.argv[onlyIndex + 1] : undefined;
 
 /** A minimal SMTP client over a raw socket: replies are read in order, multi-line replies joined. */
 class SmtpClient {
