@@ -252,6 +252,30 @@ describe('outbound delays and expiry', () => {
   });
 });
 
+describe('outbound rate per domain', () => {
+  it('sends at most perDomainPerMinute messages to a domain and puts the rest back untried', async () => {
+    const receiver = new FakeReceiver();
+    await receiver.listen();
+    const server = await startTestServer({ overrides: { outbound: { routes: { 'remote.test': `127.0.0.1:${receiver.port}` }, pollIntervalMs: 50, perDomainPerMinute: 3 } } });
+    try {
+      for (let i = 0; i < 5; i++) await server.store.deliver(message(`rated ${i}`), [], { outbound: { sender: 'alice@example.com', recipients: [`rated${i}@remote.test`] } });
+      await until('three deliveries', () => receiver.received.length >= 3);
+      await sleep(500);
+      assert.equal(receiver.received.length, 3, 'no fourth message within the minute');
+      const left = await server.store.listOutbound();
+      assert.equal(left.length, 2);
+      for (const entry of left) {
+        assert.equal(entry.attempts, 0, 'a postponed message has not used an attempt');
+        const wait = entry.nextAttemptAt.getTime() - Date.now();
+        assert.ok(wait > 0 && wait <= 60_000, `due again within the minute (${wait} ms)`);
+      }
+    } finally {
+      await server.stop();
+      await receiver.close();
+    }
+  });
+});
+
 describe('queue and DKIM from the command line', () => {
   const cli = async (data: string, ...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--data', data]);
 

@@ -74,6 +74,8 @@ const outboundSchema = z
     /** Messages being sent at once by this worker, and per destination domain. */
     concurrency: z.number().int().positive().default(10),
     perDomainConcurrency: z.number().int().positive().default(3),
+    /** Messages sent per destination domain per minute, from this node (0 = no limit). */
+    perDomainPerMinute: z.number().int().nonnegative().default(0),
     /** Port of remote MX hosts (25 on the internet; tests point it elsewhere). */
     port: z.number().int().min(1).max(65535).default(25),
     connectTimeoutSeconds: z.number().positive().default(30),

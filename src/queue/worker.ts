@@ -87,14 +87,36 @@ function sendVia(hop: Hop, heloName: string, timeoutMs: number, sender: string, 
   });
 }
 
+/** Messages per destination domain in the last minute (a sliding window), for outbound.perDomainPerMinute. */
+class DomainRate {
+  private readonly sent = new Map<string, number[]>();
+
+  constructor(private readonly perMinute: number) {}
+
+  /** Milliseconds until the domain may take another message; 0 when it may now. */
+  wait(domain: string, now = Date.now()): number {
+    if (this.perMinute === 0) return 0;
+    const recent = (this.sent.get(domain) ?? []).filter((t) => now - t < 60_000);
+    this.sent.set(domain, recent);
+    return recent.length < this.perMinute ? 0 : recent[0]! + 60_000 - now;
+  }
+
+  take(domain: string, now = Date.now()): void {
+    if (this.perMinute === 0) return;
+    this.sent.get(domain)?.push(now) ?? this.sent.set(domain, [now]);
+  }
+}
+
 export class OutboundWorker {
   private readonly owner: string;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  private readonly rate: DomainRate;
 
   constructor(private readonly deps: WorkerDeps) {
     this.owner = deps.owner ?? `worker-${randomBytes(6).toString('hex')}`;
+    this.rate = new DomainRate(deps.config.outbound.perDomainPerMinute);
   }
 
   start(): void {
@@ -130,7 +152,17 @@ export class OutboundWorker {
       groups.set(key, [...(groups.get(key) ?? []), entry]);
     }
     const perDomain = new Map<string, number>();
-    const pending = [...groups.values()];
+    const pending: OutboundEntry[][] = [];
+    for (const group of groups.values()) {
+      // Past the domain's rate: back to the queue untried, due when the window has room.
+      const wait = this.rate.wait(group[0]!.domain);
+      if (wait > 0) {
+        for (const entry of group) await this.deps.store.postponeOutbound(entry.id, this.owner, new Date(Date.now() + wait));
+        continue;
+      }
+      this.rate.take(group[0]!.domain);
+      pending.push(group);
+    }
     const inFlight = new Set<Promise<void>>();
     while (pending.length > 0 || inFlight.size > 0) {
       const index = pending.findIndex((group) => (perDomain.get(group[0]!.domain) ?? 0) < outbound.perDomainConcurrency);

@@ -978,6 +978,14 @@ export abstract class KyselyStore implements Store {
     });
   }
 
+  async postponeOutbound(id: number, owner: string, until: Date): Promise<boolean> {
+    return this.write(async (tx) => {
+      const values = { next_attempt_at: until.getTime(), lease_owner: null, lease_until: null };
+      const result = await tx.updateTable('outbound').set(values).where('id', '=', id).where('lease_owner', '=', owner).executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    });
+  }
+
   // ---- DKIM keys -------------------------------------------------------------
 
   async setDkimKey(domain: string, selector: string, privateKeyPem: string): Promise<void> {

@@ -185,6 +185,22 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       assert.equal(await store.finishOutbound(outboundIds[1]!, 'worker-3'), true);
     });
 
+    it('postpones a leased entry without counting an attempt', async () => {
+      const { outboundIds } = await store.deliver(msg('postpone'), [], { outbound: { sender: 'alice@example.com', recipients: ['p1@postpone.test'] } });
+      const mine = (e: { id: number }) => outboundIds.includes(e.id);
+      assert.equal((await store.leaseOutbound('worker-1', 60_000, 100)).filter(mine).length, 1);
+      assert.equal(await store.postponeOutbound(outboundIds[0]!, 'worker-2', new Date()), false, 'only the lease owner may postpone');
+      const soon = new Date(Date.now() + 150);
+      assert.equal(await store.postponeOutbound(outboundIds[0]!, 'worker-1', soon), true);
+      const postponed = (await store.getOutbound(outboundIds[0]!))!;
+      assert.equal(postponed.attempts, 0);
+      assert.equal(postponed.nextAttemptAt.getTime(), soon.getTime());
+      assert.deepEqual((await store.leaseOutbound('worker-2', 60_000, 100)).filter(mine), [], 'not due before the time given');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal((await store.leaseOutbound('worker-2', 60_000, 100)).filter(mine).length, 1, 'due again, and free to lease');
+      assert.equal(await store.finishOutbound(outboundIds[0]!, 'worker-2'), true);
+    });
+
     it('keeps one DKIM key per domain', async () => {
       assert.equal(await store.getDkimKey('example.com'), undefined);
       await store.setDkimKey('Example.com', 's1', 'KEY1');

@@ -219,6 +219,8 @@ export interface Store {
   finishOutbound(id: number, owner: string): Promise<boolean>;
   /** Records a failed attempt and when to try again; marks the warning DSN as sent when asked. */
   deferOutbound(id: number, owner: string, error: string, nextAttemptAt: Date, warned?: boolean): Promise<boolean>;
+  /** Gives a leased entry back untried, due again at `until` (a rate limit): no attempt counted. */
+  postponeOutbound(id: number, owner: string, until: Date): Promise<boolean>;
 
   // DKIM keys per domain
   setDkimKey(domain: string, selector: string, privateKeyPem: string): Promise<void>;
