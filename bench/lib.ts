@@ -132,6 +132,8 @@ export interface QuillOptions {
   domain: string;
   users: string[];
   password: string;
+  /** YAML lines for the outbound section (default: the worker off). */
+  outbound?: string[];
 }
 
 function quillCli(args: string[]): void {
@@ -162,7 +164,7 @@ export async function startQuill(options: QuillOptions): Promise<Quill> {
       'inbound:',
       '  verify: false',
       'outbound:',
-      '  enabled: false',
+      ...(options.outbound ?? ['  enabled: false']),
       'limits:',
       '  connectionsPerIp: 20000',
       '  connections: 20000',

@@ -22,7 +22,7 @@ export function postfixMissing(): string | undefined {
   return undefined;
 }
 
-export async function startPostfix(domain: string, users: string[]): Promise<Postfix> {
+export async function startPostfix(domain: string, users: string[], extraMain: string[] = []): Promise<Postfix> {
   const dir = tempDir('postfix-bench-');
   const etc = join(dir, 'etc');
   const spool = join(dir, 'spool');
@@ -85,6 +85,7 @@ export async function startPostfix(domain: string, users: string[]): Promise<Pos
       'virtual_gid_maps = static:65534',
       'virtual_destination_concurrency_limit = 20',
       'message_size_limit = 26214400',
+      ...extraMain,
       '',
     ].join('\n'),
   );

@@ -37,7 +37,8 @@ function describe(error: SmtpFailure): string {
 }
 
 /** Runs one SMTP transaction on one hop; per-recipient outcomes, or throws for a connection-level failure. */
-function sendVia(hop: Hop, heloName: string, timeoutMs: number, sender: string, recipients: string[], raw: Buffer): Promise<Map<string, Outcome>> {
+/** Opens a connection to a hop and logs in when the hop wants it. */
+function openConnection(hop: Hop, heloName: string, timeoutMs: number): Promise<SMTPConnection> {
   return new Promise((resolve, reject) => {
     const connection = new SMTPConnection({
       host: hop.host,
@@ -52,39 +53,107 @@ function sendVia(hop: Hop, heloName: string, timeoutMs: number, sender: string, 
       socketTimeout: timeoutMs,
     });
     let settled = false;
-    const finish = (error: SmtpFailure | undefined, result?: Map<string, Outcome>) => {
+    const fail = (error: SmtpFailure) => {
       if (settled) return;
       settled = true;
-      try {
-        connection.quit();
-      } catch {
-        connection.close();
-      }
-      if (error) reject(error);
-      else resolve(result!);
+      connection.close();
+      reject(error);
     };
-    connection.on('error', (error: SmtpFailure) => finish(error));
+    connection.once('error', fail);
     connection.connect((connectError) => {
-      if (connectError) return finish(connectError);
-      const send = () =>
-        connection.send({ from: sender, to: recipients, size: raw.length, use8BitMime: true }, raw, (error, info) => {
-          if (error) return finish(error as SmtpFailure);
-          const outcomes = new Map<string, Outcome>();
-          for (const recipient of info.accepted) outcomes.set(recipient, { kind: 'delivered' });
-          for (const rejected of (info.rejectedErrors ?? []) as SmtpFailure[]) {
-            const recipient = rejected.recipient ?? '';
-            const code = rejected.responseCode ?? 0;
-            outcomes.set(recipient, { kind: code >= 500 ? 'permanent' : 'temporary', diagnostic: describe(rejected), remoteMta: hop.name });
-          }
-          for (const recipient of info.rejected) {
-            if (!outcomes.has(recipient)) outcomes.set(recipient, { kind: 'temporary', diagnostic: info.response, remoteMta: hop.name });
-          }
-          finish(undefined, outcomes);
-        });
-      if (hop.auth) connection.login(hop.auth, (loginError) => (loginError ? finish(loginError as SmtpFailure) : send()));
-      else send();
+      if (connectError) return fail(connectError as SmtpFailure);
+      const ready = () => {
+        settled = true;
+        connection.removeListener('error', fail);
+        connection.on('error', () => undefined); // later errors reach the send callback
+        resolve(connection);
+      };
+      if (hop.auth) connection.login(hop.auth, (loginError) => (loginError ? fail(loginError as SmtpFailure) : ready()));
+      else ready();
     });
   });
+}
+
+/** One transaction on an open connection: per-recipient outcomes, or the error that ended it. */
+function sendOn(connection: SMTPConnection, hop: Hop, sender: string, recipients: string[], raw: Buffer): Promise<Map<string, Outcome>> {
+  return new Promise((resolve, reject) => {
+    connection.send({ from: sender, to: recipients, size: raw.length, use8BitMime: true }, raw, (error, info) => {
+      if (error) return reject(error as SmtpFailure);
+      const outcomes = new Map<string, Outcome>();
+      for (const recipient of info.accepted) outcomes.set(recipient, { kind: 'delivered' });
+      for (const rejected of (info.rejectedErrors ?? []) as SmtpFailure[]) {
+        const recipient = rejected.recipient ?? '';
+        const code = rejected.responseCode ?? 0;
+        outcomes.set(recipient, { kind: code >= 500 ? 'permanent' : 'temporary', diagnostic: describe(rejected), remoteMta: hop.name });
+      }
+      for (const recipient of info.rejected) {
+        if (!outcomes.has(recipient)) outcomes.set(recipient, { kind: 'temporary', diagnostic: info.response, remoteMta: hop.name });
+      }
+      resolve(outcomes);
+    });
+  });
+}
+
+/**
+ * Idle connections kept a moment for the next message to the same host (as Postfix's
+ * connection cache does): a new connection costs a handshake, and receivers often wait
+ * before greeting. A connection is used by one transaction at a time.
+ */
+class ConnectionCache {
+  private readonly idle = new Map<string, { connection: SMTPConnection; timer: NodeJS.Timeout; onEnd: () => void }[]>();
+
+  constructor(private readonly keepMs: number) {}
+
+  take(key: string): SMTPConnection | undefined {
+    const list = this.idle.get(key);
+    const entry = list?.pop();
+    if (!entry) return undefined;
+    clearTimeout(entry.timer);
+    entry.connection.removeListener('end', entry.onEnd);
+    return entry.connection;
+  }
+
+  give(key: string, connection: SMTPConnection): void {
+    const list = this.idle.get(key) ?? [];
+    this.idle.set(key, list);
+    const entry = {
+      connection,
+      timer: setTimeout(() => {
+        list.splice(list.indexOf(entry), 1);
+        connection.removeListener('end', entry.onEnd);
+        quit(connection);
+      }, this.keepMs),
+      // The server closed it while idle: forget it.
+      onEnd: () => {
+        const at = list.indexOf(entry);
+        if (at >= 0) {
+          clearTimeout(entry.timer);
+          list.splice(at, 1);
+        }
+      },
+    };
+    entry.timer.unref();
+    connection.once('end', entry.onEnd);
+    list.push(entry);
+  }
+
+  closeAll(): void {
+    for (const list of this.idle.values()) {
+      for (const { connection, timer, onEnd } of list.splice(0)) {
+        clearTimeout(timer);
+        connection.removeListener('end', onEnd);
+        quit(connection);
+      }
+    }
+  }
+}
+
+function quit(connection: SMTPConnection): void {
+  try {
+    connection.quit();
+  } catch {
+    connection.close();
+  }
 }
 
 /** Messages per destination domain in the last minute (a sliding window), for outbound.perDomainPerMinute. */
@@ -113,6 +182,7 @@ export class OutboundWorker {
   private running: Promise<void> | undefined;
   private stopped = false;
   private readonly rate: DomainRate;
+  private readonly connections = new ConnectionCache(2_000);
 
   constructor(private readonly deps: WorkerDeps) {
     this.owner = deps.owner ?? `worker-${randomBytes(6).toString('hex')}`;
@@ -138,6 +208,7 @@ export class OutboundWorker {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.running;
+    this.connections.closeAll();
   }
 
   /** Leases due entries and works through them; returns how many entries were handled. */
@@ -242,7 +313,7 @@ export class OutboundWorker {
     let last: Outcome = { kind: 'temporary', diagnostic: `451 4.4.1 no answer from any host of ${domain}` };
     for (const hop of hops) {
       try {
-        const outcomes = await sendVia(hop, config.hostname, config.outbound.connectTimeoutSeconds * 1000, sender, recipients, signed);
+        const outcomes = await this.sendCached(hop, sender, recipients, signed);
         return new Map([...outcomes].map(([recipient, outcome]) => [recipient.toLowerCase(), outcome]));
       } catch (error) {
         const failure = error as SmtpFailure;
@@ -253,6 +324,35 @@ export class OutboundWorker {
       }
     }
     return all(last);
+  }
+
+  /** Sends over a cached connection to the hop when there is one (a stale one is replaced once), else a new one. */
+  private async sendCached(hop: Hop, sender: string, recipients: string[], raw: Buffer): Promise<Map<string, Outcome>> {
+    const key = `${hop.host}:${hop.port}:${hop.auth?.user ?? ''}`;
+    const timeoutMs = this.deps.config.outbound.connectTimeoutSeconds * 1000;
+    let connection = this.connections.take(key);
+    const reused = connection !== undefined;
+    connection ??= await openConnection(hop, this.deps.config.hostname, timeoutMs);
+    try {
+      const outcomes = await sendOn(connection, hop, sender, recipients, raw);
+      this.connections.give(key, connection);
+      return outcomes;
+    } catch (error) {
+      connection.close();
+      // A cached connection the server had already dropped: try once on a fresh one.
+      if (reused && !(error as SmtpFailure).responseCode) {
+        const fresh = await openConnection(hop, this.deps.config.hostname, timeoutMs);
+        try {
+          const outcomes = await sendOn(fresh, hop, sender, recipients, raw);
+          this.connections.give(key, fresh);
+          return outcomes;
+        } catch (again) {
+          fresh.close();
+          throw again;
+        }
+      }
+      throw error;
+    }
   }
 
   /** DKIM-signs with the sender domain's key, when it has one. */

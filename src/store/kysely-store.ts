@@ -953,14 +953,38 @@ export abstract class KyselyStore implements Store {
     return rows.map(toOutbound);
   }
 
-  async finishOutbound(id: number, owner: string): Promise<boolean> {
-    return this.write(async (tx) => {
-      const row = await tx.selectFrom('outbound').select('blob_hash').where('id', '=', id).where('lease_owner', '=', owner).executeTakeFirst();
-      if (!row) return false;
-      await tx.deleteFrom('outbound').where('id', '=', id).execute();
-      await this.releaseBlobs(tx, [row.blob_hash]);
-      return true;
+  private finishing: { id: number; owner: string; resolve: (done: boolean) => void; reject: (error: unknown) => void }[] = [];
+
+  /** Finishes that arrive together share one commit (as deliveries do): one fsync for many sends. */
+  finishOutbound(id: number, owner: string): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.finishing.push({ id, owner, resolve, reject });
+      if (this.finishing.length === 1) setImmediate(() => void this.flushFinishes());
     });
+  }
+
+  private async flushFinishes(): Promise<void> {
+    const batch = this.finishing;
+    this.finishing = [];
+    try {
+      const results = await this.write(async (tx) => {
+        const out: boolean[] = [];
+        for (const { id, owner } of batch) {
+          const row = await tx.selectFrom('outbound').select('blob_hash').where('id', '=', id).where('lease_owner', '=', owner).executeTakeFirst();
+          if (!row) {
+            out.push(false);
+            continue;
+          }
+          await tx.deleteFrom('outbound').where('id', '=', id).execute();
+          await this.releaseBlobs(tx, [row.blob_hash]);
+          out.push(true);
+        }
+        return out;
+      });
+      batch.forEach((item, i) => item.resolve(results[i]!));
+    } catch (error) {
+      for (const item of batch) item.reject(error);
+    }
   }
 
   async deferOutbound(id: number, owner: string, error: string, nextAttemptAt: Date, warned?: boolean): Promise<boolean> {
