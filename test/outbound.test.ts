@@ -26,6 +26,8 @@ interface Received {
 /** A receiving MTA whose answers depend on the recipient's local part. */
 class FakeReceiver {
   readonly received: Received[] = [];
+  /** Connections accepted, to see connection reuse. */
+  connections = 0;
   private attempts = new Map<string, number>();
   private server: SMTPServer;
   port = 0;
@@ -35,6 +37,10 @@ class FakeReceiver {
       authOptional: true,
       disabledCommands: ['STARTTLS'],
       logger: false,
+      onConnect: (_session, callback) => {
+        this.connections++;
+        callback();
+      },
       onRcptTo: (address: SMTPServerAddress, _session, callback) => {
         const local = address.address.split('@')[0]!;
         const n = (this.attempts.get(address.address) ?? 0) + 1;
@@ -248,6 +254,23 @@ describe('outbound delays and expiry', () => {
       assert.equal((await node.store.listOutbound()).length, 0);
     } finally {
       await node.stop();
+    }
+  });
+});
+
+describe('outbound connection reuse', () => {
+  it('sends messages to one host one after another over the same connection', async () => {
+    const receiver = new FakeReceiver();
+    await receiver.listen();
+    // One message at a time, so each finds the connection the one before left idle.
+    const server = await startTestServer({ overrides: { outbound: { routes: { 'remote.test': `127.0.0.1:${receiver.port}` }, pollIntervalMs: 50, concurrency: 1 } } });
+    try {
+      for (let i = 0; i < 4; i++) await server.store.deliver(message(`reuse ${i}`), [], { outbound: { sender: 'alice@example.com', recipients: [`reuse${i}@remote.test`] } });
+      await until('four deliveries', () => receiver.received.length === 4);
+      assert.equal(receiver.connections, 1, 'one connection for four messages');
+    } finally {
+      await server.stop();
+      await receiver.close();
     }
   });
 });
