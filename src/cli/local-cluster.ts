@@ -19,7 +19,9 @@ interface NodeProcess {
 export async function runLocalCluster(config: Readonly<Config>, configFile: string | undefined, count: number): Promise<void> {
   const logger = createLogger(config.log.level);
   const store = await openStore(config);
-  const gateway = await startGateway(config, store, logger, { id: `gateway-${hostname()}` });
+  // The nodes believe this gateway's PROXY header and XCLIENT, so they see every client's own address.
+  const gatewayConfig = { ...config, gateway: { ...config.gateway, proxyProtocol: true } };
+  const gateway = await startGateway(gatewayConfig, store, logger, { id: `gateway-${hostname()}` });
   let stopping = false;
   const nodes: NodeProcess[] = Array.from({ length: count }, (_, i) => ({ id: `node-${i + 1}` }));
 
@@ -29,6 +31,7 @@ export async function runLocalCluster(config: Readonly<Config>, configFile: stri
     if (configFile) args.push('--config', configFile);
     if (config.store.url) args.push('--store', config.store.url);
     for (const protocol of ['smtp', 'submission', 'pop3', 'imap', 'http']) args.push(`--${protocol}`, '127.0.0.1:0');
+    args.push('--trusted-gateway', '127.0.0.1');
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     node.child = child;
     logger.info({ node: node.id, pid: child.pid }, 'local cluster: node started');

@@ -3,6 +3,7 @@
 // change feed) and the parsed-message cache.
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { splitHostPort } from '../config/config.js';
+import { fromTrustedGateway, readProxyHeader } from '../net/proxy-header.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { ChangeHub } from './hub.js';
 import { MessageCache } from './message/parsed.js';
@@ -34,14 +35,29 @@ export async function startImap(deps: ServiceDeps): Promise<Service> {
     socket.on('error', () => undefined);
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    const ip = socket.remoteAddress ?? 'unknown';
+    // Behind a gateway: the PROXY v1 line names the client, for limits, lockout and the plaintext rule.
+    if (fromTrustedGateway(socket.remoteAddress, deps.config.trustedGateways)) {
+      readProxyHeader(socket).then(
+        (proxied) => accept(socket, proxied?.remoteAddress ?? socket.remoteAddress ?? 'unknown'),
+        (error: Error) => {
+          log.warn({ remote: socket.remoteAddress, err: error.message }, 'gateway connection without a valid PROXY header');
+          socket.destroy();
+        },
+      );
+      return;
+    }
+    accept(socket, socket.remoteAddress ?? 'unknown');
+  });
+
+  function accept(socket: Socket, ip: string): void {
     const fromIp = perIp.get(ip) ?? 0;
     if (closing) return refuse(socket, 'server shutting down');
     if (sessions.size >= limits.connections) return refuse(socket, 'too many connections');
     if (fromIp >= limits.connectionsPerIp) return refuse(socket, 'too many connections from your address');
     perIp.set(ip, fromIp + 1);
     socket.setNoDelay(true);
-    const session = new Session(context, socket, nextId++);
+    const session = new Session(context, socket, nextId++, false, ip);
+    socket.resume(); // left paused by readProxyHeader
     sessions.add(session);
     void session.done.finally(() => {
       sessions.delete(session);
@@ -49,7 +65,8 @@ export async function startImap(deps: ServiceDeps): Promise<Service> {
       if (count > 0) perIp.set(ip, count);
       else perIp.delete(ip);
     });
-  });
+  }
+
   server.on('error', (error) => log.error({ err: error.message }, 'listener error'));
 
   await new Promise<void>((resolve, reject) => {

@@ -45,7 +45,8 @@ export class Session implements ChangeSubscriber {
   authFailures = 0;
   readonly remoteIp: string;
   readonly done: Promise<void>;
-  log: Logger;
+  /** Made on first use: most sessions never log, and 10,000 idle ones should stay small. */
+  private logger: Logger | undefined;
 
   private socket: Socket;
   /** Where responses are written: the socket, or the DEFLATE stream in front of it. */
@@ -66,13 +67,14 @@ export class Session implements ChangeSubscriber {
     socket: Socket,
     readonly id: number,
     secure = false,
+    /** The client's address when a trusted gateway named it (PROXY header); else the socket's. */
+    remoteIp?: string,
   ) {
     this.raw = socket;
     this.socket = socket;
     this.output = socket;
     this.secure = secure;
-    this.remoteIp = socket.remoteAddress ?? 'unknown';
-    this.log = ctx.log.child({ session: id, remote: this.remoteIp });
+    this.remoteIp = remoteIp ?? socket.remoteAddress ?? 'unknown';
     this.reader = this.newReader();
     socket.on('data', this.onData);
     socket.on('end', () => {
@@ -87,6 +89,10 @@ export class Session implements ChangeSubscriber {
       this.log.error({ err: error }, 'session failed');
       this.destroy();
     });
+  }
+
+  get log(): Logger {
+    return (this.logger ??= this.ctx.log.child({ session: this.id, remote: this.remoteIp, user: this.user?.address }));
   }
 
   get userId(): number {
@@ -342,7 +348,7 @@ export class Session implements ChangeSubscriber {
     this.state = 'authenticated';
     this.ctx.hub.add(this);
     this.setIdleTimer();
-    this.log = this.log.child({ user: user.address });
+    this.logger = undefined;
   }
 
   /** Announces what changed in the selected mailbox (EXPUNGE only when allowed). */
