@@ -3,7 +3,7 @@
 // change feed) and the parsed-message cache.
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { splitHostPort } from '../config/config.js';
-import { fromTrustedGateway, readProxyHeader } from '../net/proxy-header.js';
+import { acceptClient } from '../net/proxy-header.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { ChangeHub } from './hub.js';
 import { MessageCache } from './message/parsed.js';
@@ -36,17 +36,7 @@ export async function startImap(deps: ServiceDeps): Promise<Service> {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     // Behind a gateway: the PROXY v1 line names the client, for limits, lockout and the plaintext rule.
-    if (fromTrustedGateway(socket.remoteAddress, deps.config.trustedGateways)) {
-      readProxyHeader(socket).then(
-        (proxied) => accept(socket, proxied?.remoteAddress ?? socket.remoteAddress ?? 'unknown'),
-        (error: Error) => {
-          log.warn({ remote: socket.remoteAddress, err: error.message }, 'gateway connection without a valid PROXY header');
-          socket.destroy();
-        },
-      );
-      return;
-    }
-    accept(socket, socket.remoteAddress ?? 'unknown');
+    acceptClient(socket, deps.config.trustedGateways, (error) => log.warn({ remote: socket.remoteAddress, err: error.message }, 'bad PROXY header'), accept);
   });
 
   function accept(socket: Socket, ip: string): void {
@@ -57,7 +47,7 @@ export async function startImap(deps: ServiceDeps): Promise<Service> {
     perIp.set(ip, fromIp + 1);
     socket.setNoDelay(true);
     const session = new Session(context, socket, nextId++, false, ip);
-    socket.resume(); // left paused by readProxyHeader
+    socket.resume(); // left paused after a PROXY header
     sessions.add(session);
     void session.done.finally(() => {
       sessions.delete(session);

@@ -2,7 +2,7 @@
 // Session on each. Shutdown lets sessions in the UPDATE state finish their deletions.
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { splitHostPort } from '../config/config.js';
-import { fromTrustedGateway, readProxyHeader } from '../net/proxy-header.js';
+import { acceptClient } from '../net/proxy-header.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { RESP_CODE } from './errors.js';
 import { CrlfCache, MaildropLocks } from './maildrop.js';
@@ -50,16 +50,8 @@ export async function startPop3(deps: ServiceDeps): Promise<Service> {
     socket.on('error', () => undefined); // logged by the session; refused sockets just go
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    const peer = socket.remoteAddress ?? 'unknown';
-    if (!fromTrustedGateway(peer, deps.config.trustedGateways)) return accept(socket, peer);
     // Behind a gateway, limits, lockout and the loopback rule apply to the client's own address.
-    readProxyHeader(socket).then(
-      (proxied) => accept(socket, proxied?.remoteAddress ?? peer),
-      (error: Error) => {
-        log.warn({ remote: peer, err: error.message }, 'bad PROXY header');
-        socket.destroy();
-      },
-    );
+    acceptClient(socket, deps.config.trustedGateways, (error) => log.warn({ remote: socket.remoteAddress, err: error.message }, 'bad PROXY header'), accept);
   });
   server.on('error', (error) => log.error({ err: error.message }, 'listener error'));
 
