@@ -137,6 +137,8 @@ describe('SMTP through the gateway', () => {
     assert.match(await client.command('EHLO client.test'), /250-STARTTLS/);
     assert.match(await client.command(`AUTH PLAIN ${Buffer.from('\0alice@example.com\0wrong').toString('base64')}`), /^535 5\.7\.8/);
     assert.match(await client.command('MAIL FROM:<alice@example.com>'), /^530 /, 'the node still requires auth');
+    assert.match(await client.command(`NOOP ${'x'.repeat(100_000)}`), /^500 5\.5\.2 /, 'a 100 KB line is refused');
+    assert.match(await client.command('NOOP'), /^250 /, 'and the session goes on');
     assert.match(await client.command('QUIT'), /^221 /);
   });
 

@@ -41,6 +41,8 @@ class Reader {
   private buffer: Buffer = Buffer.alloc(0);
   private waiter: (() => void) | undefined;
   private ended = false;
+  /** Inside a line over the limit: its bytes are dropped up to its end. */
+  private skipping = false;
 
   constructor(
     private socket: net.Socket,
@@ -112,7 +114,6 @@ class Reader {
       }
     }
   }
-  private skipping = false;
 
   /** Whatever bytes are there (waiting for some). */
   async chunk(): Promise<Buffer> {
