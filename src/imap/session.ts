@@ -52,6 +52,8 @@ export class Session implements ChangeSubscriber {
   /** Where responses are written: the socket, or the DEFLATE stream in front of it. */
   private output: Writable;
   private deflate: zlib.DeflateRaw | undefined;
+  /** Bytes went into the compressor since its last sync flush. */
+  private deflateUnflushed = false;
   private readonly raw: Socket;
   private reader: CommandReader;
   private queue: ReaderEvent[] = [];
@@ -280,7 +282,9 @@ export class Session implements ChangeSubscriber {
   write(bytes: Buffer): void {
     if (this.closed || this.socket.destroyed) return;
     this.output.write(bytes);
-    if (this.deflate && !this.output.writableCorked) this.deflate.flush(zlib.constants.Z_SYNC_FLUSH);
+    if (!this.deflate) return;
+    if (this.output.writableCorked) this.deflateUnflushed = true;
+    else this.deflate.flush(zlib.constants.Z_SYNC_FLUSH);
   }
 
   send(values: ImapValue[]): void {
@@ -321,7 +325,12 @@ export class Session implements ChangeSubscriber {
   /** Sends what is corked now: before waiting for the client (continuations, IDLE, TLS). */
   flush(): void {
     while (this.output.writableCorked) this.output.uncork();
-    this.deflate?.flush(zlib.constants.Z_SYNC_FLUSH);
+    // RFC 4978 5: a sync flush only after something was written; an empty one would be bytes
+    // the client did not ask for (an empty block right after the OK confuses clients).
+    if (this.deflate && this.deflateUnflushed) {
+      this.deflateUnflushed = false;
+      this.deflate.flush(zlib.constants.Z_SYNC_FLUSH);
+    }
   }
 
   // ---- state -----------------------------------------------------------------
