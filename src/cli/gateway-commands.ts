@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import { startGateway } from '../gateway/gateway.js';
 import { openStore } from '../server.js';
 import { createLogger } from '../util/logger.js';
-import { addStoreOptions, configFrom } from './common.js';
+import { addStoreOptions, configFrom, stopOnSignals } from './common.js';
 
 export function addGatewayCommand(program: Command): void {
   addStoreOptions(program.command('gateway'))
@@ -23,20 +23,6 @@ export function addGatewayCommand(program: Command): void {
       const logger = createLogger(config.log.level);
       const store = await openStore(config);
       const gateway = await startGateway(config, store, logger, { id: options.id });
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        process.stdout.write(`quill gateway: ${signal} received, letting sessions finish\n`);
-        gateway
-          .close()
-          .then(() => store.close())
-          .then(
-            () => process.exit(0),
-            () => process.exit(1),
-          );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      stopOnSignals('letting gateway sessions finish', () => gateway.close().then(() => store.close()));
     });
 }

@@ -8,6 +8,7 @@ import type { Config } from '../config/config.js';
 import { startGateway } from '../gateway/gateway.js';
 import { openStore } from '../server.js';
 import { createLogger } from '../util/logger.js';
+import { stopOnSignals } from './common.js';
 
 const RESTART_DELAY_MS = 1_000;
 
@@ -44,10 +45,8 @@ export async function runLocalCluster(config: Readonly<Config>, configFile: stri
   };
   nodes.forEach(launch);
 
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    process.stdout.write(`quill: ${signal} received, stopping the gateway and ${count} nodes\n`);
+  stopOnSignals(`stopping the gateway and ${count} nodes`, async () => {
+    stopping = true; // no restarts from here on
     const exits = nodes.map((node) => {
       const child = node.child;
       if (!child) return Promise.resolve();
@@ -56,13 +55,7 @@ export async function runLocalCluster(config: Readonly<Config>, configFile: stri
         child.kill('SIGTERM');
       });
     });
-    Promise.all([gateway.close(), ...exits])
-      .then(() => store.close())
-      .then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+    await Promise.all([gateway.close(), ...exits]);
+    await store.close();
+  });
 }

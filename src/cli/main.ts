@@ -5,7 +5,7 @@ import { startServer } from '../server.js';
 import { StoreError } from '../store/types.js';
 import { hashPassword } from '../util/password.js';
 import { formatSize, parseSize } from '../util/size.js';
-import { addStoreOptions, configFrom, table, UsageError, withStore, type StoreOptions } from './common.js';
+import { addStoreOptions, configFrom, stopOnSignals, table, UsageError, withStore, type StoreOptions } from './common.js';
 import { addClusterCommands } from './cluster-commands.js';
 import { addDbCommands } from './db-commands.js';
 import { addMailCommands } from './mail-commands.js';
@@ -55,18 +55,7 @@ function addServerCommand(program: Command, name: string, description: string): 
       });
       if (options.nodes !== undefined) return runLocalCluster(config, options.config, options.nodes);
       const server = await startServer(config, { nodeId: options.id });
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        process.stdout.write(`quill: ${signal} received, finishing open transactions\n`);
-        server.close().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      stopOnSignals('finishing open transactions', () => server.close());
     });
 }
 

@@ -6,6 +6,7 @@ import net from 'node:net';
 import { hostname } from 'node:os';
 import { Membership } from '../cluster/membership.js';
 import { splitHostPort, type Config, type ProtocolName } from '../config/config.js';
+import { listen } from '../net/listen.js';
 import { proxyLine } from '../net/proxy-header.js';
 import type { Store } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
@@ -126,11 +127,7 @@ class ProtocolProxy {
 
   async listen(): Promise<void> {
     const { host, port } = splitHostPort(this.address);
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => resolve());
-    });
-    this.port = (this.server.address() as net.AddressInfo).port;
+    this.port = await listen(this.server, host, port);
   }
 
   private accept(socket: net.Socket): void {

@@ -1,8 +1,9 @@
 // The IMAP listener: accepts connections within the connection limits, runs a Session on
 // each, and owns what sessions share: the change hub (one subscription to the store's
 // change feed) and the parsed-message cache.
-import net, { type AddressInfo, type Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import { splitHostPort } from '../config/config.js';
+import { listen } from '../net/listen.js';
 import { acceptClient } from '../net/proxy-header.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { ChangeHub } from './hub.js';
@@ -59,14 +60,7 @@ export async function startImap(deps: ServiceDeps): Promise<Service> {
 
   server.on('error', (error) => log.error({ err: error.message }, 'listener error'));
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const bound = (server.address() as AddressInfo).port;
+  const bound = await listen(server, host, port);
 
   return {
     name: 'imap',

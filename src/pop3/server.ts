@@ -1,7 +1,8 @@
 // The POP3 listener (RFC 1939): accepts connections within the connection limits and runs a
 // Session on each. Shutdown lets sessions in the UPDATE state finish their deletions.
-import net, { type AddressInfo, type Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import { splitHostPort } from '../config/config.js';
+import { listen } from '../net/listen.js';
 import { acceptClient } from '../net/proxy-header.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { RESP_CODE } from './errors.js';
@@ -55,14 +56,7 @@ export async function startPop3(deps: ServiceDeps): Promise<Service> {
   });
   server.on('error', (error) => log.error({ err: error.message }, 'listener error'));
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const bound = (server.address() as AddressInfo).port;
+  const bound = await listen(server, host, port);
 
   return {
     name: 'pop3',
