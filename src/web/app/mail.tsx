@@ -2,6 +2,7 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { api, enc, type Address, type MailboxInfo, type MessageList, type MessageView, type Summary, type UserInfo } from './api.js';
 import { Compose, type Draft } from './compose.js';
+import { AppNav } from './nav.js';
 
 const PAGE = 50;
 
@@ -290,6 +291,7 @@ export function Mail({ user, onLogout }: { user: UserInfo; onLogout: () => void 
     <div class={`mail ${selected !== null ? 'reading' : ''}`}>
       <header>
         <strong>Quillmail</strong>
+        <AppNav user={user} current="mail" />
         <button type="button" onClick={() => setDraft({ to: '', cc: '', subject: '', text: '' })}>
           Compose
         </button>

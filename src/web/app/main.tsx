@@ -2,7 +2,10 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, setCsrfToken, type Session } from './api.js';
+import { Admin } from './admin.js';
+import { Drive } from './drive.js';
 import { Mail } from './mail.js';
+import { useView } from './nav.js';
 
 type Mode = 'login' | 'signup';
 
@@ -79,6 +82,7 @@ function Login({ onLogin }: { onLogin: (session: Session) => void }) {
 function App() {
   const [session, setSession] = useState<Session | null | undefined>(undefined);
   const [error, setError] = useState('');
+  const view = useView();
 
   useEffect(() => {
     api<Session>('GET', '/api/me').then(
@@ -106,16 +110,14 @@ function App() {
         }}
       />
     );
-  return (
-    <Mail
-      user={session.user}
-      onLogout={async () => {
-        await api('POST', '/api/logout').catch(() => undefined);
-        setCsrfToken('');
-        setSession(null);
-      }}
-    />
-  );
+  const onLogout = async () => {
+    await api('POST', '/api/logout').catch(() => undefined);
+    setCsrfToken('');
+    setSession(null);
+  };
+  if (view === 'drive') return <Drive user={session.user} onLogout={onLogout} />;
+  if (view === 'admin' && session.user.isAdmin) return <Admin user={session.user} onLogout={onLogout} />;
+  return <Mail user={session.user} onLogout={onLogout} />;
 }
 
 render(<App />, document.getElementById('app')!);
