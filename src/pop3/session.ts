@@ -3,6 +3,7 @@
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { isLoopback } from '../auth/authenticator.js';
+import { fromTrustedGateway } from '../net/proxy-header.js';
 import type { ServiceDeps } from '../service.js';
 import { StoreError, type User } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
@@ -138,7 +139,25 @@ export class Session {
       this.log.info({ user: address, mechanism, reason: result.reason }, 'login failed');
       throw authError(result.reason === 'locked' ? 'too many failed logins from your address; try again later' : 'authentication failed');
     }
-    const user = result.user;
+    await this.enter(result.user, mechanism);
+  }
+
+  /** Whether the connection comes from a gateway this node trusts (it may name the user: XCLIENT). */
+  get fromGateway(): boolean {
+    return fromTrustedGateway(this.socket.remoteAddress, this.config.trustedGateways);
+  }
+
+  /** XCLIENT LOGIN from a trusted gateway, which checked the password itself. */
+  async loginAsGateway(address: string): Promise<void> {
+    const user = await this.deps.store.getUser(address);
+    if (!user || user.disabled) {
+      this.log.info({ user: address, mechanism: 'XCLIENT' }, 'login failed');
+      throw authError('no such user');
+    }
+    await this.enter(user, 'XCLIENT');
+  }
+
+  private async enter(user: User, mechanism: string): Promise<void> {
     if (!this.context.locks.acquire(user.id)) {
       this.log.info({ user: user.address }, 'maildrop in use');
       throw userError('maildrop already locked by another session', RESP_CODE.inUse);

@@ -14,6 +14,7 @@ import { stls } from './stls.js';
 import { top } from './top.js';
 import { uidl } from './uidl.js';
 import { user } from './user.js';
+import { xclient } from './xclient.js';
 
 export const COMMANDS: ReadonlyMap<string, Pop3Command> = new Map([
   ['CAPA', capa],
@@ -30,4 +31,5 @@ export const COMMANDS: ReadonlyMap<string, Pop3Command> = new Map([
   ['RSET', rset],
   ['NOOP', noop],
   ['QUIT', quit],
+  ['XCLIENT', xclient],
 ]);
