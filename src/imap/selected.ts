@@ -17,6 +17,8 @@ export interface SyncOptions {
   allowExpunge: boolean;
   condstore: boolean;
   qresync: boolean;
+  /** Claims \Recent for new messages up to a UID (store.claimRecent); absent on a read-only view. */
+  claimRecent?: (upTo: number) => Promise<number>;
 }
 
 export class SelectedMailbox {
@@ -33,20 +35,28 @@ export class SelectedMailbox {
   private readonly gone = new Set<number>();
   /** Flag changes this session announced itself (its own STORE): UID -> modseq. */
   readonly reported = new Map<number, number>();
+  /**
+   * UID ranges [lo, hi] that are \Recent in this session: what it claimed from the store's
+   * watermark (RFC 3501 2.3.2: a message is recent in one session only). A read-only view
+   * shows what is above the watermark without claiming it.
+   */
+  private readonly recent: [number, number][];
 
   constructor(
     mailbox: Mailbox,
     uids: number[],
     readonly readOnly: boolean,
-    /** UIDs above this are \Recent in this session. */
-    readonly recentAbove: number,
+    /** The recent watermark before this view claimed: UIDs above it (up to `claimedUpTo`) are \Recent here. */
+    recentAbove: number,
     highestModseq: number,
+    claimedUpTo = Infinity,
   ) {
     this.id = mailbox.id;
     this.name = mailbox.name;
     this.uidvalidity = mailbox.uidvalidity;
     this.uids = uids;
     this.knownModseq = highestModseq;
+    this.recent = recentAbove < claimedUpTo ? [[recentAbove + 1, claimedUpTo]] : [];
   }
 
   get exists(): number {
@@ -58,11 +68,13 @@ export class SelectedMailbox {
   }
 
   recentCount(): number {
-    return this.uids.length - lowerBound(this.uids, this.recentAbove + 1);
+    let count = 0;
+    for (const [lo, hi] of this.recent) count += lowerBound(this.uids, hi + 1) - lowerBound(this.uids, lo);
+    return count;
   }
 
   isRecent(uid: number): boolean {
-    return uid > this.recentAbove;
+    return this.recent.some(([lo, hi]) => uid >= lo && uid <= hi);
   }
 
   isGone(uid: number): boolean {
@@ -111,6 +123,11 @@ export class SelectedMailbox {
       }
       const added = fresh.slice(lowerBound(fresh, oldMax + 1));
       if (added.length > 0) {
+        const top = added[added.length - 1]!;
+        if (options.claimRecent) {
+          const before = await options.claimRecent(top);
+          if (before < top) this.recent.push([before + 1, top]);
+        }
         this.uids = this.uids.concat(added);
         out.push([this.exists, atom('EXISTS')]);
       }

@@ -364,7 +364,12 @@ export class Session implements ChangeSubscriber {
   async syncSelected(allowExpunge: boolean): Promise<void> {
     const selected = this.selected;
     if (!selected) return;
-    const responses = await selected.sync(this.ctx.hub, { allowExpunge, condstore: this.enabled.has('CONDSTORE'), qresync: this.enabled.has('QRESYNC') });
+    const responses = await selected.sync(this.ctx.hub, {
+      allowExpunge,
+      condstore: this.enabled.has('CONDSTORE'),
+      qresync: this.enabled.has('QRESYNC'),
+      claimRecent: selected.readOnly ? undefined : (upTo) => this.ctx.deps.store.claimRecent(selected.id, upTo),
+    });
     if (this.selected !== selected) return;
     for (const values of responses) this.send(values);
   }

@@ -551,12 +551,14 @@ export abstract class KyselyStore implements Store {
     });
   }
 
-  async claimRecent(mailboxId: number): Promise<number> {
+  async claimRecent(mailboxId: number, upTo?: number): Promise<number> {
     return this.write(async (tx) => {
       const mailbox = await tx.selectFrom('mailboxes').select(['recent_uid', 'uidnext']).where('id', '=', mailboxId).executeTakeFirst();
       if (!mailbox) throw new StoreError('not-found', 'no such mailbox');
-      await tx.updateTable('mailboxes').set({ recent_uid: num(mailbox.uidnext) - 1 }).where('id', '=', mailboxId).execute();
-      return num(mailbox.recent_uid);
+      const old = num(mailbox.recent_uid);
+      const top = Math.min(upTo ?? Infinity, num(mailbox.uidnext) - 1);
+      if (top > old) await tx.updateTable('mailboxes').set({ recent_uid: top }).where('id', '=', mailboxId).execute();
+      return old;
     });
   }
 

@@ -235,6 +235,19 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       assert.equal((await store.mailboxStatus(inbox.id)).recent, 0);
     });
 
+    it('claims \\Recent up to a UID, never lowering the watermark', async () => {
+      const box = await store.createMailbox(bob, `recent-${Date.now()}`);
+      const first = await store.append(box.id, Buffer.from('Subject: r1\r\n\r\nx\r\n'), []);
+      const second = await store.append(box.id, Buffer.from('Subject: r2\r\n\r\nx\r\n'), []);
+      assert.equal(await store.claimRecent(box.id, first.uid), 0);
+      assert.equal((await store.mailboxStatus(box.id)).recent, 1);
+      // A claim below the watermark changes nothing and reports the watermark.
+      assert.equal(await store.claimRecent(box.id, 0), first.uid);
+      assert.equal(await store.claimRecent(box.id, second.uid + 10), first.uid);
+      assert.equal(await store.claimRecent(box.id), second.uid);
+      assert.equal((await store.mailboxStatus(box.id)).recent, 0);
+    });
+
     it('keeps membership heartbeats and passes requested states to the member', async () => {
       const load = { connections: { imap: 3 }, eventLoopDelayMs: 1.5, cpuPercent: 10, rssBytes: 1 << 20 };
       const member = { id: 'node-a', kind: 'node' as const, state: 'active' as const, version: '0.1.0', addresses: { imap: '127.0.0.1:1143' }, load, startedAt: new Date() };

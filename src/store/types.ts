@@ -180,8 +180,12 @@ export interface Store {
   renameMailbox(userId: number, from: string, to: string): Promise<void>;
   setSubscribed(mailboxId: number, subscribed: boolean): Promise<void>;
   mailboxStatus(mailboxId: number): Promise<MailboxStatus>;
-  /** Marks messages above the recent watermark as seen-as-recent; returns the old watermark. */
-  claimRecent(mailboxId: number): Promise<number>;
+  /**
+   * Claims \Recent (RFC 3501 2.3.2) for one session: raises the mailbox's recent watermark to
+   * `upTo` (default: the highest UID) and returns the old one; the UIDs in (old, new] are recent
+   * in the claiming session only.
+   */
+  claimRecent(mailboxId: number, upTo?: number): Promise<number>;
 
   // Messages
   /** Stores one message for many recipients with one copy of the bytes, durably (group commit). */

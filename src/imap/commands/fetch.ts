@@ -5,7 +5,7 @@ import type { MessageMeta } from '../../store/types.js';
 import { argsText, atomText, list, number, sequenceSet } from '../args.js';
 import { bad, CODE, no } from '../errors.js';
 import { fetchData, FetchSyntaxError, itemsNeed, itemsSetSeen, parseFetchItems, UnknownCteError, type FetchItem, type FetchMessage } from '../message/fetch-items.js';
-import { formatSet } from '../message/sequence.js';
+import { formatSet, resolveSet } from '../message/sequence.js';
 import type { SelectedMailbox } from '../selected.js';
 import type { CommandInfo, Session } from '../session.js';
 import { atom, type ImapValue } from '../value.js';
@@ -43,9 +43,13 @@ export async function fetch(s: Session, args: ImapValue[], info: CommandInfo): P
   if (info.uid && !items.some((i) => i.kind === 'UID')) items.unshift({ kind: 'UID' });
 
   const uids = selected.resolve(set, info.uid);
-  if (vanished && uids.length > 0) {
-    const wanted = new Set(uids);
-    const gone = (await s.ctx.deps.store.expungedSince(selected.id, changedSince!)).filter((uid) => wanted.has(uid) || uid > selected.maxUid);
+  if (vanished) {
+    // RFC 7162 3.2.6: the expunged UIDs within the client's UID set, which the view no longer holds.
+    const ranges = resolveSet(set, selected.maxUid);
+    // A range reaching "*" (the highest UID) also covers expunged UIDs above what is left.
+    const open = ranges.some(([, hi]) => hi >= selected.maxUid);
+    const inSet = (uid: number): boolean => (open && uid > selected.maxUid) || ranges.some(([lo, hi]) => uid >= lo && uid <= hi);
+    const gone = (await s.ctx.deps.store.expungedSince(selected.id, changedSince!)).filter(inSet);
     if (gone.length > 0) s.send([atom('VANISHED'), [atom('EARLIER')], atom(formatSet(gone))]);
   }
   const need = itemsNeed(items);

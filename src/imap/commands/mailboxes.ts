@@ -221,14 +221,26 @@ async function runList(s: Session, request: ListRequest, command: 'LIST' | 'LSUB
   }
   const regexes = request.patterns.map(patternRegex);
   const matches = (wire: string): boolean => regexes.some((r) => r.test(wire));
+  // RFC 3501 6.3.9: LSUB with "%" names the unsubscribed level above a subscribed mailbox the
+  // pattern does not reach, flagged \Noselect.
+  const subscribedBelow = new Set<string>();
+  if (command === 'LSUB') {
+    for (const [wire, mailbox] of byWire) {
+      if (!mailbox.subscribed || matches(wire)) continue;
+      const levels = wire.split(SEP);
+      for (let i = 1; i < levels.length; i++) subscribedBelow.add(levels.slice(0, i).join(SEP));
+    }
+  }
   const names = [...byWire.keys(), ...parents].sort(compareNames);
   for (const wire of names) {
     if (!matches(wire)) continue;
     const mailbox = byWire.get(wire);
-    if (request.subscribedOnly && !mailbox?.subscribed) continue;
+    const placeholder = command === 'LSUB' && !mailbox?.subscribed;
+    if (placeholder && !subscribedBelow.has(wire)) continue;
+    if (request.subscribedOnly && !placeholder && !mailbox?.subscribed) continue;
     if (request.specialUseOnly && !mailbox?.specialUse) continue;
     const attrs: string[] = [];
-    if (!mailbox) attrs.push(request.extended ? '\\NonExistent' : '\\Noselect');
+    if (!mailbox || placeholder) attrs.push(request.extended ? '\\NonExistent' : '\\Noselect');
     attrs.push(hasChildren.has(wire) ? '\\HasChildren' : '\\HasNoChildren');
     if (mailbox?.specialUse) attrs.push(mailbox.specialUse);
     if (mailbox?.subscribed && (request.returnSubscribed || request.subscribedOnly) && command === 'LIST') attrs.push('\\Subscribed');

@@ -47,8 +47,10 @@ export async function select(s: Session, args: ImapValue[], info: CommandInfo): 
   if (!mailbox) throw no(`no mailbox ${name}`, CODE.nonexistent);
   const status = await store.mailboxStatus(mailbox.id);
   const uids = await store.listUids(mailbox.id);
-  const recentAbove = readOnly ? mailbox.recentUid : await store.claimRecent(mailbox.id);
-  const selected = new SelectedMailbox(mailbox, uids, readOnly, recentAbove, status.highestModseq);
+  // RFC 3501 2.3.2: this session claims \Recent for what it lists; later arrivals are claimed by the sync that finds them.
+  const listedUpTo = uids.length > 0 ? uids[uids.length - 1]! : 0;
+  const recentAbove = readOnly ? mailbox.recentUid : await store.claimRecent(mailbox.id, listedUpTo);
+  const selected = new SelectedMailbox(mailbox, uids, readOnly, recentAbove, status.highestModseq, readOnly ? Infinity : listedUpTo);
   // A change that landed while the view was loading is picked up by the next sync.
   if (s.ctx.hub.userGeneration(s.userId) > generation) selected.dirtySince = s.ctx.hub.userGeneration(s.userId);
 
