@@ -13,6 +13,8 @@ import type { Logger } from '../util/logger.js';
 import { Authenticator } from '../auth/authenticator.js';
 import { loadTls } from '../util/tls.js';
 import { NodeDirectory } from './directory.js';
+import { HttpFrontEnd } from './http-front.js';
+import { Pop3Front } from './pop3-front.js';
 import { SmtpFront } from './smtp-front.js';
 
 const PROTOCOLS: ProtocolName[] = ['smtp', 'submission', 'pop3', 'imap', 'http'];
@@ -335,6 +337,14 @@ export async function startGateway(
       if (protocol === 'smtp' || protocol === 'submission') {
         const deps = { protocol, config, directory, auth, tlsContext: tlsMaterial.context, logger, gatewayId: gatewayId.replace(/[^A-Za-z0-9._-]/g, '') };
         proxy.front = (socket) => new SmtpFront(socket, deps);
+      }
+      if (protocol === 'pop3') {
+        const deps = { config, directory, auth, tlsContext: tlsMaterial.context, logger };
+        proxy.front = (socket) => new Pop3Front(socket, deps);
+      }
+      if (protocol === 'http') {
+        const http = new HttpFrontEnd({ config, directory, logger });
+        proxy.front = (socket) => http.session(socket);
       }
       await proxy.listen();
       proxies.set(protocol, proxy);
