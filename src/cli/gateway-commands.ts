@@ -14,11 +14,16 @@ export function addGatewayCommand(program: Command): void {
     .option('--pop3 <host:port>', 'POP3 listener')
     .option('--imap <host:port>', 'IMAP listener')
     .option('--http <host:port>', 'HTTP listener')
+    .option('--submissions <host:port>', 'submission over implicit TLS (port 465) listener')
+    .option('--imaps <host:port>', 'IMAP over implicit TLS (port 993) listener')
+    .option('--pop3s <host:port>', 'POP3 over implicit TLS (port 995) listener')
+    .option('--https <host:port>', 'HTTPS listener (TLS ends at the gateway)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action(async (options) => {
       const config = configFrom({
         ...options,
         listen: { smtp: options.smtp, submission: options.submission, pop3: options.pop3, imap: options.imap, http: options.http },
+        implicitTls: { submissions: options.submissions, imaps: options.imaps, pop3s: options.pop3s, https: options.https },
       });
       const logger = createLogger(config.log.level);
       const store = await openStore(config);

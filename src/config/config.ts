@@ -124,6 +124,11 @@ const gatewaySchema = z
     connectsPerIpPerMinute: z.number().int().positive().default(600),
     /** SMTP: wait this long before the greeting and refuse clients that talk first (0 = off). */
     smtpGreetDelayMs: z.number().int().nonnegative().default(0),
+    /** Implicit-TLS listeners (RFC 8314 3.3): TLS from the first byte, ended at the gateway. */
+    implicitTls: z
+      .object({ submissions: hostPort.optional(), imaps: hostPort.optional(), pop3s: hostPort.optional(), https: hostPort.optional() })
+      .strict()
+      .default({}),
   })
   .strict();
 
@@ -228,6 +233,8 @@ export interface ConfigOverrides {
   store?: string;
   /** trustedGateways (`--trusted-gateway`, repeatable). */
   trustedGateways?: string[];
+  /** gateway.implicitTls listeners (`quill gateway --imaps` and the like). */
+  implicitTls?: Partial<Record<'submissions' | 'imaps' | 'pop3s' | 'https', string>>;
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
@@ -268,6 +275,11 @@ export function loadConfig(file?: string, overrides: ConfigOverrides = {}): Read
     merged.listen = listen;
   }
   if (overrides.trustedGateways?.length) merged.trustedGateways = overrides.trustedGateways;
+  const implicitTls = Object.fromEntries(Object.entries(overrides.implicitTls ?? {}).filter(([, value]) => value !== undefined));
+  if (Object.keys(implicitTls).length > 0) {
+    const gateway = (raw.gateway as Record<string, unknown> | undefined) ?? {};
+    merged.gateway = { ...gateway, implicitTls: { ...((gateway.implicitTls as Record<string, unknown> | undefined) ?? {}), ...implicitTls } };
+  }
   if (overrides.store) merged.store = { ...((raw.store as Record<string, unknown> | undefined) ?? {}), url: overrides.store };
   if (overrides.logLevel) merged.log = { ...((raw.log as Record<string, unknown> | undefined) ?? {}), level: overrides.logLevel };
   const result = configSchema.safeParse(merged);

@@ -3,6 +3,7 @@
 // connection is skipped at once and the next one tried before the client notices. When the
 // gateway is full, clients wait in a bounded queue and then get the protocol's temporary error.
 import net from 'node:net';
+import tls from 'node:tls';
 import { hostname } from 'node:os';
 import { Membership } from '../cluster/membership.js';
 import { splitHostPort, type Config, type ProtocolName } from '../config/config.js';
@@ -18,6 +19,15 @@ import { Pop3Front } from './pop3-front.js';
 import { SmtpFront } from './smtp-front.js';
 
 const PROTOCOLS: ProtocolName[] = ['smtp', 'submission', 'pop3', 'imap', 'http'];
+
+export type ImplicitTlsName = 'submissions' | 'imaps' | 'pop3s' | 'https';
+/** Implicit-TLS listeners and the protocol spoken inside the TLS (RFC 8314 3.3, RFC 9110 4.2.2). */
+const IMPLICIT_TLS: [ImplicitTlsName, ProtocolName][] = [
+  ['submissions', 'submission'],
+  ['imaps', 'imap'],
+  ['pop3s', 'pop3'],
+  ['https', 'http'],
+];
 /** Client bytes kept for a replay until the node first answers. */
 const REPLAY_LIMIT = 256 * 1024;
 
@@ -111,6 +121,8 @@ class ProtocolProxy {
   readonly fronts = new Set<ReturnType<FrontFactory>>();
   private readonly sessions = new Set<net.Socket>();
   private readonly waiting: Waiter[] = [];
+  /** TLS sockets this listener made around its clients' sockets (implicit TLS). */
+  private readonly wrapped = new WeakSet<net.Socket>();
   port = 0;
 
   constructor(
@@ -119,6 +131,8 @@ class ProtocolProxy {
     private readonly directory: NodeDirectory,
     private readonly config: Readonly<Config>,
     private readonly logger: Logger,
+    /** Set on an implicit-TLS listener (RFC 8314 3.3): the handshake comes first, and ends here. */
+    private readonly implicitTls?: tls.SecureContext,
   ) {
     this.screening = new Screening(config.gateway);
   }
@@ -159,6 +173,8 @@ class ProtocolProxy {
 
   private refuse(socket: net.Socket, why: string, permanent = false): void {
     this.logger.warn({ protocol: this.protocol, remote: socket.remoteAddress, why }, 'gateway: client refused');
+    // Words in the clear mean nothing to a client that is starting a TLS handshake.
+    if (this.implicitTls && !this.wrapped.has(socket)) return void socket.destroy();
     socket.end(permanent ? deniedError(this.protocol, this.config.hostname) : temporaryError(this.protocol, this.config.hostname));
     socket.setTimeout(5_000, () => socket.destroy());
   }
@@ -177,8 +193,15 @@ class ProtocolProxy {
    * meanwhile. `replay` holds what the client already sent to a node that died before answering.
    */
   private async open(socket: net.Socket, replay: Buffer[] = []): Promise<void> {
-    this.sessions.add(socket);
-    socket.once('close', () => this.release(socket));
+    if (!this.wrapped.has(socket)) {
+      this.sessions.add(socket);
+      socket.once('close', () => this.release(socket));
+    }
+    if (this.implicitTls && !this.wrapped.has(socket)) {
+      const secured = await this.handshake(socket, this.implicitTls);
+      if (!secured) return;
+      socket = secured;
+    }
     if (this.front) {
       if (this.directory.candidates(this.protocol).length === 0) return this.refuse(socket, 'no node available');
       const front = this.front(socket);
@@ -263,6 +286,23 @@ class ProtocolProxy {
     });
   }
 
+  private handshake(socket: net.Socket, secureContext: tls.SecureContext): Promise<tls.TLSSocket | undefined> {
+    const secured = new tls.TLSSocket(socket, { isServer: true, secureContext });
+    secured.on('error', () => undefined);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => secured.destroy(), 10_000);
+      secured.once('secure', () => {
+        clearTimeout(timer);
+        this.wrapped.add(secured);
+        resolve(secured);
+      });
+      secured.once('close', () => {
+        clearTimeout(timer);
+        resolve(undefined);
+      });
+    });
+  }
+
   /** HTTP requests that change things are not sent twice (RFC 9110 9.2.2); the others start with the server's greeting. */
   private mayReplay(sent: Buffer[]): boolean {
     if (this.protocol !== 'http' || sent.length === 0) return true;
@@ -303,6 +343,8 @@ export interface RunningGateway {
   /** The node each open session the gateway speaks itself (SMTP) is on. */
   frontSessions(protocol: ProtocolName): (string | undefined)[];
   port(protocol: ProtocolName): number;
+  /** The port of an implicit-TLS listener (config gateway.implicitTls). */
+  tlsPort(name: ImplicitTlsName): number;
   close(): Promise<void>;
 }
 
@@ -315,6 +357,7 @@ export async function startGateway(
   const directory = new NodeDirectory(store, { probeIntervalMs: config.gateway.probeIntervalMs, probeTimeoutMs: config.gateway.connectTimeoutMs }, logger);
   await directory.start();
   const proxies = new Map<ProtocolName, ProtocolProxy>();
+  const tlsProxies = new Map<ImplicitTlsName, ProtocolProxy>();
   const addresses: Record<string, string> = {};
   const gatewayId = options.id ?? `gateway-${hostname()}-${process.pid}`;
   const auth = new Authenticator(store, config.limits);
@@ -322,34 +365,51 @@ export async function startGateway(
   const membership = new Membership(
     store,
     { id: gatewayId, kind: 'gateway', version: '0.1.0', addresses },
-    () => Object.fromEntries([...proxies].map(([name, proxy]) => [name, proxy.active])),
+    () => Object.fromEntries([...proxies, ...tlsProxies].map(([name, proxy]) => [name, proxy.active])),
     logger,
   );
   const close = async () => {
     await membership.stop();
     directory.stop();
     const deadline = new Date(Date.now() + config.shutdownTimeoutSeconds * 1000);
-    await Promise.allSettled([...proxies.values()].map((proxy) => proxy.close(deadline)));
+    await Promise.allSettled([...proxies.values(), ...tlsProxies.values()].map((proxy) => proxy.close(deadline)));
   };
   try {
-    for (const protocol of options.protocols ?? PROTOCOLS) {
-      const proxy = new ProtocolProxy(protocol, config.listen[protocol], directory, config, logger);
+    // The protocols the gateway speaks itself; the others pass through byte for byte.
+    let http: HttpFrontEnd | undefined;
+    const frontFor = (protocol: ProtocolName): FrontFactory | undefined => {
       if (protocol === 'smtp' || protocol === 'submission') {
         const deps = { protocol, config, directory, auth, tlsContext: tlsMaterial.context, logger, gatewayId: gatewayId.replace(/[^A-Za-z0-9._-]/g, '') };
-        proxy.front = (socket) => new SmtpFront(socket, deps);
+        return (socket) => new SmtpFront(socket, deps);
       }
       if (protocol === 'pop3') {
         const deps = { config, directory, auth, tlsContext: tlsMaterial.context, logger };
-        proxy.front = (socket) => new Pop3Front(socket, deps);
+        return (socket) => new Pop3Front(socket, deps);
       }
       if (protocol === 'http') {
-        const http = new HttpFrontEnd({ config, directory, logger });
-        proxy.front = (socket) => http.session(socket);
+        const front = (http ??= new HttpFrontEnd({ config, directory, logger }));
+        return (socket) => front.session(socket);
       }
+      return undefined;
+    };
+    const wanted = options.protocols ?? PROTOCOLS;
+    for (const protocol of wanted) {
+      const proxy = new ProtocolProxy(protocol, config.listen[protocol], directory, config, logger);
+      proxy.front = frontFor(protocol);
       await proxy.listen();
       proxies.set(protocol, proxy);
       addresses[protocol] = `${splitHostPort(config.listen[protocol]).host}:${proxy.port}`;
       logger.info({ protocol, port: proxy.port }, `gateway: ${protocol} listening`);
+    }
+    for (const [name, protocol] of IMPLICIT_TLS) {
+      const address = config.gateway.implicitTls[name];
+      if (address === undefined || !wanted.includes(protocol)) continue;
+      const proxy = new ProtocolProxy(protocol, address, directory, config, logger, tlsMaterial.context);
+      proxy.front = frontFor(protocol);
+      await proxy.listen();
+      tlsProxies.set(name, proxy);
+      addresses[name] = `${splitHostPort(address).host}:${proxy.port}`;
+      logger.info({ protocol, port: proxy.port }, `gateway: ${name} (implicit TLS) listening`);
     }
   } catch (error) {
     await close();
@@ -362,6 +422,11 @@ export async function startGateway(
     port(protocol) {
       const proxy = proxies.get(protocol);
       if (!proxy) throw new Error(`gateway does not listen for ${protocol}`);
+      return proxy.port;
+    },
+    tlsPort(name) {
+      const proxy = tlsProxies.get(name);
+      if (!proxy) throw new Error(`gateway has no ${name} listener`);
       return proxy.port;
     },
     close,

@@ -222,6 +222,8 @@ export class SmtpFront {
     private readonly deps: SmtpFrontDeps,
   ) {
     this.client = socket;
+    // On an implicit-TLS listener (465, RFC 8314 3.3) the socket is encrypted from the start.
+    this.secure = socket instanceof tls.TLSSocket;
     this.reader = new Reader(socket, deps.config.limits.lineLength);
     this.log = deps.logger.child({ proto: deps.protocol, remote: socket.remoteAddress });
     socket.setTimeout(deps.config.limits.idleTimeoutSeconds * 1000, () => this.say('421 4.4.2 Idle too long, closing connection').then(() => this.end()));
