@@ -19,7 +19,9 @@ interface Answer {
 
 function request(port: number, method: string, path: string, body?: string, agent: http.Agent | false = false): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers: body === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
+    // A client cannot pass itself off as having come over TLS.
+    const headers: http.OutgoingHttpHeaders = { 'x-forwarded-proto': 'https', ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
+    const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -54,7 +56,7 @@ describe('gateway HTTP front end', () => {
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ node: 'b-working', method: req.method, url: req.url, body: Buffer.concat(chunks).toString() }));
+      res.end(JSON.stringify({ node: 'b-working', method: req.method, url: req.url, body: Buffer.concat(chunks).toString(), proto: req.headers['x-forwarded-proto'] }));
     });
   });
   const addressOf = (server: http.Server) => `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
@@ -105,7 +107,7 @@ describe('gateway HTTP front end', () => {
   it('sends a GET whose node died on it to the next node; the client sees only the answer', async () => {
     const answer = await request(gateway.port('http'), 'GET', '/api/mailboxes?x=1');
     assert.equal(answer.status, 200);
-    assert.deepEqual(JSON.parse(answer.body.toString()), { node: 'b-working', method: 'GET', url: '/api/mailboxes?x=1', body: '' });
+    assert.deepEqual(JSON.parse(answer.body.toString()), { node: 'b-working', method: 'GET', url: '/api/mailboxes?x=1', body: '', proto: 'http' });
     assert.deepEqual(seenByDying, ['GET /api/mailboxes?x=1']);
     assert.ok(!gateway.directory.candidates('http').some((n) => n.id === 'a-dying'), 'the dying node is taken out');
   });
@@ -113,7 +115,7 @@ describe('gateway HTTP front end', () => {
   it('repeats a PUT with its body on the next node', async () => {
     const answer = await request(gateway.port('http'), 'PUT', '/api/things/7', '{"name":"seven"}');
     assert.equal(answer.status, 200);
-    assert.deepEqual(JSON.parse(answer.body.toString()), { node: 'b-working', method: 'PUT', url: '/api/things/7', body: '{"name":"seven"}' });
+    assert.deepEqual(JSON.parse(answer.body.toString()), { node: 'b-working', method: 'PUT', url: '/api/things/7', body: '{"name":"seven"}', proto: 'http' });
     assert.deepEqual(seenByDying, ['PUT /api/things/7']);
   });
 

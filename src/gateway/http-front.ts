@@ -6,6 +6,7 @@
 // the response started can only cut the connection, as any proxy must.
 import http from 'node:http';
 import net from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Config } from '../config/config.js';
 import { splitHostPort } from '../config/config.js';
 import { proxyLine } from '../net/proxy-header.js';
@@ -17,6 +18,8 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 const REPLAY_BODY_LIMIT = 1024 * 1024;
 /** RFC 9110 7.6.1 and 9112 9.6: meant for one connection, not passed on. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/** Said by the gateway alone: a client's own copy is dropped. */
+const GATEWAY_SAYS = new Set(['x-forwarded-proto', 'x-forwarded-for', 'forwarded']);
 
 export interface HttpFrontDeps {
   config: Readonly<Config>;
@@ -116,8 +119,10 @@ export class HttpFrontEnd {
   private forward(req: http.IncomingMessage, res: http.ServerResponse, node: { id: string; address: string }, body: Buffer | null): Promise<Outcome> {
     const { host, port } = splitHostPort(node.address);
     const headers: http.OutgoingHttpHeaders = {};
-    for (const [name, value] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(name) && value !== undefined) headers[name] = value;
+    for (const [name, value] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(name) && !GATEWAY_SAYS.has(name) && value !== undefined) headers[name] = value;
     if (body) headers['content-length'] = String(body.length);
+    // Whether the browser's connection was encrypted (TLS ends here): the node marks cookies Secure.
+    headers['x-forwarded-proto'] = req.socket instanceof TLSSocket && req.socket.encrypted ? 'https' : 'http';
     return new Promise<Outcome>((resolve) => {
       let started = false;
       let settled = false;
