@@ -2,7 +2,7 @@
 // in how they connect, how they are told of changes made by other processes, and pragmas.
 import { createHash, randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
-import type { Database, MessageTable, MailboxTable, UserTable, OutboundTable } from './schema.js';
+import type { Database, MessageTable, MailboxTable, UserTable, OutboundTable, AuditLogTable } from './schema.js';
 import {
   DEFAULT_MAILBOXES,
   StoreError,
@@ -18,13 +18,16 @@ import {
   type LoadFigures,
   type Mailbox,
   type Member,
+  type MemberRequest,
   type MemberState,
   type MailboxStatus,
   type MessageMeta,
   type OutboundEntry,
   type Store,
+  type StoreStatus,
   type User,
   type WebSession,
+  type AuditEntry,
 } from './types.js';
 
 type Tx = Transaction<Database> | Kysely<Database>;
@@ -130,6 +133,18 @@ function toOutbound(row: Selectable<OutboundTable> & { size: number | string }):
     nextAttemptAt: new Date(num(row.next_attempt_at)),
     lastError: row.last_error,
     warned: num(row.warned) === 1,
+  };
+}
+
+function toAudit(row: Selectable<AuditLogTable>): AuditEntry {
+  return {
+    id: num(row.id),
+    at: new Date(num(row.at)),
+    actor: row.actor,
+    action: row.action,
+    target: row.target,
+    detail: row.detail === null ? null : (JSON.parse(row.detail) as Record<string, unknown>),
+    node: row.node,
   };
 }
 
@@ -380,7 +395,32 @@ export abstract class KyselyStore implements Store {
     await this.updateUser(address, { quota_bytes: quotaBytes });
   }
 
-  private async updateUser(address: string, values: { password_hash?: string; quota_bytes?: number }): Promise<void> {
+  async setUserDisabled(address: string, disabled: boolean): Promise<void> {
+    await this.updateUser(address, { disabled: disabled ? 1 : 0 });
+  }
+
+  async setUserAdmin(address: string, isAdmin: boolean): Promise<void> {
+    await this.updateUser(address, { is_admin: isAdmin ? 1 : 0 });
+  }
+
+  async searchUsers(query: { q?: string; offset?: number; limit?: number }): Promise<{ users: User[]; total: number }> {
+    // Addresses are stored lower-case, so a lower-case LIKE is case-insensitive on both backends.
+    const pattern = query.q ? `%${query.q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%` : undefined;
+    return this.read(async () => {
+      let base = this.db.selectFrom('users');
+      if (pattern !== undefined) base = base.where(sql<boolean>`address like ${pattern} escape '\\'`);
+      const count = await base.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+      const rows = await base
+        .selectAll()
+        .orderBy('address')
+        .limit(query.limit ?? 100)
+        .offset(query.offset ?? 0)
+        .execute();
+      return { users: rows.map(toUser), total: num(count.n as number) };
+    });
+  }
+
+  private async updateUser(address: string, values: { password_hash?: string; quota_bytes?: number; disabled?: number; is_admin?: number }): Promise<void> {
     await this.write(async (tx) => {
       const result = await tx.updateTable('users').set(values).where('address', '=', address.toLowerCase()).executeTakeFirst();
       if (Number(result.numUpdatedRows) === 0) throw new StoreError('not-found', `no user ${address.toLowerCase()}`);
@@ -1032,7 +1072,7 @@ export abstract class KyselyStore implements Store {
 
   // ---- membership ----------------------------------------------------------
 
-  async heartbeat(member: Omit<Member, 'requestedState' | 'beatAt'>): Promise<MemberState | null> {
+  async heartbeat(member: Omit<Member, 'requestedState' | 'beatAt'>): Promise<MemberRequest | null> {
     const values = {
       kind: member.kind,
       state: member.state,
@@ -1049,7 +1089,7 @@ export abstract class KyselyStore implements Store {
         .onConflict((oc) => oc.column('id').doUpdateSet(values))
         .returning('requested_state')
         .executeTakeFirstOrThrow();
-      return row.requested_state as MemberState | null;
+      return row.requested_state as MemberRequest | null;
     });
   }
 
@@ -1059,7 +1099,7 @@ export abstract class KyselyStore implements Store {
       id: row.id,
       kind: row.kind as Member['kind'],
       state: row.state as MemberState,
-      requestedState: row.requested_state as MemberState | null,
+      requestedState: row.requested_state as MemberRequest | null,
       version: row.version,
       addresses: JSON.parse(row.addresses) as Record<string, string>,
       load: JSON.parse(row.load) as LoadFigures,
@@ -1068,7 +1108,7 @@ export abstract class KyselyStore implements Store {
     }));
   }
 
-  async requestMemberState(id: string, state: MemberState | null): Promise<boolean> {
+  async requestMemberState(id: string, state: MemberRequest | null): Promise<boolean> {
     return this.write(async (tx) => {
       const result = await tx.updateTable('members').set({ requested_state: state }).where('id', '=', id).executeTakeFirst();
       return Number(result.numUpdatedRows) > 0;
@@ -1123,4 +1163,31 @@ export abstract class KyselyStore implements Store {
       await query.execute();
     });
   }
+
+  // ---- audit log -------------------------------------------------------------
+
+  async addAudit(entry: Omit<AuditEntry, 'id' | 'at'>): Promise<AuditEntry> {
+    const at = Date.now();
+    const detail = entry.detail === null ? null : JSON.stringify(entry.detail);
+    const id = await this.write(async (tx) => {
+      const row = await tx
+        .insertInto('audit_log')
+        .values({ at, actor: entry.actor, action: entry.action, target: entry.target, detail, node: entry.node })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      return num(row.id);
+    });
+    return { ...entry, id, at: new Date(at) };
+  }
+
+  async listAudit(query: { limit: number; before?: number }): Promise<AuditEntry[]> {
+    const rows = await this.read(() => {
+      let q = this.db.selectFrom('audit_log').selectAll().orderBy('id', 'desc').limit(query.limit);
+      if (query.before !== undefined) q = q.where('id', '<', query.before);
+      return q.execute();
+    });
+    return rows.map(toAudit);
+  }
+
+  abstract status(): Promise<StoreStatus>;
 }

@@ -11,7 +11,8 @@ import { migrations } from './migrations.js';
 import { CHANGE_CHANNEL, encodeChanges, PgChangeFeed } from './pg-change-feed.js';
 import { clientConfig, FailoverPool, findServer, parsePgUrl, redactPgUrl, type PgHost, type PgUrl, type PoolSettings } from './pg-pool.js';
 import type { Database } from './schema.js';
-import { StoreError, type ChangeEvent, type ChangeKind } from './types.js';
+import { postgresHostsStatus } from './store-status.js';
+import { StoreError, type ChangeEvent, type ChangeKind, type StoreStatus } from './types.js';
 
 export interface PostgresOptions {
   /** Connections in this process's pool. */
@@ -186,6 +187,11 @@ export class PostgresStore extends KyselyStore {
              current_setting('synchronous_standby_names') as ssn, current_setting('fsync') as fsync, pg_is_in_recovery() as rec`.execute(this.db);
     const row = rows[0]!;
     return { host: this.pool.host, version: row.version, synchronousCommit: row.sc, synchronousStandbys: row.ssn, fsync: row.fsync, inRecovery: row.rec };
+  }
+
+  /** The URL's hosts as one group: role and replay lag of each (admin console). */
+  async status(): Promise<StoreStatus> {
+    return { kind: 'postgres', groups: [{ name: 'default', hosts: await postgresHostsStatus(this.url, this.settings) }] };
   }
 
   protected override isRetryable(error: unknown): boolean {

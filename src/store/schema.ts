@@ -127,6 +127,18 @@ export interface WebSessionTable {
   expires_at: number;
 }
 
+/** Operator actions (issue 9), newest found through the index on `at`. */
+export interface AuditLogTable {
+  id: Id;
+  at: number;
+  actor: string;
+  action: string;
+  target: string;
+  /** JSON object, or null. */
+  detail: string | null;
+  node: string | null;
+}
+
 export interface Database {
   domains: DomainTable;
   users: UserTable;
@@ -141,5 +153,6 @@ export interface Database {
   members: MemberTable;
   dkim_keys: DkimKeyTable;
   web_sessions: WebSessionTable;
+  audit_log: AuditLogTable;
 }
 

@@ -7,7 +7,8 @@ import { CompiledQuery, Kysely, Migrator, SqliteDialect, SqliteDriver, type Data
 import { KyselyStore } from './kysely-store.js';
 import { migrations } from './migrations.js';
 import type { Database } from './schema.js';
-import { StoreError, type ChangeEvent, type ChangeKind, type ChangeListener } from './types.js';
+import { sqliteStatus } from './store-status.js';
+import { StoreError, type ChangeEvent, type ChangeKind, type ChangeListener, type StoreStatus } from './types.js';
 
 /** BEGIN IMMEDIATE takes the write lock up front, so a busy database waits (busy_timeout) instead of failing mid-transaction. */
 class ImmediateSqliteDriver extends SqliteDriver {
@@ -130,6 +131,10 @@ export class SqliteStore extends KyselyStore {
     } finally {
       this.polling = false;
     }
+  }
+
+  async status(): Promise<StoreStatus> {
+    return sqliteStatus(this.file);
   }
 
   /** Deletes change rows older than maxAgeMs; called from the server's housekeeping timer. */

@@ -283,6 +283,55 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       await store.createSession({ idHash: 'gone-with-bob', userId: bob, csrfToken: 't', expiresAt: later });
     });
 
+    it('disables users, makes admins and finds users page by page', async () => {
+      await store.setUserDisabled('BOB@example.com', true);
+      assert.equal((await store.getUser('bob@example.com'))?.disabled, true);
+      await store.setUserDisabled('bob@example.com', false);
+      assert.equal((await store.getUser('bob@example.com'))?.disabled, false);
+      await store.setUserAdmin('alice@example.com', true);
+      assert.equal((await store.getUser('alice@example.com'))?.isAdmin, true);
+      await store.setUserAdmin('alice@example.com', false);
+      await assert.rejects(store.setUserDisabled('ghost@example.com', true), (e: StoreError) => e.code === 'not-found');
+      for (const name of ['find_1', 'find%2', 'find-3']) await store.addUser({ address: `${name}@example.com`, passwordHash: 'x' });
+      const all = await store.searchUsers({ q: 'FIND' });
+      assert.equal(all.total, 3);
+      assert.deepEqual(all.users.map((u) => u.address), ['find%2@example.com', 'find-3@example.com', 'find_1@example.com']);
+      const page = await store.searchUsers({ q: 'find', offset: 1, limit: 1 });
+      assert.equal(page.total, 3);
+      assert.deepEqual(page.users.map((u) => u.address), ['find-3@example.com']);
+      // LIKE wildcards in the query are literal characters.
+      assert.deepEqual((await store.searchUsers({ q: 'find_' })).users.map((u) => u.address), ['find_1@example.com']);
+      assert.deepEqual((await store.searchUsers({ q: '%' })).users.map((u) => u.address), ['find%2@example.com']);
+      assert.ok((await store.searchUsers({})).total >= 5);
+      for (const name of ['find_1', 'find%2', 'find-3']) await store.removeUser(`${name}@example.com`);
+    });
+
+    it('keeps an audit log, newest first, paged by id', async () => {
+      const first = await store.addAudit({ actor: 'cli:root', action: 'user.disable', target: 'bob@example.com', detail: null, node: null });
+      const second = await store.addAudit({ actor: 'alice@example.com', action: 'view', target: 'raw', detail: { uid: 3, mailbox: 'INBOX' }, node: 'node-1' });
+      assert.ok(second.id > first.id);
+      const [newest, older] = await store.listAudit({ limit: 2 });
+      assert.deepEqual(newest, second);
+      assert.equal(older?.id, first.id);
+      assert.deepEqual(older?.detail, null);
+      assert.equal(older?.actor, 'cli:root');
+      assert.ok(older!.at instanceof Date && Math.abs(older!.at.getTime() - Date.now()) < 60_000);
+      assert.deepEqual((await store.listAudit({ limit: 10, before: second.id })).map((e) => e.id)[0], first.id);
+      assert.equal((await store.listAudit({ limit: 1 })).length, 1);
+    });
+
+    it('says where its data is', async () => {
+      const status = await store.status();
+      assert.equal(status.kind, store.kind);
+      if (status.kind === 'sqlite') {
+        assert.match(status.path, /quill\.db$/);
+        assert.ok(status.sizeBytes > 0);
+      } else {
+        assert.ok(status.groups.length >= 1);
+        assert.ok(status.groups[0]!.hosts.some((h) => h.role === 'primary' && h.lagBytes === 0));
+      }
+    });
+
     it('removes a user with all mail', async () => {
       await store.removeUser('bob@example.com');
       assert.equal(await store.getUser('bob@example.com'), undefined);

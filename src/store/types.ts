@@ -101,6 +101,8 @@ export interface OutboundEntry {
 
 export type MemberKind = 'node' | 'gateway';
 export type MemberState = 'active' | 'draining' | 'stopping';
+/** What an operator may ask of a member: a state, or 'restarting' (stop, and let the supervisor start it again). */
+export type MemberRequest = MemberState | 'restarting';
 
 /** Load figures a member reports with every heartbeat. */
 export interface LoadFigures {
@@ -116,8 +118,8 @@ export interface Member {
   id: string;
   kind: MemberKind;
   state: MemberState;
-  /** What an operator asked for (quill drain/undrain); the member obeys at its next beat. */
-  requestedState: MemberState | null;
+  /** What an operator asked for (quill drain/undrain/admin stop/admin restart); the member obeys at its next beat. */
+  requestedState: MemberRequest | null;
   version: string;
   addresses: Record<string, string>;
   load: LoadFigures;
@@ -147,6 +149,25 @@ export interface WebSession {
   expiresAt: Date;
 }
 
+/** One operator action (issue 9): actor is an admin's address or 'cli:<os user>'. */
+export interface AuditEntry {
+  id: number;
+  at: Date;
+  actor: string;
+  /** What was done, e.g. 'user.disable', 'queue.retry', 'node.stop', 'view'. */
+  action: string;
+  /** What it was done to: an address, a domain, a queue id, a node id, a path. */
+  target: string;
+  detail: Record<string, unknown> | null;
+  /** The node that wrote the entry; null from the CLI. */
+  node: string | null;
+}
+
+/** Where the store keeps its data, for the admin console; null where a figure cannot be read. */
+export type StoreStatus =
+  | { kind: 'sqlite'; path: string; sizeBytes: number; walBytes: number | null }
+  | { kind: 'postgres'; groups: { name: string; hosts: { host: string; role: 'primary' | 'standby' | 'unknown'; lagBytes: number | null }[] }[] };
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
 
@@ -169,6 +190,11 @@ export interface Store {
   removeUser(address: string): Promise<void>;
   setPassword(address: string, passwordHash: string): Promise<void>;
   setQuota(address: string, quotaBytes: number): Promise<void>;
+  /** A disabled user can log in nowhere and receives no mail. */
+  setUserDisabled(address: string, disabled: boolean): Promise<void>;
+  setUserAdmin(address: string, isAdmin: boolean): Promise<void>;
+  /** Users whose address contains `q` (case-insensitive), ordered by address, one page and the total. */
+  searchUsers(query: { q?: string; offset?: number; limit?: number }): Promise<{ users: User[]; total: number }>;
 
   // Mailboxes. Names use '/' as the hierarchy separator; INBOX is case-insensitive.
   listMailboxes(userId: number): Promise<Mailbox[]>;
@@ -232,10 +258,10 @@ export interface Store {
 
   // Membership (DESIGN.md "Membership"): heartbeats of nodes and gateways.
   /** Writes a member's heartbeat; returns the state an operator requested, if any. */
-  heartbeat(member: Omit<Member, 'requestedState' | 'beatAt'>): Promise<MemberState | null>;
+  heartbeat(member: Omit<Member, 'requestedState' | 'beatAt'>): Promise<MemberRequest | null>;
   listMembers(): Promise<Member[]>;
   /** Asks a member to change state; false when no such member. */
-  requestMemberState(id: string, state: MemberState | null): Promise<boolean>;
+  requestMemberState(id: string, state: MemberRequest | null): Promise<boolean>;
   removeMember(id: string): Promise<void>;
 
   // Web sessions, in the store so any node serves any session behind the gateway.
@@ -245,6 +271,13 @@ export interface Store {
   deleteSession(idHash: string): Promise<void>;
   /** Ends a user's sessions, all but `keepIdHash` (after a password change). */
   deleteUserSessions(userId: number, keepIdHash?: string): Promise<void>;
+
+  // Audit log of operator actions (issue 9)
+  addAudit(entry: Omit<AuditEntry, 'id' | 'at'>): Promise<AuditEntry>;
+  /** Newest first; `before` is an entry id, for the next page. */
+  listAudit(query: { limit: number; before?: number }): Promise<AuditEntry[]>;
+  /** Where the data lives and how big it is (SQLite) or which host is primary and how far behind the standbys are (PostgreSQL). */
+  status(): Promise<StoreStatus>;
 
   // Change feed: wakes IDLE sessions in every process that shares the store.
   onChange(listener: ChangeListener): () => void;
