@@ -2,7 +2,7 @@
 // for one process (`quill start`), and tears them down in order.
 import { hostname } from 'node:os';
 import { Authenticator } from './auth/authenticator.js';
-import { Membership } from './cluster/membership.js';
+import { Membership, type StopRequest } from './cluster/membership.js';
 import { systemResolver, type Resolver } from './queue/route.js';
 import { OutboundWorker } from './queue/worker.js';
 import type { Config, ProtocolName } from './config/config.js';
@@ -47,6 +47,11 @@ export interface ServerOptions {
   nodeId?: string;
   /** DNS for outbound routing; tests pass a fake zone. */
   resolver?: Resolver;
+  /**
+   * Called after the server closed because an operator asked it to stop or restart (quill
+   * admin stop/restart, the admin API); `quill start` exits then. Without it the server just closes.
+   */
+  onStopRequested?: (request: StopRequest) => void;
 }
 
 export async function startServer(config: Readonly<Config>, options: ServerOptions = {}): Promise<RunningServer> {
@@ -83,6 +88,13 @@ export async function startServer(config: Readonly<Config>, options: ServerOptio
       await Promise.allSettled([...services.values()].map((service) => service.close(deadline)));
       if (!options.store) await store.close();
     })());
+
+  membership.onStopRequest((request) => {
+    close().then(
+      () => options.onStopRequested?.(request),
+      (error: unknown) => logger.error({ err: error }, 'closing on request failed'),
+    );
+  });
 
   try {
     for (const [name, start] of STARTERS) {

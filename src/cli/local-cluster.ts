@@ -1,7 +1,7 @@
 // `quill start --nodes N`: a whole cluster on one machine for trying it out — a gateway on
 // the configured ports in this process and N node processes on ephemeral loopback ports,
-// all sharing the embedded store. A node that dies is started again (Porcupine's
-// self-healing, in miniature); the gateway keeps clients away from it meanwhile.
+// all sharing the embedded store. A node that dies (or exits to be restarted) is started
+// again (Porcupine's self-healing, in miniature); the gateway keeps clients away from it meanwhile.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { hostname } from 'node:os';
 import type { Config } from '../config/config.js';
@@ -39,6 +39,12 @@ export async function runLocalCluster(config: Readonly<Config>, configFile: stri
     child.once('exit', (code, signal) => {
       node.child = undefined;
       if (stopping) return;
+      if (code === 0) {
+        // A clean exit is a stop an operator asked for (quill admin stop): it stays down.
+        // A crash, a kill or a restart request (exit EXIT_RESTART) brings it back.
+        logger.info({ node: node.id }, 'local cluster: node stopped; not starting it again');
+        return;
+      }
       logger.warn({ node: node.id, code, signal }, 'local cluster: node exited; starting it again');
       setTimeout(() => !stopping && launch(node), RESTART_DELAY_MS).unref();
     });

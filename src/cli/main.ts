@@ -8,10 +8,12 @@ import { formatSize, parseSize } from '../util/size.js';
 import { addStoreOptions, configFrom, stopOnSignals, table, UsageError, withStore, type StoreOptions } from './common.js';
 import { addClusterCommands } from './cluster-commands.js';
 import { addDbCommands } from './db-commands.js';
+import { addAdminCommands } from './admin-commands.js';
 import { addMailCommands } from './mail-commands.js';
 import { addDomainDnsCommands, addQueueCommands } from './queue-commands.js';
 import { addGatewayCommand } from './gateway-commands.js';
 import { runLocalCluster } from './local-cluster.js';
+import { EXIT_RESTART } from '../cluster/membership.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -54,7 +56,8 @@ function addServerCommand(program: Command, name: string, description: string): 
         trustedGateways: options.trustedGateway,
       });
       if (options.nodes !== undefined) return runLocalCluster(config, options.config, options.nodes);
-      const server = await startServer(config, { nodeId: options.id });
+      // After an operator's stop the process exits 0 (stays down); after a restart EXIT_RESTART, for its supervisor.
+      const server = await startServer(config, { nodeId: options.id, onStopRequested: (request) => process.exit(request === 'restart' ? EXIT_RESTART : 0) });
       stopOnSignals('finishing open transactions', () => server.close());
     });
 }
@@ -148,6 +151,7 @@ function buildProgram(): Command {
   addClusterCommands(program);
   addGatewayCommand(program);
   addDbCommands(program);
+  addAdminCommands(program);
   return program;
 }
 

@@ -1,8 +1,20 @@
 // Membership (DESIGN.md): every node and gateway writes a heartbeat with its state and load
 // figures to the store every second; anyone reading the store sees who is alive. A member
-// obeys states an operator requests (drain/undrain) at its next beat.
+// obeys states an operator requests (drain/undrain) at its next beat. A requested 'stopping'
+// or 'restarting' goes to the member's stop listener (the server closes gracefully; the CLI
+// then exits 0 for a stop and EXIT_RESTART for a restart, so the supervisor starts it again).
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { LoadFigures, Member, MemberKind, MemberState, Store } from '../store/types.js';
+
+/** What an operator's stop request asks for. */
+export type StopRequest = 'stop' | 'restart';
+
+/**
+ * Exit code of a node that stopped to be restarted (EX_TEMPFAIL): a supervisor with
+ * Restart=on-failure (systemd) or `quill start --nodes` starts it again; after a plain stop
+ * the node exits 0 and stays down.
+ */
+export const EXIT_RESTART = 75;
 import type { Logger } from '../util/logger.js';
 
 /** Missed beats after which a member counts as dead. */
@@ -60,6 +72,8 @@ export class Membership {
   private beats = 0;
   private current: MemberState = 'active';
   private readonly listeners = new Set<(state: MemberState) => void>();
+  private readonly stopListeners = new Set<(request: StopRequest) => void>();
+  private stopRequested = false;
 
   constructor(
     private readonly store: Store,
@@ -75,6 +89,11 @@ export class Membership {
 
   onStateChange(listener: (state: MemberState) => void): void {
     this.listeners.add(listener);
+  }
+
+  /** Called once when an operator asks this member to stop or restart. */
+  onStopRequest(listener: (request: StopRequest) => void): void {
+    this.stopListeners.add(listener);
   }
 
   async start(): Promise<void> {
@@ -99,7 +118,9 @@ export class Membership {
         load: this.sampler.sample(this.connections()),
         startedAt: this.startedAt,
       });
-      if (requested && requested !== this.current && this.current !== 'stopping') {
+      if ((requested === 'stopping' || requested === 'restarting') && this.stopListeners.size > 0) {
+        if (!this.stopRequested && this.current !== 'stopping') await this.obeyStop(requested === 'restarting' ? 'restart' : 'stop');
+      } else if (requested && requested !== 'restarting' && requested !== this.current && this.current !== 'stopping') {
         this.setState(requested);
         await this.store.heartbeat({ ...this.info, state: this.current, load: this.sampler.sample(this.connections()), startedAt: this.startedAt });
       }
@@ -107,6 +128,14 @@ export class Membership {
     } catch (error) {
       this.logger.warn({ err: (error as Error).message }, 'heartbeat failed');
     }
+  }
+
+  private async obeyStop(request: StopRequest): Promise<void> {
+    this.stopRequested = true;
+    // The request is consumed: started again under the same id, the member must not stop at once.
+    await this.store.requestMemberState(this.info.id, null);
+    this.logger.info({ member: this.info.id, request }, 'operator asked this member to stop');
+    for (const listener of this.stopListeners) listener(request);
   }
 
   private async forgetDead(): Promise<void> {

@@ -7,6 +7,7 @@ import { splitHostPort } from '../config/config.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { errorHandler } from './errors.js';
 import { accountRoutes } from './accounts.js';
+import { adminRoutes } from './admin.js';
 import { eventRoutes } from './events.js';
 import { healthRoutes } from './health.js';
 import { acceptProxyHeaders } from './proxy.js';
@@ -65,6 +66,7 @@ export async function startWeb(deps: ServiceDeps): Promise<Service> {
       mailRoutes(api, deps);
       sendRoutes(api, deps);
       eventRoutes(api, deps, streams);
+      await api.register((admin) => adminRoutes(admin, deps), { prefix: '/admin' });
     },
     { prefix: '/api' },
   );
