@@ -12,7 +12,7 @@ import { startSubmission } from './smtp/submission.js';
 import { startPop3 } from './pop3/server.js';
 import { startImap } from './imap/server.js';
 import type { Service, ServiceDeps } from './service.js';
-import { PostgresStore } from './store/postgres.js';
+import { openPostgres } from './store/grouped-store.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
 import { createLogger, type Logger } from './util/logger.js';
@@ -34,7 +34,8 @@ const STARTERS: [ProtocolName, Starter][] = [['smtp', startSmtp], ['submission',
 
 export async function openStore(config: Readonly<Config>): Promise<Store> {
   const { url, poolSize, statementTimeoutSeconds, connectTimeoutSeconds, migrate } = config.store;
-  if (url) return PostgresStore.open(url, { poolSize, statementTimeoutMs: statementTimeoutSeconds * 1000, connectTimeoutMs: connectTimeoutSeconds * 1000, migrate });
+  // A directory listing several groups opens the grouped store (src/store/grouped-store.ts).
+  if (url) return openPostgres(url, { poolSize, statementTimeoutMs: statementTimeoutSeconds * 1000, connectTimeoutMs: connectTimeoutSeconds * 1000, migrate });
   return SqliteStore.open(config.data, { maxDatabaseBytes: config.store.maxDatabaseBytes });
 }
 

@@ -182,10 +182,64 @@ function migration006(dialect: Dialect): Migration {
   };
 }
 
+/**
+ * The file drive (issue 8): a tree of folders and files per user, file contents in chunks
+ * (so any node serves any file), and uploads in progress (resumable).
+ */
+function migration005(dialect: Dialect): Migration {
+  const blob = dialect === 'sqlite' ? 'blob' : 'bytea';
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('drive_nodes')
+        .addColumn('id', idColumn(dialect), (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+        .addColumn('user_id', 'bigint', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        // 0 for the root: a NULL would not clash with another NULL in the unique constraint.
+        .addColumn('parent_id', 'bigint', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('content_type', 'text')
+        // Where a file's chunks are (drive_chunks.content_id); null for a folder.
+        .addColumn('content_id', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('drive_nodes_user_parent_name', ['user_id', 'parent_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('drive_chunks')
+        .addColumn('content_id', 'bigint', (c) => c.notNull())
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('user_id', 'bigint', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        // Byte offset of the chunk in the file, and its length.
+        .addColumn('start', 'bigint', (c) => c.notNull())
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('data', blob, (c) => c.notNull())
+        .addPrimaryKeyConstraint('drive_chunks_pk', ['content_id', 'seq'])
+        .execute();
+      await db.schema
+        .createTable('drive_uploads')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'bigint', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('parent_id', 'bigint', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('content_type', 'text')
+        .addColumn('content_id', 'bigint', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('received', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('next_seq', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('drive_uploads_user').on('drive_uploads').columns(['user_id', 'expires_at']).execute();
+    },
+  };
+}
+
 export function migrations(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
-      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '006_audit': migration006(dialect) };
+      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '005_drive': migration005(dialect), '006_audit': migration006(dialect) };
     },
   };
 }

@@ -238,6 +238,11 @@ export class PostgresStore extends KyselyStore {
     return rows.map((row) => ({ id: Number(row.id), userId: Number(row.user_id), mailboxId: row.mailbox_id === null ? null : Number(row.mailbox_id), kind: row.kind as ChangeKind }));
   }
 
+  /** The query builder on this database: the grouped store's directory and user moves use it. */
+  get kysely(): Kysely<Database> {
+    return this.db;
+  }
+
   /** True while the change-feed connection is up. */
   get listening(): boolean {
     return this.feed.listening;

@@ -1,0 +1,97 @@
+// The shared store suite on a store of two groups (a directory database and two group
+// databases on one PostgreSQL server), plus what only groups have: ids that name their group,
+// deliveries split over groups, least-loaded placement, and user moves.
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { postgresAvailable, startPostgres, type PgServer } from '../../test/pg-server.js';
+import { GROUP_ID_SPAN, groupIndexOf } from './directory.js';
+import { addGroup, isGroupedStore, openPostgres, type GroupedStore } from './grouped-store.js';
+import { runStoreSuite } from './store.suite.js';
+import { StoreError, type Store } from './types.js';
+
+const skip = postgresAvailable() ? false : 'PostgreSQL 15 is not installed';
+let server: Promise<PgServer> | undefined;
+const pg = () => (server ??= startPostgres());
+after(async () => {
+  if (server) (await server).destroy();
+});
+
+const directories = new WeakMap<Store, string>();
+
+/** A directory and `groups` group databases on the test server; returns the directory URL. */
+async function makeGroups(groups = 2): Promise<string> {
+  const s = await pg();
+  const directory = await s.createDatabase('quill_dir');
+  for (let i = 0; i < groups; i++) await addGroup(directory, `g${i}`, await s.createDatabase(`quill_g${i}`));
+  return directory;
+}
+
+async function open(url?: string): Promise<GroupedStore> {
+  const directory = url ?? (await makeGroups());
+  const store = await openPostgres(directory, { poolSize: 4 });
+  assert.ok(isGroupedStore(store));
+  directories.set(store, directory);
+  return store;
+}
+
+const msg = (subject: string) => Buffer.from(`From: a@example.org\r\nSubject: ${subject}\r\n\r\nbody of ${subject}\r\n`);
+
+if (!skip) {
+  runStoreSuite('postgres, two groups', {
+    open: () => open(),
+    openPeer: (store) => open(directories.get(store)),
+  });
+}
+
+describe('grouped store', { skip }, () => {
+  it('places new users in the least-loaded group, or the one asked for, and ids name the group', async () => {
+    const store = await open();
+    try {
+      await store.addDomain('example.com');
+      const a = await store.addUser({ address: 'a@example.com', passwordHash: 'x' });
+      const b = await store.addUser({ address: 'b@example.com', passwordHash: 'x' });
+      const c = await store.addUserIn({ address: 'c@example.com', passwordHash: 'x' }, 'g1');
+      assert.deepEqual([a, b, c].map((u) => groupIndexOf(u.id)), [0, 1, 1]);
+      // g0 has one user, g1 two: the next goes to g0.
+      const d = await store.addUser({ address: 'd@example.com', passwordHash: 'x' });
+      assert.equal(groupIndexOf(d.id), 0);
+      const inbox = (await store.getMailbox(c.id, 'INBOX'))!;
+      assert.ok(inbox.id > GROUP_ID_SPAN, 'the second group counts from 2^40');
+      const loads = await store.loads();
+      assert.deepEqual(loads.map((l) => [l.name, l.users]), [['g0', 2], ['g1', 2]]);
+      assert.deepEqual((await store.listUsers()).map((u) => u.address), ['a@example.com', 'b@example.com', 'c@example.com', 'd@example.com']);
+      await assert.rejects(store.addUserIn({ address: 'e@example.com', passwordHash: 'x' }, 'nope'), (e: StoreError) => e.code === 'not-found');
+      await assert.rejects(store.addUser({ address: 'B@example.com', passwordHash: 'x' }), (e: StoreError) => e.code === 'conflict');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('stores one delivery to users of both groups, and foreign recipients in the directory, once each', async () => {
+    const store = await open();
+    try {
+      await store.addDomain('example.com');
+      const a = await store.addUser({ address: 'a@example.com', passwordHash: 'x' });
+      const b = await store.addUser({ address: 'b@example.com', passwordHash: 'x' });
+      assert.notEqual(groupIndexOf(a.id), groupIndexOf(b.id));
+      const options = { txnId: 'txn-both', outbound: { sender: 'a@example.com', recipients: ['x@remote.test'] } };
+      const first = await store.deliver(msg('both'), [{ userId: a.id }, { userId: b.id }], options);
+      assert.equal(first.stored, true);
+      assert.equal(first.copies.length, 2);
+      assert.equal(first.outboundIds.length, 1);
+      const again = await store.deliver(msg('both'), [{ userId: a.id }, { userId: b.id }], options);
+      assert.equal(again.stored, false);
+      for (const user of [a, b]) {
+        const inbox = (await store.getMailbox(user.id, 'INBOX'))!;
+        const metas = await store.listMessages(inbox.id);
+        assert.equal(metas.length, 1);
+        assert.match((await store.getBlob(metas[0]!.blobHash))!.toString(), /body of both/);
+      }
+      const [queued] = await store.listOutbound();
+      assert.equal(queued?.recipient, 'x@remote.test');
+      assert.match((await store.getBlob(queued!.blobHash))!.toString(), /body of both/);
+    } finally {
+      await store.close();
+    }
+  });
+});
