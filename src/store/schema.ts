@@ -139,6 +139,45 @@ export interface AuditLogTable {
   node: string | null;
 }
 
+/** Drive folders and files (issue 8); parent_id 0 is the user's root folder. */
+export interface DriveNodeTable {
+  id: Id;
+  user_id: number;
+  parent_id: number;
+  name: string;
+  kind: string;
+  size: number;
+  content_type: string | null;
+  content_id: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A drive file's bytes, in chunks of up to a MiB, in order of seq. */
+export interface DriveChunkTable {
+  content_id: number;
+  seq: number;
+  user_id: number;
+  start: number;
+  size: number;
+  data: Buffer;
+}
+
+/** A drive upload in progress: its chunks are stored as they arrive, the file appears when all are in. */
+export interface DriveUploadTable {
+  id: string;
+  user_id: number;
+  parent_id: number;
+  name: string;
+  content_type: string | null;
+  content_id: number;
+  size: number;
+  received: number;
+  next_seq: number;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface Database {
   domains: DomainTable;
   users: UserTable;
@@ -153,6 +192,9 @@ export interface Database {
   members: MemberTable;
   dkim_keys: DkimKeyTable;
   web_sessions: WebSessionTable;
+  drive_nodes: DriveNodeTable;
+  drive_chunks: DriveChunkTable;
+  drive_uploads: DriveUploadTable;
   audit_log: AuditLogTable;
 }
 

@@ -168,6 +168,50 @@ export type StoreStatus =
   | { kind: 'sqlite'; path: string; sizeBytes: number; walBytes: number | null }
   | { kind: 'postgres'; groups: { name: string; hosts: { host: string; role: 'primary' | 'standby' | 'unknown'; lagBytes: number | null }[] }[] };
 
+/** A folder or file of a user's drive (issue 8). parentId null is the root folder. */
+export interface DriveNode {
+  id: number;
+  userId: number;
+  parentId: number | null;
+  name: string;
+  kind: 'folder' | 'file';
+  size: number;
+  contentType: string | null;
+  /** Where a file's chunks are; a file's bytes never change under one contentId (an ETag). */
+  contentId: number | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** A drive upload in progress; the file appears when `received` reaches `size`. */
+export interface DriveUpload {
+  id: string;
+  userId: number;
+  parentId: number | null;
+  name: string;
+  contentType: string | null;
+  size: number;
+  received: number;
+  expiresAt: Date;
+}
+
+/** An upload untouched this long is dropped with its bytes. */
+export const DRIVE_UPLOAD_TTL_MS = 24 * 3_600_000;
+
+/** Longest drive name in UTF-8 bytes. */
+export const DRIVE_NAME_MAX_BYTES = 255;
+
+/** Why a drive name is refused, or null when it is fine. */
+export function driveNameProblem(name: string): string | null {
+  if (name.length === 0) return 'a name cannot be empty';
+  if (Buffer.byteLength(name) > DRIVE_NAME_MAX_BYTES) return `a name is at most ${DRIVE_NAME_MAX_BYTES} bytes`;
+  if (name.includes('/')) return "a name cannot contain '/'";
+  if (/[\u0000-\u001f\u007f]/.test(name)) return 'a name cannot contain control characters';
+  if (name === '.' || name === '..') return `'${name}' is not a name`;
+  if (name.trim() !== name) return 'a name cannot start or end with a space';
+  return null;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
 
@@ -278,6 +322,27 @@ export interface Store {
   listAudit(query: { limit: number; before?: number }): Promise<AuditEntry[]>;
   /** Where the data lives and how big it is (SQLite) or which host is primary and how far behind the standbys are (PostgreSQL). */
   status(): Promise<StoreStatus>;
+
+  // Drive (issue 8): folders and files per user; bytes count against the same quota as mail.
+  /** A folder's entries, folders first, then by name. Fails with 'not-found' for a missing folder. */
+  listDrive(userId: number, parentId: number | null): Promise<DriveNode[]>;
+  getDriveNode(userId: number, id: number): Promise<DriveNode | undefined>;
+  createDriveFolder(userId: number, parentId: number | null, name: string): Promise<DriveNode>;
+  /** Renames and/or moves a node; a folder cannot move into itself or below itself. */
+  updateDriveNode(userId: number, id: number, change: { name?: string; parentId?: number | null }): Promise<DriveNode>;
+  /** Deletes a file, or a folder with everything in it; returns the bytes freed from the quota. */
+  deleteDriveNode(userId: number, id: number): Promise<number>;
+  /** Starts an upload; refused with 'quota' when the file would not fit, 'conflict' when the name is taken. */
+  createDriveUpload(userId: number, input: { parentId: number | null; name: string; size: number; contentType?: string | null; ttlMs?: number }): Promise<DriveUpload>;
+  getDriveUpload(userId: number, id: string): Promise<DriveUpload | undefined>;
+  /**
+   * Stores the next chunk of an upload, committed on its own. `offset` must be the bytes
+   * received so far ('conflict' otherwise). The last chunk creates the file in the same commit.
+   */
+  appendDriveUpload(userId: number, id: string, offset: number, data: Buffer): Promise<{ upload: DriveUpload; file: DriveNode | null }>;
+  cancelDriveUpload(userId: number, id: string): Promise<void>;
+  /** A file's bytes from `start` to `end` inclusive (whole file by default), one chunk at a time. */
+  readDriveFile(userId: number, fileId: number, range?: { start: number; end: number }): AsyncGenerator<Buffer>;
 
   // Change feed: wakes IDLE sessions in every process that shares the store.
   onChange(listener: ChangeListener): () => void;

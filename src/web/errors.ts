@@ -35,8 +35,8 @@ export function errorHandler(logger: Logger) {
     }
     if (error instanceof StoreError) {
       const status = STORE_STATUS[error.code];
-      if (status >= 500) logger.warn({ err: error.message, url: request.url }, 'store unavailable');
-      void reply.code(status).send({ error: status >= 500 ? Errors.unavailable().message : error.message });
+      if (error.code === 'unavailable') logger.warn({ err: error.message, url: request.url }, 'store unavailable');
+      void reply.code(status).send({ error: error.code === 'unavailable' ? Errors.unavailable().message : error.message });
       return;
     }
     // Fastify's own: schema validation (400), bad JSON (400), body too large (413), media type (415).

@@ -10,6 +10,7 @@ import { accountRoutes } from './accounts.js';
 import { adminRoutes } from './admin.js';
 import { eventRoutes } from './events.js';
 import { healthRoutes } from './health.js';
+import { driveRoutes } from './drive.js';
 import { acceptProxyHeaders } from './proxy.js';
 import { mailRoutes } from './mail.js';
 import { collectOpenApi } from './openapi.js';
@@ -23,7 +24,13 @@ export async function startWeb(deps: ServiceDeps): Promise<Service> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
-    requestTimeout: 30_000,
+    // No limit on a whole request: a multi-GB drive upload (src/web/drive.ts) takes as long as
+    // it takes, and Node's requestTimeout cannot be set per route. Slow or stalled clients are
+    // cut instead by the headers timeout (Node's 60 s default, still enforced when
+    // requestTimeout is 0) and by an idle-socket timeout: 60 s with no byte either way (the
+    // event stream's keepalive comes every 25 s).
+    requestTimeout: 0,
+    connectionTimeout: 60_000,
     // Unknown keys are refused (400), not silently dropped.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   });
@@ -65,6 +72,7 @@ export async function startWeb(deps: ServiceDeps): Promise<Service> {
       accountRoutes(api, deps);
       mailRoutes(api, deps);
       sendRoutes(api, deps);
+      driveRoutes(api, deps);
       eventRoutes(api, deps, streams);
       await api.register((admin) => adminRoutes(admin, deps), { prefix: '/admin' });
     },
