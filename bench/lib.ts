@@ -179,6 +179,8 @@ export async function startQuill(options: QuillOptions): Promise<Quill> {
   const child: ChildProcess = spawn(
     process.execPath,
     [
+      // QUILL_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+      ...(process.env.QUILL_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       '--import',
       'tsx',
       join(ROOT, 'src/cli/main.ts'),

@@ -1,8 +1,9 @@
 // One subscription to the store's change feed for the whole listener, fanned out to the
-// sessions of the user concerned (no polling per client). Sessions on the same mailbox
-// that wake together share one store read instead of each running its own.
-import type { ChangeEvent, MessageMeta, Store } from '../store/types.js';
-import type { SyncReads } from './selected.js';
+// process's mailbox indexes and to the sessions of the user concerned (no polling per client).
+// Sessions on the same mailbox that wake together catch up through one shared index, so one
+// store read serves them all.
+import type { ChangeEvent, Store } from '../store/types.js';
+import { MailboxIndexes } from './mailbox-index.js';
 
 export interface ChangeSubscriber {
   readonly userId: number;
@@ -10,14 +11,16 @@ export interface ChangeSubscriber {
   changed(event: ChangeEvent, generation: number): void;
 }
 
-export class ChangeHub implements SyncReads {
+export class ChangeHub {
+  /** The mailbox indexes sessions share; told about every change before any session. */
+  readonly indexes: MailboxIndexes;
   private readonly byUser = new Map<number, Set<ChangeSubscriber>>();
   private generation = 0;
   private readonly lastByUser = new Map<number, number>();
   private readonly unsubscribe: () => void;
-  private readonly inflight = new Map<string, { generation: number; promise: Promise<unknown> }>();
 
-  constructor(private readonly store: Store) {
+  constructor(store: Store) {
+    this.indexes = new MailboxIndexes(store);
     this.unsubscribe = store.onChange((event) => this.dispatch(event));
   }
 
@@ -51,29 +54,11 @@ export class ChangeHub implements SyncReads {
   }
 
   private dispatch(event: ChangeEvent): void {
+    this.indexes.changed(event);
     const set = this.byUser.get(event.userId);
     if (!set) return;
     const generation = ++this.generation;
     this.lastByUser.set(event.userId, generation);
     for (const subscriber of set) subscriber.changed(event, generation);
-  }
-
-  listUids(mailboxId: number, since: number): Promise<number[]> {
-    return this.shared(`u${mailboxId}`, since, () => this.store.listUids(mailboxId));
-  }
-
-  changedSince(mailboxId: number, modseq: number, since: number): Promise<MessageMeta[]> {
-    return this.shared(`c${mailboxId}:${modseq}`, since, () => this.store.listMessages(mailboxId, { changedSince: modseq }));
-  }
-
-  /** Joins a read already running when it started after the change the caller has to see. */
-  private shared<T>(key: string, since: number, read: () => Promise<T>): Promise<T> {
-    const running = this.inflight.get(key);
-    if (running && running.generation >= since) return running.promise as Promise<T>;
-    const promise = read().finally(() => {
-      if (this.inflight.get(key)?.promise === promise) this.inflight.delete(key);
-    });
-    this.inflight.set(key, { generation: this.generation, promise });
-    return promise;
   }
 }

@@ -2,16 +2,11 @@
 // map, and the changes made elsewhere that are still to be announced. EXISTS and FETCH
 // FLAGS can go out after any command; EXPUNGE is held back while a command that works on
 // sequence numbers runs (RFC 3501 7.4.1), and until then expunged messages keep their slots.
-import type { Mailbox, MessageMeta } from '../store/types.js';
+import type { Mailbox } from '../store/types.js';
 import { bad } from './errors.js';
+import type { MailboxIndex } from './mailbox-index.js';
 import { formatSet, resolveSet, type SequenceSet } from './message/sequence.js';
 import { atom, type ImapValue } from './value.js';
-
-/** Store reads the sync needs; the hub shares them among sessions on the same mailbox. */
-export interface SyncReads {
-  listUids(mailboxId: number, since: number): Promise<number[]>;
-  changedSince(mailboxId: number, modseq: number, since: number): Promise<MessageMeta[]>;
-}
 
 export interface SyncOptions {
   allowExpunge: boolean;
@@ -31,6 +26,9 @@ export class SelectedMailbox {
   knownModseq: number;
   /** The hub's change generation this view must catch up with; 0 when up to date. */
   dirtySince = 0;
+  /** The index's expunge and load generations this view has caught up with. */
+  private expungeGen: number;
+  private loadGen: number;
   /** UIDs expunged but not yet announced. */
   private readonly gone = new Set<number>();
   /** Flag changes this session announced itself (its own STORE): UID -> modseq. */
@@ -44,18 +42,20 @@ export class SelectedMailbox {
 
   constructor(
     mailbox: Mailbox,
-    uids: number[],
+    /** The process's shared index of the mailbox (fresh when the view is made); the view starts as its copy. */
+    readonly index: MailboxIndex,
     readonly readOnly: boolean,
     /** The recent watermark before this view claimed: UIDs above it (up to `claimedUpTo`) are \Recent here. */
     recentAbove: number,
-    highestModseq: number,
     claimedUpTo = Infinity,
   ) {
     this.id = mailbox.id;
     this.name = mailbox.name;
     this.uidvalidity = mailbox.uidvalidity;
-    this.uids = uids;
-    this.knownModseq = highestModseq;
+    this.uids = index.uids;
+    this.knownModseq = index.modseq;
+    this.expungeGen = index.expungeGen;
+    this.loadGen = index.loadGen;
     this.recent = recentAbove < claimedUpTo ? [[recentAbove + 1, claimedUpTo]] : [];
   }
 
@@ -108,18 +108,24 @@ export class SelectedMailbox {
     for (const uid of uids) if (this.seqOf(uid) > 0) this.gone.add(uid);
   }
 
-  /** Catches up with the store and returns the untagged responses to send. */
-  async sync(reads: SyncReads, options: SyncOptions): Promise<ImapValue[][]> {
+  /** Catches up with the store (through the shared index) and returns the untagged responses to send. */
+  async sync(options: SyncOptions): Promise<ImapValue[][]> {
     const out: ImapValue[][] = [];
     const since = this.dirtySince;
     if (since > 0) {
       this.dirtySince = 0;
-      const fresh = await reads.listUids(this.id, since);
+      const index = this.index;
+      await index.fresh();
+      const fresh = index.uids;
       const oldMax = this.maxUid;
-      let j = 0;
-      for (const uid of this.uids) {
-        while (j < fresh.length && fresh[j]! < uid) j++;
-        if (fresh[j] !== uid) this.gone.add(uid);
+      if (index.expungeGen !== this.expungeGen) {
+        // Messages left the index: the ones this view still shows are expunged.
+        this.expungeGen = index.expungeGen;
+        let j = 0;
+        for (const uid of this.uids) {
+          while (j < fresh.length && fresh[j]! < uid) j++;
+          if (fresh[j] !== uid) this.gone.add(uid);
+        }
       }
       const added = fresh.slice(lowerBound(fresh, oldMax + 1));
       if (added.length > 0) {
@@ -128,13 +134,18 @@ export class SelectedMailbox {
           const before = await options.claimRecent(top);
           if (before < top) this.recent.push([before + 1, top]);
         }
-        this.uids = this.uids.concat(added);
+        // The same messages as the index: share its array instead of copying.
+        this.uids = this.gone.size === 0 && this.uids.length + added.length === fresh.length ? fresh : this.uids.concat(added);
         out.push([this.exists, atom('EXISTS')]);
       }
-      const changed = await reads.changedSince(this.id, this.knownModseq, since);
-      let known = this.knownModseq;
+      let changed = index.changedSince(this.knownModseq, this.loadGen);
+      if (!changed) {
+        // The index was reloaded or its change log no longer reaches back: scan it.
+        const known = this.knownModseq;
+        changed = index.all().filter((e) => e.modseq > known);
+        this.loadGen = index.loadGen;
+      }
       for (const meta of changed) {
-        known = Math.max(known, meta.modseq);
         if (meta.uid > oldMax || (this.reported.get(meta.uid) ?? 0) >= meta.modseq || this.gone.has(meta.uid)) continue;
         const seq = this.seqOf(meta.uid);
         if (seq === 0) continue;
@@ -142,7 +153,7 @@ export class SelectedMailbox {
         if (options.condstore) data.push(atom('MODSEQ'), [meta.modseq]);
         out.push([seq, atom('FETCH'), data]);
       }
-      this.knownModseq = known;
+      this.knownModseq = Math.max(this.knownModseq, index.modseq);
       this.reported.clear();
     }
     if (options.allowExpunge) out.push(...this.announceExpunges(options.qresync));

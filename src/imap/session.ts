@@ -38,7 +38,7 @@ const PRE_AUTH_LITERAL = 8 * 1024;
 export class Session implements ChangeSubscriber {
   state: State = 'not-authenticated';
   user: User | undefined;
-  selected: SelectedMailbox | undefined;
+  private view: SelectedMailbox | undefined;
   /** ENABLEd extensions (RFC 5161): CONDSTORE, QRESYNC. */
   readonly enabled = new Set<string>();
   secure: boolean;
@@ -91,6 +91,16 @@ export class Session implements ChangeSubscriber {
       this.log.error({ err: error }, 'session failed');
       this.destroy();
     });
+  }
+
+  /** The selected mailbox; replacing it gives the old view's shared index back. */
+  get selected(): SelectedMailbox | undefined {
+    return this.view;
+  }
+
+  set selected(view: SelectedMailbox | undefined) {
+    if (this.view && this.view !== view) this.ctx.hub.indexes.release(this.view.index);
+    this.view = view;
   }
 
   get log(): Logger {
@@ -364,7 +374,7 @@ export class Session implements ChangeSubscriber {
   async syncSelected(allowExpunge: boolean): Promise<void> {
     const selected = this.selected;
     if (!selected) return;
-    const responses = await selected.sync(this.ctx.hub, {
+    const responses = await selected.sync({
       allowExpunge,
       condstore: this.enabled.has('CONDSTORE'),
       qresync: this.enabled.has('QRESYNC'),

@@ -16,9 +16,13 @@ class Out {
     this.text += s;
   }
 
+  private partBytes = 0;
+
   literal(bytes: Buffer): void {
     this.text += `{${bytes.length}}\r\n`;
-    this.parts.push(Buffer.from(this.text, 'utf8'), bytes);
+    const head = Buffer.from(this.text, 'utf8');
+    this.parts.push(head, bytes);
+    this.partBytes += head.length + bytes.length;
     this.text = '';
   }
 
@@ -45,9 +49,19 @@ class Out {
 
   done(): Buffer {
     this.text += '\r\n';
+    return this.bytes();
+  }
+
+  /** What was written so far, as bytes. */
+  bytes(): Buffer {
     if (this.parts.length === 0) return Buffer.from(this.text, 'utf8');
     this.parts.push(Buffer.from(this.text, 'utf8'));
     return Buffer.concat(this.parts);
+  }
+
+  /** Roughly the size so far (characters of text plus literal bytes). */
+  get size(): number {
+    return this.text.length + this.partBytes;
   }
 }
 
@@ -60,6 +74,39 @@ export function untagged(values: ImapValue[]): Buffer {
     out.value(v);
   }
   return out.done();
+}
+
+/**
+ * Many untagged responses built into one buffer (a FETCH over a whole mailbox): one socket
+ * write per batch instead of one per message.
+ */
+export class ResponseBatch {
+  private out = new Out();
+  /** Responses added since the last take(). */
+  count = 0;
+  /** Roughly the bytes held. */
+  bytes = 0;
+
+  add(values: ImapValue[]): void {
+    const before = this.out.size;
+    this.out.str('*');
+    for (const v of values) {
+      this.out.str(' ');
+      this.out.value(v);
+    }
+    this.out.str('\r\n');
+    this.bytes += this.out.size - before;
+    this.count++;
+  }
+
+  /** The bytes of the responses added so far; the batch starts empty again. */
+  take(): Buffer {
+    const bytes = this.out.bytes();
+    this.out = new Out();
+    this.count = 0;
+    this.bytes = 0;
+    return bytes;
+  }
 }
 
 /** A status response, tagged or untagged (`*`): `a1 OK [READ-WRITE] SELECT completed`. */

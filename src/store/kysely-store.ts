@@ -819,6 +819,34 @@ export abstract class KyselyStore implements Store {
     await this.read(() => this.db.updateTable('blobs').set({ meta }).where('hash', '=', hash).execute());
   }
 
+  async getBlobs(hashes: string[]): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    const unique = [...new Set(hashes)];
+    // Chunked to stay under the bound-parameter limits of both engines.
+    for (let i = 0; i < unique.length; i += 500) {
+      const rows = await this.read(() => this.db.selectFrom('blobs').select(['hash', 'data']).where('hash', 'in', unique.slice(i, i + 500)).execute());
+      for (const row of rows) out.set(row.hash, Buffer.from(row.data));
+    }
+    return out;
+  }
+
+  async getBlobMetas(hashes: string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const unique = [...new Set(hashes)];
+    for (let i = 0; i < unique.length; i += 500) {
+      const rows = await this.read(() => this.db.selectFrom('blobs').select(['hash', 'meta']).where('hash', 'in', unique.slice(i, i + 500)).execute());
+      for (const row of rows) if (row.meta !== null) out.set(row.hash, row.meta);
+    }
+    return out;
+  }
+
+  async setBlobMetas(entries: [hash: string, meta: string][]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.write(async (tx) => {
+      for (const [hash, meta] of entries) await tx.updateTable('blobs').set({ meta }).where('hash', '=', hash).execute();
+    });
+  }
+
   async setFlags(mailboxId: number, uids: number[], op: FlagOp, flags: string[], unchangedSince?: number): Promise<{ updated: FlagUpdate[]; failed: number[] }> {
     const wanted = normalizeFlags(flags);
     return this.write(async (tx, changes) => {

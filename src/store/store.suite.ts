@@ -60,6 +60,22 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       assert.equal((await store.getUserById(alice))?.usedBytes, raw.length);
     });
 
+    it('reads blobs and their meta in batches and writes many metas at once', async () => {
+      const inbox = (await store.getMailbox(alice, 'INBOX'))!;
+      await store.deliver(msg('batch one'), [{ userId: alice }]);
+      await store.deliver(msg('batch two'), [{ userId: alice }]);
+      const hashes = (await store.listMessages(inbox.id)).map((m) => m.blobHash);
+      const blobs = await store.getBlobs([...hashes, hashes[0]!, 'no-such-hash']);
+      assert.equal(blobs.size, new Set(hashes).size);
+      for (const hash of hashes) assert.deepEqual(blobs.get(hash), await store.getBlob(hash));
+      assert.equal((await store.getBlobMetas(hashes)).size, 0);
+      await store.setBlobMetas(hashes.map((hash, i) => [hash, `meta ${i}`]));
+      const metas = await store.getBlobMetas([...hashes, 'no-such-hash']);
+      assert.equal(metas.size, new Set(hashes).size);
+      assert.equal(metas.get(hashes[hashes.length - 1]!), `meta ${hashes.length - 1}`);
+      assert.equal(await store.getBlobMeta(hashes[hashes.length - 1]!), `meta ${hashes.length - 1}`);
+    });
+
     it('stores a replayed transaction id only once', async () => {
       const inbox = (await store.getMailbox(alice, 'INBOX'))!;
       const before = (await store.mailboxStatus(inbox.id)).messages;

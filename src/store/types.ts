@@ -269,6 +269,12 @@ export interface Store {
   getBlob(hash: string): Promise<Buffer | undefined>;
   getBlobMeta(hash: string): Promise<string | null>;
   setBlobMeta(hash: string, meta: string): Promise<void>;
+  /** Blobs by hash in one read (missing ones left out): for FETCH and SEARCH over many messages. */
+  getBlobs(hashes: string[]): Promise<Map<string, Buffer>>;
+  /** The meta column of many blobs in one read (blobs without meta, or missing, left out). */
+  getBlobMetas(hashes: string[]): Promise<Map<string, string>>;
+  /** Sets the meta column of many blobs in one transaction. */
+  setBlobMetas(entries: [hash: string, meta: string][]): Promise<void>;
   /** CONDSTORE-aware flag update: messages with modseq > unchangedSince are left alone and reported. */
   setFlags(mailboxId: number, uids: number[], op: FlagOp, flags: string[], unchangedSince?: number): Promise<{ updated: FlagUpdate[]; failed: number[] }>;
   /** Removes messages (all \Deleted ones when uids is omitted, or those of the list that are \Deleted). */

@@ -1,7 +1,8 @@
 // FETCH and UID FETCH (RFC 3501 6.4.5, 6.4.8) with CHANGEDSINCE and VANISHED (RFC 7162
-// 3.1.4, 3.2.6). Metadata is read from the store in pages; content is loaded only for the
-// items that need it, through the shared parse cache; responses stream with backpressure.
-import type { MessageMeta } from '../../store/types.js';
+// 3.1.4, 3.2.6). Metadata comes from the shared mailbox index; content is loaded only for the
+// items that need it, a page at a time through the shared parse cache; responses are built
+// into large buffers and stream with backpressure.
+import type { FlagUpdate, MessageMeta } from '../../store/types.js';
 import { argsText, atomText, list, number, sequenceSet } from '../args.js';
 import { bad, CODE, no } from '../errors.js';
 import { fetchData, FetchSyntaxError, itemsNeed, itemsSetSeen, parseFetchItems, UnknownCteError, type FetchItem, type FetchMessage } from '../message/fetch-items.js';
@@ -9,9 +10,12 @@ import { formatSet, resolveSet } from '../message/sequence.js';
 import type { SelectedMailbox } from '../selected.js';
 import type { CommandInfo, Session } from '../session.js';
 import { atom, type ImapValue } from '../value.js';
+import { ResponseBatch } from '../writer.js';
 import { arity } from './types.js';
 
-const PAGE = 1000;
+const PAGE = 500;
+/** Bytes of message content a FETCH holds at once. */
+const RAW_PAGE_BYTES = 8 * 1024 * 1024;
 
 export async function fetch(s: Session, args: ImapValue[], info: CommandInfo): Promise<void> {
   arity(args, 2, 3);
@@ -55,15 +59,25 @@ export async function fetch(s: Session, args: ImapValue[], info: CommandInfo): P
   const need = itemsNeed(items);
   const setSeen = itemsSetSeen(items) && !selected.readOnly;
   const wantsFlags = items.some((i) => i.kind === 'FLAGS');
-  for await (const page of pages(s, selected, uids, changedSince)) {
-    const flagged = setSeen ? await markSeen(s, selected, page) : new Set<number>();
+  // Metadata from the shared index (caught up with every committed change first).
+  await selected.index.fresh();
+  let entries = selected.index.pick(uids);
+  if (changedSince !== undefined) entries = entries.filter((e) => e.modseq > changedSince!);
+  const batch = new ResponseBatch();
+  for (const page of contentPages(entries, need)) {
+    const flagged = setSeen ? await markSeen(s, selected, page) : new Map<number, FlagUpdate>();
+    // Content in one store read per page, not one per message.
+    const parsed = need.parsed ? await s.ctx.cache.parsedMany(page.map((m) => m.blobHash)) : undefined;
+    const raws = need.raw ? await s.ctx.cache.rawMany(page.map((m) => m.blobHash)) : undefined;
     for (const meta of page) {
       const seq = selected.seqOf(meta.uid);
       if (seq === 0) continue;
-      const msg: FetchMessage = { uid: meta.uid, flags: meta.flags, internalDate: meta.internalDate, size: meta.size, modseq: meta.modseq };
-      if (selected.isRecent(meta.uid)) msg.flags = [...meta.flags, '\\Recent'];
-      if (need.parsed) msg.parsed = await s.ctx.cache.parsedMessage(meta.blobHash);
-      if (need.raw) msg.raw = await s.ctx.cache.raw(meta.blobHash);
+      const update = flagged.get(meta.uid);
+      const flags = update?.flags ?? meta.flags;
+      const msg: FetchMessage = { uid: meta.uid, flags, internalDate: meta.internalDate, size: meta.size, modseq: update?.modseq ?? meta.modseq };
+      if (selected.isRecent(meta.uid)) msg.flags = [...flags, '\\Recent'];
+      if (parsed) msg.parsed = parsed.get(meta.blobHash);
+      if (raws) msg.raw = raws.get(meta.blobHash);
       if ((need.parsed && !msg.parsed) || (need.raw && !msg.raw)) continue; // expunged meanwhile
       let data: ImapValue[];
       try {
@@ -73,49 +87,43 @@ export async function fetch(s: Session, args: ImapValue[], info: CommandInfo): P
         throw error;
       }
       // RFC 3501 6.4.5: a \Seen set by this FETCH is reported with the new flags.
-      if (flagged.has(meta.uid) && !wantsFlags) data.push(atom('FLAGS'), selected.flagsOf(meta));
-      s.send([seq, atom('FETCH'), data]);
-      await s.drain();
-      if (s.isClosed) return;
-    }
-  }
-}
-
-/** The messages of a UID list in pages of metadata, skipping ones gone from the store. */
-export async function* pages(s: Session, selected: SelectedMailbox, uids: number[], changedSince?: number): AsyncGenerator<MessageMeta[]> {
-  const { store } = s.ctx.deps;
-  for (let i = 0; i < uids.length; i += PAGE) {
-    const slice = uids.slice(i, i + PAGE);
-    const first = slice[0]!;
-    const last = slice[slice.length - 1]!;
-    let metas: MessageMeta[];
-    if (last - first < slice.length * 4) {
-      const wanted = new Set(slice);
-      metas = (await store.listMessages(selected.id, { fromUid: first, toUid: last, changedSince })).filter((m) => wanted.has(m.uid));
-    } else {
-      // A sparse set: one lookup per message beats reading the whole range.
-      metas = [];
-      for (const uid of slice) {
-        const meta = await store.getMessage(selected.id, uid);
-        if (meta && (changedSince === undefined || meta.modseq > changedSince)) metas.push(meta);
+      if (update && !wantsFlags) data.push(atom('FLAGS'), selected.flagsOf({ uid: meta.uid, flags }));
+      batch.add([seq, atom('FETCH'), data]);
+      if (batch.bytes >= 256 * 1024) {
+        s.write(batch.take());
+        await s.drain();
+        if (s.isClosed) return;
       }
     }
-    yield metas;
   }
+  if (batch.count > 0) s.write(batch.take());
 }
 
-/** Sets \Seen on the page's unseen messages, updating their metadata; returns the UIDs changed. */
-async function markSeen(s: Session, selected: SelectedMailbox, page: MessageMeta[]): Promise<Set<number>> {
-  const unseen = page.filter((m) => !m.flags.includes('\\Seen'));
-  if (unseen.length === 0) return new Set();
-  const result = await s.ctx.deps.store.setFlags(selected.id, unseen.map((m) => m.uid), 'add', ['\\Seen']);
-  const byUid = new Map(result.updated.map((u) => [u.uid, u]));
-  for (const meta of unseen) {
-    const update = byUid.get(meta.uid);
-    if (!update) continue;
-    meta.flags = update.flags;
-    meta.modseq = update.modseq;
-    selected.reported.set(meta.uid, update.modseq);
+/** Pages of messages small enough to hold their content in memory at once (all of them for metadata only). */
+function* contentPages(entries: MessageMeta[], need: { parsed: boolean; raw: boolean }): Generator<MessageMeta[]> {
+  if (!need.parsed && !need.raw) {
+    yield entries;
+    return;
   }
-  return new Set(byUid.keys());
+  let page: MessageMeta[] = [];
+  let bytes = 0;
+  for (const entry of entries) {
+    page.push(entry);
+    bytes += entry.size;
+    if (page.length >= PAGE || (need.raw && bytes >= RAW_PAGE_BYTES)) {
+      yield page;
+      page = [];
+      bytes = 0;
+    }
+  }
+  if (page.length > 0) yield page;
+}
+
+/** Sets \Seen on the page's unseen messages; returns the updates (the index catches up from the change feed). */
+async function markSeen(s: Session, selected: SelectedMailbox, page: MessageMeta[]): Promise<Map<number, FlagUpdate>> {
+  const unseen = page.filter((m) => !m.flags.includes('\\Seen'));
+  if (unseen.length === 0) return new Map();
+  const result = await s.ctx.deps.store.setFlags(selected.id, unseen.map((m) => m.uid), 'add', ['\\Seen']);
+  for (const update of result.updated) selected.reported.set(update.uid, update.modseq);
+  return new Map(result.updated.map((u) => [u.uid, u]));
 }

@@ -1,8 +1,8 @@
 // SEARCH (RFC 3501 6.4.4) with ESEARCH results (RFC 4731) and MODSEQ (RFC 7162 3.1.5),
 // SORT and THREAD (RFC 5256). Keys run through the message modules: metadata first,
 // content only for messages a key still needs it for.
-import type { MessageMeta } from '../../store/types.js';
 import { astring, atomText } from '../args.js';
+import { loadSummaries, type IndexEntry } from '../mailbox-index.js';
 import { bad, CODE, no } from '../errors.js';
 import { runSearch, type Candidate } from '../message/run-search.js';
 import { BadCharsetError, parseSearchProgram, SearchSyntaxError, type SearchKey } from '../message/search.js';
@@ -11,8 +11,6 @@ import { parseSortCriteria, sortMessages, type SortMessage } from '../message/so
 import { formatThreads, threadOrderedSubject, threadReferences } from '../message/thread.js';
 import type { CommandInfo, Session } from '../session.js';
 import { atom, type ImapValue } from '../value.js';
-
-const PAGE = 2000;
 
 /** Runs a parser of the message modules, turning its errors into BAD and NO [BADCHARSET]. */
 function program<T>(parse: () => T): T {
@@ -29,30 +27,23 @@ interface Found {
   seq: number;
   uid: number;
   modseq: number;
-  meta: MessageMeta;
+  meta: IndexEntry;
 }
 
-/** Runs a key over the selected mailbox, page by page, in sequence order. */
+/** Runs a key over the selected mailbox's shared index, in sequence order. */
 async function searchSelected(s: Session, key: SearchKey): Promise<Found[]> {
   const selected = s.selected!;
-  const { store } = s.ctx.deps;
+  const index = selected.index;
+  await index.fresh();
   const scope = { maxSeq: selected.exists, maxUid: selected.maxUid, now: Date.now() };
-  const found: Found[] = [];
-  let fromUid = 1;
-  for (;;) {
-    const page = await store.listMessages(selected.id, { fromUid, limit: PAGE });
-    const candidates: Candidate[] = [];
-    const metas = new Map<number, MessageMeta>();
-    for (const meta of page) {
-      const seq = selected.seqOf(meta.uid);
-      if (seq === 0 || selected.isGone(meta.uid)) continue;
-      candidates.push({ seq, meta, recent: selected.isRecent(meta.uid) });
-      metas.set(meta.uid, meta);
-    }
-    for (const m of await runSearch(key, candidates, scope, s.ctx.cache)) found.push({ seq: m.seq, uid: m.uid, modseq: m.modseq, meta: metas.get(m.uid)! });
-    if (page.length < PAGE) break;
-    fromUid = page[page.length - 1]!.uid + 1;
+  const candidates: Candidate[] = [];
+  for (const meta of index.pick(selected.uids)) {
+    if (selected.isGone(meta.uid)) continue;
+    candidates.push({ seq: selected.seqOf(meta.uid), meta, recent: selected.isRecent(meta.uid) });
   }
+  const found: Found[] = [];
+  const metas = new Map<number, IndexEntry>(candidates.map((c) => [c.meta.uid, c.meta]));
+  for (const m of await runSearch(key, candidates, scope, s.ctx.cache)) found.push({ seq: m.seq, uid: m.uid, modseq: m.modseq, meta: metas.get(m.uid)! });
   return found;
 }
 
@@ -82,12 +73,9 @@ export async function search(s: Session, args: ImapValue[], info: CommandInfo): 
 }
 
 async function withParse(s: Session, found: Found[], needed: boolean): Promise<(SortMessage & { found: Found })[]> {
-  const out: (SortMessage & { found: Found })[] = [];
-  for (const f of found) {
-    const parsed = needed ? await s.ctx.cache.parsedMessage(f.meta.blobHash) : undefined;
-    out.push({ seq: f.seq, uid: f.uid, size: f.meta.size, internalDate: f.meta.internalDate, parsed, found: f });
-  }
-  return out;
+  // SORT and THREAD read the envelope and References: the header summaries the index keeps.
+  if (needed) await loadSummaries(found.map((f) => f.meta), s.ctx.cache);
+  return found.map((f) => ({ seq: f.seq, uid: f.uid, size: f.meta.size, internalDate: f.meta.internalDate, parsed: needed ? f.meta.summary : undefined, found: f }));
 }
 
 // RFC 5256 3: SORT (criteria) charset search-key...

@@ -45,29 +45,35 @@ export async function select(s: Session, args: ImapValue[], info: CommandInfo): 
   const generation = s.ctx.hub.userGeneration(s.userId);
   const mailbox = await store.getMailbox(s.userId, name);
   if (!mailbox) throw no(`no mailbox ${name}`, CODE.nonexistent);
-  const status = await store.mailboxStatus(mailbox.id);
-  const uids = await store.listUids(mailbox.id);
-  // RFC 3501 2.3.2: this session claims \Recent for what it lists; later arrivals are claimed by the sync that finds them.
-  const listedUpTo = uids.length > 0 ? uids[uids.length - 1]! : 0;
-  const recentAbove = readOnly ? mailbox.recentUid : await store.claimRecent(mailbox.id, listedUpTo);
-  const selected = new SelectedMailbox(mailbox, uids, readOnly, recentAbove, status.highestModseq, readOnly ? Infinity : listedUpTo);
+  // The process's shared index of the mailbox: loaded once, then caught up from the change feed.
+  const index = await s.ctx.hub.indexes.acquire(mailbox.id);
+  let selected: SelectedMailbox;
+  try {
+    // RFC 3501 2.3.2: this session claims \Recent for what it lists; later arrivals are claimed by the sync that finds them.
+    const listedUpTo = index.maxUid;
+    // The watermark only grows: when it already covers the list there is nothing to claim (no store round trip).
+    const recentAbove = readOnly || mailbox.recentUid >= listedUpTo ? mailbox.recentUid : await store.claimRecent(mailbox.id, listedUpTo);
+    selected = new SelectedMailbox(mailbox, index, readOnly, recentAbove, readOnly ? Infinity : listedUpTo);
+  } catch (error) {
+    s.ctx.hub.indexes.release(index);
+    throw error;
+  }
   // A change that landed while the view was loading is picked up by the next sync.
   if (s.ctx.hub.userGeneration(s.userId) > generation) selected.dirtySince = s.ctx.hub.userGeneration(s.userId);
 
   s.send([atom('FLAGS'), SYSTEM_FLAGS.map(atom)]);
   s.send([selected.exists, atom('EXISTS')]);
   s.send([selected.recentCount(), atom('RECENT')]);
-  if (status.unseen > 0) {
-    const first = await firstUnseen(s, mailbox.id);
-    const seq = first ? selected.seqOf(first) : 0;
-    if (seq > 0) s.untaggedStatus('OK', 'first unseen', `UNSEEN ${seq}`);
-  }
+  const firstUnseen = index.all().find((m) => !m.flags.includes('\\Seen'));
+  const unseenSeq = firstUnseen ? selected.seqOf(firstUnseen.uid) : 0;
+  if (unseenSeq > 0) s.untaggedStatus('OK', 'first unseen', `UNSEEN ${unseenSeq}`);
   s.untaggedStatus('OK', 'flags permitted', readOnly ? 'PERMANENTFLAGS ()' : `PERMANENTFLAGS (${SYSTEM_FLAGS.join(' ')} \\*)`);
-  s.untaggedStatus('OK', 'predicted next UID', `UIDNEXT ${status.uidnext}`);
-  s.untaggedStatus('OK', 'UIDs valid', `UIDVALIDITY ${status.uidvalidity}`);
-  s.untaggedStatus('OK', 'highest modseq', `HIGHESTMODSEQ ${status.highestModseq}`);
+  // The index may be fresher than the mailbox row read first.
+  s.untaggedStatus('OK', 'predicted next UID', `UIDNEXT ${Math.max(mailbox.uidnext, index.maxUid + 1)}`);
+  s.untaggedStatus('OK', 'UIDs valid', `UIDVALIDITY ${mailbox.uidvalidity}`);
+  s.untaggedStatus('OK', 'highest modseq', `HIGHESTMODSEQ ${selected.knownModseq}`);
 
-  if (qresync && qresync.uidvalidity === status.uidvalidity) {
+  if (qresync && qresync.uidvalidity === mailbox.uidvalidity) {
     // RFC 7162 3.2.5.2: what vanished and what changed since the client's last known state.
     let vanished = await store.expungedSince(mailbox.id, qresync.modseq);
     if (qresync.knownUids) {
@@ -75,7 +81,8 @@ export async function select(s: Session, args: ImapValue[], info: CommandInfo): 
       vanished = vanished.filter((uid) => inSet(uid, known));
     }
     if (vanished.length > 0) s.send([atom('VANISHED'), [atom('EARLIER')], atom(formatSet(vanished))]);
-    for (const meta of await store.listMessages(mailbox.id, { changedSince: qresync.modseq })) {
+    for (const meta of index.all()) {
+      if (meta.modseq <= qresync.modseq) continue;
       const seq = selected.seqOf(meta.uid);
       if (seq > 0) s.send([seq, atom('FETCH'), [atom('UID'), meta.uid, atom('FLAGS'), selected.flagsOf(meta), atom('MODSEQ'), [meta.modseq]]]);
     }
@@ -83,18 +90,6 @@ export async function select(s: Session, args: ImapValue[], info: CommandInfo): 
   s.selected = selected;
   s.state = 'selected';
   return { code: readOnly ? CODE.readOnly : CODE.readWrite, text: `${info.name} completed` };
-}
-
-/** UID of the first message without \Seen, read page by page. */
-async function firstUnseen(s: Session, mailboxId: number): Promise<number | undefined> {
-  let fromUid = 1;
-  for (;;) {
-    const page = await s.ctx.deps.store.listMessages(mailboxId, { fromUid, limit: 1000 });
-    const hit = page.find((m) => !m.flags.includes('\\Seen'));
-    if (hit) return hit.uid;
-    if (page.length < 1000) return undefined;
-    fromUid = page[page.length - 1]!.uid + 1;
-  }
 }
 
 // RFC 3501 6.4.2: expunges silently, then leaves the mailbox.

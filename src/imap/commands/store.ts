@@ -5,7 +5,6 @@ import { bad, CODE, no } from '../errors.js';
 import { formatSet } from '../message/sequence.js';
 import type { CommandInfo, Session } from '../session.js';
 import { atom, type ImapValue } from '../value.js';
-import { pages } from './fetch.js';
 import type { CommandResult } from './types.js';
 
 export async function store(s: Session, args: ImapValue[], info: CommandInfo): Promise<CommandResult | void> {
@@ -41,7 +40,10 @@ export async function store(s: Session, args: ImapValue[], info: CommandInfo): P
     // RFC 7162 3.1.3: with .SILENT, still MODSEQ for the messages whose flags changed.
     const unchanged = silent ? [] : uids.filter((uid) => !updated.has(uid) && !failed.has(uid));
     const current = new Map<number, { flags: string[]; modseq: number }>();
-    for await (const page of pages(s, selected, unchanged)) for (const meta of page) current.set(meta.uid, meta);
+    if (unchanged.length > 0) {
+      await selected.index.fresh();
+      for (const meta of selected.index.pick(unchanged)) current.set(meta.uid, meta);
+    }
     for (const uid of uids) {
       const entry = updated.get(uid) ?? current.get(uid);
       const seq = selected.seqOf(uid);

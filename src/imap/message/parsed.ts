@@ -21,6 +21,19 @@ export function parseMessage(raw: Buffer): ParsedMessage {
   return { v: PARSED_VERSION, root, references: headers.first('references') ?? null };
 }
 
+/** What SEARCH (FROM, SUBJECT, SENTON...), SORT and THREAD read of a message: its envelope and References. */
+export interface HeaderSummary {
+  root: Pick<MimePart, 'envelope'>;
+  references: string | null;
+}
+
+export function summaryOf(parsed: ParsedMessage): HeaderSummary {
+  return { root: { envelope: parsed.root.envelope }, references: parsed.references };
+}
+
+/** Messages read or parsed per store round trip (and per write transaction of new parses). */
+const BATCH = 500;
+
 /** An LRU of parsed messages by content hash, in front of the Store's blob meta column. */
 export class MessageCache {
   private readonly parsed = new Map<string, ParsedMessage>();
@@ -39,25 +52,77 @@ export class MessageCache {
       this.parsed.set(hash, hit);
       return hit;
     }
-    let parsed: ParsedMessage | undefined;
-    const json = await this.store.getBlobMeta(hash);
-    if (json) {
-      try {
-        const cached = JSON.parse(json) as ParsedMessage;
-        if (cached.v === PARSED_VERSION) parsed = cached;
-      } catch {
-        // a broken cache entry is redone below
-      }
-    }
+    let parsed = decodeParsed(await this.store.getBlobMeta(hash));
     if (!parsed) {
       const raw = await this.raw(hash);
       if (!raw) return undefined;
       parsed = parseMessage(raw);
       await this.store.setBlobMeta(hash, JSON.stringify(parsed));
     }
+    this.remember(hash, parsed);
+    return parsed;
+  }
+
+  /**
+   * Parses of many messages by hash, with one store read per batch for the stored parses, one for
+   * the bytes of those never parsed, and one write transaction for the new parses. Entries read
+   * here are not kept in the LRU when `keep` is false (a search over a large mailbox would only
+   * churn it); missing blobs are left out.
+   */
+  async parsedMany(hashes: string[], keep = true): Promise<Map<string, ParsedMessage>> {
+    const out = new Map<string, ParsedMessage>();
+    const wanted: string[] = [];
+    for (const hash of new Set(hashes)) {
+      const hit = this.parsed.get(hash);
+      if (hit) out.set(hash, hit);
+      else wanted.push(hash);
+    }
+    for (let i = 0; i < wanted.length; i += BATCH) {
+      const batch = wanted.slice(i, i + BATCH);
+      const stored = await this.store.getBlobMetas(batch);
+      const missing: string[] = [];
+      for (const hash of batch) {
+        const parsed = decodeParsed(stored.get(hash));
+        if (parsed) out.set(hash, parsed);
+        else missing.push(hash);
+      }
+      if (missing.length > 0) {
+        const blobs = await this.store.getBlobs(missing);
+        const writes: [string, string][] = [];
+        for (const [hash, raw] of blobs) {
+          const parsed = parseMessage(raw);
+          out.set(hash, parsed);
+          writes.push([hash, JSON.stringify(parsed)]);
+        }
+        await this.store.setBlobMetas(writes);
+      }
+      if (keep) for (const hash of batch) if (out.has(hash)) this.remember(hash, out.get(hash)!);
+    }
+    return out;
+  }
+
+  /** The bytes of many messages, one store read per batch; missing blobs are left out. */
+  async rawMany(hashes: string[]): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    const wanted: string[] = [];
+    for (const hash of new Set(hashes)) {
+      const hit = this.blobs.get(hash);
+      if (hit) out.set(hash, hit);
+      else wanted.push(hash);
+    }
+    for (let i = 0; i < wanted.length; i += BATCH) {
+      for (const [hash, raw] of await this.store.getBlobs(wanted.slice(i, i + BATCH))) {
+        out.set(hash, raw);
+        this.keepBlob(hash, raw);
+      }
+    }
+    return out;
+  }
+
+  private remember(hash: string, parsed: ParsedMessage): void {
+    this.parsed.delete(hash);
     this.parsed.set(hash, parsed);
     if (this.parsed.size > this.limits.parsedEntries) this.parsed.delete(this.parsed.keys().next().value!);
-    return parsed;
   }
 
   /** The stored bytes; recently used small blobs are kept for the next FETCH of the same message. */
@@ -65,7 +130,12 @@ export class MessageCache {
     const hit = this.blobs.get(hash);
     if (hit) return hit;
     const raw = await this.store.getBlob(hash);
-    if (!raw || raw.length > this.limits.blobBytes / 8) return raw;
+    if (raw) this.keepBlob(hash, raw);
+    return raw;
+  }
+
+  private keepBlob(hash: string, raw: Buffer): void {
+    if (raw.length > this.limits.blobBytes / 8 || this.blobs.has(hash)) return;
     this.blobs.set(hash, raw);
     this.blobBytes += raw.length;
     while (this.blobBytes > this.limits.blobBytes) {
@@ -73,6 +143,16 @@ export class MessageCache {
       this.blobs.delete(oldest);
       this.blobBytes -= bytes.length;
     }
-    return raw;
+  }
+}
+
+/** A stored parse, or undefined when absent, broken or of another version (redone then). */
+function decodeParsed(json: string | null | undefined): ParsedMessage | undefined {
+  if (!json) return undefined;
+  try {
+    const cached = JSON.parse(json) as ParsedMessage;
+    return cached.v === PARSED_VERSION ? cached : undefined;
+  } catch {
+    return undefined;
   }
 }

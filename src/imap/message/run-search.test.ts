@@ -14,7 +14,7 @@ import { atom } from '../value.js';
 describe('running a search on the store', () => {
   let store: SqliteStore;
   let counted: Store;
-  const calls = { getBlob: 0, getBlobMeta: 0, setBlobMeta: 0 };
+  const calls = { getBlob: 0, getBlobs: 0, getBlobMeta: 0, getBlobMetas: 0, setBlobMeta: 0, setBlobMetas: 0 };
   let candidates: Candidate[];
 
   before(async () => {
@@ -46,21 +46,27 @@ describe('running a search on the store', () => {
     const cache = new MessageCache(counted);
     assert.deepEqual(await search(cache, 'SEEN'), [2]);
     assert.deepEqual(await search(cache, 'OR UNSEEN LARGER 1 NOT 1:2'), [3, 4]);
-    assert.deepEqual(calls, { getBlob: 0, getBlobMeta: 0, setBlobMeta: 0 });
+    assert.deepEqual(calls, { getBlob: 0, getBlobs: 0, getBlobMeta: 0, getBlobMetas: 0, setBlobMeta: 0, setBlobMetas: 0 });
   });
 
-  it('parses each message once, caches the parse beside the blob, and reads bytes only for body keys', async () => {
+  it('parses each message once, caches the parse beside the blob in one write, and reads bytes only for body keys', async () => {
     const cache = new MessageCache(counted);
     assert.deepEqual(await search(cache, 'FROM example'), [1, 2, 3, 4]);
-    assert.equal(calls.setBlobMeta, 4);
+    assert.equal(calls.setBlobMetas, 1, 'one write for the four new parses');
+    assert.equal(calls.getBlobs, 1, 'one read for the four messages');
     const json = JSON.parse((await store.getBlobMeta(candidates[0]!.meta.blobHash))!);
     assert.equal(json.v, PARSED_VERSION);
     // A second process (a fresh cache) reuses the stored parse instead of the bytes.
+    for (const c of candidates) delete (c.meta as { summary?: unknown }).summary; // a new index too
     const fresh = new MessageCache(counted);
     const before = { ...calls };
     assert.deepEqual(await search(fresh, 'SUBJECT café'), [2]);
-    assert.equal(calls.getBlob, before.getBlob);
+    assert.equal(calls.getBlobs, before.getBlobs);
+    assert.equal(calls.getBlobMetas, before.getBlobMetas + 1);
+    // The header summary stays with the message: the next envelope search reads nothing.
+    assert.deepEqual(await search(fresh, 'FROM example'), [1, 2, 3, 4]);
+    assert.equal(calls.getBlobMetas, before.getBlobMetas + 1);
     assert.deepEqual(await search(fresh, 'UNSEEN BODY needle-inner'), [3]);
-    assert.equal(calls.getBlob, before.getBlob + 3);
+    assert.equal(calls.getBlobs, before.getBlobs + 1, 'the three unseen messages in one read');
   });
 });

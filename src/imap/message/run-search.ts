@@ -1,12 +1,16 @@
 // Runs a search key over a mailbox's messages, loading content only where metadata
-// cannot decide (see matches() in search.ts).
+// cannot decide (see matches() in search.ts): first metadata, then the header summaries
+// (kept with the shared index), then the parse and bytes, each loaded in batches only for
+// the messages still undecided.
 import type { MessageMeta } from '../../store/types.js';
+import { loadSummaries, type IndexEntry } from '../mailbox-index.js';
 import type { MessageCache } from './parsed.js';
 import { keyNeeds, matches, NEED_RAW, type SearchKey, type SearchMessage, type SearchScope } from './search.js';
 
 export interface Candidate {
   seq: number;
-  meta: MessageMeta;
+  /** The index entry (its header summary is filled in and kept when a key needs it). */
+  meta: MessageMeta | IndexEntry;
   recent: boolean;
 }
 
@@ -15,21 +19,68 @@ export function toSearchMessage(c: Candidate): SearchMessage {
   return { seq: c.seq, uid: meta.uid, flags: meta.flags, recent: c.recent, size: meta.size, internalDate: meta.internalDate, modseq: meta.modseq };
 }
 
+/** Messages whose content is loaded at once for keys the summary cannot answer. */
+const CONTENT_PAGE = 200;
+
 export async function runSearch(key: SearchKey, candidates: Candidate[], scope: SearchScope, cache: MessageCache): Promise<SearchMessage[]> {
   const needsRaw = keyNeeds(key) === NEED_RAW;
-  const found: SearchMessage[] = [];
-  for (const candidate of candidates) {
-    const msg = toSearchMessage(candidate);
-    let result = matches(key, msg, scope);
-    if (result === undefined) {
-      msg.parsed = await cache.parsedMessage(candidate.meta.blobHash);
-      result = msg.parsed ? matches(key, msg, scope) : false;
-    }
-    if (result === undefined && needsRaw) {
-      msg.raw = await cache.raw(candidate.meta.blobHash);
-      result = msg.raw ? matches(key, msg, scope) : false;
-    }
-    if (result) found.push(msg);
+  const results: (boolean | undefined)[] = new Array(candidates.length);
+  const messages: SearchMessage[] = candidates.map(toSearchMessage);
+  let undecided: number[] = [];
+  for (let i = 0; i < candidates.length; i++) {
+    results[i] = matches(key, messages[i]!, scope);
+    if (results[i] === undefined) undecided.push(i);
   }
+  if (undecided.length > 0 && usesSummary(key)) {
+    const entries: IndexEntry[] = undecided.map((i) => candidates[i]!.meta);
+    await loadSummaries(entries, cache);
+    const still: number[] = [];
+    for (const i of undecided) {
+      const summary = (candidates[i]!.meta as IndexEntry).summary;
+      if (!summary) {
+        results[i] = false; // expunged meanwhile
+        continue;
+      }
+      messages[i]!.summary = summary;
+      results[i] = matches(key, messages[i]!, scope);
+      if (results[i] === undefined) still.push(i);
+    }
+    undecided = still;
+  }
+  for (let p = 0; p < undecided.length; p += CONTENT_PAGE) {
+    const page = undecided.slice(p, p + CONTENT_PAGE);
+    const hashes = page.map((i) => candidates[i]!.meta.blobHash);
+    const parsed = await cache.parsedMany(hashes, false);
+    const raws = needsRaw ? await cache.rawMany(hashes) : undefined;
+    for (const i of page) {
+      const msg = messages[i]!;
+      const hash = candidates[i]!.meta.blobHash;
+      msg.parsed = parsed.get(hash);
+      if (raws) msg.raw = raws.get(hash);
+      results[i] = msg.parsed && (!raws || msg.raw) ? matches(key, msg, scope) : false;
+      // Let the content go: only the verdict is kept.
+      msg.parsed = undefined;
+      msg.raw = undefined;
+    }
+  }
+  const found: SearchMessage[] = [];
+  for (let i = 0; i < candidates.length; i++) if (results[i]) found.push(messages[i]!);
   return found;
+}
+
+/** Whether a key reads the envelope (FROM, TO, CC, BCC, SUBJECT, SENT*): the summary answers those. */
+function usesSummary(key: SearchKey): boolean {
+  switch (key.kind) {
+    case 'envelope':
+    case 'sentdate':
+      return true;
+    case 'not':
+      return usesSummary(key.key);
+    case 'or':
+      return usesSummary(key.a) || usesSummary(key.b);
+    case 'and':
+      return key.keys.some(usesSummary);
+    default:
+      return false;
+  }
 }

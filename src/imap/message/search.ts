@@ -6,7 +6,7 @@ import { fieldValue, HeaderMap, parseHeaderFields } from './header.js';
 import { decodeWords, partText } from './decode.js';
 import { parseDateHeader, utcDay } from './date.js';
 import type { MimePart } from './mime.js';
-import type { ParsedMessage } from './parsed.js';
+import type { HeaderSummary, ParsedMessage } from './parsed.js';
 import { inSet, parseSequenceSet, resolveSet, type SequenceSet } from './sequence.js';
 
 export type DateOp = 'before' | 'on' | 'since';
@@ -265,6 +265,8 @@ export interface SearchMessage {
   size: number;
   internalDate: Date;
   modseq: number;
+  /** The envelope and References, enough for the envelope keys. */
+  summary?: HeaderSummary;
   parsed?: ParsedMessage;
   raw?: Buffer;
 }
@@ -305,13 +307,16 @@ export function matches(key: SearchKey, msg: SearchMessage, scope: SearchScope):
     case 'modseq':
       return msg.modseq >= key.modseq;
     case 'sentdate': {
-      if (!msg.parsed) return undefined;
-      const sent = parseDateHeader(envelopeText(msg.parsed.root, 0));
+      const head = msg.summary ?? msg.parsed;
+      if (!head) return undefined;
+      const sent = parseDateHeader(envelopeText(head.root, 0));
       return compareDay(sent ? sent.day : utcDay(msg.internalDate.getTime()), key.op, key.day);
     }
-    case 'envelope':
-      if (!msg.parsed) return undefined;
-      return contains(envelopeFieldText(msg.parsed.root, key.field), key.value);
+    case 'envelope': {
+      const head = msg.summary ?? msg.parsed;
+      if (!head) return undefined;
+      return contains(envelopeFieldText(head.root, key.field), key.value);
+    }
     case 'header':
     case 'body':
     case 'text':
@@ -352,7 +357,7 @@ export function contains(haystack: string, needle: string): boolean {
 
 const fold = (s: string): string => s.toLowerCase().replace(/\s+/g, ' ');
 
-function envelopeText(root: MimePart, index: number): string | undefined {
+function envelopeText(root: Pick<MimePart, 'envelope'>, index: number): string | undefined {
   const value = root.envelope?.[index];
   return typeof value === 'string' ? value : undefined;
 }
@@ -360,7 +365,7 @@ function envelopeText(root: MimePart, index: number): string | undefined {
 const ENVELOPE_INDEX = { subject: 1, from: 2, to: 5, cc: 6, bcc: 7 } as const;
 
 /** What FROM/TO/CC/BCC/SUBJECT search: the decoded field, addresses as `name <mailbox@host>`. */
-function envelopeFieldText(root: MimePart, field: keyof typeof ENVELOPE_INDEX): string {
+function envelopeFieldText(root: Pick<MimePart, 'envelope'>, field: keyof typeof ENVELOPE_INDEX): string {
   const value = root.envelope?.[ENVELOPE_INDEX[field]];
   if (field === 'subject') return typeof value === 'string' ? decodeWords(value) : '';
   if (!Array.isArray(value)) return '';

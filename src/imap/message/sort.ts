@@ -2,7 +2,7 @@
 import type { ImapValue } from '../value.js';
 import { parseDateHeader } from './date.js';
 import { decodeWords } from './decode.js';
-import type { ParsedMessage } from './parsed.js';
+import type { HeaderSummary } from './parsed.js';
 import { argText, SearchSyntaxError } from './search.js';
 import { asciiCasemap, baseSubject } from './subject.js';
 
@@ -36,7 +36,8 @@ export interface SortMessage {
   uid: number;
   size: number;
   internalDate: Date;
-  parsed: ParsedMessage | undefined;
+  /** The header summary (or the whole parse): SORT and THREAD read only the envelope and References. */
+  parsed: HeaderSummary | undefined;
 }
 
 /** Sorts messages; ties keep sequence-number order (RFC 5256 3). */
