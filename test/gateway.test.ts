@@ -9,6 +9,7 @@ import { startGateway, type RunningGateway } from '../src/gateway/gateway.js';
 import { readProxyHeader } from '../src/net/proxy-header.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { silentLogger } from '../src/util/logger.js';
+import { hashPassword } from '../src/util/password.js';
 import { startTestServer, tempDir, testConfig, type TestServer } from './helpers.js';
 
 function get(port: number, path = '/healthz'): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
@@ -144,11 +145,24 @@ describe('gateway PROXY header', () => {
   it("tells the node the client's own address and port", async () => {
     const data = tempDir('quill-gw-proxy-');
     const store = await SqliteStore.open(data);
-    // A stand-in node: healthy on HTTP, and on POP3 it answers with what the PROXY line said.
+    await store.addDomain('example.com');
+    await store.addUser({ address: 'alice@example.com', passwordHash: await hashPassword('pw') });
+    // A stand-in node: healthy on HTTP; on POP3 the gateway's login (XCLIENT, after the
+    // client's USER/PASS) is answered with what the PROXY line said.
     const health = http.createServer((_req, res) => res.end('{}'));
     const pop3 = net.createServer((socket) => {
       readProxyHeader(socket).then(
-        (proxied) => socket.end(`+OK ${proxied?.remoteAddress} ${proxied?.remotePort}\r\n`),
+        (proxied) => {
+          socket.write('+OK stand-in\r\n');
+          socket.on('data', (chunk: Buffer) => {
+            for (const line of chunk.toString().split('\r\n').filter(Boolean)) {
+              if (line.startsWith('XCLIENT ')) socket.write(`+OK ${proxied?.remoteAddress} ${proxied?.remotePort}\r\n`);
+              else if (line === 'UIDL') socket.write('+OK\r\n.\r\n');
+              else socket.end('+OK bye\r\n');
+            }
+          });
+          socket.resume();
+        },
         () => socket.destroy(),
       );
     });
@@ -169,11 +183,14 @@ describe('gateway PROXY header', () => {
       const client = net.connect({ host: '127.0.0.1', port: gateway.port('pop3') });
       let text = '';
       let localPort: number | undefined;
-      client.once('connect', () => (localPort = client.localPort));
+      client.once('connect', () => {
+        localPort = client.localPort;
+        client.write('USER alice@example.com\r\nPASS pw\r\nQUIT\r\n');
+      });
       client.setEncoding('utf8');
       client.on('data', (chunk: string) => (text += chunk));
       await new Promise((resolve) => client.once('close', resolve));
-      assert.equal(text, `+OK 127.0.0.1 ${localPort}\r\n`);
+      assert.equal(text.split('\r\n')[2], `+OK 127.0.0.1 ${localPort}`);
     } finally {
       await gateway.close();
       await store.close();

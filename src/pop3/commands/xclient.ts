@@ -12,7 +12,12 @@ export const xclient: Pop3Command = {
     const login = words.find((word) => word.toUpperCase().startsWith('LOGIN='));
     if (words.length !== 1 || !login) throw syntaxError('XCLIENT needs LOGIN=address');
     // RFC 1891 xtext: +XX is a hex-encoded byte.
-    const address = login.slice(6).replace(/\+([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+    const address = Buffer.concat(
+      login
+        .slice(6)
+        .split(/(\+[0-9A-F]{2})/)
+        .map((part) => (/^\+[0-9A-F]{2}$/.test(part) ? Buffer.from([parseInt(part.slice(1), 16)]) : Buffer.from(part, 'utf8'))),
+    ).toString('utf8');
     if (address === '') throw syntaxError('XCLIENT needs LOGIN=address');
     session.pendingUser = undefined;
     await session.loginAsGateway(address);
