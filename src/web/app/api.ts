@@ -15,6 +15,11 @@ export function setCsrfToken(token: string): void {
   csrfToken = token;
 }
 
+/** The CSRF header for a state-changing request made without api() (an XMLHttpRequest upload). */
+export function csrfHeader(): Record<string, string> {
+  return csrfToken ? { 'x-csrf-token': csrfToken } : {};
+}
+
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
