@@ -1,0 +1,326 @@
+// Moving a user between groups online (`quill user move`, POST /api/admin/users/:address/move):
+//   1. copy: the user's rows are copied to the target group while mail keeps arriving in the source;
+//   2. fence: in one source transaction the user's rows are locked (every delivery, append or
+//      flag change for the user waits), what changed since the copy is copied too, the
+//      directory entry is switched in one directory transaction, and the user is deleted from
+//      the source. Deliveries that waited then find no mailbox, and the grouped store sends them
+//      again to the target (the old user id forwards to the address), so each goes to exactly one place.
+// UIDs, UIDVALIDITY, modseqs, flags and internal dates are kept, so IMAP clients' caches stay valid.
+import { sql, type Kysely, type Selectable } from 'kysely';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Database, MailboxTable, UserTable } from './schema.js';
+import { isGroupedStore, type Group, type GroupedStore } from './grouped-store.js';
+import { StoreError, type Store } from './types.js';
+
+export interface MoveResult {
+  address: string;
+  from: string;
+  to: string;
+  oldUserId: number;
+  newUserId: number;
+  messages: number;
+  /** How long deliveries to the user waited (the fence). */
+  fenceMs: number;
+}
+
+/** Tables with a user_id that a move copies itself (the others refuse the move, see below). */
+const MOVED_TABLES = new Set(['mailboxes', 'web_sessions']);
+
+const num = (v: number | string | bigint): number => Number(v);
+
+type Db = Kysely<Database>;
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Adds (or with a negative count, releases) references to blobs; drops unreferenced ones. */
+async function adjustRefs(db: Db, counts: Map<string, number>): Promise<void> {
+  const entries = [...counts].filter(([, n]) => n !== 0);
+  for (const part of chunks(entries, 1000)) {
+    await sql`update blobs set refs = blobs.refs + g.n
+              from (select unnest(${part.map(([h]) => h)}::text[]) as hash, unnest(${part.map(([, n]) => n)}::bigint[]) as n) g
+              where blobs.hash = g.hash`.execute(db);
+    const released = part.filter(([, n]) => n < 0).map(([h]) => h);
+    if (released.length > 0) await db.deleteFrom('blobs').where('hash', 'in', released).where('refs', '<=', 0).execute();
+  }
+}
+
+/** Refuses users with rows in tables a move does not know how to copy (e.g. a drive added later). */
+async function checkMovable(src: Db, userId: number, address: string): Promise<void> {
+  const { rows } = await sql<{ tbl: string; col: string }>`
+    select c.conrelid::regclass::text as tbl, a.attname as col
+    from pg_constraint c join pg_attribute a on a.attrelid = c.conrelid and a.attnum = c.conkey[1]
+    where c.contype = 'f' and c.confrelid = 'users'::regclass`.execute(src);
+  for (const { tbl, col } of rows) {
+    if (MOVED_TABLES.has(tbl)) continue;
+    const found = await sql`select 1 from ${sql.table(tbl)} where ${sql.ref(col)} = ${userId} limit 1`.execute(src);
+    if (found.rows.length > 0) throw new StoreError('invalid', `${address} has rows in ${tbl}, which a move cannot copy yet`);
+  }
+}
+
+/**
+ * Makes the target's copy of the user equal to the source's: user row, mailboxes (matched by
+ * UIDVALIDITY, which a rename keeps), messages (by UID), tombstones, web sessions. Used for the
+ * bulk copy and again, under the fence, for what changed since. Returns the target user id.
+ */
+async function syncUser(src: Db, dst: Db, user: Selectable<UserTable>, dstUserId: number | undefined): Promise<number> {
+  const domainName = user.address.slice(user.address.lastIndexOf('@') + 1);
+  await dst.insertInto('domains').values({ name: domainName, created_at: Date.now() }).onConflict((oc) => oc.column('name').doNothing()).execute();
+  const domain = await dst.selectFrom('domains').select('id').where('name', '=', domainName).executeTakeFirstOrThrow();
+  const values = {
+    address: user.address,
+    domain_id: num(domain.id),
+    password_hash: user.password_hash,
+    quota_bytes: num(user.quota_bytes),
+    used_bytes: num(user.used_bytes),
+    is_admin: num(user.is_admin),
+    disabled: num(user.disabled),
+    created_at: num(user.created_at),
+  };
+  let userId = dstUserId;
+  if (userId === undefined) {
+    // An interrupted earlier move may have left a copy: it is brought up to date like any other.
+    const existing = await dst.selectFrom('users').select('id').where('address', '=', user.address).executeTakeFirst();
+    userId = existing ? num(existing.id) : num((await dst.insertInto('users').values(values).returning('id').executeTakeFirstOrThrow()).id);
+  }
+  await dst.updateTable('users').set(values).where('id', '=', userId).execute();
+
+  const srcBoxes = await src.selectFrom('mailboxes').selectAll().where('user_id', '=', user.id).execute();
+  const dstBoxes = await dst.selectFrom('mailboxes').selectAll().where('user_id', '=', userId).execute();
+  const dstByValidity = new Map(dstBoxes.map((b) => [num(b.uidvalidity), b]));
+  const wanted = new Set(srcBoxes.map((b) => num(b.uidvalidity)));
+  const refs = new Map<string, number>();
+  const count = (hash: string, n: number) => refs.set(hash, (refs.get(hash) ?? 0) + n);
+  for (const box of dstBoxes) {
+    if (wanted.has(num(box.uidvalidity))) continue;
+    for (const m of await dst.selectFrom('messages').select('blob_hash').where('mailbox_id', '=', box.id).execute()) count(m.blob_hash, -1);
+    await dst.deleteFrom('messages').where('mailbox_id', '=', box.id).execute();
+    await dst.deleteFrom('expunged').where('mailbox_id', '=', box.id).execute();
+    await dst.deleteFrom('mailboxes').where('id', '=', box.id).execute();
+  }
+  // Out of the way first, so renames that swap names do not collide on (user_id, name).
+  const kept = dstBoxes.filter((b) => wanted.has(num(b.uidvalidity)));
+  for (const box of kept) await dst.updateTable('mailboxes').set({ name: `.quill-move-${box.id}` }).where('id', '=', box.id).execute();
+
+  for (const box of srcBoxes) {
+    const boxValues = {
+      name: box.name,
+      uidvalidity: num(box.uidvalidity),
+      uidnext: num(box.uidnext),
+      highest_modseq: num(box.highest_modseq),
+      recent_uid: num(box.recent_uid),
+      special_use: box.special_use,
+      subscribed: num(box.subscribed),
+      created_at: num(box.created_at),
+    };
+    const existing: Selectable<MailboxTable> | undefined = dstByValidity.get(num(box.uidvalidity));
+    let dstBoxId: number;
+    let copiedModseq = 0;
+    if (existing) {
+      dstBoxId = num(existing.id);
+      copiedModseq = num(existing.highest_modseq);
+      await dst.updateTable('mailboxes').set(boxValues).where('id', '=', dstBoxId).execute();
+    } else {
+      dstBoxId = num((await dst.insertInto('mailboxes').values({ user_id: userId, ...boxValues }).returning('id').executeTakeFirstOrThrow()).id);
+    }
+    await syncMessages(src, dst, num(box.id), dstBoxId, count);
+    // Tombstones written since the copy (QRESYNC VANISHED must still report them).
+    const tombstones = await src.selectFrom('expunged').select(['uid', 'modseq']).where('mailbox_id', '=', box.id).where('modseq', '>', copiedModseq).execute();
+    for (const part of chunks(tombstones, 500)) {
+      await dst
+        .insertInto('expunged')
+        .values(part.map((t) => ({ mailbox_id: dstBoxId, uid: num(t.uid), modseq: num(t.modseq) })))
+        .onConflict((oc) => oc.columns(['mailbox_id', 'uid']).doUpdateSet({ modseq: sql`excluded.modseq` }))
+        .execute();
+    }
+  }
+  await copyMissingBlobs(src, dst, refs);
+  await adjustRefs(dst, new Map([...refs].filter(([, n]) => n < 0)));
+
+  // UIDVALIDITY must never repeat for a name: the target's counter goes past the copied values.
+  const top = Math.max(0, ...srcBoxes.map((b) => num(b.uidvalidity)));
+  await dst
+    .insertInto('meta')
+    .values({ key: 'uidvalidity', value: String(top) })
+    .onConflict((oc) => oc.column('key').doUpdateSet({ value: sql`cast(greatest(cast(meta.value as bigint), ${top}::bigint) as text)` }))
+    .execute();
+
+  const sessions = await src.selectFrom('web_sessions').selectAll().where('user_id', '=', user.id).execute();
+  await dst.deleteFrom('web_sessions').where('user_id', '=', userId).execute();
+  for (const part of chunks(sessions, 200)) {
+    await dst
+      .insertInto('web_sessions')
+      .values(part.map((s) => ({ ...s, user_id: userId })))
+      .onConflict((oc) => oc.column('id_hash').doNothing())
+      .execute();
+  }
+  return userId;
+}
+
+/** Messages of one mailbox by UID: missing ones inserted, gone ones deleted, changed flags updated. */
+async function syncMessages(src: Db, dst: Db, srcBoxId: number, dstBoxId: number, count: (hash: string, n: number) => void): Promise<void> {
+  const cols = ['id', 'uid', 'blob_hash', 'size', 'internal_date', 'flags', 'seen', 'deleted', 'modseq'] as const;
+  const srcRows = await src.selectFrom('messages').select(cols).where('mailbox_id', '=', srcBoxId).orderBy('uid').execute();
+  const dstRows = await dst.selectFrom('messages').select(cols).where('mailbox_id', '=', dstBoxId).execute();
+  const dstByUid = new Map(dstRows.map((r) => [num(r.uid), r]));
+  const srcUids = new Set(srcRows.map((r) => num(r.uid)));
+  const gone = dstRows.filter((r) => !srcUids.has(num(r.uid)));
+  for (const r of gone) count(r.blob_hash, -1);
+  for (const part of chunks(gone.map((r) => r.id), 500)) await dst.deleteFrom('messages').where('id', 'in', part).execute();
+  const inserts: typeof srcRows = [];
+  for (const row of srcRows) {
+    const have = dstByUid.get(num(row.uid));
+    if (!have) {
+      inserts.push(row);
+      count(row.blob_hash, 1);
+    } else if (num(have.modseq) !== num(row.modseq) || have.flags !== row.flags) {
+      await dst.updateTable('messages').set({ flags: row.flags, seen: num(row.seen), deleted: num(row.deleted), modseq: num(row.modseq) }).where('id', '=', have.id).execute();
+    }
+  }
+  // Blobs first (messages refer to them); copyMissingBlobs runs per call so the FK holds.
+  await copyMissingBlobs(src, dst, new Map(inserts.map((r) => [r.blob_hash, 0])));
+  for (const part of chunks(inserts, 200)) {
+    await dst
+      .insertInto('messages')
+      .values(
+        part.map((r) => ({
+          mailbox_id: dstBoxId,
+          uid: num(r.uid),
+          blob_hash: r.blob_hash,
+          size: num(r.size),
+          internal_date: num(r.internal_date),
+          flags: r.flags,
+          seen: num(r.seen),
+          deleted: num(r.deleted),
+          modseq: num(r.modseq),
+        })),
+      )
+      .execute();
+  }
+}
+
+/**
+ * Blobs the target lacks are copied with refs 0, then every positive count in `refs` is added
+ * (and zeroed, so a second call does not add it again).
+ */
+async function copyMissingBlobs(src: Db, dst: Db, refs: Map<string, number>): Promise<void> {
+  const hashes = [...refs.keys()];
+  for (const part of chunks(hashes, 100)) {
+    const present = new Set((await dst.selectFrom('blobs').select('hash').where('hash', 'in', part).execute()).map((r) => r.hash));
+    const missing = part.filter((h) => !present.has(h));
+    for (const few of chunks(missing, 20)) {
+      const rows = await src.selectFrom('blobs').select(['hash', 'size', 'data', 'meta']).where('hash', 'in', few).execute();
+      await dst
+        .insertInto('blobs')
+        .values(rows.map((r) => ({ hash: r.hash, size: num(r.size), data: r.data, meta: r.meta, refs: 0 })))
+        .onConflict((oc) => oc.column('hash').doNothing())
+        .execute();
+    }
+  }
+  const adds = new Map([...refs].filter(([, n]) => n > 0));
+  await adjustRefs(dst, adds);
+  for (const hash of adds.keys()) refs.set(hash, 0);
+}
+
+/** Deletes the user and everything of theirs from the source group (inside the fence). */
+async function deleteUser(src: Db, userId: number): Promise<void> {
+  const boxes = src.selectFrom('mailboxes').select('id').where('user_id', '=', userId);
+  const held = await src
+    .selectFrom('messages')
+    .select(['blob_hash', sql<number>`count(*)`.as('n')])
+    .where('mailbox_id', 'in', boxes)
+    .groupBy('blob_hash')
+    .execute();
+  await src.deleteFrom('messages').where('mailbox_id', 'in', boxes).execute();
+  await src.deleteFrom('expunged').where('mailbox_id', 'in', boxes).execute();
+  await src.deleteFrom('mailboxes').where('user_id', '=', userId).execute();
+  await src.deleteFrom('web_sessions').where('user_id', '=', userId).execute();
+  await src.deleteFrom('users').where('id', '=', userId).execute();
+  await adjustRefs(src, new Map(held.map((r) => [r.blob_hash, -num(r.n)])));
+}
+
+const isDeadlock = (error: unknown) => (error as { code?: string })?.code === '40P01' || ((error as { cause?: { code?: string } })?.cause?.code === '40P01');
+
+/**
+ * Moves a user to another group without losing or duplicating mail (see the top of this file).
+ * What the admin API calls: StoreError 'not-found' (no such user or group), 'invalid' (same
+ * group, or a store of one group), 'conflict' (moved meanwhile), 'unavailable' (a database).
+ */
+export async function moveUser(store: Store, address: string, targetGroup: string): Promise<MoveResult> {
+  if (!isGroupedStore(store)) throw new StoreError('invalid', 'moving users needs a store of several groups (quill group add)');
+  const lower = address.toLowerCase();
+  const from = await store.locate(lower, true);
+  if (!from) throw new StoreError('not-found', `no user ${lower}`);
+  const to = await store.group(targetGroup);
+  if (from.group === to) throw new StoreError('invalid', `${lower} is in group ${to.info.name} already`);
+  const src = from.group.store.kysely;
+  const dst = to.store.kysely;
+  try {
+    return await move(store, lower, from.group, from.userId, to, src, dst);
+  } catch (error) {
+    if (error instanceof StoreError) throw error;
+    throw new StoreError('unavailable', `moving ${lower}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+async function move(store: GroupedStore, address: string, source: Group, oldUserId: number, target: Group, src: Db, dst: Db): Promise<MoveResult> {
+  const first = await src.selectFrom('users').selectAll().where('id', '=', oldUserId).executeTakeFirst();
+  if (!first) throw new StoreError('not-found', `no user ${address} in group ${source.info.name}`);
+  await checkMovable(src, oldUserId, address);
+  // 1. The bulk copy, while mail keeps arriving in the source.
+  const newUserId = await dst.transaction().execute((tx) => syncUser(src, tx, first, undefined));
+  // 2. The fence: a short source transaction that holds every row the user's writers update.
+  let switched = false;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const started = Date.now();
+      const messages = await src.transaction().execute(async (tx) => {
+        // Mailboxes, then the user: the order deliveries take these locks in.
+        await sql`select id from mailboxes where user_id = ${oldUserId} order by id for update`.execute(tx);
+        const user = await tx.selectFrom('users').selectAll().where('id', '=', oldUserId).forUpdate().executeTakeFirst();
+        if (!user) throw new StoreError('conflict', `${address} was removed or moved meanwhile`);
+        await checkMovable(tx, oldUserId, address);
+        const copied = await dst.transaction().execute(async (dtx) => {
+          await syncUser(tx, dtx, user, newUserId);
+          return num((await dtx.selectFrom('messages').innerJoin('mailboxes', 'mailboxes.id', 'messages.mailbox_id').select(sql<number>`count(*)`.as('n')).where('mailboxes.user_id', '=', newUserId).executeTakeFirstOrThrow()).n);
+        });
+        await switchDirectory(store, address, { group: source.info.name, userId: oldUserId }, { group: target.info.name, userId: newUserId });
+        switched = true;
+        await deleteUser(tx, oldUserId);
+        return copied;
+      });
+      store.forget(address);
+      return { address, from: source.info.name, to: target.info.name, oldUserId, newUserId, messages, fenceMs: Date.now() - started };
+    } catch (error) {
+      if (!switched && attempt < 3 && isDeadlock(error)) continue;
+      if (!switched) {
+        // Nothing changed for the user; the partial copy in the target goes.
+        await dst.transaction().execute((tx) => deleteUser(tx, newUserId)).catch(() => undefined);
+      }
+      throw error;
+    }
+  }
+}
+
+/** The directory switch; when its COMMIT's outcome is unknown, the directory is asked until it can tell. */
+async function switchDirectory(store: GroupedStore, address: string, from: { group: string; userId: number }, to: { group: string; userId: number }): Promise<void> {
+  try {
+    await store.directory.switchUser(address, from, to);
+    return;
+  } catch (error) {
+    if (error instanceof StoreError) throw error;
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      const now = await store.directory.lookup(address).catch(() => undefined);
+      if (now) {
+        if (now.group === to.group && now.userId === to.userId) return;
+        throw error;
+      }
+      await sleep(200);
+    }
+    throw error;
+  }
+}
