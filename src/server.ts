@@ -16,6 +16,9 @@ import { openPostgres } from './store/grouped-store.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
 import { createLogger, type Logger } from './util/logger.js';
+import { measuredStore } from './metrics/measured-store.js';
+import { processMetrics } from './metrics/metrics.js';
+import { watchNode } from './metrics/node-metrics.js';
 import { loadTls } from './util/tls.js';
 
 export interface RunningServer {
@@ -57,10 +60,11 @@ export interface ServerOptions {
 
 export async function startServer(config: Readonly<Config>, options: ServerOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger(config.log.level);
-  const store = options.store ?? (await openStore(config));
+  const nodeId = options.nodeId ?? `${hostname()}-${process.pid}`;
+  // Every store call is timed for quill_store_seconds.
+  const store = measuredStore(options.store ?? (await openStore(config)), processMetrics(), nodeId);
   const tls = await loadTls(config.data, config.hostname, config.tls);
   const auth = new Authenticator(store, config.limits);
-  const nodeId = options.nodeId ?? `${hostname()}-${process.pid}`;
   const resolver = options.resolver ?? systemResolver;
   const deps: ServiceDeps = { config, store, logger, tls, auth, nodeId, resolver };
   const services = new Map<ProtocolName, Service>();
@@ -68,6 +72,7 @@ export async function startServer(config: Readonly<Config>, options: ServerOptio
     if (store instanceof SqliteStore) store.pruneChanges().catch(() => undefined);
   }, 60_000);
   housekeeping.unref();
+  const unwatchMetrics = watchNode(processMetrics(), nodeId, store, services);
 
   const membershipAddresses: Record<string, string> = {};
   const membership = new Membership(
@@ -77,12 +82,13 @@ export async function startServer(config: Readonly<Config>, options: ServerOptio
     logger,
   );
 
-  const worker = config.outbound.enabled ? new OutboundWorker({ store, config, logger: logger.child({ part: 'queue' }), resolver }) : undefined;
+  const worker = config.outbound.enabled ? new OutboundWorker({ store, config, logger: logger.child({ part: 'queue' }), resolver, nodeId }) : undefined;
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       clearInterval(housekeeping);
+      unwatchMetrics();
       await membership.stop();
       await worker?.stop();
       const deadline = new Date(Date.now() + config.shutdownTimeoutSeconds * 1000);

@@ -18,6 +18,7 @@ export function addGatewayCommand(program: Command): void {
     .option('--imaps <host:port>', 'IMAP over implicit TLS (port 993) listener')
     .option('--pop3s <host:port>', 'POP3 over implicit TLS (port 995) listener')
     .option('--https <host:port>', 'HTTPS listener (TLS ends at the gateway)')
+    .option('--admin <host:port>', 'admin endpoint for operators: /metrics, /healthz, /readyz (config gateway.adminListen)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action(async (options) => {
       const config = configFrom({
@@ -27,7 +28,7 @@ export function addGatewayCommand(program: Command): void {
       });
       const logger = createLogger(config.log.level);
       const store = await openStore(config);
-      const gateway = await startGateway(config, store, logger, { id: options.id });
+      const gateway = await startGateway(config, store, logger, { id: options.id, adminListen: options.admin });
       stopOnSignals('letting gateway sessions finish', () => gateway.close().then(() => store.close()));
     });
 }

@@ -47,12 +47,13 @@ function addServerCommand(program: Command, name: string, description: string): 
     .option('--pop3 <host:port>', 'POP3 listener, default 127.0.0.1:2110')
     .option('--imap <host:port>', 'IMAP listener, default 127.0.0.1:2143')
     .option('--http <host:port>', 'HTTP listener (web app, API, health), default 127.0.0.1:8080')
+    .option('--https <host:port>', 'also serve the web app and API over TLS here (the node certificate)')
     .option('--trusted-gateway <address...>', 'gateway addresses whose PROXY header and XCLIENT this node believes')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action(async (options) => {
       const config = configFrom({
         ...options,
-        listen: { smtp: options.smtp, submission: options.submission, pop3: options.pop3, imap: options.imap, http: options.http },
+        listen: { smtp: options.smtp, submission: options.submission, pop3: options.pop3, imap: options.imap, http: options.http, https: options.https },
         trustedGateways: options.trustedGateway,
       });
       if (options.nodes !== undefined) return runLocalCluster(config, options.config, options.nodes);

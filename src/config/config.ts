@@ -124,6 +124,8 @@ const gatewaySchema = z
     connectsPerIpPerMinute: z.number().int().positive().default(600),
     /** SMTP: wait this long before the greeting and refuse clients that talk first (0 = off). */
     smtpGreetDelayMs: z.number().int().nonnegative().default(0),
+    /** HOST:PORT of the gateway's own HTTP endpoint: /metrics, /healthz, /readyz (off when unset). */
+    adminListen: hostPort.optional(),
     /** Implicit-TLS listeners (RFC 8314 3.3): TLS from the first byte, ended at the gateway. */
     implicitTls: z
       .object({ submissions: hostPort.optional(), imaps: hostPort.optional(), pop3s: hostPort.optional(), https: hostPort.optional() })
@@ -150,6 +152,8 @@ const listenSchema = z
     pop3: hostPort.default('127.0.0.1:2110'),
     imap: hostPort.default('127.0.0.1:2143'),
     http: hostPort.default('127.0.0.1:8080'),
+    /** The same web app and API over TLS (the node's certificate), when set. */
+    https: hostPort.optional(),
   })
   .strict();
 
@@ -213,6 +217,11 @@ export const configSchema = z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()
       .default({ level: 'info' }),
+    /** /metrics on every node's HTTP port and the gateway's admin port: open unless a bearer token is set. */
+    metrics: z
+      .object({ token: z.string().min(16, 'must be at least 16 characters').optional() })
+      .strict()
+      .default({}),
     /** Gateways whose PROXY header a node believes; connections from them must start with one. */
     trustedGateways: z.array(z.string().min(1)).default([]),
     /** How long shutdown waits for open transactions before closing connections. */
@@ -221,13 +230,14 @@ export const configSchema = z
   .strict();
 
 export type Config = z.infer<typeof configSchema>;
-export type ProtocolName = keyof Config['listen'];
+/** The protocols every node and gateway listens for (HTTPS is the http service's second port). */
+export type ProtocolName = Exclude<keyof Config['listen'], 'https'>;
 
 /** Flags from the command line that override the file. */
 export interface ConfigOverrides {
   data?: string;
   hostname?: string;
-  listen?: Partial<Record<ProtocolName, string>>;
+  listen?: Partial<Record<ProtocolName | 'https', string>>;
   logLevel?: Config['log']['level'];
   /** store.url: a postgres:// URL (`--store`). */
   store?: string;

@@ -13,6 +13,8 @@ import type { Store } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
 import { Authenticator } from '../auth/authenticator.js';
 import { loadTls } from '../util/tls.js';
+import { processMetrics, type GatewayCounters } from '../metrics/metrics.js';
+import { startGatewayAdmin, watchGateway, type GatewayAdmin } from './admin.js';
 import { NodeDirectory } from './directory.js';
 import { HttpFrontEnd } from './http-front.js';
 import { Pop3Front } from './pop3-front.js';
@@ -118,6 +120,8 @@ class ProtocolProxy {
   private readonly screening: Screening;
   /** Set for protocols with a front end of their own. */
   front: FrontFactory | undefined;
+  /** quill_gateway_* counters of this listener. */
+  counters: GatewayCounters | undefined;
   readonly fronts = new Set<ReturnType<FrontFactory>>();
   private readonly sessions = new Set<net.Socket>();
   private readonly waiting: Waiter[] = [];
@@ -151,6 +155,7 @@ class ProtocolProxy {
     const limits = this.config.gateway;
     const why = this.screening.admit(socket.remoteAddress ?? '');
     if (why) return this.refuse(socket, why, why === 'blocklisted');
+    this.counters?.sessions.inc();
     socket.once('close', () => this.screening.left(socket.remoteAddress ?? ''));
     if (this.sessions.size < limits.maxSessions) return void this.open(socket);
     if (this.waiting.length >= limits.queueLength) return this.refuse(socket, 'gateway full');
@@ -173,6 +178,7 @@ class ProtocolProxy {
 
   private refuse(socket: net.Socket, why: string, permanent = false): void {
     this.logger.warn({ protocol: this.protocol, remote: socket.remoteAddress, why }, 'gateway: client refused');
+    this.counters?.refused.inc(why);
     // Words in the clear mean nothing to a client that is starting a TLS handshake.
     if (this.implicitTls && !this.wrapped.has(socket)) return void socket.destroy();
     socket.end(permanent ? deniedError(this.protocol, this.config.hostname) : temporaryError(this.protocol, this.config.hostname));
@@ -274,6 +280,7 @@ class ProtocolProxy {
       if (!answered && recorded && this.mayReplay(recorded)) {
         client.pause();
         this.directory.markFailed(nodeId);
+        this.counters?.failovers.inc();
         this.logger.warn({ protocol: this.protocol, node: nodeId }, 'gateway: node lost before answering; replaying on another node');
         void this.open(client, recorded);
         return;
@@ -345,6 +352,8 @@ export interface RunningGateway {
   port(protocol: ProtocolName): number;
   /** The port of an implicit-TLS listener (config gateway.implicitTls). */
   tlsPort(name: ImplicitTlsName): number;
+  /** The port of the admin endpoint (/metrics, /healthz, /readyz), when one listens. */
+  adminPort: number | undefined;
   close(): Promise<void>;
 }
 
@@ -352,7 +361,8 @@ export async function startGateway(
   config: Readonly<Config>,
   store: Store,
   logger: Logger,
-  options: { id?: string; protocols?: ProtocolName[] } = {},
+  /** adminListen: the admin endpoint's HOST:PORT (`--admin`), ahead of config gateway.adminListen. */
+  options: { id?: string; protocols?: ProtocolName[]; adminListen?: string } = {},
 ): Promise<RunningGateway> {
   const directory = new NodeDirectory(store, { probeIntervalMs: config.gateway.probeIntervalMs, probeTimeoutMs: config.gateway.connectTimeoutMs }, logger);
   await directory.start();
@@ -368,7 +378,12 @@ export async function startGateway(
     () => Object.fromEntries([...proxies, ...tlsProxies].map(([name, proxy]) => [name, proxy.active])),
     logger,
   );
+  const metrics = processMetrics();
+  const unwatchMetrics = watchGateway(metrics, gatewayId, directory, () => [...proxies, ...tlsProxies].map(([, proxy]) => [proxy.protocol, proxy.active]));
+  let admin: GatewayAdmin | undefined;
   const close = async () => {
+    unwatchMetrics();
+    await admin?.close();
     await membership.stop();
     directory.stop();
     const deadline = new Date(Date.now() + config.shutdownTimeoutSeconds * 1000);
@@ -396,6 +411,7 @@ export async function startGateway(
     for (const protocol of wanted) {
       const proxy = new ProtocolProxy(protocol, config.listen[protocol], directory, config, logger);
       proxy.front = frontFor(protocol);
+      proxy.counters = metrics.gatewayCountersOf(gatewayId, protocol);
       await proxy.listen();
       proxies.set(protocol, proxy);
       addresses[protocol] = `${splitHostPort(config.listen[protocol]).host}:${proxy.port}`;
@@ -406,11 +422,14 @@ export async function startGateway(
       if (address === undefined || !wanted.includes(protocol)) continue;
       const proxy = new ProtocolProxy(protocol, address, directory, config, logger, tlsMaterial.context);
       proxy.front = frontFor(protocol);
+      proxy.counters = metrics.gatewayCountersOf(gatewayId, protocol);
       await proxy.listen();
       tlsProxies.set(name, proxy);
       addresses[name] = `${splitHostPort(address).host}:${proxy.port}`;
       logger.info({ protocol, port: proxy.port }, `gateway: ${name} (implicit TLS) listening`);
     }
+    const adminListen = options.adminListen ?? config.gateway.adminListen;
+    if (adminListen) admin = await startGatewayAdmin({ address: adminListen, gatewayId, store, directory, token: config.metrics.token, logger });
   } catch (error) {
     await close();
     throw error;
@@ -418,6 +437,7 @@ export async function startGateway(
   await membership.start();
   return {
     directory,
+    adminPort: admin?.port,
     frontSessions: (protocol) => [...(proxies.get(protocol)?.fronts ?? [])].map((front) => front.nodeId),
     port(protocol) {
       const proxy = proxies.get(protocol);

@@ -12,6 +12,7 @@ import tls from 'node:tls';
 import { isLoopback, type Authenticator } from '../auth/authenticator.js';
 import { splitHostPort, type Config } from '../config/config.js';
 import type { Logger } from '../util/logger.js';
+import { processMetrics } from '../metrics/metrics.js';
 import type { NodeDirectory } from './directory.js';
 
 /** The MAIL parameter nodes read the transaction id from (src/smtp/listener.ts). */
@@ -553,6 +554,7 @@ export class SmtpFront {
     if (lost) this.deps.directory.markFailed(lost);
     this.link?.close();
     this.link = undefined;
+    processMetrics().gatewayFailovers.labels(this.deps.gatewayId, this.deps.protocol).inc(); // rare: no cached child
     this.log.warn({ node: lost }, 'gateway: node lost mid-session; replaying the session on another node');
   }
 

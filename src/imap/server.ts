@@ -4,6 +4,7 @@
 import net, { type Socket } from 'node:net';
 import { splitHostPort } from '../config/config.js';
 import { listen } from '../net/listen.js';
+import { processMetrics } from '../metrics/metrics.js';
 import { acceptClient } from '../net/proxy-header.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { ChangeHub } from './hub.js';
@@ -19,7 +20,10 @@ export async function startImap(deps: ServiceDeps): Promise<Service> {
   const limits = deps.config.limits;
   const log = deps.logger.child({ proto: 'imap' });
   const hub = new ChangeHub(deps.store);
-  const context: ImapContext = { deps, log, hub, cache: new MessageCache(deps.store) };
+  const metrics = processMetrics();
+  const node = deps.nodeId ?? 'local';
+  const accepted = metrics.connections.labels(node, 'imap');
+  const context: ImapContext = { deps, log, hub, cache: new MessageCache(deps.store), metrics: { commands: metrics.commandsOf(node, 'imap'), auth: metrics.authOf(node, 'imap') } };
   const sessions = new Set<Session>();
   const sockets = new Set<Socket>();
   const perIp = new Map<string, number>();
@@ -46,6 +50,7 @@ export async function startImap(deps: ServiceDeps): Promise<Service> {
     if (sessions.size >= limits.connections) return refuse(socket, 'too many connections');
     if (fromIp >= limits.connectionsPerIp) return refuse(socket, 'too many connections from your address');
     perIp.set(ip, fromIp + 1);
+    accepted.inc();
     socket.setNoDelay(true);
     const session = new Session(context, socket, nextId++, false, ip);
     socket.resume(); // left paused after a PROXY header

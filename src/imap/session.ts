@@ -10,6 +10,7 @@ import { isLoopback } from '../auth/authenticator.js';
 import type { ServiceDeps } from '../service.js';
 import { StoreError, type ChangeEvent, type User } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
+import type { CounterFamily } from '../metrics/metrics.js';
 import { atomText } from './args.js';
 import { COMMANDS, type CommandResult, type CommandSpec } from './commands/index.js';
 import { CODE, ImapError, storeErrorReply } from './errors.js';
@@ -27,6 +28,8 @@ export interface ImapContext {
   log: Logger;
   hub: ChangeHub;
   cache: MessageCache;
+  /** quill_commands_total and quill_authentications_total of this listener. */
+  metrics?: { commands: CounterFamily; auth: CounterFamily };
 }
 
 /** Commands that work on sequence numbers: no EXPUNGE while they run (RFC 3501 7.4.1). */
@@ -63,6 +66,9 @@ export class Session implements ChangeSubscriber {
   private badCommands = 0;
   private idleWake: (() => void) | undefined;
   private rateWindow = { start: 0, count: 0 };
+  /** For the disconnect log line. */
+  private commands = 0;
+  private readonly startedAt = Date.now();
 
   constructor(
     readonly ctx: ImapContext,
@@ -162,6 +168,8 @@ export class Session implements ChangeSubscriber {
   }
 
   private async run(): Promise<void> {
+    // Through the listener's logger: an idle session keeps no child logger of its own.
+    this.ctx.log.info({ session: this.id, remote: this.remoteIp, tls: this.secure }, 'connect');
     this.untaggedStatus('OK', `${this.ctx.deps.config.hostname} Quillmail IMAP ready`, `CAPABILITY ${this.capabilities().join(' ')}`);
     for (;;) {
       const event = await this.next();
@@ -210,6 +218,8 @@ export class Session implements ChangeSubscriber {
       args = args.slice(1);
     }
     const spec = COMMANDS.get(name);
+    this.commands++;
+    this.ctx.metrics?.commands.inc(spec ? name : 'OTHER');
     if (!spec) {
       this.tagged(command.tag, 'BAD', `unknown command ${name}`);
       this.countBad();
@@ -493,6 +503,7 @@ export class Session implements ChangeSubscriber {
   private onClose(): void {
     if (this.closed) return;
     this.closed = true;
+    this.ctx.log.info({ session: this.id, remote: this.remoteIp, user: this.user?.address, commands: this.commands, ms: Date.now() - this.startedAt }, 'close');
     this.selected = undefined;
     if (this.user) this.ctx.hub.remove(this);
     this.wakeReader();

@@ -3,6 +3,7 @@
 import net, { type Socket } from 'node:net';
 import { splitHostPort } from '../config/config.js';
 import { listen } from '../net/listen.js';
+import { processMetrics } from '../metrics/metrics.js';
 import { acceptClient } from '../net/proxy-header.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { RESP_CODE } from './errors.js';
@@ -16,7 +17,16 @@ export async function startPop3(deps: ServiceDeps): Promise<Service> {
   const { host, port } = splitHostPort(deps.config.listen.pop3);
   const limits = deps.config.limits;
   const log = deps.logger.child({ proto: 'pop3' });
-  const context: SessionContext = { deps, log, locks: new MaildropLocks(), crlf: new CrlfCache() };
+  const metrics = processMetrics();
+  const node = deps.nodeId ?? 'local';
+  const accepted = metrics.connections.labels(node, 'pop3');
+  const context: SessionContext = {
+    deps,
+    log,
+    locks: new MaildropLocks(),
+    crlf: new CrlfCache(),
+    metrics: { commands: metrics.commandsOf(node, 'pop3'), auth: metrics.authOf(node, 'pop3') },
+  };
   const sessions = new Set<Session>();
   const sockets = new Set<Socket>();
   const perIp = new Map<string, number>();
@@ -35,6 +45,7 @@ export async function startPop3(deps: ServiceDeps): Promise<Service> {
     if (sessions.size >= limits.connections) return refuse(socket, 'too many connections');
     if (fromIp >= limits.connectionsPerIp) return refuse(socket, 'too many connections from your address');
     perIp.set(ip, fromIp + 1);
+    accepted.inc();
     const session = new Session(context, socket, ip, nextId++);
     sessions.add(session);
     void session.done.finally(() => {

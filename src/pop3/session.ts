@@ -7,6 +7,7 @@ import { fromTrustedGateway } from '../net/proxy-header.js';
 import type { ServiceDeps } from '../service.js';
 import { StoreError, type User } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
+import type { CounterFamily } from '../metrics/metrics.js';
 import { COMMANDS } from './commands/index.js';
 import { ConnectionClosed, Pop3Error, RESP_CODE, authError, syntaxError, userError } from './errors.js';
 import { dotStuffed, terminatorAfter } from './framing.js';
@@ -22,6 +23,8 @@ export interface SessionContext {
   log: Logger;
   locks: MaildropLocks;
   crlf: CrlfCache;
+  /** quill_commands_total and quill_authentications_total of this listener. */
+  metrics?: { commands: CounterFamily; auth: CounterFamily };
 }
 
 // Lines of a multi-line listing are written in batches of about this many characters.
@@ -51,6 +54,7 @@ export class Session {
   private badCommands = 0;
   private authFailures = 0;
   private retrieved = 0;
+  private commands = 0;
   private readonly startedAt = Date.now();
   private endReason = 'client closed';
   private unlisten = () => {};
@@ -137,6 +141,7 @@ export class Session {
     const result = await this.deps.auth.authenticate(address, password, this.remoteIp);
     if (!result.ok) {
       this.log.info({ user: address, mechanism, reason: result.reason }, 'login failed');
+      this.context.metrics?.auth.inc('failed');
       throw authError(result.reason === 'locked' ? 'too many failed logins from your address; try again later' : 'authentication failed');
     }
     await this.enter(result.user, mechanism);
@@ -172,6 +177,7 @@ export class Session {
     this.state = 'TRANSACTION';
     const count = this.maildrop.live().length;
     this.log.info({ user: user.address, mechanism, tls: this.secure, messages: count }, 'login');
+    this.context.metrics?.auth.inc('ok');
     await this.reply(`+OK maildrop locked and ready, ${count} messages`);
   }
 
@@ -332,6 +338,8 @@ export class Session {
     const name = (space === -1 ? text : text.slice(0, space)).toUpperCase();
     const rest = space === -1 ? '' : text.slice(space + 1);
     const command = COMMANDS.get(name);
+    this.commands++;
+    this.context.metrics?.commands.inc(command ? name : 'OTHER');
     if (!command) {
       // A web browser or other stranger on the port gets one line and a hang-up.
       if (this.badCommands === 0 && /^(GET|POST|HEAD|PUT|CONNECT|OPTIONS) \S+ HTTP\/\d/.test(text)) {
@@ -385,6 +393,6 @@ export class Session {
 
   private cleanup(): void {
     if (this.user) this.context.locks.release(this.user.id);
-    this.log.info({ reason: this.endReason, user: this.user?.address, state: this.state, retrieved: this.retrieved, ms: Date.now() - this.startedAt }, 'close');
+    this.log.info({ reason: this.endReason, user: this.user?.address, state: this.state, commands: this.commands, retrieved: this.retrieved, ms: Date.now() - this.startedAt }, 'close');
   }
 }

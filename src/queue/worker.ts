@@ -9,6 +9,7 @@ import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import type { Config } from '../config/config.js';
 import type { OutboundEntry, Store } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
+import { processMetrics, type CounterFamily } from '../metrics/metrics.js';
 import { buildDsn, type DsnRecipient } from './dsn.js';
 import { NoRouteError, routeFor, type Hop, type Resolver } from './route.js';
 
@@ -21,6 +22,8 @@ export interface WorkerDeps {
   resolver: Resolver;
   /** This worker's lease name; unique per process. */
   owner?: string;
+  /** The node's id, for the metrics' node label. */
+  nodeId?: string;
 }
 
 type Outcome = { kind: 'delivered' } | { kind: 'permanent'; diagnostic: string; remoteMta?: string } | { kind: 'temporary'; diagnostic: string; remoteMta?: string };
@@ -183,9 +186,12 @@ export class OutboundWorker {
   private stopped = false;
   private readonly rate: DomainRate;
   private readonly connections = new ConnectionCache(2_000);
+  /** quill_deliveries_total{path="outbound"}: delivered, deferred, bounced per recipient. */
+  private readonly outcomes: CounterFamily;
 
   constructor(private readonly deps: WorkerDeps) {
     this.owner = deps.owner ?? `worker-${randomBytes(6).toString('hex')}`;
+    this.outcomes = processMetrics().deliveriesOf(deps.nodeId ?? this.owner, 'outbound');
     this.rate = new DomainRate(deps.config.outbound.perDomainPerMinute);
   }
 
@@ -272,6 +278,7 @@ export class OutboundWorker {
       const log = logger.child({ queueId: entry.id, to: entry.recipient, from: entry.sender });
       if (outcome.kind === 'delivered') {
         log.info({ attempts: entry.attempts + 1 }, 'outbound delivered');
+        this.outcomes.inc('delivered');
         await store.finishOutbound(entry.id, this.owner);
         continue;
       }
@@ -279,6 +286,7 @@ export class OutboundWorker {
       if (outcome.kind === 'permanent' || expired) {
         const diagnostic = outcome.kind === 'permanent' ? outcome.diagnostic : `${outcome.diagnostic} (gave up after ${config.outbound.lifetimeHours} hours)`;
         log.warn({ diagnostic }, 'outbound failed permanently');
+        this.outcomes.inc('bounced');
         failed.push({ recipient: entry.recipient, diagnostic, remoteMta: outcome.remoteMta });
         await store.finishOutbound(entry.id, this.owner);
         continue;
@@ -288,6 +296,7 @@ export class OutboundWorker {
       const warn = !entry.warned && now - entry.createdAt.getTime() > config.outbound.warnAfterHours * 3_600_000;
       if (warn) delayed.push({ recipient: entry.recipient, diagnostic: outcome.diagnostic, remoteMta: outcome.remoteMta });
       log.info({ diagnostic: outcome.diagnostic, retryInSeconds: wait / 1000 }, 'outbound deferred');
+      this.outcomes.inc('deferred');
       await store.deferOutbound(entry.id, this.owner, outcome.diagnostic, new Date(now + wait), warn);
     }
     const base = { reportingMta: config.hostname, sender: first.sender, arrivalDate: first.createdAt, original: raw };

@@ -22,9 +22,27 @@ class QuillConnection extends SMTPConnection {
       super.send(reply.responseCode, reply.message, false); // 421 closes the connection
     }
   }
+
+  override _onCommand(command: Buffer, callback?: () => void): void {
+    // A line answering a challenge (AUTH LOGIN's base64) is no command: never counted or named.
+    if (!this._nextHandler) (this._server as QuillSmtpServer).onCommand?.(commandName(command), this.id);
+    super._onCommand(command, callback);
+  }
+}
+
+/** Verbs counted by name; anything else is counted as OTHER (bounded metric labels). */
+const VERBS = new Set(['HELO', 'EHLO', 'LHLO', 'MAIL', 'RCPT', 'DATA', 'BDAT', 'RSET', 'NOOP', 'QUIT', 'VRFY', 'EXPN', 'HELP', 'AUTH', 'STARTTLS', 'XCLIENT', 'XFORWARD']);
+
+function commandName(line: Buffer): string {
+  const space = line.indexOf(0x20);
+  const name = line.toString('latin1', 0, space === -1 ? Math.min(line.length, 16) : Math.min(space, 16)).toUpperCase();
+  return VERBS.has(name) ? name : 'OTHER';
 }
 
 export class QuillSmtpServer extends SMTPServer {
+  /** Told of each command line (not of AUTH exchange lines or message data). */
+  onCommand: ((name: string, sessionId: string) => void) | undefined;
+
   constructor(
     options: SMTPServerOptions,
     readonly badCommandLimit: number,

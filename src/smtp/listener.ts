@@ -14,6 +14,7 @@ import { splitHostPort } from '../config/config.js';
 import { systemResolver } from '../queue/route.js';
 import type { Service, ServiceDeps } from '../service.js';
 import type { Logger } from '../util/logger.js';
+import { processMetrics } from '../metrics/metrics.js';
 import { Replies, SmtpReply } from './codes.js';
 import { QuillSmtpServer } from './connection.js';
 import { resolveRecipient, storeMessage, type Recipient } from './delivery.js';
@@ -22,6 +23,10 @@ import { readMessage, receivedHeader } from './message.js';
 export interface SessionContext {
   log: Logger;
   authFailures: number;
+  /** Counted for the disconnect log line. */
+  commands: number;
+  messages: number;
+  rejected: number;
 }
 
 /** The authenticated identity kept in session.user (never the password hash). */
@@ -75,8 +80,14 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
   // Recipients as resolved at RCPT, keyed by the address object the library keeps in the envelope.
   const resolved = new WeakMap<SMTPServerAddress, Recipient>();
 
-  const contextOf = (session: SMTPServerSession): SessionContext =>
-    sessions.get(session.id) ?? { log: logger.child({ session: session.id }), authFailures: 0 };
+  const newContext = (log: Logger): SessionContext => ({ log, authFailures: 0, commands: 0, messages: 0, rejected: 0 });
+  const contextOf = (session: SMTPServerSession): SessionContext => sessions.get(session.id) ?? newContext(logger.child({ session: session.id }));
+  const metrics = processMetrics();
+  const node = deps.nodeId ?? 'local';
+  const accepted = metrics.connections.labels(node, spec.name);
+  const commandCounts = metrics.commandsOf(node, spec.name);
+  const authCounts = metrics.authOf(node, spec.name);
+  const messageCounts = metrics.deliveriesOf(node, spec.name);
 
   /** Runs a hook: SmtpReply errors go to the client as they are, anything else is a logged 451. */
   const answer = (session: SMTPServerSession, callback: Callback, what: string, work: () => Promise<void> | void) => {
@@ -166,12 +177,13 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
       const fromIp = (connectionsPerIp.get(ip) ?? 0) + 1;
       connectionsPerIp.set(ip, fromIp);
       const log = logger.child({ session: session.id });
-      sessions.set(session.id, { log, authFailures: 0 });
+      sessions.set(session.id, newContext(log));
       if (sessions.size > limits.connections || fromIp > limits.connectionsPerIp) {
         log.warn({ ip, fromIp, open: sessions.size }, 'connection refused: too many connections');
         return callback(Replies.tooManyConnections());
       }
       log.info({ ip, host: session.clientHostname }, 'connect');
+      accepted.inc();
       spec.prepareSession?.(session);
       callback();
     },
@@ -188,10 +200,12 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
       spec.authenticate(auth, session, context).then(
         (user) => {
           context.log.info({ user: user.address, method: auth.method }, 'authenticated');
+          authCounts.inc('ok');
           callback(null, { user });
         },
         (error: unknown) => {
           const reply = error instanceof SmtpReply ? error : Replies.authUnavailable();
+          authCounts.inc('failed');
           if (!(error instanceof SmtpReply)) context.log.error({ err: error }, 'authentication failed: store error');
           else context.log.info({ user: auth.username, method: auth.method, reply: `${reply.responseCode} ${reply.message}` }, 'authentication refused');
           callback(null, { message: reply.message, responseCode: reply.responseCode });
@@ -217,6 +231,10 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
       const { log } = contextOf(session);
       receive(stream, session, log).then(
         (outcome) => {
+          const stored = typeof outcome === 'string';
+          messageCounts.inc(stored ? 'stored' : 'rejected');
+          const context = sessions.get(session.id);
+          if (context) context[stored ? 'messages' : 'rejected']++;
           if (outcome instanceof SmtpReply) callback(outcome);
           else callback(null, outcome);
           if (closing) sayGoodbye(session.id); // the transaction shutdown waited for is over
@@ -236,11 +254,16 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
       const left = (connectionsPerIp.get(ip) ?? 1) - 1;
       if (left > 0) connectionsPerIp.set(ip, left);
       else connectionsPerIp.delete(ip);
-      context.log.info('close');
+      context.log.info({ commands: context.commands, messages: context.messages, rejected: context.rejected, authFailures: context.authFailures }, 'close');
     },
   };
 
   const server = new QuillSmtpServer(options, limits.badCommands);
+  server.onCommand = (name, sessionId) => {
+    commandCounts.inc(name);
+    const context = sessions.get(sessionId);
+    if (context) context.commands++;
+  };
   let closing = false;
   const sayGoodbye = (sessionId: string) => {
     const reply = Replies.shuttingDown();

@@ -10,6 +10,8 @@ import { accountRoutes } from './accounts.js';
 import { adminRoutes } from './admin.js';
 import { eventRoutes } from './events.js';
 import { healthRoutes } from './health.js';
+import { startHttps } from './https.js';
+import { metricsRoutes } from './metrics.js';
 import { driveRoutes } from './drive.js';
 import { acceptProxyHeaders } from './proxy.js';
 import { mailRoutes } from './mail.js';
@@ -18,7 +20,12 @@ import { sendRoutes } from './send.js';
 import { requireAccount } from './sessions.js';
 import { staticRoutes } from './static.js';
 
-export async function startWeb(deps: ServiceDeps): Promise<Service> {
+/** The web service; `httpsPort` is set when listen.https is. */
+export interface WebService extends Service {
+  readonly httpsPort?: number;
+}
+
+export async function startWeb(deps: ServiceDeps): Promise<WebService> {
   const { host, port } = splitHostPort(deps.config.listen.http);
   const logger = deps.logger.child({ part: 'web' });
   const app = Fastify({
@@ -56,6 +63,7 @@ export async function startWeb(deps: ServiceDeps): Promise<Service> {
   });
 
   healthRoutes(app, deps);
+  metricsRoutes(app, deps);
   staticRoutes(app);
 
   const streams = new Set<ServerResponse>();
@@ -82,16 +90,21 @@ export async function startWeb(deps: ServiceDeps): Promise<Service> {
   await app.listen({ host, port });
   const address = app.server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
+  const https = deps.config.listen.https ? await startHttps(app, deps.config.listen.https, deps.tls).catch((error: unknown) => app.close().then(() => Promise.reject(error))) : undefined;
+  if (https) logger.info({ port: https.port }, 'https listening');
   return {
     name: 'http',
     host,
     port: bound,
-    connections: () => open,
+    httpsPort: https?.port,
+    connections: () => open + (https?.connections() ?? 0),
     async close(deadline) {
       for (const stream of streams) stream.end();
+      const httpsClosed = https?.close(deadline);
       // Requests in flight may finish until the deadline; then their connections are cut.
       const cut = setTimeout(() => app.server.closeAllConnections(), Math.max(0, deadline.getTime() - Date.now()));
       await app.close();
+      await httpsClosed;
       clearTimeout(cut);
     },
   };

@@ -55,6 +55,7 @@ async function authenticateUser(s: Session, address: string, password: string): 
   const result = await auth.authenticate(address, password, s.remoteIp);
   if (!result.ok) {
     s.log.info({ address, reason: result.reason }, 'authentication failed');
+    s.ctx.metrics?.auth.inc('failed');
     if (++s.authFailures >= config.limits.authFailures) {
       s.untaggedStatus('BYE', 'too many failed authentications');
       s.state = 'logout';
@@ -65,5 +66,7 @@ async function authenticateUser(s: Session, address: string, password: string): 
     throw no('too many sessions for this user', CODE.limit);
   }
   s.loggedIn(result.user);
+  s.log.info({ tls: s.secure }, 'login');
+  s.ctx.metrics?.auth.inc('ok');
   return { code: `CAPABILITY ${s.capabilities().join(' ')}`, text: 'logged in' };
 }

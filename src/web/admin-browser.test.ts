@@ -1,0 +1,152 @@
+// The admin console in a real browser (playwright-core driving Debian's chromium): an admin
+// drains and undrains the node from the Cluster page and sees its state change live; a
+// non-admin sees no console and gets 403 from the admin API; a raw message view shows the
+// stored bytes as text and appears in the audit log.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import nodemailer from 'nodemailer';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { startTestServer, type TestServer } from '../../test/helpers.js';
+import { hashPassword } from '../util/password.js';
+import { PUBLIC_DIR } from './static.js';
+
+const CHROMIUM = process.env.QUILL_CHROMIUM ?? '/usr/bin/chromium';
+const APP_DIR = path.resolve('src/web/app');
+const NODE = 'node-a';
+
+/** The build is stale when any source of the app is newer than its index.html. */
+function needsBuild(): boolean {
+  const index = path.join(PUBLIC_DIR, 'index.html');
+  if (!existsSync(index)) return true;
+  const built = statSync(index).mtimeMs;
+  return readdirSync(APP_DIR).some((name) => statSync(path.join(APP_DIR, name)).mtimeMs > built);
+}
+
+async function logIn(page: Page, base: string, address: string, password: string): Promise<void> {
+  await page.goto(base);
+  await page.getByLabel('Address').fill(address);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByText('No messages in INBOX.').or(page.getByRole('button', { name: /^INBOX/ })).first().waitFor();
+}
+
+describe('admin console in a browser', { skip: !existsSync(CHROMIUM) && `no chromium at ${CHROMIUM}` }, () => {
+  let server: TestServer;
+  let browser: Browser;
+  let base: string;
+  const problems: string[] = [];
+
+  const newPage = async (width = 1200): Promise<Page> => {
+    const context = await browser.newContext({ viewport: { width, height: 800 } });
+    const page = await context.newPage();
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) problems.push(`console: ${message.text()}`);
+    });
+    return page;
+  };
+
+  before(async () => {
+    if (needsBuild()) {
+      const built = spawnSync(process.execPath, [path.resolve('node_modules/vite/bin/vite.js'), 'build', '--config', 'src/web/app/vite.config.ts'], { stdio: 'inherit', timeout: 120_000 });
+      assert.equal(built.status, 0, 'vite build');
+    }
+    server = await startTestServer({ nodeId: NODE });
+    base = `http://127.0.0.1:${server.port('http')}`;
+    await server.store.addUser({ address: 'ada@example.com', passwordHash: await hashPassword('ada-password'), isAdmin: true });
+    await server.addUser('bob@example.com', 'bob-password');
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('an admin drains and undrains a node and sees its state change without reloading', async () => {
+    const page = await newPage();
+    await logIn(page, base, 'ada@example.com', 'ada-password');
+    await page.getByRole('navigation', { name: 'Parts' }).getByRole('link', { name: 'Admin' }).click();
+    await page.getByRole('navigation', { name: 'Admin console' }).getByRole('link', { name: 'Cluster' }).click();
+    await page.getByRole('heading', { name: 'Cluster', level: 2 }).waitFor();
+    await page.evaluate(() => ((window as unknown as { __same?: number }).__same = 1)); // gone after a reload
+
+    const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: NODE, exact: true }) });
+    await row.getByText('active', { exact: true }).waitFor();
+    await row.getByText('alive', { exact: true }).waitFor();
+    await row.getByText(/^\d+ s ago$/).waitFor();
+    await page.getByRole('region', { name: 'Store' }).getByText('SQLite', { exact: true }).waitFor();
+
+    // Stop asks first; Cancel leaves the node alone.
+    await row.getByRole('button', { name: `Stop ${NODE}` }).click();
+    await row.getByRole('group', { name: `Stop ${NODE}?` }).getByRole('button', { name: 'Cancel' }).click();
+    await row.getByRole('button', { name: `Stop ${NODE}` }).waitFor();
+
+    await row.getByRole('button', { name: `Drain ${NODE}` }).click();
+    await page.getByRole('status').filter({ hasText: `${NODE} asked to drain.` }).waitFor();
+    await row.getByText('draining', { exact: true }).waitFor({ timeout: 10_000 }); // the node obeys at its next beat; the page polls
+    assert.equal(server.membership.state, 'draining');
+
+    await row.getByRole('button', { name: `Undrain ${NODE}` }).click();
+    await row.getByText('active', { exact: true }).waitFor({ timeout: 10_000 });
+    assert.equal(server.membership.state, 'active');
+    assert.equal(await page.evaluate(() => (window as unknown as { __same?: number }).__same), 1, 'the page never reloaded');
+    await page.context().close();
+  });
+
+  it('a non-admin sees no console and gets 403 from the admin API', async () => {
+    const page = await newPage(390); // a phone
+    await logIn(page, base, 'bob@example.com', 'bob-password');
+    const parts = page.getByRole('navigation', { name: 'Parts' });
+    await parts.getByRole('link', { name: 'Mail' }).waitFor();
+    assert.equal(await parts.getByRole('link', { name: 'Admin' }).count(), 0, 'no Admin link');
+
+    await page.goto(`${base}/#/admin/cluster`);
+    await page.getByText('No messages in INBOX.').waitFor();
+    assert.equal(await page.getByRole('heading', { name: 'Admin console' }).count(), 0);
+    assert.equal(await page.getByRole('button', { name: `Drain ${NODE}` }).count(), 0);
+
+    const answers = await page.evaluate(async () => {
+      const out: [number, string][] = [];
+      for (const url of ['/api/admin/cluster', '/api/admin/users', '/api/admin/audit']) {
+        const response = await fetch(url, { credentials: 'same-origin' });
+        out.push([response.status, ((await response.json()) as { error?: string }).error ?? '']);
+      }
+      return out;
+    });
+    assert.deepEqual(answers, Array(3).fill([403, 'administrators only']));
+    await page.context().close();
+  });
+
+  it('a raw message view shows the stored bytes as text and is in the audit log', async () => {
+    const transport = nodemailer.createTransport({ host: '127.0.0.1', port: server.port('smtp'), secure: false, ignoreTLS: true });
+    await transport.sendMail({ from: 'ada@example.com', to: 'bob@example.com', subject: 'Raw <b>bold</b> test', text: 'Body <i>line</i>.' });
+    transport.close();
+
+    const page = await newPage();
+    await logIn(page, base, 'ada@example.com', 'ada-password');
+    await page.goto(`${base}/#/admin/raw`);
+    await page.getByRole('heading', { name: 'Raw data' }).waitFor();
+    await page.getByLabel('User address').fill('bob@example.com');
+    await page.getByRole('button', { name: 'Show mailboxes' }).click();
+    await page.getByRole('button', { name: 'Open mailbox INBOX' }).click();
+    await page.getByRole('button', { name: 'View message 1' }).click();
+    const raw = page.getByLabel('Stored bytes of message 1');
+    await raw.waitFor();
+    const text = await raw.innerText();
+    assert.match(text, /^Subject: Raw <b>bold<\/b> test$/m);
+    assert.match(text, /Body <i>line<\/i>\./);
+    assert.equal(await raw.locator('b, i').count(), 0, 'shown as text, not HTML');
+
+    await page.getByRole('navigation', { name: 'Admin console' }).getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('heading', { name: 'Audit log' }).waitFor();
+    const newest = page.getByRole('row').nth(1); // the first row after the header: newest first
+    await newest.getByRole('cell', { name: 'view', exact: true }).waitFor();
+    assert.match(await newest.innerText(), /ada@example\.com[\s\S]*view[\s\S]*bob@example\.com[\s\S]*"what":"message"/);
+    assert.ok((await page.getByRole('row').filter({ hasText: 'node.drain' }).count()) >= 1, 'the drain of the first test is there too');
+    await page.context().close();
+    assert.deepEqual(problems, [], 'no script errors or policy violations');
+  });
+});
