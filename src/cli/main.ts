@@ -2,12 +2,14 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../config/config.js';
 import { startServer } from '../server.js';
+import { addUserToGroup } from '../store/grouped-store.js';
 import { StoreError } from '../store/types.js';
 import { hashPassword } from '../util/password.js';
 import { formatSize, parseSize } from '../util/size.js';
 import { addStoreOptions, configFrom, stopOnSignals, table, UsageError, withStore, type StoreOptions } from './common.js';
 import { addClusterCommands } from './cluster-commands.js';
 import { addDbCommands } from './db-commands.js';
+import { addGroupCommands } from './group-commands.js';
 import { addAdminCommands } from './admin-commands.js';
 import { addMailCommands } from './mail-commands.js';
 import { addDomainDnsCommands, addQueueCommands } from './queue-commands.js';
@@ -112,11 +114,12 @@ function buildProgram(): Command {
     .option('--password-stdin', 'read the password from standard input')
     .option('--quota <size>', 'mail quota such as 1G or 500MB (default unlimited)')
     .option('--admin', 'make the user an administrator')
-    .action(async (address: string, options: StoreOptions & { password?: string; passwordStdin?: boolean; quota?: string; admin?: boolean }) => {
+    .option('--group <name>', 'put the user in this PostgreSQL group (default: the least-loaded)')
+    .action(async (address: string, options: StoreOptions & { password?: string; passwordStdin?: boolean; quota?: string; admin?: boolean; group?: string }) => {
       if (!/^[^@\s]+@[^@\s]+$/.test(address)) throw new UsageError(`not an address: ${address}`);
       const quotaBytes = options.quota ? parseQuota(options.quota) : 0;
       const passwordHash = await hashPassword(await passwordFrom(options));
-      await withStore(options, (store) => store.addUser({ address, passwordHash, quotaBytes, isAdmin: options.admin }));
+      await withStore(options, (store) => addUserToGroup(store, { address, passwordHash, quotaBytes, isAdmin: options.admin }, options.group));
       process.stdout.write(`user ${address.toLowerCase()} added\n`);
     });
   addStoreOptions(user.command('list [domain]'))
@@ -152,6 +155,7 @@ function buildProgram(): Command {
   addClusterCommands(program);
   addGatewayCommand(program);
   addDbCommands(program);
+  addGroupCommands(program, user);
   addAdminCommands(program);
   return program;
 }

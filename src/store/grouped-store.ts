@@ -780,3 +780,10 @@ export async function addGroup(directoryUrl: string, name: string, url: string, 
     await directoryStore.close();
   }
 }
+
+/** `quill user add [--group NAME]`: the named group (a grouped store only), else where the store puts new users. */
+export function addUserToGroup(store: Store, input: Parameters<Store['addUser']>[0], group?: string): Promise<User> {
+  if (group === undefined) return store.addUser(input);
+  if (!isGroupedStore(store)) throw new StoreError('invalid', '--group needs a store of several groups (quill group add)');
+  return store.addUserIn(input, group);
+}
