@@ -314,6 +314,23 @@ describe('admin API', () => {
     assert.match(text.stdout.toString(), /^ID +AT +ACTOR +ACTION +TARGET +DETAIL\n/);
   });
 
+  it("lists a user's drive objects, folders before their contents, audited", async () => {
+    const annId = (await server.store.getUser('ann@example.com'))!.id;
+    const folder = await server.store.createDriveFolder(annId, null, 'Papers');
+    await server.store.createDriveFolder(annId, folder.id, 'Old');
+    const reply = await admin.get('/api/admin/raw/users/ann@example.com/drive');
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    assert.deepEqual(
+      reply.body.objects.map((o: { name: string; parentId: number | null }) => [o.name, o.parentId]),
+      [
+        ['Papers', null],
+        ['Old', folder.id],
+      ],
+    );
+    const [view] = (await admin.get('/api/admin/audit?limit=1')).body.entries;
+    assert.deepEqual([view.action, view.target, view.detail], ['view', 'ann@example.com', { what: 'drive', objects: 2 }]);
+  });
+
   it('stops a node on request: it closes its listeners and leaves the membership', async () => {
     const requests: StopRequest[] = [];
     const otherDir = tempDir();

@@ -7,7 +7,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isAlive } from '../cluster/membership.js';
 import { headerBlock } from '../queue/dsn.js';
 import type { ServiceDeps } from '../service.js';
+import { isGroupedStore } from '../store/grouped-store.js';
 import type { Mailbox, Member, MemberRequest, OutboundEntry, Store, User } from '../store/types.js';
+import { moveUser } from '../store/user-move.js';
 import { hashPassword } from '../util/password.js';
 import { Errors, HttpError } from './errors.js';
 import { accountOf } from './sessions.js';
@@ -40,7 +42,12 @@ interface DriveLister {
 }
 const DRIVE_VIEW_MAX_OBJECTS = 10_000;
 
-function adminUser(user: User) {
+/** The PostgreSQL group a user's data lives in; null on a store of one group. */
+async function groupOf(store: Store, user: User): Promise<string | null> {
+  return isGroupedStore(store) ? (await store.groupForId(user.id)).info.name : null;
+}
+
+function adminUser(user: User, group: string | null) {
   return {
     address: user.address,
     isAdmin: user.isAdmin,
@@ -48,7 +55,7 @@ function adminUser(user: User) {
     quotaBytes: user.quotaBytes,
     usedBytes: user.usedBytes,
     createdAt: user.createdAt.toISOString(),
-    group: null as string | null,
+    group,
   };
 }
 
@@ -161,7 +168,7 @@ export async function adminRoutes(app: FastifyInstance, deps: ServiceDeps): Prom
     async (request) => {
       const { q, offset: from = 0, limit: count = 50 } = request.query;
       const { users, total } = await store.searchUsers({ q: q || undefined, offset: from, limit: count });
-      return { users: users.map(adminUser), total };
+      return { users: await Promise.all(users.map(async (u) => adminUser(u, await groupOf(store, u)))), total };
     },
   );
 
@@ -190,7 +197,7 @@ export async function adminRoutes(app: FastifyInstance, deps: ServiceDeps): Prom
       });
       await audit(request, 'user.add', user.address, { quotaBytes: user.quotaBytes, isAdmin: user.isAdmin });
       void reply.code(201);
-      return { user: adminUser(user) };
+      return { user: adminUser(user, await groupOf(store, user)) };
     },
   );
 
@@ -242,8 +249,12 @@ export async function adminRoutes(app: FastifyInstance, deps: ServiceDeps): Prom
       },
     },
     async (request) => {
-      await userOrThrow(store, request.params.address);
-      throw new HttpError(501, 'this store has no groups to move users between');
+      const user = await userOrThrow(store, request.params.address);
+      if (!isGroupedStore(store)) throw new HttpError(501, 'this store has no groups to move users between (quill group add)');
+      // Online: copy, a short fence, switch (src/store/user-move.ts). 404 unknown group, 400 same group.
+      const moved = await moveUser(store, user.address, request.body.group);
+      await audit(request, 'user.move', user.address, { from: moved.from, to: moved.to, messages: moved.messages });
+      return { ok: true };
     },
   );
 
