@@ -36,6 +36,7 @@ const AUDITED: Record<string, Audited> = {
     if (options.quota !== undefined) entries.push({ action: 'user.quota', target: address!.toLowerCase(), detail: { quota: options.quota } });
     return entries;
   },
+  'user move': ([address, group]) => [{ action: 'user.move', target: address!.toLowerCase(), detail: { to: group } }],
   'queue retry': ([id]) => [{ action: 'queue.retry', target: id! }],
   'queue hold': ([id]) => [{ action: 'queue.hold', target: id! }],
   'queue release': ([id]) => [{ action: 'queue.release', target: id! }],
