@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { userInfo } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,7 +21,7 @@ const MAIN = path.resolve('src/cli/main.ts');
 
 function quill(args: string[]): Promise<{ code: number; stdout: Buffer; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { timeout: 30_000, encoding: 'buffer' }, (error, stdout, stderr) => {
+    execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { timeout: 60_000, encoding: 'buffer' }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr: stderr.toString() });
     });
   });
@@ -312,6 +313,26 @@ describe('admin API', () => {
     assert.ok(entries.some((e) => e.actor === 'root@example.com' && e.action === 'view' && e.detail.uid === uid));
     const text = await quill(['admin', 'audit', ...storeArgs()]);
     assert.match(text.stdout.toString(), /^ID +AT +ACTOR +ACTION +TARGET +DETAIL\n/);
+  });
+
+  it("writes the CLI's operator commands to the audit log as cli:<os user>", async () => {
+    for (const args of [['domain', 'add', 'cli.example'], ['user', 'disable', 'ann@example.com'], ['user', 'enable', 'ann@example.com']]) {
+      const run = await quill([...args, ...storeArgs()]);
+      assert.equal(run.code, 0, run.stderr);
+    }
+    assert.equal((await server.store.getUser('ann@example.com'))?.disabled, false);
+    const entries = (await admin.get('/api/admin/audit?limit=3')).body.entries as { actor: string; action: string; target: string }[];
+    assert.deepEqual(
+      entries.map((e) => [e.actor, e.action, e.target]),
+      [
+        [`cli:${userInfo().username}`, 'user.enable', 'ann@example.com'],
+        [`cli:${userInfo().username}`, 'user.disable', 'ann@example.com'],
+        [`cli:${userInfo().username}`, 'domain.add', 'cli.example'],
+      ],
+    );
+    const failed = await quill(['user', 'disable', 'ghost@example.com', ...storeArgs()]);
+    assert.equal(failed.code, 2);
+    assert.equal((await admin.get('/api/admin/audit?limit=1')).body.entries[0].action, 'user.enable', 'a failed command writes nothing');
   });
 
   it("lists a user's drive objects, folders before their contents, audited", async () => {
