@@ -102,8 +102,8 @@ export function driveRoutes(app: FastifyInstance, deps: ServiceDeps): void {
         const folder = request.query.folder ?? null;
         const path = await pathTo(store, user.id, folder);
         const entries = await store.listDrive(user.id, folder);
-        const fresh = await store.getUserById(user.id);
-        return { folder, path, entries: entries.map(nodeOut), usedBytes: fresh?.usedBytes ?? user.usedBytes, quotaBytes: user.quotaBytes };
+        // The account is read afresh for every request, so its usage is current.
+        return { folder, path, entries: entries.map(nodeOut), usedBytes: user.usedBytes, quotaBytes: user.quotaBytes };
       },
     );
 

@@ -78,6 +78,10 @@ function putPiece(url: string, blob: Blob, first: number, total: number, onProgr
   });
 }
 
+// Drawn, not emoji: a font without emoji would show boxes.
+const FOLDER_ICON = 'M1 3.5A1.5 1.5 0 0 1 2.5 2h3.6l1.5 1.5h5.9A1.5 1.5 0 0 1 15 5v7.5a1.5 1.5 0 0 1-1.5 1.5h-11A1.5 1.5 0 0 1 1 12.5z';
+const FILE_ICON = 'M3 1.5A1.5 1.5 0 0 1 4.5 0H10l4 4v10.5a1.5 1.5 0 0 1-1.5 1.5h-8A1.5 1.5 0 0 1 3 14.5zM10 1v3h3';
+
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Sends one file; resumes from the server's offset after a failure. Throws with a clear message. */
@@ -116,7 +120,7 @@ async function sendFile(file: File, parent: number | null, onSent: (sent: number
   }
 }
 
-function EntryRow({ entry, folders, busy, onChanged, onError }: { entry: Entry; folders: { id: number | null; label: string }[]; busy: boolean; onChanged: () => void; onError: (message: string) => void }) {
+function EntryRow({ entry, folders, onChanged, onError }: { entry: Entry; folders: { id: number | null; label: string }[]; onChanged: () => void; onError: (message: string) => void }) {
   const [mode, setMode] = useState<'idle' | 'rename' | 'move' | 'delete'>('idle');
   const [name, setName] = useState(entry.name);
   const [target, setTarget] = useState('');
@@ -135,9 +139,9 @@ function EntryRow({ entry, folders, busy, onChanged, onError }: { entry: Entry; 
   const targets = folders.filter((f) => f.id !== entry.id && f.id !== entry.parent);
   return (
     <li class={`entry ${entry.kind}`}>
-      <span class="icon" aria-hidden="true">
-        {entry.kind === 'folder' ? '📁' : '📄'}
-      </span>
+      <svg class="icon" aria-hidden="true" viewBox="0 0 16 16" width="16" height="16">
+        <path d={entry.kind === 'folder' ? FOLDER_ICON : FILE_ICON} />
+      </svg>
       {mode === 'rename' ? (
         <form
           class="inline"
@@ -205,13 +209,13 @@ function EntryRow({ entry, folders, busy, onChanged, onError }: { entry: Entry; 
                 Download
               </a>
             )}
-            <button type="button" disabled={busy} aria-label={`Rename ${entry.name}`} onClick={() => (setName(entry.name), setMode('rename'))}>
+            <button type="button" aria-label={`Rename ${entry.name}`} onClick={() => (setName(entry.name), setMode('rename'))}>
               Rename
             </button>
-            <button type="button" disabled={busy || targets.length === 0} aria-label={`Move ${entry.name}`} onClick={() => (setTarget(''), setMode('move'))}>
+            <button type="button" disabled={targets.length === 0} aria-label={`Move ${entry.name}`} onClick={() => (setTarget(''), setMode('move'))}>
               Move
             </button>
-            <button type="button" disabled={busy} aria-label={`Delete ${entry.name}`} onClick={() => setMode('delete')}>
+            <button type="button" aria-label={`Delete ${entry.name}`} onClick={() => setMode('delete')}>
               Delete
             </button>
           </span>
@@ -250,6 +254,9 @@ export function Drive({ user, onLogout }: { user: UserInfo; onLogout: () => void
     );
   }, [folder]);
   useEffect(load, [load]);
+  // Uploads outlive a change of folder: they refresh whatever folder is open when they end.
+  const loadLatest = useRef(load);
+  loadLatest.current = load;
 
   const update = (key: number, change: Partial<UploadState>) => setUploads((list) => list.map((u) => (u.key === key ? { ...u, ...change } : u)));
 
@@ -266,7 +273,7 @@ export function Drive({ user, onLogout }: { user: UserInfo; onLogout: () => void
       } catch (e) {
         update(key, { status: 'failed', error: (e as Error).message });
       }
-      load();
+      loadLatest.current();
     }
     uploading.current = false;
   };
@@ -392,7 +399,7 @@ export function Drive({ user, onLogout }: { user: UserInfo; onLogout: () => void
         ) : (
           <ul class="entries" aria-label="Files and folders">
             {listing.entries.map((entry) => (
-              <EntryRow key={entry.id} entry={entry} folders={moveTargets} busy={false} onChanged={load} onError={setError} />
+              <EntryRow key={entry.id} entry={entry} folders={moveTargets} onChanged={load} onError={setError} />
             ))}
           </ul>
         )}
