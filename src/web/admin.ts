@@ -1,4 +1,4 @@
-// The admin API under /api/admin (issue 9, contract in docs/admin-api.md): the cluster and the
+// The admin API under /api/admin (issue 9, documented in docs/admin.md): the cluster and the
 // store, users, domains, the outbound queue, read-only raw views of a user's data, and the
 // audit log. Every route lives in this one encapsulated plugin, whose onRequest hook refuses
 // anyone but an administrator (403) before a body is even read: a route added here cannot
