@@ -74,7 +74,8 @@ export class SelectedMailbox {
   }
 
   isRecent(uid: number): boolean {
-    return this.recent.some(([lo, hi]) => uid >= lo && uid <= hi);
+    for (const [lo, hi] of this.recent) if (uid >= lo && uid <= hi) return true;
+    return false;
   }
 
   isGone(uid: number): boolean {
@@ -89,18 +90,26 @@ export class SelectedMailbox {
 
   /** UIDs of a sequence set or UID set, ascending, without duplicates. */
   resolve(set: SequenceSet, byUid: boolean): number[] {
-    const out = new Set<number>();
+    const uids = this.uids;
+    // Each range as a span [from, to) of positions in the view, then the spans merged.
+    const spans: [number, number][] = [];
     if (byUid) {
-      for (const [lo, hi] of resolveSet(set, this.maxUid)) {
-        for (let i = lowerBound(this.uids, lo); i < this.uids.length && this.uids[i]! <= hi; i++) out.add(this.uids[i]!);
-      }
+      for (const [lo, hi] of resolveSet(set, this.maxUid)) spans.push([lowerBound(uids, lo), lowerBound(uids, hi + 1)]);
     } else {
       const ranges = resolveSet(set, this.exists);
       // RFC 3501 9: a sequence number beyond the mailbox (other than "*") is an error.
       for (const [lo, hi] of ranges) if (hi > this.exists || lo < 1) throw bad('invalid message sequence number');
-      for (const [lo, hi] of ranges) for (let seq = lo; seq <= hi; seq++) out.add(this.uids[seq - 1]!);
+      for (const [lo, hi] of ranges) spans.push([lo - 1, hi]);
     }
-    return [...out].sort((a, b) => a - b);
+    if (spans.length === 1) return uids.slice(spans[0]![0], spans[0]![1]);
+    spans.sort((a, b) => a[0] - b[0]);
+    const out: number[] = [];
+    let end = 0;
+    for (const [from, to] of spans) {
+      for (let i = Math.max(from, end); i < to; i++) out.push(uids[i]!);
+      end = Math.max(end, to);
+    }
+    return out;
   }
 
   /** Marks UIDs as expunged (by this session or found by a sync); announced by announceExpunges. */

@@ -46,4 +46,54 @@ describe('IMAP updates across servers sharing a store', () => {
       writer.close();
     }
   });
+
+  it("keeps one server's shared index current with flags, appends and expunges made on the other", async () => {
+    const { client: reader } = await ImapWire.connect(first.port('imap'));
+    const { client: writer } = await ImapWire.connect(second.port('imap'));
+    // NOOP on the reader until its answers satisfy `done` (the other server's changes arrive by polling).
+    const poll = async (command: string, done: (untagged: string[]) => boolean): Promise<string[]> => {
+      for (let i = 0; i < 100; i++) {
+        const { untagged } = await reader.command(command);
+        if (done(untagged)) return untagged;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.fail(`${command} never satisfied`);
+    };
+    try {
+      await reader.login('erin@example.com', 'pw');
+      await writer.login('erin@example.com', 'pw');
+      await writer.command('CREATE Shared');
+      for (const subject of ['alpha one', 'beta two']) {
+        const raw = `Subject: ${subject}\r\n\r\nbody\r\n`;
+        await writer.command(`APPEND Shared {${raw.length}+}\r\n${raw}`);
+      }
+      await reader.command('SELECT Shared');
+      assert.deepEqual((await reader.command('UID SEARCH SUBJECT beta')).untagged, ['* SEARCH 2']);
+      await writer.command('SELECT Shared');
+      await writer.command('UID STORE 1 +FLAGS.SILENT (\\Flagged)');
+      await poll('UID SEARCH FLAGGED', (u) => u.includes('* SEARCH 1'));
+      assert.deepEqual((await reader.command('FETCH 1:* (UID FLAGS)')).untagged, ['* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))', '* 2 FETCH (UID 2 FLAGS (\\Recent))']);
+      const raw = 'Subject: gamma three\r\n\r\nbody\r\n';
+      await writer.command(`APPEND Shared {${raw.length}+}\r\n${raw}`);
+      await poll('NOOP', (u) => u.includes('* 3 EXISTS'));
+      assert.deepEqual((await reader.command('UID SEARCH SUBJECT gamma')).untagged, ['* SEARCH 3']);
+      await writer.command('UID STORE 2 +FLAGS.SILENT (\\Deleted)');
+      await writer.command('UID EXPUNGE 2');
+      await poll('NOOP', (u) => u.includes('* 2 EXPUNGE'));
+      assert.deepEqual((await reader.command('UID SEARCH ALL')).untagged, ['* SEARCH 1 3']);
+      assert.deepEqual((await reader.command('FETCH 1:* (UID)')).untagged, ['* 1 FETCH (UID 1)', '* 2 FETCH (UID 3)']);
+      // A second session on the reader's server starts from the same index.
+      const { client: other } = await ImapWire.connect(first.port('imap'));
+      try {
+        await other.login('erin@example.com', 'pw');
+        assert.ok((await other.command('EXAMINE Shared')).untagged.includes('* 2 EXISTS'));
+        assert.deepEqual((await other.command('UID SEARCH FLAGGED')).untagged, ['* SEARCH 1']);
+      } finally {
+        other.close();
+      }
+    } finally {
+      reader.close();
+      writer.close();
+    }
+  });
 });

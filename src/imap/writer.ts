@@ -99,6 +99,13 @@ export class ResponseBatch {
     this.count++;
   }
 
+  /** A response already written out as text (7-bit, with its CRLF): the FETCH fast path. */
+  addLine(line: string): void {
+    this.out.str(line);
+    this.bytes += line.length;
+    this.count++;
+  }
+
   /** The bytes of the responses added so far; the batch starts empty again. */
   take(): Buffer {
     const bytes = this.out.bytes();

@@ -5,7 +5,7 @@
 import type { FlagUpdate, MessageMeta } from '../../store/types.js';
 import { argsText, atomText, list, number, sequenceSet } from '../args.js';
 import { bad, CODE, no } from '../errors.js';
-import { fetchData, FetchSyntaxError, itemsNeed, itemsSetSeen, parseFetchItems, UnknownCteError, type FetchItem, type FetchMessage } from '../message/fetch-items.js';
+import { fetchData, FetchSyntaxError, formatInternalDate, itemsNeed, itemsSetSeen, parseFetchItems, UnknownCteError, type FetchItem, type FetchMessage } from '../message/fetch-items.js';
 import { formatSet, resolveSet } from '../message/sequence.js';
 import type { SelectedMailbox } from '../selected.js';
 import type { CommandInfo, Session } from '../session.js';
@@ -64,6 +64,8 @@ export async function fetch(s: Session, args: ImapValue[], info: CommandInfo): P
   let entries = selected.index.pick(uids);
   if (changedSince !== undefined) entries = entries.filter((e) => e.modseq > changedSince!);
   const batch = new ResponseBatch();
+  // Only metadata asked (FETCH 1:* (UID FLAGS), a client's resync): the responses as plain text.
+  const metaOnly = !need.parsed && !need.raw && !setSeen && items.every((i) => META_ITEMS.has(i.kind));
   for (const page of contentPages(entries, need)) {
     const flagged = setSeen ? await markSeen(s, selected, page) : new Map<number, FlagUpdate>();
     // Content in one store read per page, not one per message.
@@ -79,6 +81,10 @@ export async function fetch(s: Session, args: ImapValue[], info: CommandInfo): P
       if (parsed) msg.parsed = parsed.get(meta.blobHash);
       if (raws) msg.raw = raws.get(meta.blobHash);
       if ((need.parsed && !msg.parsed) || (need.raw && !msg.raw)) continue; // expunged meanwhile
+      if (metaOnly) {
+        batch.addLine(metaLine(items, seq, msg));
+        continue;
+      }
       let data: ImapValue[];
       try {
         data = fetchData(items, msg);
@@ -97,6 +103,34 @@ export async function fetch(s: Session, args: ImapValue[], info: CommandInfo): P
     }
   }
   if (batch.count > 0) s.write(batch.take());
+}
+
+const META_ITEMS = new Set<FetchItem['kind']>(['UID', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'MODSEQ']);
+
+/** One FETCH response of metadata items, as fetchData and the writer would give it. */
+function metaLine(items: FetchItem[], seq: number, msg: FetchMessage): string {
+  let line = `* ${seq} FETCH (`;
+  for (let i = 0; i < items.length; i++) {
+    if (i > 0) line += ' ';
+    switch (items[i]!.kind) {
+      case 'UID':
+        line += `UID ${msg.uid}`;
+        break;
+      case 'FLAGS':
+        line += `FLAGS (${msg.flags.join(' ')})`;
+        break;
+      case 'INTERNALDATE':
+        line += `INTERNALDATE "${formatInternalDate(msg.internalDate)}"`;
+        break;
+      case 'RFC822.SIZE':
+        line += `RFC822.SIZE ${msg.size}`;
+        break;
+      case 'MODSEQ':
+        line += `MODSEQ (${msg.modseq})`;
+        break;
+    }
+  }
+  return `${line})\r\n`;
 }
 
 /** Pages of messages small enough to hold their content in memory at once (all of them for metadata only). */

@@ -37,14 +37,17 @@ async function searchSelected(s: Session, key: SearchKey): Promise<Found[]> {
   await index.fresh();
   const scope = { maxSeq: selected.exists, maxUid: selected.maxUid, now: Date.now() };
   const candidates: Candidate[] = [];
-  for (const meta of index.pick(selected.uids)) {
+  const uids = selected.uids;
+  const entries = index.pick(uids);
+  // Both ascending by UID: walk them together for the sequence numbers.
+  for (let i = 0, seq = 0; i < entries.length; i++) {
+    const meta = entries[i]!;
+    while (uids[seq] !== meta.uid) seq++;
     if (selected.isGone(meta.uid)) continue;
-    candidates.push({ seq: selected.seqOf(meta.uid), meta, recent: selected.isRecent(meta.uid) });
+    candidates.push({ seq: seq + 1, meta, recent: selected.isRecent(meta.uid) });
   }
-  const found: Found[] = [];
-  const metas = new Map<number, IndexEntry>(candidates.map((c) => [c.meta.uid, c.meta]));
-  for (const m of await runSearch(key, candidates, scope, s.ctx.cache)) found.push({ seq: m.seq, uid: m.uid, modseq: m.modseq, meta: metas.get(m.uid)! });
-  return found;
+  const found = await runSearch(key, candidates, scope, s.ctx.cache);
+  return found.map((c) => ({ seq: c.seq, uid: c.meta.uid, modseq: c.meta.modseq, meta: c.meta }));
 }
 
 export async function search(s: Session, args: ImapValue[], info: CommandInfo): Promise<void> {

@@ -25,6 +25,8 @@ export function parseMessage(raw: Buffer): ParsedMessage {
 export interface HeaderSummary {
   root: Pick<MimePart, 'envelope'>;
   references: string | null;
+  /** Envelope fields as SEARCH compares them (decoded, folded), made on first use. */
+  folded?: Partial<Record<'from' | 'to' | 'cc' | 'bcc' | 'subject', string>>;
 }
 
 export function summaryOf(parsed: ParsedMessage): HeaderSummary {

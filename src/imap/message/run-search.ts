@@ -22,13 +22,23 @@ export function toSearchMessage(c: Candidate): SearchMessage {
 /** Messages whose content is loaded at once for keys the summary cannot answer. */
 const CONTENT_PAGE = 200;
 
-export async function runSearch(key: SearchKey, candidates: Candidate[], scope: SearchScope, cache: MessageCache): Promise<SearchMessage[]> {
+/** The candidates the key matches, in the order given. */
+export async function runSearch(key: SearchKey, candidates: Candidate[], scope: SearchScope, cache: MessageCache): Promise<Candidate[]> {
   const needsRaw = keyNeeds(key) === NEED_RAW;
   const results: (boolean | undefined)[] = new Array(candidates.length);
-  const messages: SearchMessage[] = candidates.map(toSearchMessage);
   let undecided: number[] = [];
+  // Metadata first, through one scratch message: most searches end here.
+  const scratch: SearchMessage = { seq: 0, uid: 0, flags: [], recent: false, size: 0, internalDate: new Date(0), modseq: 0 };
   for (let i = 0; i < candidates.length; i++) {
-    results[i] = matches(key, messages[i]!, scope);
+    const c = candidates[i]!;
+    scratch.seq = c.seq;
+    scratch.uid = c.meta.uid;
+    scratch.flags = c.meta.flags;
+    scratch.recent = c.recent;
+    scratch.size = c.meta.size;
+    scratch.internalDate = c.meta.internalDate;
+    scratch.modseq = c.meta.modseq;
+    results[i] = matches(key, scratch, scope);
     if (results[i] === undefined) undecided.push(i);
   }
   if (undecided.length > 0 && usesSummary(key)) {
@@ -41,8 +51,9 @@ export async function runSearch(key: SearchKey, candidates: Candidate[], scope: 
         results[i] = false; // expunged meanwhile
         continue;
       }
-      messages[i]!.summary = summary;
-      results[i] = matches(key, messages[i]!, scope);
+      const msg = toSearchMessage(candidates[i]!);
+      msg.summary = summary;
+      results[i] = matches(key, msg, scope);
       if (results[i] === undefined) still.push(i);
     }
     undecided = still;
@@ -53,18 +64,15 @@ export async function runSearch(key: SearchKey, candidates: Candidate[], scope: 
     const parsed = await cache.parsedMany(hashes, false);
     const raws = needsRaw ? await cache.rawMany(hashes) : undefined;
     for (const i of page) {
-      const msg = messages[i]!;
+      const msg = toSearchMessage(candidates[i]!);
       const hash = candidates[i]!.meta.blobHash;
       msg.parsed = parsed.get(hash);
       if (raws) msg.raw = raws.get(hash);
       results[i] = msg.parsed && (!raws || msg.raw) ? matches(key, msg, scope) : false;
-      // Let the content go: only the verdict is kept.
-      msg.parsed = undefined;
-      msg.raw = undefined;
     }
   }
-  const found: SearchMessage[] = [];
-  for (let i = 0; i < candidates.length; i++) if (results[i]) found.push(messages[i]!);
+  const found: Candidate[] = [];
+  for (let i = 0; i < candidates.length; i++) if (results[i]) found.push(candidates[i]!);
   return found;
 }
 

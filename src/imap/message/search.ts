@@ -286,10 +286,8 @@ export function matches(key: SearchKey, msg: SearchMessage, scope: SearchScope):
   switch (key.kind) {
     case 'all':
       return true;
-    case 'flag': {
-      const wanted = key.flag.toLowerCase();
-      return msg.flags.some((f) => f.toLowerCase() === wanted) === key.set;
-    }
+    case 'flag':
+      return hasFlag(msg.flags, key.flag) === key.set;
     case 'recent':
       return msg.recent === key.set;
     case 'internaldate':
@@ -315,6 +313,12 @@ export function matches(key: SearchKey, msg: SearchMessage, scope: SearchScope):
     case 'envelope': {
       const head = msg.summary ?? msg.parsed;
       if (!head) return undefined;
+      if (msg.summary) {
+        // The summary lives in the shared index: keep the decoded, folded field for the next search.
+        const folded = (msg.summary.folded ??= {});
+        const text = (folded[key.field] ??= fold(envelopeFieldText(msg.summary.root, key.field)));
+        return key.value === '' || text.includes(fold(key.value));
+      }
       return contains(envelopeFieldText(head.root, key.field), key.value);
     }
     case 'header':
@@ -343,6 +347,12 @@ export function matches(key: SearchKey, msg: SearchMessage, scope: SearchScope):
       return unknown ? undefined : true;
     }
   }
+}
+
+/** Flags compare case-insensitively; the length check spares most lower-casing. */
+function hasFlag(flags: string[], flag: string): boolean {
+  for (const f of flags) if (f === flag || (f.length === flag.length && f.toLowerCase() === flag.toLowerCase())) return true;
+  return false;
 }
 
 function compareDay(day: number, op: DateOp, wanted: number): boolean {
