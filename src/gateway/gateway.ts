@@ -17,6 +17,7 @@ import { processMetrics, type GatewayCounters } from '../metrics/metrics.js';
 import { startGatewayAdmin, watchGateway, type GatewayAdmin } from './admin.js';
 import { NodeDirectory } from './directory.js';
 import { HttpFrontEnd } from './http-front.js';
+import { ImapFront } from './imap-front.js';
 import { Pop3Front } from './pop3-front.js';
 import { SmtpFront } from './smtp-front.js';
 
@@ -400,6 +401,10 @@ export async function startGateway(
       if (protocol === 'pop3') {
         const deps = { config, directory, auth, tlsContext: tlsMaterial.context, logger };
         return (socket) => new Pop3Front(socket, deps);
+      }
+      if (protocol === 'imap') {
+        const deps = { config, directory, auth, tlsContext: tlsMaterial.context, logger };
+        return (socket) => new ImapFront(socket, deps);
       }
       if (protocol === 'http') {
         const front = (http ??= new HttpFrontEnd({ config, directory, logger }));

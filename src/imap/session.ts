@@ -113,6 +113,11 @@ export class Session implements ChangeSubscriber {
     return (this.logger ??= this.ctx.log.child({ session: this.id, remote: this.remoteIp, user: this.user?.address }));
   }
 
+  /** The address of the socket's peer: a gateway's, when a gateway named the client. */
+  get peerAddress(): string | undefined {
+    return this.raw.remoteAddress;
+  }
+
   get userId(): number {
     return this.user?.id ?? 0;
   }

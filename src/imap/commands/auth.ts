@@ -1,5 +1,6 @@
 // Not-authenticated state (RFC 3501 6.2): STARTTLS, AUTHENTICATE PLAIN (RFC 4616, with the
 // initial response of SASL-IR, RFC 4959) and LOGIN.
+import { fromTrustedGateway } from '../../net/proxy-header.js';
 import { astring, atomText } from '../args.js';
 import { bad, CODE, no } from '../errors.js';
 import { chunksAsLine } from '../parser.js';
@@ -48,6 +49,22 @@ export async function authenticate(s: Session, args: ImapValue[]): Promise<Comma
   const [authzid, authcid, password] = parts as [string, string, string];
   if (authzid && authzid.toLowerCase() !== authcid.toLowerCase()) throw no('authorization identity must be the user', CODE.authenticationFailed);
   return authenticateUser(s, authcid, password);
+}
+
+/**
+ * `tag XQUILL-LOGIN user`: the gateway's IMAP front end (src/gateway/imap-front.ts) checked
+ * the password itself and opens the session here, first or again after a failover. Only a
+ * connection from a trusted gateway may say it; anyone else hears of no such command.
+ */
+export async function gatewayLogin(s: Session, args: ImapValue[], info: CommandInfo): Promise<CommandResult> {
+  const { config, store } = s.ctx.deps;
+  if (!fromTrustedGateway(s.peerAddress, config.trustedGateways)) throw bad(`unknown command ${info.name}`);
+  arity(args, 1);
+  const user = await store.getUser(astring(args[0], 'user name'));
+  if (!user || user.disabled) throw no('authentication failed', CODE.authenticationFailed);
+  if (s.ctx.hub.sessionsOf(user.id) >= config.limits.imapConnectionsPerUser) throw no('too many sessions for this user', CODE.limit);
+  s.loggedIn(user);
+  return { code: `CAPABILITY ${s.capabilities().join(' ')}`, text: 'logged in' };
 }
 
 async function authenticateUser(s: Session, address: string, password: string): Promise<CommandResult> {

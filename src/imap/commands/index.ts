@@ -1,7 +1,7 @@
 // The command table: every command name, the states it is allowed in (RFC 3501 3, 6), and
 // its handler. The dispatcher (Session.dispatch) checks the state; handlers never do.
 import { append } from './append.js';
-import { authenticate, login, starttls } from './auth.js';
+import { authenticate, gatewayLogin, login, starttls } from './auth.js';
 import { capability, enable, id, logout, namespace, noop } from './any.js';
 import { compress } from './compress.js';
 import { copy } from './copy.js';
@@ -25,6 +25,7 @@ export const COMMANDS = new Map<string, CommandSpec>([
   ['STARTTLS', { states: NOT_AUTHENTICATED, run: starttls }],
   ['LOGIN', { states: NOT_AUTHENTICATED, run: login }],
   ['AUTHENTICATE', { states: NOT_AUTHENTICATED, run: authenticate }],
+  ['XQUILL-LOGIN', { states: NOT_AUTHENTICATED, run: gatewayLogin }],
   ['ENABLE', { states: AUTHENTICATED, run: enable }],
   ['NAMESPACE', { states: AUTHENTICATED, run: namespace }],
   ['SELECT', { states: AUTHENTICATED, run: select }],
