@@ -1397,8 +1397,12 @@ export abstract class KyselyStore implements Store {
     const ttlMs = input.ttlMs ?? DRIVE_UPLOAD_TTL_MS;
     const row = await this.write(async (tx) => {
       const now = Date.now();
-      // The user's abandoned uploads go as a new one starts (their bytes count against the quota).
-      const expired = await tx.selectFrom('drive_uploads').selectAll().where('user_id', '=', userId).where('expires_at', '<=', now).execute();
+      // Abandoned uploads go as new ones start, the user's own first (their bytes count against
+      // the quota), then a few of anyone's, so no sweeper is needed.
+      const expired = [
+        ...(await tx.selectFrom('drive_uploads').selectAll().where('user_id', '=', userId).where('expires_at', '<=', now).execute()),
+        ...(await tx.selectFrom('drive_uploads').selectAll().where('user_id', '!=', userId).where('expires_at', '<=', now).limit(10).execute()),
+      ];
       for (const old of expired) await this.dropUpload(tx, old);
       const parent = await this.driveFolder(tx, userId, input.parentId);
       await this.driveNameFree(tx, userId, parent, input.name);

@@ -264,6 +264,8 @@ describe('web drive', () => {
     const wrongStart = await send(fay, 'PUT', `/api/drive/uploads/${started.body.id}`, { body: Buffer.from('cd'), headers: { ...headers, 'content-range': 'bytes 2-3/4' } });
     assert.equal(wrongStart.status, 409);
     assert.equal(json(wrongStart).offset, 0);
+    const openApi = await fay.get('/api/openapi.json');
+    assert.ok(openApi.body.paths['/drive/uploads/{id}']?.put, 'the drive is in the OpenAPI document');
     const ok = await send(fay, 'PUT', `/api/drive/uploads/${started.body.id}?offset=0`, { body: Buffer.from('abcd'), headers: { 'content-type': 'application/octet-stream' } });
     assert.equal(json(ok).complete, true);
   });
