@@ -92,6 +92,27 @@ describe('drive in a browser', { skip: !existsSync(CHROMIUM) && `no chromium at 
     assert.ok(readFileSync(saved).equals(bytes), 'byte-exact');
   });
 
+  it('cancels an upload under way', async () => {
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let seen = false;
+    await page.route('**/api/drive/uploads/*', async (route) => {
+      if (route.request().method() !== 'PUT') return route.continue();
+      seen = true;
+      await held; // the PUT hangs until the test lets it go
+      await route.continue().catch(() => undefined);
+    });
+    await page.getByLabel('Upload files').setInputFiles([{ name: 'slow.bin', mimeType: 'application/octet-stream', buffer: randomBytes(100_000) }]);
+    await page.getByRole('button', { name: 'Cancel upload of slow.bin' }).click();
+    await page.getByRole('list', { name: 'Uploads' }).getByText('Cancelled').waitFor();
+    release();
+    await page.unroute('**/api/drive/uploads/*');
+    assert.ok(seen);
+    const una = (await server.store.getUser('una@example.com'))!;
+    const reports = (await server.store.listDrive(una.id, null)).find((n) => n.name === 'Reports')!;
+    assert.deepEqual((await server.store.listDrive(una.id, reports.id)).map((n) => n.name).sort(), ['data.bin', XSS_NAME].sort(), 'no slow.bin');
+  });
+
   it('renames and deletes, and the hostile name never ran', async () => {
     await page.getByRole('button', { name: `Rename ${XSS_NAME}` }).click();
     await page.getByLabel(`New name for ${XSS_NAME}`).fill('note.txt');

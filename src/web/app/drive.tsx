@@ -32,7 +32,7 @@ interface UploadState {
   name: string;
   size: number;
   sent: number;
-  status: 'waiting' | 'sending' | 'retrying' | 'done' | 'failed';
+  status: 'waiting' | 'sending' | 'retrying' | 'done' | 'failed' | 'cancelled';
   error?: string;
 }
 
@@ -56,9 +56,10 @@ function folderFromHash(hash: string): number | null {
 const folderHref = (id: number | null) => (id === null ? '#/drive' : `#/drive/${id}`);
 
 /** One PUT of bytes through XMLHttpRequest, for its upload progress events. */
-function putPiece(url: string, blob: Blob, first: number, total: number, onProgress: (loaded: number) => void): Promise<{ status: number; body: { offset?: number; error?: string; complete?: boolean } }> {
+function putPiece(url: string, blob: Blob, first: number, total: number, onProgress: (loaded: number) => void, signal: AbortSignal): Promise<{ status: number; body: { offset?: number; error?: string; complete?: boolean } }> {
   return new Promise((resolve) => {
     const xhr = new XMLHttpRequest();
+    signal.addEventListener('abort', () => xhr.abort(), { once: true });
     xhr.open('PUT', url);
     xhr.setRequestHeader('content-type', 'application/octet-stream');
     xhr.setRequestHeader('content-range', `bytes ${first}-${first + blob.size - 1}/${total}`);
@@ -74,6 +75,7 @@ function putPiece(url: string, blob: Blob, first: number, total: number, onProgr
     xhr.onload = () => resolve({ status: xhr.status, body: parse() });
     xhr.onerror = () => resolve({ status: 0, body: { error: 'the connection dropped' } });
     xhr.ontimeout = xhr.onerror;
+    xhr.onabort = () => resolve({ status: 0, body: { error: 'cancelled' } });
     xhr.send(blob);
   });
 }
@@ -85,17 +87,22 @@ const FILE_ICON = 'M3 1.5A1.5 1.5 0 0 1 4.5 0H10l4 4v10.5a1.5 1.5 0 0 1-1.5 1.5h
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Sends one file; resumes from the server's offset after a failure. Throws with a clear message. */
-async function sendFile(file: File, parent: number | null, onSent: (sent: number, retrying: boolean) => void): Promise<void> {
+async function sendFile(file: File, parent: number | null, onSent: (sent: number, retrying: boolean) => void, signal: AbortSignal): Promise<void> {
   const contentType = /^[\w.+-]+\/[\w.+-]+$/.test(file.type) ? file.type : undefined;
   const started = await api<{ id: string; offset: number }>('POST', '/api/drive/uploads', { parent, name: file.name, size: file.size, contentType });
   if (file.size === 0) return;
   const url = `/api/drive/uploads/${enc(started.id)}`;
+  const cancelled = async () => {
+    await api('DELETE', url).catch(() => undefined); // frees what was stored
+    return new Error('cancelled');
+  };
   let offset = started.offset;
   let failures = 0;
   while (offset < file.size) {
     const piece = file.slice(offset, Math.min(file.size, offset + PIECE));
     const at = offset;
-    const reply = await putPiece(url, piece, at, file.size, (loaded) => onSent(at + loaded, false));
+    const reply = await putPiece(url, piece, at, file.size, (loaded) => onSent(at + loaded, false), signal);
+    if (signal.aborted) throw await cancelled();
     if (reply.status === 200) {
       offset = reply.body.offset ?? at + piece.size;
       failures = 0;
@@ -112,11 +119,29 @@ async function sendFile(file: File, parent: number | null, onSent: (sent: number
     }
     onSent(offset, true);
     await pause(500 * 2 ** failures);
+    if (signal.aborted) throw await cancelled();
     try {
       offset = (await api<{ offset: number }>('GET', url)).offset;
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) throw new Error('the upload is gone from the server (expired or cancelled)');
     }
+  }
+}
+
+function uploadText(u: UploadState): string {
+  switch (u.status) {
+    case 'done':
+      return `Uploaded, ${formatBytes(u.size)}`;
+    case 'failed':
+      return `Failed: ${u.error}`;
+    case 'cancelled':
+      return 'Cancelled';
+    case 'retrying':
+      return `Connection lost, resuming at ${formatBytes(u.sent)}…`;
+    case 'waiting':
+      return 'Waiting';
+    default:
+      return `${formatBytes(u.sent)} of ${formatBytes(u.size)}`;
   }
 }
 
@@ -231,8 +256,10 @@ export function Drive({ user, onLogout }: { user: UserInfo; onLogout: () => void
   const [error, setError] = useState('');
   const [newFolder, setNewFolder] = useState('');
   const [uploads, setUploads] = useState<UploadState[]>([]);
+  const [dragging, setDragging] = useState(false);
   const uploading = useRef(false);
   const queue = useRef<{ key: number; file: File; parent: number | null }[]>([]);
+  const aborts = useRef(new Map<number, AbortController>());
   const nextKey = useRef(1);
   const fileInput = useRef<HTMLInputElement>(null);
 
@@ -266,16 +293,26 @@ export function Drive({ user, onLogout }: { user: UserInfo; onLogout: () => void
     uploading.current = true;
     for (let item = queue.current.shift(); item; item = queue.current.shift()) {
       const { key, file, parent } = item;
+      const abort = new AbortController();
+      aborts.current.set(key, abort);
       update(key, { status: 'sending' });
       try {
-        await sendFile(file, parent, (sent, retrying) => update(key, { sent, status: retrying ? 'retrying' : 'sending' }));
+        await sendFile(file, parent, (sent, retrying) => update(key, { sent, status: retrying ? 'retrying' : 'sending' }), abort.signal);
         update(key, { sent: file.size, status: 'done' });
       } catch (e) {
-        update(key, { status: 'failed', error: (e as Error).message });
+        update(key, abort.signal.aborted ? { status: 'cancelled' } : { status: 'failed', error: (e as Error).message });
       }
+      aborts.current.delete(key);
       loadLatest.current();
     }
     uploading.current = false;
+  };
+
+  const cancel = (key: number) => {
+    queue.current = queue.current.filter((item) => item.key !== key);
+    const abort = aborts.current.get(key);
+    if (abort) abort.abort();
+    else update(key, { status: 'cancelled' });
   };
 
   const addFiles = (files: FileList | null) => {
@@ -286,7 +323,7 @@ export function Drive({ user, onLogout }: { user: UserInfo; onLogout: () => void
       queue.current.push({ key, file, parent: folder });
       added.push({ key, name: file.name, size: file.size, sent: 0, status: 'waiting' });
     }
-    setUploads((list) => [...list.filter((u) => u.status !== 'done'), ...added]);
+    setUploads((list) => [...list.filter((u) => u.status !== 'done' && u.status !== 'cancelled'), ...added]);
     if (fileInput.current) fileInput.current.value = '';
     void pump();
   };
@@ -324,7 +361,20 @@ export function Drive({ user, onLogout }: { user: UserInfo; onLogout: () => void
           Log out
         </button>
       </header>
-      <main>
+      <main
+        class={dragging ? 'dropping' : undefined}
+        onDragOver={(event) => {
+          if (!event.dataTransfer?.types.includes('Files')) return;
+          event.preventDefault();
+          setDragging(true);
+        }}
+        onDragLeave={() => setDragging(false)}
+        onDrop={(event) => {
+          event.preventDefault();
+          setDragging(false);
+          addFiles(event.dataTransfer?.files ?? null);
+        }}
+      >
         <nav class="crumbs" aria-label="Folder path">
           <ol>
             <li>
@@ -378,15 +428,15 @@ export function Drive({ user, onLogout }: { user: UserInfo; onLogout: () => void
                 <span class="name">{u.name}</span>
                 <progress max={u.size || 1} value={u.status === 'done' ? u.size || 1 : u.sent} aria-label={`Upload of ${u.name}`} />
                 <span class="state">
-                  {u.status === 'done'
-                    ? `Uploaded, ${formatBytes(u.size)}`
-                    : u.status === 'failed'
-                      ? `Failed: ${u.error}`
-                      : u.status === 'retrying'
-                        ? `Connection lost, resuming at ${formatBytes(u.sent)}…`
-                        : u.status === 'waiting'
-                          ? 'Waiting'
-                          : `${formatBytes(u.sent)} of ${formatBytes(u.size)}`}
+                  {uploadText(u)}
+                  {(u.status === 'waiting' || u.status === 'sending' || u.status === 'retrying') && (
+                    <>
+                      {' '}
+                      <button type="button" class="link" aria-label={`Cancel upload of ${u.name}`} onClick={() => cancel(u.key)}>
+                        Cancel
+                      </button>
+                    </>
+                  )}
                 </span>
               </li>
             ))}
@@ -395,7 +445,7 @@ export function Drive({ user, onLogout }: { user: UserInfo; onLogout: () => void
         {listing === null ? (
           <p class="hint">Loading…</p>
         ) : listing.entries.length === 0 ? (
-          <p class="hint">This folder is empty. Upload files or create a folder.</p>
+          <p class="hint">This folder is empty. Upload files (or drop them here) or create a folder.</p>
         ) : (
           <ul class="entries" aria-label="Files and folders">
             {listing.entries.map((entry) => (
