@@ -144,8 +144,38 @@ describe('admin console in a browser', { skip: !existsSync(CHROMIUM) && `no chro
     await page.getByRole('heading', { name: 'Audit log' }).waitFor();
     const newest = page.getByRole('row').nth(1); // the first row after the header: newest first
     await newest.getByRole('cell', { name: 'view', exact: true }).waitFor();
-    assert.match(await newest.innerText(), /ada@example\.com[\s\S]*view[\s\S]*bob@example\.com[\s\S]*"what":"message"/);
+    assert.match(await newest.innerText(), /ada@example\.com[\s\S]*view[\s\S]*bob@example\.com[\s\S]*what: message, mailbox: INBOX/);
     assert.ok((await page.getByRole('row').filter({ hasText: 'node.drain' }).count()) >= 1, 'the drain of the first test is there too');
+    await page.context().close();
+  });
+
+  it('an admin creates, finds and disables a user, and sees the error when a move is refused', async () => {
+    const page = await newPage(390); // a phone
+    await logIn(page, base, 'ada@example.com', 'ada-password');
+    await page.goto(`${base}/#/admin/users`);
+    const create = page.getByRole('form', { name: 'Create user' });
+    await create.getByLabel('New address').fill('cid@example.com');
+    await create.getByLabel('New password').fill('cid-password');
+    await create.getByLabel('Quota in MiB').fill('5');
+    await create.getByRole('button', { name: 'Create user' }).click();
+    await page.getByRole('status').filter({ hasText: 'Created cid@example.com.' }).waitFor();
+
+    await page.getByRole('searchbox', { name: 'Search users' }).fill('cid');
+    await page.getByRole('searchbox', { name: 'Search users' }).press('Enter');
+    await page.getByText('Users 1–1 of 1 matching “cid”').waitFor();
+    const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'cid@example.com', exact: true }) });
+    await row.getByText('5.0 MiB').waitFor();
+    await row.getByRole('button', { name: 'Disable cid@example.com' }).click();
+    await row.getByText('disabled', { exact: true }).waitFor();
+    assert.equal((await server.store.getUser('cid@example.com'))?.disabled, true);
+
+    // A store without groups answers 501; its message is shown as an alert.
+    await row.getByRole('button', { name: 'Manage cid@example.com' }).click();
+    await page.getByLabel('Store group for cid@example.com').fill('g2');
+    await page.getByRole('group', { name: 'Manage cid@example.com' }).getByRole('button', { name: 'Move', exact: true }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    assert.match(await alert.innerText(), /group/);
     await page.context().close();
     assert.deepEqual(problems, [], 'no script errors or policy violations');
   });

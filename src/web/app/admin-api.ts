@@ -119,5 +119,14 @@ export function when(iso: string): string {
 export function plain(value: unknown): string {
   if (value === null || value === undefined) return '';
   if (typeof value === 'string') return value;
+  if (Array.isArray(value)) return value.length ? value.map(plain).join(' ') : '(none)';
   return JSON.stringify(value);
+}
+
+/** An audit entry's detail as "key: value, …". */
+export function details(detail: Record<string, unknown> | null): string {
+  if (!detail) return '';
+  return Object.entries(detail)
+    .map(([key, value]) => `${key}: ${plain(value)}`)
+    .join(', ');
 }

@@ -1,7 +1,7 @@
 // Audit log page: who did what when, newest first, a page at a time (older pages by id).
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.js';
-import { plain, when, type AuditEntry } from './admin-api.js';
+import { details, when, type AuditEntry } from './admin-api.js';
 import { Alert } from './admin-common.js';
 
 const PAGE = 50;
@@ -57,7 +57,7 @@ export function AuditPage() {
                   <td>{e.action}</td>
                   <td>{e.target}</td>
                   <td class="admin-wrap">
-                    <code>{plain(e.detail)}</code>
+                    {details(e.detail)}
                   </td>
                 </tr>
               ))}

@@ -112,7 +112,7 @@ export function ClusterPage() {
       {!cluster && !loadError && <p class="loading">Loading…</p>}
       {cluster && (
         <div class="admin-scroll">
-          <table class="admin-table admin-members">
+          <table class="admin-table admin-cards">
             <caption>Nodes and gateways (updated every 2 s)</caption>
             <thead>
               <tr>
@@ -122,9 +122,7 @@ export function ClusterPage() {
                 <th scope="col">Alive</th>
                 <th scope="col">Version</th>
                 <th scope="col">Connections</th>
-                <th scope="col">Event loop</th>
-                <th scope="col">CPU</th>
-                <th scope="col">RSS</th>
+                <th scope="col">Load</th>
                 <th scope="col">Last heartbeat</th>
                 <th scope="col">Actions</th>
               </tr>
@@ -132,29 +130,30 @@ export function ClusterPage() {
             <tbody>
               {members.length === 0 && (
                 <tr>
-                  <td colSpan={11}>No member has sent a heartbeat.</td>
+                  <td colSpan={9}>No member has sent a heartbeat.</td>
                 </tr>
               )}
               {members.map((m) => (
                 <tr key={m.id} class={m.alive ? '' : 'dead'}>
                   <th scope="row">{m.id}</th>
-                  <td>{m.kind}</td>
+                  <td data-label="Kind">{m.kind}</td>
                   <td data-label="State">
                     <span class={`state state-${m.state}`}>{m.state}</span>
                     {m.requestedState && m.requestedState !== m.state && <span class="hint"> (asked: {m.requestedState})</span>}
                   </td>
-                  <td>{m.alive ? 'alive' : 'dead'}</td>
-                  <td>{m.version}</td>
-                  <td>{connections(m.load)}</td>
-                  <td>{m.load.eventLoopDelayMs} ms</td>
-                  <td>{m.load.cpuPercent}%</td>
-                  <td>{bytes(m.load.rssBytes)}</td>
-                  <td>
+                  <td data-label="Alive">{m.alive ? 'alive' : 'dead'}</td>
+                  <td data-label="Version">{m.version}</td>
+                  <td data-label="Connections" class="admin-wrap">{connections(m.load)}</td>
+                  <td class="admin-wrap" data-label="Load">
+                    CPU {m.load.cpuPercent}%, event loop {m.load.eventLoopDelayMs} ms, RSS {bytes(m.load.rssBytes)}
+                    {m.load.queueDepth !== undefined && `, queue ${m.load.queueDepth}`}
+                  </td>
+                  <td data-label="Last heartbeat">
                     <time dateTime={m.beatAt} title={new Date(m.beatAt).toLocaleString()}>
                       {ago(m.beatAt, now)}
                     </time>
                   </td>
-                  <td class="admin-actions">
+                  <td class="admin-actions" data-label="Actions">
                     {drainTarget(m) === 'draining' ? (
                       <button type="button" aria-label={`Undrain ${m.id}`} disabled={busy} onClick={() => void act(m, 'undrain')}>
                         Undrain

@@ -2,11 +2,13 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 
-/** The API's error message, announced (role="alert"); nothing when there is none. */
+/** The API's error message, announced (role="alert") and scrolled into view; nothing when there is none. */
 export function Alert({ message }: { message: string }) {
+  const line = useRef<HTMLParagraphElement>(null);
+  useEffect(() => line.current?.scrollIntoView({ block: 'nearest' }), [message]);
   if (!message) return null;
   return (
-    <p class="error" role="alert">
+    <p class="error" role="alert" ref={line}>
       {message}
     </p>
   );

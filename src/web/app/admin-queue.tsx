@@ -79,7 +79,7 @@ export function QueuePage() {
       </div>
       {entries && (
         <div class="admin-scroll">
-          <table class="admin-table">
+          <table class="admin-table admin-cards">
             <caption>{entries.length === 0 ? 'The queue is empty.' : `${entries.length} queued ${entries.length === 1 ? 'message' : 'messages'}`}</caption>
             <thead>
               <tr>
@@ -98,13 +98,13 @@ export function QueuePage() {
               {entries.map((entry) => (
                 <tr key={entry.id}>
                   <th scope="row">{entry.id}</th>
-                  <td>{entry.from || '<>'}</td>
-                  <td>{entry.recipients.join(', ')}</td>
-                  <td>{entry.status}</td>
-                  <td>{entry.attempts}</td>
-                  <td>{when(entry.nextAttemptAt)}</td>
-                  <td class="admin-wrap">{entry.lastError ?? ''}</td>
-                  <td>{bytes(entry.size)}</td>
+                  <td data-label="From">{entry.from || '<>'}</td>
+                  <td data-label="To">{entry.recipients.join(', ')}</td>
+                  <td data-label="Status">{entry.status}</td>
+                  <td data-label="Attempts">{entry.attempts}</td>
+                  <td data-label="Next attempt">{when(entry.nextAttemptAt)}</td>
+                  <td class="admin-wrap" data-label="Last error">{entry.lastError ?? ''}</td>
+                  <td data-label="Size">{bytes(entry.size)}</td>
                   <td class="admin-actions">
                     <button type="button" aria-label={`Show entry ${entry.id}`} onClick={() => void show(entry.id)}>
                       Show

@@ -156,7 +156,7 @@ function Users() {
       {data && (
         <>
           <div class="admin-scroll">
-            <table class="admin-table">
+            <table class="admin-table admin-cards">
               <caption>
                 {total === 0 ? 'No users' : `Users ${offset + 1}–${offset + data.users.length} of ${total}`}
                 {q && ` matching “${q}”`}
@@ -177,13 +177,13 @@ function Users() {
                   <Fragment key={user.address}>
                     <tr>
                       <th scope="row">{user.address}</th>
-                      <td>{user.isAdmin ? 'admin' : 'user'}</td>
-                      <td>{user.disabled ? 'disabled' : 'enabled'}</td>
-                      <td>
+                      <td data-label="Role">{user.isAdmin ? 'admin' : 'user'}</td>
+                      <td data-label="Status">{user.disabled ? 'disabled' : 'enabled'}</td>
+                      <td data-label="Used / quota">
                         {bytes(user.usedBytes)} / {user.quotaBytes ? bytes(user.quotaBytes) : 'unlimited'}
                       </td>
-                      <td>{user.group ?? '–'}</td>
-                      <td>{when(user.createdAt)}</td>
+                      <td data-label="Group">{user.group ?? '–'}</td>
+                      <td data-label="Created">{when(user.createdAt)}</td>
                       <td class="admin-actions">
                         <button type="button" aria-label={`${user.disabled ? 'Enable' : 'Disable'} ${user.address}`} disabled={busy} onClick={() => void toggle(user)}>
                           {user.disabled ? 'Enable' : 'Disable'}
@@ -247,38 +247,40 @@ function Domains() {
       <Alert message={error} />
       <Status message={status} />
       {domains && (
-        <table class="admin-table">
-          <caption>{domains.length === 1 ? 'One domain' : `${domains.length} domains`}</caption>
-          <thead>
-            <tr>
-              <th scope="col">Domain</th>
-              <th scope="col">Users</th>
-              <th scope="col">Created</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
-          <tbody>
-            {domains.map((d) => (
-              <tr key={d.name}>
-                <th scope="row">{d.name}</th>
-                <td>{d.users}</td>
-                <td>{when(d.createdAt)}</td>
-                <td class="admin-actions">
-                  <ConfirmButton
-                    label={`Remove domain ${d.name}`}
-                    question={`Remove ${d.name}?`}
-                    disabled={busy}
-                    onConfirm={async () => {
-                      if (await run(() => api('DELETE', `/api/admin/domains/${enc(d.name)}`), `Removed ${d.name}.`)) await load();
-                    }}
-                  >
-                    Remove
-                  </ConfirmButton>
-                </td>
+        <div class="admin-scroll">
+          <table class="admin-table admin-cards">
+            <caption>{domains.length === 1 ? 'One domain' : `${domains.length} domains`}</caption>
+            <thead>
+              <tr>
+                <th scope="col">Domain</th>
+                <th scope="col">Users</th>
+                <th scope="col">Created</th>
+                <th scope="col">Actions</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {domains.map((d) => (
+                <tr key={d.name}>
+                  <th scope="row">{d.name}</th>
+                  <td data-label="Users">{d.users}</td>
+                  <td data-label="Created">{when(d.createdAt)}</td>
+                  <td class="admin-actions">
+                    <ConfirmButton
+                      label={`Remove domain ${d.name}`}
+                      question={`Remove ${d.name}?`}
+                      disabled={busy}
+                      onConfirm={async () => {
+                        if (await run(() => api('DELETE', `/api/admin/domains/${enc(d.name)}`), `Removed ${d.name}.`)) await load();
+                      }}
+                    >
+                      Remove
+                    </ConfirmButton>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
       <form
         class="admin-form"
