@@ -168,7 +168,10 @@ describe('IMAP through the gateway', () => {
     assert.ok(!client.imap.capabilities.has('COMPRESS=DEFLATE'), 'COMPRESS is not offered through the gateway');
     const list = await client.imap.fetchAll('1:*', { envelope: true });
     assert.equal(list[0]?.envelope?.subject, 'welcome');
+    const moves = gatewayStats.imapFailovers;
     await client.imap.logout();
+    await until('the gateway session ends', () => gateway.frontSessions('imap').length === 0);
+    assert.equal(gatewayStats.imapFailovers, moves, 'a LOGOUT is not a failover');
 
     const wrong = new ImapFlow({ host: '127.0.0.1', port, secure: false, tls: { rejectUnauthorized: false }, auth: { user: 'alice@example.com', pass: 'nope' }, logger: false });
     wrong.on('error', () => undefined);
@@ -187,6 +190,25 @@ describe('IMAP through the gateway', () => {
     const fetched = await client.imap.fetchOne('2', { source: true });
     assert.ok(fetched && fetched.source?.toString().includes('Delivered while the first node was dead.'));
     await client.imap.noop();
+    client.assertUntroubled();
+    await client.imap.logout();
+    await replaceNode();
+  });
+
+  it('carries a client in IDLE over when its node stops gracefully (SIGTERM, a rolling restart)', async () => {
+    const client = await connect('dave@example.com');
+    await until('IDLE', () => client.idling);
+    const victim = sessionNode();
+    const node = nodes.get(victim)!;
+    const exited = new Promise((resolve) => node.child.once('exit', resolve));
+    node.child.kill('SIGTERM');
+    await exited;
+    nodes.delete(victim);
+    await until('the session moved', () => gateway.frontSessions('imap').every((id) => id !== undefined && id !== victim));
+    await deliver('dave@example.com', 'after the restart');
+    await until('EXISTS through IDLE', () => client.seen.some((e) => e.kind === 'exists' && (e.value as { count: number }).count === 2));
+    const fetched = await client.imap.fetchOne('2', { envelope: true });
+    assert.equal(fetched && fetched.envelope?.subject, 'after the restart');
     client.assertUntroubled();
     await client.imap.logout();
     await replaceNode();

@@ -314,6 +314,8 @@ export class ImapFront {
   /** A move in progress: client commands wait for it. */
   private moving: Promise<void> | undefined;
   private ended = false;
+  /** The node said BYE to the client: its closing ends the session. */
+  private goodbye = false;
   private badCommands = 0;
   private authFailures = 0;
   private tagCounter = 0;
@@ -649,10 +651,16 @@ export class ImapFront {
 
   private attachLink(link: NodeLink): void {
     link.onClose = () => {
-      if (this.link === link && !this.ended) void this.move('lost');
+      if (this.link !== link || this.ended) return;
+      // After the node's BYE the session is over (LOGOUT, autologout); otherwise it moves.
+      if (this.goodbye) this.end();
+      else void this.move('lost');
     };
+    // Responses that arrive together leave together (one write, not one per response).
+    link.socket.prependListener('data', () => this.client.cork());
+    link.socket.on('data', () => this.client.uncork());
     link.attach((out) => this.fromNode(link, out));
-    if (link.closed && this.link === link) void this.move('lost');
+    if (link.closed && this.link === link) link.onClose();
   }
 
   /** One client event after login: framed, recorded, passed to the node. */
@@ -773,12 +781,16 @@ export class ImapFront {
     } else if (/^\* CAPABILITY /i.test(head)) {
       return Buffer.from(`* CAPABILITY ${filterCaps(head.slice(13))}\r\n`);
     } else if (/^\* BYE/i.test(head)) {
-      if (first?.name === 'LOGOUT') return bytes;
+      if (first?.name === 'LOGOUT') {
+        this.goodbye = true;
+        return bytes;
+      }
       // A node stopping (or restarting) says BYE to everyone: the session moves, quietly.
       if (/shutting down|\[UNAVAILABLE\]/i.test(head)) {
         void this.move('lost');
         return null;
       }
+      this.goodbye = true;
       return bytes; // autologout, too many bad commands: the node's word stands
     }
     return bytes;
@@ -822,6 +834,7 @@ export class ImapFront {
       done.gatewayDone();
       return undefined;
     }
+    if (done.name === 'LOGOUT') setImmediate(() => this.end());
     if (done.rewrite) return Buffer.from(`${done.rewrite}\r\n`);
     if (/\[CAPABILITY /i.test(head)) return Buffer.from(`${head.replace(/\[CAPABILITY ([^\]]*)\]/i, (_m, caps: string) => `[CAPABILITY ${filterCaps(caps)}]`)}\r\n`);
     return bytes;
