@@ -134,6 +134,8 @@ export interface QuillOptions {
   password: string;
   /** YAML lines for the outbound section (default: the worker off). */
   outbound?: string[];
+  /** store.url: a postgres:// URL instead of the embedded store (bench/pg-stores.ts). */
+  store?: string;
 }
 
 function quillCli(args: string[]): void {
@@ -165,6 +167,7 @@ export async function startQuill(options: QuillOptions): Promise<Quill> {
       '  verify: false',
       'outbound:',
       ...(options.outbound ?? ['  enabled: false']),
+      ...(options.store ? ['store:', `  url: ${options.store}`] : []),
       'limits:',
       '  connectionsPerIp: 20000',
       '  connections: 20000',

@@ -1,9 +1,11 @@
 // SMTP ingest benchmark: N concurrent connections deliver M messages of --size bytes to local users, against
 // Quillmail from this tree and a private Postfix (Maildir) in the same run.
 //   node --import tsx bench/smtp-ingest.ts [--connections 20] [--messages 4000] [--size 10240] [--only quill|postfix]
+//        [--stores sqlite,postgres,groups2]   (Quillmail on each store: embedded, one PostgreSQL, two groups on two servers)
 // Reports messages/s, p50/p99 latency from the end of DATA to the 250, and peak server memory.
 import { connect, type Socket } from 'node:net';
 import { arg, fmt, memorySampler, sleep, startQuill, summarize } from './lib.js';
+import { startBenchStore, storeKinds } from './pg-stores.js';
 import { postfixMissing, startPostfix } from './postfix.js';
 
 const DOMAIN = 'bench.test';
@@ -166,13 +168,22 @@ async function main(): Promise<void> {
   console.log(`SMTP ingest: ${connections} connections, ${messages} messages of ${size} bytes to ${USERS.length} users, 127.0.0.1`);
   const results: Result[] = [];
 
-  if (only !== 'postfix') {
-    const quill = await startQuill({ domain: DOMAIN, users: USERS, password: 'bench-password' });
+  const kinds = storeKinds(process.argv);
+  for (const kind of only !== 'postfix' ? kinds : []) {
+    const store = await startBenchStore(kind);
     try {
-      await load('warm-up', quill.ports.smtp, () => quill.pid, WARMUP);
-      results.push(await load('quillmail', quill.ports.smtp, () => quill.pid));
+      const quill = await startQuill({ domain: DOMAIN, users: USERS, password: 'bench-password', store: store.url });
+      try {
+        await load('warm-up', quill.ports.smtp, () => quill.pid, WARMUP);
+        const result = await load(kind === 'sqlite' ? 'quillmail' : `quillmail-${kind}`, quill.ports.smtp, () => quill.pid);
+        // PostgreSQL's own processes do the storing: their memory counts too.
+        if (kind !== 'sqlite') result.note = 'memory columns: the Quillmail process only (PostgreSQL servers not counted)';
+        results.push(result);
+      } finally {
+        await quill.stop();
+      }
     } finally {
-      await quill.stop();
+      await store.stop();
     }
   }
 
@@ -203,6 +214,11 @@ async function main(): Promise<void> {
   for (const r of results) if (r.note) console.log(`${r.name}: ${r.note}`);
   const q = results.find((r) => r.name === 'quillmail');
   const p = results.find((r) => r.name === 'postfix');
+  for (const r of results.filter((r) => r.name.startsWith('quillmail-')))
+    if (q) console.log(`ratio ${r.name}/quillmail (sqlite): throughput ${fmt(r.rate / q.rate, 2)}x, p99 latency ${fmt(r.p99 / q.p99, 2)}x`);
+  const one = results.find((r) => r.name === 'quillmail-postgres');
+  const two = results.find((r) => r.name === 'quillmail-groups2');
+  if (one && two) console.log(`ratio 2 groups / 1 group: throughput ${fmt(two.rate / one.rate, 2)}x`);
   if (q && p) console.log(`\nratio quillmail/postfix: throughput ${fmt(q.rate / p.rate, 2)}x, p99 latency ${fmt(q.p99 / p.p99, 2)}x, peak PSS ${fmt(q.peakPssMb / p.peakPssMb, 2)}x`);
 }
 

@@ -1,6 +1,6 @@
 // TLS material: the certificate from config, or a self-signed one generated into the data
 // directory on first start so STARTTLS works out of the box.
-import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { generate } from 'selfsigned';
@@ -31,6 +31,8 @@ export async function loadTls(dataDir: string, hostname: string, configured?: { 
         { name: 'subjectAltName', altNames: [{ type: 2, value: hostname }, { type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] },
       ],
     });
+    // With a PostgreSQL store nothing else may have made the data directory yet.
+    mkdirSync(dataDir, { recursive: true });
     const temp = `${file}.${process.pid}.tmp`;
     writeFileSync(temp, pems.private + pems.cert, { mode: 0o600 });
     if (existsSync(file)) unlinkSync(temp);
