@@ -225,3 +225,54 @@ describe('metrics on the gateway', () => {
     assert.equal(res.status, 503, res.body);
   });
 });
+
+describe('gateway failover in the metrics', () => {
+  const data = tempDir('quill-metrics-failover-');
+  const nodes = new Map<string, TestServer>();
+  let store: SqliteStore;
+  let gateway: RunningGateway;
+
+  before(async () => {
+    // Nodes believe the gateway (PROXY, XCLIENT) and give up on open transactions quickly when stopped.
+    const overrides = { trustedGateways: ['127.0.0.1'], shutdownTimeoutSeconds: 0.5 };
+    for (const id of ['failover-a', 'failover-b']) nodes.set(id, await startTestServer({ dataDir: data, nodeId: id, overrides }));
+    await nodes.get('failover-a')!.addUser('ann@example.com', 'ann-secret-1');
+    store = await SqliteStore.open(data);
+    const config = testConfig(data, { gateway: { probeIntervalMs: 60_000, connectTimeoutMs: 500, adminListen: '127.0.0.1:0' } });
+    gateway = await startGateway(config, store, silentLogger(), { id: 'failover-gw', protocols: ['smtp'] });
+  });
+
+  after(async () => {
+    await gateway.close();
+    await Promise.allSettled([...nodes.values()].map((node) => node.stop()));
+    await store.close();
+    rmSync(data, { recursive: true, force: true });
+  });
+
+  it('counts a transaction replayed on another node after its node stopped', async () => {
+    const smtp = await WireClient.connect(gateway.port('smtp'));
+    assert.equal((await smtp.read()).code, 220);
+    assert.equal((await smtp.command('EHLO client.example.net')).code, 250);
+    assert.equal((await smtp.command('MAIL FROM:<bob@example.net>')).code, 250);
+    assert.equal((await smtp.command('RCPT TO:<ann@example.com>')).code, 250);
+    const [first] = gateway.frontSessions('smtp');
+    assert.ok(first && nodes.has(first), `session on a node: ${first}`);
+    await nodes.get(first)!.stop();
+    // The front lets go of the link once it has seen it close (what the node said while
+    // shutting down goes with it); the next command then replays the transaction elsewhere.
+    for (let i = 0; i < 100 && gateway.frontSessions('smtp')[0] !== undefined; i++) await sleep(20);
+
+    const data = await smtp.command('DATA');
+    assert.equal(data.code, 354, data.text);
+    smtp.write(dataBlock(Buffer.from('From: bob@example.net\r\nTo: ann@example.com\r\nSubject: moved\r\n\r\nhello\r\n')));
+    assert.equal((await smtp.read()).code, 250);
+    await smtp.command('QUIT');
+    smtp.close();
+    const [second] = [...nodes.keys()].filter((id) => id !== first);
+
+    const samples = await scrape(gateway.adminPort!);
+    assert.ok((total(samples, 'quill_gateway_failovers_total', { gateway: 'failover-gw', protocol: 'smtp' }) ?? 0) >= 1, 'the replay counted');
+    assert.ok((total(samples, 'quill_deliveries_total', { node: second!, path: 'smtp', result: 'stored' }) ?? 0) >= 1, 'stored by the other node');
+    assert.notEqual(total(samples, 'quill_gateway_imap_events_total', { event: 'failover' }), undefined);
+  });
+});

@@ -4,11 +4,13 @@
 // Its public HTTP port is the nodes' web app; this one is for operators and load balancers.
 import http from 'node:http';
 import { splitHostPort } from '../config/config.js';
+import { Counter } from 'prom-client';
 import { processMetrics, scrapeAllowed, type Metrics } from '../metrics/metrics.js';
 import { listen } from '../net/listen.js';
 import type { Store } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';
+import { gatewayStats } from './imap-front.js';
 
 export interface GatewayAdmin {
   readonly port: number;
@@ -37,6 +39,7 @@ export function watchGateway(metrics: Metrics, gateway: string, directory: NodeD
     for (const [protocol, count] of sessions()) open.set(protocol, (open.get(protocol) ?? 0) + count);
     for (const [protocol, count] of open) set({ gateway, protocol }, count);
   });
+  exportImapFrontStats(metrics);
   const stopNodes = metrics.watchGatewayNodes((set) => {
     const nodes = directory.list();
     const healthy = nodes.filter((node) => node.healthy).length;
@@ -47,6 +50,31 @@ export function watchGateway(metrics: Metrics, gateway: string, directory: NodeD
     stopSessions();
     stopNodes();
   };
+}
+
+let imapStatsExported = false;
+
+/** The IMAP front end's process-wide counters (gatewayStats), read at scrape time. */
+function exportImapFrontStats(metrics: Metrics): void {
+  if (imapStatsExported) return;
+  imapStatsExported = true;
+  const events: [keyof typeof gatewayStats, string][] = [
+    ['imapFailovers', 'failover'],
+    ['imapMigrations', 'drain_migration'],
+    ['imapReplays', 'command_replayed'],
+    ['imapFailoverByes', 'failover_bye'],
+    ['imapReconciled', 'reconciled_response'],
+  ];
+  const counter: Counter<'event'> = new Counter({
+    name: 'quill_gateway_imap_events_total',
+    help: "The gateway IMAP front end's session moves: failovers, moves off draining nodes, replayed commands, moves ended in BYE, responses sent to reconcile views",
+    labelNames: ['event'],
+    registers: [metrics.registry],
+    collect() {
+      counter.reset();
+      for (const [key, event] of events) counter.inc({ event }, gatewayStats[key]);
+    },
+  });
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown, type = 'application/json'): void {

@@ -217,6 +217,8 @@ export class SmtpFront {
   private authFailures = 0;
   /** A command or DATA is in flight on the node link: its loss means a replay, not a quiet reconnect. */
   private busy = false;
+  /** A node link was open before: the next one re-establishes the session (a replay). */
+  private linked = false;
 
   constructor(
     socket: net.Socket,
@@ -554,7 +556,6 @@ export class SmtpFront {
     if (lost) this.deps.directory.markFailed(lost);
     this.link?.close();
     this.link = undefined;
-    processMetrics().gatewayFailovers.labels(this.deps.gatewayId, this.deps.protocol).inc(); // rare: no cached child
     this.log.warn({ node: lost }, 'gateway: node lost mid-session; replaying the session on another node');
   }
 
@@ -583,6 +584,9 @@ export class SmtpFront {
           if (this.link === link && !this.busy) this.link = undefined;
         });
         this.deps.directory.noteOpened(node.id, this.deps.protocol);
+        // quill_gateway_failovers_total: the session was replayed on a new link (rare: no cached child).
+        if (this.linked) processMetrics().gatewayFailovers.labels(this.deps.gatewayId, this.deps.protocol).inc();
+        this.linked = true;
         return link;
       } catch (error) {
         link?.close();
