@@ -54,7 +54,8 @@ describe('admin console in a browser', { skip: !existsSync(CHROMIUM) && `no chro
       const built = spawnSync(process.execPath, [path.resolve('node_modules/vite/bin/vite.js'), 'build', '--config', 'src/web/app/vite.config.ts'], { stdio: 'inherit', timeout: 120_000 });
       assert.equal(built.status, 0, 'vite build');
     }
-    server = await startTestServer({ nodeId: NODE });
+    // No queue worker: a message to a remote domain stays in the queue for the Queue page.
+    server = await startTestServer({ nodeId: NODE, overrides: { outbound: { enabled: false } } });
     base = `http://127.0.0.1:${server.port('http')}`;
     await server.store.addUser({ address: 'ada@example.com', passwordHash: await hashPassword('ada-password'), isAdmin: true });
     await server.addUser('bob@example.com', 'bob-password');
@@ -139,12 +140,16 @@ describe('admin console in a browser', { skip: !existsSync(CHROMIUM) && `no chro
     assert.match(text, /^Subject: Raw <b>bold<\/b> test$/m);
     assert.match(text, /Body <i>line<\/i>\./);
     assert.equal(await raw.locator('b, i').count(), 0, 'shown as text, not HTML');
+    await page.getByRole('button', { name: 'Show drive objects' }).click();
+    await page.getByRole('heading', { name: 'Drive of bob@example.com' }).waitFor();
+    await page.getByText('No drive objects.').waitFor();
 
     await page.getByRole('navigation', { name: 'Admin console' }).getByRole('link', { name: 'Audit log' }).click();
     await page.getByRole('heading', { name: 'Audit log' }).waitFor();
-    const newest = page.getByRole('row').nth(1); // the first row after the header: newest first
+    const newest = page.getByRole('row').nth(1); // the first row after the header: newest first (the drive view)
     await newest.getByRole('cell', { name: 'view', exact: true }).waitFor();
-    assert.match(await newest.innerText(), /ada@example\.com[\s\S]*view[\s\S]*bob@example\.com[\s\S]*what: message, mailbox: INBOX/);
+    assert.match(await newest.innerText(), /ada@example\.com\s+view\s+bob@example\.com\s+what: drive, objects: 0/);
+    assert.match(await page.getByRole('row').nth(2).innerText(), /ada@example\.com\s+view\s+bob@example\.com\s+what: message, mailbox: INBOX, mailboxId: \d+, uid: 1/);
     assert.ok((await page.getByRole('row').filter({ hasText: 'node.drain' }).count()) >= 1, 'the drain of the first test is there too');
     await page.context().close();
   });
@@ -176,6 +181,42 @@ describe('admin console in a browser', { skip: !existsSync(CHROMIUM) && `no chro
     const alert = page.getByRole('alert');
     await alert.waitFor();
     assert.match(await alert.innerText(), /group/);
+    await page.context().close();
+  });
+
+  it('an admin shows, holds, releases and deletes a queued message', async () => {
+    const submission = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: server.port('submission'),
+      secure: false,
+      ignoreTLS: true,
+      auth: { user: 'bob@example.com', pass: 'bob-password' },
+    });
+    await submission.sendMail({ from: 'bob@example.com', to: 'far@remote.test', subject: 'Out', text: 'out' });
+    submission.close();
+    const [queued] = await server.store.listOutbound();
+    assert.ok(queued, 'the message is queued');
+    const id = queued.id;
+
+    const page = await newPage();
+    await logIn(page, base, 'ada@example.com', 'ada-password');
+    await page.goto(`${base}/#/admin/queue`);
+    const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: String(id), exact: true }) });
+    await row.getByText('far@remote.test').waitFor();
+    await row.getByRole('button', { name: `Show entry ${id}` }).click();
+    await page.getByRole('heading', { name: `Queue entry ${id}` }).waitFor();
+
+    await row.getByRole('button', { name: `Hold entry ${id}` }).click();
+    await row.getByText('held', { exact: true }).waitFor();
+    assert.equal((await server.store.getOutbound(id))?.status, 'held');
+    await row.getByRole('button', { name: `Release entry ${id}` }).click();
+    await row.getByText('queued', { exact: true }).waitFor();
+
+    await row.getByRole('button', { name: `Delete entry ${id}` }).click();
+    await row.getByRole('button', { name: `Yes, delete entry ${id}` }).click();
+    await page.getByRole('status').filter({ hasText: `Entry ${id} is deleted.` }).waitFor();
+    await page.getByText('The queue is empty.').waitFor();
+    assert.equal(await server.store.getOutbound(id), undefined);
     await page.context().close();
     assert.deepEqual(problems, [], 'no script errors or policy violations');
   });
