@@ -1275,6 +1275,22 @@ export abstract class KyselyStore implements Store {
     if (await query.executeTakeFirst()) throw new StoreError('conflict', `${name} already exists in that folder`);
   }
 
+  /**
+   * The name itself when free, else "name (2).ext", "name (3).ext", ...: for an upload whose
+   * name was taken while it was under way (two uploads of one file).
+   */
+  private async freeDriveName(tx: Tx, userId: number, parentId: number, name: string): Promise<string> {
+    const dot = name.lastIndexOf('.');
+    const [base, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ''];
+    for (let n = 1; n < 100; n++) {
+      const candidate = n === 1 ? name : `${base} (${n})${ext}`;
+      if (driveNameProblem(candidate)) break;
+      const taken = await tx.selectFrom('drive_nodes').select('id').where('user_id', '=', userId).where('parent_id', '=', parentId).where('name', '=', candidate).executeTakeFirst();
+      if (!taken) return candidate;
+    }
+    throw new StoreError('conflict', `${name} already exists in that folder`);
+  }
+
   /** Charges bytes to a user in one conditional UPDATE, so concurrent writers cannot overshoot the quota. */
   private async chargeDrive(tx: Tx, userId: number, bytes: number): Promise<void> {
     if (bytes <= 0) return;
@@ -1463,11 +1479,11 @@ export abstract class KyselyStore implements Store {
       }
       // The last chunk: the file appears in the same commit, or not at all.
       const parent = await this.driveFolder(tx, userId, num(row.parent_id));
-      await this.driveNameFree(tx, userId, parent, row.name);
+      const name = await this.freeDriveName(tx, userId, parent, row.name);
       await tx.deleteFrom('drive_uploads').where('id', '=', id).execute();
       const file = await tx
         .insertInto('drive_nodes')
-        .values({ user_id: userId, parent_id: parent, name: row.name, kind: 'file', size, content_type: row.content_type, content_id: contentId, created_at: now, updated_at: now })
+        .values({ user_id: userId, parent_id: parent, name, kind: 'file', size, content_type: row.content_type, content_id: contentId, created_at: now, updated_at: now })
         .returningAll()
         .executeTakeFirstOrThrow();
       return { upload: this.driveUpload(upload), file: this.driveNode(file) };

@@ -217,6 +217,8 @@ function migration005(dialect: Dialect): Migration {
         .addColumn('data', blob, (c) => c.notNull())
         .addPrimaryKeyConstraint('drive_chunks_pk', ['content_id', 'seq'])
         .execute();
+      // For the cascade when a user goes.
+      await db.schema.createIndex('drive_chunks_user').on('drive_chunks').column('user_id').execute();
       await db.schema
         .createTable('drive_uploads')
         .addColumn('id', 'text', (c) => c.primaryKey())

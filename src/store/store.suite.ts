@@ -397,6 +397,12 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       await store.cancelDriveUpload(carol, dropped.id);
       assert.equal((await store.getUserById(carol))!.usedBytes, mailBytes + bytes.length);
 
+      // Two uploads of one name at once: the one that ends second gets a name of its own.
+      const one = await store.createDriveUpload(carol, { parentId: inner.id, name: 'same.txt', size: 2 });
+      const two = await store.createDriveUpload(carol, { parentId: inner.id, name: 'same.txt', size: 2 });
+      assert.equal((await store.appendDriveUpload(carol, one.id, 0, Buffer.from('1!'))).file?.name, 'same.txt');
+      assert.equal((await store.appendDriveUpload(carol, two.id, 0, Buffer.from('2!'))).file?.name, 'same (2).txt');
+
       const renamed = await store.updateDriveNode(carol, last.file.id, { name: 'renamed.bin', parentId: null });
       assert.equal(renamed.parentId, null);
       assert.deepEqual((await store.listDrive(carol, null)).map((n) => `${n.kind}:${n.name}`), ['folder:Docs', 'file:empty.txt', 'file:renamed.bin']);
@@ -404,7 +410,7 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       await assert.rejects(store.updateDriveNode(carol, docs.id, { parentId: docs.id }), (e: StoreError) => e.code === 'invalid');
       await assert.rejects(store.updateDriveNode(carol, renamed.id, { name: 'Docs' }), (e: StoreError) => e.code === 'conflict');
       await store.updateDriveNode(carol, renamed.id, { parentId: inner.id });
-      assert.equal(await store.deleteDriveNode(carol, docs.id), bytes.length, 'a folder goes with everything in it');
+      assert.equal(await store.deleteDriveNode(carol, docs.id), bytes.length + 4, 'a folder goes with everything in it');
       assert.deepEqual((await store.listDrive(carol, null)).map((n) => n.name), ['empty.txt']);
       assert.equal(await store.getDriveNode(carol, renamed.id), undefined);
       await assert.rejects(store.listDrive(carol, inner.id), (e: StoreError) => e.code === 'not-found');

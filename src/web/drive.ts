@@ -246,7 +246,7 @@ export function driveRoutes(app: FastifyInstance, deps: ServiceDeps): void {
           if (error instanceof StoreError && error.code === 'conflict' && !file) {
             // Another request for the same upload got in first (a retry racing the original).
             const now = await store.getDriveUpload(user.id, upload.id);
-            if (now) {
+            if (now && now.received !== offset) {
               void reply.code(409).header(OFFSET_HEADER, String(now.received)).header('connection', 'close');
               return { error: error.message, offset: now.received };
             }

@@ -109,7 +109,7 @@ async function sendFile(file: File, parent: number | null, onSent: (sent: number
       onSent(offset, false);
       continue;
     }
-    if (reply.status === 409 && typeof reply.body.offset === 'number') {
+    if (reply.status === 409 && typeof reply.body.offset === 'number' && reply.body.offset !== at) {
       offset = reply.body.offset;
       continue;
     }
