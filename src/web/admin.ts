@@ -8,11 +8,14 @@ import { isAlive } from '../cluster/membership.js';
 import { headerBlock } from '../queue/dsn.js';
 import type { ServiceDeps } from '../service.js';
 import { isGroupedStore } from '../store/grouped-store.js';
-import type { Mailbox, Member, MemberRequest, OutboundEntry, Store, User } from '../store/types.js';
+import type { Mailbox, Member, MemberRequest, OutboundEntry, Store, StoreStatus, User } from '../store/types.js';
 import { moveUser } from '../store/user-move.js';
 import { hashPassword } from '../util/password.js';
 import { Errors, HttpError } from './errors.js';
 import { accountOf } from './sessions.js';
+
+/** How long the store's status (file size, host roles, lag) is reused between console refreshes. */
+const STORE_STATUS_TTL_MS = 3_000;
 
 /** Raw message views are cut here (the contract's 1 MB). */
 export const RAW_VIEW_MAX_BYTES = 1 << 20;
@@ -127,9 +130,20 @@ export async function adminRoutes(app: FastifyInstance, deps: ServiceDeps): Prom
 
   // ---- cluster ---------------------------------------------------------------
 
+  // The console polls every few seconds; PostgreSQL's status opens a connection to every host, so it is kept briefly.
+  let storeStatus: { at: number; value: Promise<StoreStatus> } | undefined;
+  const currentStoreStatus = () => {
+    if (!storeStatus || Date.now() - storeStatus.at > STORE_STATUS_TTL_MS) {
+      const value = store.status();
+      storeStatus = { at: Date.now(), value };
+      value.catch(() => (storeStatus = undefined));
+    }
+    return storeStatus.value;
+  };
+
   app.get('/cluster', async () => {
     const now = Date.now();
-    const [members, status] = await Promise.all([store.listMembers(), store.status()]);
+    const [members, status] = await Promise.all([store.listMembers(), currentStoreStatus()]);
     const storeView =
       status.kind === 'sqlite' ? { kind: 'sqlite' as const, path: status.path, sizeBytes: status.sizeBytes + (status.walBytes ?? 0), walBytes: status.walBytes } : status;
     return { members: members.map((m) => clusterMember(m, now)), store: storeView };
