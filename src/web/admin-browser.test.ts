@@ -97,6 +97,52 @@ describe('admin console in a browser', { skip: !existsSync(CHROMIUM) && `no chro
     await page.context().close();
   });
 
+  it('shows PostgreSQL groups with each host role and replay lag, and dead members', async () => {
+    // The cluster answer of a PostgreSQL deployment, served in place of the SQLite test server's.
+    const beat = new Date(Date.now() - 60_000).toISOString();
+    const answer = {
+      members: [
+        {
+          id: 'gw-1',
+          kind: 'gateway',
+          state: 'active',
+          requestedState: null,
+          version: '9.9.9',
+          addresses: { smtp: '10.0.0.1:25' },
+          load: { connections: { smtp: 7, imap: 2 }, eventLoopDelayMs: 1.5, cpuPercent: 2.5, rssBytes: 50 << 20 },
+          startedAt: beat,
+          beatAt: beat,
+          alive: false,
+        },
+      ],
+      store: {
+        kind: 'postgres',
+        groups: [
+          {
+            name: 'g1',
+            hosts: [
+              { host: 'db1:5432', role: 'primary', lagBytes: null },
+              { host: 'db2:5432', role: 'standby', lagBytes: 2048 },
+            ],
+          },
+        ],
+      },
+    };
+    const page = await newPage();
+    await page.route('**/api/admin/cluster', (route) => route.fulfill({ json: answer }));
+    await logIn(page, base, 'ada@example.com', 'ada-password');
+    await page.goto(`${base}/#/admin/cluster`);
+    const groups = page.getByRole('table', { name: 'Store groups' });
+    await groups.getByRole('row').filter({ hasText: 'db2:5432' }).getByText('standby').waitFor();
+    assert.match(await groups.getByRole('row').filter({ hasText: 'db2:5432' }).innerText(), /g1\s+db2:5432\s+standby\s+2\.0 KiB/);
+    assert.match(await groups.getByRole('row').filter({ hasText: 'db1:5432' }).innerText(), /primary/);
+    const gateway = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'gw-1', exact: true }) });
+    assert.match(await gateway.innerText(), /gateway\s+active\s+dead\s+9\.9\.9\s+smtp 7, imap 2/);
+    await gateway.getByText('1 min ago').waitFor();
+    assert.equal(await gateway.getByRole('button', { name: 'Stop gw-1' }).count(), 0, 'a gateway is stopped by its supervisor');
+    await page.context().close();
+  });
+
   it('a non-admin sees no console and gets 403 from the admin API', async () => {
     const page = await newPage(390); // a phone
     await logIn(page, base, 'bob@example.com', 'bob-password');

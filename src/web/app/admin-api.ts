@@ -111,6 +111,15 @@ export function ago(iso: string, now = Date.now()): string {
   return `${Math.floor(s / 86400)} d ago`;
 }
 
+/** How long since: "42 s", "5 min", "3 h 10 min", "2 d 4 h". */
+export function since(iso: string, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - new Date(iso).getTime()) / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
 export function when(iso: string): string {
   return new Date(iso).toLocaleString();
 }

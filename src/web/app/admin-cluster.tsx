@@ -1,8 +1,8 @@
 // Cluster page: every node and gateway from its last heartbeat, refreshed every 2 s while the
 // page is visible; drain, undrain, stop and restart; the store's status.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, enc } from './api.js';
-import { ago, bytes, type Cluster, type ClusterMember, type StoreView } from './admin-api.js';
+import { ago, bytes, since, type Cluster, type ClusterMember, type StoreView } from './admin-api.js';
 import { Alert, ConfirmButton, Status, useAction } from './admin-common.js';
 
 const POLL_MS = 2_000;
@@ -69,13 +69,19 @@ export function ClusterPage() {
   const [now, setNow] = useState(Date.now());
   const { busy, run } = useAction(setError, setStatus);
 
+  // One request at a time: a slow answer is never overtaken by an older one.
+  const inFlight = useRef(false);
   const refresh = async () => {
+    if (inFlight.current) return;
+    inFlight.current = true;
     try {
       setCluster(await api<Cluster>('GET', '/api/admin/cluster'));
       setNow(Date.now());
       setLoadError('');
     } catch (e) {
       setLoadError((e as Error).message);
+    } finally {
+      inFlight.current = false;
     }
   };
 
@@ -123,6 +129,7 @@ export function ClusterPage() {
                 <th scope="col">Version</th>
                 <th scope="col">Connections</th>
                 <th scope="col">Load</th>
+                <th scope="col">Up</th>
                 <th scope="col">Last heartbeat</th>
                 <th scope="col">Actions</th>
               </tr>
@@ -130,7 +137,7 @@ export function ClusterPage() {
             <tbody>
               {members.length === 0 && (
                 <tr>
-                  <td colSpan={9}>No member has sent a heartbeat.</td>
+                  <td colSpan={10}>No member has sent a heartbeat.</td>
                 </tr>
               )}
               {members.map((m) => (
@@ -147,6 +154,11 @@ export function ClusterPage() {
                   <td class="admin-wrap" data-label="Load">
                     CPU {m.load.cpuPercent}%, event loop {m.load.eventLoopDelayMs} ms, RSS {bytes(m.load.rssBytes)}
                     {m.load.queueDepth !== undefined && `, queue ${m.load.queueDepth}`}
+                  </td>
+                  <td data-label="Up">
+                    <time dateTime={m.startedAt} title={`started ${new Date(m.startedAt).toLocaleString()}`}>
+                      {since(m.startedAt, now)}
+                    </time>
                   </td>
                   <td data-label="Last heartbeat">
                     <time dateTime={m.beatAt} title={new Date(m.beatAt).toLocaleString()}>

@@ -63,12 +63,17 @@ export function ConfirmButton({
 }) {
   const [asking, setAsking] = useState(false);
   const yes = useRef<HTMLButtonElement>(null);
+  const first = useRef<HTMLButtonElement>(null);
+  const asked = useRef(false);
+  // Focus follows the question: onto "Yes" when it appears, back to the button when answered.
   useEffect(() => {
     if (asking) yes.current?.focus();
+    else if (asked.current) first.current?.focus();
+    asked.current ||= asking;
   }, [asking]);
   if (!asking)
     return (
-      <button type="button" aria-label={label} disabled={disabled} onClick={() => setAsking(true)}>
+      <button type="button" ref={first} aria-label={label} disabled={disabled} onClick={() => setAsking(true)}>
         {children}
       </button>
     );
