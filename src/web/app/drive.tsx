@@ -219,10 +219,11 @@ function EntryRow({ entry, folders, onChanged, onError }: { entry: Entry; folder
       ) : mode === 'delete' ? (
         <span class="actions" role="group" aria-label={`Delete ${entry.name}?`} onKeyDown={escape}>
           <span>{entry.kind === 'folder' ? 'Delete with everything in it?' : 'Delete?'}</span>
-          <button type="button" class="danger" onClick={() => void run(() => api('DELETE', `/api/drive/nodes/${entry.id}`))} autoFocus>
+          <button type="button" class="danger" onClick={() => void run(() => api('DELETE', `/api/drive/nodes/${entry.id}`))}>
             Yes, delete
           </button>
-          <button type="button" onClick={() => setMode('idle')}>
+          {/* The safe answer has the focus, so a stray Enter keeps the file. */}
+          <button type="button" onClick={() => setMode('idle')} autoFocus>
             Keep
           </button>
         </span>
