@@ -13,14 +13,15 @@ function isThenable(value: unknown): value is Promise<unknown> {
 }
 
 export function measuredStore<T extends Store>(store: T, metrics: Metrics, node: string): T {
-  const wrappers = new Map<PropertyKey, Method>();
+  // Keyed by the method itself: a method replaced on the store (a test's stub) gets its own wrapper.
+  const wrappers = new WeakMap<Method, Method>();
   return new Proxy(store, {
     get(target, property) {
       const value: unknown = Reflect.get(target, property);
       if (typeof value !== 'function' || typeof property !== 'string' || property === 'constructor') return value;
-      let wrapper = wrappers.get(property);
+      const original = value as Method;
+      let wrapper = wrappers.get(original);
       if (!wrapper) {
-        const original = value as Method;
         const timer = metrics.storeSeconds.labels(node, property);
         const errors = metrics.storeErrors.labels(node, property);
         wrapper = (...args: unknown[]) => {
@@ -39,7 +40,7 @@ export function measuredStore<T extends Store>(store: T, metrics: Metrics, node:
             },
           );
         };
-        wrappers.set(property, wrapper);
+        wrappers.set(original, wrapper);
       }
       return wrapper;
     },
