@@ -3,12 +3,11 @@
 // the client nothing; what changed meanwhile reaches it as EXPUNGE/EXISTS/FETCH; a drained
 // node's idle sessions move away without the client noticing.
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { ImapFlow } from 'imapflow';
 import { startGateway, type RunningGateway } from '../src/gateway/gateway.js';
 import { gatewayStats } from '../src/gateway/imap-front.js';
@@ -89,7 +88,7 @@ describe('IMAP through the gateway', () => {
   let store: Store;
   let gateway: RunningGateway;
   let port = 0;
-  let nextNode = 3;
+  let nextNode = 4;
   const clients: Client[] = [];
 
   const users = new Map<string, { id: number; inbox: number }>();
@@ -115,21 +114,24 @@ describe('IMAP through the gateway', () => {
     assert.ok(on.length > 0, 'a session is on a node');
     return on[on.length - 1]!;
   }
-  async function kill(id: string): Promise<void> {
+  /** Stops a node (SIGKILL unless told) and starts a replacement in the background. */
+  async function kill(id: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const node = nodes.get(id)!;
     const died = new Promise((resolve) => node.child.once('exit', resolve));
-    node.child.kill('SIGKILL');
+    node.child.kill(signal);
     await died;
     nodes.delete(id);
+    const next = `in-${nextNode++}`;
+    nodes.set(next, startNode(data, next));
   }
-  /** A replacement node, so two are up again. */
-  async function replaceNode(): Promise<void> {
-    const id = `in-${nextNode++}`;
-    nodes.set(id, startNode(data, id));
-    await until(`node ${id} up`, async () => {
+  /** Waits until at least two nodes take sessions (replacements start slowly). */
+  async function twoNodes(): Promise<void> {
+    await until('two nodes up', async () => {
       await gateway.directory.refresh();
-      return gateway.directory.candidates('imap').some((n) => n.id === id);
-    }, 40_000);
+      return gateway.directory.candidates('imap').length >= 2;
+    }, 50_000).catch((error: Error) => {
+      throw new Error(`${error.message}:\n${[...nodes.values()].map((n) => n.output).join('\n')}`);
+    });
   }
 
   before(async () => {
@@ -137,15 +139,11 @@ describe('IMAP through the gateway', () => {
     store = await openStore(config);
     await store.addDomain('example.com');
     for (const address of ['alice@example.com', 'bob@example.com', 'carol@example.com', 'dave@example.com']) await addUser(address);
-    for (const id of ['in-1', 'in-2']) nodes.set(id, startNode(data, id));
+    // Three, so a test that kills one finds two while the replacement starts.
+    for (const id of ['in-1', 'in-2', 'in-3']) nodes.set(id, startNode(data, id));
     gateway = await startGateway(config, store, silentLogger(), { id: 'gw-imap', protocols: ['imap'] });
     port = gateway.port('imap');
-    await until('two nodes', async () => {
-      await gateway.directory.refresh();
-      return gateway.directory.candidates('imap').length >= 2;
-    }, 60_000).catch((error: Error) => {
-      throw new Error(`${error.message}:\n${[...nodes.values()].map((n) => n.output).join('\n')}`);
-    });
+    await twoNodes();
   });
 
   after(async () => {
@@ -179,6 +177,7 @@ describe('IMAP through the gateway', () => {
   });
 
   it('carries a client in IDLE over to another node when its node is killed', async () => {
+    await twoNodes();
     const client = await connect('alice@example.com');
     await until('IDLE', () => client.idling);
     const victim = sessionNode();
@@ -192,18 +191,14 @@ describe('IMAP through the gateway', () => {
     await client.imap.noop();
     client.assertUntroubled();
     await client.imap.logout();
-    await replaceNode();
   });
 
   it('carries a client in IDLE over when its node stops gracefully (SIGTERM, a rolling restart)', async () => {
+    await twoNodes();
     const client = await connect('dave@example.com');
     await until('IDLE', () => client.idling);
     const victim = sessionNode();
-    const node = nodes.get(victim)!;
-    const exited = new Promise((resolve) => node.child.once('exit', resolve));
-    node.child.kill('SIGTERM');
-    await exited;
-    nodes.delete(victim);
+    await kill(victim, 'SIGTERM');
     await until('the session moved', () => gateway.frontSessions('imap').every((id) => id !== undefined && id !== victim));
     await deliver('dave@example.com', 'after the restart');
     await until('EXISTS through IDLE', () => client.seen.some((e) => e.kind === 'exists' && (e.value as { count: number }).count === 2));
@@ -211,13 +206,13 @@ describe('IMAP through the gateway', () => {
     assert.equal(fetched && fetched.envelope?.subject, 'after the restart');
     client.assertUntroubled();
     await client.imap.logout();
-    await replaceNode();
   });
 
   it('finishes a FETCH of a large message whose node was killed before answering, byte for byte', async () => {
     const body = `${'0123456789abcdef'.repeat(64)}\r\n`.repeat(3_000); // ~3 MB
     const uid = await deliver('bob@example.com', 'big one', body);
     const stored = (await store.getBlob((await store.listMessages(users.get('bob@example.com')!.inbox, { fromUid: uid, toUid: uid }))[0]!.blobHash))!;
+    await twoNodes();
     const client = await connect('bob@example.com', { autoIdle: false });
     const victim = sessionNode();
     const child = nodes.get(victim)!.child;
@@ -232,7 +227,6 @@ describe('IMAP through the gateway', () => {
     await client.imap.noop();
     client.assertUntroubled();
     await client.imap.logout();
-    await replaceNode();
   });
 
   it('tells a client in IDLE what another session expunged, flagged and delivered during the outage', async () => {
@@ -240,6 +234,7 @@ describe('IMAP through the gateway', () => {
     const box = users.get(address)!.inbox;
     const second = await deliver(address, 'second');
     const third = await deliver(address, 'third');
+    await twoNodes();
     const client = await connect(address);
     await until('IDLE', () => client.idling);
     const victim = sessionNode();
@@ -261,22 +256,21 @@ describe('IMAP through the gateway', () => {
     assert.ok(view[1]!.flags?.has('\\Flagged'), 'the flag set meanwhile');
     client.assertUntroubled();
     await client.imap.logout();
-    await replaceNode();
   });
 
   it('moves an idle session off a drained node; the client keeps working', async () => {
+    await twoNodes();
     const client = await connect('alice@example.com');
     await until('IDLE', () => client.idling);
     const drained = sessionNode();
     const imapConnections = async (id: string) => (await store.listMembers()).find((m) => m.id === id)?.load.connections.imap ?? -1;
     await until('the node counts the session', async () => (await imapConnections(drained)) >= 1);
-    const cli = (...args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--data', data]);
     const migrations = gatewayStats.imapMigrations;
-    await cli('drain', drained);
+    // What `quill drain NODE` does (src/cli/cluster-commands.ts).
+    assert.ok(await store.requestMemberState(drained, 'draining'));
     await until('the session moved', () => gatewayStats.imapMigrations > migrations && gateway.frontSessions('imap').every((id) => id !== drained));
+    // The node's own heartbeat (what `quill status --json` shows) counts no IMAP connection.
     await until('the drained node has no IMAP connection', async () => (await imapConnections(drained)) === 0);
-    const status = JSON.parse((await cli('status', '--json')).stdout) as { id: string; state: string; load: { connections: Record<string, number> } }[];
-    assert.equal(status.find((m) => m.id === drained)?.load.connections.imap, 0);
     await until('IDLE again', () => client.idling);
     const count = client.imap.mailbox && typeof client.imap.mailbox === 'object' ? client.imap.mailbox.exists : 0;
     await deliver('alice@example.com', 'after the drain');
@@ -285,7 +279,7 @@ describe('IMAP through the gateway', () => {
     assert.equal(fetched && fetched.envelope?.subject, 'after the drain');
     client.assertUntroubled();
     await client.imap.logout();
-    await cli('undrain', drained);
+    await store.requestMemberState(drained, 'active');
   });
 });
 
