@@ -230,6 +230,22 @@ describe('admin console in a browser', { skip: !existsSync(CHROMIUM) && `no chro
     await page.context().close();
   });
 
+  it('pages through the audit log, newest first', async () => {
+    for (let i = 1; i <= 60; i++) await server.store.addAudit({ actor: 'cli:root', action: 'test.entry', target: `target-${i}`, detail: { i }, node: null });
+    const page = await newPage();
+    await logIn(page, base, 'ada@example.com', 'ada-password');
+    await page.goto(`${base}/#/admin/audit`);
+    const rows = page.getByRole('table').getByRole('row');
+    await rows.nth(1).getByText('target-60', { exact: true }).waitFor();
+    assert.equal(await rows.count(), 51, 'a header and 50 entries');
+    await page.getByRole('button', { name: 'Older entries' }).click();
+    await page.getByText('Older entries, page 2').waitFor();
+    await rows.nth(1).getByText('target-10', { exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Newer entries' }).click();
+    await rows.nth(1).getByText('target-60', { exact: true }).waitFor();
+    await page.context().close();
+  });
+
   it('an admin shows, holds, releases and deletes a queued message', async () => {
     const submission = nodemailer.createTransport({
       host: '127.0.0.1',
