@@ -168,6 +168,22 @@ export const COMMIT_MARKER_PREFIX = 'commit-marker:';
 
 export type CommitOutcome = 'committed' | 'absent' | 'unknown';
 
+/** A write waiting for its turn in a shared transaction (KyselyStore.coalesceWrites). */
+interface QueuedWrite {
+  fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+/** Rejects a queued write with the StoreError its failure maps to. */
+function settleFailed(item: QueuedWrite, error: unknown): void {
+  try {
+    unavailable(error);
+  } catch (mapped) {
+    item.reject(mapped);
+  }
+}
+
 /** Wraps driver errors so protocol code can answer with a temporary failure. */
 function unavailable(error: unknown): never {
   if (error instanceof StoreError) throw error;
@@ -263,8 +279,27 @@ export abstract class KyselyStore implements Store {
     out.push({ id: num(row.id), userId, mailboxId, kind });
   }
 
+  /**
+   * Whether writes that queue up behind a running one share one transaction, each in its own
+   * savepoint (one commit, one fsync for all): on for SQLite, whose one connection runs
+   * transactions one at a time anyway. A failing write rolls back to its savepoint alone.
+   */
+  protected readonly coalesceWrites: boolean = false;
+  private writeQueue: QueuedWrite[] = [];
+  private writing = false;
+
   /** Runs fn in a transaction, turns driver errors into StoreErrors, then publishes changes. */
   protected async write<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>): Promise<T> {
+    if (this.coalesceWrites) {
+      return new Promise<T>((resolve, reject) => {
+        this.writeQueue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+        if (!this.writing) void this.runWrites();
+      });
+    }
+    return this.writeAlone(fn);
+  }
+
+  private async writeAlone<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>): Promise<T> {
     let done: { result: T; changes: ChangeEvent[] };
     try {
       done = await this.transact(fn);
@@ -273,6 +308,53 @@ export abstract class KyselyStore implements Store {
     }
     this.afterCommit(done.changes);
     return done.result;
+  }
+
+  /** Runs queued writes: alone when one waits, else up to 64 in one transaction (group commit). */
+  private async runWrites(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.writeQueue.length > 0) {
+        const batch = this.writeQueue.splice(0, 64);
+        if (batch.length === 1) {
+          const only = batch[0]!;
+          await this.writeAlone(only.fn).then(only.resolve, only.reject);
+          continue;
+        }
+        const outcomes: ({ ok: true; result: unknown } | { ok: false; error: unknown })[] = [];
+        let done: { changes: ChangeEvent[] };
+        try {
+          done = await this.transact(async (tx, changes) => {
+            for (const [i, item] of batch.entries()) {
+              await sql.raw(`savepoint w${i}`).execute(tx);
+              const own: ChangeEvent[] = [];
+              try {
+                const result = await item.fn(tx, own);
+                await sql.raw(`release savepoint w${i}`).execute(tx);
+                changes.push(...own);
+                outcomes.push({ ok: true, result });
+              } catch (error) {
+                // Undo this write alone; if even that fails, the whole transaction fails below.
+                await sql.raw(`rollback to savepoint w${i}`).execute(tx);
+                await sql.raw(`release savepoint w${i}`).execute(tx);
+                outcomes.push({ ok: false, error });
+              }
+            }
+          });
+        } catch (error) {
+          for (const item of batch) settleFailed(item, error);
+          continue;
+        }
+        this.afterCommit(done.changes);
+        batch.forEach((item, i) => {
+          const outcome = outcomes[i]!;
+          if (outcome.ok) item.resolve(outcome.result);
+          else settleFailed(item, outcome.error);
+        });
+      }
+    } finally {
+      this.writing = false;
+    }
   }
 
   protected async read<T>(fn: () => Promise<T>): Promise<T> {

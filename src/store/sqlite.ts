@@ -36,6 +36,8 @@ export interface SqliteOptions {
 
 export class SqliteStore extends KyselyStore {
   readonly kind = 'sqlite' as const;
+  /** Writes waiting on the one connection share a commit (and its fsync). */
+  protected override readonly coalesceWrites = true;
   private pollTimer: NodeJS.Timeout | undefined;
   private lastChangeId = 0;
   private readonly ownChanges = new Set<number>();

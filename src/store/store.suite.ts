@@ -60,6 +60,31 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       assert.equal((await store.getUserById(alice))?.usedBytes, raw.length);
     });
 
+    it('keeps concurrent writes apart: one failing leaves the others committed (SQLite shares their commit)', async () => {
+      const box = await store.createMailbox(alice, 'Concurrent');
+      const events: ChangeEvent[] = [];
+      const unsubscribe = store.onChange((event) => events.push(event));
+      try {
+        const results = await Promise.allSettled([
+          store.append(box.id, msg('c1'), []),
+          store.createMailbox(alice, 'Concurrent'), // exists: fails alone
+          store.append(box.id, msg('c2'), ['\\Seen']),
+          store.createMailbox(alice, 'Concurrent/Child'),
+          store.append(box.id, msg('c3'), []),
+        ]);
+        assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+        assert.equal(((results[1] as PromiseRejectedResult).reason as StoreError).code, 'conflict');
+        const uids = results.filter((r, i) => i % 2 === 0 && r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<{ uid: number }>).value.uid);
+        assert.deepEqual(uids, [1, 2, 3]);
+        const listed = await store.listMessages(box.id);
+        assert.deepEqual(listed.map((m) => [m.uid, m.flags]), [[1, []], [2, ['\\Seen']], [3, []]]);
+        assert.ok(await store.getMailbox(alice, 'Concurrent/Child'));
+        assert.equal(events.filter((e) => e.mailboxId === box.id && e.kind === 'append').length, 3);
+      } finally {
+        unsubscribe();
+      }
+    });
+
     it('reads blobs and their meta in batches and writes many metas at once', async () => {
       const inbox = (await store.getMailbox(alice, 'INBOX'))!;
       await store.deliver(msg('batch one'), [{ userId: alice }]);
