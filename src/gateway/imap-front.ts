@@ -277,13 +277,12 @@ interface Pending {
   bytes: Buffer;
   /** SELECT/EXAMINE: what its responses said. */
   select?: { readOnly: boolean; exists?: number; uidValidity?: number; modseq?: number; uidNext?: number; name: ImapValue };
-  /** IDLE: the client heard "+", and whether it sent DONE since. */
-  idling?: boolean;
+  /** IDLE: the client heard "+" (it stays told across moves), the current node said "+", the client sent DONE. */
+  heardPlus?: boolean;
+  nodePlus?: boolean;
   doneSent?: boolean;
   /** The gateway ended the IDLE itself (drain) and waits for its OK. */
   gatewayDone?: () => void;
-  /** Replayed as a re-entered IDLE: the node's "+" is not the client's business. */
-  swallowPlus?: boolean;
   /** The node's tagged reply is replaced by this line (commands answered for on the gateway's behalf). */
   rewrite?: string;
 }
@@ -671,7 +670,8 @@ export class ImapFront {
       return;
     }
     if (event.kind !== 'command') return;
-    const idle = this.pending.find((p) => p.name === 'IDLE' && p.idling && !p.doneSent);
+    // A replayed IDLE may not have its new "+" yet: the node reads the DONE after sending it.
+    const idle = this.pending.find((p) => p.name === 'IDLE' && p.heardPlus && !p.doneSent);
     if (idle) {
       // RFC 2177: the line after "+ idling" ends the IDLE (the node answers BAD to anything but DONE).
       idle.doneSent = true;
@@ -731,10 +731,12 @@ export class ImapFront {
     const head = out.head;
     let bytes: Buffer | undefined | null = out.bytes;
     if (head.startsWith('+')) {
-      const idle = this.pending.find((p) => p.name === 'IDLE' && !p.idling);
+      const idle = this.pending.find((p) => p.name === 'IDLE' && !p.nodePlus);
       if (idle) {
-        idle.idling = true;
-        if (idle.swallowPlus) bytes = undefined;
+        idle.nodePlus = true;
+        // A re-entered IDLE: the client heard its "+" from the node before.
+        if (idle.heardPlus) bytes = undefined;
+        idle.heardPlus = true;
       }
     } else if (head.startsWith('* ')) {
       bytes = this.untagged(head, bytes);
@@ -855,7 +857,8 @@ export class ImapFront {
   private get movable(): boolean {
     if (!this.user || this.moving || this.ended || !this.link) return false;
     if (this.pending.length === 0) return this.events.length === 0;
-    return this.pending.length === 1 && this.pending[0]!.name === 'IDLE' && this.pending[0]!.idling === true && !this.pending[0]!.doneSent;
+    const idle = this.pending[0]!;
+    return this.pending.length === 1 && idle.name === 'IDLE' && idle.heardPlus === true && idle.nodePlus === true && !idle.doneSent;
   }
 
   private async carryOver(why: 'lost' | 'drain'): Promise<void> {
@@ -964,7 +967,9 @@ export class ImapFront {
     for (let round = 0; round < 3 && !view; round++) view = await this.reselect(link, selected, timeout);
     if (!view) throw new CannotCarry('the mailbox kept changing while your session moved between servers; please reconnect');
     const facts: NodeFacts = { uidValidity: view.uidValidity, uids: view.uids, ...(await this.changesSince(link, selected, view.uidValidity, timeout)) };
-    const result = reconcile(selected, facts, { qresync: this.enabled.has('QRESYNC'), condstore: this.enabled.has('CONDSTORE') || this.enabled.has('QRESYNC') });
+    // CONDSTORE is on once ENABLEd or named in the SELECT (RFC 7162 3.1): FETCH then carries MODSEQ.
+    const condstore = this.enabled.has('CONDSTORE') || this.enabled.has('QRESYNC') || /CONDSTORE|QRESYNC/i.test(selected.command.toString('latin1'));
+    const result = reconcile(selected, facts, { qresync: this.enabled.has('QRESYNC'), condstore });
     if (!result.ok) {
       this.log.warn({ why: result.why }, 'gateway: IMAP view cannot be carried over');
       throw new CannotCarry(`mailbox state changed while your session moved between servers (${result.why}); please reconnect`);
@@ -1062,8 +1067,7 @@ export class ImapFront {
           link.send(`${p.tag} NOOP\r\n`);
           continue;
         }
-        if (p.idling) p.swallowPlus = true;
-        p.idling = false;
+        p.nodePlus = false;
         link.send(`${p.tag} IDLE\r\n`);
         continue;
       }
