@@ -239,7 +239,7 @@ describe('gateway failover in the metrics', () => {
     await nodes.get('failover-a')!.addUser('ann@example.com', 'ann-secret-1');
     store = await SqliteStore.open(data);
     const config = testConfig(data, { gateway: { probeIntervalMs: 60_000, connectTimeoutMs: 500, adminListen: '127.0.0.1:0' } });
-    gateway = await startGateway(config, store, silentLogger(), { id: 'failover-gw', protocols: ['smtp'] });
+    gateway = await startGateway(config, store, silentLogger(), { id: 'failover-gw', protocols: ['smtp', 'http'] });
   });
 
   after(async () => {
@@ -247,6 +247,11 @@ describe('gateway failover in the metrics', () => {
     await Promise.allSettled([...nodes.values()].map((node) => node.stop()));
     await store.close();
     rmSync(data, { recursive: true, force: true });
+  });
+
+  it("keeps nodes' /metrics off the gateway's public HTTP port", async () => {
+    assert.equal((await get(gateway.port('http'), '/healthz')).status, 200);
+    assert.equal((await get(gateway.port('http'), '/metrics')).status, 404);
   });
 
   it('counts a transaction replayed on another node after its node stopped', async () => {
