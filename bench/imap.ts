@@ -2,10 +2,11 @@
 // many IDLE sessions plus the time until one APPEND wakes them all; Quillmail from this tree and a private
 // Dovecot (Maildir, passwd-file) in the same run, both loaded with the same messages by APPEND over IMAP.
 //   node --import tsx bench/imap.ts [--clients 16] [--messages 2000] [--seconds 4] [--large 20000] [--idle 1000]
-//        [--only quill|dovecot] [--skip-throughput] [--skip-large] [--skip-idle]
+//        [--only quill|dovecot] [--skip-throughput] [--skip-large] [--skip-idle] [--phase TEXT] [--stores sqlite,postgres]
 import { connect, type Socket } from 'node:net';
 import { arg, flag, fmt, sleep, startQuill, summarize, treeMemory } from './lib.js';
 import { dovecotMissing, startDovecot } from './dovecot.js';
+import { startBenchStore, storeKinds } from './pg-stores.js';
 
 const DOMAIN = 'bench.test';
 const PASSWORD = 'bench-password';
@@ -219,7 +220,11 @@ async function throughput(port: number): Promise<PhaseResult[]> {
     }],
   ];
   const results: PhaseResult[] = [];
+  // --phase TEXT: only the phases whose name contains TEXT (profiling one command kind).
+  const phaseIndex = process.argv.indexOf('--phase');
+  const wanted = phaseIndex >= 0 ? process.argv[phaseIndex + 1] : undefined;
   for (const [phase, op] of phases) {
+    if (wanted && !phase.includes(wanted)) continue;
     const latencies: number[] = [];
     let errors = 0;
     const end = performance.now() + seconds * 1000;
@@ -362,12 +367,17 @@ async function runAgainst(name: string, port: number, pid: () => number): Promis
 
 async function main(): Promise<void> {
   const results: ServerResult[] = [];
-  if (only !== 'dovecot') {
-    const quill = await startQuill({ domain: DOMAIN, users: USERS, password: PASSWORD });
+  for (const kind of only !== 'dovecot' ? storeKinds(process.argv) : []) {
+    const store = await startBenchStore(kind);
     try {
-      results.push(await runAgainst('quillmail', quill.ports.imap, () => quill.pid));
+      const quill = await startQuill({ domain: DOMAIN, users: USERS, password: PASSWORD, store: store.url });
+      try {
+        results.push(await runAgainst(kind === 'sqlite' ? 'quillmail' : `quillmail-${kind}`, quill.ports.imap, () => quill.pid));
+      } finally {
+        await quill.stop();
+      }
     } finally {
-      await quill.stop();
+      await store.stop();
     }
   }
   if (only !== 'quill') {

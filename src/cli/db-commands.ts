@@ -4,6 +4,8 @@
 import type { Command } from 'commander';
 import type { Config } from '../config/config.js';
 import { openStore } from '../server.js';
+import type { Kysely } from 'kysely';
+import { Directory, type DirectoryDatabase } from '../store/directory.js';
 import { PostgresStore, type PostgresOptions } from '../store/postgres.js';
 import { addStoreOptions, configFrom, table, type StoreOptions } from './common.js';
 
@@ -33,8 +35,13 @@ async function migrate(options: StoreOptions, create: boolean): Promise<void> {
     return;
   }
   if (create && (await PostgresStore.createDatabase(url, postgresOptions(config)))) process.stdout.write('database created\n');
-  const applied = await withPostgres(url, config, (store) => store.migrate());
+  const [applied, groups] = await withPostgres(url, config, async (store) => [await store.migrate(), await new Directory(store.kysely as unknown as Kysely<DirectoryDatabase>).listGroups()] as const);
   process.stdout.write(applied.length > 0 ? applied.map((name) => `applied ${name}\n`).join('') : 'schema is up to date\n');
+  // Every group of the directory has the same schema (docs/postgresql.md "Several groups").
+  for (const group of groups.filter((g) => g.url !== url)) {
+    const done = await withPostgres(group.url, config, (store) => store.migrate());
+    process.stdout.write(done.length > 0 ? done.map((name) => `group ${group.name}: applied ${name}\n`).join('') : `group ${group.name}: schema is up to date\n`);
+  }
 }
 
 export function addDbCommands(program: Command): void {

@@ -45,6 +45,7 @@ describe('quill group and quill user move', { skip: postgresAvailable() ? false 
     // The directory's own database becomes the first group, with the user it has.
     assert.match(await ok(['group', 'add', 'main', main, ...store]), /group main added \(number 0\)/);
     assert.match(await ok(['group', 'add', 'second', second, ...store]), /group second added \(number 1\)/);
+    assert.equal(await ok(['db', 'migrate', ...store]), 'schema is up to date\ngroup second: schema is up to date\n');
     const duplicate = await quill(['group', 'add', 'second', pg.url('quill_cli_other'), ...store]);
     assert.equal(duplicate.code, 1);
     assert.match(duplicate.stderr, /already exists/);
