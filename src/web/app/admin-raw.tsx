@@ -3,7 +3,7 @@
 import { Fragment } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, enc } from './api.js';
-import { bytes, plain, when, type RawMailbox, type RawMessage, type RawMessageMeta } from './admin-api.js';
+import { bytes, plain, when, type AdminUser, type RawMailbox, type RawMessage, type RawMessageMeta } from './admin-api.js';
 import { Alert } from './admin-common.js';
 
 const PAGE = 50;
@@ -35,6 +35,7 @@ function Message({ mailbox, uid, message, onBack }: { mailbox: RawMailbox; uid: 
         ))}
       </dl>
       {message.truncated && <p class="hint">Only the first 1 MB is shown.</p>}
+      {message.encoding === 'latin1' && <p class="hint">Not valid UTF-8: shown one character per byte (latin1).</p>}
       {/* As text, never as HTML: Preact escapes it. */}
       <pre class="admin-raw" aria-label={`Stored bytes of message ${uid}`} tabIndex={0}>
         {message.raw}
@@ -81,6 +82,20 @@ export function RawPage() {
   const [step, setStep] = useState<Step>({ kind: 'none' });
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
+  const [suggestions, setSuggestions] = useState<string[]>([]);
+
+  // Addresses matching what is typed, offered in a list under the field.
+  useEffect(() => {
+    const q = address.trim();
+    if (q.length < 2) return setSuggestions([]);
+    const timer = setTimeout(() => {
+      api<{ users: AdminUser[] }>('GET', `/api/admin/users?q=${enc(q)}&limit=10`).then(
+        (found) => setSuggestions(found.users.map((u) => u.address)),
+        () => setSuggestions([]),
+      );
+    }, 250);
+    return () => clearTimeout(timer);
+  }, [address]);
 
   const load = async (next: () => Promise<Step>) => {
     setBusy(true);
@@ -132,8 +147,13 @@ export function RawPage() {
       >
         <label>
           User address
-          <input type="email" required value={address} onInput={(e) => setAddress(e.currentTarget.value)} />
+          <input type="email" required list="raw-users" autocomplete="off" value={address} onInput={(e) => setAddress(e.currentTarget.value)} />
         </label>
+        <datalist id="raw-users">
+          {suggestions.map((a) => (
+            <option key={a} value={a} />
+          ))}
+        </datalist>
         <button type="submit" disabled={busy}>
           Show mailboxes
         </button>
