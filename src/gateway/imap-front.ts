@@ -52,6 +52,8 @@ const PRE_AUTH_LITERAL = 8 * 1024;
 const MAX_ATTEMPTS = 3;
 /** How often sessions look for a draining node under them. */
 const DRAIN_CHECK_MS = 250;
+/** Drain moves at once: a node with thousands of sessions empties steadily, not in one stampede. */
+const MAX_DRAIN_MOVES = 64;
 
 const CAPS_BASE = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE', 'NAMESPACE', 'UNSELECT', 'UIDPLUS', 'MOVE', 'CHILDREN', 'SPECIAL-USE'];
 
@@ -966,7 +968,9 @@ export class ImapFront {
     let view: { uids: number[]; uidValidity: number; modseq: number; uidNext: number } | undefined;
     for (let round = 0; round < 3 && !view; round++) view = await this.reselect(link, selected, timeout);
     if (!view) throw new CannotCarry('the mailbox kept changing while your session moved between servers; please reconnect');
-    const facts: NodeFacts = { uidValidity: view.uidValidity, uids: view.uids, ...(await this.changesSince(link, selected, view.uidValidity, timeout)) };
+    // Every change (new message, flags, expunge) raises HIGHESTMODSEQ: unchanged, nothing to ask.
+    const changes = view.modseq === selected.modseq ? { vanished: [], changed: [] } : await this.changesSince(link, selected, view.uidValidity, timeout);
+    const facts: NodeFacts = { uidValidity: view.uidValidity, uids: view.uids, ...changes };
     // CONDSTORE is on once ENABLEd or named in the SELECT (RFC 7162 3.1): FETCH then carries MODSEQ.
     const condstore = this.enabled.has('CONDSTORE') || this.enabled.has('QRESYNC') || /CONDSTORE|QRESYNC/i.test(selected.command.toString('latin1'));
     const result = reconcile(selected, facts, { qresync: this.enabled.has('QRESYNC'), condstore });
@@ -1102,15 +1106,26 @@ export class ImapFront {
 
   /** Sessions idle on a draining node move to another one (`quill drain NODE`). */
   private static checkDrains(): void {
+    // Per directory (one per gateway): the draining nodes, and whether another node can take sessions.
+    const seen = new Map<NodeDirectory, { draining: Set<string>; takers: number }>();
     for (const front of ImapFront.watched) {
+      if (ImapFront.drainMoves >= MAX_DRAIN_MOVES) return; // the rest at the next tick
       const nodeId = front.link?.nodeId;
       if (!nodeId || !front.movable) continue;
-      const node = front.deps.directory.list().find((n) => n.id === nodeId);
-      if (node?.member.state !== 'draining') continue;
-      if (!front.deps.directory.candidates('imap').some((n) => n.id !== nodeId)) continue;
-      void front.move('drain');
+      const { directory } = front.deps;
+      let view = seen.get(directory);
+      if (!view) {
+        view = { draining: new Set(directory.list().filter((n) => n.member.state === 'draining').map((n) => n.id)), takers: directory.candidates('imap').length };
+        seen.set(directory, view);
+      }
+      if (!view.draining.has(nodeId) || view.takers === 0) continue;
+      ImapFront.drainMoves++;
+      void front.move('drain').finally(() => ImapFront.drainMoves--);
     }
   }
+
+  /** Drain moves under way in this process. */
+  private static drainMoves = 0;
 }
 
 /** The command as bytes for the node; literals become non-synchronizing (RFC 7888), the node never asks. */
