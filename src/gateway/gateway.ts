@@ -399,7 +399,8 @@ export async function startGateway(
         return (socket) => new SmtpFront(socket, deps);
       }
       if (protocol === 'pop3') {
-        const deps = { config, directory, auth, tlsContext: tlsMaterial.context, logger };
+        const failovers = metrics.gatewayCountersOf(gatewayId, 'pop3').failovers;
+        const deps = { config, directory, auth, tlsContext: tlsMaterial.context, logger, onFailover: () => failovers.inc() };
         return (socket) => new Pop3Front(socket, deps);
       }
       if (protocol === 'imap') {
@@ -407,7 +408,8 @@ export async function startGateway(
         return (socket) => new ImapFront(socket, deps);
       }
       if (protocol === 'http') {
-        const front = (http ??= new HttpFrontEnd({ config, directory, logger }));
+        const retries = metrics.gatewayCountersOf(gatewayId, 'http').failovers;
+        const front = (http ??= new HttpFrontEnd({ config, directory, logger, onRetry: () => retries.inc() }));
         return (socket) => front.session(socket);
       }
       return undefined;

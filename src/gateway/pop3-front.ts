@@ -35,6 +35,8 @@ export interface Pop3FrontDeps {
   auth: Authenticator;
   tlsContext?: tls.SecureContext;
   logger: Logger;
+  /** Counts sessions moved to another node after theirs was lost (metrics). */
+  onFailover?: () => void;
 }
 
 /** The node link was lost (or refused to continue): fail over. */
@@ -570,6 +572,7 @@ export class Pop3Front {
     if (lost) this.deps.directory.markFailed(lost);
     this.link?.close();
     this.link = undefined;
+    this.deps.onFailover?.();
     this.log.warn({ node: lost, user: this.user }, 'gateway: POP3 node lost mid-session; moving the session');
   }
 
