@@ -1,8 +1,8 @@
 // Prometheus metrics (prom-client): one registry per process, served on /metrics by every
 // node's HTTP port and by the gateway's admin port. A process may run several nodes or a
 // gateway beside nodes (tests, `quill start --nodes`), so every series carries the node's
-// or gateway's id. Hot paths count through children cached once per label set (labels()
-// builds a key and looks it up each time; a cached child is one add).
+// or gateway's id. Hot paths count through children made once per label set and kept, so
+// no label object or array is built per command.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -21,7 +21,8 @@ function sourcedGauge(registry: Registry, name: string, help: string, labelNames
     async collect() {
       gauge.reset();
       const set = (labels: Record<string, string>, value: number) => gauge.set(labels, value);
-      await Promise.all([...sources].map((source) => Promise.resolve(source(set)).catch(() => undefined)));
+      // A source that fails (the store is down) leaves its series out of this scrape.
+      await Promise.all([...sources].map((source) => Promise.resolve().then(() => source(set)).catch(() => undefined)));
     },
   });
   return { gauge, sources };
@@ -36,7 +37,7 @@ export class CounterFamily {
     private readonly fixed: string[],
   ) {}
 
-  /** The child for one value of the last label (no allocation after the first call). */
+  /** The child for one value of the last label, made on the first call. */
   child(value: string): Child {
     let child = this.children.get(value);
     if (!child) {
