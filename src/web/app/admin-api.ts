@@ -57,6 +57,8 @@ export interface QueueEntry {
   lastError: string | null;
   size: number;
   createdAt: string;
+  /** A delay notice went to the sender. */
+  warned?: boolean;
 }
 
 export interface RawMailbox {
@@ -93,6 +95,8 @@ export interface AuditEntry {
   action: string;
   target: string;
   detail: Record<string, unknown> | null;
+  /** The node that served the call, if known. */
+  node?: string | null;
 }
 
 export function bytes(n: number): string {

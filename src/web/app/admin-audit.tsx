@@ -45,6 +45,7 @@ export function AuditPage() {
                 <th scope="col">Action</th>
                 <th scope="col">Target</th>
                 <th scope="col">Detail</th>
+                <th scope="col">Node</th>
               </tr>
             </thead>
             <tbody>
@@ -59,6 +60,7 @@ export function AuditPage() {
                   <td class="admin-wrap">
                     {details(e.detail)}
                   </td>
+                  <td>{e.node ?? ''}</td>
                 </tr>
               ))}
             </tbody>

@@ -18,7 +18,10 @@ function EntryDetail({ entry, onClose }: { entry: QueueEntry; onClose: () => voi
         <dt>To</dt>
         <dd>{entry.recipients.join(', ')}</dd>
         <dt>Status</dt>
-        <dd>{entry.status}</dd>
+        <dd>
+          {entry.status}
+          {entry.warned && ' (delay notice sent)'}
+        </dd>
         <dt>Attempts</dt>
         <dd>{entry.attempts}</dd>
         <dt>Next attempt</dt>
