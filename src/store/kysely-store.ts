@@ -936,6 +936,7 @@ export abstract class KyselyStore implements Store {
       const updated: FlagUpdate[] = [];
       const failed: number[] = [];
       let modseq = 0;
+      let userId = 0;
       for (const row of rows) {
         // RFC 7162 3.1.3: UNCHANGEDSINCE fails messages modified after the given modseq.
         if (unchangedSince !== undefined && num(row.modseq) > unchangedSince) {
@@ -948,7 +949,7 @@ export abstract class KyselyStore implements Store {
         else if (op === 'add') next = normalizeFlags([...current, ...wanted]);
         else next = current.filter((f) => !hasFlag(wanted, f));
         if (next.join(' ') === current.join(' ')) continue;
-        if (modseq === 0) modseq = (await this.allocate(tx, mailboxId, 0)).modseq;
+        if (modseq === 0) ({ modseq, userId } = await this.allocate(tx, mailboxId, 0));
         await tx
           .updateTable('messages')
           .set({ flags: next.join(' '), seen: hasFlag(next, '\\Seen'), deleted: hasFlag(next, '\\Deleted'), modseq })
@@ -956,10 +957,7 @@ export abstract class KyselyStore implements Store {
           .execute();
         updated.push({ uid: num(row.uid), flags: next, modseq });
       }
-      if (updated.length > 0) {
-        const mailbox = await tx.selectFrom('mailboxes').select('user_id').where('id', '=', mailboxId).executeTakeFirstOrThrow();
-        await this.recordChange(tx, num(mailbox.user_id), mailboxId, 'flags', changes);
-      }
+      if (updated.length > 0) await this.recordChange(tx, userId, mailboxId, 'flags', changes);
       return { updated, failed };
     });
   }
