@@ -252,6 +252,8 @@ describe('gateway failover in the metrics', () => {
   it("keeps nodes' /metrics off the gateway's public HTTP port", async () => {
     assert.equal((await get(gateway.port('http'), '/healthz')).status, 200);
     assert.equal((await get(gateway.port('http'), '/metrics')).status, 404);
+    // A scraper on the gateway's own host, talking to the node directly, is served.
+    assert.equal((await get(nodes.get('failover-a')!.services.get('http')!.port, '/metrics')).status, 200);
   });
 
   it('counts a transaction replayed on another node after its node stopped', async () => {

@@ -1,7 +1,8 @@
 // GET /metrics on the node's HTTP port (Prometheus text format), and the count of every web
 // request by route and status. Open by default (bind the port privately); with
 // metrics.token set a scrape needs `Authorization: Bearer <token>`. A request a gateway
-// carried in from its public HTTP port never gets them: scrapers talk to nodes directly.
+// carried in from its public HTTP port never gets them: scrapers talk to nodes directly (from
+// any address, a gateway's host included).
 import type { FastifyInstance } from 'fastify';
 import { processMetrics, scrapeAllowed } from '../metrics/metrics.js';
 import { fromTrustedGateway } from '../net/proxy-header.js';
@@ -15,7 +16,10 @@ export function metricsRoutes(app: FastifyInstance, deps: ServiceDeps): void {
   const token = deps.config.metrics.token;
 
   app.get('/metrics', async (request, reply) => {
-    if (fromTrustedGateway(request.socket.remoteAddress, deps.config.trustedGateways)) return reply.code(404).send({ error: 'not found' });
+    // The gateway's HTTP front end marks every request it carries with X-Forwarded-Proto (a client's own copy is
+    // dropped there); a scraper on a gateway's host that connects directly is served.
+    const carried = fromTrustedGateway(request.socket.remoteAddress, deps.config.trustedGateways) && request.headers['x-forwarded-proto'] !== undefined;
+    if (carried) return reply.code(404).send({ error: 'not found' });
     if (!scrapeAllowed(request.headers.authorization, token)) {
       return reply.code(401).header('www-authenticate', 'Bearer realm="metrics"').send({ error: 'a bearer token is needed for /metrics' });
     }
