@@ -454,7 +454,13 @@ export class Pop3Front {
         link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs);
         link.send(proxyLine(this.plain).trimEnd());
         if (!(await link.line()).startsWith('+OK')) throw new LinkLost('no greeting');
-        const reply = await link.command(`XCLIENT LOGIN=${xtext(user)}`);
+        // The user's previous session may still be letting go of the maildrop lock (its QUIT
+        // answered, its cleanup not yet run): a short wait before [IN-USE] reaches the client.
+        let reply = await link.command(`XCLIENT LOGIN=${xtext(user)}`);
+        for (let wait = 0; reply.includes('[IN-USE]') && wait < 10; wait++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          reply = await link.command(`XCLIENT LOGIN=${xtext(user)}`);
+        }
         if (!reply.startsWith('+OK')) {
           // The node's own refusal ([IN-USE], a user gone): the client hears it.
           link.send('QUIT');

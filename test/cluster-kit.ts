@@ -1,0 +1,259 @@
+// A cluster for the chaos and rolling-upgrade tests: a gateway in this process, node processes
+// sharing one embedded store, and the SMTP and POP3 clients that load it while faults strike.
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import nodemailer from 'nodemailer';
+import { startGateway, type RunningGateway } from '../src/gateway/gateway.js';
+import type { ProtocolName } from '../src/config/config.js';
+import { openStore } from '../src/server.js';
+import type { Store } from '../src/store/types.js';
+import { silentLogger } from '../src/util/logger.js';
+import { hashPassword } from '../src/util/password.js';
+import { tempDir, testConfig } from './helpers.js';
+
+const run = promisify(execFile);
+export const SENDERS = 3;
+export const POP3_CLIENTS = 2;
+
+/** What the clients saw. */
+export interface Tally {
+  acknowledged: string[];
+  errors: string[];
+  pop3Sessions: number;
+  pop3Retrieved: number;
+  /** POP3 sessions ended by -ERR [SYS/TEMP] and a close (RFC 3206: allowed, the client retries). */
+  pop3TempErrors: number;
+  imapFetches: number;
+  imapDrops: number;
+}
+
+export function tally(): Tally {
+  return { acknowledged: [], errors: [], pop3Sessions: 0, pop3Retrieved: 0, pop3TempErrors: 0, imapFetches: 0, imapDrops: 0 };
+}
+
+/** A POP3 client on a raw socket; every reply is checked as it comes. */
+class Pop3Wire {
+  private data: Buffer = Buffer.alloc(0);
+  private closed = false;
+  private waiters: (() => void)[] = [];
+  private constructor(private readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.data = this.data.length === 0 ? chunk : Buffer.concat([this.data, chunk]);
+      this.waiters.splice(0).forEach((w) => w());
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.waiters.splice(0).forEach((w) => w());
+    });
+    socket.on('error', () => undefined);
+  }
+  static connect(port: number): Promise<Pop3Wire> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(new Pop3Wire(socket)));
+      socket.once('error', reject);
+    });
+  }
+  private async take(end: (d: Buffer) => number): Promise<Buffer> {
+    for (;;) {
+      const at = end(this.data);
+      if (at >= 0) {
+        const out = this.data.subarray(0, at);
+        this.data = this.data.subarray(at);
+        return out;
+      }
+      if (this.closed) throw new Pop3Closed();
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+  async line(): Promise<string> {
+    const bytes = await this.take((d) => (d.indexOf('\r\n') >= 0 ? d.indexOf('\r\n') + 2 : -1));
+    return bytes.toString('utf8').slice(0, -2);
+  }
+  async command(line: string): Promise<string> {
+    this.socket.write(`${line}\r\n`);
+    return this.line();
+  }
+  /** Status line and unstuffed body of a multi-line response; no body after -ERR. */
+  async multiline(line: string): Promise<{ status: string; body?: Buffer }> {
+    const status = await this.command(line);
+    if (!status.startsWith('+OK')) return { status };
+    const raw = await this.take((d) => {
+      if (d.subarray(0, 3).toString() === '.\r\n') return 3;
+      const at = d.indexOf('\r\n.\r\n');
+      return at >= 0 ? at + 5 : -1;
+    });
+    const body = raw.length === 3 ? Buffer.alloc(0) : raw.subarray(0, raw.length - 3);
+    return { status, body: Buffer.from(body.toString('latin1').replace(/(^|\r\n)\./g, '$1'), 'latin1') };
+  }
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+export class Pop3Closed extends Error {}
+
+export class Pop3Reply extends Error {
+  constructor(
+    readonly command: string,
+    readonly reply: string,
+  ) {
+    super(`${command || 'greeting'}: ${reply}`);
+  }
+}
+
+export class TestCluster {
+  readonly data = tempDir('quill-cluster-');
+  readonly nodes = new Map<string, ChildProcess>();
+  store!: Store;
+  gateway!: RunningGateway;
+
+  constructor(
+    readonly ids: string[],
+    private readonly protocols: ProtocolName[],
+  ) {}
+
+  /** Store with bob and the POP3 readers' users, the nodes, and the gateway once all are up. */
+  async start(): Promise<void> {
+    const config = testConfig(this.data, { gateway: { probeIntervalMs: 200, connectTimeoutMs: 1000 } });
+    this.store = await openStore(config);
+    await this.store.addDomain('example.com');
+    for (const user of ['bob', ...Array.from({ length: POP3_CLIENTS }, (_, i) => `pop${i}`)]) {
+      await this.store.addUser({ address: `${user}@example.com`, passwordHash: await hashPassword('pw') });
+    }
+    for (const id of this.ids) this.startNode(id);
+    this.gateway = await startGateway(config, this.store, silentLogger(), { id: `gw-${process.pid}`, protocols: this.protocols });
+    for (const id of this.ids) await this.waitForNode(id, true);
+  }
+
+  async close(): Promise<void> {
+    await this.gateway?.close();
+    for (const id of this.nodes.keys()) await this.stopNode(id, 'SIGTERM');
+    await this.store?.close();
+  }
+
+  startNode(id: string): void {
+    const ports = ['--smtp', '--submission', '--pop3', '--imap', '--http'].flatMap((flag) => [flag, '127.0.0.1:0']);
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'node', '--id', id, '--data', this.data, '--trusted-gateway', '127.0.0.1', '--log-level', 'error', ...ports], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    this.nodes.set(id, child);
+  }
+
+  /** Waits until the gateway offers (or no longer offers) the node for every protocol. */
+  async waitForNode(id: string, listed: boolean): Promise<void> {
+    const end = Date.now() + 60_000;
+    for (;;) {
+      await this.gateway.directory.refresh();
+      const there = this.protocols.every((p) => this.gateway.directory.candidates(p).some((n) => n.id === id));
+      if (there === listed) return;
+      if (Date.now() > end) throw new Error(`node ${id} ${listed ? 'did not come up' : 'is still listed'}`);
+      await sleep(50);
+    }
+  }
+
+  async stopNode(id: string, signal: NodeJS.Signals): Promise<void> {
+    const child = this.nodes.get(id)!;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(signal);
+    await exited;
+  }
+
+  /** The quill CLI on this cluster's store. */
+  async quill(...args: string[]): Promise<string> {
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--data', this.data], { timeout: 30_000 });
+    return stdout;
+  }
+
+  /** Deliveries until `done()`; each message goes to bob and to one POP3 reader. */
+  senders(seen: Tally, done: () => boolean, tag: string): Promise<void>[] {
+    return Array.from({ length: SENDERS }, async (_, s) => {
+      const transport = nodemailer.createTransport({ host: '127.0.0.1', port: this.gateway.port('smtp'), secure: false, ignoreTLS: true, pool: true, maxConnections: 1 });
+      for (let i = 0; !done(); i++) {
+        const id = `${tag}-${s}-${i}`;
+        try {
+          await transport.sendMail({
+            envelope: { from: 'load@elsewhere.test', to: ['bob@example.com', `pop${i % POP3_CLIENTS}@example.com`] },
+            raw: `From: load@elsewhere.test\r\nTo: bob@example.com\r\nSubject: ${id}\r\nMessage-ID: <${id}@elsewhere.test>\r\n\r\n${'x'.repeat(1000 + ((i * 7919) % 20_000))}\r\n`,
+          });
+          seen.acknowledged.push(id);
+        } catch (error) {
+          seen.errors.push(`smtp ${id}: ${(error as Error).message}`);
+        }
+      }
+      transport.close();
+    });
+  }
+
+  /** POP3 sessions of STAT, UIDL and RETR until `done()`; each reply is checked. */
+  pop3Readers(seen: Tally, done: () => boolean): Promise<void>[] {
+    return Array.from({ length: POP3_CLIENTS }, async (_, c) => {
+      while (!done()) {
+        let wire: Pop3Wire | undefined;
+        let last = 'connect';
+        try {
+          wire = await Pop3Wire.connect(this.gateway.port('pop3'));
+          const expect = async (line: string, pattern: RegExp) => {
+            last = line;
+            const reply = line === '' ? await wire!.line() : await wire!.command(line);
+            if (!pattern.test(reply)) throw new Pop3Reply(line, reply);
+            return reply;
+          };
+          await expect('', /^\+OK /);
+          await expect(`USER pop${c}@example.com`, /^\+OK/);
+          await expect('PASS pw', /^\+OK maildrop locked/);
+          seen.pop3Sessions++;
+          for (let round = 0; round < 5 && !done(); round++) {
+            const stat = await expect('STAT', /^\+OK \d+ \d+$/);
+            const count = Number(stat.split(' ')[1]);
+            last = 'UIDL';
+            const uidl = await wire.multiline('UIDL');
+            if (!uidl.body) throw new Pop3Reply('UIDL', uidl.status);
+            const listed = uidl.body.toString().split('\r\n').filter(Boolean);
+            if (listed.length !== count) throw new Pop3Reply('UIDL', `${listed.length} entries for STAT ${count}`);
+            if (count > 0) {
+              const n = 1 + ((round * 31 + c) % count);
+              last = `RETR ${n}`;
+              const message = await wire.multiline(`RETR ${n}`);
+              const octets = Number(/^\+OK (\d+) octets/.exec(message.status)?.[1] ?? -1);
+              if (!message.body || message.body.length !== octets || !/\r\nSubject: \S+\r\n/.test(message.body.toString('latin1'))) {
+                throw new Pop3Reply(`RETR ${n}`, `${message.status} with ${message.body?.length} bytes`);
+              }
+              seen.pop3Retrieved++;
+            }
+            await sleep(30);
+          }
+          await expect('QUIT', /^\+OK/);
+        } catch (error) {
+          if (error instanceof Pop3Reply && /^-ERR \[SYS\/TEMP\] /.test(error.reply)) seen.pop3TempErrors++;
+          else if (error instanceof Pop3Closed) seen.errors.push(`pop${c}: connection closed after ${last}`);
+          else seen.errors.push(`pop${c}: ${(error as Error).message}`);
+          await sleep(100);
+        } finally {
+          wire?.destroy();
+        }
+      }
+    });
+  }
+
+  async storedSubjects(address: string, pattern: RegExp): Promise<Map<string, number>> {
+    const user = (await this.store.getUser(address))!;
+    const inbox = (await this.store.getMailbox(user.id, 'INBOX'))!;
+    const subjects = new Map<string, number>();
+    for (const meta of await this.store.listMessages(inbox.id)) {
+      const raw = (await this.store.getBlob(meta.blobHash))!.toString('latin1');
+      const subject = pattern.exec(raw)?.[1];
+      if (subject) subjects.set(subject, (subjects.get(subject) ?? 0) + 1);
+    }
+    return subjects;
+  }
+
+  async checkStoredOnce(acknowledged: string[], pattern: RegExp): Promise<void> {
+    const subjects = await this.storedSubjects('bob@example.com', pattern);
+    assert.deepEqual(acknowledged.filter((id) => !subjects.has(id)), [], 'every acknowledged message is stored');
+    assert.deepEqual([...subjects].filter(([, n]) => n > 1).map(([id]) => id), [], 'none is stored twice');
+  }
+}
