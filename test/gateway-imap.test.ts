@@ -14,7 +14,7 @@ import { gatewayStats } from '../src/gateway/imap-front.js';
 import { Membership } from '../src/cluster/membership.js';
 import { openStore } from '../src/server.js';
 import type { Store } from '../src/store/types.js';
-import { silentLogger } from '../src/util/logger.js';
+import { createLogger, silentLogger } from '../src/util/logger.js';
 import { hashPassword } from '../src/util/password.js';
 import { tempDir, testConfig } from './helpers.js';
 
@@ -138,10 +138,10 @@ describe('IMAP through the gateway', () => {
     const config = testConfig(data, { gateway: { probeIntervalMs: 200, connectTimeoutMs: 1000 } });
     store = await openStore(config);
     await store.addDomain('example.com');
-    for (const address of ['alice@example.com', 'bob@example.com', 'carol@example.com', 'dave@example.com']) await addUser(address);
+    for (const address of ['alice@example.com', 'bob@example.com', 'carol@example.com', 'dave@example.com', 'frank@example.com', 'gina@example.com']) await addUser(address);
     // Three, so a test that kills one finds two while the replacement starts.
     for (const id of ['in-1', 'in-2', 'in-3']) nodes.set(id, startNode(data, id));
-    gateway = await startGateway(config, store, silentLogger(), { id: 'gw-imap', protocols: ['imap'] });
+    gateway = await startGateway(config, store, process.env.GW_LOG ? createLogger('info') : silentLogger(), { id: 'gw-imap', protocols: ['imap'] });
     port = gateway.port('imap');
     await twoNodes();
   });
@@ -280,6 +280,54 @@ describe('IMAP through the gateway', () => {
     client.assertUntroubled();
     await client.imap.logout();
     await store.requestMemberState(drained, 'active');
+  });
+
+  /** Drains the node under the newest session until the session moved, then undrains it. */
+  async function moveByDrain(): Promise<void> {
+    const drained = sessionNode();
+    const migrations = gatewayStats.imapMigrations;
+    assert.ok(await store.requestMemberState(drained, 'draining'));
+    await until('the session moved', () => gatewayStats.imapMigrations > migrations && gateway.frontSessions('imap').every((id) => id !== drained));
+    await store.requestMemberState(drained, 'active');
+  }
+
+  it('tells a client moved between commands what was expunged, at its next command', async () => {
+    await twoNodes();
+    const address = 'frank@example.com';
+    const box = users.get(address)!.inbox;
+    const second = await deliver(address, 'second');
+    const third = await deliver(address, 'third');
+    const client = await connect(address, { autoIdle: false });
+    await store.setFlags(box, [second], 'add', ['\\Deleted']);
+    await store.expunge(box, [second]); // the client is not told: it sends no command
+    await moveByDrain();
+    assert.equal(client.seen.length, 0, 'no EXPUNGE while no command is in progress (RFC 3501 7.4.1)');
+    await client.imap.noop();
+    assert.deepEqual(client.seen.map((e) => [e.kind, (e.value as { seq?: number }).seq]), [['expunge', 2]]);
+    const view = await client.imap.fetchAll('1:*', { uid: true });
+    assert.deepEqual(view.map((m) => m.uid), [view[0]!.uid, third]);
+    client.assertUntroubled();
+    await client.imap.logout();
+  });
+
+  it('says BYE to a client moved between commands whose next command names expunged-over sequence numbers', async () => {
+    await twoNodes();
+    const address = 'gina@example.com';
+    const box = users.get(address)!.inbox;
+    const [first] = await store.listUids(box);
+    await deliver(address, 'second');
+    const client = await RawClient.open(port);
+    client.send('a LOGIN gina@example.com pw');
+    await client.waitFor('a OK');
+    client.send('b SELECT INBOX');
+    await client.waitFor('b OK');
+    await store.setFlags(box, [first!], 'add', ['\\Deleted']);
+    await store.expunge(box, [first!]);
+    await moveByDrain();
+    client.send('c FETCH 2 (FLAGS)'); // "2" meant the second message; it is the first now
+    await until('the session ends', () => client.closed);
+    assert.match(client.text, /\* BYE \[UNAVAILABLE\]/);
+    assert.doesNotMatch(client.text, /c OK/);
   });
 });
 

@@ -978,6 +978,7 @@ export class ImapFront {
       this.log.warn({ why: result.why }, 'gateway: IMAP view cannot be carried over');
       throw new CannotCarry(`mailbox state changed while your session moved between servers (${result.why}); please reconnect`);
     }
+    this.log.info({ responses: result.responses.length, expunged: result.expunged, added: result.added, inCommand: this.pending.length > 0 }, 'gateway: IMAP view reconciled');
     const base: Selected = { ...selected, uidValidity: view.uidValidity, modseq: view.modseq, uidNext: view.uidNext, exists0: view.uids.length, told: view.uids.length, events: [] };
     const inCommand = this.pending.length > 0;
     if (!inCommand) {
