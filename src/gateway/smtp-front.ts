@@ -172,7 +172,15 @@ class NodeLink {
       const line = await this.reader.line();
       if (line === undefined || !/^\d{3}[ -]/.test(line)) throw new LinkLost(`bad reply from node: ${line}`);
       lines.push(line);
-      if (line[3] === ' ') return { code: Number(line.slice(0, 3)), text: lines.join('\r\n') };
+      if (line[3] !== ' ') continue;
+      const code = Number(line.slice(0, 3));
+      // RFC 5321 3.8: 421 means the node is closing the channel (shutting down, or said so unasked
+      // while idle): the session moves to another node rather than the client hearing it.
+      if (code === 421) {
+        this.socket.destroy();
+        throw new LinkLost(`node closing the channel: ${line}`);
+      }
+      return { code, text: lines.join('\r\n') };
     }
   }
 
