@@ -66,6 +66,27 @@ export async function fetch(s: Session, args: ImapValue[], info: CommandInfo): P
   const batch = new ResponseBatch();
   // Only metadata asked (FETCH 1:* (UID FLAGS), a client's resync): the responses as plain text.
   const metaOnly = !need.parsed && !need.raw && !setSeen && items.every((i) => META_ITEMS.has(i.kind));
+  if (metaOnly) {
+    // Walk the view and the entries together for sequence numbers; one flag list text per distinct flags.
+    const flagText = new Map<string[], string>();
+    const uidsInView = selected.uids;
+    let seq = 0;
+    for (const meta of entries) {
+      while (seq < uidsInView.length && uidsInView[seq] !== meta.uid) seq++;
+      if (seq === uidsInView.length) break;
+      let flags = flagText.get(meta.flags);
+      if (flags === undefined) flagText.set(meta.flags, (flags = meta.flags.join(' ')));
+      if (selected.isRecent(meta.uid)) flags = flags ? `${flags} \\Recent` : '\\Recent';
+      batch.addLine(metaLine(items, seq + 1, meta, flags));
+      if (batch.bytes >= 256 * 1024) {
+        s.write(batch.take());
+        await s.drain();
+        if (s.isClosed) return;
+      }
+    }
+    if (batch.count > 0) s.write(batch.take());
+    return;
+  }
   for (const page of contentPages(entries, need)) {
     const flagged = setSeen ? await markSeen(s, selected, page) : new Map<number, FlagUpdate>();
     // Content in one store read per page, not one per message.
@@ -81,10 +102,6 @@ export async function fetch(s: Session, args: ImapValue[], info: CommandInfo): P
       if (parsed) msg.parsed = parsed.get(meta.blobHash);
       if (raws) msg.raw = raws.get(meta.blobHash);
       if ((need.parsed && !msg.parsed) || (need.raw && !msg.raw)) continue; // expunged meanwhile
-      if (metaOnly) {
-        batch.addLine(metaLine(items, seq, msg));
-        continue;
-      }
       let data: ImapValue[];
       try {
         data = fetchData(items, msg);
@@ -108,7 +125,7 @@ export async function fetch(s: Session, args: ImapValue[], info: CommandInfo): P
 const META_ITEMS = new Set<FetchItem['kind']>(['UID', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'MODSEQ']);
 
 /** One FETCH response of metadata items, as fetchData and the writer would give it. */
-function metaLine(items: FetchItem[], seq: number, msg: FetchMessage): string {
+function metaLine(items: FetchItem[], seq: number, msg: MessageMeta, flags: string): string {
   let line = `* ${seq} FETCH (`;
   for (let i = 0; i < items.length; i++) {
     if (i > 0) line += ' ';
@@ -117,7 +134,7 @@ function metaLine(items: FetchItem[], seq: number, msg: FetchMessage): string {
         line += `UID ${msg.uid}`;
         break;
       case 'FLAGS':
-        line += `FLAGS (${msg.flags.join(' ')})`;
+        line += `FLAGS (${flags})`;
         break;
       case 'INTERNALDATE':
         line += `INTERNALDATE "${formatInternalDate(msg.internalDate)}"`;

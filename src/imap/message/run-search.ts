@@ -28,7 +28,7 @@ export async function runSearch(key: SearchKey, candidates: Candidate[], scope: 
   const results: (boolean | undefined)[] = new Array(candidates.length);
   let undecided: number[] = [];
   // Metadata first, through one scratch message: most searches end here.
-  const scratch: SearchMessage = { seq: 0, uid: 0, flags: [], recent: false, size: 0, internalDate: new Date(0), modseq: 0 };
+  const scratch: SearchMessage = { seq: 0, uid: 0, flags: [], recent: false, size: 0, internalDate: new Date(0), modseq: 0, summary: undefined };
   for (let i = 0; i < candidates.length; i++) {
     const c = candidates[i]!;
     scratch.seq = c.seq;
@@ -51,9 +51,16 @@ export async function runSearch(key: SearchKey, candidates: Candidate[], scope: 
         results[i] = false; // expunged meanwhile
         continue;
       }
-      const msg = toSearchMessage(candidates[i]!);
-      msg.summary = summary;
-      results[i] = matches(key, msg, scope);
+      const c = candidates[i]!;
+      scratch.seq = c.seq;
+      scratch.uid = c.meta.uid;
+      scratch.flags = c.meta.flags;
+      scratch.recent = c.recent;
+      scratch.size = c.meta.size;
+      scratch.internalDate = c.meta.internalDate;
+      scratch.modseq = c.meta.modseq;
+      scratch.summary = summary;
+      results[i] = matches(key, scratch, scope);
       if (results[i] === undefined) still.push(i);
     }
     undecided = still;

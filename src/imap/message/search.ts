@@ -15,7 +15,7 @@ export type SearchKey =
   | { kind: 'all' }
   | { kind: 'flag'; flag: string; set: boolean }
   | { kind: 'recent'; set: boolean }
-  | { kind: 'envelope'; field: 'from' | 'to' | 'cc' | 'bcc' | 'subject'; value: string }
+  | { kind: 'envelope'; field: 'from' | 'to' | 'cc' | 'bcc' | 'subject'; value: string; folded?: string }
   | { kind: 'header'; field: string; value: string }
   | { kind: 'body' | 'text'; value: string }
   | { kind: 'internaldate' | 'sentdate'; op: DateOp; day: number }
@@ -317,7 +317,7 @@ export function matches(key: SearchKey, msg: SearchMessage, scope: SearchScope):
         // The summary lives in the shared index: keep the decoded, folded field for the next search.
         const folded = (msg.summary.folded ??= {});
         const text = (folded[key.field] ??= fold(envelopeFieldText(msg.summary.root, key.field)));
-        return key.value === '' || text.includes(fold(key.value));
+        return key.value === '' || text.includes((key.folded ??= fold(key.value)));
       }
       return contains(envelopeFieldText(head.root, key.field), key.value);
     }
