@@ -404,7 +404,9 @@ export async function startGateway(
         return (socket) => new Pop3Front(socket, deps);
       }
       if (protocol === 'imap') {
-        const deps = { config, directory, auth, tlsContext: tlsMaterial.context, logger };
+        // Sessions moved off a lost node count in quill_gateway_failovers_total (more: gatewayStats in imap-front.ts).
+        const onFailover = () => proxies.get('imap')?.counters?.failovers.inc();
+        const deps = { config, directory, auth, tlsContext: tlsMaterial.context, logger, onFailover };
         return (socket) => new ImapFront(socket, deps);
       }
       if (protocol === 'http') {

@@ -72,6 +72,8 @@ export interface ImapFrontDeps {
   auth: Authenticator;
   tlsContext?: tls.SecureContext;
   logger: Logger;
+  /** Called for each session moved off a lost node (the gateway's metrics). */
+  onFailover?: () => void;
 }
 
 class LinkLost extends Error {}
@@ -892,6 +894,7 @@ export class ImapFront {
     } else {
       this.deps.directory.markFailed(oldNode);
       gatewayStats.imapFailovers++;
+      this.deps.onFailover?.();
     }
     // What the client has seen of the node's output must end at a response boundary.
     const torn = old.reader.streaming;
