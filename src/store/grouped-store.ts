@@ -372,9 +372,18 @@ class GroupedStoreImpl implements Partial<Store> {
 
   async removeUser(address: string): Promise<void> {
     const group = await this.mustLocate(address);
-    await group.store.removeUser(address);
+    let missing: unknown;
+    try {
+      await group.store.removeUser(address);
+    } catch (error) {
+      // Also when the group has no such user: an add interrupted between the directory entry
+      // and the user row leaves an entry that only this frees.
+      if (!(error instanceof StoreError && error.code === 'not-found')) throw error;
+      missing = error;
+    }
     await dirCall(() => this.directory.unbind(address));
     this.forget(address);
+    if (missing) throw missing;
   }
 
   async setPassword(...args: Parameters<Store['setPassword']>) {
