@@ -4,12 +4,14 @@
 // -ERR [SYS/TEMP].
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { startGateway, type RunningGateway } from '../src/gateway/gateway.js';
+import { readProxyHeader } from '../src/net/proxy-header.js';
 import { ok, poplib } from '../src/pop3/test-kit.js';
 import { openStore } from '../src/server.js';
 import type { Store } from '../src/store/types.js';
@@ -253,6 +255,99 @@ describe('POP3 through the gateway', () => {
     startNode(killed);
     await waitForNodes(2);
   });
+
+  /**
+   * A stand-in node with the real store: it marks what DELE names and, at QUIT, removes the
+   * marked messages (or not) and drops the connection without answering — a node that died
+   * in the middle of its UPDATE, before or after the commit.
+   */
+  async function standIn(commits: boolean): Promise<{ close(): Promise<void> }> {
+    const inbox = (await store.getMailbox(userId, 'INBOX'))!;
+    let healthy = true;
+    const health = http.createServer((_req, res) => {
+      res.statusCode = healthy ? 200 : 503;
+      res.end('{}');
+    });
+    const pop3 = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      void readProxyHeader(socket).then(async () => {
+        const listing = await store.listMessages(inboxId);
+        const marks: number[] = [];
+        let buffered = '';
+        socket.write('+OK stand-in\r\n');
+        socket.on('data', async (chunk: Buffer) => {
+          buffered += chunk.toString();
+          let end: number;
+          while ((end = buffered.indexOf('\r\n')) >= 0) {
+            const [verb = '', arg] = buffered.slice(0, end).split(' ');
+            buffered = buffered.slice(end + 2);
+            if (verb === 'XCLIENT') socket.write(`+OK maildrop locked and ready, ${listing.length} messages\r\n`);
+            else if (verb === 'UIDL') socket.write(`+OK\r\n${listing.map((m, i) => `${i + 1} ${inbox.uidvalidity}.${m.uid}\r\n`).join('')}.\r\n`);
+            else if (verb === 'DELE') {
+              marks.push(listing[Number(arg) - 1]!.uid);
+              socket.write(`+OK message ${arg} deleted\r\n`);
+            } else if (verb === 'QUIT') {
+              healthy = false;
+              if (commits) await store.expunge(inboxId, marks, false);
+              socket.destroy();
+            } else socket.write('+OK\r\n');
+          }
+        });
+        socket.resume();
+      }, () => socket.destroy());
+    });
+    await new Promise<void>((resolve) => health.listen(0, '127.0.0.1', () => resolve()));
+    await new Promise<void>((resolve) => pop3.listen(0, '127.0.0.1', () => resolve()));
+    const addressOf = (server: net.Server | http.Server) => `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const beat = () =>
+      store.heartbeat({
+        id: 'stand-in',
+        kind: 'node',
+        state: 'active',
+        version: 'test',
+        addresses: { pop3: addressOf(pop3), http: addressOf(health) },
+        load: { connections: {}, eventLoopDelayMs: 0, cpuPercent: 0, rssBytes: 0 },
+        startedAt: new Date(),
+      });
+    await beat();
+    const timer = setInterval(() => void beat(), 500);
+    return {
+      async close() {
+        clearInterval(timer);
+        await store.removeMember('stand-in');
+        health.close();
+        pop3.close();
+      },
+    };
+  }
+
+  for (const commits of [true, false]) {
+    it(`answers +OK to a QUIT whose node died ${commits ? 'after' : 'before'} committing, deleting once`, async () => {
+      const before = await uids();
+      const node = await standIn(commits);
+      try {
+        // Only the stand-in takes new sessions while the real nodes are drained.
+        for (const id of nodes.keys()) await store.requestMemberState(id, 'draining');
+        const end = Date.now() + 20_000;
+        for (;;) {
+          await gateway.directory.refresh();
+          if (gateway.directory.candidates('pop3').map((n) => n.id).join() === 'stand-in') break;
+          if (Date.now() > end) throw new Error('the real nodes were not drained');
+          await sleep(100);
+        }
+        const client = await Raw.connect(gateway.port('pop3'));
+        assert.match(await login(client), /^\+OK /);
+        assert.equal(gateway.frontSessions('pop3')[0], 'stand-in');
+        assert.match(await client.command('DELE 1'), /^\+OK /);
+        for (const id of nodes.keys()) await store.requestMemberState(id, 'active');
+        for (const id of nodes.keys()) await waitForNode(id);
+        assert.match(await client.command('QUIT'), /^\+OK bye/);
+        assert.deepEqual(await uids(), before.slice(1), 'the marked message, and only it, is gone');
+      } finally {
+        await node.close();
+      }
+    });
+  }
 
   it('ends the session with -ERR [SYS/TEMP] when the maildrop changed behind it', async () => {
     const client = await Raw.connect(gateway.port('pop3'));
