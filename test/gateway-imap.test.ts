@@ -397,7 +397,8 @@ class ScriptedNode {
     if (verb === 'XQUILL-LOGIN') socket.write(`${tag} OK [CAPABILITY IMAP4rev1 IDLE ENABLE COMPRESS=DEFLATE] logged in\r\n`);
     else if (verb === 'SELECT' || verb === 'EXAMINE') {
       socket.write(`* 1 EXISTS\r\n* OK [UIDVALIDITY 9] ok\r\n* OK [UIDNEXT 2] ok\r\n* OK [HIGHESTMODSEQ 5] ok\r\n${tag} OK [READ-WRITE] done\r\n`);
-    } else if (verb === 'LOGOUT') socket.end(`* BYE bye\r\n${tag} OK done\r\n`);
+    } else if (verb === 'UID' && /FETCH 1:\* \(UID\)/i.test(line)) socket.write(`* 1 FETCH (UID 1)\r\n${tag} OK done\r\n`);
+    else if (verb === 'LOGOUT') socket.end(`* BYE bye\r\n${tag} OK done\r\n`);
     else socket.write(`${tag} OK ${verb} done\r\n`);
   }
 }
@@ -431,6 +432,11 @@ describe('IMAP through the gateway, against scripted nodes', () => {
   let store: Store;
   let gateway: RunningGateway;
   let hungNoop: net.Socket | undefined;
+  // A message whose every byte depends on its position, so a wrong splice shows.
+  const content = Buffer.from(Array.from({ length: 1_000_000 }, (_, i) => 97 + ((i * 7 + (i >> 10)) % 26)));
+  const prefix = '* 1 FETCH (UID 1 BODY[] {1000000}\r\n';
+  /** How the next FETCH is answered: cut after 400 KB, whole, or whole but not the same response. */
+  let fetchPlan: ('cut' | 'whole' | 'other')[] = [];
   // The first NOOP hangs (a slow node); any command arriving behind it kills that connection.
   // A FETCH gets the start of a big response and then a dead connection; so does an APPEND.
   const script = (tag: string, line: string, socket: net.Socket): boolean => {
@@ -443,9 +449,15 @@ describe('IMAP through the gateway, against scripted nodes', () => {
       socket.destroy();
       return true;
     }
-    if (verb === 'UID' && /FETCH/i.test(line)) {
-      socket.write(`* 1 FETCH (UID 1 BODY[] {1000000}\r\n${'x'.repeat(400_000)}`);
-      setTimeout(() => socket.destroy(), 100);
+    if (verb === 'UID' && /FETCH \S+ BODY\[\]/i.test(line)) {
+      const plan = fetchPlan.shift() ?? 'whole';
+      if (plan === 'cut') {
+        socket.write(Buffer.concat([Buffer.from(prefix), content.subarray(0, 400_000)]));
+        setTimeout(() => socket.destroy(), 100);
+      } else {
+        const head = plan === 'whole' ? prefix : prefix.replace('(UID 1 ', '(UID 1 FLAGS (\\Seen) ');
+        socket.write(Buffer.concat([Buffer.from(head), content, Buffer.from(`)\r\n${tag} OK FETCH done\r\n`)]));
+      }
       return true;
     }
     if (verb === 'APPEND') {
@@ -497,14 +509,38 @@ describe('IMAP through the gateway, against scripted nodes', () => {
     client.socket.destroy();
   });
 
-  it('ends the session without a word when the node dies in the middle of a response', async () => {
+  it('finishes a response its node died in the middle of from another node, byte-exact', async () => {
     const client = await loggedIn();
     client.send('b SELECT INBOX');
     await client.waitFor('b OK');
+    fetchPlan = ['cut', 'whole'];
+    const resumed = gatewayStats.imapResumed;
+    client.send('c UID FETCH 1 BODY[]');
+    await client.waitFor(/c (OK|NO|BAD)[^\r]*\r\n/);
+    const at = client.text.indexOf(prefix);
+    assert.ok(at > 0, 'the response came');
+    const response = client.text.slice(at);
+    const expected = `${prefix}${content.toString('latin1')})\r\nc OK FETCH done\r\n`;
+    if (response !== expected) {
+      let i = 0;
+      while (response[i] === expected[i]) i++;
+      assert.fail(`differs at ${i} of ${expected.length} (got ${response.length}): ${JSON.stringify(response.slice(i - 20, i + 40))} vs ${JSON.stringify(expected.slice(i - 20, i + 40))}`);
+    }
+    assert.equal(gatewayStats.imapResumed, resumed + 1);
+    client.send('d LOGOUT');
+    await until('logged out', () => client.closed);
+  });
+
+  it('ends the session without a word when the rest of a cut response cannot be had again', async () => {
+    const client = await loggedIn();
+    client.send('b SELECT INBOX');
+    await client.waitFor('b OK');
+    fetchPlan = ['cut', 'other'];
     client.send('c UID FETCH 1 BODY[]');
     await until('the session ends', () => client.closed);
     assert.ok(client.text.length > 400_000, 'the start of the response arrived');
     assert.doesNotMatch(client.text.slice(-2000), /BYE|c OK/, 'nothing inside the cut literal, no completion');
+    assert.ok(client.text.length < prefix.length + 1_000_000, 'nothing of the other response');
   });
 
   it('says BYE when the node dies during an APPEND, whose outcome is unknown', async () => {

@@ -40,6 +40,8 @@ export const gatewayStats = {
   imapFailoverByes: 0,
   /** Untagged responses sent to bring a client's view up to date after a move. */
   imapReconciled: 0,
+  /** Big responses a node died in the middle of, finished byte-exact from another node. */
+  imapResumed: 0,
 };
 
 /** A response bigger than this goes to the client as it comes instead of whole. */
@@ -81,7 +83,7 @@ class LinkLost extends Error {}
 class CannotCarry extends Error {}
 
 /** One response from a node: whole, or a piece of one too big to hold. */
-type NodeOutput = { kind: 'response'; head: string; bytes: Buffer } | { kind: 'stream'; head: string; bytes: Buffer; end: boolean };
+type NodeOutput = { kind: 'response'; head: string; bytes: Buffer } | { kind: 'stream'; head: string; bytes: Buffer; first: boolean; end: boolean };
 
 const EMPTY = Buffer.alloc(0);
 
@@ -131,7 +133,7 @@ export class ResponseReader {
         this.literal = Number(mark[1]);
         if (!this.streaming && this.size + this.literal > STREAM_OVER) {
           this.streaming = true;
-          this.flushStream(false);
+          this.flushStream(false, true);
         }
         continue;
       }
@@ -154,11 +156,12 @@ export class ResponseReader {
     if (this.streaming && this.size >= 64 * 1024) this.flushStream(false);
   }
 
-  private flushStream(end: boolean): void {
+  /** `first`: the response's bytes up to its big literal, each time the same for the same response. */
+  private flushStream(end: boolean, first = false): void {
     const bytes = Buffer.concat(this.parts);
     this.parts = [];
     this.size = 0;
-    this.emit({ kind: 'stream', head: this.head, bytes, end });
+    this.emit({ kind: 'stream', head: this.head, bytes, first, end });
   }
 }
 
@@ -314,6 +317,12 @@ export class ImapFront {
   private pending: Pending[] = [];
   /** Untagged responses the client is owed after a move made between commands (told at its next command). */
   private owed: { lines: string[]; expunges: boolean; base: Selected | undefined } | undefined;
+  /** The client got part of a big response (first piece, bytes so far, the size of its literal). */
+  private torn: { prefix: Buffer; sent: number; literal: number } | undefined;
+  /** Carrying on a big response after a move (see resuming()). */
+  private resume:
+    | { tag: string; prefix: Buffer; sent: number; skip: number; matching: boolean; swallowing: boolean; after: Buffer[] }
+    | undefined;
   /** A move in progress: client commands wait for it. */
   private moving: Promise<void> | undefined;
   private ended = false;
@@ -727,13 +736,23 @@ export class ImapFront {
   /** One response from the node: recorded, then passed to the client (or kept back). */
   private fromNode(link: NodeLink, out: NodeOutput): void {
     if (this.link !== link || this.ended) return;
+    if (this.resume) return this.resuming(link, out);
     if (out.kind === 'stream') {
-      // Too big to hold: it goes as it comes; a node dying now leaves the client mid-response.
+      // Too big to hold: it goes as it comes, and the gateway notes how far it got.
+      if (out.first) this.torn = { prefix: out.bytes, sent: 0, literal: Number(/\{(\d+)\}\r?\n$/.exec(out.bytes.toString('latin1', Math.max(0, out.bytes.length - 24)))?.[1] ?? 0) };
+      if (this.torn) this.torn.sent += out.bytes.length;
+      if (out.end) this.torn = undefined;
       if (!this.client.write(out.bytes)) this.pauseFor(link);
       return;
     }
     const head = out.head;
-    let bytes: Buffer | undefined | null = out.bytes;
+    const reply = this.record(head, out.bytes);
+    if (reply && !this.client.write(reply)) this.pauseFor(link);
+  }
+
+  /** Records a whole response; what goes to the client (undefined: nothing). */
+  private record(head: string, original: Buffer): Buffer | undefined {
+    let bytes: Buffer | undefined | null = original;
     if (head.startsWith('+')) {
       const idle = this.pending.find((p) => p.name === 'IDLE' && !p.nodePlus);
       if (idle) {
@@ -744,11 +763,54 @@ export class ImapFront {
       }
     } else if (head.startsWith('* ')) {
       bytes = this.untagged(head, bytes);
-      if (bytes === null) return; // the node is going away: the session moves
+      if (bytes === null) return undefined; // the node is going away: the session moves
     } else {
       bytes = this.tagged(head, bytes);
     }
-    if (bytes && !this.client.write(bytes)) this.pauseFor(link);
+    return bytes ?? undefined;
+  }
+
+  /**
+   * After a move in the middle of a big response (a message's literal, most likely): the
+   * replayed command's responses are read until the same response comes, whose bytes up to its
+   * literal must be exactly those the client got; the literal's bytes the client has are
+   * skipped and the rest goes on, so the client gets the response whole and byte-exact (a
+   * message's content never changes, RFC 3501 2.3). Responses before it repeat complete ones
+   * (FETCH, dropped) or are news (kept until the response is done); anything else ends the
+   * session, as the node's death would have.
+   */
+  private resuming(link: NodeLink, out: NodeOutput): void {
+    const resume = this.resume!;
+    if (out.kind === 'stream') {
+      if (out.first) {
+        if (resume.matching) return this.end();
+        resume.swallowing = !out.bytes.equals(resume.prefix);
+        resume.matching = !resume.swallowing;
+        resume.skip = resume.sent - resume.prefix.length;
+        return;
+      }
+      if (resume.swallowing) {
+        if (out.end) resume.swallowing = false;
+        return;
+      }
+      let bytes = out.bytes;
+      const drop = Math.min(resume.skip, bytes.length);
+      resume.skip -= drop;
+      bytes = bytes.subarray(drop);
+      if (bytes.length > 0 && !this.client.write(bytes)) this.pauseFor(link);
+      if (out.end) {
+        if (resume.skip > 0) return this.end();
+        this.resume = undefined;
+        gatewayStats.imapResumed++;
+        for (const queued of resume.after) this.client.write(queued);
+      }
+      return;
+    }
+    if (resume.matching || resume.swallowing) return this.end();
+    if (/^\* \d+ FETCH /i.test(out.head)) return; // a repeat of a complete one
+    if (out.head.startsWith(`${resume.tag} `)) return this.end(); // done without the response
+    const reply = this.record(out.head, out.bytes);
+    if (reply) resume.after.push(reply);
   }
 
   private pauseFor(link: NodeLink): void {
@@ -897,20 +959,25 @@ export class ImapFront {
       this.deps.onFailover?.();
     }
     // What the client has seen of the node's output must end at a response boundary.
-    const torn = old.reader.streaming;
+    const torn = this.torn;
+    this.torn = undefined;
     old.close();
     this.link = undefined;
     if (this.ended || this.clientGone) return;
-    this.log.warn({ node: oldNode, why, pending: this.pending.map((p) => p.name) }, why === 'drain' ? 'gateway: moving IMAP session off a draining node' : 'gateway: IMAP node lost mid-session; moving the session');
+    this.log.warn({ node: oldNode, why, pending: this.pending.map((p) => p.name), torn: torn?.sent }, why === 'drain' ? 'gateway: moving IMAP session off a draining node' : 'gateway: IMAP node lost mid-session; moving the session');
+    const first = this.pending[0];
     if (torn) {
-      // A BYE now would land inside the half-sent response (a literal, most likely): the
-      // client sees the connection end, as it would have with the node itself.
-      gatewayStats.imapFailoverByes++;
-      return this.end();
+      // Only a FETCH cut inside its big literal can be finished from another node; otherwise
+      // (and whenever that fails: fail() knows) the client sees the connection end, as it would
+      // have with the node itself. A BYE now would land inside the half-sent response.
+      if (!first || !/^(UID )?FETCH$/.test(first.name) || torn.sent > torn.prefix.length + torn.literal) {
+        gatewayStats.imapFailoverByes++;
+        return this.end();
+      }
+      this.resume = { tag: first.tag, prefix: torn.prefix, sent: torn.sent, skip: 0, matching: false, swallowing: false, after: [] };
     }
     // The node runs commands one at a time, so only the first pending one may have started.
     // Repeating one that changes things could do it twice: its outcome is unknown.
-    const first = this.pending[0];
     if (first?.name === 'LOGOUT') {
       this.write(`* BYE logging out\r\n${first.tag} OK LOGOUT completed\r\n`);
       return this.end();
@@ -940,7 +1007,9 @@ export class ImapFront {
 
   private fail(text: string): void {
     gatewayStats.imapFailoverByes++;
-    this.bye(text, 'UNAVAILABLE');
+    // In the middle of a response a BYE would be read as part of it: the connection just ends.
+    if (this.resume) this.end();
+    else this.bye(text, 'UNAVAILABLE');
   }
 
   private replayable(p: Pending): boolean {
@@ -993,7 +1062,11 @@ export class ImapFront {
     if (result.expunged > 0 && first && BY_SEQUENCE.has(first.name)) {
       throw new CannotCarry('messages were expunged while your session moved between servers; please reconnect');
     }
-    for (const line of result.responses) this.write(`${line}\r\n`);
+    // In the middle of a response they wait for its end.
+    for (const line of result.responses) {
+      if (this.resume) this.resume.after.push(Buffer.from(`${line}\r\n`));
+      else this.write(`${line}\r\n`);
+    }
     gatewayStats.imapReconciled += result.responses.length;
     this.selected = base;
   }
