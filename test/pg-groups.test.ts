@@ -115,6 +115,15 @@ describe('SMTP and user moves on a store of two PostgreSQL groups', { skip }, ()
         if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
       }
     };
+    // A drive to move along: a folder with a file of two chunks, and an upload half done.
+    const aliceBefore = (await server.store.getUser('alice@example.com'))!;
+    const folder = await server.store.createDriveFolder(aliceBefore.id, null, 'Docs');
+    const fileBytes = Buffer.alloc(1536 * 1024, 'f');
+    const upload = await server.store.createDriveUpload(aliceBefore.id, { parentId: folder.id, name: 'big.bin', size: fileBytes.length });
+    await server.store.appendDriveUpload(aliceBefore.id, upload.id, 0, fileBytes.subarray(0, 1024 * 1024));
+    await server.store.appendDriveUpload(aliceBefore.id, upload.id, 1024 * 1024, fileBytes.subarray(1024 * 1024));
+    const pending = await server.store.createDriveUpload(aliceBefore.id, { parentId: null, name: 'later.txt', size: 10 });
+    await server.store.appendDriveUpload(aliceBefore.id, pending.id, 0, Buffer.from('hello'));
     const running = Promise.all([0, 1, 2].map(sender));
     let before: Awaited<ReturnType<typeof imapUids>>;
     let moved: Awaited<ReturnType<typeof moveUser>>;
@@ -144,11 +153,23 @@ describe('SMTP and user moves on a store of two PostgreSQL groups', { skip }, ()
     assert.equal(rows, '0');
     const orphans = pg.psql(`select count(*) from mailboxes m left join users u on u.id = m.user_id where u.id is null`, new URL(groupUrls[0]!).pathname.slice(1));
     assert.equal(orphans, '0');
+    assert.equal(pg.psql(`select (select count(*) from drive_nodes) + (select count(*) from drive_chunks) + (select count(*) from drive_uploads)`, new URL(groupUrls[0]!).pathname.slice(1)), '0');
 
     // The messages IMAP showed before the move keep their UIDs, and UIDVALIDITY is unchanged.
     const afterMove = await imapUids(server.port('imap'), 'alice@example.com', 'alice-pw');
     assert.equal(afterMove.uidvalidity, before!.uidvalidity);
     for (const [subject, uid] of before!.bySubject) assert.equal(afterMove.bySubject.get(subject), uid, subject);
+    // The drive came along: same tree and bytes, and the upload resumes where it was.
+    const [docs] = await server.store.listDrive(alice.id, null);
+    assert.equal(docs?.name, 'Docs');
+    const [file] = await server.store.listDrive(alice.id, docs!.id);
+    assert.equal(file?.name, 'big.bin');
+    const read: Buffer[] = [];
+    for await (const chunk of server.store.readDriveFile(alice.id, file!.id)) read.push(chunk);
+    assert.ok(Buffer.concat(read).equals(fileBytes));
+    const resumed = await server.store.appendDriveUpload(alice.id, pending.id, 5, Buffer.from('world'));
+    assert.equal(resumed.file?.name, 'later.txt');
+
     // And bob, in the target group all along, still has his one message.
     assert.equal((await inbox(server.store, 'bob@example.com')).counts.get('to-both'), 1);
   });

@@ -24,7 +24,10 @@ export interface MoveResult {
 }
 
 /** Tables with a user_id that a move copies itself (the others refuse the move, see below). */
-const MOVED_TABLES = new Set(['mailboxes', 'web_sessions']);
+const MOVED_TABLES = new Set(['mailboxes', 'web_sessions', 'drive_nodes', 'drive_chunks', 'drive_uploads']);
+
+/** Source drive content id -> target content id, kept from the copy to the fence. */
+export type ContentMap = Map<number, number>;
 
 const num = (v: number | string | bigint): number => Number(v);
 
@@ -66,7 +69,7 @@ async function checkMovable(src: Db, userId: number, address: string): Promise<v
  * UIDVALIDITY, which a rename keeps), messages (by UID), tombstones, web sessions. Used for the
  * bulk copy and again, under the fence, for what changed since. Returns the target user id.
  */
-async function syncUser(src: Db, dst: Db, user: Selectable<UserTable>, dstUserId: number | undefined): Promise<number> {
+async function syncUser(src: Db, dst: Db, user: Selectable<UserTable>, dstUserId: number | undefined, contents: ContentMap): Promise<number> {
   const domainName = user.address.slice(user.address.lastIndexOf('@') + 1);
   await dst.insertInto('domains').values({ name: domainName, created_at: Date.now() }).onConflict((oc) => oc.column('name').doNothing()).execute();
   const domain = await dst.selectFrom('domains').select('id').where('name', '=', domainName).executeTakeFirstOrThrow();
@@ -157,7 +160,74 @@ async function syncUser(src: Db, dst: Db, user: Selectable<UserTable>, dstUserId
       .onConflict((oc) => oc.column('id_hash').doNothing())
       .execute();
   }
+  await syncDrive(src, dst, num(user.id), userId, contents);
   return userId;
+}
+
+/**
+ * The user's drive: contents (chunks) by content id, copying only chunks the target lacks (a
+ * file's bytes never change under one content id; an upload only grows), then the tree of
+ * nodes and the uploads in progress written again with the target's ids. Node ids change with
+ * the move; upload ids (what a resuming client holds) do not.
+ */
+async function syncDrive(src: Db, dst: Db, srcUserId: number, dstUserId: number, contents: ContentMap): Promise<void> {
+  const nodes = await src.selectFrom('drive_nodes').selectAll().where('user_id', '=', srcUserId).execute();
+  const uploads = await src.selectFrom('drive_uploads').selectAll().where('user_id', '=', srcUserId).execute();
+  const live = new Set<number>();
+  for (const row of [...nodes, ...uploads]) if (row.content_id !== null) live.add(num(row.content_id));
+  for (const [from, to] of contents) {
+    if (live.has(from)) continue;
+    await dst.deleteFrom('drive_chunks').where('content_id', '=', to).execute();
+    contents.delete(from);
+  }
+  for (const from of live) {
+    let to = contents.get(from);
+    if (to === undefined) {
+      const row = await dst
+        .insertInto('meta')
+        .values({ key: 'drive_content', value: '1' })
+        .onConflict((oc) => oc.column('key').doUpdateSet({ value: sql`cast(cast(meta.value as bigint) + 1 as text)` }))
+        .returning('value')
+        .executeTakeFirstOrThrow();
+      to = num(row.value);
+      contents.set(from, to);
+    }
+    const have = new Set((await dst.selectFrom('drive_chunks').select('seq').where('content_id', '=', to).execute()).map((r) => num(r.seq)));
+    const wanted = (await src.selectFrom('drive_chunks').select('seq').where('content_id', '=', from).orderBy('seq').execute()).map((r) => num(r.seq)).filter((seq) => !have.has(seq));
+    // A few 1 MiB chunks at a time.
+    for (const part of chunks(wanted, 4)) {
+      const rows = await src.selectFrom('drive_chunks').selectAll().where('content_id', '=', from).where('seq', 'in', part).execute();
+      await dst
+        .insertInto('drive_chunks')
+        .values(rows.map((r) => ({ content_id: to!, seq: num(r.seq), user_id: dstUserId, start: num(r.start), size: num(r.size), data: r.data })))
+        .execute();
+    }
+  }
+  // The tree, parents before children (0 is the root).
+  await dst.deleteFrom('drive_uploads').where('user_id', '=', dstUserId).execute();
+  await dst.deleteFrom('drive_nodes').where('user_id', '=', dstUserId).execute();
+  const ids = new Map<number, number>([[0, 0]]);
+  let level = nodes.filter((n) => num(n.parent_id) === 0);
+  while (level.length > 0) {
+    for (const node of level) {
+      const { id, user_id: _user, parent_id, content_id, ...rest } = node;
+      const row = await dst
+        .insertInto('drive_nodes')
+        .values({ ...rest, user_id: dstUserId, parent_id: ids.get(num(parent_id))!, content_id: content_id === null ? null : contents.get(num(content_id))! })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      ids.set(num(id), num(row.id));
+    }
+    const done = new Set(level.map((n) => num(n.id)));
+    level = nodes.filter((n) => done.has(num(n.parent_id)));
+  }
+  for (const upload of uploads) {
+    const { user_id: _user, parent_id, content_id, ...rest } = upload;
+    await dst
+      .insertInto('drive_uploads')
+      .values({ ...rest, user_id: dstUserId, parent_id: ids.get(num(parent_id)) ?? 0, content_id: contents.get(num(content_id))! })
+      .execute();
+  }
 }
 
 /** Messages of one mailbox by UID: missing ones inserted, gone ones deleted, changed flags updated. */
@@ -238,6 +308,9 @@ async function deleteUser(src: Db, userId: number): Promise<void> {
   await src.deleteFrom('expunged').where('mailbox_id', 'in', boxes).execute();
   await src.deleteFrom('mailboxes').where('user_id', '=', userId).execute();
   await src.deleteFrom('web_sessions').where('user_id', '=', userId).execute();
+  await src.deleteFrom('drive_uploads').where('user_id', '=', userId).execute();
+  await src.deleteFrom('drive_nodes').where('user_id', '=', userId).execute();
+  await src.deleteFrom('drive_chunks').where('user_id', '=', userId).execute();
   await src.deleteFrom('users').where('id', '=', userId).execute();
   await adjustRefs(src, new Map(held.map((r) => [r.blob_hash, -num(r.n)])));
 }
@@ -271,10 +344,13 @@ async function move(store: GroupedStore, address: string, source: Group, oldUser
   if (!first) throw new StoreError('not-found', `no user ${address} in group ${source.info.name}`);
   await checkMovable(src, oldUserId, address);
   // 1. The bulk copy, while mail keeps arriving in the source.
-  const newUserId = await dst.transaction().execute((tx) => syncUser(src, tx, first, undefined));
+  const contents: ContentMap = new Map();
+  const newUserId = await dst.transaction().execute((tx) => syncUser(src, tx, first, undefined, contents));
   // 2. The fence: a short source transaction that holds every row the user's writers update.
   let switched = false;
   for (let attempt = 1; ; attempt++) {
+    // Content ids the fence's target transaction allocates are gone if it rolls back.
+    const contentsBefore = new Map(contents);
     try {
       const started = Date.now();
       const messages = await src.transaction().execute(async (tx) => {
@@ -284,7 +360,7 @@ async function move(store: GroupedStore, address: string, source: Group, oldUser
         if (!user) throw new StoreError('conflict', `${address} was removed or moved meanwhile`);
         await checkMovable(tx, oldUserId, address);
         const copied = await dst.transaction().execute(async (dtx) => {
-          await syncUser(tx, dtx, user, newUserId);
+          await syncUser(tx, dtx, user, newUserId, contents);
           return num((await dtx.selectFrom('messages').innerJoin('mailboxes', 'mailboxes.id', 'messages.mailbox_id').select(sql<number>`count(*)`.as('n')).where('mailboxes.user_id', '=', newUserId).executeTakeFirstOrThrow()).n);
         });
         await switchDirectory(store, address, { group: source.info.name, userId: oldUserId }, { group: target.info.name, userId: newUserId });
@@ -295,6 +371,8 @@ async function move(store: GroupedStore, address: string, source: Group, oldUser
       store.forget(address);
       return { address, from: source.info.name, to: target.info.name, oldUserId, newUserId, messages, fenceMs: Date.now() - started };
     } catch (error) {
+      contents.clear();
+      contentsBefore.forEach((to, from) => contents.set(from, to));
       if (!switched && attempt < 3 && isDeadlock(error)) continue;
       if (!switched) {
         // Nothing changed for the user; the partial copy in the target goes.
