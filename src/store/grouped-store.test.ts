@@ -94,4 +94,33 @@ describe('grouped store', { skip }, () => {
       await store.close();
     }
   });
+
+  it('fails a delivery until every group has its part, and a replay stores only the missing part', async () => {
+    // The second group on a server of its own, which is stopped for a while.
+    const s = await pg();
+    const other = await startPostgres();
+    const directory = await s.createDatabase('quill_dir');
+    await addGroup(directory, 'g0', await s.createDatabase('quill_g0'));
+    await addGroup(directory, 'g1', await other.createDatabase('quill_g1'));
+    const store = await open(directory);
+    try {
+      await store.addDomain('example.com');
+      const a = await store.addUser({ address: 'a@example.com', passwordHash: 'x' });
+      const b = await store.addUser({ address: 'b@example.com', passwordHash: 'x' });
+      other.stopServer();
+      const targets = [{ userId: a.id }, { userId: b.id }];
+      await assert.rejects(store.deliver(msg('split'), targets, { txnId: 'txn-split' }), (e: StoreError) => e.code === 'unavailable');
+      other.start();
+      const retry = await store.deliver(msg('split'), targets, { txnId: 'txn-split' });
+      assert.equal(retry.stored, true);
+      assert.deepEqual(retry.copies.map((c) => c.userId), [b.id], 'only the part that had failed is stored now');
+      for (const user of [a, b]) {
+        const inbox = (await store.getMailbox(user.id, 'INBOX'))!;
+        assert.equal((await store.mailboxStatus(inbox.id)).messages, 1, user.address);
+      }
+    } finally {
+      await store.close();
+      other.destroy();
+    }
+  });
 });
