@@ -244,9 +244,11 @@ class NodeLink {
     }
   }
 
+  /** False when the link was gone already: the node never got the bytes. */
   send(bytes: Buffer | string): boolean {
     if (this.closed || this.socket.destroyed) return false;
-    return this.socket.write(bytes);
+    this.socket.write(bytes);
+    return true;
   }
 
   /** Runs one command of the gateway's own: its untagged responses and its tagged status line. */
@@ -290,6 +292,8 @@ interface Pending {
   doneSent?: boolean;
   /** The gateway ended the IDLE itself (drain) and waits for its OK. */
   gatewayDone?: () => void;
+  /** The link was gone before the command could be sent: the node surely never ran it. */
+  unsent?: boolean;
   /** The node's tagged reply is replaced by this line (commands answered for on the gateway's behalf). */
   rewrite?: string;
 }
@@ -710,7 +714,7 @@ export class ImapFront {
     if (name === 'SELECT' || name === 'EXAMINE') pending.select = { readOnly: name === 'EXAMINE', name: command.args[0] ?? '' };
     this.pending.push(pending);
     // A link lost meanwhile is found by its close event; the command is replayed then.
-    this.link?.send(pending.bytes);
+    pending.unsent = !this.link?.send(pending.bytes);
   }
 
   /**
@@ -982,7 +986,7 @@ export class ImapFront {
       this.write(`* BYE logging out\r\n${first.tag} OK LOGOUT completed\r\n`);
       return this.end();
     }
-    if (first && !this.replayable(first)) return this.fail(`connection to the mail server was lost during ${first.name}; its outcome is unknown, please check and reconnect`);
+    if (first && !first.unsent && !this.replayable(first)) return this.fail(`connection to the mail server was lost during ${first.name}; its outcome is unknown, please check and reconnect`);
 
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       let link: NodeLink | undefined;
@@ -1152,13 +1156,13 @@ export class ImapFront {
         link.send(`${p.tag} IDLE\r\n`);
         continue;
       }
-      if (i > 0 && !this.replayable(p)) {
-        // Behind an unfinished command the node had not started it: surely not done.
+      if ((i > 0 || p.unsent) && !this.replayable(p)) {
+        // Behind an unfinished command (or never sent) the node had not started it: surely not done.
         p.rewrite = `${p.tag} NO [UNAVAILABLE] ${p.name} was not carried out (the server handling it stopped); please try again`;
         link.send(`${p.tag} NOOP\r\n`);
         continue;
       }
-      link.send(p.bytes);
+      p.unsent = !link.send(p.bytes);
     }
   }
 
