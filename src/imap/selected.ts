@@ -124,7 +124,12 @@ export class SelectedMailbox {
     if (since > 0) {
       this.dirtySince = 0;
       const index = this.index;
-      await index.fresh();
+      try {
+        await index.fresh();
+      } catch (error) {
+        this.dirtySince = since; // still behind: the next sync tries again
+        throw error;
+      }
       const fresh = index.uids;
       const oldMax = this.maxUid;
       if (index.expungeGen !== this.expungeGen) {

@@ -5,10 +5,11 @@ import { astring, atomText } from '../args.js';
 import { loadSummaries, type IndexEntry } from '../mailbox-index.js';
 import { bad, CODE, no } from '../errors.js';
 import { runSearch, type Candidate } from '../message/run-search.js';
-import { BadCharsetError, parseSearchProgram, SearchSyntaxError, type SearchKey } from '../message/search.js';
+import { BadCharsetError, keyNeeds, matches, NEED_RAW, parseSearchProgram, SearchSyntaxError, type SearchKey, type SearchMessage, type SearchScope } from '../message/search.js';
 import { formatSet } from '../message/sequence.js';
 import { parseSortCriteria, sortMessages, type SortMessage } from '../message/sort.js';
 import { formatThreads, threadOrderedSubject, threadReferences } from '../message/thread.js';
+import type { SelectedMailbox } from '../selected.js';
 import type { CommandInfo, Session } from '../session.js';
 import { atom, type ImapValue } from '../value.js';
 
@@ -36,9 +37,16 @@ async function searchSelected(s: Session, key: SearchKey): Promise<Found[]> {
   const index = selected.index;
   await index.fresh();
   const scope = { maxSeq: selected.exists, maxUid: selected.maxUid, now: Date.now() };
-  const candidates: Candidate[] = [];
   const uids = selected.uids;
-  const entries = index.pick(uids);
+  // The view usually shares the index's array: then position i is sequence number i + 1.
+  const shared = uids === index.uids;
+  const entries = shared ? index.all() : index.pick(uids);
+  if (keyNeeds(key) !== NEED_RAW) {
+    // Metadata and header summaries the index holds decide most searches: one pass, no per-message objects.
+    const found = quickSearch(selected, key, scope, entries, shared);
+    if (found) return found;
+  }
+  const candidates: Candidate[] = [];
   // Both ascending by UID: walk them together for the sequence numbers.
   for (let i = 0, seq = 0; i < entries.length; i++) {
     const meta = entries[i]!;
@@ -48,6 +56,31 @@ async function searchSelected(s: Session, key: SearchKey): Promise<Found[]> {
   }
   const found = await runSearch(key, candidates, scope, s.ctx.cache);
   return found.map((c) => ({ seq: c.seq, uid: c.meta.uid, modseq: c.meta.modseq, meta: c.meta }));
+}
+
+/** A search answered from the index alone; undefined when some message needs content (a summary not loaded yet). */
+function quickSearch(selected: SelectedMailbox, key: SearchKey, scope: SearchScope, entries: readonly IndexEntry[], shared: boolean): Found[] | undefined {
+  const uids = selected.uids;
+  const msg: SearchMessage = { seq: 0, uid: 0, flags: [], recent: false, size: 0, internalDate: new Date(0), modseq: 0, summary: undefined };
+  const found: Found[] = [];
+  for (let i = 0, seq = 0; i < entries.length; i++) {
+    const meta = entries[i]!;
+    if (shared) seq = i;
+    else while (uids[seq] !== meta.uid) seq++;
+    if (selected.isGone(meta.uid)) continue;
+    msg.seq = seq + 1;
+    msg.uid = meta.uid;
+    msg.flags = meta.flags;
+    msg.recent = selected.isRecent(meta.uid);
+    msg.size = meta.size;
+    msg.internalDate = meta.internalDate;
+    msg.modseq = meta.modseq;
+    msg.summary = meta.summary;
+    const result = matches(key, msg, scope);
+    if (result === undefined) return undefined;
+    if (result) found.push({ seq: seq + 1, uid: meta.uid, modseq: meta.modseq, meta });
+  }
+  return found;
 }
 
 export async function search(s: Session, args: ImapValue[], info: CommandInfo): Promise<void> {

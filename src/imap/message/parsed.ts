@@ -96,7 +96,8 @@ export class MessageCache {
           out.set(hash, parsed);
           writes.push([hash, JSON.stringify(parsed)]);
         }
-        await this.store.setBlobMetas(writes);
+        // Stored for next time without holding up this command (one transaction per batch).
+        this.store.setBlobMetas(writes).catch(() => undefined);
       }
       if (keep) for (const hash of batch) if (out.has(hash)) this.remember(hash, out.get(hash)!);
     }

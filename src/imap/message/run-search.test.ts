@@ -54,7 +54,10 @@ describe('running a search on the store', () => {
     assert.deepEqual(await search(cache, 'FROM example'), [1, 2, 3, 4]);
     assert.equal(calls.setBlobMetas, 1, 'one write for the four new parses');
     assert.equal(calls.getBlobs, 1, 'one read for the four messages');
-    const json = JSON.parse((await store.getBlobMeta(candidates[0]!.meta.blobHash))!);
+    // The parses are written in the background: wait for them.
+    let stored = await store.getBlobMeta(candidates[0]!.meta.blobHash);
+    for (let i = 0; i < 100 && !stored; i++) stored = await new Promise((resolve) => setTimeout(resolve, 10)).then(() => store.getBlobMeta(candidates[0]!.meta.blobHash));
+    const json = JSON.parse(stored!);
     assert.equal(json.v, PARSED_VERSION);
     // A second process (a fresh cache) reuses the stored parse instead of the bytes.
     for (const c of candidates) delete (c.meta as { summary?: unknown }).summary; // a new index too

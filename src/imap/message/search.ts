@@ -21,7 +21,7 @@ export type SearchKey =
   | { kind: 'internaldate' | 'sentdate'; op: DateOp; day: number }
   | { kind: 'older' | 'younger'; seconds: number }
   | { kind: 'size'; op: 'larger' | 'smaller'; size: number }
-  | { kind: 'seq' | 'uid'; set: SequenceSet }
+  | { kind: 'seq' | 'uid'; set: SequenceSet; resolved?: SequenceSet }
   | { kind: 'modseq'; modseq: number }
   | { kind: 'not'; key: SearchKey }
   | { kind: 'or'; a: SearchKey; b: SearchKey }
@@ -298,10 +298,11 @@ export function matches(key: SearchKey, msg: SearchMessage, scope: SearchScope):
       return msg.internalDate.getTime() > scope.now - key.seconds * 1000;
     case 'size':
       return key.op === 'larger' ? msg.size > key.size : msg.size < key.size;
+    // Resolved once per search (a key lives for one command).
     case 'seq':
-      return inSet(msg.seq, resolveSet(key.set, scope.maxSeq));
+      return inSet(msg.seq, (key.resolved ??= resolveSet(key.set, scope.maxSeq)));
     case 'uid':
-      return inSet(msg.uid, resolveSet(key.set, scope.maxUid));
+      return inSet(msg.uid, (key.resolved ??= resolveSet(key.set, scope.maxUid)));
     case 'modseq':
       return msg.modseq >= key.modseq;
     case 'sentdate': {
