@@ -110,7 +110,21 @@ describe('grouped store', { skip }, () => {
       other.stopServer();
       const targets = [{ userId: a.id }, { userId: b.id }];
       await assert.rejects(store.deliver(msg('split'), targets, { txnId: 'txn-split' }), (e: StoreError) => e.code === 'unavailable');
-      other.start();
+      // A node starting now serves the group that is up, and says unavailable for the other.
+      const late = await open(directory);
+      try {
+        assert.equal((await late.getUser('a@example.com'))?.id, a.id);
+        await assert.rejects(late.getUser('b@example.com'), (e: StoreError) => e.code === 'unavailable');
+        await assert.rejects(late.listUsers(), (e: StoreError) => e.code === 'unavailable');
+        await assert.rejects(late.getSession('no-such-session'), (e: StoreError) => e.code === 'unavailable');
+        other.start();
+        // It opens the group on use once it is back (tried again at most every second).
+        let bob: Awaited<ReturnType<Store['getUser']>>;
+        for (let i = 0; i < 50 && !bob; i++) bob = await late.getUser('b@example.com').catch(() => new Promise<undefined>((r) => setTimeout(() => r(undefined), 100)));
+        assert.equal(bob?.id, b.id);
+      } finally {
+        await late.close();
+      }
       const retry = await store.deliver(msg('split'), targets, { txnId: 'txn-split' });
       assert.equal(retry.stored, true);
       assert.deepEqual(retry.copies.map((c) => c.userId), [b.id], 'only the part that had failed is stored now');

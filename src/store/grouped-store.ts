@@ -30,6 +30,9 @@ export interface GroupLoad extends GroupInfo {
   databaseBytes: number;
 }
 
+/** How often a group that could not be opened is tried again (on use). */
+const GROUP_RETRY_MS = 1000;
+
 /** How long a node trusts its cached address -> group entry (a stale one is noticed anyway). */
 const PLACEMENT_TTL_MS = 30_000;
 const MAX_CACHED = 100_000;
@@ -121,6 +124,8 @@ class GroupedStoreImpl implements Partial<Store> {
   private readonly blobHomes = new Map<string, PostgresStore>();
   private readonly listeners = new Set<ChangeListener>();
   private reloading: Promise<void> | undefined;
+  /** Groups that could not be opened: tried again on use, at most every GROUP_RETRY_MS. */
+  private readonly down = new Map<string, { info: GroupInfo; retryAt: number; error: StoreError }>();
 
   private constructor(
     readonly directoryStore: PostgresStore,
@@ -133,7 +138,12 @@ class GroupedStoreImpl implements Partial<Store> {
   static async open(directoryStore: PostgresStore, url: string, groups: GroupInfo[], options: PostgresOptions): Promise<GroupedStore> {
     const store = new GroupedStoreImpl(directoryStore, url, options);
     try {
-      for (const info of groups) await store.attach(info);
+      // A group that is down does not keep the node from serving the others.
+      for (const info of groups) {
+        await store.attachOrMarkDown(info).catch((error: unknown) => {
+          if (!(error instanceof StoreError && error.code === 'unavailable')) throw error;
+        });
+      }
     } catch (error) {
       await store.close().catch(() => undefined);
       throw error;
@@ -152,7 +162,7 @@ class GroupedStoreImpl implements Partial<Store> {
       throw new StoreError('unavailable', `group ${info.name}: ${(error as Error).message}`, { cause: error });
     }
     try {
-      await prepareGroup(store.kysely, info.index, info.name);
+      await dirCall(() => prepareGroup(store.kysely, info.index, info.name));
     } catch (error) {
       if (!own) await store.close().catch(() => undefined);
       throw error;
@@ -166,11 +176,36 @@ class GroupedStoreImpl implements Partial<Store> {
     return group;
   }
 
+  /** Opens a group; one that cannot be reached is remembered as down (and the error thrown). */
+  private async attachOrMarkDown(info: GroupInfo): Promise<Group> {
+    try {
+      const group = await this.attach(info);
+      this.down.delete(info.name);
+      return group;
+    } catch (error) {
+      if (!(error instanceof StoreError && error.code === 'unavailable')) throw error;
+      this.down.set(info.name, { info, retryAt: Date.now() + GROUP_RETRY_MS, error });
+      throw error;
+    }
+  }
+
+  /** A down group, opened again if its retry time has come; else its error. */
+  private async revive(name: string): Promise<Group> {
+    const entry = this.down.get(name)!;
+    if (Date.now() < entry.retryAt) throw entry.error;
+    return this.attachOrMarkDown(entry.info);
+  }
+
+  /** For answers that need every group (all users, a session id): unavailable while one is down. */
+  private async allUp(): Promise<void> {
+    for (const name of [...this.down.keys()]) await this.revive(name);
+  }
+
   /** Reads the group list again (a group added while this node runs). */
   private async reload(): Promise<void> {
     this.reloading ??= (async () => {
       try {
-        for (const info of await dirCall(() => this.directory.listGroups())) await this.attach(info);
+        for (const info of await dirCall(() => this.directory.listGroups())) await this.attachOrMarkDown(info).catch(() => undefined);
       } finally {
         this.reloading = undefined;
       }
@@ -189,6 +224,7 @@ class GroupedStoreImpl implements Partial<Store> {
 
   async group(name: string): Promise<Group> {
     let group = this.byName.get(name);
+    if (!group && this.down.has(name)) return this.revive(name);
     if (!group) {
       await this.reload();
       group = this.byName.get(name);
@@ -201,6 +237,8 @@ class GroupedStoreImpl implements Partial<Store> {
   async groupForId(id: number): Promise<Group> {
     const index = groupIndexOf(id);
     let group = this.byIndex.get(index);
+    const down = !group && [...this.down.values()].find((d) => d.info.index === index);
+    if (down) return this.revive(down.info.name);
     if (!group && index < MAX_GROUPS) {
       await this.reload();
       group = this.byIndex.get(index);
@@ -364,6 +402,7 @@ class GroupedStoreImpl implements Partial<Store> {
   }
 
   async listUsers(domain?: string): Promise<User[]> {
+    await this.allUp();
     const [placements, lists] = await Promise.all([dirCall(() => this.directory.all()), Promise.all(this.groups.map((g) => g.store.listUsers(domain).then((users) => ({ g, users }))))]);
     // Rows of a move in progress (or an interrupted one) are not users yet.
     const users = lists.flatMap(({ g, users }) => users.filter((u) => placements.get(u.address)?.group === g.info.name));
@@ -492,6 +531,7 @@ class GroupedStoreImpl implements Partial<Store> {
     const holders = await Promise.all(this.stores.map(async (store) => ((await this.hasBlob(store, hash)) ? store : undefined)));
     const store = holders.find((s) => s !== undefined);
     if (store) this.blobHomes.set(hash, store);
+    else await this.allUp();
     return store;
   }
 
@@ -701,6 +741,7 @@ class GroupedStoreImpl implements Partial<Store> {
   async createSession(...args: Parameters<Store['createSession']>) {
     const [session] = args;
     const store = await this.storeForId(session.userId);
+    await this.allUp();
     // Session ids are unique over all groups (the browser's cookie does not name a group).
     const elsewhere = await Promise.all(
       this.groups
@@ -712,8 +753,10 @@ class GroupedStoreImpl implements Partial<Store> {
   }
 
   async getSession(...args: Parameters<Store['getSession']>) {
-    const found = await Promise.all(this.groups.map((g) => g.store.getSession(...args)));
-    return found.find((s) => s !== undefined);
+    const found = (await Promise.all(this.groups.map((g) => g.store.getSession(...args)))).find((s) => s !== undefined);
+    // Not found while a group is down: maybe there, so a temporary error rather than a logout.
+    if (!found) await this.allUp();
+    return found;
   }
 
   async deleteSession(...args: Parameters<Store['deleteSession']>) {
