@@ -550,6 +550,30 @@ describe('IMAP through the gateway, against scripted nodes', () => {
     client.socket.destroy();
   });
 
+  it('speaks the not-authenticated state itself: AUTHENTICATE PLAIN with a continuation, refusals', async () => {
+    const client = await RawClient.open(gateway.port('imap'));
+    assert.match(client.text, /^\* OK \[CAPABILITY IMAP4rev1 [^\]]*AUTH=PLAIN[^\]]*\]/);
+    client.send('a SELECT INBOX');
+    await client.waitFor('a BAD');
+    client.send('b AUTHENTICATE PLAIN');
+    await client.waitFor('+ ');
+    client.send('*');
+    await client.waitFor('b BAD');
+    client.send('c AUTHENTICATE PLAIN');
+    await until('the second continuation', () => client.text.split('+ ').length === 3);
+    client.send(Buffer.from('\0erin@example.com\0wrong').toString('base64'));
+    await client.waitFor('c NO [AUTHENTICATIONFAILED]');
+    client.send('d AUTHENTICATE PLAIN');
+    await until('the third continuation', () => client.text.split('+ ').length === 4);
+    client.send(Buffer.from('\0erin@example.com\0pw').toString('base64'));
+    await client.waitFor(/d OK \[CAPABILITY [^\]]*\] logged in/);
+    client.send('e NOOP');
+    await client.waitFor('e OK');
+    client.send('f LOGOUT');
+    await until('logged out', () => client.closed);
+    assert.match(client.text, /\* BYE [^\r]*\r\nf OK/);
+  });
+
   it('finishes a response its node died in the middle of from another node, byte-exact', async () => {
     const client = await loggedIn();
     client.send('b SELECT INBOX');
