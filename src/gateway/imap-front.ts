@@ -994,6 +994,10 @@ export class ImapFront {
         const opened = await this.openSession(oldNode);
         link = opened.link;
         await this.rebuild(link, first);
+        if (this.ended || this.clientGone) {
+          link.close(); // the client left meanwhile
+          return;
+        }
         this.link = link;
         this.replay(link);
         this.attachLink(link);
