@@ -32,7 +32,7 @@ export function addGroupCommands(program: Command, user: Command): void {
         process.stdout.write('one group: the store URL (add groups with quill group add)\n');
         return;
       }
-      const rows = [['group', 'number', 'users', 'mail', 'database', 'url'], ...loads.map((g) => [g.name, String(g.index), String(g.users), formatSize(g.usedBytes), formatSize(g.databaseBytes), g.url])];
+      const rows = [['group', 'number', 'users', 'mail', 'database', 'url'], ...loads.map((g) => [g.name, String(g.index), String(g.users), g.down ? 'down' : formatSize(g.usedBytes), g.down ? 'down' : formatSize(g.databaseBytes), g.url])];
       process.stdout.write(table(rows));
     });
   addStoreOptions(user.command('move <address> <group>'))

@@ -117,6 +117,10 @@ describe('grouped store', { skip }, () => {
         await assert.rejects(late.getUser('b@example.com'), (e: StoreError) => e.code === 'unavailable');
         await assert.rejects(late.listUsers(), (e: StoreError) => e.code === 'unavailable');
         await assert.rejects(late.getSession('no-such-session'), (e: StoreError) => e.code === 'unavailable');
+        const loads = await late.loads();
+        assert.deepEqual(loads.map((l) => [l.name, l.users, l.down !== undefined]), [['g0', 1, false], ['g1', 1, true]]);
+        // New users go to a group that is up.
+        assert.equal(groupIndexOf((await late.addUser({ address: 'c@example.com', passwordHash: 'x' })).id), 0);
         other.start();
         // It opens the group on use once it is back (tried again at most every second).
         let bob: Awaited<ReturnType<Store['getUser']>>;

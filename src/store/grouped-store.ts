@@ -28,6 +28,8 @@ export interface GroupLoad extends GroupInfo {
   users: number;
   usedBytes: number;
   databaseBytes: number;
+  /** Why the group cannot be reached, when it cannot (its figures are then 0). */
+  down?: string;
 }
 
 /** How often a group that could not be opened is tried again (on use). */
@@ -335,19 +337,29 @@ class GroupedStoreImpl implements Partial<Store> {
   /** Group loads for placement and `quill group list`. */
   async loads(): Promise<GroupLoad[]> {
     const counts = await dirCall(() => this.directory.userCounts());
+    await this.allUp().catch(() => undefined);
+    const infos = [...this.groups.map((g) => g.info), ...[...this.down.values()].map((d) => d.info)].sort((a, b) => a.index - b.index);
     return Promise.all(
-      this.groups.map(async ({ info, store }) => {
-        const row = await dirCall(() =>
-          sql<{ used: number; size: number }>`select coalesce((select sum(used_bytes) from users), 0) as used, pg_database_size(current_database()) as size`.execute(store.kysely),
-        );
-        return { ...info, url: redactPgUrl(info.url), users: counts.get(info.name) ?? 0, usedBytes: num(row.rows[0]!.used), databaseBytes: num(row.rows[0]!.size) };
+      infos.map(async (info) => {
+        const base = { ...info, url: redactPgUrl(info.url), users: counts.get(info.name) ?? 0 };
+        const group = this.byName.get(info.name);
+        try {
+          if (!group) throw this.down.get(info.name)?.error ?? new StoreError('unavailable', 'not open');
+          const row = await dirCall(() =>
+            sql<{ used: number; size: number }>`select coalesce((select sum(used_bytes) from users), 0) as used, pg_database_size(current_database()) as size`.execute(group.store.kysely),
+          );
+          return { ...base, usedBytes: num(row.rows[0]!.used), databaseBytes: num(row.rows[0]!.size) };
+        } catch (error) {
+          return { ...base, usedBytes: 0, databaseBytes: 0, down: (error as Error).message };
+        }
       }),
     );
   }
 
-  /** New users go to the group with the fewest users, then the fewest bytes, then the first. */
+  /** New users go to the group with the fewest users, then the fewest bytes, then the first; never to one that is down. */
   async leastLoaded(): Promise<Group> {
-    const loads = await this.loads();
+    const loads = (await this.loads()).filter((l) => !l.down);
+    if (loads.length === 0) throw new StoreError('unavailable', 'no group can be reached');
     loads.sort((a, b) => a.users - b.users || a.usedBytes - b.usedBytes || a.index - b.index);
     return this.group(loads[0]!.name);
   }
