@@ -40,6 +40,8 @@ const BATCH = 500;
 export class MessageCache {
   private readonly parsed = new Map<string, ParsedMessage>();
   private readonly blobs = new Map<string, Buffer>();
+  /** Parses being loaded by parsedMany, by hash. */
+  private readonly loading = new Map<string, Promise<Map<string, ParsedMessage>>>();
   private blobBytes = 0;
 
   constructor(
@@ -74,34 +76,61 @@ export class MessageCache {
   async parsedMany(hashes: string[], keep = true): Promise<Map<string, ParsedMessage>> {
     const out = new Map<string, ParsedMessage>();
     const wanted: string[] = [];
+    // Sessions searching the same mailbox at once share one load instead of each parsing it all.
+    const joined = new Set<Promise<Map<string, ParsedMessage>>>();
     for (const hash of new Set(hashes)) {
       const hit = this.parsed.get(hash);
+      const running = hit ? undefined : this.loading.get(hash);
       if (hit) out.set(hash, hit);
+      else if (running) joined.add(running);
       else wanted.push(hash);
     }
-    for (let i = 0; i < wanted.length; i += BATCH) {
-      const batch = wanted.slice(i, i + BATCH);
-      const stored = await this.store.getBlobMetas(batch);
-      const missing: string[] = [];
-      for (const hash of batch) {
-        const parsed = decodeParsed(stored.get(hash));
-        if (parsed) out.set(hash, parsed);
-        else missing.push(hash);
-      }
-      if (missing.length > 0) {
-        const blobs = await this.store.getBlobs(missing);
-        const writes: [string, string][] = [];
-        for (const [hash, raw] of blobs) {
-          const parsed = parseMessage(raw);
-          out.set(hash, parsed);
-          writes.push([hash, JSON.stringify(parsed)]);
-        }
-        // Stored for next time without holding up this command (one transaction per batch).
-        this.store.setBlobMetas(writes).catch(() => undefined);
-      }
-      if (keep) for (const hash of batch) if (out.has(hash)) this.remember(hash, out.get(hash)!);
+    const loads = [...joined];
+    if (wanted.length > 0) loads.unshift(this.load(wanted, keep));
+    for (const load of loads) {
+      for (const [hash, parsed] of await load) if (!out.has(hash)) out.set(hash, parsed);
+    }
+    if (joined.size > 0) {
+      const asked = new Set(hashes);
+      for (const hash of out.keys()) if (!asked.has(hash)) out.delete(hash);
     }
     return out;
+  }
+
+  /** Loads parses in batches (stored ones, else the bytes parsed now); registered so others can join. */
+  private load(wanted: string[], keep: boolean): Promise<Map<string, ParsedMessage>> {
+    const promise = (async () => {
+      const out = new Map<string, ParsedMessage>();
+      for (let i = 0; i < wanted.length; i += BATCH) {
+        const batch = wanted.slice(i, i + BATCH);
+        const stored = await this.store.getBlobMetas(batch);
+        const missing: string[] = [];
+        for (const hash of batch) {
+          const parsed = decodeParsed(stored.get(hash));
+          if (parsed) out.set(hash, parsed);
+          else missing.push(hash);
+        }
+        if (missing.length > 0) {
+          const blobs = await this.store.getBlobs(missing);
+          const writes: [string, string][] = [];
+          for (const [hash, raw] of blobs) {
+            const parsed = parseMessage(raw);
+            out.set(hash, parsed);
+            writes.push([hash, JSON.stringify(parsed)]);
+          }
+          // Stored for next time without holding up this command (one transaction per batch).
+          this.store.setBlobMetas(writes).catch(() => undefined);
+        }
+        if (keep) for (const hash of batch) if (out.has(hash)) this.remember(hash, out.get(hash)!);
+      }
+      return out;
+    })();
+    for (const hash of wanted) this.loading.set(hash, promise);
+    const forget = (): void => {
+      for (const hash of wanted) if (this.loading.get(hash) === promise) this.loading.delete(hash);
+    };
+    promise.then(forget, forget);
+    return promise;
   }
 
   /** The bytes of many messages, one store read per batch; missing blobs are left out. */
