@@ -313,7 +313,8 @@ export class ImapFront {
   private readonly events: ReaderEvent[] = [];
   private wakeEvents: (() => void) | undefined;
   private clientGone = false;
-  private readonly log: Logger;
+  /** Made on first use: most sessions never log, and thousands of idle ones should stay small. */
+  private logger: Logger | undefined;
   private user: string | undefined;
   private readonly enabled = new Set<string>();
   private selected: Selected | undefined;
@@ -344,7 +345,6 @@ export class ImapFront {
     this.client = socket;
     // An implicit-TLS listener (993) hands over a socket past its handshake.
     this.secure = socket instanceof tls.TLSSocket;
-    this.log = deps.logger.child({ proto: 'imap', remote: socket.remoteAddress });
     this.attachReader(socket);
     socket.on('close', () => {
       this.clientGone = true;
@@ -353,6 +353,10 @@ export class ImapFront {
     // The plain socket carries every byte, TLS or not: its silence is the session's.
     socket.on('timeout', () => this.bye('autologout; idle for too long'));
     this.setIdleTimer();
+  }
+
+  private get log(): Logger {
+    return (this.logger ??= this.deps.logger.child({ proto: 'imap', remote: this.raw.remoteAddress, user: this.user }));
   }
 
   /** The node the session is on now, if any. */
