@@ -34,6 +34,12 @@ export class MailboxIndex {
   private entries: IndexEntry[] = [];
   /** Every change up to this modseq is applied. */
   modseq = 0;
+  /**
+   * The mailbox's \Recent watermark as last seen (it only grows): a session need not try to
+   * claim UIDs at or below it (RFC 3501 2.3.2, Store.claimRecent), so after one session has
+   * claimed new mail the others skip the store round trip.
+   */
+  recentUid = 0;
   /** Bumped whenever messages leave the index (expunge or reload): sessions then diff their map. */
   expungeGen = 0;
   /** Bumped on every full load: sessions holding changes from before it rescan. */
@@ -91,6 +97,11 @@ export class MailboxIndex {
     }
   }
 
+  /** The watermark is known to be at least `uid` (read from the store, or just claimed up to it). */
+  noteRecent(uid: number): void {
+    if (uid > this.recentUid) this.recentUid = uid;
+  }
+
   get(uid: number): IndexEntry | undefined {
     const i = lowerBound(this.uids, uid);
     return this.uids[i] === uid ? this.entries[i] : undefined;
@@ -135,6 +146,7 @@ export class MailboxIndex {
     this.entries = metas.map((m) => ({ ...m, flags: intern(interned, m.flags) }));
     this.uids = this.entries.map((e) => e.uid);
     this.modseq = mailbox?.highestModseq ?? 0;
+    this.noteRecent(mailbox?.recentUid ?? 0);
     this.log = [];
     this.logFloor = this.modseq;
     this.loaded = true;
@@ -149,6 +161,7 @@ export class MailboxIndex {
       return;
     }
     const high = mailbox.highestModseq;
+    this.noteRecent(mailbox.recentUid);
     if (high <= this.modseq) return;
     const changed = await this.store.listMessages(this.mailboxId, { changedSince: this.modseq });
     const vanished = await this.store.expungedSince(this.mailboxId, this.modseq);

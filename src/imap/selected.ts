@@ -144,8 +144,10 @@ export class SelectedMailbox {
       const added = fresh.slice(lowerBound(fresh, oldMax + 1));
       if (added.length > 0) {
         const top = added[added.length - 1]!;
-        if (options.claimRecent) {
+        // Another session of this process claimed them already: nothing is recent here, no round trip.
+        if (options.claimRecent && index.recentUid < top) {
           const before = await options.claimRecent(top);
+          index.noteRecent(top);
           if (before < top) this.recent.push([before + 1, top]);
         }
         // The same messages as the index: share its array instead of copying.

@@ -52,7 +52,11 @@ export async function select(s: Session, args: ImapValue[], info: CommandInfo): 
     // RFC 3501 2.3.2: this session claims \Recent for what it lists; later arrivals are claimed by the sync that finds them.
     const listedUpTo = index.maxUid;
     // The watermark only grows: when it already covers the list there is nothing to claim (no store round trip).
-    const recentAbove = readOnly || mailbox.recentUid >= listedUpTo ? mailbox.recentUid : await store.claimRecent(mailbox.id, listedUpTo);
+    let recentAbove = mailbox.recentUid;
+    if (!readOnly && Math.max(mailbox.recentUid, index.recentUid) < listedUpTo) {
+      recentAbove = await store.claimRecent(mailbox.id, listedUpTo);
+      index.noteRecent(listedUpTo);
+    } else if (!readOnly) recentAbove = Math.max(mailbox.recentUid, index.recentUid);
     selected = new SelectedMailbox(mailbox, index, readOnly, recentAbove, readOnly ? Infinity : listedUpTo);
   } catch (error) {
     s.ctx.hub.indexes.release(index);
