@@ -26,6 +26,8 @@ export interface UserGroupTable {
   address: string;
   group_name: string;
   user_id: number;
+  /** Set while a move to this group is under way: the user may already be there only. */
+  moving_to: string | null;
 }
 
 /** Old user ids of moved users, so a delivery resolved before a move finds the user again. */
@@ -57,6 +59,7 @@ export function migration007Groups(): Migration {
         .addColumn('address', 'text', (c) => c.primaryKey())
         .addColumn('group_name', 'text', (c) => c.notNull())
         .addColumn('user_id', 'bigint', (c) => c.notNull())
+        .addColumn('moving_to', 'text')
         .execute();
       await db.schema.createIndex('user_groups_group').on('user_groups').column('group_name').execute();
       await db.schema
@@ -80,6 +83,8 @@ export interface GroupInfo {
 export interface UserPlacement {
   group: string;
   userId: number;
+  /** The target of a move under way. */
+  movingTo?: string;
 }
 
 const num = (v: number | string | bigint): number => Number(v);
@@ -103,8 +108,25 @@ export class Directory {
   }
 
   async lookup(address: string): Promise<UserPlacement | undefined> {
-    const row = await this.db.selectFrom('user_groups').select(['group_name', 'user_id']).where('address', '=', address.toLowerCase()).executeTakeFirst();
-    return row && { group: row.group_name, userId: num(row.user_id) };
+    const row = await this.db.selectFrom('user_groups').select(['group_name', 'user_id', 'moving_to']).where('address', '=', address.toLowerCase()).executeTakeFirst();
+    return row && { group: row.group_name, userId: num(row.user_id), ...(row.moving_to ? { movingTo: row.moving_to } : {}) };
+  }
+
+  /**
+   * Marks the start of a move (before the source deletes the user) or its end without a switch.
+   * The old id forwards to the address from now on, so deliveries resolved before find the user.
+   */
+  async setMoving(address: string, from: UserPlacement, target: string | null): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      const result = await tx.updateTable('user_groups').set({ moving_to: target }).where('address', '=', address).where('group_name', '=', from.group).executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) throw new StoreError('conflict', `${address} is no longer in group ${from.group}`);
+      if (target === null) return;
+      await tx
+        .insertInto('user_forwards')
+        .values({ old_user_id: from.userId, address, created_at: Date.now() })
+        .onConflict((oc) => oc.column('old_user_id').doUpdateSet({ address, created_at: Date.now() }))
+        .execute();
+    });
   }
 
   async all(): Promise<Map<string, UserPlacement>> {
@@ -161,7 +183,7 @@ export class Directory {
     await this.db.transaction().execute(async (tx) => {
       const result = await tx
         .updateTable('user_groups')
-        .set({ group_name: to.group, user_id: to.userId })
+        .set({ group_name: to.group, user_id: to.userId, moving_to: null })
         .where('address', '=', address)
         .where('group_name', '=', from.group)
         .executeTakeFirst();

@@ -254,7 +254,7 @@ class GroupedStoreImpl implements Partial<Store> {
   }
 
   /** Where a user lives: the cached directory entry, or the directory itself when `fresh`. */
-  async locate(address: string, fresh = false): Promise<{ group: Group; userId: number } | undefined> {
+  async locate(address: string, fresh = false): Promise<{ group: Group; userId: number; movingTo?: string } | undefined> {
     const key = address.toLowerCase();
     const cached = this.placements.get(key);
     let placement = !fresh && cached && Date.now() - cached.at < PLACEMENT_TTL_MS ? cached.placement : undefined;
@@ -267,7 +267,26 @@ class GroupedStoreImpl implements Partial<Store> {
       if (this.placements.size >= MAX_CACHED) this.placements.clear();
       this.placements.set(key, { placement, at: Date.now() });
     }
-    return { group: await this.group(placement.group), userId: placement.userId };
+    return { group: await this.group(placement.group), userId: placement.userId, ...(placement.movingTo ? { movingTo: placement.movingTo } : {}) };
+  }
+
+  /**
+   * The user and their group, also when a cached entry is stale (the user moved) and in the
+   * moment of a move when the source has let the user go but the directory is not switched yet.
+   */
+  async findUser(address: string): Promise<{ group: Group; user: User } | undefined> {
+    const where = await this.locate(address);
+    if (!where) return undefined;
+    const user = await where.group.store.getUser(address);
+    if (user) return { group: where.group, user };
+    const fresh = await this.locate(address, true);
+    if (!fresh) return undefined;
+    for (const group of [fresh.group, ...(fresh.movingTo ? [await this.group(fresh.movingTo)] : [])]) {
+      if (group === where.group) continue; // asked already
+      const found = await group.store.getUser(address);
+      if (found) return { group, user: found };
+    }
+    return undefined;
   }
 
   forget(address: string): void {
@@ -284,7 +303,8 @@ class GroupedStoreImpl implements Partial<Store> {
   private async currentUserId(userId: number): Promise<number | undefined> {
     const address = await dirCall(() => this.directory.forwarded(userId));
     if (!address) return undefined;
-    return (await this.locate(address, true))?.userId;
+    this.forget(address);
+    return (await this.findUser(address))?.user.id;
   }
 
   private noteBlobs(store: PostgresStore, metas: readonly { blobHash: string }[]): void {
@@ -399,14 +419,7 @@ class GroupedStoreImpl implements Partial<Store> {
   }
 
   async getUser(address: string): Promise<User | undefined> {
-    const where = await this.locate(address);
-    if (!where) return undefined;
-    const user = await where.group.store.getUser(address);
-    if (user) return user;
-    // A cached entry gone stale (the user moved): ask the directory.
-    const fresh = await this.locate(address, true);
-    if (!fresh || fresh.group === where.group) return undefined;
-    return fresh.group.store.getUser(address);
+    return (await this.findUser(address))?.user;
   }
 
   async getUserById(...args: Parameters<Store['getUserById']>) {

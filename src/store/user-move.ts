@@ -1,10 +1,12 @@
 // Moving a user between groups online (`quill user move`, POST /api/admin/users/:address/move):
 //   1. copy: the user's rows are copied to the target group while mail keeps arriving in the source;
-//   2. fence: in one source transaction the user's rows are locked (every delivery, append or
-//      flag change for the user waits), what changed since the copy is copied too, the
-//      directory entry is switched in one directory transaction, and the user is deleted from
-//      the source. Deliveries that waited then find no mailbox, and the grouped store sends them
-//      again to the target (the old user id forwards to the address), so each goes to exactly one place.
+//   2. the directory notes the move (moving_to, and the old user id forwarding to the address);
+//   3. fence: in one source transaction the user's rows are locked (every delivery, append or
+//      flag change for the user waits), what changed since the copy is copied too, and the user
+//      is deleted from the source. Deliveries that waited then find no mailbox, and the grouped
+//      store sends them again to the target (found through moving_to), so each goes to exactly one place;
+//   4. the directory entry is switched. A crash at any point leaves the user in exactly one group
+//      that the directory leads to; running the move again finishes it.
 // UIDs, UIDVALIDITY, modseqs, flags and internal dates are kept, so IMAP clients' caches stay valid.
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -329,10 +331,17 @@ export async function moveUser(store: Store, address: string, targetGroup: strin
   if (!from) throw new StoreError('not-found', `no user ${lower}`);
   const to = await store.group(targetGroup);
   if (from.group === to) throw new StoreError('invalid', `${lower} is in group ${to.info.name} already`);
-  const src = from.group.store.kysely;
-  const dst = to.store.kysely;
   try {
-    return await move(store, lower, from.group, from.userId, to, src, dst);
+    // A move that stopped after the source let the user go: only the switch is left to do.
+    if (from.movingTo === to.info.name && !(await from.group.store.getUser(lower))) {
+      const user = await to.store.getUser(lower);
+      if (user) {
+        await switchDirectory(store, lower, { group: from.group.info.name, userId: from.userId }, { group: to.info.name, userId: user.id });
+        store.forget(lower);
+        return { address: lower, from: from.group.info.name, to: to.info.name, oldUserId: from.userId, newUserId: user.id, messages: 0, fenceMs: 0 };
+      }
+    }
+    return await move(store, lower, from.group, from.userId, to, from.group.store.kysely, to.store.kysely);
   } catch (error) {
     if (error instanceof StoreError) throw error;
     throw new StoreError('unavailable', `moving ${lower}: ${(error as Error).message}`, { cause: error });
@@ -343,16 +352,20 @@ async function move(store: GroupedStore, address: string, source: Group, oldUser
   const first = await src.selectFrom('users').selectAll().where('id', '=', oldUserId).executeTakeFirst();
   if (!first) throw new StoreError('not-found', `no user ${address} in group ${source.info.name}`);
   await checkMovable(src, oldUserId, address);
+  const from = { group: source.info.name, userId: oldUserId };
   // 1. The bulk copy, while mail keeps arriving in the source.
   const contents: ContentMap = new Map();
   const newUserId = await dst.transaction().execute((tx) => syncUser(src, tx, first, undefined, contents));
+  // The directory says where the user is going (and the old id forwards) before the source
+  // lets the user go: from then on readers and deliveries find the user in the target.
+  await store.directory.setMoving(address, from, target.info.name);
   // 2. The fence: a short source transaction that holds every row the user's writers update.
-  let switched = false;
-  for (let attempt = 1; ; attempt++) {
+  let fence: { messages: number; ms: number } | undefined;
+  for (let attempt = 1; !fence; attempt++) {
     // Content ids the fence's target transaction allocates are gone if it rolls back.
     const contentsBefore = new Map(contents);
+    const started = Date.now();
     try {
-      const started = Date.now();
       const messages = await src.transaction().execute(async (tx) => {
         // Mailboxes, then the user: the order deliveries take these locks in.
         await sql`select id from mailboxes where user_id = ${oldUserId} order by id for update`.execute(tx);
@@ -363,24 +376,25 @@ async function move(store: GroupedStore, address: string, source: Group, oldUser
           await syncUser(tx, dtx, user, newUserId, contents);
           return num((await dtx.selectFrom('messages').innerJoin('mailboxes', 'mailboxes.id', 'messages.mailbox_id').select(sql<number>`count(*)`.as('n')).where('mailboxes.user_id', '=', newUserId).executeTakeFirstOrThrow()).n);
         });
-        await switchDirectory(store, address, { group: source.info.name, userId: oldUserId }, { group: target.info.name, userId: newUserId });
-        switched = true;
         await deleteUser(tx, oldUserId);
         return copied;
       });
-      store.forget(address);
-      return { address, from: source.info.name, to: target.info.name, oldUserId, newUserId, messages, fenceMs: Date.now() - started };
+      fence = { messages, ms: Date.now() - started };
     } catch (error) {
       contents.clear();
       contentsBefore.forEach((to, from) => contents.set(from, to));
-      if (!switched && attempt < 3 && isDeadlock(error)) continue;
-      if (!switched) {
-        // Nothing changed for the user; the partial copy in the target goes.
-        await dst.transaction().execute((tx) => deleteUser(tx, newUserId)).catch(() => undefined);
-      }
+      if (attempt < 3 && isDeadlock(error)) continue;
+      // The source still has the user (its transaction rolled back): undo the rest.
+      await store.directory.setMoving(address, from, null).catch(() => undefined);
+      await dst.transaction().execute((tx) => deleteUser(tx, newUserId)).catch(() => undefined);
       throw error;
     }
   }
+  // 3. The switch. Should it fail, the user is in the target only and found there through the
+  // directory's moving_to; running the move again finishes it.
+  await switchDirectory(store, address, from, { group: target.info.name, userId: newUserId });
+  store.forget(address);
+  return { address, from: source.info.name, to: target.info.name, oldUserId, newUserId, messages: fence.messages, fenceMs: fence.ms };
 }
 
 /** The directory switch; when its COMMIT's outcome is unknown, the directory is asked until it can tell. */
