@@ -293,11 +293,13 @@ function haproxyConfig(dir: string, routes: Array<{ name: string; listen: number
   return file;
 }
 
-async function waitForMembers(store: Store, ids: string[]): Promise<void> {
+/** Waits for fresh heartbeats of the nodes, from processes started after `since`. */
+async function waitForMembers(store: Store, ids: string[], since = new Date(0)): Promise<void> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     const members = await store.listMembers();
-    if (ids.every((id) => members.some((m) => m.id === id && m.state === 'active' && Date.now() - m.beatAt.getTime() < 3000))) return;
+    const up = (id: string) => members.some((m) => m.id === id && m.state === 'active' && Date.now() - m.beatAt.getTime() < 3000 && m.startedAt >= since);
+    if (ids.every(up)) return;
     if (Date.now() > deadline) throw new Error(`nodes ${ids.join(', ')} did not come up`);
     await sleep(200);
   }
@@ -457,10 +459,12 @@ async function main(): Promise<void> {
       await proc.stop('SIGKILL');
       while (!ackTimes.some((t) => t > killedAt)) await sleep(1);
       pauses.push(ackTimes.find((t) => t > killedAt)! - killedAt);
+      const restartedAt = new Date();
       const restarted = quillProcess(victim, ['node', '--id', victim, ...common, ...portArgs(ports)]);
       procs.push(restarted);
       nodes.set(victim, { proc: restarted, ports });
-      await waitForMembers(store, [...nodes.keys()]);
+      await waitForMembers(store, [victim], restartedAt);
+      await waitForPort(ports.smtp);
     }
     sending = false;
     await sender;

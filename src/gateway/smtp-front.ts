@@ -124,6 +124,19 @@ class Reader {
     return out;
   }
 
+  /** Complete lines already received and not yet read (RFC 2920: what a client pipelined). */
+  peekLines(max: number): string[] {
+    const lines: string[] = [];
+    let from = 0;
+    while (!this.skipping && lines.length < max) {
+      const end = this.buffer.indexOf('\r\n', from);
+      if (end < 0 || end - from > this.maxLine) break;
+      lines.push(this.buffer.subarray(from, end).toString('utf8'));
+      from = end + 2;
+    }
+    return lines;
+  }
+
   /** Whether the peer has sent bytes not read yet. */
   get pending(): boolean {
     return this.buffer.length > 0;
@@ -225,6 +238,8 @@ export class SmtpFront {
   private authFailures = 0;
   /** A command or DATA is in flight on the node link: its loss means a replay, not a quiet reconnect. */
   private busy = false;
+  /** Commands the client pipelined behind MAIL, already sent to the node, replies not yet read. */
+  private prefetched: string[] = [];
   /** A node link was open before: the next one re-establishes the session (a replay). */
   private linked = false;
 
@@ -447,6 +462,7 @@ export class SmtpFront {
   }
 
   private dropLink(): void {
+    this.prefetched = [];
     this.link?.send('QUIT\r\n');
     this.link?.close();
     this.link = undefined;
@@ -457,7 +473,17 @@ export class SmtpFront {
     // Each transaction gets its own id: a replay of it on another node is stored once.
     const tagged = `${line} ${TXN_PARAM}=${this.deps.gatewayId}.${randomBytes(9).toString('base64url')}`;
     this.clearTransaction();
-    const reply = await this.exchange(tagged);
+    // RFC 2920: RCPTs and DATA the client sent along with MAIL go to the node in the same write
+    // (one round trip instead of one per command); their replies are read when their turn comes.
+    const along: string[] = [];
+    for (const next of this.reader.peekLines(100)) {
+      if (/^RCPT /i.test(next)) along.push(next);
+      else {
+        if (/^DATA$/i.test(next)) along.push(next);
+        break;
+      }
+    }
+    const reply = await this.exchange(tagged, along);
     if (reply.code >= 200 && reply.code < 300) this.recorded.mail = tagged;
     await this.say(reply.text);
     return true;
@@ -516,13 +542,21 @@ export class SmtpFront {
   }
 
   /** Sends a command to the node, replaying the session on another node if this one is lost. */
-  private async exchange(line: string): Promise<Reply> {
+  private async exchange(line: string, along: string[] = []): Promise<Reply> {
     for (let attempt = 0; ; attempt++) {
       try {
         const link = await this.ensureLink();
         this.busy = true;
-        return await link.command(line).finally(() => (this.busy = false));
+        if (this.prefetched.length > 0) {
+          // Sent already with an earlier MAIL: only its reply is due.
+          if (this.prefetched.shift() !== line) throw new LinkLost('pipelined commands out of step');
+          return await link.reply().finally(() => (this.busy = false));
+        }
+        link.send(`${[line, ...along].join('\r\n')}\r\n`);
+        this.prefetched.push(...along);
+        return await link.reply().finally(() => (this.busy = false));
       } catch (error) {
+        this.prefetched = [];
         if (!(error instanceof LinkLost) || attempt >= MAX_REPLAYS) return this.lost(error);
         this.failover();
       }
@@ -586,6 +620,7 @@ export class SmtpFront {
         link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs);
         await this.bringUp(link);
         this.link = link;
+        this.prefetched = [];
         // A node that closes an idle link (its own timeout, a restart) is simply left: the next
         // command opens a new one and replays. Replies it sent unasked go with it.
         link.socket.once('close', () => {
