@@ -477,7 +477,7 @@ describe('IMAP through the gateway, against scripted nodes', () => {
   const content = Buffer.from(Array.from({ length: 1_000_000 }, (_, i) => 97 + ((i * 7 + (i >> 10)) % 26)));
   const prefix = '* 1 FETCH (UID 1 BODY[] {1000000}\r\n';
   /** How the next FETCH is answered: cut after 400 KB, whole, or whole but not the same response. */
-  let fetchPlan: ('cut' | 'whole' | 'other')[] = [];
+  let fetchPlan: ('cut' | 'cut-later' | 'whole' | 'other')[] = [];
   // The first NOOP hangs (a slow node); any command arriving behind it kills that connection.
   // A FETCH gets the start of a big response and then a dead connection; so does an APPEND.
   const script = (tag: string, line: string, socket: net.Socket): boolean => {
@@ -492,9 +492,10 @@ describe('IMAP through the gateway, against scripted nodes', () => {
     }
     if (verb === 'UID' && /FETCH \S+ BODY\[\]/i.test(line)) {
       const plan = fetchPlan.shift() ?? 'whole';
-      if (plan === 'cut') {
-        socket.write(Buffer.concat([Buffer.from(prefix), content.subarray(0, 400_000)]));
-        setTimeout(() => socket.destroy(), 100);
+      if (plan === 'cut' || plan === 'cut-later') {
+        // 'cut-later': further in, and late enough for the gateway to trust the other node again.
+        socket.write(Buffer.concat([Buffer.from(prefix), content.subarray(0, plan === 'cut' ? 400_000 : 700_000)]));
+        setTimeout(() => socket.destroy(), plan === 'cut' ? 100 : 800);
       } else {
         const head = plan === 'whole' ? prefix : prefix.replace('(UID 1 ', '(UID 1 FLAGS (\\Seen) ');
         socket.write(Buffer.concat([Buffer.from(head), content, Buffer.from(`)\r\n${tag} OK FETCH done\r\n`)]));
@@ -594,6 +595,21 @@ describe('IMAP through the gateway, against scripted nodes', () => {
     assert.equal(gatewayStats.imapResumed, resumed + 1);
     client.send('d LOGOUT');
     await until('logged out', () => client.closed);
+  });
+
+  it('finishes a cut response even when the node finishing it dies too', async () => {
+    const client = await loggedIn();
+    client.send('b SELECT INBOX');
+    await client.waitFor('b OK');
+    fetchPlan = ['cut', 'cut-later', 'whole'];
+    const resumed = gatewayStats.imapResumed;
+    client.send('c UID FETCH 1 BODY[]');
+    await client.waitFor(/c (OK|NO|BAD)[^\r]*\r\n/);
+    const at = client.text.indexOf(prefix);
+    assert.ok(at > 0 && !client.closed, 'the response came and the session goes on');
+    assert.ok(client.text.slice(at) === `${prefix}${content.toString('latin1')})\r\nc OK FETCH done\r\n`, 'once, whole and byte-exact');
+    assert.equal(gatewayStats.imapResumed, resumed + 1);
+    client.socket.destroy();
   });
 
   it('ends the session without a word when the rest of a cut response cannot be had again', async () => {

@@ -805,10 +805,12 @@ export class ImapFront {
       const drop = Math.min(resume.skip, bytes.length);
       resume.skip -= drop;
       bytes = bytes.subarray(drop);
+      if (this.torn) this.torn.sent += bytes.length; // should this node die too, the next one goes on from here
       if (bytes.length > 0 && !this.client.write(bytes)) this.pauseFor(link);
       if (out.end) {
         if (resume.skip > 0) return this.end();
         this.resume = undefined;
+        this.torn = undefined;
         gatewayStats.imapResumed++;
         for (const queued of resume.after) this.client.write(queued);
       }
@@ -966,9 +968,10 @@ export class ImapFront {
       gatewayStats.imapFailovers++;
       this.deps.onFailover?.();
     }
-    // What the client has seen of the node's output must end at a response boundary.
+    // What the client has seen of the node's output must end at a response boundary, or be a
+    // big response cut short (`torn` stays set while the client is in the middle of it).
     const torn = this.torn;
-    this.torn = undefined;
+    this.resume = undefined;
     old.close();
     this.link = undefined;
     if (this.ended || this.clientGone) return;
@@ -1020,7 +1023,7 @@ export class ImapFront {
   private fail(text: string): void {
     gatewayStats.imapFailoverByes++;
     // In the middle of a response a BYE would be read as part of it: the connection just ends.
-    if (this.resume) this.end();
+    if (this.torn) this.end();
     else this.bye(text, 'UNAVAILABLE');
   }
 
