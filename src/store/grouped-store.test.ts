@@ -7,6 +7,7 @@ import { postgresAvailable, startPostgres, type PgServer } from '../../test/pg-s
 import { GROUP_ID_SPAN, groupIndexOf } from './directory.js';
 import { addGroup, isGroupedStore, openPostgres, type GroupedStore } from './grouped-store.js';
 import { runStoreSuite } from './store.suite.js';
+import { moveUser } from './user-move.js';
 import { StoreError, type Store } from './types.js';
 
 const skip = postgresAvailable() ? false : 'PostgreSQL 15 is not installed';
@@ -90,6 +91,35 @@ describe('grouped store', { skip }, () => {
       const [queued] = await store.listOutbound();
       assert.equal(queued?.recipient, 'x@remote.test');
       assert.match((await store.getBlob(queued!.blobHash))!.toString(), /body of both/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('finds a user whose move stopped before the switch, and finishes the move when run again', async () => {
+    const store = await open();
+    try {
+      await store.addDomain('example.com');
+      const a = await store.addUserIn({ address: 'a@example.com', passwordHash: 'x' }, 'g0');
+      await store.deliver(msg('before'), [{ userId: a.id }]);
+      // The mover dies right after the source let the user go: the directory switch never happens.
+      const switchUser = store.directory.switchUser.bind(store.directory);
+      store.directory.switchUser = async () => {
+        throw new StoreError('unavailable', 'the mover died');
+      };
+      await assert.rejects(moveUser(store, 'a@example.com', 'g1'), /the mover died/);
+      store.directory.switchUser = switchUser;
+      assert.equal((await store.directory.lookup('a@example.com'))?.movingTo, 'g1');
+      // Readers and deliveries (with the id resolved before the move) find the user in g1.
+      const now = (await store.getUser('a@example.com'))!;
+      assert.equal(groupIndexOf(now.id), 1);
+      const late = await store.deliver(msg('after'), [{ userId: a.id }]);
+      assert.deepEqual(late.copies.map((c) => c.userId), [now.id]);
+      const done = await moveUser(store, 'a@example.com', 'g1');
+      assert.equal(done.newUserId, now.id);
+      assert.deepEqual(await store.directory.lookup('a@example.com'), { group: 'g1', userId: now.id });
+      const inbox = (await store.getMailbox(now.id, 'INBOX'))!;
+      assert.deepEqual((await store.listMessages(inbox.id)).map((m) => m.uid), [1, 2]);
     } finally {
       await store.close();
     }
