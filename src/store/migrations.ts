@@ -1,6 +1,7 @@
 // Numbered schema migrations, applied in order at start. Written with Kysely's schema
 // builder so the same steps run on SQLite and PostgreSQL.
 import { type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { migration007Groups } from './directory.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -241,7 +242,7 @@ function migration005(dialect: Dialect): Migration {
 export function migrations(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
-      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '005_drive': migration005(dialect), '006_audit': migration006(dialect) };
+      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '005_drive': migration005(dialect), '006_audit': migration006(dialect), '007_groups': migration007Groups() };
     },
   };
 }
