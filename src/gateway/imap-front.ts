@@ -831,6 +831,8 @@ export class ImapFront {
 
   /** Records an untagged response; undefined keeps it back, null means the node said goodbye. */
   private untagged(head: string, bytes: Buffer): Buffer | undefined | null {
+    // The bulk of the traffic, and nothing to record.
+    if (/^\* \d+ FETCH /.test(head)) return bytes;
     const first = this.pending[0];
     const inSelect = first?.select;
     let match: RegExpExecArray | null;
