@@ -73,13 +73,18 @@ export class SelectedMailbox {
     return count;
   }
 
+  // Both run once per message in SEARCH and FETCH: plain index loops, no destructuring.
   isRecent(uid: number): boolean {
-    for (const [lo, hi] of this.recent) if (uid >= lo && uid <= hi) return true;
+    const recent = this.recent;
+    for (let i = 0; i < recent.length; i++) {
+      const range = recent[i]!;
+      if (uid >= range[0] && uid <= range[1]) return true;
+    }
     return false;
   }
 
   isGone(uid: number): boolean {
-    return this.gone.has(uid);
+    return this.gone.size > 0 && this.gone.has(uid);
   }
 
   /** The sequence number of a UID, 0 when it is not in the view. */

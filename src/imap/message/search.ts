@@ -340,8 +340,8 @@ export function matches(key: SearchKey, msg: SearchMessage, scope: SearchScope):
     }
     case 'and': {
       let unknown = false;
-      for (const k of key.keys) {
-        const r = matches(k, msg, scope);
+      for (let i = 0; i < key.keys.length; i++) {
+        const r = matches(key.keys[i]!, msg, scope);
         if (r === false) return false;
         if (r === undefined) unknown = true;
       }
@@ -352,7 +352,10 @@ export function matches(key: SearchKey, msg: SearchMessage, scope: SearchScope):
 
 /** Flags compare case-insensitively; the length check spares most lower-casing. */
 function hasFlag(flags: string[], flag: string): boolean {
-  for (const f of flags) if (f === flag || (f.length === flag.length && f.toLowerCase() === flag.toLowerCase())) return true;
+  for (let i = 0; i < flags.length; i++) {
+    const f = flags[i]!;
+    if (f === flag || (f.length === flag.length && f.toLowerCase() === flag.toLowerCase())) return true;
+  }
   return false;
 }
 
