@@ -444,7 +444,12 @@ async function main(): Promise<void> {
       }
       client.close();
     })();
-    for (let f = 0; f < failovers; f++) {
+    // A failed sender ends the run through the cleanup below, not as an unhandled rejection.
+    let senderError: unknown;
+    const senderDone = sender.catch((error: unknown) => {
+      senderError = error;
+    });
+    for (let f = 0; f < failovers && !senderError; f++) {
       await sleep(1500);
       // The node with the open SMTP session, from the heartbeats' connection counts.
       let victim: string | undefined;
@@ -457,7 +462,8 @@ async function main(): Promise<void> {
       const { proc, ports } = nodes.get(victim)!;
       const killedAt = performance.now();
       await proc.stop('SIGKILL');
-      while (!ackTimes.some((t) => t > killedAt)) await sleep(1);
+      while (!ackTimes.some((t) => t > killedAt) && !senderError) await sleep(1);
+      if (senderError) break;
       pauses.push(ackTimes.find((t) => t > killedAt)! - killedAt);
       const restartedAt = new Date();
       const restarted = quillProcess(victim, ['node', '--id', victim, ...common, ...portArgs(ports)]);
@@ -467,7 +473,8 @@ async function main(): Promise<void> {
       await waitForPort(ports.smtp);
     }
     sending = false;
-    await sender;
+    await senderDone;
+    if (senderError) throw senderError;
     const stored = new Map<string, number>();
     const user = (await store.getUser(USERS[0]!))!;
     const inbox = (await store.getMailbox(user.id, 'INBOX'))!;
