@@ -149,10 +149,11 @@ export class SelectedMailbox {
       const added = fresh.slice(lowerBound(fresh, oldMax + 1));
       if (added.length > 0) {
         const top = added[added.length - 1]!;
-        // Another session of this process claimed them already: nothing is recent here, no round trip.
+        // Another session of this process claims them (or did): nothing is recent here, no round trip.
+        // Noted before the claim, so sessions woken together leave it to the first one.
         if (options.claimRecent && index.recentUid < top) {
-          const before = await options.claimRecent(top);
           index.noteRecent(top);
+          const before = await options.claimRecent(top);
           if (before < top) this.recent.push([before + 1, top]);
         }
         // The same messages as the index: share its array instead of copying.

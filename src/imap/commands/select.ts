@@ -54,8 +54,8 @@ export async function select(s: Session, args: ImapValue[], info: CommandInfo): 
     // The watermark only grows: when it already covers the list there is nothing to claim (no store round trip).
     let recentAbove = mailbox.recentUid;
     if (!readOnly && Math.max(mailbox.recentUid, index.recentUid) < listedUpTo) {
+      index.noteRecent(listedUpTo); // before the claim: sessions selecting together leave it to this one
       recentAbove = await store.claimRecent(mailbox.id, listedUpTo);
-      index.noteRecent(listedUpTo);
     } else if (!readOnly) recentAbove = Math.max(mailbox.recentUid, index.recentUid);
     selected = new SelectedMailbox(mailbox, index, readOnly, recentAbove, readOnly ? Infinity : listedUpTo);
   } catch (error) {
