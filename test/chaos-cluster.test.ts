@@ -28,6 +28,11 @@ describe('cluster chaos through the gateway', () => {
   after(() => cluster.close());
 
   /** imapflow sessions on bob's INBOX: IDLE, interrupted by fetches of the newest message. */
+  async function storedUids(): Promise<number[]> {
+    const user = (await cluster.store.getUser('bob@example.com'))!;
+    return (await cluster.store.listMessages((await cluster.store.getMailbox(user.id, 'INBOX'))!.id)).map((m) => m.uid);
+  }
+
   function imapClients(seen: Tally, done: () => boolean): { runs: Promise<void>[]; finalViews: Promise<number[]>[] } {
     const finals: ((uids: number[]) => void)[] = [];
     const finalViews = Array.from({ length: IMAP_CLIENTS }, () => new Promise<number[]>((resolve) => finals.push(resolve)));
@@ -54,10 +59,18 @@ describe('cluster chaos through the gateway', () => {
             await idle;
           }
           if (done() && !dropped) {
-            // The final view: every UID the server shows this session.
-            await client.noop();
-            const uids = (await client.search({ all: true }, { uid: true })) || [];
-            finals[c]!(uids.sort((a, b) => a - b));
+            // The final view: every UID the server shows this session. A node learns of mail
+            // another node stored within a moment (the change feed), not at once: ask again
+            // for a while until the view has caught up with the store, which the test then checks.
+            let uids: number[] = [];
+            const stored = (await storedUids()).join();
+            for (let round = 0; round < 40; round++) {
+              await client.noop();
+              uids = ((await client.search({ all: true }, { uid: true })) || []).sort((a, b) => a - b);
+              if (uids.join() === stored) break;
+              await sleep(250);
+            }
+            finals[c]!(uids);
             await client.logout();
             return;
           }
@@ -119,8 +132,7 @@ describe('cluster chaos through the gateway', () => {
     if (!IMAP_DROPS_ALLOWED) assert.equal(seen.imapDrops, 0, 'no IMAP session was dropped');
     assert.ok(seen.acknowledged.length > 0 && seen.pop3Retrieved > 0 && seen.imapFetches > 0, counts);
     await cluster.checkStoredOnce(seen.acknowledged, /\r\nSubject: (chaos-\d+-\d+)\r\n/);
-    const user = (await cluster.store.getUser('bob@example.com'))!;
-    const stored = (await cluster.store.listMessages((await cluster.store.getMailbox(user.id, 'INBOX'))!.id)).map((m) => m.uid);
+    const stored = await storedUids();
     for (const view of views) assert.deepEqual(view, stored, "an IMAP client's final view is the store's");
   });
 });

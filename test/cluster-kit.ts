@@ -10,7 +10,7 @@ import { startGateway, type RunningGateway } from '../src/gateway/gateway.js';
 import type { ProtocolName } from '../src/config/config.js';
 import { openStore } from '../src/server.js';
 import type { Store } from '../src/store/types.js';
-import { silentLogger } from '../src/util/logger.js';
+import { createLogger, silentLogger } from '../src/util/logger.js';
 import { hashPassword } from '../src/util/password.js';
 import { tempDir, testConfig } from './helpers.js';
 
@@ -124,7 +124,7 @@ export class TestCluster {
       await this.store.addUser({ address: `${user}@example.com`, passwordHash: await hashPassword('pw') });
     }
     for (const id of this.ids) this.startNode(id);
-    this.gateway = await startGateway(config, this.store, silentLogger(), { id: `gw-${process.pid}`, protocols: this.protocols });
+    this.gateway = await startGateway(config, this.store, process.env.QUILL_TEST_LOG ? createLogger(process.env.QUILL_TEST_LOG, 'gateway') : silentLogger(), { id: `gw-${process.pid}`, protocols: this.protocols });
     for (const id of this.ids) await this.waitForNode(id, true);
   }
 

@@ -35,6 +35,12 @@ export class MailboxIndex {
   /** Every change up to this modseq is applied. */
   modseq = 0;
   /**
+   * The mailbox's UIDNEXT read with `modseq`: every UID below it is in the index or was
+   * expunged, so SELECT's UIDNEXT agrees with its EXISTS (a gateway carrying the session to
+   * another node relies on that; imap-view.ts).
+   */
+  uidNext = 1;
+  /**
    * The mailbox's \Recent watermark as last seen (it only grows): a session need not try to
    * claim UIDs at or below it (RFC 3501 2.3.2, Store.claimRecent), so after one session has
    * claimed new mail the others skip the store round trip.
@@ -146,6 +152,7 @@ export class MailboxIndex {
     this.entries = metas.map((m) => ({ ...m, flags: intern(interned, m.flags) }));
     this.uids = this.entries.map((e) => e.uid);
     this.modseq = mailbox?.highestModseq ?? 0;
+    this.uidNext = mailbox?.uidnext ?? 1;
     this.noteRecent(mailbox?.recentUid ?? 0);
     this.log = [];
     this.logFloor = this.modseq;
@@ -167,6 +174,7 @@ export class MailboxIndex {
     const vanished = await this.store.expungedSince(this.mailboxId, this.modseq);
     this.apply(changed, vanished);
     this.modseq = Math.max(this.modseq, high);
+    this.uidNext = Math.max(this.uidNext, mailbox.uidnext);
   }
 
   /** Applies changed rows then expunged UIDs; safe to apply twice (reads may overlap). */

@@ -72,8 +72,9 @@ export async function select(s: Session, args: ImapValue[], info: CommandInfo): 
   const unseenSeq = firstUnseen ? selected.seqOf(firstUnseen.uid) : 0;
   if (unseenSeq > 0) s.untaggedStatus('OK', 'first unseen', `UNSEEN ${unseenSeq}`);
   s.untaggedStatus('OK', 'flags permitted', readOnly ? 'PERMANENTFLAGS ()' : `PERMANENTFLAGS (${SYSTEM_FLAGS.join(' ')} \\*)`);
-  // The index may be fresher than the mailbox row read first.
-  s.untaggedStatus('OK', 'predicted next UID', `UIDNEXT ${Math.max(mailbox.uidnext, index.maxUid + 1)}`);
+  // From the index, not the mailbox row read first: a message the index has not caught up with
+  // yet must not count below UIDNEXT while EXISTS leaves it out.
+  s.untaggedStatus('OK', 'predicted next UID', `UIDNEXT ${Math.max(index.uidNext, index.maxUid + 1)}`);
   s.untaggedStatus('OK', 'UIDs valid', `UIDVALIDITY ${mailbox.uidvalidity}`);
   s.untaggedStatus('OK', 'highest modseq', `HIGHESTMODSEQ ${selected.knownModseq}`);
 
