@@ -15,6 +15,7 @@ import { Authenticator } from '../auth/authenticator.js';
 import { loadTls } from '../util/tls.js';
 import { processMetrics, type GatewayCounters } from '../metrics/metrics.js';
 import { startGatewayAdmin, watchGateway, type GatewayAdmin } from './admin.js';
+import { connectNode } from './connect.js';
 import { NodeDirectory } from './directory.js';
 import { HttpFrontEnd } from './http-front.js';
 import { ImapFront } from './imap-front.js';
@@ -222,7 +223,7 @@ class ProtocolProxy {
       if (socket.destroyed) return;
       let upstream: net.Socket;
       try {
-        upstream = await connect(node.address, this.config.gateway.connectTimeoutMs);
+        upstream = await connectNode(node.address, this.config.gateway.connectTimeoutMs);
       } catch {
         this.directory.markFailed(node.id);
         continue;
@@ -330,23 +331,6 @@ class ProtocolProxy {
     for (const socket of this.sessions) socket.destroy();
     await closed;
   }
-}
-
-function connect(address: string, timeoutMs: number): Promise<net.Socket> {
-  const { host, port } = splitHostPort(address);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeListener('error', reject);
-      resolve(socket);
-    });
-    socket.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-  });
 }
 
 export interface RunningGateway {

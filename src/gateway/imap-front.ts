@@ -19,7 +19,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { isLoopback, type Authenticator } from '../auth/authenticator.js';
-import { splitHostPort, type Config } from '../config/config.js';
+import type { Config } from '../config/config.js';
 import { astring, atomText, isAtom } from '../imap/args.js';
 import { chunksAsLine, CommandReader, parseCommand, ParseError, type Chunks, type Command, type ReaderEvent } from '../imap/parser.js';
 import type { ImapValue } from '../imap/value.js';
@@ -27,6 +27,7 @@ import { proxyLine } from '../net/proxy-header.js';
 import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';
 import { MAX_EVENTS, parseUids, reconcile, type KnownView, type NodeFacts, type ViewEvent } from './imap-view.js';
+import { connectNode } from './connect.js';
 
 /** Counters for the metrics endpoint: failovers, drain migrations and how they ended. */
 export const gatewayStats = {
@@ -202,20 +203,9 @@ class NodeLink {
   }
 
   static async open(nodeId: string, address: string, timeoutMs: number, client: net.Socket): Promise<NodeLink> {
-    const { host, port } = splitHostPort(address);
-    const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect({ host, port });
-      const timer = setTimeout(() => s.destroy(new Error('connect timeout')), timeoutMs);
-      s.once('connect', () => {
-        clearTimeout(timer);
-        resolve(s);
-      });
-      s.once('error', (error) => {
-        clearTimeout(timer);
-        reject(new LinkLost(error.message));
-      });
+    const socket = await connectNode(address, timeoutMs).catch((error: Error) => {
+      throw new LinkLost(error.message);
     });
-    socket.setNoDelay(true);
     // The node believes the PROXY line only from a trusted gateway; it names the client.
     socket.write(proxyLine(client));
     return new NodeLink(nodeId, socket);

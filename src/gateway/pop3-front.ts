@@ -17,10 +17,11 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { isLoopback, type Authenticator } from '../auth/authenticator.js';
-import { splitHostPort, type Config } from '../config/config.js';
+import type { Config } from '../config/config.js';
 import { proxyLine } from '../net/proxy-header.js';
 import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';
+import { connectNode } from './connect.js';
 
 /** Nodes a session may move to before the client gets a temporary error. */
 const MAX_FAILOVERS = 3;
@@ -154,20 +155,9 @@ class NodeLink {
   }
 
   static async open(nodeId: string, address: string, timeoutMs: number): Promise<NodeLink> {
-    const { host, port } = splitHostPort(address);
-    const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect({ host, port });
-      const timer = setTimeout(() => s.destroy(new Error('connect timeout')), timeoutMs);
-      s.once('connect', () => {
-        clearTimeout(timer);
-        resolve(s);
-      });
-      s.once('error', (error) => {
-        clearTimeout(timer);
-        reject(new LinkLost(error.message));
-      });
+    const socket = await connectNode(address, timeoutMs).catch((error: Error) => {
+      throw new LinkLost(error.message);
     });
-    socket.setNoDelay(true);
     return new NodeLink(nodeId, socket);
   }
 

@@ -10,10 +10,11 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { isLoopback, type Authenticator } from '../auth/authenticator.js';
-import { splitHostPort, type Config } from '../config/config.js';
+import type { Config } from '../config/config.js';
 import type { Logger } from '../util/logger.js';
 import { processMetrics } from '../metrics/metrics.js';
 import type { NodeDirectory } from './directory.js';
+import { connectNode } from './connect.js';
 
 /** The MAIL parameter nodes read the transaction id from (src/smtp/listener.ts). */
 const TXN_PARAM = 'XQUILL-TXN';
@@ -161,20 +162,7 @@ class NodeLink {
   }
 
   static async open(nodeId: string, address: string, timeoutMs: number): Promise<NodeLink> {
-    const { host, port } = splitHostPort(address);
-    const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect({ host, port });
-      const timer = setTimeout(() => s.destroy(new Error('connect timeout')), timeoutMs);
-      s.once('connect', () => {
-        clearTimeout(timer);
-        resolve(s);
-      });
-      s.once('error', (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
-    });
-    socket.setNoDelay(true);
+    const socket = await connectNode(address, timeoutMs);
     return new NodeLink(nodeId, socket);
   }
 
