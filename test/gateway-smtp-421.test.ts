@@ -10,38 +10,7 @@ import { startGateway, type RunningGateway } from '../src/gateway/gateway.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { silentLogger } from '../src/util/logger.js';
 import { startTestServer, tempDir, testConfig, type TestServer } from './helpers.js';
-
-class Wire {
-  private buffer = '';
-  private waiters: (() => void)[] = [];
-  private constructor(readonly socket: net.Socket) {
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      this.buffer += chunk;
-      this.waiters.splice(0).forEach((w) => w());
-    });
-  }
-  static connect(port: number): Promise<Wire> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(new Wire(socket)));
-      socket.once('error', reject);
-    });
-  }
-  async reply(): Promise<string> {
-    for (;;) {
-      const match = /^(?:\d{3}-[^\r\n]*\r\n)*\d{3} [^\r\n]*\r\n/.exec(this.buffer);
-      if (match) {
-        this.buffer = this.buffer.slice(match[0].length);
-        return match[0];
-      }
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
-    }
-  }
-  async command(line: string): Promise<string> {
-    this.socket.write(`${line}\r\n`);
-    return this.reply();
-  }
-}
+import { SmtpWire } from './smtp-wire.js';
 
 describe('gateway SMTP and a node saying 421 unasked', () => {
   const data = tempDir('quill-gw-421-');
@@ -113,7 +82,7 @@ describe('gateway SMTP and a node saying 421 unasked', () => {
 
   it('moves the transaction to another node; the client never hears the 421', async () => {
     assert.equal(gateway.directory.candidates('smtp')[0]?.id, 'a-stand-in', 'the stand-in is picked first');
-    const wire = await Wire.connect(gateway.port('smtp'));
+    const wire = await SmtpWire.connect(gateway.port('smtp'));
     assert.match(await wire.reply(), /^220 /);
     assert.match(await wire.command('EHLO client.example.net'), /^250[ -]/);
     assert.match(await wire.command('MAIL FROM:<sender@example.net>'), /^250 /);

@@ -2,47 +2,13 @@
 // along with MAIL reach the node in one write, and each reply still comes back in order — also
 // when the node the session was on has gone and the session moves to another.
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startGateway, type RunningGateway } from '../src/gateway/gateway.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { silentLogger } from '../src/util/logger.js';
 import { startTestServer, tempDir, testConfig, type TestServer } from './helpers.js';
-
-/** A raw SMTP client: writes what it is given, reads replies one at a time. */
-class Wire {
-  private buffer = '';
-  private waiters: (() => void)[] = [];
-  constructor(readonly socket: net.Socket) {
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      this.buffer += chunk;
-      this.waiters.splice(0).forEach((w) => w());
-    });
-  }
-  static connect(port: number): Promise<Wire> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(new Wire(socket)));
-      socket.once('error', reject);
-    });
-  }
-  async reply(): Promise<string> {
-    for (;;) {
-      const match = /^(?:\d{3}-[^\r\n]*\r\n)*\d{3} [^\r\n]*\r\n/.exec(this.buffer);
-      if (match) {
-        this.buffer = this.buffer.slice(match[0].length);
-        return match[0];
-      }
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
-    }
-  }
-  async replies(count: number): Promise<string[]> {
-    const out: string[] = [];
-    for (let i = 0; i < count; i++) out.push((await this.reply()).slice(0, 3));
-    return out;
-  }
-}
+import { SmtpWire } from './smtp-wire.js';
 
 describe('SMTP pipelining through the gateway', () => {
   const data = tempDir('quill-gw-pipe-');
@@ -82,7 +48,7 @@ describe('SMTP pipelining through the gateway', () => {
   const message = (subject: string) => `Subject: ${subject}\r\n\r\nPipelined.\r\n.\r\n`;
 
   it('answers every pipelined command in order, on one node and after a move to another', async () => {
-    const client = await Wire.connect(gateway.port('smtp'));
+    const client = await SmtpWire.connect(gateway.port('smtp'));
     assert.match(await client.reply(), /^220 /);
     client.socket.write('EHLO pipe.test\r\n');
     assert.match(await client.reply(), /PIPELINING/);

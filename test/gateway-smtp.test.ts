@@ -13,39 +13,7 @@ import type { Store } from '../src/store/types.js';
 import { silentLogger } from '../src/util/logger.js';
 import { hashPassword } from '../src/util/password.js';
 import { tempDir, testConfig } from './helpers.js';
-
-/** A raw SMTP client: send lines, read whole replies. */
-class Wire {
-  private buffer = '';
-  private waiters: (() => void)[] = [];
-  constructor(readonly socket: net.Socket) {
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      this.buffer += chunk;
-      this.waiters.splice(0).forEach((w) => w());
-    });
-  }
-  static connect(port: number): Promise<Wire> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(new Wire(socket)));
-      socket.once('error', reject);
-    });
-  }
-  async reply(): Promise<string> {
-    for (;;) {
-      const match = /^(?:\d{3}-[^\r\n]*\r\n)*\d{3} [^\r\n]*\r\n/.exec(this.buffer);
-      if (match) {
-        this.buffer = this.buffer.slice(match[0].length);
-        return match[0];
-      }
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
-    }
-  }
-  async command(line: string): Promise<string> {
-    this.socket.write(`${line}\r\n`);
-    return this.reply();
-  }
-}
+import { SmtpWire } from './smtp-wire.js';
 
 interface NodeProcess {
   child: ChildProcess;
@@ -132,7 +100,7 @@ describe('SMTP through the gateway', () => {
   });
 
   it('refuses a wrong password at the gateway, and the node still wants a login', async () => {
-    const client = await Wire.connect(gateway.port('submission'));
+    const client = await SmtpWire.connect(gateway.port('submission'));
     assert.match(await client.reply(), /^220 /);
     assert.match(await client.command('EHLO client.test'), /250-STARTTLS/);
     assert.match(await client.command(`AUTH PLAIN ${Buffer.from('\0alice@example.com\0wrong').toString('base64')}`), /^535 5\.7\.8/);
@@ -143,7 +111,7 @@ describe('SMTP through the gateway', () => {
   });
 
   it('finishes a message whose node is killed in the middle of DATA, storing it once', async () => {
-    const client = await Wire.connect(gateway.port('smtp'));
+    const client = await SmtpWire.connect(gateway.port('smtp'));
     assert.match(await client.reply(), /^220 /);
     assert.match(await client.command('EHLO sender.test'), /^250/);
     assert.match(await client.command('MAIL FROM:<carol@elsewhere.test>'), /^250/);
@@ -173,7 +141,7 @@ describe('SMTP through the gateway', () => {
     const send = async (txn: string | undefined, xclient: boolean) => {
       const socket = net.connect({ host, port });
       await new Promise((resolve) => socket.once('connect', resolve));
-      const wire = new Wire(socket);
+      const wire = new SmtpWire(socket);
       socket.write('PROXY UNKNOWN\r\n');
       assert.match(await wire.reply(), /^220 /);
       if (xclient) assert.match(await wire.command('XCLIENT ADDR=192.0.2.7 PORT=4000'), /^220 /);
