@@ -1,6 +1,7 @@
 // Implicit TLS at the gateway (RFC 8314 3.3): submissions (465), IMAPS (993), POP3S (995) and
 // HTTPS (443) listeners whose TLS ends at the gateway; the node behind speaks plain protocol.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import https from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
@@ -119,6 +120,31 @@ describe('gateway implicit TLS listeners', () => {
         .on('error', reject);
     });
     assert.equal((JSON.parse(body) as { node: string }).node, 'node-tls');
+  });
+
+  it('gives a login over the gateway\'s HTTPS a Secure cookie, and one over its plain HTTP none', async () => {
+    const login = (secure: boolean) =>
+      new Promise<string>((resolve, reject) => {
+        const body = JSON.stringify({ address: 'ann@example.com', password: 'ann-password' });
+        const options = {
+          host: '127.0.0.1',
+          port: secure ? gateway.tlsPort('https') : gateway.port('http'),
+          method: 'POST',
+          path: '/api/login',
+          rejectUnauthorized: false,
+          agent: false as const,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-forwarded-proto': 'https' },
+        };
+        const req = (secure ? https : http).request(options, (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 200 ? resolve(String(res.headers['set-cookie'] ?? '')) : reject(new Error(`status ${res.statusCode}`))));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    assert.match(await login(true), /quill_session=.*; Secure/i);
+    // The client's own X-Forwarded-Proto is dropped at the gateway: plain HTTP stays plain.
+    assert.doesNotMatch(await login(false), /Secure/i);
   });
 
   it('drops a client that speaks plain text to a TLS port', async () => {

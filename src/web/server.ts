@@ -4,6 +4,7 @@ import type { ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import cookie from '@fastify/cookie';
 import { splitHostPort } from '../config/config.js';
+import { fromTrustedGateway } from '../net/proxy-header.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { errorHandler } from './errors.js';
 import { accountRoutes } from './accounts.js';
@@ -52,8 +53,12 @@ export async function startWeb(deps: ServiceDeps): Promise<WebService> {
   // Behind a gateway, lockout and limits apply to the client's own address.
   const proxiedAddress = acceptProxyHeaders(app.server, deps.config.trustedGateways, logger);
   app.decorateRequest('clientIp', '');
+  app.decorateRequest('overTls', false);
   app.addHook('onRequest', async (request) => {
     request.clientIp = proxiedAddress(request.socket) ?? request.ip;
+    // TLS ends at the gateway; its HTTP front end says how the browser came (a client's own header is dropped there).
+    const viaGateway = fromTrustedGateway(request.socket.remoteAddress, deps.config.trustedGateways);
+    request.overTls = request.protocol === 'https' || (viaGateway && request.headers['x-forwarded-proto'] === 'https');
   });
 
   let open = 0;

@@ -20,6 +20,8 @@ declare module 'fastify' {
     account: Account | null;
     /** The client's address: the socket's, or the one a trusted gateway's PROXY header named. */
     clientIp: string;
+    /** The browser's connection is encrypted: to this node, or to the gateway that carried the request. */
+    overTls: boolean;
   }
   interface FastifyContextConfig {
     /** Reachable without a session (login, sign-up). */
@@ -48,14 +50,14 @@ export async function startSession(store: Store, user: User, lifetimeHours: numb
     path: '/',
     httpOnly: true,
     sameSite: 'lax',
-    secure: request.protocol === 'https',
+    secure: request.overTls,
     maxAge: Math.floor(lifetimeHours * 3600),
   });
   return { ...session, createdAt: new Date() };
 }
 
 export function clearSessionCookie(request: FastifyRequest, reply: FastifyReply): void {
-  void reply.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'lax', secure: request.protocol === 'https' });
+  void reply.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'lax', secure: request.overTls });
 }
 
 /**
