@@ -3,7 +3,7 @@
 // header to the node), in one run; then the SMTP failover pause: the time from a node's SIGKILL
 // to the next message accepted through the gateway, with messages lost or stored twice counted.
 //   node --import tsx bench/gateway.ts [--connections 20] [--messages 2000] [--size 10240]
-//        [--clients 16] [--seconds 5] [--rounds 3] [--failovers 3]
+//        [--clients 16] [--seconds 5] [--rounds 3] [--failovers 3] [--no-scale]
 // Clients connect from 127.0.0.2 so that the node, which trusts 127.0.0.1 (the gateway and
 // HAProxy) to send a PROXY header, takes them as ordinary clients when they come straight.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -28,6 +28,8 @@ const clients = arg('clients', 16);
 const seconds = arg('seconds', 5);
 const rounds = arg('rounds', 3);
 const failovers = arg('failovers', 3);
+/** --no-scale skips the runs with 1, 2 and 3 nodes. */
+const scale = !process.argv.includes('--no-scale');
 
 type Ports = Record<'smtp' | 'submission' | 'pop3' | 'imap' | 'http', number>;
 
@@ -408,6 +410,27 @@ async function main(): Promise<void> {
           .map((v, r) => fmt(v / imap.get('direct')![r]!, 2))
           .join(', ')})`,
       );
+    }
+
+    // Scaling: the same loads through the gateway with 1, 2 and 3 nodes on this machine (all
+    // sharing the one SQLite store); the extra nodes leave again before the failover part.
+    if (scale) {
+      const extra: Proc[] = [];
+      for (let count = 1; count <= 3; count++) {
+        if (count > 1) {
+          const id = `bench-s${count}`;
+          const proc = quillProcess(id, ['node', '--id', id, ...common, ...portArgs(await freePorts())]);
+          extra.push(proc);
+          procs.push(proc);
+          await waitForMembers(store, ['bench-n1', ...extra.map((p) => p.name)]);
+          await sleep(1000); // the gateway's probes find the new node
+        }
+        const s = await smtpIngest(gatewayPorts.smtp, messages, `scale${count}`);
+        const i = await imapFetch(gatewayPorts.imap, uids);
+        console.log(`scaling  ${count} node${count > 1 ? 's' : ' '} through the gateway  SMTP ${fmt(s.rate)} msg/s (p99 ${fmt(s.p99, 2)} ms, ${s.errors} errors)   IMAP FETCH ${fmt(i.rate)} /s (p99 ${fmt(i.p99, 2)} ms, ${i.errors} errors)`);
+      }
+      for (const proc of extra) await proc.stop();
+      await sleep(1500);
     }
 
     // Failover: a second node; one sender through the gateway, one message at a time; the node
