@@ -5,7 +5,7 @@ import { astring, atomText } from '../args.js';
 import { loadSummaries, type IndexEntry } from '../mailbox-index.js';
 import { bad, CODE, no } from '../errors.js';
 import { runSearch, type Candidate } from '../message/run-search.js';
-import { BadCharsetError, keyNeeds, matches, NEED_RAW, parseSearchProgram, SearchSyntaxError, type SearchKey, type SearchMessage, type SearchScope } from '../message/search.js';
+import { BadCharsetError, keyNeeds, NEED_RAW, parseSearchProgram, searchColumns, SearchSyntaxError, type SearchKey, type SearchScope } from '../message/search.js';
 import { formatSet } from '../message/sequence.js';
 import { parseSortCriteria, sortMessages, type SortMessage } from '../message/sort.js';
 import { formatThreads, threadOrderedSubject, threadReferences } from '../message/thread.js';
@@ -61,24 +61,28 @@ async function searchSelected(s: Session, key: SearchKey): Promise<Found[]> {
 /** A search answered from the index alone; undefined when some message needs content (a summary not loaded yet). */
 function quickSearch(selected: SelectedMailbox, key: SearchKey, scope: SearchScope, entries: readonly IndexEntry[], shared: boolean): Found[] | undefined {
   const uids = selected.uids;
-  const msg: SearchMessage = { seq: 0, uid: 0, flags: [], recent: false, size: 0, internalDate: new Date(0), modseq: 0, summary: undefined };
+  let seqs: Int32Array | undefined;
+  const seqOf = (i: number): number => {
+    if (shared) return i + 1;
+    // Both ascending by UID: walk them together once for the sequence numbers.
+    if (!seqs) {
+      seqs = new Int32Array(entries.length);
+      for (let j = 0, seq = 0; j < entries.length; j++) {
+        while (uids[seq] !== entries[j]!.uid) seq++;
+        seqs[j] = seq + 1;
+      }
+    }
+    return seqs[i]!;
+  };
+  const column = searchColumns(key, { entries, seqOf, recent: (uid) => selected.isRecent(uid) }, scope);
+  if (!column) return undefined;
   const found: Found[] = [];
-  for (let i = 0, seq = 0; i < entries.length; i++) {
+  for (let i = 0; i < entries.length; i++) {
+    if (column[i] === 0) continue;
     const meta = entries[i]!;
-    if (shared) seq = i;
-    else while (uids[seq] !== meta.uid) seq++;
     if (selected.isGone(meta.uid)) continue;
-    msg.seq = seq + 1;
-    msg.uid = meta.uid;
-    msg.flags = meta.flags;
-    msg.recent = selected.isRecent(meta.uid);
-    msg.size = meta.size;
-    msg.internalDate = meta.internalDate;
-    msg.modseq = meta.modseq;
-    msg.summary = meta.summary;
-    const result = matches(key, msg, scope);
-    if (result === undefined) return undefined;
-    if (result) found.push({ seq: seq + 1, uid: meta.uid, modseq: meta.modseq, meta });
+    if (column[i] === 2) return undefined;
+    found.push({ seq: seqOf(i), uid: meta.uid, modseq: meta.modseq, meta });
   }
   return found;
 }

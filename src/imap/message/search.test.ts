@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as fx from '../../../test/fixtures/messages.js';
 import { atom, type ImapValue } from '../value.js';
-import { parseMessage } from './parsed.js';
-import { BadCharsetError, keyNeeds, matches, NEED_META, NEED_PARSED, NEED_RAW, parseSearchProgram, SearchSyntaxError, type SearchMessage } from './search.js';
+import { parseMessage, summaryOf } from './parsed.js';
+import { BadCharsetError, keyNeeds, matches, NEED_META, NEED_PARSED, NEED_RAW, parseSearchProgram, searchColumns, SearchSyntaxError, type SearchMessage } from './search.js';
 
 /** Splits a search program written as IMAP text into arguments (atoms, strings, lists). */
 function args(text: string): ImapValue[] {
@@ -140,5 +140,51 @@ describe('SEARCH matching', () => {
     assert.equal(hit('HEADER MIME-Version ""', msg), true);
     assert.equal(hit('HEADER X-Missing ""', msg), false);
     assert.equal(hit('HEADER subject café', msg), true);
+  });
+});
+
+describe('SEARCH column-wise evaluation', () => {
+  const raws = [fx.simple, fx.attachment, fx.nested, fx.eightBit, fx.noBoundary, fx.digest];
+  const flagSets = [[], ['\\Seen'], ['\\Flagged'], ['\\Seen', '\\Flagged'], ['\\seen', '$Label1'], ['\\Deleted', '\\Answered']];
+  // Twelve messages: every raw message twice with different metadata; the last two without a summary.
+  const messages = Array.from({ length: 12 }, (_, i) => {
+    const raw = raws[i % raws.length]!;
+    return {
+      seq: i + 1,
+      uid: 10 + i * 3,
+      flags: flagSets[(i * 5) % flagSets.length]!,
+      recent: i % 4 === 0,
+      size: raw.length + i * 100,
+      internalDate: new Date(Date.parse('2003-07-01T12:00:00Z') + i * 12 * 3600_000),
+      modseq: 3 + i,
+      summary: i < 10 ? summaryOf(parseMessage(raw)) : undefined,
+    };
+  });
+  const colScope = { maxSeq: 12, maxUid: 43, now: Date.parse('2003-07-05T00:00:00Z') };
+  const programs = [
+    'ALL', 'UNSEEN FLAGGED', 'SEEN', 'NOT SEEN', 'KEYWORD $label1', 'UNKEYWORD $Label1', 'RECENT', 'NEW', 'OLD', 'DELETED UNANSWERED',
+    'LARGER 2000', 'SMALLER 1500', '2:5,9', '1:*', 'UID 13:25', 'UID 40:*', 'MODSEQ 8', 'SINCE 3-Jul-2003', 'BEFORE 2-Jul-2003', 'ON 4-Jul-2003',
+    'OLDER 100000', 'YOUNGER 100000', 'OR SEEN FLAGGED', 'NOT (SEEN FLAGGED)', 'OR (UID 1:20) (NOT LARGER 1000)',
+    'SUBJECT test', 'FROM alice', 'TO example', 'SENTSINCE 1-Jan-2003', 'SEEN SUBJECT report', 'OR SUBJECT x SEEN', 'NOT SUBJECT x', '1:9 SUBJECT e',
+  ];
+  const input = (subset: typeof messages) => ({ entries: subset, seqOf: (i: number) => subset[i]!.seq, recent: (uid: number) => subset.find((m) => m.uid === uid)!.recent });
+
+  it('gives what matches() gives message by message, unknown where a summary is missing', () => {
+    for (const program of programs) {
+      const key = () => parseSearchProgram(args(program)).key;
+      const column = searchColumns(key(), input(messages), colScope);
+      assert.ok(column, program);
+      const each = messages.map((m) => matches(key(), m, colScope));
+      assert.deepEqual([...column].map((v) => (v === 2 ? undefined : v === 1)), each, program);
+    }
+    // Some of these answer without the summaries, some are unknown on the last two messages.
+    assert.equal(searchColumns(parseSearchProgram(args('SUBJECT test')).key, input(messages), colScope)![11], 2);
+    assert.equal(searchColumns(parseSearchProgram(args('SEEN SUBJECT test')).key, input(messages), colScope)![11], messages[11]!.flags.includes('\\Seen') ? 2 : 0);
+  });
+
+  it('leaves keys that need the message content to the full search', () => {
+    for (const program of ['BODY hello', 'TEXT x', 'HEADER X-Foo ""', 'OR SEEN BODY x', 'NOT TEXT y']) {
+      assert.equal(searchColumns(parseSearchProgram(args(program)).key, input(messages), colScope), undefined, program);
+    }
   });
 });
