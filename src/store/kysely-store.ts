@@ -293,7 +293,13 @@ export abstract class KyselyStore implements Store {
     if (this.coalesceWrites) {
       return new Promise<T>((resolve, reject) => {
         this.writeQueue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
-        if (!this.writing) void this.runWrites();
+        if (!this.writing) {
+          // Started after this turn of the event loop: the commands of other sessions read in the
+          // same turn join this transaction (better-sqlite3 runs a whole transaction before the
+          // loop turns again, so without the wait nothing ever queued behind a running write).
+          this.writing = true;
+          setImmediate(() => void this.runWrites());
+        }
       });
     }
     return this.writeAlone(fn);

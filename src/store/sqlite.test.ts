@@ -26,3 +26,32 @@ describe('sqlite store faults', () => {
     await store.close();
   });
 });
+
+describe('sqlite group commit', () => {
+  it('runs writes issued together in one transaction, undoing a failing one alone', async () => {
+    const store = await SqliteStore.open(mkdtempSync(path.join(tmpdir(), 'quill-group-')));
+    await store.addDomain('example.com');
+    const user = await store.addUser({ address: 'g@example.com', passwordHash: 'x' });
+    await store.deliver(Buffer.from('Subject: one\r\n\r\nbody\r\n'), [{ userId: user.id }]);
+    const inbox = (await store.getMailbox(user.id, 'INBOX'))!;
+    await store.createMailbox(user.id, 'Taken');
+    // Issued in one turn of the event loop: they queue behind each other and share a transaction.
+    const spied = store as unknown as { transact: (...args: unknown[]) => Promise<unknown> };
+    const transact = spied.transact;
+    let transactions = 0;
+    spied.transact = (...args) => (transactions++, transact.apply(store, args));
+    const results = await Promise.allSettled([
+      store.setFlags(inbox.id, [1], 'add', ['\\Seen']),
+      store.createMailbox(user.id, 'Taken'),
+      store.createMailbox(user.id, 'Fresh'),
+      store.setFlags(inbox.id, [1], 'add', ['\\Flagged']),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    assert.equal(transactions, 1);
+    assert.equal(((results[1] as PromiseRejectedResult).reason as StoreError).code, 'conflict');
+    assert.ok(await store.getMailbox(user.id, 'Fresh'));
+    const [meta] = await store.listMessages(inbox.id);
+    assert.deepEqual([...meta!.flags].sort(), ['\\Flagged', '\\Seen']);
+    await store.close();
+  });
+});

@@ -26,6 +26,29 @@ class QuillSqliteDialect extends SqliteDialect {
   }
 }
 
+/** Prepared statements kept for reuse: most queries repeat with other parameters. */
+const STATEMENT_CACHE = 256;
+
+/**
+ * The connection as Kysely sees it, preparing each distinct SQL text once (kept least recently
+ * used): preparing costs as much as running a small query. Kysely runs one query at a time on the
+ * connection, so a cached statement is never in use twice.
+ */
+function cachingDatabase(raw: BetterSqlite3.Database): SqliteDialectConfig['database'] {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => raw.close(),
+    prepare(sql: string) {
+      let statement = cache.get(sql);
+      if (statement) cache.delete(sql);
+      else statement = raw.prepare(sql);
+      cache.set(sql, statement);
+      if (cache.size > STATEMENT_CACHE) cache.delete(cache.keys().next().value!);
+      return statement;
+    },
+  } as SqliteDialectConfig['database'];
+}
+
 export interface SqliteOptions {
   /** Refuse writes past this size (SQLITE_FULL): an operator's cap, also how tests simulate a full disk. */
   maxDatabaseBytes?: number;
@@ -71,7 +94,7 @@ export class SqliteStore extends KyselyStore {
     } catch (error) {
       throw new StoreError('unavailable', `cannot open store ${file}: ${(error as Error).message}`, { cause: error });
     }
-    const db = new Kysely<Database>({ dialect: new QuillSqliteDialect({ database: raw }) });
+    const db = new Kysely<Database>({ dialect: new QuillSqliteDialect({ database: cachingDatabase(raw) }) });
     const store = new SqliteStore(db, file, raw, options);
     await store.migrate();
     store.lastChangeId = await store.maxChangeId();
