@@ -9,7 +9,7 @@
 //
 // Sessions keep their own sequence map (expunges are announced later, RFC 3501 7.4.1) but start
 // from the index's UID array, which is replaced rather than changed, so idle sessions share it.
-import type { ChangeEvent, MessageMeta, Store } from '../store/types.js';
+import type { ChangeEvent, MailboxStatus, MessageMeta, Store } from '../store/types.js';
 import { summaryOf, type HeaderSummary, type MessageCache } from './message/parsed.js';
 import { lowerBound } from './selected.js';
 
@@ -144,6 +144,25 @@ export class MailboxIndex {
     return out;
   }
 
+  /**
+   * STATUS counts (RFC 3501 6.3.10) from the index, caught up first; undefined when this index
+   * was never loaded (a STATUS alone does not load a whole mailbox). `recentUid` is the store's
+   * watermark as the caller read it: the index's may lag behind claims made elsewhere.
+   */
+  async status(recentUid: number): Promise<Omit<MailboxStatus, 'uidvalidity'> | undefined> {
+    if (!this.loaded) return undefined;
+    await this.fresh();
+    if (!this.loaded) return undefined;
+    let unseen = 0;
+    let size = 0;
+    for (const entry of this.entries) {
+      if (!isSeen(entry.flags)) unseen++;
+      size += entry.size;
+    }
+    const recent = this.uids.length - lowerBound(this.uids, Math.max(recentUid, this.recentUid) + 1);
+    return { messages: this.uids.length, unseen, recent, size, uidnext: this.uidNext, highestModseq: this.modseq };
+  }
+
   private async load(): Promise<void> {
     // The modseq first: whatever commits meanwhile is either in the list or caught up later.
     const mailbox = await this.store.getMailboxById(this.mailboxId);
@@ -218,6 +237,12 @@ export class MailboxIndex {
 }
 
 /** The first index at or after `from` whose value is >= n. */
+/** Flags compare case-insensitively (RFC 3501 2.3.2). */
+function isSeen(flags: string[]): boolean {
+  for (const flag of flags) if (flag === '\\Seen' || (flag.length === 5 && flag.toLowerCase() === '\\seen')) return true;
+  return false;
+}
+
 function lowerBoundFrom(sorted: number[], n: number, from: number): number {
   let lo = from;
   let hi = sorted.length;

@@ -245,6 +245,26 @@ test('STATUS counts MESSAGES, UNSEEN, RECENT and agrees with SELECT on UIDVALIDI
   assert.equal(missing.status, 'NO', String(missing));
 });
 
+test('STATUS stays right for a mailbox another session has selected, as messages arrive, change and go', async (t) => {
+  const reader = await wire(t);
+  const asker = await wire(t);
+  const name = await scratch(t, [msg('1'), { body: msg('2'), flags: ['\\Seen'] }, msg('3'), msg('4')]);
+  (await reader.command(`SELECT ${quote(name)}`)).ok();
+  const first = await status(asker, name, 'MESSAGES UNSEEN UIDNEXT');
+  assert.deepEqual([first.MESSAGES, first.UNSEEN], [4, 3]);
+  (await asker.command([`APPEND ${quote(name)} (\\Seen) `, msg('5')])).ok();
+  (await asker.command([`APPEND ${quote(name)} `, msg('6')])).ok();
+  (await reader.command('STORE 1 +FLAGS.SILENT (\\Seen)')).ok();
+  (await reader.command('STORE 3 +FLAGS.SILENT (\\Deleted)')).ok();
+  (await reader.command('EXPUNGE')).ok();
+  const after = await status(asker, name, 'MESSAGES UNSEEN UIDNEXT');
+  // 1..4, 5 (seen), 6; 1 and 2 seen; 3 expunged: 5 messages, 4 and 6 unseen.
+  assert.deepEqual([after.MESSAGES, after.UNSEEN, after.UIDNEXT], [5, 2, first.UIDNEXT! + 2]);
+  const reselected = (await asker.command(`EXAMINE ${quote(name)}`)).ok();
+  assert.ok(reselected.untagged.some((r) => /^\* 5 EXISTS$/i.test(r.text)), String(reselected));
+  assert.ok(reselected.untagged.some((r) => r.code === `UIDNEXT ${after.UIDNEXT}`), String(reselected));
+});
+
 test('modified UTF-7 names: non-ASCII and "&" round-trip through CREATE, LIST and STATUS', async (t) => {
   const raw = await wire(t);
   const top = fresh(t);

@@ -96,7 +96,9 @@ function statusItems(v: ImapValue | undefined): string[] {
 }
 
 async function sendStatus(s: Session, mailbox: Mailbox, items: string[]): Promise<void> {
-  const status = await s.ctx.deps.store.mailboxStatus(mailbox.id);
+  // A mailbox this process holds an index of is counted there; others in the store.
+  const counted = await s.ctx.hub.indexes.peek(mailbox.id)?.status(mailbox.recentUid);
+  const status = counted ? { ...counted, uidvalidity: mailbox.uidvalidity } : await s.ctx.deps.store.mailboxStatus(mailbox.id);
   const values: Record<string, number> = {
     MESSAGES: status.messages,
     RECENT: status.recent,
