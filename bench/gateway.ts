@@ -3,11 +3,11 @@
 // header to the node), in one run; then the SMTP failover pause: the time from a node's SIGKILL
 // to the next message accepted through the gateway, with messages lost or stored twice counted.
 //   node --import tsx bench/gateway.ts [--connections 20] [--messages 2000] [--size 10240]
-//        [--clients 16] [--seconds 5] [--rounds 3] [--failovers 3] [--no-scale]
+//        [--clients 16] [--seconds 5] [--rounds 3] [--failovers 3] [--no-scale] [--pin]
 // Clients connect from 127.0.0.2 so that the node, which trusts 127.0.0.1 (the gateway and
 // HAProxy) to send a PROXY header, takes them as ordinary clients when they come straight.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/config.js';
@@ -64,8 +64,20 @@ class Proc {
   }
 }
 
+/**
+ * --pin: the load generator and the nodes on CPU 0, the gateway and HAProxy on CPU 1, as when the
+ * forwarder has a machine of its own (on 2 cores the three processes otherwise take CPU from each other).
+ */
+const pin = process.argv.includes('--pin');
+function pinned(cpu: number, command: string, args: string[]): [string, string[]] {
+  return pin ? ['taskset', ['-c', String(cpu), command, ...args]] : [command, args];
+}
+
+/** BENCH_PROFILE=NAME (e.g. gateway) writes a V8 CPU profile of that process (into BENCH_PROFILE_DIR or the current directory). */
 function quillProcess(name: string, args: string[]): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  const profile = process.env.BENCH_PROFILE === name ? ['--cpu-prof', '--cpu-prof-dir=' + (process.env.BENCH_PROFILE_DIR ?? process.cwd())] : [];
+  const [command, argv] = pinned(name === 'gateway' ? 1 : 0, process.execPath, [...profile, '--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args]);
+  const child = spawn(command, argv, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   return new Proc(name, child);
 }
 
@@ -260,10 +272,22 @@ class ImapClient {
   }
 }
 
+/** CPU time (user + system, ms) a process has used so far; 0 when it cannot be read (not Linux). */
+function cpuMs(pid: number | undefined): number {
+  try {
+    // /proc/PID/stat: fields 14 and 15 are utime and stime in clock ticks (100 a second on Linux).
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
 /** UID FETCH BODY.PEEK[] of random messages by `clients` sessions for `seconds`: fetches/s. */
-async function imapFetch(port: number, uids: number[], forSeconds = seconds): Promise<{ rate: number; p99: number; errors: number }> {
+async function imapFetch(port: number, uids: number[], forSeconds = seconds, watch: Proc[] = []): Promise<{ rate: number; p99: number; errors: number; cpu: string }> {
   const sessions = await Promise.all(Array.from({ length: clients }, () => ImapClient.login(port, READER)));
   for (const s of sessions) await s.ok('SELECT INBOX');
+  const cpuBefore = watch.map((p) => cpuMs(p.child.pid));
   const latencies: number[] = [];
   let errors = 0;
   const start = performance.now();
@@ -280,9 +304,11 @@ async function imapFetch(port: number, uids: number[], forSeconds = seconds): Pr
     }),
   );
   const elapsed = (performance.now() - start) / 1000;
+  // CPU per 1,000 fetches of each watched process: what each hop costs, apart from the machine's share.
+  const cpu = watch.map((p, i) => `${p.name} ${fmt(((cpuMs(p.child.pid) - cpuBefore[i]!) / Math.max(1, latencies.length)) * 1000)} ms`).join(', ');
   for (const s of sessions) s.close();
   const sum = summarize(latencies);
-  return { rate: sum.count / elapsed, p99: sum.p99, errors };
+  return { rate: sum.count / elapsed, p99: sum.p99, errors, cpu };
 }
 
 function haproxyConfig(dir: string, routes: Array<{ name: string; listen: number; node: number }>): string {
@@ -308,6 +334,8 @@ async function waitForMembers(store: Store, ids: string[], since = new Date(0)):
 }
 
 async function main(): Promise<void> {
+  // This process is the load generator: with --pin it shares CPU 0 with the nodes (every thread of it).
+  if (pin && spawnSync('taskset', ['-a', '-pc', '0', String(process.pid)]).status !== 0) throw new Error('--pin needs taskset (util-linux)');
   if (!has('haproxy')) throw new Error('haproxy is not installed (apt-get install -y haproxy)');
   const dir = tempDir('quill-bench-gw-');
   const data = join(dir, 'data');
@@ -354,7 +382,7 @@ async function main(): Promise<void> {
     const haPorts = { smtp: await freePort(), imap: await freePort() };
     const haproxy = new Proc(
       'haproxy',
-      spawn('haproxy', ['-db', '-f', haproxyConfig(dir, [{ name: 'smtp', listen: haPorts.smtp, node: nodePorts.smtp }, { name: 'imap', listen: haPorts.imap, node: nodePorts.imap }])], {
+      spawn(...pinned(1, 'haproxy', ['-db', '-f', haproxyConfig(dir, [{ name: 'smtp', listen: haPorts.smtp, node: nodePorts.smtp }, { name: 'imap', listen: haPorts.imap, node: nodePorts.imap }])]), {
         stdio: ['ignore', 'ignore', 'inherit'],
       }),
     );
@@ -364,9 +392,9 @@ async function main(): Promise<void> {
     await sleep(1000); // the gateway's first probes
 
     const paths = [
-      { name: 'direct', smtp: nodePorts.smtp, imap: nodePorts.imap },
-      { name: 'quill gateway', smtp: gatewayPorts.smtp, imap: gatewayPorts.imap },
-      { name: 'haproxy', smtp: haPorts.smtp, imap: haPorts.imap },
+      { name: 'direct', smtp: nodePorts.smtp, imap: nodePorts.imap, watch: [node] },
+      { name: 'quill gateway', smtp: gatewayPorts.smtp, imap: gatewayPorts.imap, watch: [node, gateway] },
+      { name: 'haproxy', smtp: haPorts.smtp, imap: haPorts.imap, watch: [node, haproxy] },
     ];
     console.log(`Gateway overhead: SMTP ${connections} connections x ${messages} messages of ${size} B; IMAP ${clients} sessions x ${seconds} s of UID FETCH BODY.PEEK[] (4 KB); ${rounds} rounds`);
 
@@ -390,11 +418,11 @@ async function main(): Promise<void> {
       // Each round starts with another path, so none always runs first (or last) on a busy machine.
       for (const path of [...paths.slice((round - 1) % paths.length), ...paths.slice(0, (round - 1) % paths.length)]) {
         const s = await smtpIngest(path.smtp, messages, `r${round}-${path.name.replace(/\W/g, '')}`);
-        const i = await imapFetch(path.imap, uids);
+        const i = await imapFetch(path.imap, uids, seconds, path.watch);
         smtp.set(path.name, [...(smtp.get(path.name) ?? []), s.rate]);
         imap.set(path.name, [...(imap.get(path.name) ?? []), i.rate]);
         console.log(
-          `round ${round}  ${path.name.padEnd(14)} SMTP ${fmt(s.rate)} msg/s (p99 ${fmt(s.p99, 2)} ms, ${s.errors} errors)   IMAP FETCH ${fmt(i.rate)} /s (p99 ${fmt(i.p99, 2)} ms, ${i.errors} errors)`,
+          `round ${round}  ${path.name.padEnd(14)} SMTP ${fmt(s.rate)} msg/s (p99 ${fmt(s.p99, 2)} ms, ${s.errors} errors)   IMAP FETCH ${fmt(i.rate)} /s (p99 ${fmt(i.p99, 2)} ms, ${i.errors} errors; CPU per 1,000: ${i.cpu})`,
         );
       }
     }
