@@ -184,6 +184,16 @@ function settleFailed(item: QueuedWrite, error: unknown): void {
   }
 }
 
+/** Drops the parses of those of `hashes` whose blob is gone (after a delete from blobs). */
+export async function deleteOrphanMetas(tx: Kysely<Database>, hashes: string[]): Promise<void> {
+  if (hashes.length === 0) return;
+  await tx
+    .deleteFrom('blob_meta')
+    .where('hash', 'in', hashes)
+    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('blobs').select('blobs.hash').whereRef('blobs.hash', '=', 'blob_meta.hash'))))
+    .execute();
+}
+
 /** Wraps driver errors so protocol code can answer with a temporary failure. */
 function unavailable(error: unknown): never {
   if (error instanceof StoreError) throw error;
@@ -599,7 +609,10 @@ export abstract class KyselyStore implements Store {
     for (const [hash, n] of counts) {
       await tx.updateTable('blobs').set({ refs: sql`refs - ${n}` }).where('hash', '=', hash).execute();
     }
-    if (counts.size > 0) await tx.deleteFrom('blobs').where('hash', 'in', [...counts.keys()]).where('refs', '<=', 0).execute();
+    if (counts.size > 0) {
+      await tx.deleteFrom('blobs').where('hash', 'in', [...counts.keys()]).where('refs', '<=', 0).execute();
+      await deleteOrphanMetas(tx, [...counts.keys()]);
+    }
   }
 
   private async adjustUsage(tx: Tx, mailboxId: number, delta: number): Promise<void> {
@@ -713,7 +726,7 @@ export abstract class KyselyStore implements Store {
     // An upsert, so two writers storing the same new bytes cannot both insert.
     await tx
       .insertInto('blobs')
-      .values({ hash, size: raw.length, data: raw, refs, meta: null })
+      .values({ hash, size: raw.length, data: raw, refs })
       .onConflict((oc) => oc.column('hash').doUpdateSet({ refs: sql`blobs.refs + excluded.refs` }))
       .execute();
   }
@@ -899,12 +912,12 @@ export abstract class KyselyStore implements Store {
   }
 
   async getBlobMeta(hash: string): Promise<string | null> {
-    const row = await this.read(() => this.db.selectFrom('blobs').select('meta').where('hash', '=', hash).executeTakeFirst());
+    const row = await this.read(() => this.db.selectFrom('blob_meta').select('meta').where('hash', '=', hash).executeTakeFirst());
     return row?.meta ?? null;
   }
 
   async setBlobMeta(hash: string, meta: string): Promise<void> {
-    await this.read(() => this.db.updateTable('blobs').set({ meta }).where('hash', '=', hash).execute());
+    await this.setBlobMetas([[hash, meta]]);
   }
 
   async getBlobs(hashes: string[]): Promise<Map<string, Buffer>> {
@@ -922,16 +935,28 @@ export abstract class KyselyStore implements Store {
     const out = new Map<string, string>();
     const unique = [...new Set(hashes)];
     for (let i = 0; i < unique.length; i += 500) {
-      const rows = await this.read(() => this.db.selectFrom('blobs').select(['hash', 'meta']).where('hash', 'in', unique.slice(i, i + 500)).execute());
-      for (const row of rows) if (row.meta !== null) out.set(row.hash, row.meta);
+      const rows = await this.read(() => this.db.selectFrom('blob_meta').select(['hash', 'meta']).where('hash', 'in', unique.slice(i, i + 500)).execute());
+      for (const row of rows) out.set(row.hash, row.meta);
     }
     return out;
   }
 
+  /**
+   * Upserts many parses, 100 to a statement, in one transaction; parses of blobs no longer stored
+   * are dropped in it, so a parse racing an expunge leaves nothing behind.
+   */
   async setBlobMetas(entries: [hash: string, meta: string][]): Promise<void> {
     if (entries.length === 0) return;
     await this.write(async (tx) => {
-      for (const [hash, meta] of entries) await tx.updateTable('blobs').set({ meta }).where('hash', '=', hash).execute();
+      for (let i = 0; i < entries.length; i += 100) {
+        await tx
+          .insertInto('blob_meta')
+          .values(entries.slice(i, i + 100).map(([hash, meta]) => ({ hash, meta })))
+          .onConflict((oc) => oc.column('hash').doUpdateSet({ meta: (eb) => eb.ref('excluded.meta') }))
+          .execute();
+      }
+      // A parse of bytes expunged meanwhile is not kept (one primary-key probe each).
+      for (let i = 0; i < entries.length; i += 500) await deleteOrphanMetas(tx, entries.slice(i, i + 500).map(([hash]) => hash));
     });
   }
 

@@ -1,6 +1,6 @@
 // Numbered schema migrations, applied in order at start. Written with Kysely's schema
 // builder so the same steps run on SQLite and PostgreSQL.
-import { type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { migration007Groups } from './directory.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -239,10 +239,28 @@ function migration005(dialect: Dialect): Migration {
   };
 }
 
+/**
+ * The parse cache moves out of the blobs table: the existing entries are copied, then the column
+ * goes (a rewrite of the table on SQLite, once).
+ */
+function migration008(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('blob_meta')
+        .addColumn('hash', 'text', (c) => c.primaryKey())
+        .addColumn('meta', 'text', (c) => c.notNull())
+        .execute();
+      await sql`insert into blob_meta (hash, meta) select hash, meta from blobs where meta is not null`.execute(db);
+      await db.schema.alterTable('blobs').dropColumn('meta').execute();
+    },
+  };
+}
+
 export function migrations(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
-      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '005_drive': migration005(dialect), '006_audit': migration006(dialect), '007_groups': migration007Groups() };
+      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '005_drive': migration005(dialect), '006_audit': migration006(dialect), '007_groups': migration007Groups(), '008_blob_meta': migration008() };
     },
   };
 }

@@ -41,8 +41,16 @@ export interface BlobTable {
   size: number;
   data: Buffer;
   refs: number;
-  /** Parsed structure cache (JSON), filled lazily by readers such as IMAP. */
-  meta: string | null;
+}
+
+/**
+ * A blob's parsed structure (JSON), filled lazily by readers such as IMAP. A table of its own,
+ * not a column of blobs: writing it there rewrote the whole message row, and reading it walked
+ * the message's overflow pages (SQLite).
+ */
+export interface BlobMetaTable {
+  hash: string;
+  meta: string;
 }
 
 export interface MessageTable {
@@ -183,6 +191,7 @@ export interface Database {
   users: UserTable;
   mailboxes: MailboxTable;
   blobs: BlobTable;
+  blob_meta: BlobMetaTable;
   messages: MessageTable;
   expunged: ExpungedTable;
   changes: ChangeTable;

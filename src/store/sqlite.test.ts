@@ -3,6 +3,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { migrations } from './migrations.js';
 import { SqliteStore } from './sqlite.js';
 import { runStoreSuite } from './store.suite.js';
 import { StoreError } from './types.js';
@@ -52,6 +55,27 @@ describe('sqlite group commit', () => {
     assert.ok(await store.getMailbox(user.id, 'Fresh'));
     const [meta] = await store.listMessages(inbox.id);
     assert.deepEqual([...meta!.flags].sort(), ['\\Flagged', '\\Seen']);
+    await store.close();
+  });
+});
+
+describe('sqlite migrations', () => {
+  it('moves cached parses out of the blobs table (008) and keeps them', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'quill-migrate-'));
+    const raw = new BetterSqlite3(path.join(dir, 'quill.db'));
+    const db = new Kysely<any>({ dialect: new SqliteDialect({ database: raw }) });
+    const { error } = await new Migrator({ db, provider: migrations('sqlite') }).migrateTo('007_groups');
+    assert.equal(error, undefined);
+    await db.insertInto('blobs').values([
+      { hash: 'h-parsed', size: 3, data: Buffer.from('one'), refs: 1, meta: '{"parsed":true}' },
+      { hash: 'h-unparsed', size: 3, data: Buffer.from('two'), refs: 1, meta: null },
+    ]).execute();
+    await db.destroy();
+
+    const store = await SqliteStore.open(dir);
+    assert.equal(await store.getBlobMeta('h-parsed'), '{"parsed":true}');
+    assert.equal(await store.getBlobMeta('h-unparsed'), null);
+    assert.deepEqual(await store.getBlob('h-parsed'), Buffer.from('one'));
     await store.close();
   });
 });

@@ -96,7 +96,7 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       assert.equal(blobs.size, new Set(hashes).size);
       for (const hash of hashes) assert.deepEqual(blobs.get(hash), await store.getBlob(hash));
       assert.equal((await store.getBlobMetas(hashes)).size, 0);
-      await store.setBlobMetas(hashes.map((hash, i) => [hash, `meta ${i}`]));
+      await store.setBlobMetas([...hashes.map((hash, i): [string, string] => [hash, `meta ${i}`]), ['no-such-hash', 'a parse of nothing stored']]);
       const metas = await store.getBlobMetas([...hashes, 'no-such-hash']);
       assert.equal(metas.size, new Set(hashes).size);
       assert.equal(metas.get(hashes[hashes.length - 1]!), `meta ${hashes.length - 1}`);
@@ -149,11 +149,14 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       assert.deepEqual(changed.map((m) => m.uid), [1, 2]);
     });
 
-    it('expunges only \\Deleted messages, keeps tombstones and frees unreferenced bytes', async () => {
+    it('expunges only \\Deleted messages, keeps tombstones and frees unreferenced bytes and their parse', async () => {
       const inbox = (await store.getMailbox(alice, 'INBOX'))!;
       const only = await store.deliver(msg('to be expunged', 'unique body 42'), [{ userId: alice }]);
       const uid = only.copies[0]!.uid;
       const meta = (await store.getMessage(inbox.id, uid))!;
+      await store.setBlobMeta(meta.blobHash, 'parse of 42');
+      const kept = (await store.listMessages(inbox.id)).find((m) => m.uid !== uid)!;
+      await store.setBlobMeta(kept.blobHash, 'parse of another');
       const modseq = (await store.mailboxStatus(inbox.id)).highestModseq;
       assert.deepEqual(await store.expunge(inbox.id, [uid]), [], 'not \\Deleted yet');
       await store.setFlags(inbox.id, [uid], 'add', ['\\Deleted']);
@@ -161,6 +164,8 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       assert.equal(await store.getMessage(inbox.id, uid), undefined);
       assert.deepEqual(await store.expungedSince(inbox.id, modseq), [uid]);
       assert.equal(await store.getBlob(meta.blobHash), undefined);
+      assert.equal(await store.getBlobMeta(meta.blobHash), null);
+      assert.equal(await store.getBlobMeta(kept.blobHash), 'parse of another');
     });
 
     it('copies and moves with new UIDs in the target', async () => {

@@ -271,9 +271,9 @@ export interface Store {
   setBlobMeta(hash: string, meta: string): Promise<void>;
   /** Blobs by hash in one read (missing ones left out): for FETCH and SEARCH over many messages. */
   getBlobs(hashes: string[]): Promise<Map<string, Buffer>>;
-  /** The meta column of many blobs in one read (blobs without meta, or missing, left out). */
+  /** The cached parse of many blobs in one read (blobs without one, or missing, left out). */
   getBlobMetas(hashes: string[]): Promise<Map<string, string>>;
-  /** Sets the meta column of many blobs in one transaction. */
+  /** Caches the parse of many blobs in one transaction (blobs no longer stored are skipped). */
   setBlobMetas(entries: [hash: string, meta: string][]): Promise<void>;
   /** CONDSTORE-aware flag update: messages with modseq > unchangedSince are left alone and reported. */
   setFlags(mailboxId: number, uids: number[], op: FlagOp, flags: string[], unchangedSince?: number): Promise<{ updated: FlagUpdate[]; failed: number[] }>;

@@ -12,6 +12,7 @@ import { sql, type Kysely, type Selectable } from 'kysely';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database, MailboxTable, UserTable } from './schema.js';
 import { isGroupedStore, type Group, type GroupedStore } from './grouped-store.js';
+import { deleteOrphanMetas } from './kysely-store.js';
 import { StoreError, type Store } from './types.js';
 
 export interface MoveResult {
@@ -49,7 +50,10 @@ async function adjustRefs(db: Db, counts: Map<string, number>): Promise<void> {
               from (select unnest(${part.map(([h]) => h)}::text[]) as hash, unnest(${part.map(([, n]) => n)}::bigint[]) as n) g
               where blobs.hash = g.hash`.execute(db);
     const released = part.filter(([, n]) => n < 0).map(([h]) => h);
-    if (released.length > 0) await db.deleteFrom('blobs').where('hash', 'in', released).where('refs', '<=', 0).execute();
+    if (released.length > 0) {
+      await db.deleteFrom('blobs').where('hash', 'in', released).where('refs', '<=', 0).execute();
+      await deleteOrphanMetas(db, released);
+    }
   }
 }
 
@@ -284,12 +288,15 @@ async function copyMissingBlobs(src: Db, dst: Db, refs: Map<string, number>): Pr
     const present = new Set((await dst.selectFrom('blobs').select('hash').where('hash', 'in', part).execute()).map((r) => r.hash));
     const missing = part.filter((h) => !present.has(h));
     for (const few of chunks(missing, 20)) {
-      const rows = await src.selectFrom('blobs').select(['hash', 'size', 'data', 'meta']).where('hash', 'in', few).execute();
+      const rows = await src.selectFrom('blobs').select(['hash', 'size', 'data']).where('hash', 'in', few).execute();
       await dst
         .insertInto('blobs')
-        .values(rows.map((r) => ({ hash: r.hash, size: num(r.size), data: r.data, meta: r.meta, refs: 0 })))
+        .values(rows.map((r) => ({ hash: r.hash, size: num(r.size), data: r.data, refs: 0 })))
         .onConflict((oc) => oc.column('hash').doNothing())
         .execute();
+      // Their parses too, so the user's first search in the new group need not parse everything again.
+      const metas = await src.selectFrom('blob_meta').select(['hash', 'meta']).where('hash', 'in', few).execute();
+      if (metas.length > 0) await dst.insertInto('blob_meta').values(metas).onConflict((oc) => oc.column('hash').doNothing()).execute();
     }
   }
   const adds = new Map([...refs].filter(([, n]) => n > 0));
