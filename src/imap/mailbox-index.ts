@@ -34,6 +34,7 @@ export class MailboxIndex {
   private entries: IndexEntry[] = [];
   /** Every change up to this modseq is applied. */
   modseq = 0;
+  private counted: { uids: number[]; modseq: number; loadGen: number; unseen: number; size: number } | undefined;
   /**
    * The mailbox's UIDNEXT read with `modseq`: every UID below it is in the index or was
    * expunged, so SELECT's UIDNEXT agrees with its EXISTS (a gateway carrying the session to
@@ -153,14 +154,26 @@ export class MailboxIndex {
     if (!this.loaded) return undefined;
     await this.fresh();
     if (!this.loaded) return undefined;
+    const { unseen, size } = this.counts();
+    const recent = this.uids.length - lowerBound(this.uids, Math.max(recentUid, this.recentUid) + 1);
+    return { messages: this.uids.length, unseen, recent, size, uidnext: this.uidNext, highestModseq: this.modseq };
+  }
+
+  /**
+   * Unseen messages and total size, counted once per state of the index: every change to it
+   * replaces `uids` or raises `modseq`, so repeated STATUS of a quiet mailbox costs nothing.
+   */
+  private counts(): { unseen: number; size: number } {
+    const cached = this.counted;
+    if (cached && cached.uids === this.uids && cached.modseq === this.modseq && cached.loadGen === this.loadGen) return cached;
     let unseen = 0;
     let size = 0;
     for (const entry of this.entries) {
       if (!isSeen(entry.flags)) unseen++;
       size += entry.size;
     }
-    const recent = this.uids.length - lowerBound(this.uids, Math.max(recentUid, this.recentUid) + 1);
-    return { messages: this.uids.length, unseen, recent, size, uidnext: this.uidNext, highestModseq: this.modseq };
+    this.counted = { uids: this.uids, modseq: this.modseq, loadGen: this.loadGen, unseen, size };
+    return this.counted;
   }
 
   private async load(): Promise<void> {

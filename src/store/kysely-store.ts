@@ -168,9 +168,15 @@ export const COMMIT_MARKER_PREFIX = 'commit-marker:';
 
 export type CommitOutcome = 'committed' | 'absent' | 'unknown';
 
+/** Most writes, and about the most rows, one shared transaction takes (KyselyStore.coalesceWrites). */
+const GROUP_WRITES = 64;
+const GROUP_ROWS = 1000;
+
 /** A write waiting for its turn in a shared transaction (KyselyStore.coalesceWrites). */
 interface QueuedWrite {
   fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<unknown>;
+  /** Rows it writes, roughly: a shared transaction stops taking writes past GROUP_ROWS. */
+  rows: number;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -299,10 +305,10 @@ export abstract class KyselyStore implements Store {
   private writing = false;
 
   /** Runs fn in a transaction, turns driver errors into StoreErrors, then publishes changes. */
-  protected async write<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>): Promise<T> {
+  protected async write<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>, rows = 1): Promise<T> {
     if (this.coalesceWrites) {
       return new Promise<T>((resolve, reject) => {
-        this.writeQueue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+        this.writeQueue.push({ fn, rows, resolve: resolve as (value: unknown) => void, reject });
         if (!this.writing) {
           // Started after this turn of the event loop: the commands of other sessions read in the
           // same turn join this transaction (better-sqlite3 runs a whole transaction before the
@@ -326,12 +332,20 @@ export abstract class KyselyStore implements Store {
     return done.result;
   }
 
-  /** Runs queued writes: alone when one waits, else up to 64 in one transaction (group commit). */
+  /**
+   * Runs queued writes: alone when one waits, else up to GROUP_WRITES (fewer when they write many
+   * rows) in one transaction (group commit).
+   */
   private async runWrites(): Promise<void> {
     this.writing = true;
     try {
-      while (this.writeQueue.length > 0) {
-        const batch = this.writeQueue.splice(0, 64);
+      for (let round = 0; this.writeQueue.length > 0; round++) {
+        // A turn of the event loop between transactions: better-sqlite3 runs each one without
+        // yielding, so a long queue (a search's cache writes) would otherwise hold up every session.
+        if (round > 0) await new Promise((resolve) => setImmediate(resolve));
+        let take = 0;
+        for (let rows = 0; take < this.writeQueue.length && take < GROUP_WRITES && rows < GROUP_ROWS; take++) rows += this.writeQueue[take]!.rows;
+        const batch = this.writeQueue.splice(0, take);
         if (batch.length === 1) {
           const only = batch[0]!;
           await this.writeAlone(only.fn).then(only.resolve, only.reject);
@@ -957,7 +971,7 @@ export abstract class KyselyStore implements Store {
       }
       // A parse of bytes expunged meanwhile is not kept (one primary-key probe each).
       for (let i = 0; i < entries.length; i += 500) await deleteOrphanMetas(tx, entries.slice(i, i + 500).map(([hash]) => hash));
-    });
+    }, entries.length);
   }
 
   async setFlags(mailboxId: number, uids: number[], op: FlagOp, flags: string[], unchangedSince?: number): Promise<{ updated: FlagUpdate[]; failed: number[] }> {
