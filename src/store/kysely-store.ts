@@ -170,7 +170,7 @@ export type CommitOutcome = 'committed' | 'absent' | 'unknown';
 
 /** Most writes, and about the most rows, one shared transaction takes (KyselyStore.coalesceWrites). */
 const GROUP_WRITES = 64;
-const GROUP_ROWS = 1000;
+const GROUP_ROWS = 250;
 
 /** A write waiting for its turn in a shared transaction (KyselyStore.coalesceWrites). */
 interface QueuedWrite {

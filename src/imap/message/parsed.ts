@@ -33,7 +33,7 @@ export function summaryOf(parsed: ParsedMessage): HeaderSummary {
   return { root: { envelope: parsed.root.envelope }, references: parsed.references };
 }
 
-/** Messages read or parsed per store round trip (and per write transaction of new parses). */
+/** Messages read or parsed per store round trip. */
 const BATCH = 500;
 
 /** An LRU of parsed messages by content hash, in front of the Store's blob meta column. */
@@ -118,8 +118,9 @@ export class MessageCache {
             out.set(hash, parsed);
             writes.push([hash, JSON.stringify(parsed)]);
           }
-          // Stored for next time without holding up this command (one transaction per batch).
-          this.store.setBlobMetas(writes).catch(() => undefined);
+          // Stored for next time without holding up this command, a hundred to a write: a store
+          // that shares transactions then gives other sessions' commands a turn every few ms.
+          for (let j = 0; j < writes.length; j += 100) this.store.setBlobMetas(writes.slice(j, j + 100)).catch(() => undefined);
         }
         if (keep) for (const hash of batch) if (out.has(hash)) this.remember(hash, out.get(hash)!);
       }
