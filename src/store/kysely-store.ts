@@ -957,9 +957,12 @@ export abstract class KyselyStore implements Store {
 
   /**
    * Upserts many parses, 100 to a statement, in one transaction; parses of blobs no longer stored
-   * are dropped in it, so a parse racing an expunge leaves nothing behind.
+   * are dropped in it. (Concurrent transactions on PostgreSQL can still leave one behind when an
+   * expunge commits in between: harmless, it is the parse of those bytes should they come again.)
    */
-  async setBlobMetas(entries: [hash: string, meta: string][]): Promise<void> {
+  async setBlobMetas(given: [hash: string, meta: string][]): Promise<void> {
+    // One row per hash: an upsert may not touch a row twice in one statement (PostgreSQL).
+    const entries = [...new Map(given)];
     if (entries.length === 0) return;
     await this.write(async (tx) => {
       for (let i = 0; i < entries.length; i += 100) {

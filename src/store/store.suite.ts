@@ -96,11 +96,13 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       assert.equal(blobs.size, new Set(hashes).size);
       for (const hash of hashes) assert.deepEqual(blobs.get(hash), await store.getBlob(hash));
       assert.equal((await store.getBlobMetas(hashes)).size, 0);
-      await store.setBlobMetas([...hashes.map((hash, i): [string, string] => [hash, `meta ${i}`]), ['no-such-hash', 'a parse of nothing stored']]);
+      // A hash given twice (the last one counts) and one not stored (skipped).
+      await store.setBlobMetas([[hashes[0]!, 'stale'], ...hashes.map((hash, i): [string, string] => [hash, `meta ${i}`]), ['no-such-hash', 'a parse of nothing stored']]);
       const metas = await store.getBlobMetas([...hashes, 'no-such-hash']);
       assert.equal(metas.size, new Set(hashes).size);
       assert.equal(metas.get(hashes[hashes.length - 1]!), `meta ${hashes.length - 1}`);
       assert.equal(await store.getBlobMeta(hashes[hashes.length - 1]!), `meta ${hashes.length - 1}`);
+      assert.equal(await store.getBlobMeta(hashes[0]!), 'meta 0');
     });
 
     it('stores a replayed transaction id only once', async () => {
