@@ -249,13 +249,13 @@ export class MailboxIndex {
   }
 }
 
-/** The first index at or after `from` whose value is >= n. */
 /** Flags compare case-insensitively (RFC 3501 2.3.2). */
 function isSeen(flags: string[]): boolean {
   for (const flag of flags) if (flag === '\\Seen' || (flag.length === 5 && flag.toLowerCase() === '\\seen')) return true;
   return false;
 }
 
+/** The first index at or after `from` whose value is >= n. */
 function lowerBoundFrom(sorted: number[], n: number, from: number): number {
   let lo = from;
   let hi = sorted.length;
