@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import type { Resolver } from '../queue/route.js';
 import { judgeInbound, type InboundPolicy } from './inbound.js';
+import { dkimSignature } from './sign.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const publicDer = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
@@ -42,9 +42,9 @@ function message(from: string): Buffer {
 }
 
 async function signed(raw: Buffer): Promise<Buffer> {
-  const options = { signatureData: [{ signingDomain: 'strict.test', selector: 'sel', privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }] };
-  const result = await dkimSign(raw, options as unknown as Parameters<typeof dkimSign>[1]);
-  return Buffer.concat([Buffer.from(result.signatures), raw]);
+  const signature = await dkimSignature(raw, { domain: 'strict.test', selector: 'sel', privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() });
+  if ('error' in signature) throw new Error(signature.error);
+  return Buffer.concat([Buffer.from(signature.header), raw]);
 }
 
 const judge = (raw: Buffer, ip: string, sender: string, policy = enforce) =>

@@ -5,8 +5,8 @@
 // reported to the sender with a DSN (RFC 3464), never for a bounce itself.
 import { randomBytes } from 'node:crypto';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
-import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import type { Config } from '../config/config.js';
+import { dkimSignature } from '../mailauth/sign.js';
 import type { OutboundEntry, Store } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
 import { processMetrics, type CounterFamily } from '../metrics/metrics.js';
@@ -370,14 +370,12 @@ export class OutboundWorker {
     if (!domain) return raw;
     const key = await this.deps.store.getDkimKey(domain);
     if (!key) return raw;
-    // mailauth signs only what is listed in signatureData (its typings say otherwise).
-    const options = { signatureData: [{ signingDomain: domain, selector: key.selector, privateKey: key.privateKeyPem, canonicalization: 'relaxed/relaxed' }] };
-    const result = await dkimSign(raw, options as unknown as Parameters<typeof dkimSign>[1]);
-    if (result.errors.length > 0 || !result.signatures.trim()) {
-      this.deps.logger.warn({ domain, err: result.errors[0]?.message ?? 'no signature produced' }, 'DKIM signing failed; sending unsigned');
+    const signed = await dkimSignature(raw, { domain, selector: key.selector, privateKeyPem: key.privateKeyPem });
+    if ('error' in signed) {
+      this.deps.logger.warn({ domain, err: signed.error }, 'DKIM signing failed; sending unsigned');
       return raw;
     }
-    return Buffer.concat([Buffer.from(result.signatures), raw]);
+    return Buffer.concat([Buffer.from(signed.header), raw]);
   }
 
   /** Sends a DSN to the original sender from the null sender: never a bounce for a bounce. */
