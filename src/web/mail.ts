@@ -70,8 +70,30 @@ export async function specialMailbox(store: Store, userId: number, use: '\\Trash
   return mailboxes.find((m) => m.specialUse === use) ?? mailboxes.find((m) => m.name === name) ?? (await store.createMailbox(userId, name, use));
 }
 
+type Summary = Awaited<ReturnType<typeof summarize>>;
+
+/** List summaries kept by content hash (a few hundred bytes each), least recently used out first. */
+const SUMMARY_CACHE = 50_000;
+
 export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
   const { store } = deps;
+  // Parsing headers is most of a list's or a search's time, and the same messages are listed
+  // again and again; a summary depends only on the bytes its hash names, so users can share it.
+  const summaries = new Map<string, Summary>();
+  const summaryOfBlob = async (hash: string): Promise<Summary | undefined> => {
+    const hit = summaries.get(hash);
+    if (hit) {
+      summaries.delete(hash);
+      summaries.set(hash, hit);
+      return hit;
+    }
+    const raw = await store.getBlob(hash);
+    if (!raw) return undefined;
+    const summary = await summarize(raw);
+    summaries.set(hash, summary);
+    if (summaries.size > SUMMARY_CACHE) summaries.delete(summaries.keys().next().value!);
+    return summary;
+  };
 
   app.get('/mailboxes', async (request) => {
     const { user } = accountOf(request);
@@ -136,8 +158,8 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
       const mailbox = await mailboxOf(store, user.id, request.params.name);
       const all = sortMessages(await store.listMessages(mailbox.id), sort);
       const summaryOf = async (meta: MessageMeta) => {
-        const raw = await store.getBlob(meta.blobHash);
-        return raw && { uid: meta.uid, flags: meta.flags, size: meta.size, internalDate: meta.internalDate.toISOString(), ...(await summarize(raw)) };
+        const summary = await summaryOfBlob(meta.blobHash);
+        return summary && { uid: meta.uid, flags: meta.flags, size: meta.size, internalDate: meta.internalDate.toISOString(), ...summary };
       };
       if (q === undefined) {
         const messages = [];
