@@ -11,7 +11,7 @@ export interface DkimKey {
  * The DKIM-Signature header line(s) for `raw`, or an error. The signing time is fixed up front:
  * without one, mailauth reads the clock once for the header it signs and again for the header it
  * writes, and when the two reads fall in different seconds the t= tags differ and the signature
- * cannot verify (about one message in a few hundred, more on a busy machine).
+ * cannot verify (about one message in a thousand here, more on a busy machine).
  */
 export async function dkimSignature(raw: Buffer, key: DkimKey, now = new Date()): Promise<{ header: string } | { error: string }> {
   // mailauth signs only what is listed in signatureData (its typings say otherwise).

@@ -36,7 +36,7 @@ export function summaryOf(parsed: ParsedMessage): HeaderSummary {
 /** Messages read or parsed per store round trip. */
 const BATCH = 500;
 
-/** An LRU of parsed messages by content hash, in front of the Store's blob meta column. */
+/** An LRU of parsed messages by content hash, in front of the Store's parse cache (blob_meta). */
 export class MessageCache {
   private readonly parsed = new Map<string, ParsedMessage>();
   private readonly blobs = new Map<string, Buffer>();
