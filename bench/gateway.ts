@@ -3,7 +3,7 @@
 // header to the node), in one run; then the SMTP failover pause: the time from a node's SIGKILL
 // to the next message accepted through the gateway, with messages lost or stored twice counted.
 //   node --import tsx bench/gateway.ts [--connections 20] [--messages 2000] [--size 10240]
-//        [--clients 16] [--seconds 5] [--rounds 3] [--failovers 3] [--no-scale] [--pin]
+//        [--clients 16] [--seconds 5] [--rounds 3] [--failovers 3] [--no-scale] [--pin] [--pipe]
 // Clients connect from 127.0.0.2 so that the node, which trusts 127.0.0.1 (the gateway and
 // HAProxy) to send a PROXY header, takes them as ordinary clients when they come straight.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -30,6 +30,7 @@ const rounds = arg('rounds', 3);
 const failovers = arg('failovers', 3);
 /** --no-scale skips the runs with 1, 2 and 3 nodes. */
 const scale = !process.argv.includes('--no-scale');
+const withPipe = process.argv.includes('--pipe');
 
 type Ports = Record<'smtp' | 'submission' | 'pop3' | 'imap' | 'http', number>;
 
@@ -75,7 +76,8 @@ function pinned(cpu: number, command: string, args: string[]): [string, string[]
 
 /** BENCH_PROFILE=NAME (e.g. gateway) writes a V8 CPU profile of that process (into BENCH_PROFILE_DIR or the current directory). */
 function quillProcess(name: string, args: string[]): Proc {
-  const profile = process.env.BENCH_PROFILE === name ? ['--cpu-prof', '--cpu-prof-dir=' + (process.env.BENCH_PROFILE_DIR ?? process.cwd())] : [];
+  const profile =
+    process.env.BENCH_PROFILE !== name ? [] : process.env.BENCH_PERF ? ['--perf-basic-prof'] : ['--cpu-prof', '--cpu-prof-dir=' + (process.env.BENCH_PROFILE_DIR ?? process.cwd())];
   const [command, argv] = pinned(name === 'gateway' ? 1 : 0, process.execPath, [...profile, '--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args]);
   const child = spawn(command, argv, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   return new Proc(name, child);
@@ -387,14 +389,21 @@ async function main(): Promise<void> {
       }),
     );
     procs.push(haproxy);
+    // --pipe: also a bare Node.js pipe (bench/pipe-forwarder.ts), the floor for any forwarder written in Node.
+    const pipePorts = { smtp: await freePort(), imap: await freePort() };
+    if (withPipe) {
+      const [command, argv] = pinned(1, process.execPath, ['--import', 'tsx', join(ROOT, 'bench/pipe-forwarder.ts'), String(pipePorts.smtp), String(nodePorts.smtp), String(pipePorts.imap), String(nodePorts.imap)]);
+      procs.push(new Proc('node pipe', spawn(command, argv, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] })));
+    }
     await waitForMembers(store, ['bench-n1']);
-    for (const port of [nodePorts.smtp, gatewayPorts.smtp, gatewayPorts.imap, haPorts.smtp, haPorts.imap]) await waitForPort(port);
+    for (const port of [nodePorts.smtp, gatewayPorts.smtp, gatewayPorts.imap, haPorts.smtp, haPorts.imap, ...(withPipe ? [pipePorts.smtp, pipePorts.imap] : [])]) await waitForPort(port);
     await sleep(1000); // the gateway's first probes
 
     const paths = [
       { name: 'direct', smtp: nodePorts.smtp, imap: nodePorts.imap, watch: [node] },
       { name: 'quill gateway', smtp: gatewayPorts.smtp, imap: gatewayPorts.imap, watch: [node, gateway] },
       { name: 'haproxy', smtp: haPorts.smtp, imap: haPorts.imap, watch: [node, haproxy] },
+      ...(withPipe ? [{ name: 'node pipe', smtp: pipePorts.smtp, imap: pipePorts.imap, watch: [node, procs.at(-1)!] }] : []),
     ];
     console.log(`Gateway overhead: SMTP ${connections} connections x ${messages} messages of ${size} B; IMAP ${clients} sessions x ${seconds} s of UID FETCH BODY.PEEK[] (4 KB); ${rounds} rounds`);
 

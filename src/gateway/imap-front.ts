@@ -126,10 +126,11 @@ export class ResponseReader {
       const lineBytes = this.line.length ? Buffer.concat([this.line, data.subarray(pos, nl + 1)]) : data.subarray(pos, nl + 1);
       this.line = EMPTY;
       pos = nl + 1;
-      const text = lineBytes.toString('utf8').replace(/\r?\n$/, '');
+      const cut = lineBytes.length > 1 && lineBytes[lineBytes.length - 2] === 13 ? 2 : 1;
+      const text = lineBytes.toString('utf8', 0, lineBytes.length - cut);
       if (this.size === 0 && !this.streaming) this.head = text;
       this.add(lineBytes);
-      const mark = /\{(\d{1,15})\}$/.exec(text);
+      const mark = text.endsWith('}') ? /\{(\d{1,15})\}$/.exec(text) : null;
       if (mark) {
         this.literal = Number(mark[1]);
         if (!this.streaming && this.size + this.literal > STREAM_OVER) {
@@ -142,7 +143,7 @@ export class ResponseReader {
         this.flushStream(true);
         this.streaming = false;
       } else {
-        const bytes = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
+        const bytes = joined(this.parts, this.size);
         this.parts = [];
         this.size = 0;
         this.emit({ kind: 'response', head: this.head, bytes });
@@ -159,11 +160,25 @@ export class ResponseReader {
 
   /** `first`: the response's bytes up to its big literal, each time the same for the same response. */
   private flushStream(end: boolean, first = false): void {
-    const bytes = Buffer.concat(this.parts);
+    const bytes = joined(this.parts, this.size);
     this.parts = [];
     this.size = 0;
     this.emit({ kind: 'stream', head: this.head, bytes, first, end });
   }
+}
+
+/** The parts as one buffer: a view when they lie side by side in one read (no copy), else a copy. */
+function joined(parts: Buffer[], size: number): Buffer {
+  const first = parts[0];
+  if (!first) return EMPTY;
+  if (parts.length === 1) return first;
+  let end = first.byteOffset + first.length;
+  for (let i = 1; i < parts.length; i++) {
+    const part = parts[i]!;
+    if (part.buffer !== first.buffer || part.byteOffset !== end) return Buffer.concat(parts, size);
+    end += part.length;
+  }
+  return Buffer.from(first.buffer, first.byteOffset, size);
 }
 
 /** A plain connection to one node's IMAP listener, already past the PROXY line. */
@@ -321,6 +336,9 @@ export class ImapFront {
   /** A move in progress: client commands wait for it. */
   private moving: Promise<void> | undefined;
   private ended = false;
+  /** A read from the node is being handled: bytes for the client wait in `held` (see toClient). */
+  private holding = false;
+  private held: Buffer[] | undefined;
   /** The node said BYE to the client: its closing ends the session. */
   private goodbye = false;
   private badCommands = 0;
@@ -367,6 +385,9 @@ export class ImapFront {
       (event) => {
         // A synchronizing literal accepted here: the gateway holds the command until it is whole.
         if (event.kind === 'continue') return void this.write('+ Ready for literal data\r\n');
+        // The common case after login, the session idle between commands: straight through,
+        // without a turn of the run loop.
+        if (this.user && this.wakeEvents && this.events.length === 0 && !this.moving && !this.ended) return this.forward(event);
         this.events.push(event);
         if (this.events.length > 16) socket.pause();
         this.wake();
@@ -398,7 +419,41 @@ export class ImapFront {
 
   private write(data: string | Buffer): void {
     if (this.ended || this.client.destroyed) return;
+    this.spill();
     this.client.write(data);
+  }
+
+  /**
+   * Bytes for the client. While one read from the node is handled they are held, and pieces
+   * that lie side by side in that read leave as one write: a response forwarded unchanged costs
+   * what a plain TCP relay pays for it. False when the client's buffer is full.
+   */
+  private toClient(bytes: Buffer): boolean {
+    if (!this.holding) {
+      this.spill();
+      return this.client.write(bytes);
+    }
+    const held = (this.held ??= []);
+    const last = held[held.length - 1];
+    if (last && last.buffer === bytes.buffer && last.byteOffset + last.length === bytes.byteOffset) {
+      held[held.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + bytes.length);
+    } else {
+      held.push(bytes);
+    }
+    return true;
+  }
+
+  /** Writes what is held, in one write (corked when in pieces); false when the client's buffer is full. */
+  private spill(): boolean {
+    const held = this.held;
+    if (!held) return true;
+    this.held = undefined;
+    if (held.length === 1) return this.client.write(held[0]!);
+    this.client.cork();
+    let room = true;
+    for (const bytes of held) room = this.client.write(bytes);
+    this.client.uncork();
+    return room;
   }
 
   private setIdleTimer(): void {
@@ -415,7 +470,7 @@ export class ImapFront {
       for (;;) {
         const event = await this.nextEvent();
         if (!event || this.ended) break;
-        if (this.user) await this.forward(event);
+        if (this.user) this.forward(event);
         else if (!(await this.preAuth(event))) break;
       }
     } catch (error) {
@@ -667,14 +722,17 @@ export class ImapFront {
       else void this.move('lost');
     };
     // Responses that arrive together leave together (one write, not one per response).
-    link.socket.prependListener('data', () => this.client.cork());
-    link.socket.on('data', () => this.client.uncork());
+    link.socket.prependListener('data', () => (this.holding = true));
+    link.socket.on('data', () => {
+      this.holding = false;
+      if (!this.spill() && this.link === link) this.pauseFor(link);
+    });
     link.attach((out) => this.fromNode(link, out));
     if (link.closed && this.link === link) link.onClose();
   }
 
   /** One client event after login: framed, recorded, passed to the node. */
-  private async forward(event: ReaderEvent): Promise<void> {
+  private forward(event: ReaderEvent): void {
     if (event.kind === 'error') {
       const text = event.problem === 'line-too-long' ? 'line too long' : event.problem === 'too-many-literals' ? 'too many literals' : 'literal too big';
       this.write(`${event.tag ?? '*'} ${event.problem === 'literal-too-big' && event.command === 'APPEND' ? 'NO [TOOBIG]' : 'BAD'} ${text}\r\n`);
@@ -740,12 +798,12 @@ export class ImapFront {
       if (out.first) this.torn = { prefix: out.bytes, sent: 0, literal: Number(/\{(\d+)\}\r?\n$/.exec(out.bytes.toString('latin1', Math.max(0, out.bytes.length - 24)))?.[1] ?? 0) };
       if (this.torn) this.torn.sent += out.bytes.length;
       if (out.end) this.torn = undefined;
-      if (!this.client.write(out.bytes)) this.pauseFor(link);
+      if (!this.toClient(out.bytes)) this.pauseFor(link);
       return;
     }
     const head = out.head;
     const reply = this.record(head, out.bytes);
-    if (reply && !this.client.write(reply)) this.pauseFor(link);
+    if (reply && !this.toClient(reply)) this.pauseFor(link);
   }
 
   /** Records a whole response; what goes to the client (undefined: nothing). */
@@ -796,13 +854,13 @@ export class ImapFront {
       resume.skip -= drop;
       bytes = bytes.subarray(drop);
       if (this.torn) this.torn.sent += bytes.length; // should this node die too, the next one goes on from here
-      if (bytes.length > 0 && !this.client.write(bytes)) this.pauseFor(link);
+      if (bytes.length > 0 && !this.toClient(bytes)) this.pauseFor(link);
       if (out.end) {
         if (resume.skip > 0) return this.end();
         this.resume = undefined;
         this.torn = undefined;
         gatewayStats.imapResumed++;
-        for (const queued of resume.after) this.client.write(queued);
+        for (const queued of resume.after) this.toClient(queued);
       }
       return;
     }
@@ -1224,7 +1282,7 @@ export function wireBytes(chunks: Chunks): Buffer {
     const literal = chunks[i + 1];
     parts.push(Buffer.from(Buffer.isBuffer(literal) ? `${chunk}{${literal.length}+}\r\n` : `${chunk}\r\n`, 'utf8'));
   }
-  return Buffer.concat(parts);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
 /** Capabilities the front end cannot carry are not offered (COMPRESS: the gateway reads the stream). */
