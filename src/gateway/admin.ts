@@ -28,7 +28,7 @@ export interface GatewayAdminDeps {
 
 /** Nodes able to take new sessions now: healthy at the last probe and active. */
 export function liveNodes(directory: NodeDirectory): number {
-  return directory.list().filter((node) => node.healthy && node.member.state === 'active').length;
+  return directory.list().filter((node) => node.healthy && !node.stale && node.member.state === 'active').length;
 }
 
 /** Open sessions per protocol and known nodes by health, read at scrape time; returns the removal. */
@@ -42,7 +42,7 @@ export function watchGateway(metrics: Metrics, gateway: string, directory: NodeD
   exportImapFrontStats(metrics);
   const stopNodes = metrics.watchGatewayNodes((set) => {
     const nodes = directory.list();
-    const healthy = nodes.filter((node) => node.healthy).length;
+    const healthy = nodes.filter((node) => node.healthy && !node.stale).length;
     set({ gateway, health: 'healthy' }, healthy);
     set({ gateway, health: 'unhealthy' }, nodes.length - healthy);
   });

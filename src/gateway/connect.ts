@@ -1,6 +1,9 @@
-// A plain connection from the gateway to a node, given up after a timeout.
+// A plain connection from the gateway to a node, given up after a timeout. Open connections are
+// kept by the node's address, so that a node found hung can have them all cut at once.
 import net from 'node:net';
 import { splitHostPort } from '../config/config.js';
+
+const open = new Map<string, Set<net.Socket>>();
 
 export function connectNode(address: string, timeoutMs: number): Promise<net.Socket> {
   const { host, port } = splitHostPort(address);
@@ -11,6 +14,13 @@ export function connectNode(address: string, timeoutMs: number): Promise<net.Soc
       clearTimeout(timer);
       socket.removeListener('error', reject);
       socket.setNoDelay(true);
+      let sockets = open.get(address);
+      if (!sockets) open.set(address, (sockets = new Set()));
+      sockets.add(socket);
+      socket.once('close', () => {
+        sockets.delete(socket);
+        if (sockets.size === 0 && open.get(address) === sockets) open.delete(address);
+      });
       resolve(socket);
     });
     socket.once('error', (error) => {
@@ -18,4 +28,20 @@ export function connectNode(address: string, timeoutMs: number): Promise<net.Soc
       reject(error);
     });
   });
+}
+
+/**
+ * Cuts every open connection to these addresses (a node that stopped answering but whose
+ * connections stay open: stopped, hung, or cut off). Each front end sees its link close, as when
+ * the node dies, and moves or replays the session. The number of connections cut.
+ */
+export function dropConnections(addresses: Iterable<string>): number {
+  let dropped = 0;
+  for (const address of addresses) {
+    for (const socket of open.get(address) ?? []) {
+      socket.destroy();
+      dropped++;
+    }
+  }
+  return dropped;
 }

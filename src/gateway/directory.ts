@@ -1,9 +1,13 @@
 // The gateway's picture of the nodes (DESIGN.md "Membership"): it re-reads the membership
 // from the store, probes every node itself, and drops a node at its first failed probe or
 // failed connection — not only after missed heartbeats. Picking is by reported load.
+// A node that stops answering without closing its connections (SIGSTOP, a hang, a cut network)
+// is given up for dead once its heartbeats have stopped (DEAD_AFTER_MS) and it fails its probe:
+// the gateway cuts its connections to it, and the sessions on it move as if it had died.
 import http from 'node:http';
 import { isAlive } from '../cluster/membership.js';
 import { splitHostPort } from '../config/config.js';
+import { dropConnections } from './connect.js';
 import type { Member, Store } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
 
@@ -14,12 +18,19 @@ export interface NodeView {
   healthy: boolean;
   /** Sessions this gateway opened to the node per protocol since its last heartbeat. */
   openedSinceBeat: Map<string, number>;
+  /** Its last heartbeat is older than DEAD_AFTER_MS (as of the last read of the membership). */
+  stale?: boolean;
+  /** Its connections were cut as a dead node's. */
+  givenUp?: boolean;
 }
 
 export interface DirectoryOptions {
   probeIntervalMs: number;
   probeTimeoutMs: number;
 }
+
+/** A node whose heartbeats stopped this long ago is forgotten even if it still answers probes. */
+const FORGET_AFTER_MS = 30_000;
 
 export class NodeDirectory {
   private readonly nodes = new Map<string, NodeView>();
@@ -49,35 +60,51 @@ export class NodeDirectory {
   }
 
   private async refreshOnce(): Promise<void> {
-    let members: Member[];
     try {
-      members = await this.store.listMembers();
+      this.update(await this.store.listMembers());
     } catch (error) {
       // Without the store we keep the last picture; probes still run on it.
       this.logger.warn({ err: (error as Error).message }, 'gateway: membership unreadable');
-      members = [...this.nodes.values()].map((n) => n.member);
     }
+    await Promise.all([...this.nodes.values()].map((node) => this.probe(node)));
+    for (const node of [...this.nodes.values()]) {
+      if (!node.stale) continue;
+      // No heartbeats and no answer to the probe either: dead, or hung with its connections
+      // open. (Heartbeats alone can stop for a while when the node cannot reach the store.)
+      if (!node.healthy) this.giveUp(node, 'its heartbeats stopped and it does not answer');
+      if (node.givenUp || Date.now() - node.member.beatAt.getTime() > FORGET_AFTER_MS) {
+        this.nodes.delete(node.id);
+        this.logger.info({ node: node.id }, 'gateway: node left or died');
+      }
+    }
+  }
+
+  /** The membership as read from the store: nodes join, beat, go stale or leave. */
+  private update(members: Member[]): void {
     const now = Date.now();
     const seen = new Set<string>();
     for (const member of members) {
-      if (member.kind !== 'node' || !isAlive(member, now) || member.state === 'stopping') continue;
-      seen.add(member.id);
-      const known = this.nodes.get(member.id);
+      if (member.kind !== 'node' || member.state === 'stopping') continue;
+      const alive = isAlive(member, now);
+      let known = this.nodes.get(member.id);
       if (!known) {
-        this.nodes.set(member.id, { id: member.id, member, healthy: true, openedSinceBeat: new Map() });
+        if (!alive) continue;
+        known = { id: member.id, member, healthy: true, openedSinceBeat: new Map() };
+        this.nodes.set(member.id, known);
         this.logger.info({ node: member.id }, 'gateway: node joined');
       } else {
         if (known.member.beatAt.getTime() !== member.beatAt.getTime()) known.openedSinceBeat.clear();
         known.member = member;
       }
+      known.stale = !alive;
+      seen.add(member.id);
     }
     for (const id of [...this.nodes.keys()]) {
       if (!seen.has(id)) {
         this.nodes.delete(id);
-        this.logger.info({ node: id }, 'gateway: node left or died');
+        this.logger.info({ node: id }, 'gateway: node left');
       }
     }
-    await Promise.all([...this.nodes.values()].map((node) => this.probe(node)));
   }
 
   private async probe(node: NodeView): Promise<void> {
@@ -86,6 +113,16 @@ export class NodeDirectory {
     const ok = await probeHealth(address, this.options.probeTimeoutMs);
     if (ok !== node.healthy) this.logger.info({ node: node.id, healthy: ok }, ok ? 'gateway: node healthy again' : 'gateway: node failed its probe');
     node.healthy = ok;
+    if (ok) node.givenUp = false;
+  }
+
+  /** Cuts this gateway's connections to a node that stopped answering (once until it answers again). */
+  private giveUp(node: NodeView, why: string): void {
+    node.healthy = false;
+    if (node.givenUp) return;
+    node.givenUp = true;
+    const dropped = dropConnections(Object.values(node.member.addresses));
+    if (dropped > 0) this.logger.warn({ node: node.id, connections: dropped }, `gateway: node given up for dead (${why}); its sessions move`);
   }
 
   /** A connection to the node failed: take it out until a probe says otherwise. */
@@ -106,7 +143,7 @@ export class NodeDirectory {
   candidates(protocol: string): { id: string; address: string }[] {
     const load = (node: NodeView) => (node.member.load.connections[protocol] ?? 0) + (node.openedSinceBeat.get(protocol) ?? 0);
     return [...this.nodes.values()]
-      .filter((node) => node.healthy && node.member.state === 'active' && node.member.addresses[protocol])
+      .filter((node) => node.healthy && !node.stale && node.member.state === 'active' && node.member.addresses[protocol])
       .sort((a, b) => load(a) - load(b) || a.member.load.eventLoopDelayMs - b.member.load.eventLoopDelayMs || a.id.localeCompare(b.id))
       .map((node) => ({ id: node.id, address: node.member.addresses[protocol]! }));
   }
