@@ -53,9 +53,8 @@ function commandPath(command: Command): string {
 
 async function requestStop(store: Store, id: string, request: MemberRequest): Promise<void> {
   const member = (await store.listMembers()).find((m) => m.id === id);
-  if (!member) throw new UsageError(`no node ${id} (see quill status)`);
-  if (member.kind !== 'node') throw new UsageError(`${id} is a gateway; its supervisor stops it`);
-  if (!isAlive(member)) throw new UsageError(`node ${id} is not running`);
+  if (!member) throw new UsageError(`no node or gateway ${id} (see quill status)`);
+  if (!isAlive(member)) throw new UsageError(`${member.kind} ${id} is not running`);
   await store.requestMemberState(id, request);
 }
 

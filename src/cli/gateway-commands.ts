@@ -1,5 +1,6 @@
 // `quill gateway`: the protocol gateway in front of the nodes, sharing only the store with them.
 import { Option, type Command } from 'commander';
+import { EXIT_RESTART } from '../cluster/membership.js';
 import { startGateway } from '../gateway/gateway.js';
 import { openStore } from '../server.js';
 import { createLogger } from '../util/logger.js';
@@ -28,7 +29,13 @@ export function addGatewayCommand(program: Command): void {
       });
       const logger = createLogger(config.log.level);
       const store = await openStore(config);
-      const gateway = await startGateway(config, store, logger, { id: options.id, adminListen: options.admin });
+      // Asked to stop (quill admin stop) the gateway exits 0 and stays down; asked to restart it
+      // exits EXIT_RESTART, for its supervisor (systemd Restart=on-failure) to start it again.
+      const gateway = await startGateway(config, store, logger, {
+        id: options.id,
+        adminListen: options.admin,
+        onStopRequested: (request) => void store.close().finally(() => process.exit(request === 'restart' ? EXIT_RESTART : 0)),
+      });
       stopOnSignals('letting gateway sessions finish', () => gateway.close().then(() => store.close()));
     });
 }

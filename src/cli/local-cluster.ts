@@ -22,8 +22,25 @@ export async function runLocalCluster(config: Readonly<Config>, configFile: stri
   const store = await openStore(config);
   // The nodes believe this gateway's PROXY header and XCLIENT, so they see every client's own address.
   const gatewayConfig = { ...config, gateway: { ...config.gateway, proxyProtocol: true } };
-  const gateway = await startGateway(gatewayConfig, store, logger, { id: `gateway-${hostname()}` });
   let stopping = false;
+  // The gateway obeys an operator's stop (the whole local cluster stops, as on SIGTERM) and
+  // restart (a new gateway on the same ports, the nodes untouched).
+  const startLocalGateway = () =>
+    startGateway(gatewayConfig, store, logger, {
+      id: `gateway-${hostname()}`,
+      onStopRequested: (request) => {
+        if (stopping) return;
+        if (request === 'stop') return void process.kill(process.pid, 'SIGTERM');
+        startLocalGateway().then(
+          (started) => (gateway = started),
+          (error: unknown) => {
+            logger.error({ err: error }, 'local cluster: the gateway did not start again; stopping');
+            process.kill(process.pid, 'SIGTERM');
+          },
+        );
+      },
+    });
+  let gateway = await startLocalGateway();
   const nodes: NodeProcess[] = Array.from({ length: count }, (_, i) => ({ id: `node-${i + 1}` }));
 
   const launch = (node: NodeProcess) => {

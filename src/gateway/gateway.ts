@@ -5,7 +5,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { hostname } from 'node:os';
-import { Membership } from '../cluster/membership.js';
+import { Membership, type StopRequest } from '../cluster/membership.js';
 import { splitHostPort, type Config, type ProtocolName } from '../config/config.js';
 import { listen } from '../net/listen.js';
 import { proxyLine } from '../net/proxy-header.js';
@@ -350,7 +350,16 @@ export async function startGateway(
   store: Store,
   logger: Logger,
   /** adminListen: the admin endpoint's HOST:PORT (`--admin`), ahead of config gateway.adminListen. */
-  options: { id?: string; protocols?: ProtocolName[]; adminListen?: string } = {},
+  options: {
+    id?: string;
+    protocols?: ProtocolName[];
+    adminListen?: string;
+    /**
+     * An operator asked this gateway to stop or restart (quill admin stop|restart, the admin API):
+     * called once it has closed, sessions finished. Without it such requests are not obeyed.
+     */
+    onStopRequested?: (request: StopRequest) => void;
+  } = {},
 ): Promise<RunningGateway> {
   const directory = new NodeDirectory(store, { probeIntervalMs: config.gateway.probeIntervalMs, probeTimeoutMs: config.gateway.connectTimeoutMs }, logger);
   await directory.start();
@@ -369,14 +378,26 @@ export async function startGateway(
   const metrics = processMetrics();
   const unwatchMetrics = watchGateway(metrics, gatewayId, directory, () => [...proxies, ...tlsProxies].map(([, proxy]) => [proxy.protocol, proxy.active]));
   let admin: GatewayAdmin | undefined;
-  const close = async () => {
-    unwatchMetrics();
-    await admin?.close();
-    await membership.stop();
-    directory.stop();
-    const deadline = new Date(Date.now() + config.shutdownTimeoutSeconds * 1000);
-    await Promise.allSettled([...proxies.values(), ...tlsProxies.values()].map((proxy) => proxy.close(deadline)));
-  };
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      unwatchMetrics();
+      await admin?.close();
+      await membership.stop();
+      directory.stop();
+      const deadline = new Date(Date.now() + config.shutdownTimeoutSeconds * 1000);
+      await Promise.allSettled([...proxies.values(), ...tlsProxies.values()].map((proxy) => proxy.close(deadline)));
+    })());
+  const onStopRequested = options.onStopRequested;
+  if (onStopRequested) {
+    membership.onStopRequest((request) => {
+      logger.info({ request }, 'gateway: stopping as an operator asked');
+      close().then(
+        () => onStopRequested(request),
+        (error: unknown) => logger.error({ err: error }, 'gateway: closing on request failed'),
+      );
+    });
+  }
   try {
     // The protocols the gateway speaks itself; the others pass through byte for byte.
     let http: HttpFrontEnd | undefined;

@@ -139,7 +139,10 @@ describe('admin console in a browser', { skip: !existsSync(CHROMIUM) && `no chro
     const gateway = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'gw-1', exact: true }) });
     assert.match(await gateway.innerText(), /gateway\s+active\s+dead\s+9\.9\.9\s+smtp 7, imap 2/);
     await gateway.getByText('1 min ago').waitFor();
-    assert.equal(await gateway.getByRole('button', { name: 'Stop gw-1' }).count(), 0, 'a gateway is stopped by its supervisor');
+    assert.equal(await gateway.getByRole('button', { name: 'Drain gw-1' }).count(), 0, 'only nodes drain');
+    // A gateway obeys stop and restart like a node; this one is dead, so there is nothing to ask.
+    assert.equal(await gateway.getByRole('button', { name: 'Stop gw-1' }).isDisabled(), true);
+    assert.equal(await gateway.getByRole('button', { name: 'Restart gw-1' }).isDisabled(), true);
     await page.context().close();
   });
 

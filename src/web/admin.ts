@@ -161,8 +161,10 @@ export async function adminRoutes(app: FastifyInstance, deps: ServiceDeps): Prom
       const member = (await store.listMembers()).find((m) => m.id === id);
       if (!member) throw Errors.notFound(`no node ${id}`);
       if (name === 'stop' || name === 'restart') {
-        if (member.kind !== 'node') throw Errors.conflict(`${id} is a gateway; its supervisor stops it`);
-        if (!isAlive(member)) throw Errors.conflict(`node ${id} is not running`);
+        // Nodes and gateways alike: each obeys at its next beat.
+        if (!isAlive(member)) throw Errors.conflict(`${member.kind} ${id} is not running`);
+      } else if (member.kind !== 'node') {
+        throw Errors.conflict(`${id} is a gateway; only nodes drain`);
       }
       if (!(await store.requestMemberState(id, state))) throw Errors.notFound(`no node ${id}`);
       await audit(request, `node.${name}`, id, { requestedState: state });

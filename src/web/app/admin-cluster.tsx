@@ -166,25 +166,23 @@ export function ClusterPage() {
                     </time>
                   </td>
                   <td class="admin-actions" data-label="Actions">
-                    {drainTarget(m) === 'draining' ? (
-                      <button type="button" aria-label={`Undrain ${m.id}`} disabled={busy} onClick={() => void act(m, 'undrain')}>
-                        Undrain
-                      </button>
-                    ) : (
-                      <button type="button" aria-label={`Drain ${m.id}`} disabled={busy || m.state === 'stopping'} onClick={() => void act(m, 'drain')}>
-                        Drain
-                      </button>
-                    )}
-                    {m.kind === 'node' && (
-                      <>
-                        <ConfirmButton label={`Stop ${m.id}`} question={`Stop ${m.id}?`} disabled={busy || !m.alive} onConfirm={() => void act(m, 'stop')}>
-                          Stop
-                        </ConfirmButton>
-                        <ConfirmButton label={`Restart ${m.id}`} question={`Restart ${m.id}?`} disabled={busy || !m.alive} onConfirm={() => void act(m, 'restart')}>
-                          Restart
-                        </ConfirmButton>
-                      </>
-                    )}
+                    {m.kind === 'node' &&
+                      (drainTarget(m) === 'draining' ? (
+                        <button type="button" aria-label={`Undrain ${m.id}`} disabled={busy} onClick={() => void act(m, 'undrain')}>
+                          Undrain
+                        </button>
+                      ) : (
+                        <button type="button" aria-label={`Drain ${m.id}`} disabled={busy || m.state === 'stopping'} onClick={() => void act(m, 'drain')}>
+                          Drain
+                        </button>
+                      ))}
+                    {/* Nodes and gateways alike obey a stop or restart at their next beat. */}
+                    <ConfirmButton label={`Stop ${m.id}`} question={`Stop ${m.id}?`} disabled={busy || !m.alive} onConfirm={() => void act(m, 'stop')}>
+                      Stop
+                    </ConfirmButton>
+                    <ConfirmButton label={`Restart ${m.id}`} question={`Restart ${m.id}?`} disabled={busy || !m.alive} onConfirm={() => void act(m, 'restart')}>
+                      Restart
+                    </ConfirmButton>
                   </td>
                 </tr>
               ))}
