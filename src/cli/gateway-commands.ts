@@ -19,6 +19,7 @@ export function addGatewayCommand(program: Command): void {
     .option('--imaps <host:port>', 'IMAP over implicit TLS (port 993) listener')
     .option('--pop3s <host:port>', 'POP3 over implicit TLS (port 995) listener')
     .option('--https <host:port>', 'HTTPS listener (TLS ends at the gateway)')
+    .option('--standby', 'hot standby on this machine: take over the listening addresses as soon as the gateway holding them exits (config gateway.standby)')
     .option('--admin <host:port>', 'admin endpoint for operators: /metrics, /healthz, /readyz (config gateway.adminListen)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action(async (options) => {

@@ -124,6 +124,12 @@ const gatewaySchema = z
     connectsPerIpPerMinute: z.number().int().positive().default(600),
     /** SMTP: wait this long before the greeting and refuse clients that talk first (0 = off). */
     smtpGreetDelayMs: z.number().int().nonnegative().default(0),
+    /**
+     * Hot standby on one machine: a listening address another process holds is tried again every
+     * standbyRetryMs, so this gateway takes it over as soon as that one exits.
+     */
+    standby: z.boolean().default(false),
+    standbyRetryMs: z.number().int().positive().default(250),
     /** HOST:PORT of the gateway's own HTTP endpoint: /metrics, /healthz, /readyz (off when unset). */
     adminListen: hostPort.optional(),
     /** Implicit-TLS listeners (RFC 8314 3.3): TLS from the first byte, ended at the gateway. */
@@ -245,6 +251,8 @@ export interface ConfigOverrides {
   trustedGateways?: string[];
   /** gateway.implicitTls listeners (`quill gateway --imaps` and the like). */
   implicitTls?: Partial<Record<'submissions' | 'imaps' | 'pop3s' | 'https', string>>;
+  /** gateway.standby (`quill gateway --standby`). */
+  standby?: boolean;
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
@@ -290,6 +298,7 @@ export function loadConfig(file?: string, overrides: ConfigOverrides = {}): Read
     const gateway = (raw.gateway as Record<string, unknown> | undefined) ?? {};
     merged.gateway = { ...gateway, implicitTls: { ...((gateway.implicitTls as Record<string, unknown> | undefined) ?? {}), ...implicitTls } };
   }
+  if (overrides.standby) merged.gateway = { ...(merged.gateway as Record<string, unknown> | undefined), standby: true };
   if (overrides.store) merged.store = { ...((raw.store as Record<string, unknown> | undefined) ?? {}), url: overrides.store };
   if (overrides.logLevel) merged.log = { ...((raw.log as Record<string, unknown> | undefined) ?? {}), level: overrides.logLevel };
   const result = configSchema.safeParse(merged);

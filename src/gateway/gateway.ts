@@ -130,6 +130,8 @@ class ProtocolProxy {
   /** TLS sockets this listener made around its clients' sockets (implicit TLS). */
   private readonly wrapped = new WeakSet<net.Socket>();
   port = 0;
+  private standbyTimer: NodeJS.Timeout | undefined;
+  private closing = false;
 
   constructor(
     readonly protocol: ProtocolName,
@@ -147,9 +149,34 @@ class ProtocolProxy {
     return this.sessions.size;
   }
 
-  async listen(): Promise<void> {
+  /**
+   * Listens on the address. A standby gateway (gateway.standby) whose address another process
+   * holds keeps trying in the background and calls `onBound` once it has it.
+   */
+  async listen(onBound: () => void): Promise<void> {
     const { host, port } = splitHostPort(this.address);
-    this.port = await listen(this.server, host, port);
+    try {
+      this.port = await listen(this.server, host, port);
+      onBound();
+    } catch (error) {
+      if (!this.config.gateway.standby || (error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+      this.logger.info({ protocol: this.protocol, address: this.address }, 'gateway: standing by; the address is held by another process');
+      const retry = (): void => {
+        this.standbyTimer = setTimeout(() => {
+          if (this.closing) return;
+          listen(this.server, host, port).then(
+            (bound) => {
+              this.port = bound;
+              this.logger.warn({ protocol: this.protocol, address: this.address }, 'gateway: took over the address');
+              onBound();
+            },
+            retry,
+          );
+        }, this.config.gateway.standbyRetryMs);
+        this.standbyTimer.unref();
+      };
+      retry();
+    }
   }
 
   private accept(socket: net.Socket): void {
@@ -322,6 +349,8 @@ class ProtocolProxy {
   }
 
   async close(deadline: Date): Promise<void> {
+    this.closing = true;
+    clearTimeout(this.standbyTimer);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const waiter of this.waiting.splice(0)) {
       clearTimeout(waiter.timer);
@@ -429,10 +458,11 @@ export async function startGateway(
       const proxy = new ProtocolProxy(protocol, config.listen[protocol], directory, config, logger);
       proxy.front = frontFor(protocol);
       proxy.counters = metrics.gatewayCountersOf(gatewayId, protocol);
-      await proxy.listen();
       proxies.set(protocol, proxy);
-      addresses[protocol] = `${splitHostPort(config.listen[protocol]).host}:${proxy.port}`;
-      logger.info({ protocol, port: proxy.port }, `gateway: ${protocol} listening`);
+      await proxy.listen(() => {
+        addresses[protocol] = `${splitHostPort(config.listen[protocol]).host}:${proxy.port}`;
+        logger.info({ protocol, port: proxy.port }, `gateway: ${protocol} listening`);
+      });
     }
     for (const [name, protocol] of IMPLICIT_TLS) {
       const address = config.gateway.implicitTls[name];
@@ -440,10 +470,11 @@ export async function startGateway(
       const proxy = new ProtocolProxy(protocol, address, directory, config, logger, tlsMaterial.context);
       proxy.front = frontFor(protocol);
       proxy.counters = metrics.gatewayCountersOf(gatewayId, protocol);
-      await proxy.listen();
       tlsProxies.set(name, proxy);
-      addresses[name] = `${splitHostPort(address).host}:${proxy.port}`;
-      logger.info({ protocol, port: proxy.port }, `gateway: ${name} (implicit TLS) listening`);
+      await proxy.listen(() => {
+        addresses[name] = `${splitHostPort(address).host}:${proxy.port}`;
+        logger.info({ protocol, port: proxy.port }, `gateway: ${name} (implicit TLS) listening`);
+      });
     }
     const adminListen = options.adminListen ?? config.gateway.adminListen;
     if (adminListen) admin = await startGatewayAdmin({ address: adminListen, gatewayId, store, directory, token: config.metrics.token, logger });
