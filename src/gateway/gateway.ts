@@ -166,6 +166,7 @@ class ProtocolProxy {
           if (this.closing) return;
           listen(this.server, host, port).then(
             (bound) => {
+              if (this.closing) return void this.server.close(); // closed while this try was under way
               this.port = bound;
               this.logger.warn({ protocol: this.protocol, address: this.address }, 'gateway: took over the address');
               onBound();

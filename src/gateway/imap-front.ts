@@ -387,7 +387,15 @@ export class ImapFront {
         if (event.kind === 'continue') return void this.write('+ Ready for literal data\r\n');
         // The common case after login, the session idle between commands: straight through,
         // without a turn of the run loop.
-        if (this.user && this.wakeEvents && this.events.length === 0 && !this.moving && !this.ended) return this.forward(event);
+        if (this.user && this.wakeEvents && this.events.length === 0 && !this.moving && !this.ended) {
+          try {
+            return this.forward(event);
+          } catch (error) {
+            // As in run(): the session ends, the gateway goes on.
+            this.log.warn({ err: (error as Error).message }, 'gateway IMAP session failed');
+            return this.end();
+          }
+        }
         this.events.push(event);
         if (this.events.length > 16) socket.pause();
         this.wake();
@@ -448,6 +456,7 @@ export class ImapFront {
     const held = this.held;
     if (!held) return true;
     this.held = undefined;
+    if (this.client.destroyed || this.client.writableEnded) return true;
     if (held.length === 1) return this.client.write(held[0]!);
     this.client.cork();
     let room = true;
@@ -486,6 +495,9 @@ export class ImapFront {
     this.ended = true;
     this.link?.close();
     this.link = undefined;
+    // What the node said before the end still goes out first.
+    this.holding = false;
+    this.spill();
     if (!this.client.destroyed) this.client.end();
     setTimeout(() => this.client.destroy(), 2_000).unref();
     this.wake();
