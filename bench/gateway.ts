@@ -74,7 +74,10 @@ function pinned(cpu: number, command: string, args: string[]): [string, string[]
   return pin ? ['taskset', ['-c', String(cpu), command, ...args]] : [command, args];
 }
 
-/** BENCH_PROFILE=NAME (e.g. gateway) writes a V8 CPU profile of that process (into BENCH_PROFILE_DIR or the current directory). */
+/**
+ * BENCH_PROFILE=NAME (e.g. gateway) writes a V8 CPU profile of that process (into BENCH_PROFILE_DIR or the
+ * current directory); with BENCH_PERF=1 it runs with --perf-basic-prof instead, for `perf record -p PID`.
+ */
 function quillProcess(name: string, args: string[]): Proc {
   const profile =
     process.env.BENCH_PROFILE !== name ? [] : process.env.BENCH_PERF ? ['--perf-basic-prof'] : ['--cpu-prof', '--cpu-prof-dir=' + (process.env.BENCH_PROFILE_DIR ?? process.cwd())];
