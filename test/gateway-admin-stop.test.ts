@@ -94,6 +94,9 @@ describe('an operator stops and restarts a gateway', () => {
       children.push(second.child);
       const again = await waitFor(store, 'gw-a', (m) => m?.state === 'active' && m.requestedState === null, 'the gateway to beat again');
       assert.ok(again);
+      const drain = await quill(['drain', 'gw-a', '--data', data]);
+      assert.notEqual(drain.code, 0, 'only nodes drain');
+      assert.match(drain.stderr, /only nodes drain/);
       await sleep(1_500); // beats with no request pending: it must not stop again
       assert.equal(second.child.exitCode, null, 'started again under the same id, it keeps running');
       const stop = await quill(['admin', 'stop', 'gw-a', '--data', data]);

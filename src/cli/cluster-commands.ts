@@ -46,7 +46,12 @@ export function addClusterCommands(program: Command): void {
     addStoreOptions(program.command(`${name} <node>`))
       .description(text)
       .action(async (id: string, options: StoreOptions) => {
-        const found = await withStore(options, (store) => store.requestMemberState(id, state));
+        const found = await withStore(options, async (store) => {
+          const member = (await store.listMembers()).find((m) => m.id === id);
+          // As in the admin API: a gateway takes no sessions of its own to drain.
+          if (member?.kind === 'gateway') throw new UsageError(`${id} is a gateway; only nodes drain`);
+          return store.requestMemberState(id, state);
+        });
         if (!found) throw new UsageError(`no node ${id} (see quill status)`);
         process.stdout.write(`node ${id}: ${state} requested\n`);
       });
