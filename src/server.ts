@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import { Authenticator } from './auth/authenticator.js';
 import { Membership, type StopRequest } from './cluster/membership.js';
+import { watchFreezes } from './cluster/freeze.js';
 import { systemResolver, type Resolver } from './queue/route.js';
 import { OutboundWorker } from './queue/worker.js';
 import type { Config, ProtocolName } from './config/config.js';
@@ -115,6 +116,8 @@ export async function startServer(config: Readonly<Config>, options: ServerOptio
   }
   for (const [name, service] of services) membershipAddresses[name] = `${service.host}:${service.port}`;
   await membership.start();
+  // Sessions a gateway opened are dropped after a freeze long enough for it to have moved them (freeze.ts).
+  watchFreezes();
   worker?.start();
 
   return {

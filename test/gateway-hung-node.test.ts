@@ -1,7 +1,9 @@
 // A node that hangs instead of dying (issue 5): SIGSTOP keeps its connections open, so the gateway
 // never sees them close. Once its heartbeats stop and it fails its probe, the gateway cuts its
 // connections, and the sessions on it move as if it had died: an IMAP session idling on it sees
-// new mail from the other node, a fetch answers, an SMTP delivery started on it completes once.
+// new mail from the other node, a fetch answers, an SMTP delivery started while it hangs is
+// stored once, and an APPEND it was sent is not carried out behind the client's back when it
+// runs again.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -37,10 +39,13 @@ describe('a hung node behind the gateway', () => {
     const port = cluster.gateway.port('imap');
     const idler = imapClient(port);
     const reader = imapClient(port);
+    const appender = imapClient(port);
     const idlerErrors: string[] = [];
     idler.on('error', (error: Error) => idlerErrors.push(error.message));
+    appender.on('error', () => undefined);
     await idler.connect();
     await reader.connect();
+    await appender.connect();
     await idler.mailboxOpen('INBOX');
     await reader.mailboxOpen('INBOX');
     assert.equal(idler.mailbox && idler.mailbox.exists, 0);
@@ -54,6 +59,14 @@ describe('a hung node behind the gateway', () => {
     hung.kill('SIGSTOP');
     stopped = true;
     const stoppedAt = Date.now();
+    // An APPEND sent now sits unread in the hung node's socket buffer. Its outcome is unknown to
+    // the gateway, which does not repeat it: the client hears so (BYE [UNAVAILABLE]) and may
+    // check and send it again. When the hung node runs again it must not carry it out late,
+    // behind the client's back (src/cluster/freeze.ts).
+    const appendOutcome = appender.append('INBOX', 'From: carol@example.com\r\nTo: bob@example.com\r\nSubject: hung-2\r\n\r\nappended while a node hangs\r\n').then(
+      () => 'stored',
+      (error: Error) => error.message,
+    );
 
     // A delivery now: through the gateway, whichever node it lands on first.
     const transport = nodemailer.createTransport({ host: '127.0.0.1', port: cluster.gateway.port('smtp'), secure: false, ignoreTLS: true });
@@ -72,12 +85,15 @@ describe('a hung node behind the gateway', () => {
     // The one idling there learns of the message too (once imapflow idles again on the new node).
     assert.equal(await within(sawNewMail, 'EXISTS on the idling session'), 1);
     assert.deepEqual(idlerErrors, [], 'the idling session saw no error');
+    assert.notEqual(await within(appendOutcome, 'the APPEND'), 'stored', 'an APPEND whose outcome is unknown is not reported done');
 
     // The node wakes up: it must not store the message a second time, and the sessions stay where they are.
     hung.kill('SIGCONT');
     stopped = false;
     await sleep(1500);
     await cluster.checkStoredOnce(['hung-1'], /\r\nSubject: (hung-\d+)\r\n/);
+    const stored = await cluster.storedSubjects('bob@example.com', /\r\nSubject: (hung-\d+)\r\n/);
+    assert.equal(stored.get('hung-2'), undefined, 'the thawed node did not carry out the APPEND it had been sent');
     await reader.noop();
     assert.equal(reader.mailbox && reader.mailbox.exists, 1);
     await idler.logout();

@@ -6,6 +6,7 @@ import type { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TLSSocket } from 'node:tls';
 import zlib from 'node:zlib';
+import { frozenSince } from '../cluster/freeze.js';
 import { isLoopback } from '../auth/authenticator.js';
 import type { ServiceDeps } from '../service.js';
 import { StoreError, type ChangeEvent, type User } from '../store/types.js';
@@ -122,7 +123,15 @@ export class Session implements ChangeSubscriber {
     return this.user?.id ?? 0;
   }
 
-  private readonly onData = (data: Buffer): void => this.reader.push(data);
+  private readonly onData = (data: Buffer): void => {
+    if (this.viaGateway && frozenSince(this.openedAt)) {
+      // The gateway has likely moved this session and replayed what it had pending (freeze.ts).
+      this.log.warn('frozen long enough to have been given up: dropping the gateway session unread');
+      this.socket.destroy();
+      return;
+    }
+    this.reader.push(data);
+  };
 
   private newReader(): CommandReader {
     const limits = this.ctx.deps.config.limits;
@@ -376,6 +385,10 @@ export class Session implements ChangeSubscriber {
     caps.push('QUOTA', 'QUOTA=RES-STORAGE', `APPENDLIMIT=${this.ctx.deps.config.limits.messageSize}`, 'STATUS=SIZE', 'COMPRESS=DEFLATE');
     return caps;
   }
+
+  /** Opened by a gateway (XQUILL-LOGIN): the gateway may carry it to another node. */
+  viaGateway = false;
+  private readonly openedAt = Date.now();
 
   loggedIn(user: User): void {
     this.user = user;

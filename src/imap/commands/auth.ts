@@ -64,6 +64,7 @@ export async function gatewayLogin(s: Session, args: ImapValue[], info: CommandI
   if (!user || user.disabled) throw no('authentication failed', CODE.authenticationFailed);
   if (s.ctx.hub.sessionsOf(user.id) >= config.limits.imapConnectionsPerUser) throw no('too many sessions for this user', CODE.limit);
   s.loggedIn(user);
+  s.viaGateway = true;
   return { code: `CAPABILITY ${s.capabilities().join(' ')}`, text: 'logged in' };
 }
 
