@@ -230,6 +230,11 @@ export class SmtpFront {
   private prefetched: string[] = [];
   /** A node link was open before: the next one re-establishes the session (a replay). */
   private linked = false;
+  /** Transaction ids: random per session, counted within it (unique without a random draw each). */
+  private readonly txnPrefix = randomBytes(9).toString('base64url');
+  private txnCount = 0;
+  /** Replies held while more replies to commands the client pipelined are due (see say()). */
+  private batch: string[] = [];
 
   constructor(
     socket: net.Socket,
@@ -281,11 +286,25 @@ export class SmtpFront {
   private end(): void {
     this.link?.close();
     this.link = undefined;
-    if (!this.client.destroyed) this.client.end();
+    if (!this.client.destroyed) {
+      // Replies still held go out before the end.
+      if (this.batch.length > 0) this.client.write(`${this.batch.splice(0).join('\r\n')}\r\n`);
+      this.client.end();
+    }
     setTimeout(() => this.client.destroy(), 2_000).unref();
   }
 
+  /**
+   * A reply to the client. RFC 2920: while replies to more of the commands the client pipelined
+   * (sent to the node along with MAIL) are due, it is held, and the group leaves in one write
+   * with the last of them, as a node answering the client itself would send it.
+   */
   private say(text: string): Promise<void> {
+    if (this.prefetched.length > 0) {
+      this.batch.push(text);
+      return Promise.resolve();
+    }
+    if (this.batch.length > 0) text = `${this.batch.splice(0).join('\r\n')}\r\n${text}`;
     return new Promise((resolve) => {
       if (this.client.destroyed) return resolve();
       this.client.write(`${text}\r\n`, () => resolve());
@@ -459,7 +478,7 @@ export class SmtpFront {
   private async mail(line: string): Promise<boolean> {
     if (!this.recorded.ehlo) return this.refuse('503 5.5.1 Say EHLO first');
     // Each transaction gets its own id: a replay of it on another node is stored once.
-    const tagged = `${line} ${TXN_PARAM}=${this.deps.gatewayId}.${randomBytes(9).toString('base64url')}`;
+    const tagged = `${line} ${TXN_PARAM}=${this.deps.gatewayId}.${this.txnPrefix}${(++this.txnCount).toString(36)}`;
     this.clearTransaction();
     // RFC 2920: RCPTs and DATA the client sent along with MAIL go to the node in the same write
     // (one round trip instead of one per command); their replies are read when their turn comes.
@@ -503,22 +522,21 @@ export class SmtpFront {
     const limit = this.deps.config.limits.messageSize + 64 * 1024;
     while (!this.recorded.dataDone) {
       const chunk = await this.reader.chunk();
-      const joined = Buffer.concat([tail, chunk]);
-      const at = joined.indexOf(DATA_END);
+      const upto = dataEnd(tail, chunk);
       let take = chunk;
-      if (at >= 0) {
-        const upto = at + DATA_END.length - tail.length;
+      if (upto >= 0) {
         take = chunk.subarray(0, upto);
         this.reader.unread(chunk.subarray(upto));
         this.recorded.dataDone = true;
       }
-      tail = Buffer.from(joined.subarray(Math.max(0, joined.length - 4)));
+      tail = chunk.length >= 4 ? Buffer.from(chunk.subarray(chunk.length - 4)) : Buffer.concat([tail, chunk]).subarray(-4);
       size += take.length;
       if (size > limit) {
         // The node refuses it too (SIZE); the gateway stops keeping a copy past the limit.
         this.recorded.data = undefined;
       } else {
-        this.recorded.data?.push(Buffer.from(take));
+        // The reader hands out each chunk once and never writes into it: kept as it is.
+        this.recorded.data?.push(take);
       }
       await this.forward(take);
     }
@@ -665,4 +683,15 @@ class ClientGone extends Error {}
 /** RFC 1891 xtext, as XCLIENT wants its values. */
 function xtext(value: string): string {
   return value.replace(/[^!-*,-<>-~]/g, (c) => `+${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
+
+/**
+ * Where the DATA terminator (RFC 5321 4.1.1.4, CRLF . CRLF) ends in `chunk`, -1 when it is not in
+ * it; `tail` holds the up to 4 bytes before the chunk, for a terminator split between reads.
+ */
+export function dataEnd(tail: Buffer, chunk: Buffer): number {
+  const edge = Buffer.concat([tail, chunk.subarray(0, DATA_END.length - 1)]).indexOf(DATA_END);
+  if (edge >= 0) return edge + DATA_END.length - tail.length;
+  const at = chunk.indexOf(DATA_END);
+  return at < 0 ? -1 : at + DATA_END.length;
 }
