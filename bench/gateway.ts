@@ -164,7 +164,8 @@ function makeMessage(to: string, subject: string, bytes: number): Buffer {
 }
 
 /** Messages/s over `connections` pipelining connections (RFC 2920). */
-async function smtpIngest(port: number, total: number, tag: string): Promise<{ rate: number; p99: number; errors: number }> {
+async function smtpIngest(port: number, total: number, tag: string, watch: Proc[] = []): Promise<{ rate: number; p99: number; errors: number; cpu: string }> {
+  const meter = cpuMeter(watch);
   const latencies: number[] = [];
   let errors = 0;
   let next = 0;
@@ -196,8 +197,10 @@ async function smtpIngest(port: number, total: number, tag: string): Promise<{ r
       client.close();
     }),
   );
+  const rate = latencies.length / ((performance.now() - start) / 1000);
+  const cpu = meter(latencies.length);
   const s = summarize(latencies);
-  return { rate: s.count / ((performance.now() - start) / 1000), p99: s.p99, errors };
+  return { rate, p99: s.p99, errors, cpu };
 }
 
 /** A minimal IMAP client: one command at a time, literals skipped by their count. */
@@ -277,22 +280,45 @@ class ImapClient {
   }
 }
 
-/** CPU time (user + system, ms) a process has used so far; 0 when it cannot be read (not Linux). */
-function cpuMs(pid: number | undefined): number {
+/** CPU time (ms) a process has used so far, in user and system mode; zeros when it cannot be read (not Linux). */
+function cpuMs(pid: number | undefined): { user: number; system: number } {
   try {
     // /proc/PID/stat: fields 14 and 15 are utime and stime in clock ticks (100 a second on Linux).
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
+    return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 };
   } catch {
-    return 0;
+    return { user: 0, system: 0 };
   }
+}
+
+/**
+ * Starts counting the CPU of this process (the load generator) and of each watched process; the
+ * result gives each one's CPU per 1,000 operations: what each hop costs, apart from the machine's share.
+ */
+function cpuMeter(watch: Proc[]): (operations: number) => string {
+  const before = watch.map((p) => cpuMs(p.child.pid));
+  const load = process.cpuUsage();
+  return (operations) => {
+    const perThousand = (ms: number) => fmt((ms / Math.max(1, operations)) * 1000);
+    // Total and the part in the kernel (the socket reads and writes, on loopback the receiver's TCP work too).
+    const both = (user: number, system: number) => `${perThousand(user + system)} ms (sys ${perThousand(system)})`;
+    const used = process.cpuUsage(load);
+    // The load generator's own share too: on shared cores, what the machine has left for the hops.
+    return [
+      `load ${both(used.user / 1000, used.system / 1000)}`,
+      ...watch.map((p, i) => {
+        const now = cpuMs(p.child.pid);
+        return `${p.name} ${both(now.user - before[i]!.user, now.system - before[i]!.system)}`;
+      }),
+    ].join(', ');
+  };
 }
 
 /** UID FETCH BODY.PEEK[] of random messages by `clients` sessions for `seconds`: fetches/s. */
 async function imapFetch(port: number, uids: number[], forSeconds = seconds, watch: Proc[] = []): Promise<{ rate: number; p99: number; errors: number; cpu: string }> {
   const sessions = await Promise.all(Array.from({ length: clients }, () => ImapClient.login(port, READER)));
   for (const s of sessions) await s.ok('SELECT INBOX');
-  const cpuBefore = watch.map((p) => cpuMs(p.child.pid));
+  const meter = cpuMeter(watch);
   const latencies: number[] = [];
   let errors = 0;
   const start = performance.now();
@@ -309,8 +335,7 @@ async function imapFetch(port: number, uids: number[], forSeconds = seconds, wat
     }),
   );
   const elapsed = (performance.now() - start) / 1000;
-  // CPU per 1,000 fetches of each watched process: what each hop costs, apart from the machine's share.
-  const cpu = watch.map((p, i) => `${p.name} ${fmt(((cpuMs(p.child.pid) - cpuBefore[i]!) / Math.max(1, latencies.length)) * 1000)} ms`).join(', ');
+  const cpu = meter(latencies.length);
   for (const s of sessions) s.close();
   const sum = summarize(latencies);
   return { rate: sum.count / elapsed, p99: sum.p99, errors, cpu };
@@ -429,12 +454,12 @@ async function main(): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       // Each round starts with another path, so none always runs first (or last) on a busy machine.
       for (const path of [...paths.slice((round - 1) % paths.length), ...paths.slice(0, (round - 1) % paths.length)]) {
-        const s = await smtpIngest(path.smtp, messages, `r${round}-${path.name.replace(/\W/g, '')}`);
+        const s = await smtpIngest(path.smtp, messages, `r${round}-${path.name.replace(/\W/g, '')}`, path.watch);
         const i = await imapFetch(path.imap, uids, seconds, path.watch);
         smtp.set(path.name, [...(smtp.get(path.name) ?? []), s.rate]);
         imap.set(path.name, [...(imap.get(path.name) ?? []), i.rate]);
         console.log(
-          `round ${round}  ${path.name.padEnd(14)} SMTP ${fmt(s.rate)} msg/s (p99 ${fmt(s.p99, 2)} ms, ${s.errors} errors)   IMAP FETCH ${fmt(i.rate)} /s (p99 ${fmt(i.p99, 2)} ms, ${i.errors} errors; CPU per 1,000: ${i.cpu})`,
+          `round ${round}  ${path.name.padEnd(14)} SMTP ${fmt(s.rate)} msg/s (p99 ${fmt(s.p99, 2)} ms, ${s.errors} errors; CPU per 1,000: ${s.cpu})   IMAP FETCH ${fmt(i.rate)} /s (p99 ${fmt(i.p99, 2)} ms, ${i.errors} errors; CPU per 1,000: ${i.cpu})`,
         );
       }
     }
