@@ -2,18 +2,18 @@
 // split it, never a dot-stuffed line or a terminator's look-alike.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { dataEnd } from './smtp-front.js';
+import { dataEnd, tailAfter } from './smtp-front.js';
 
 /** Feeds `wire` in reads cut at `cuts`, as the DATA loop does; where the data ends in `wire`, or -1. */
 function endIn(wire: string, cuts: number[]): number {
-  let tail = Buffer.from('\r\n'); // the CRLF that ended the DATA command
+  let tail: Buffer = Buffer.from('\r\n'); // the CRLF that ended the DATA command
   let offset = 0;
   const bounds = [...cuts, wire.length];
   for (let i = 0; i < bounds.length; i++) {
     const chunk = Buffer.from(wire.slice(offset, bounds[i]), 'latin1');
     const upto = dataEnd(tail, chunk);
     if (upto >= 0) return offset + upto;
-    tail = chunk.length >= 4 ? Buffer.from(chunk.subarray(chunk.length - 4)) : Buffer.concat([tail, chunk]).subarray(-4);
+    tail = tailAfter(tail, chunk);
     offset = bounds[i]!;
   }
   return -1;

@@ -517,7 +517,7 @@ export class SmtpFront {
     this.recorded.inData = true;
     this.busy = true;
     // The CRLF that ended the DATA line counts for a terminator right at the start.
-    let tail = Buffer.from('\r\n');
+    let tail: Buffer = Buffer.from('\r\n');
     let size = 0;
     const limit = this.deps.config.limits.messageSize + 64 * 1024;
     while (!this.recorded.dataDone) {
@@ -529,7 +529,7 @@ export class SmtpFront {
         this.reader.unread(chunk.subarray(upto));
         this.recorded.dataDone = true;
       }
-      tail = chunk.length >= 4 ? Buffer.from(chunk.subarray(chunk.length - 4)) : Buffer.concat([tail, chunk]).subarray(-4);
+      tail = tailAfter(tail, chunk);
       size += take.length;
       if (size > limit) {
         // The node refuses it too (SIZE); the gateway stops keeping a copy past the limit.
@@ -694,4 +694,9 @@ export function dataEnd(tail: Buffer, chunk: Buffer): number {
   if (edge >= 0) return edge + DATA_END.length - tail.length;
   const at = chunk.indexOf(DATA_END);
   return at < 0 ? -1 : at + DATA_END.length;
+}
+
+/** The last 4 bytes up to the end of `chunk` (`tail`: those before it), for dataEnd on the next read. */
+export function tailAfter(tail: Buffer, chunk: Buffer): Buffer {
+  return chunk.length >= 4 ? Buffer.from(chunk.subarray(chunk.length - 4)) : Buffer.concat([tail, chunk]).subarray(-4);
 }
