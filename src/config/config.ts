@@ -112,6 +112,12 @@ const gatewaySchema = z
     queueTimeoutMs: z.number().int().positive().default(5000),
     /** Time to connect to a node before trying the next one. */
     connectTimeoutMs: z.number().int().positive().default(2000),
+    /**
+     * Affinity: a user's IMAP, POP3 and submission sessions go to one node, the same from every
+     * gateway, while it carries at most this many more sessions of the protocol than the least
+     * loaded node; past that, least load wins. 0 keeps a user on one node only among equals.
+     */
+    affinitySlack: z.number().int().nonnegative().default(8),
     /** How often the gateway re-reads the membership and probes every node. */
     probeIntervalMs: z.number().int().positive().default(1000),
     /** Start each connection to a node with a PROXY v1 line naming the client (nodes must list this gateway in trustedGateways). */

@@ -1,9 +1,12 @@
 // The gateway's picture of the nodes (DESIGN.md "Membership"): it re-reads the membership
 // from the store, probes every node itself, and drops a node at its first failed probe or
-// failed connection — not only after missed heartbeats. Picking is by reported load.
+// failed connection — not only after missed heartbeats. Picking is by reported load, with a
+// user's sessions kept on one node while that costs little balance (affinity, as in Porcupine:
+// the node's caches of that user's mailboxes stay warm).
 // A node that stops answering without closing its connections (SIGSTOP, a hang, a cut network)
 // is given up for dead once its heartbeats have stopped (DEAD_AFTER_MS) and it fails its probe:
 // the gateway cuts its connections to it, and the sessions on it move as if it had died.
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { isAlive } from '../cluster/membership.js';
 import { splitHostPort } from '../config/config.js';
@@ -27,6 +30,8 @@ export interface NodeView {
 export interface DirectoryOptions {
   probeIntervalMs: number;
   probeTimeoutMs: number;
+  /** A user's home node takes the user's sessions while it has at most this many more than the least loaded. */
+  affinitySlack?: number;
 }
 
 /** A node whose heartbeats stopped this long ago is forgotten even if it still answers probes. */
@@ -139,18 +144,39 @@ export class NodeDirectory {
     if (node) node.openedSinceBeat.set(protocol, (node.openedSinceBeat.get(protocol) ?? 0) + 1);
   }
 
-  /** Nodes able to take a new session of the protocol, least loaded first. */
-  candidates(protocol: string): { id: string; address: string }[] {
+  /**
+   * Nodes able to take a new session of the protocol, least loaded first. With a user, the user's
+   * home node comes first while its load is within the affinity slack of the least loaded one: of
+   * the nodes that are, the one ranking highest for the user by rendezvous hashing, so every
+   * gateway picks the same home without sharing anything, and a node joining or leaving moves
+   * only the users whose home it is.
+   */
+  candidates(protocol: string, user?: string): { id: string; address: string }[] {
     const load = (node: NodeView) => (node.member.load.connections[protocol] ?? 0) + (node.openedSinceBeat.get(protocol) ?? 0);
-    return [...this.nodes.values()]
+    const nodes = [...this.nodes.values()]
       .filter((node) => node.healthy && !node.stale && node.member.state === 'active' && node.member.addresses[protocol])
-      .sort((a, b) => load(a) - load(b) || a.member.load.eventLoopDelayMs - b.member.load.eventLoopDelayMs || a.id.localeCompare(b.id))
-      .map((node) => ({ id: node.id, address: node.member.addresses[protocol]! }));
+      .sort((a, b) => load(a) - load(b) || a.member.load.eventLoopDelayMs - b.member.load.eventLoopDelayMs || a.id.localeCompare(b.id));
+    if (user !== undefined && nodes.length > 1) {
+      const limit = load(nodes[0]!) + (this.options.affinitySlack ?? 0);
+      let home = 0;
+      let best = -1;
+      for (let i = 0; i < nodes.length && load(nodes[i]!) <= limit; i++) {
+        const score = rendezvousScore(user, nodes[i]!.id);
+        if (score > best) [home, best] = [i, score];
+      }
+      nodes.unshift(...nodes.splice(home, 1));
+    }
+    return nodes.map((node) => ({ id: node.id, address: node.member.addresses[protocol]! }));
   }
 
   list(): NodeView[] {
     return [...this.nodes.values()];
   }
+}
+
+/** The user's rank for a node (rendezvous, or highest-random-weight, hashing): 48 bits of a hash of both. */
+function rendezvousScore(user: string, nodeId: string): number {
+  return createHash('sha256').update(`${user.toLowerCase()}\0${nodeId}`).digest().readUIntBE(0, 6);
 }
 
 /** GET /healthz on a node: 200 within the timeout means healthy. */

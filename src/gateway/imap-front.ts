@@ -695,7 +695,7 @@ export class ImapFront {
 
   /** Opens a node session for the user on the least loaded node: greeting, XQUILL-LOGIN. */
   private async openSession(avoid?: string): Promise<{ link: NodeLink; caps: string }> {
-    const candidates = this.deps.directory.candidates('imap').filter((node) => node.id !== avoid);
+    const candidates = this.deps.directory.candidates('imap', this.user).filter((node) => node.id !== avoid);
     if (candidates.length === 0) throw new LinkLost('no node available');
     let lastError: unknown;
     for (const node of candidates) {

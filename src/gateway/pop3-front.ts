@@ -438,7 +438,7 @@ export class Pop3Front {
       return this.authFailed(result.reason === 'locked' ? '-ERR [AUTH] too many failed logins from your address; try again later' : '-ERR [AUTH] authentication failed');
     }
     const user = result.user.address;
-    for (const node of this.deps.directory.candidates('pop3')) {
+    for (const node of this.deps.directory.candidates('pop3', user)) {
       let link: NodeLink | undefined;
       try {
         link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs);
@@ -501,7 +501,7 @@ export class Pop3Front {
    */
   private async ensureLink(): Promise<NodeLink> {
     if (this.link) return this.link;
-    const candidates = this.deps.directory.candidates('pop3');
+    const candidates = this.deps.directory.candidates('pop3', this.user);
     if (candidates.length === 0) throw new LinkLost('no node available');
     let lastError: unknown;
     for (const node of candidates) {
@@ -730,7 +730,7 @@ export class Pop3Front {
   private async finishElsewhere(): Promise<void> {
     const view = this.view ?? [];
     let lastError: unknown;
-    for (const node of this.deps.directory.candidates('pop3')) {
+    for (const node of this.deps.directory.candidates('pop3', this.user)) {
       let link: NodeLink | undefined;
       try {
         link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs);

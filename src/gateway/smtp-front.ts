@@ -617,7 +617,8 @@ export class SmtpFront {
   /** The node link, opened and brought up to the recorded state when there is none. */
   private async ensureLink(): Promise<NodeLink> {
     if (this.link) return this.link;
-    const candidates = this.deps.directory.candidates(this.deps.protocol);
+    // A submission session's user has a home node; mail from other servers has no user.
+    const candidates = this.deps.directory.candidates(this.deps.protocol, this.recorded.user);
     if (candidates.length === 0) throw new LinkLost('no node available');
     let lastError: unknown;
     for (const node of candidates) {
