@@ -1,12 +1,12 @@
-// One place that checks passwords for every protocol: scrypt verification, a delay after
-// each failure, and a lockout of client addresses that fail too often (RFC 2505 spirit).
+// One place that checks passwords for every protocol (IMAP, POP3, submission, webmail and the
+// gateway's fronts): scrypt verification, a delay after each failure, and login throttling per
+// account, address and network (throttle.ts) that another account's success does not reset.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Store, User } from '../store/types.js';
 import { verifyPassword } from '../util/password.js';
+import { LoginThrottle, type ThrottleLimits } from './throttle.js';
 
-export interface AuthLimits {
-  authFailuresPerIp: number;
-  lockoutSeconds: number;
+export interface AuthLimits extends ThrottleLimits {
   authFailureDelayMs: number;
 }
 
@@ -16,46 +16,41 @@ export type AuthResult = { ok: true; user: User } | { ok: false; reason: 'invali
 const DUMMY_HASH = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
 
 export class Authenticator {
-  private failures = new Map<string, { count: number; since: number }>();
+  private readonly throttle: LoginThrottle;
 
   constructor(
     private readonly store: Store,
     private readonly limits: AuthLimits,
-  ) {}
+  ) {
+    this.throttle = new LoginThrottle(limits);
+  }
 
+  /** Whether the client address (or its network) failed too often, whatever the account (sign-up asks this). */
   isLocked(remoteIp: string): boolean {
-    const entry = this.failures.get(remoteIp);
-    if (!entry) return false;
-    if (Date.now() - entry.since > this.limits.lockoutSeconds * 1000) {
-      this.failures.delete(remoteIp);
-      return false;
-    }
-    return entry.count >= this.limits.authFailuresPerIp;
+    return this.throttle.addressBlocked(remoteIp);
+  }
+
+  /** Counts a failure that is not a password check (a wrong invite code) against the address. */
+  async recordFailure(remoteIp: string, account?: string): Promise<void> {
+    this.throttle.failed(account, remoteIp);
+    await sleep(this.limits.authFailureDelayMs);
   }
 
   /** Verifies an address and password. Store errors propagate (they are temporary failures). */
   async authenticate(address: string, password: string, remoteIp: string): Promise<AuthResult> {
-    if (this.isLocked(remoteIp)) {
+    if (this.throttle.blocked(address, remoteIp)) {
       await sleep(this.limits.authFailureDelayMs);
       return { ok: false, reason: 'locked' };
     }
     const user = await this.store.getUser(address.trim());
     const valid = await verifyPassword(password, user?.passwordHash ?? DUMMY_HASH);
     if (user && valid && !user.disabled) {
-      this.failures.delete(remoteIp);
+      this.throttle.succeeded(address, remoteIp);
       return { ok: true, user };
     }
-    this.recordFailure(remoteIp);
+    this.throttle.failed(address, remoteIp);
     await sleep(this.limits.authFailureDelayMs);
     return { ok: false, reason: user && valid ? 'disabled' : 'invalid' };
-  }
-
-  private recordFailure(remoteIp: string): void {
-    const entry = this.failures.get(remoteIp);
-    const now = Date.now();
-    if (!entry || now - entry.since > this.limits.lockoutSeconds * 1000) this.failures.set(remoteIp, { count: 1, since: now });
-    else entry.count++;
-    if (this.failures.size > 100_000) this.failures.clear(); // bounded memory under a spray of addresses
   }
 }
 

@@ -47,9 +47,22 @@ const limitsSchema = z
     imapIdleTimeoutSeconds: seconds.default(1800),
     /** Failed authentications in one session before it is closed. */
     authFailures: z.number().int().positive().default(3),
-    /** Failed authentications per client address within lockoutSeconds before it is locked out. */
+    /**
+     * Failed authentications per client address (IPv6: per /64) within lockoutSeconds before it
+     * is throttled for every account it has not logged in to recently; also the limit for one
+     * (account, address) pair. Another account's successful login does not reset it.
+     */
     authFailuresPerIp: z.number().int().positive().default(10),
+    /** Failed authentications for one account, from any address, before it is throttled for addresses it has not logged in from recently. */
+    authFailuresPerAccount: z.number().int().positive().default(30),
+    /** Failed authentications from one network (IPv4 /24, IPv6 /48) before it is throttled likewise. */
+    authFailuresPerNetwork: z.number().int().positive().default(100),
+    /** The window the failure counts above are kept for. */
     lockoutSeconds: seconds.default(300),
+    /** How long after a successful login an address stays known to the account (not held back by the account's or the address's count). */
+    authKnownAddressHours: z.number().positive().default(168),
+    /** Entries in each throttling table (accounts, addresses, networks, pairs); the least recently failing go first. */
+    authThrottleEntries: z.number().int().min(100).default(100_000),
     /** Delay before answering a failed authentication. */
     authFailureDelayMs: z.number().int().nonnegative().default(1000),
     /** Unknown or malformed commands before the session is closed. */

@@ -660,7 +660,7 @@ export class ImapFront {
     const result = await this.deps.auth.authenticate(address, password, (this.raw.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, ''));
     if (!result.ok) {
       this.log.info({ address, reason: result.reason }, 'authentication failed');
-      this.write(`${tag} NO [AUTHENTICATIONFAILED] authentication failed\r\n`);
+      this.write(result.reason === 'locked' ? `${tag} NO [UNAVAILABLE] too many failed logins, try again later\r\n` : `${tag} NO [AUTHENTICATIONFAILED] authentication failed\r\n`);
       if (++this.authFailures >= this.deps.config.limits.authFailures) {
         this.write('* BYE too many failed authentications\r\n');
         return false;

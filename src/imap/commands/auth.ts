@@ -78,6 +78,8 @@ async function authenticateUser(s: Session, address: string, password: string): 
       s.untaggedStatus('BYE', 'too many failed authentications');
       s.state = 'logout';
     }
+    // Throttled (src/auth/throttle.ts): a temporary refusal, so clients retry rather than ask for a new password.
+    if (result.reason === 'locked') throw no('too many failed logins, try again later', CODE.unavailable);
     throw no('authentication failed', CODE.authenticationFailed);
   }
   if (s.ctx.hub.sessionsOf(result.user.id) >= config.limits.imapConnectionsPerUser) {

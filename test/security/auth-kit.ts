@@ -1,0 +1,142 @@
+// Shared by the login and sign-up security tests: a line client that binds a chosen loopback
+// address (so the server sees 127.0.0.2, 127.0.0.3...), one login attempt per protocol on a
+// fresh connection, and a second client whose NOOPs are timed while an attack runs.
+import net from 'node:net';
+
+export class LineClient {
+  private buffer = '';
+  private waiters: (() => void)[] = [];
+  closed = false;
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      this.buffer += chunk;
+      this.wake();
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+  }
+
+  static connect(port: number, localAddress: string): Promise<LineClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port, localAddress }, () => resolve(new LineClient(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  private wake(): void {
+    for (const waiter of this.waiters.splice(0)) waiter();
+  }
+
+  send(line: string): void {
+    this.socket.write(`${line}\r\n`);
+  }
+
+  /** The next line without CRLF; throws when the server closed first. */
+  async line(): Promise<string> {
+    for (;;) {
+      const end = this.buffer.indexOf('\r\n');
+      if (end >= 0) {
+        const line = this.buffer.slice(0, end);
+        this.buffer = this.buffer.slice(end + 2);
+        return line;
+      }
+      if (this.closed) throw new Error('connection closed by server');
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  /** Lines up to and including the first that matches. */
+  async until(last: RegExp): Promise<string> {
+    for (;;) {
+      const line = await this.line();
+      if (last.test(line)) return line;
+    }
+  }
+
+  async command(line: string, last: RegExp): Promise<string> {
+    this.send(line);
+    return this.until(last);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+const plain = (user: string, password: string) => Buffer.from(`\0${user}\0${password}`).toString('base64');
+
+export type Protocol = 'imap' | 'pop3' | 'submission';
+
+/** Logs in on a new connection from `from`; the server's answer to the login, the connection closed after. */
+export async function tryLogin(protocol: Protocol, port: number, from: string, user: string, password: string): Promise<string> {
+  const client = await LineClient.connect(port, from);
+  try {
+    await client.line(); // greeting
+    if (protocol === 'imap') return await client.command(`a LOGIN "${user}" "${password}"`, /^a /);
+    if (protocol === 'pop3') {
+      await client.command(`USER ${user}`, /^[+-]/);
+      return await client.command(`PASS ${password}`, /^[+-]/);
+    }
+    await client.command('EHLO client.test', /^\d{3} /);
+    return await client.command(`AUTH PLAIN ${plain(user, password)}`, /^\d{3} /);
+  } finally {
+    client.close();
+  }
+}
+
+export const succeeded = (protocol: Protocol, reply: string): boolean =>
+  protocol === 'imap' ? /^a OK/.test(reply) : protocol === 'pop3' ? reply.startsWith('+OK') : reply.startsWith('235');
+
+/** What each protocol answers a throttled login with. */
+export const THROTTLED: Record<Protocol, RegExp> = {
+  imap: /^a NO \[UNAVAILABLE\] too many failed logins/,
+  pop3: /^-ERR \[AUTH\] too many failed logins/,
+  submission: /^454 4\.7\.0 /,
+};
+
+/**
+ * A logged-in second client that sends NOOP every few milliseconds while `work` runs; resolves
+ * to work's result and every NOOP's round trip in ms.
+ */
+export async function whileTimingNoops<T>(protocol: Protocol, port: number, from: string, user: string, password: string, work: () => Promise<T>): Promise<{ result: T; noopMs: number[] }> {
+  const client = await LineClient.connect(port, from);
+  await client.line();
+  if (protocol === 'imap') await client.command(`n LOGIN "${user}" "${password}"`, /^n OK/);
+  else if (protocol === 'pop3') {
+    await client.command(`USER ${user}`, /^\+OK/);
+    await client.command(`PASS ${password}`, /^\+OK/);
+  } else {
+    await client.command('EHLO second.test', /^250 /);
+    await client.command(`AUTH PLAIN ${plain(user, password)}`, /^235 /);
+  }
+  const noopMs: number[] = [];
+  let done = false;
+  const timing = (async () => {
+    while (!done) {
+      const start = performance.now();
+      if (protocol === 'imap') await client.command('n NOOP', /^n OK/);
+      else if (protocol === 'pop3') await client.command('NOOP', /^\+OK/);
+      else await client.command('NOOP', /^250 /);
+      noopMs.push(performance.now() - start);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  try {
+    const result = await work();
+    return { result, noopMs };
+  } finally {
+    done = true;
+    await timing;
+    client.close();
+  }
+}
+
+/** The share of round trips under `ms` (a shared test machine may stall one now and then). */
+export function shareUnder(samples: number[], ms: number): number {
+  return samples.filter((sample) => sample < ms).length / Math.max(samples.length, 1);
+}
