@@ -222,9 +222,15 @@ export const configSchema = z
         sentCopy: z.boolean().default(false),
         /** Look up the client's host name (DNS PTR) for the Received header. */
         reverseLookup: z.boolean().default(true),
+        /**
+         * Submission: who may send as other addresses of their own domain (MAIL FROM, From:,
+         * Sender:). Entries are users ("boss@example.com") or whole domains ("example.com");
+         * everyone else may use only their own address (550 5.7.1 otherwise).
+         */
+        trustedSenders: z.array(z.string().min(1)).default([]),
       })
       .strict()
-      .default({ loopbackPlainAuth: true, sentCopy: false, reverseLookup: true }),
+      .default({ loopbackPlainAuth: true, sentCopy: false, reverseLookup: true, trustedSenders: [] }),
     pop3: z
       .object({ loopbackPlainAuth: z.boolean().default(true) })
       .strict()

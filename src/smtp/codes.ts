@@ -48,4 +48,6 @@ export const Replies = {
   authUnavailable: () => new SmtpReply(Code.TemporaryAuthFailure, '4.7.0', 'Temporary authentication failure'),
   tooManyAuthFailures: () => new SmtpReply(Code.ServiceClosing, '4.7.0', 'Too many failed authentications, closing connection'),
   senderNotOwned: () => new SmtpReply(Code.MailboxNameNotAllowed, '5.7.1', 'Sender address does not belong to you'),
+  headerSenderNotOwned: (field: 'From' | 'Sender', user: string) =>
+    new SmtpReply(Code.MailboxUnavailable, '5.7.1', `The ${field}: header must name your own address (${user}), not someone else's`),
 } as const;

@@ -5,6 +5,7 @@ import { isLoopback } from '../auth/authenticator.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { Replies } from './codes.js';
 import { startListener, type SessionContext, type SessionUser } from './listener.js';
+import { checkHeaderSenders, mayUseAddress } from './sender-check.js';
 import { fixUpSubmission } from './submission-fixups.js';
 
 const userOf = (session: SMTPServerSession): SessionUser | undefined => (session.user ? (session.user as SessionUser) : undefined);
@@ -45,12 +46,15 @@ export function startSubmission(deps: ServiceDeps): Promise<Service> {
     checkSender(address, session) {
       const user = userOf(session);
       if (!user) throw Replies.authRequired();
-      if (address.toLowerCase() !== user.address.toLowerCase()) throw Replies.senderNotOwned();
+      if (!mayUseAddress(user.address, address, config.smtp.trustedSenders)) throw Replies.senderNotOwned();
     },
     checkRecipient(_recipient, session) {
       if (!userOf(session)) throw Replies.authRequired();
     },
-    async inspect(body) {
+    async inspect(body, session) {
+      const user = userOf(session);
+      const refused = user ? checkHeaderSenders(body, user.address, config.smtp.trustedSenders) : Replies.authRequired();
+      if (refused) throw refused;
       return { headers: Buffer.alloc(0), body: fixUpSubmission(body, config.hostname) };
     },
     sentCopyUserId: (session) => (config.smtp.sentCopy ? userOf(session)?.id : undefined),
