@@ -20,6 +20,7 @@ import { createLogger, type Logger } from './util/logger.js';
 import { measuredStore } from './metrics/measured-store.js';
 import { processMetrics } from './metrics/metrics.js';
 import { watchNode } from './metrics/node-metrics.js';
+import { configurePasswords } from './util/password.js';
 import { loadTls } from './util/tls.js';
 
 export interface RunningServer {
@@ -65,6 +66,7 @@ export async function startServer(config: Readonly<Config>, options: ServerOptio
   // Every store call is timed for quill_store_seconds.
   const store = measuredStore(options.store ?? (await openStore(config)), processMetrics(), nodeId);
   const tls = await loadTls(config.data, config.hostname, config.tls);
+  configurePasswords({ scryptN: config.limits.passwordScryptN, concurrency: config.limits.passwordHashConcurrency });
   const auth = new Authenticator(store, config.limits);
   const resolver = options.resolver ?? systemResolver;
   const deps: ServiceDeps = { config, store, logger, tls, auth, nodeId, resolver };

@@ -1,28 +1,70 @@
 // One place that checks passwords for every protocol (IMAP, POP3, submission, webmail and the
 // gateway's fronts): scrypt verification, a delay after each failure, and login throttling per
-// account, address and network (throttle.ts) that another account's success does not reset.
+// account, address and network (throttle.ts) that another account's success does not reset,
+// and a cache of recently verified credentials (as Dovecot's auth cache) so a client that
+// logs in often does not pay for scrypt each time.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { processMetrics } from '../metrics/metrics.js';
 import type { Store, User } from '../store/types.js';
-import { verifyPassword } from '../util/password.js';
+import { dummyHash, hashPassword, needsRehash, verifyPassword } from '../util/password.js';
 import { LoginThrottle, type ThrottleLimits } from './throttle.js';
 
 export interface AuthLimits extends ThrottleLimits {
   authFailureDelayMs: number;
+  /** How long a verified password is remembered (0: never). */
+  authCacheSeconds: number;
+  authCacheEntries: number;
+}
+
+/**
+ * Passwords that verified recently, per user, as an HMAC under a key that lives only in this
+ * process (never the password itself). An entry holds only while the stored hash is the one it
+ * was verified against: a changed password (any node, the CLI, the web) is checked afresh at once.
+ */
+class VerifiedCache {
+  private readonly key = randomBytes(32);
+  private readonly entries = new Map<string, { storedHash: string; mac: Buffer; expires: number }>();
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly maxEntries: number,
+  ) {}
+
+  private mac(user: User, password: string): Buffer {
+    return createHmac('sha256', this.key).update(`${user.id}\0${user.passwordHash}\0`).update(password).digest();
+  }
+
+  has(user: User, password: string): boolean {
+    const entry = this.entries.get(user.address);
+    if (!entry) return false;
+    if (entry.storedHash !== user.passwordHash || entry.expires <= Date.now()) {
+      this.entries.delete(user.address);
+      return false;
+    }
+    return timingSafeEqual(entry.mac, this.mac(user, password));
+  }
+
+  remember(user: User, password: string): void {
+    if (this.ttlMs <= 0) return;
+    this.entries.delete(user.address);
+    this.entries.set(user.address, { storedHash: user.passwordHash, mac: this.mac(user, password), expires: Date.now() + this.ttlMs });
+    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+  }
 }
 
 export type AuthResult = { ok: true; user: User } | { ok: false; reason: 'invalid' | 'locked' | 'disabled' };
 
-// A fixed hash to verify against for unknown users, so timing does not reveal which exist.
-const DUMMY_HASH = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
-
 export class Authenticator {
   private readonly throttle: LoginThrottle;
+  private readonly verified: VerifiedCache;
 
   constructor(
     private readonly store: Store,
     private readonly limits: AuthLimits,
   ) {
     this.throttle = new LoginThrottle(limits);
+    this.verified = new VerifiedCache(limits.authCacheSeconds * 1000, limits.authCacheEntries);
   }
 
   /** Whether the client address (or its network) failed too often, whatever the account (sign-up asks this). */
@@ -42,15 +84,31 @@ export class Authenticator {
       await sleep(this.limits.authFailureDelayMs);
       return { ok: false, reason: 'locked' };
     }
-    const user = await this.store.getUser(address.trim());
-    const valid = await verifyPassword(password, user?.passwordHash ?? DUMMY_HASH);
+    let user = await this.store.getUser(address.trim());
+    // Unknown users are checked against a hash of the same cost: timing does not tell who exists.
+    const cached = user !== undefined && this.verified.has(user, password);
+    processMetrics().passwordChecks.inc({ result: cached ? 'cached' : 'scrypt' });
+    const valid = cached || (await verifyPassword(password, user?.passwordHash ?? dummyHash()));
     if (user && valid && !user.disabled) {
       this.throttle.succeeded(address, remoteIp);
+      if (needsRehash(user.passwordHash)) user = await this.rehash(user, password);
+      this.verified.remember(user, password);
       return { ok: true, user };
     }
     this.throttle.failed(address, remoteIp);
     await sleep(this.limits.authFailureDelayMs);
     return { ok: false, reason: user && valid ? 'disabled' : 'invalid' };
+  }
+
+  /** A hash made at an older, lower cost is replaced at login, while the password is at hand. */
+  private async rehash(user: User, password: string): Promise<User> {
+    try {
+      const passwordHash = await hashPassword(password);
+      await this.store.setPassword(user.address, passwordHash);
+      return { ...user, passwordHash };
+    } catch {
+      return user; // the store is busy or read-only: next time
+    }
   }
 }
 

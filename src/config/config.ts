@@ -63,6 +63,23 @@ const limitsSchema = z
     authKnownAddressHours: z.number().positive().default(168),
     /** Entries in each throttling table (accounts, addresses, networks, pairs); the least recently failing go first. */
     authThrottleEntries: z.number().int().min(100).default(100_000),
+    /**
+     * scrypt cost N for new password hashes (a power of two; r=8, p=1). Default 131072 (2^17,
+     * 128 MiB and ~0.4 s per hash); older, cheaper hashes are rehashed at the next login.
+     */
+    passwordScryptN: z
+      .number()
+      .int()
+      .min(2 ** 14)
+      .max(2 ** 20)
+      .refine((n) => (n & (n - 1)) === 0, { message: 'must be a power of two' })
+      .optional(),
+    /** Password hashes computed at once per process (each holds 128*N*8 bytes); more wait their turn. */
+    passwordHashConcurrency: z.number().int().positive().default(2),
+    /** How long a verified password is remembered so repeated logins skip scrypt (0 = off); a changed password applies at once. */
+    authCacheSeconds: z.number().nonnegative().default(3600),
+    /** Users in the verified-password cache; the least recently used go first. */
+    authCacheEntries: z.number().int().positive().default(10_000),
     /** Delay before answering a failed authentication. */
     authFailureDelayMs: z.number().int().nonnegative().default(1000),
     /** Unknown or malformed commands before the session is closed. */

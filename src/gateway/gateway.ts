@@ -21,6 +21,7 @@ import { HttpFrontEnd } from './http-front.js';
 import { ImapFront } from './imap-front.js';
 import { Pop3Front } from './pop3-front.js';
 import { SmtpFront } from './smtp-front.js';
+import { configurePasswords } from '../util/password.js';
 
 const PROTOCOLS: ProtocolName[] = ['smtp', 'submission', 'pop3', 'imap', 'http'];
 
@@ -397,6 +398,7 @@ export async function startGateway(
   const tlsProxies = new Map<ImplicitTlsName, ProtocolProxy>();
   const addresses: Record<string, string> = {};
   const gatewayId = options.id ?? `gateway-${hostname()}-${process.pid}`;
+  configurePasswords({ scryptN: config.limits.passwordScryptN, concurrency: config.limits.passwordHashConcurrency });
   const auth = new Authenticator(store, config.limits);
   const tlsMaterial = await loadTls(config.data, config.hostname, config.tls);
   const membership = new Membership(

@@ -83,6 +83,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly passwordChecks = new Counter({
+    name: 'quill_password_checks_total',
+    help: 'Password checks by how they were answered: cached (a recently verified credential, no scrypt) or scrypt',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+
   readonly deliveries = new Counter({
     name: 'quill_deliveries_total',
     help: 'Messages by path (smtp, submission: stored or rejected; outbound: delivered, deferred or bounced per recipient)',
