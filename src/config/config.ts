@@ -176,12 +176,28 @@ const gatewaySchema = z
   })
   .strict();
 
+/**
+ * Local parts nobody may claim by signing up (issue 17 row 7): role addresses that RFC 2142
+ * and common practice give to the operators, compared with '.', '-' and '_' taken out.
+ */
+export const RESERVED_NAMES = [
+  'postmaster', 'abuse', 'hostmaster', 'webmaster', 'admin', 'administrator', 'root', 'noreply', 'no-reply', 'mailer-daemon',
+  'security', 'support', 'info', 'sales', 'marketing', 'billing', 'help', 'www', 'uucp', 'usenet', 'news', 'ftp', 'noc',
+  'system', 'daemon', 'nobody', 'operator', 'staff', 'owner', 'ssl-admin', 'dmarc', 'dmarc-reports', 'tls-reports', 'mail', 'quill',
+];
+
 const webSchema = z
   .object({
     /** Who may create an account in the browser: nobody (admins use the CLI), anyone on our domains, or holders of an invite code. */
     signup: z.enum(['closed', 'open', 'invite']).default('closed'),
     /** Codes accepted when signup is 'invite'. */
     inviteCodes: z.array(z.string().min(8)).default([]),
+    /** Local parts sign-up refuses (compared without '.', '-', '_'); replaces the built-in list when set. */
+    reservedNames: z.array(z.string().min(1)).default(RESERVED_NAMES),
+    /** Quota of an account made by sign-up; never unlimited. */
+    signupQuota: size.refine((bytes) => bytes > 0, { message: 'must be more than 0 (sign-ups are never unlimited)' }).default(1024 ** 3),
+    /** Accounts one client address (IPv6: /64) may create per hour. */
+    signupsPerIpPerHour: z.number().int().positive().default(3),
     /** How long a browser login lasts. */
     sessionHours: z.number().positive().default(14 * 24),
   })

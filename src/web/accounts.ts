@@ -1,7 +1,9 @@
 // Accounts in the browser: login, logout, who am I, change password, sign-up (per config).
 // Passwords go through the same Authenticator as IMAP/SMTP/POP3: scrypt, failure delay and
-// per-address lockout.
+// throttling. Sign-up refuses role names, gives a quota, and is rate-limited per address;
+// wrong invite codes and taken addresses count as failed logins (issue 17 row 7).
 import type { FastifyInstance } from 'fastify';
+import { addressKey, WindowCounter } from '../auth/throttle.js';
 import type { ServiceDeps } from '../service.js';
 import { domainOf } from '../smtp/delivery.js';
 import { StoreError } from '../store/types.js';
@@ -19,6 +21,9 @@ const NEW_ADDRESS = /^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?@[a-z0-9](?:[a-z0-9
 export function accountRoutes(app: FastifyInstance, deps: ServiceDeps): void {
   const { store, auth, config } = deps;
   const lifetimeHours = config.web.sessionHours;
+  const signups = new WindowCounter(3600_000, config.limits.authThrottleEntries);
+  const squash = (name: string) => name.toLowerCase().replace(/[._-]/g, '');
+  const reserved = new Set(config.web.reservedNames.map(squash));
 
   // What the login page needs to know before anyone logs in.
   app.get('/config', { config: { public: true } }, async () => ({ signup: config.web.signup }));
@@ -83,20 +88,31 @@ export function accountRoutes(app: FastifyInstance, deps: ServiceDeps): void {
       const { signup, inviteCodes } = config.web;
       if (signup === 'closed') throw Errors.forbidden('sign-up is closed; ask an administrator for an account');
       if (auth.isLocked(request.clientIp)) throw Errors.locked();
+      const from = addressKey(request.clientIp);
+      if (signups.count(from) >= config.web.signupsPerIpPerHour) throw Errors.tooManySignups();
       if (signup === 'invite') {
         const code = request.body.inviteCode ?? '';
-        if (!inviteCodes.some((known) => sameSecret(known, code))) throw Errors.forbidden('a valid invite code is needed');
+        if (!inviteCodes.some((known) => sameSecret(known, code))) {
+          await auth.recordFailure(request.clientIp); // guessing codes is guessing passwords
+          throw Errors.forbidden('a valid invite code is needed');
+        }
       }
       const wanted = request.body.address.trim().toLowerCase();
       if (!NEW_ADDRESS.test(wanted)) throw Errors.badRequest('not a valid address');
+      const localPart = wanted.slice(0, wanted.lastIndexOf('@'));
+      if (reserved.has(squash(localPart.replace(/\+.*$/, '')))) throw Errors.forbidden(`${localPart} is a reserved name; choose another`);
       if (!(await store.getDomain(domainOf(wanted)))) throw Errors.badRequest(`${domainOf(wanted)} is not a domain of this server`);
       let user;
       try {
-        user = await store.addUser({ address: wanted, passwordHash: await hashPassword(request.body.password) });
+        user = await store.addUser({ address: wanted, passwordHash: await hashPassword(request.body.password), quotaBytes: config.web.signupQuota });
       } catch (error) {
-        if (error instanceof StoreError && error.code === 'conflict') throw Errors.conflict('that address is taken');
+        if (error instanceof StoreError && error.code === 'conflict') {
+          await auth.recordFailure(request.clientIp); // probing for existing addresses
+          throw Errors.conflict('that address is taken');
+        }
         throw error;
       }
+      signups.add(from);
       const session = await startSession(store, user, lifetimeHours, request, reply);
       void reply.code(201);
       return { user: publicUser(user), csrfToken: session.csrfToken };

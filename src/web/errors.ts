@@ -22,6 +22,7 @@ export const Errors = {
   notFound: (what = 'not found') => new HttpError(404, what),
   conflict: (message: string) => new HttpError(409, message),
   locked: () => new HttpError(429, 'too many failed logins from your address, try again later'),
+  tooManySignups: () => new HttpError(429, 'too many accounts created from your address, try again later'),
   unavailable: () => new HttpError(503, 'store unavailable, try again later'),
 } as const;
 
