@@ -1,6 +1,7 @@
 // Shared by the login and sign-up security tests: a line client that binds a chosen loopback
 // address (so the server sees 127.0.0.2, 127.0.0.3...), one login attempt per protocol on a
 // fresh connection, and a second client whose NOOPs are timed while an attack runs.
+import http from 'node:http';
 import net from 'node:net';
 
 export class LineClient {
@@ -70,10 +71,14 @@ export class LineClient {
 
 const plain = (user: string, password: string) => Buffer.from(`\0${user}\0${password}`).toString('base64');
 
-export type Protocol = 'imap' | 'pop3' | 'submission';
+export type Protocol = 'imap' | 'pop3' | 'submission' | 'http';
 
 /** Logs in on a new connection from `from`; the server's answer to the login, the connection closed after. */
 export async function tryLogin(protocol: Protocol, port: number, from: string, user: string, password: string): Promise<string> {
+  if (protocol === 'http') {
+    const reply = await httpPost(port, from, '/api/login', { address: user, password });
+    return `${reply.status} ${reply.body.error ?? ''}`;
+  }
   const client = await LineClient.connect(port, from);
   try {
     await client.line(); // greeting
@@ -89,21 +94,22 @@ export async function tryLogin(protocol: Protocol, port: number, from: string, u
   }
 }
 
-export const succeeded = (protocol: Protocol, reply: string): boolean =>
-  protocol === 'imap' ? /^a OK/.test(reply) : protocol === 'pop3' ? reply.startsWith('+OK') : reply.startsWith('235');
+const SUCCESS: Record<Protocol, RegExp> = { imap: /^a OK/, pop3: /^\+OK/, submission: /^235 /, http: /^200 / };
+export const succeeded = (protocol: Protocol, reply: string): boolean => SUCCESS[protocol].test(reply);
 
 /** What each protocol answers a throttled login with. */
 export const THROTTLED: Record<Protocol, RegExp> = {
   imap: /^a NO \[UNAVAILABLE\] too many failed logins/,
   pop3: /^-ERR \[AUTH\] too many failed logins/,
   submission: /^454 4\.7\.0 /,
+  http: /^429 too many failed logins/,
 };
 
 /**
  * A logged-in second client that sends NOOP every few milliseconds while `work` runs; resolves
  * to work's result and every NOOP's round trip in ms.
  */
-export async function whileTimingNoops<T>(protocol: Protocol, port: number, from: string, user: string, password: string, work: () => Promise<T>): Promise<{ result: T; noopMs: number[] }> {
+export async function whileTimingNoops<T>(protocol: Exclude<Protocol, 'http'>, port: number, from: string, user: string, password: string, work: () => Promise<T>): Promise<{ result: T; noopMs: number[] }> {
   const client = await LineClient.connect(port, from);
   await client.line();
   if (protocol === 'imap') await client.command(`n LOGIN "${user}" "${password}"`, /^n OK/);
@@ -139,4 +145,21 @@ export async function whileTimingNoops<T>(protocol: Protocol, port: number, from
 /** The share of round trips under `ms` (a shared test machine may stall one now and then). */
 export function shareUnder(samples: number[], ms: number): number {
   return samples.filter((sample) => sample < ms).length / Math.max(samples.length, 1);
+}
+
+/** POSTs JSON from a chosen loopback address; the status and the parsed body. */
+export function httpPost(port: number, from: string, path: string, body: unknown): Promise<{ status: number; body: { error?: string; user?: { address: string } } }> {
+  const data = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      { host: '127.0.0.1', port, localAddress: from, method: 'POST', path, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString() || '{}') }));
+      },
+    );
+    request.on('error', reject);
+    request.end(data);
+  });
 }

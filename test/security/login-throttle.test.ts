@@ -1,7 +1,7 @@
 // Issue 17 row 4: from one address, 9 wrong passwords for bob then 1 right login for the
 // client's own account, repeated. The own logins must not reset the address's count: the
 // guessing gets throttled (bob's real password from that address is refused too), over IMAP,
-// POP3 and submission, while bob's own known address and a second client carry on.
+// POP3, submission and the webmail login, while bob's own known address and a second client carry on.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestServer, type TestServer } from '../helpers.js';
@@ -11,7 +11,7 @@ const ATTACKER = '127.0.0.2';
 const BOBS_PHONE = '127.0.0.3';
 const BYSTANDER = '127.0.0.4';
 
-for (const protocol of ['imap', 'pop3', 'submission'] as Protocol[]) {
+for (const protocol of ['imap', 'pop3', 'submission', 'http'] as Protocol[]) {
   describe(`login throttling over ${protocol}`, () => {
     let server: TestServer;
     let port: number;
@@ -29,7 +29,9 @@ for (const protocol of ['imap', 'pop3', 'submission'] as Protocol[]) {
       // Bob has logged in from his phone before the attack starts.
       assert.ok(succeeded(protocol, await tryLogin(protocol, port, BOBS_PHONE, 'bob@example.com', 'bob-pw')));
 
-      const { result: replies, noopMs } = await whileTimingNoops(protocol, port, BYSTANDER, 'carol@example.com', 'carol-pw', async () => {
+      // The web has no NOOP: the second client is an IMAP one.
+      const [noopProtocol, noopPort] = protocol === 'http' ? (['imap', server.port('imap')] as const) : ([protocol, port] as const);
+      const { result: replies, noopMs } = await whileTimingNoops(noopProtocol, noopPort, BYSTANDER, 'carol@example.com', 'carol-pw', async () => {
         const guesses: string[] = [];
         for (let round = 0; round < 3; round++) {
           for (let i = 0; i < 9; i++) guesses.push(await tryLogin(protocol, port, ATTACKER, 'bob@example.com', `guess-${round}-${i}`));

@@ -2,26 +2,9 @@
 // account a quota (never 0 = unlimited), limits accounts per client address, and counts wrong
 // invite codes as failed logins, so they get throttled like password guesses.
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { describe, it } from 'node:test';
 import { startTestServer } from '../helpers.js';
-
-/** POST JSON from a chosen loopback address; the status and the parsed body. */
-function post(port: number, from: string, path: string, body: unknown): Promise<{ status: number; body: { error?: string; user?: { address: string } } }> {
-  const data = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      { host: '127.0.0.1', port, localAddress: from, method: 'POST', path, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString() || '{}') }));
-      },
-    );
-    request.on('error', reject);
-    request.end(data);
-  });
-}
+import { httpPost as post } from './auth-kit.js';
 
 describe('web sign-up (open)', () => {
   it('refuses role names, gives the default quota, and limits accounts per address', async () => {
