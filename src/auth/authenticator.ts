@@ -84,18 +84,26 @@ export class Authenticator {
       await sleep(this.limits.authFailureDelayMs);
       return { ok: false, reason: 'locked' };
     }
-    let user = await this.store.getUser(address.trim());
-    // Unknown users are checked against a hash of the same cost: timing does not tell who exists.
-    const cached = user !== undefined && this.verified.has(user, password);
-    processMetrics().passwordChecks.inc({ result: cached ? 'cached' : 'scrypt' });
-    const valid = cached || (await verifyPassword(password, user?.passwordHash ?? dummyHash()));
+    // Counted as a failure until it proves otherwise: parallel attempts see each other.
+    this.throttle.failed(address, remoteIp);
+    let user: User | undefined;
+    let valid = false;
+    try {
+      user = await this.store.getUser(address.trim());
+      const cached = user !== undefined && this.verified.has(user, password);
+      processMetrics().passwordChecks.inc({ result: cached ? 'cached' : 'scrypt' });
+      // Unknown users are checked against a hash of the same cost: timing does not tell who exists.
+      valid = cached || (await verifyPassword(password, user?.passwordHash ?? dummyHash()));
+    } catch (error) {
+      this.throttle.withdraw(address, remoteIp); // a store fault is nobody's guess
+      throw error;
+    }
     if (user && valid && !user.disabled) {
       this.throttle.succeeded(address, remoteIp);
       if (needsRehash(user.passwordHash)) user = await this.rehash(user, password);
       this.verified.remember(user, password);
       return { ok: true, user };
     }
-    this.throttle.failed(address, remoteIp);
     await sleep(this.limits.authFailureDelayMs);
     return { ok: false, reason: user && valid ? 'disabled' : 'invalid' };
   }

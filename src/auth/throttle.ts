@@ -49,6 +49,12 @@ export class WindowCounter {
     return count;
   }
 
+  /** Takes back one count (a provisional failure that turned out a success). */
+  remove(key: string): void {
+    const entry = this.entries.get(key);
+    if (entry && entry.count > 0) entry.count--;
+  }
+
   delete(key: string): void {
     this.entries.delete(key);
   }
@@ -135,8 +141,21 @@ export class LoginThrottle {
     this.pairs.add(pairKey(account, remoteIp));
   }
 
-  /** A success clears its own pair's failures only; the account's and the address's keep counting. */
+  /** Takes back a failure counted while the attempt was checked, when no check could be made (a store fault). */
+  withdraw(account: string, remoteIp: string): void {
+    this.addresses.remove(addressKey(remoteIp));
+    this.networks.remove(networkKey(remoteIp));
+    this.accounts.remove(accountKey(account));
+    this.pairs.remove(pairKey(account, remoteIp));
+  }
+
+  /**
+   * A success (counted as a failure while it was checked, so parallel guesses cannot all pass
+   * the check before any counts): that count is withdrawn, the pair's own failures cleared and
+   * the pair known. The account's and the address's other failures keep counting.
+   */
   succeeded(account: string, remoteIp: string): void {
+    this.withdraw(account, remoteIp);
     const pair = pairKey(account, remoteIp);
     this.pairs.delete(pair);
     this.known.delete(pair);

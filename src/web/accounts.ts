@@ -102,6 +102,8 @@ export function accountRoutes(app: FastifyInstance, deps: ServiceDeps): void {
       const localPart = wanted.slice(0, wanted.lastIndexOf('@'));
       if (reserved.has(squash(localPart.replace(/\+.*$/, '')))) throw Errors.forbidden(`${localPart} is a reserved name; choose another`);
       if (!(await store.getDomain(domainOf(wanted)))) throw Errors.badRequest(`${domainOf(wanted)} is not a domain of this server`);
+      // Counted before the account is made, so parallel requests cannot all pass the check above.
+      if (signups.add(from) > config.web.signupsPerIpPerHour) throw Errors.tooManySignups();
       let user;
       try {
         user = await store.addUser({ address: wanted, passwordHash: await hashPassword(request.body.password), quotaBytes: config.web.signupQuota });
@@ -112,7 +114,6 @@ export function accountRoutes(app: FastifyInstance, deps: ServiceDeps): void {
         }
         throw error;
       }
-      signups.add(from);
       const session = await startSession(store, user, lifetimeHours, request, reply);
       void reply.code(201);
       return { user: publicUser(user), csrfToken: session.csrfToken };

@@ -52,6 +52,13 @@ for (const protocol of ['imap', 'pop3', 'submission', 'http'] as Protocol[]) {
       assert.ok(shareUnder(noopMs, 100) >= 0.9, `a second client's NOOP answered within 100 ms: ${noopMs.map(Math.round).join(', ')}`);
     });
 
+    it('counts parallel guesses as they are made: at most the limit get a password check', async () => {
+      await server.addUser('erin@example.com', 'erin-pw');
+      const replies = await Promise.all(Array.from({ length: 30 }, (_, i) => tryLogin(protocol, port, '127.0.2.1', 'erin@example.com', `guess-${i}`)));
+      const checked = replies.filter((reply) => !THROTTLED[protocol].test(reply)).length;
+      assert.ok(checked <= 10, `${checked} of 30 parallel guesses were checked: ${replies.join(' | ')}`);
+    });
+
     it('throttles an account guessed from many addresses, except for addresses it logged in from', async () => {
       // 30 failures for dave spread over 30 addresses, each under the per-address limit.
       await server.addUser('dave@example.com', 'dave-pw');
