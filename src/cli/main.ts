@@ -4,7 +4,7 @@ import { ConfigError } from '../config/config.js';
 import { startServer } from '../server.js';
 import { addUserToGroup } from '../store/grouped-store.js';
 import { StoreError } from '../store/types.js';
-import { hashPassword } from '../util/password.js';
+import { configurePasswords, hashPassword } from '../util/password.js';
 import { formatSize, parseSize } from '../util/size.js';
 import { addStoreOptions, configFrom, stopOnSignals, table, UsageError, withStore, type StoreOptions } from './common.js';
 import { addClusterCommands } from './cluster-commands.js';
@@ -118,6 +118,7 @@ function buildProgram(): Command {
     .action(async (address: string, options: StoreOptions & { password?: string; passwordStdin?: boolean; quota?: string; admin?: boolean; group?: string }) => {
       if (!/^[^@\s]+@[^@\s]+$/.test(address)) throw new UsageError(`not an address: ${address}`);
       const quotaBytes = options.quota ? parseQuota(options.quota) : 0;
+      configurePasswords({ scryptN: configFrom(options).limits.passwordScryptN });
       const passwordHash = await hashPassword(await passwordFrom(options));
       await withStore(options, (store) => addUserToGroup(store, { address, passwordHash, quotaBytes, isAdmin: options.admin }, options.group));
       process.stdout.write(`user ${address.toLowerCase()} added\n`);
@@ -142,6 +143,7 @@ function buildProgram(): Command {
     .option('--quota <size>', 'also set the quota (0 = unlimited)')
     .action(async (address: string, options: StoreOptions & { password?: string; passwordStdin?: boolean; quota?: string }) => {
       const quota = options.quota !== undefined ? parseQuota(options.quota) : undefined;
+      configurePasswords({ scryptN: configFrom(options).limits.passwordScryptN });
       const passwordHash = options.password !== undefined || options.passwordStdin || quota === undefined ? await hashPassword(await passwordFrom(options)) : undefined;
       await withStore(options, async (store) => {
         if (passwordHash) await store.setPassword(address, passwordHash);
