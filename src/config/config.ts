@@ -74,8 +74,11 @@ const limitsSchema = z
       .max(2 ** 20)
       .refine((n) => (n & (n - 1)) === 0, { message: 'must be a power of two' })
       .optional(),
-    /** Password hashes computed at once per process (each holds 128*N*8 bytes); more wait their turn. */
-    passwordHashConcurrency: z.number().int().positive().default(2),
+    /**
+     * Password hashes computed at once per process; more wait their turn. Each holds 128*N*8
+     * bytes (128 MiB at 2^17): 1 keeps a login flood within the 200 MB a node may grow by.
+     */
+    passwordHashConcurrency: z.number().int().positive().default(1),
     /** How long a verified password is remembered so repeated logins skip scrypt (0 = off); a changed password applies at once. */
     authCacheSeconds: z.number().nonnegative().default(3600),
     /** Users in the verified-password cache; the least recently used go first. */

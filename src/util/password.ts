@@ -20,7 +20,7 @@ const TEST_COST: PasswordCost = { N: 2 ** 14, r: 8, p: 1 };
 const MAX_N = 2 ** 20;
 
 let cost: PasswordCost = process.env.QUILL_TEST === '1' ? TEST_COST : SHIPPED_COST;
-let concurrency = 2;
+let concurrency = 1;
 let running = 0;
 const waiting: (() => void)[] = [];
 
