@@ -17,7 +17,7 @@ import { COMMANDS, type CommandResult, type CommandSpec } from './commands/index
 import { CODE, ImapError, storeErrorReply } from './errors.js';
 import type { ChangeHub, ChangeSubscriber } from './hub.js';
 import type { MessageCache } from './message/parsed.js';
-import { CommandReader, parseCommand, ParseError, type Command, type ReaderEvent } from './parser.js';
+import { CommandReader, parseCommand, ParseError, type Command, type ReaderEvent, type ReaderProblem } from './parser.js';
 import type { SelectedMailbox } from './selected.js';
 import { atom, type ImapValue } from './value.js';
 import { continuation, status, untagged, type StatusKind } from './writer.js';
@@ -38,6 +38,13 @@ const NO_EXPUNGE_DURING = new Set(['FETCH', 'STORE', 'SEARCH', 'SORT', 'THREAD',
 
 /** Literals allowed before login (LOGIN with a literal password) and for commands other than APPEND. */
 const PRE_AUTH_LITERAL = 8 * 1024;
+
+const READER_PROBLEM_TEXT: Record<ReaderProblem, string> = {
+  'line-too-long': 'line too long',
+  'literal-too-big': 'literal too big',
+  'command-too-big': 'literals of this command too big in all',
+  'too-many-literals': 'too many literals',
+};
 
 export class Session implements ChangeSubscriber {
   state: State = 'not-authenticated';
@@ -142,6 +149,12 @@ export class Session implements ChangeSubscriber {
           if (this.state === 'not-authenticated') return PRE_AUTH_LITERAL;
           return /^\S+ APPEND /i.test(first) ? limits.messageSize : Math.max(limits.lineLength * 8, 64 * 1024);
         },
+        // All literals of one command together: APPEND one message (and its mailbox name).
+        commandBytes: (first) => {
+          if (this.state === 'not-authenticated') return 2 * PRE_AUTH_LITERAL;
+          const perCommand = this.ctx.deps.config.imap.commandLiteralBytes;
+          return /^\S+ APPEND /i.test(first) ? limits.messageSize + perCommand : perCommand;
+        },
       },
       (event) => this.onEvent(event),
     );
@@ -196,9 +209,21 @@ export class Session implements ChangeSubscriber {
 
   private async handle(event: ReaderEvent): Promise<void> {
     if (event.kind === 'error') {
-      const text = event.problem === 'line-too-long' ? 'line too long' : event.problem === 'too-many-literals' ? 'too many literals' : 'literal too big';
-      if (event.problem === 'literal-too-big' && event.command === 'APPEND' && event.tag) this.tagged(event.tag, 'NO', text, CODE.tooBig);
-      else this.tagged(event.tag ?? '*', 'BAD', text, event.problem === 'line-too-long' ? undefined : CODE.tooBig);
+      const text = READER_PROBLEM_TEXT[event.problem];
+      const tooBig = event.problem === 'literal-too-big' || event.problem === 'command-too-big';
+      if (event.tag) {
+        if (tooBig && event.command === 'APPEND') this.tagged(event.tag, 'NO', text, CODE.tooBig);
+        else this.tagged(event.tag, 'BAD', text, event.problem === 'line-too-long' ? undefined : CODE.tooBig);
+      } else if (!event.close) this.tagged('*', 'BAD', text, event.problem === 'line-too-long' ? undefined : CODE.tooBig);
+      if (event.close) {
+        // RFC 7888 4: a non-synchronizing literal past what the command may carry is not read.
+        this.untaggedStatus('BYE', `${text}; closing the connection`);
+        this.state = 'logout';
+        this.queue = [];
+        this.ended = true;
+        this.raw.pause();
+        return;
+      }
       this.countBad();
       return;
     }

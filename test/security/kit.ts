@@ -96,45 +96,58 @@ export async function login(port: number): Promise<ImapWire> {
 }
 
 /**
- * A logged-in bystander that sends NOOP every 20 ms until stopped, and the slowest answer it
- * got; a NOOP still unanswered when stopped counts with its time so far. `baselineMs` is the
- * slowest of the NOOPs it sent before (300 ms, the node idle): on a loaded test machine a NOOP
- * may take a while whatever the server does, so tests allow NOOP_LIMIT_MS on top of it.
+ * A logged-in bystander that sends NOOP every 20 ms until stopped, and how long its answers
+ * took; a NOOP still unanswered when stopped counts with its time so far.
  */
-export async function bystander(port: number): Promise<{ baselineMs: number; stop(): Promise<{ slowestMs: number; noops: number }> }> {
+export async function bystander(port: number): Promise<{ stop(): Promise<NoopTimes> }> {
   const client = await login(port);
-  let baselineMs = 0;
-  for (const until = performance.now() + 300; performance.now() < until; ) {
-    const started = performance.now();
-    await client.command('NOOP');
-    baselineMs = Math.max(baselineMs, performance.now() - started);
-    await sleep(20);
-  }
   let running = true;
-  let slowest = 0;
-  let noops = 0;
+  const times: number[] = [];
   let pendingSince = 0;
   const loop = (async () => {
     while (running) {
       pendingSince = performance.now();
       const reply = await client.command('NOOP');
       assert.match(reply.tagged, / OK /);
-      slowest = Math.max(slowest, performance.now() - pendingSince);
+      times.push(performance.now() - pendingSince);
       pendingSince = 0;
-      noops++;
       await sleep(20);
     }
   })();
   return {
-    baselineMs,
     async stop() {
       running = false;
-      const waited = pendingSince ? performance.now() - pendingSince : 0;
+      if (pendingSince) times.push(performance.now() - pendingSince);
       await Promise.race([loop, sleep(3000)]);
       client.close();
-      return { slowestMs: Math.max(slowest, waited), noops };
+      return new NoopTimes(times);
     },
   };
+}
+
+export class NoopTimes {
+  constructor(readonly times: number[]) {}
+  get slowest(): number {
+    return Math.max(0, ...this.times);
+  }
+  /** The time 90% of the NOOPs were answered within. */
+  get p90(): number {
+    const sorted = [...this.times].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.9))] ?? 0;
+  }
+}
+
+/**
+ * Another session's NOOPs were answered within NOOP_LIMIT_MS. The test machine is two CPU
+ * cores shared with other work, where a process can wait that long to be scheduled whatever
+ * it does: so 90% of the NOOPs must be within the limit and none may wait 10 times as long
+ * (a blocked event loop, as the issue found, stalls them all for seconds).
+ */
+export function assertNoopPrompt(noops: NoopTimes): void {
+  const summary = `${noops.times.length} NOOPs, 90% within ${Math.round(noops.p90)} ms, slowest ${Math.round(noops.slowest)} ms`;
+  assert.ok(noops.times.length >= 3, summary);
+  assert.ok(noops.p90 < NOOP_LIMIT_MS, `another session's NOOPs were slow: ${summary}`);
+  assert.ok(noops.slowest < 10 * NOOP_LIMIT_MS, `another session's NOOP waited: ${summary}`);
 }
 
 /** Samples a process's RSS every 25 ms; the highest seen. */
@@ -157,7 +170,3 @@ export function rssSampler(proc: QuillProcess): { stop(): number } {
 
 export const MB = 1024 * 1024;
 
-/** The bystander's slowest NOOP was within NOOP_LIMIT_MS (on top of what it took on the idle node). */
-export function assertNoopPrompt(slowestMs: number, baselineMs: number): void {
-  assert.ok(slowestMs < NOOP_LIMIT_MS + baselineMs, `another session's NOOP took ${Math.round(slowestMs)} ms (idle: ${Math.round(baselineMs)} ms)`);
-}
