@@ -150,12 +150,17 @@ export function assertNoopPrompt(noops: NoopTimes): void {
   assert.ok(noops.slowest < 10 * NOOP_LIMIT_MS, `another session's NOOP waited: ${summary}`);
 }
 
-/** Samples a process's RSS every 25 ms; the highest seen. */
+/**
+ * Samples a process's RSS every 25 ms; the highest seen. A server growing past twice the
+ * allowed growth is killed, so that a test of an unfixed server does not take the machine.
+ */
 export function rssSampler(proc: QuillProcess): { stop(): number } {
-  let peak = proc.rss();
+  const start = proc.rss();
+  let peak = start;
   const timer = setInterval(() => {
     try {
       peak = Math.max(peak, proc.rss());
+      if (peak - start > 2 * RSS_GROWTH_LIMIT) proc.child.kill('SIGKILL');
     } catch {
       // the process is gone
     }
