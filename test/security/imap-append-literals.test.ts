@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { assertNoopPrompt, bystander, login, MB, PASSWORD, RSS_GROWTH_LIMIT, rssSampler, startQuill, USER, type QuillProcess } from './kit.js';
+import { assertNoopPrompt, bystander, login, MB, PASSWORD, RSS_GROWTH_LIMIT, rssSampler, startQuill, USER, within, type QuillProcess } from './kit.js';
 
 const LITERAL = 20 * MB;
 const LITERALS = 15;
@@ -30,7 +30,7 @@ describe('APPEND with 15 literals of 20 MB (issue 17, row 3)', () => {
       client.write(chunk);
       for (let i = 1; i < LITERALS; i++) {
         client.write(` {${LITERAL}}\r\n`);
-        const answer = await client.readLine();
+        const answer = await within(5000, 'the next literal', client.readLine());
         if (answer.startsWith('+')) {
           // What the old server did: ask for every one of them and buffer it.
           if (quill.rss() - start > RSS_GROWTH_LIMIT) break;
@@ -47,6 +47,7 @@ describe('APPEND with 15 literals of 20 MB (issue 17, row 3)', () => {
       assert.match((await client.command('NOOP')).tagged, / OK /);
       assertNoopPrompt(await other.stop());
     } finally {
+      await other.stop();
       sampler.stop();
       client.close();
     }
@@ -90,6 +91,7 @@ describe('APPEND with 15 literals of 20 MB (issue 17, row 3)', () => {
       assert.ok(socket.destroyed || socket.readableEnded, 'the connection was not closed');
       assertNoopPrompt(await other.stop());
     } finally {
+      await other.stop();
       sampler.stop();
       socket.destroy();
     }

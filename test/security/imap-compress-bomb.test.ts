@@ -84,6 +84,7 @@ describe('COMPRESS DEFLATE with a decompression bomb (issue 17, row 2)', () => {
       assertNoopPrompt(await other.stop());
       assert.ok(answered > 10, `${answered} of the inflated NOOPs answered`);
     } finally {
+      await other.stop();
       sampler.stop();
       socket.destroy();
     }

@@ -77,7 +77,7 @@ export async function startQuill(options: { imapYaml?: string; prepare?: (store:
       return Number(kb[1]) * 1024;
     },
     async stop() {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -105,7 +105,7 @@ export async function bystander(port: number): Promise<{ stop(): Promise<NoopTim
   const times: number[] = [];
   let pendingSince = 0;
   const loop = (async () => {
-    while (running) {
+    while (running && !client.closed) {
       pendingSince = performance.now();
       const reply = await client.command('NOOP');
       assert.match(reply.tagged, / OK /);
@@ -116,9 +116,9 @@ export async function bystander(port: number): Promise<{ stop(): Promise<NoopTim
   })();
   return {
     async stop() {
+      if (pendingSince && running) times.push(performance.now() - pendingSince);
       running = false;
-      if (pendingSince) times.push(performance.now() - pendingSince);
-      await Promise.race([loop, sleep(3000)]);
+      await Promise.race([loop.catch(() => undefined), sleep(3000)]);
       client.close();
       return new NoopTimes(times);
     },
@@ -174,4 +174,15 @@ export function rssSampler(proc: QuillProcess): { stop(): number } {
 }
 
 export const MB = 1024 * 1024;
+
+/** A reply, or a failure naming what was not answered in time (a blocked server answers nothing). */
+export async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)));
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 

@@ -2,6 +2,7 @@
 // 6.3.3-6.3.10), LIST and LSUB with LIST-EXTENDED (RFC 5258), CHILDREN (RFC 3348),
 // SPECIAL-USE (RFC 6154) and LIST-STATUS (RFC 5819). Names travel in modified UTF-7 and
 // are matched in that form; the store keeps them in Unicode.
+import { mailboxNameProblem } from '../../store/mailbox-name.js';
 import type { Mailbox, Store } from '../../store/types.js';
 import { astring, atomText, list, mailboxName } from '../args.js';
 import { bad, CODE, no } from '../errors.js';
@@ -27,10 +28,10 @@ export async function create(s: Session, args: ImapValue[]): Promise<void> {
   await store.createMailbox(s.userId, name);
 }
 
+/** RFC 3501 5.1 and 6.3.3: no empty, "." or ".." levels, control characters or wildcards. */
 function checkName(name: string): void {
-  if (name.startsWith(SEP) || name.includes(SEP + SEP)) throw no('empty hierarchy level in mailbox name', CODE.cannot);
-  if (/[\x00-\x1f\x7f*%]/.test(name)) throw no('mailbox name contains characters not allowed', CODE.cannot);
-  if (name.length > 512) throw no('mailbox name too long', CODE.cannot);
+  const problem = mailboxNameProblem(name);
+  if (problem) throw no(problem, CODE.cannot);
 }
 
 async function createParents(store: Store, userId: number, name: string): Promise<void> {
