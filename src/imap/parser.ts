@@ -223,7 +223,10 @@ export function chunksAsLine(chunks: Chunks): string {
 const ATOM_END = new Set([' ', '(', ')', '"', '{']);
 const TAG_END = new Set([' ', '(', ')', '"', '{', '%', '*', '\\', '+']);
 
+const MAX_DEPTH = 100;
+
 class Tokenizer {
+  private depth = 0;
   private ci = 0;
   private pos = 0;
 
@@ -304,9 +307,12 @@ class Tokenizer {
     }
     const c = this.text[this.pos];
     if (c === '(') {
+      // Lists nest only so deep: a line of "(" is a protocol error, not a stack overflow.
+      if (++this.depth > MAX_DEPTH) throw new Error(`lists nested deeper than ${MAX_DEPTH}`);
       this.pos++;
       const list: ImapValue[] = [];
       this.values(list, true);
+      this.depth--;
       return list;
     }
     if (c === '"') return this.quoted();

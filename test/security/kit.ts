@@ -49,10 +49,18 @@ export async function startQuill(options: { imapYaml?: string; prepare?: (store:
     [BIN, 'start', '--config', configFile, '--data', data, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0', '--pop3', '127.0.0.1:0', '--imap', '127.0.0.1:0', '--http', '127.0.0.1:0'],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  // Never left behind, whatever becomes of the test.
+  const killChild = (): void => void child.kill('SIGKILL');
+  process.once('exit', killChild);
+  child.once('exit', () => process.off('exit', killChild));
   let text = '';
   const ports: Record<string, number> = {};
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`quill start did not come up:\n${text}`)), 20_000);
+    // Slow on a busy machine: it generates a certificate first.
+    const timer = setTimeout(() => {
+      killChild();
+      reject(new Error(`quill start did not come up:\n${text}`));
+    }, 60_000);
     child.once('exit', (code) => reject(new Error(`quill start exited with ${code}:\n${text}`)));
     const onData = (chunk: Buffer): void => {
       if (text.length < 100_000) text += chunk.toString();
