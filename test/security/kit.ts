@@ -109,6 +109,7 @@ export async function login(port: number): Promise<ImapWire> {
  */
 export async function bystander(port: number): Promise<{ stop(): Promise<NoopTimes> }> {
   const client = await login(port);
+  for (let i = 0; i < 3; i++) await client.command('NOOP'); // warm, untimed
   let running = true;
   const times: number[] = [];
   let pendingSince = 0;
