@@ -25,6 +25,7 @@ export function addMailCommands(program: Command): void {
         return importMessages(store, user, maildirItems(source));
       });
       process.stdout.write(`imported ${report.messages} message(s), ${formatSize(report.bytes)}, into ${report.folders.join(', ') || 'nothing'}\n`);
+      for (const skipped of report.skipped) process.stderr.write(`quill: skipped mailbox ${skipped}\n`);
     });
 
   addStoreOptions(program.command('export <address> <path>'))
@@ -40,5 +41,6 @@ export function addMailCommands(program: Command): void {
         return exportMail(store, user, format, dest, options.mailbox);
       });
       process.stdout.write(`exported ${report.messages} message(s), ${formatSize(report.bytes)}, from ${report.folders.join(', ')}\n`);
+      for (const skipped of report.skipped) process.stderr.write(`quill: skipped mailbox ${skipped}\n`);
     });
 }

@@ -94,6 +94,16 @@ const limitsSchema = z
   })
   .strict();
 
+const imapSchema = z
+  .object({
+    loopbackPlainAuth: z.boolean().default(true),
+    /** Wildcards ("*", "%") in one LIST or LSUB pattern; past it the command gets BAD. */
+    listWildcards: z.number().int().positive().default(64),
+    /** Literal bytes one command may carry in all (APPEND: this on top of limits.messageSize); past it NO/BAD [TOOBIG]. */
+    commandLiteralBytes: size.default(1024 * 1024),
+  })
+  .strict();
+
 const outboundSchema = z
   .object({
     /** Run the queue worker in this process. */
@@ -271,10 +281,7 @@ export const configSchema = z
       .object({ loopbackPlainAuth: z.boolean().default(true) })
       .strict()
       .default({ loopbackPlainAuth: true }),
-    imap: z
-      .object({ loopbackPlainAuth: z.boolean().default(true) })
-      .strict()
-      .default({ loopbackPlainAuth: true }),
+    imap: imapSchema.default(() => imapSchema.parse({})),
     web: webSchema.default(() => webSchema.parse({})),
     limits: limitsSchema.default(() => limitsSchema.parse({})),
     outbound: outboundSchema.default(() => outboundSchema.parse({})),

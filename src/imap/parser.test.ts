@@ -39,6 +39,33 @@ describe('IMAP command reader', () => {
     assert.deepEqual((nonSync[1] as { chunks: string[] }).chunks, ['a2 NOOP']);
   });
 
+  it('caps the literals of one command in all: no "+" past the cap, LITERAL+ ones dropped within it, else closed', () => {
+    const events: ReaderEvent[] = [];
+    const reader = new CommandReader({ lineLength: 1000, literalSize: () => 100, commandBytes: () => 150 }, (e) => events.push(e));
+    reader.push(Buffer.from(`a1 APPEND INBOX {100}\r\n${'x'.repeat(100)} {100}\r\na2 NOOP\r\n`));
+    assert.deepEqual(
+      events.map((e) => e.kind),
+      ['continue', 'error', 'command'],
+    );
+    assert.deepEqual(events[1], { kind: 'error', problem: 'command-too-big', tag: 'a1', command: 'APPEND' });
+    events.length = 0;
+    // Non-synchronizing: the refused one is read and dropped, and the next one of the same
+    // command too while within the cap; past it the reader gives up on the connection.
+    reader.push(Buffer.from(`b1 APPEND INBOX {100+}\r\n${'x'.repeat(100)} {100+}\r\n${'y'.repeat(100)} {10+}\r\n0123456789\r\nb2 NOOP\r\n`));
+    assert.deepEqual(events, [
+      { kind: 'error', problem: 'command-too-big', tag: 'b1', command: 'APPEND' },
+      { kind: 'command', chunks: ['b2 NOOP'] },
+    ]);
+    events.length = 0;
+    reader.push(Buffer.from(`c1 APPEND INBOX {100+}\r\n${'x'.repeat(100)} {100+}\r\n${'y'.repeat(100)} {100+}\r\n`));
+    assert.deepEqual(events, [
+      { kind: 'error', problem: 'command-too-big', tag: 'c1', command: 'APPEND' },
+      { kind: 'error', problem: 'command-too-big', tag: undefined, command: 'APPEND', close: true },
+    ]);
+    reader.push(Buffer.from('c2 NOOP\r\n'));
+    assert.equal(events.length, 2, 'nothing is read after the reader gave up');
+  });
+
   it('refuses a line over the limit once, then carries on with the next line', () => {
     const events = read(['a1 NOOP ', 'x'.repeat(600), 'x'.repeat(600), '\r\na2 NOOP\r\n']);
     assert.deepEqual(events[0], { kind: 'error', problem: 'line-too-long', tag: 'a1', command: 'NOOP' });

@@ -12,12 +12,20 @@ export type ReaderEvent =
   /** A synchronizing literal was accepted: the client waits for "+". */
   | { kind: 'continue' }
   /** The command was refused while being read; the rest of it is skipped. */
-  | { kind: 'error'; problem: 'line-too-long' | 'literal-too-big' | 'too-many-literals'; tag?: string; command?: string };
+  | { kind: 'error'; problem: ReaderProblem; tag?: string; command?: string; close?: boolean };
+
+export type ReaderProblem = 'line-too-long' | 'literal-too-big' | 'command-too-big' | 'too-many-literals';
 
 export interface ReaderLimits {
   lineLength: number;
   /** Largest literal accepted for a command, by its first line (APPEND gets the message size). */
   literalSize(firstLine: string): number;
+  /**
+   * The most literal bytes one command may carry in all, by its first line; also how much of a
+   * refused command's non-synchronizing literals is read and dropped before the connection is
+   * given up (the error then has `close`). Unset: MAX_LITERALS times literalSize.
+   */
+  commandBytes?(firstLine: string): number;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -27,9 +35,16 @@ const LITERAL_MARK = /\{(\d{1,15})(\+)?\}$/;
 export class CommandReader {
   private buf: Buffer = EMPTY;
   private chunks: Chunks = [];
-  private literal: { remaining: number; parts: Buffer[]; discard: boolean } | undefined;
+  private literal: { remaining: number; remainingTotal: number; parts: Buffer[]; discard: boolean } | undefined;
   /** Discarding bytes up to the end of the current line after a refusal. */
   private skipping = false;
+  /** Literal bytes taken into the command being read. */
+  private taken = 0;
+  /** Of a refused command: literal bytes that may still be dropped unread, and its first line. */
+  private discardBudget = 0;
+  private refusedLine = '';
+  /** Gave up on the connection: everything after is ignored. */
+  private dead = false;
 
   constructor(
     private readonly limits: ReaderLimits,
@@ -37,6 +52,7 @@ export class CommandReader {
   ) {}
 
   push(data: Buffer): void {
+    if (this.dead) return;
     const buf = this.buf.length > 0 ? Buffer.concat([this.buf, data]) : data;
     let pos = 0;
     for (;;) {
@@ -51,7 +67,10 @@ export class CommandReader {
         if (done.discard) {
           this.skipping = true;
           this.chunks = [];
-        } else this.chunks.push(done.parts.length === 1 ? done.parts[0]! : Buffer.concat(done.parts));
+        } else {
+          this.taken += done.remainingTotal;
+          this.chunks.push(done.parts.length === 1 ? done.parts[0]! : Buffer.concat(done.parts));
+        }
         continue;
       }
       const nl = buf.indexOf(10, pos);
@@ -68,8 +87,16 @@ export class CommandReader {
       const lineBytes = buf.subarray(pos, end);
       pos = nl + 1;
       if (this.skipping) {
+        // The refused command goes on past a non-synchronizing literal: drop that too, within
+        // the budget. A synchronizing one ends it: the client waits for a "+" it never gets.
+        const mark = LITERAL_MARK.exec(lineBytes.subarray(Math.max(0, lineBytes.length - 20)).toString('latin1'));
+        if (mark?.[2] === '+') {
+          if (!this.discard(Number(mark[1]))) break;
+          continue;
+        }
         this.skipping = false;
         this.chunks = [];
+        this.taken = 0;
         continue;
       }
       if (lineBytes.length > this.limits.lineLength) {
@@ -82,6 +109,7 @@ export class CommandReader {
         this.chunks.push(line);
         const chunks = this.chunks;
         this.chunks = [];
+        this.taken = 0;
         this.emit({ kind: 'command', chunks });
         continue;
       }
@@ -89,28 +117,65 @@ export class CommandReader {
       const size = Number(mark[1]);
       const nonSync = mark[2] === '+';
       const first = this.chunks[0] as string;
-      if (this.chunks.length / 2 >= MAX_LITERALS) {
-        this.refuse('too-many-literals', first);
-        if (nonSync) this.literal = { remaining: size, parts: [], discard: true };
-        continue;
-      }
-      if (size > this.limits.literalSize(first)) {
+      const problem =
+        this.chunks.length / 2 >= MAX_LITERALS
+          ? 'too-many-literals'
+          : size > this.limits.literalSize(first)
+            ? 'literal-too-big'
+            : this.taken + size > this.commandBytes(first)
+              ? 'command-too-big'
+              : undefined;
+      if (problem) {
         // Refused before any of it is read: a synchronizing literal never gets its "+", so the
-        // client does not send it; a non-synchronizing one is read and dropped (RFC 7888 4).
-        this.refuse('literal-too-big', first);
-        if (nonSync) this.literal = { remaining: size, parts: [], discard: true };
+        // client does not send it; a non-synchronizing one is read and dropped (RFC 7888 4),
+        // or, past what the command could have carried, the connection is closed.
+        const close = nonSync && size > this.commandBytes(first);
+        this.refuse(problem, first, close);
+        if (close) {
+          this.dead = true;
+          break;
+        }
+        if (nonSync) this.discard(size);
         continue;
       }
       if (!nonSync) this.emit({ kind: 'continue' });
-      this.literal = { remaining: size, parts: [], discard: false };
+      this.literal = { remaining: size, remainingTotal: size, parts: [], discard: false };
+    }
+    if (this.dead) {
+      this.buf = EMPTY;
+      return;
     }
     this.buf = pos < buf.length ? buf.subarray(pos) : EMPTY;
   }
 
-  private refuse(problem: 'line-too-long' | 'literal-too-big' | 'too-many-literals', firstLine: string): void {
+  private commandBytes(firstLine: string): number {
+    return this.limits.commandBytes ? this.limits.commandBytes(firstLine) : MAX_LITERALS * this.limits.literalSize(firstLine);
+  }
+
+  /** Drops a refused command's non-synchronizing literal unread; false when that is past the budget (closed). */
+  private discard(size: number): boolean {
+    if (size > this.discardBudget) {
+      this.emitClose();
+      return false;
+    }
+    this.discardBudget -= size;
+    this.literal = { remaining: size, remainingTotal: size, parts: [], discard: true };
+    return true;
+  }
+
+  private emitClose(): void {
+    this.dead = true;
+    const head = /^([^\s(){%*"\\\]]+) ([A-Za-z]+)/.exec(this.refusedLine);
+    this.emit({ kind: 'error', problem: 'command-too-big', tag: undefined, command: head?.[2]?.toUpperCase(), close: true });
+  }
+
+  private refuse(problem: ReaderProblem, firstLine: string, close = false): void {
     const head = /^([^\s(){%*"\\\]]+) ([A-Za-z]+)/.exec(firstLine);
     this.chunks = [];
-    this.emit({ kind: 'error', problem, tag: head?.[1] ?? leadingTag(firstLine), command: head?.[2]?.toUpperCase() });
+    this.taken = 0;
+    this.discardBudget = this.commandBytes(firstLine);
+    this.refusedLine = firstLine;
+    this.emit({ kind: 'error', problem, tag: head?.[1] ?? leadingTag(firstLine), command: head?.[2]?.toUpperCase(), ...(close ? { close } : {}) });
   }
 }
 
@@ -158,7 +223,10 @@ export function chunksAsLine(chunks: Chunks): string {
 const ATOM_END = new Set([' ', '(', ')', '"', '{']);
 const TAG_END = new Set([' ', '(', ')', '"', '{', '%', '*', '\\', '+']);
 
+const MAX_DEPTH = 100;
+
 class Tokenizer {
+  private depth = 0;
   private ci = 0;
   private pos = 0;
 
@@ -239,9 +307,12 @@ class Tokenizer {
     }
     const c = this.text[this.pos];
     if (c === '(') {
+      // Lists nest only so deep: a line of "(" is a protocol error, not a stack overflow.
+      if (++this.depth > MAX_DEPTH) throw new Error(`lists nested deeper than ${MAX_DEPTH}`);
       this.pos++;
       const list: ImapValue[] = [];
       this.values(list, true);
+      this.depth--;
       return list;
     }
     if (c === '"') return this.quoted();

@@ -17,7 +17,7 @@ import { COMMANDS, type CommandResult, type CommandSpec } from './commands/index
 import { CODE, ImapError, storeErrorReply } from './errors.js';
 import type { ChangeHub, ChangeSubscriber } from './hub.js';
 import type { MessageCache } from './message/parsed.js';
-import { CommandReader, parseCommand, ParseError, type Command, type ReaderEvent } from './parser.js';
+import { CommandReader, parseCommand, ParseError, type Command, type ReaderEvent, type ReaderProblem } from './parser.js';
 import type { SelectedMailbox } from './selected.js';
 import { atom, type ImapValue } from './value.js';
 import { continuation, status, untagged, type StatusKind } from './writer.js';
@@ -36,8 +36,18 @@ export interface ImapContext {
 /** Commands that work on sequence numbers: no EXPUNGE while they run (RFC 3501 7.4.1). */
 const NO_EXPUNGE_DURING = new Set(['FETCH', 'STORE', 'SEARCH', 'SORT', 'THREAD', 'COPY']);
 
+/** Inflated bytes handed to the command reader at a time (COMPRESS). */
+const INFLATE_CHUNK = 16 * 1024;
+
 /** Literals allowed before login (LOGIN with a literal password) and for commands other than APPEND. */
 const PRE_AUTH_LITERAL = 8 * 1024;
+
+const READER_PROBLEM_TEXT: Record<ReaderProblem, string> = {
+  'line-too-long': 'line too long',
+  'literal-too-big': 'literal too big',
+  'command-too-big': 'literals of this command too big in all',
+  'too-many-literals': 'too many literals',
+};
 
 export class Session implements ChangeSubscriber {
   state: State = 'not-authenticated';
@@ -56,6 +66,7 @@ export class Session implements ChangeSubscriber {
   /** Where responses are written: the socket, or the DEFLATE stream in front of it. */
   private output: Writable;
   private deflate: zlib.DeflateRaw | undefined;
+  private inflate: zlib.InflateRaw | undefined;
   /** Bytes went into the compressor since its last sync flush. */
   private deflateUnflushed = false;
   private readonly raw: Socket;
@@ -142,6 +153,12 @@ export class Session implements ChangeSubscriber {
           if (this.state === 'not-authenticated') return PRE_AUTH_LITERAL;
           return /^\S+ APPEND /i.test(first) ? limits.messageSize : Math.max(limits.lineLength * 8, 64 * 1024);
         },
+        // All literals of one command together: APPEND one message (and its mailbox name).
+        commandBytes: (first) => {
+          if (this.state === 'not-authenticated') return 2 * PRE_AUTH_LITERAL;
+          const perCommand = this.ctx.deps.config.imap.commandLiteralBytes;
+          return /^\S+ APPEND /i.test(first) ? limits.messageSize + perCommand : perCommand;
+        },
       },
       (event) => this.onEvent(event),
     );
@@ -159,7 +176,7 @@ export class Session implements ChangeSubscriber {
       return;
     }
     this.queue.push(event);
-    if (this.queue.length > 16) this.socket.pause(); // pipelining beyond this waits in the kernel
+    if (this.queue.length > 16) this.pauseInput(); // pipelining beyond this waits in the kernel
   }
 
   /** The next framed command or refusal, in order; undefined once the client is gone. */
@@ -167,11 +184,26 @@ export class Session implements ChangeSubscriber {
     this.flush();
     const event = this.queue.shift();
     if (event) {
-      if (this.queue.length < 4 && !this.closed) this.socket.resume();
+      if (this.queue.length < 4 && !this.closed) this.resumeInput();
       return Promise.resolve(event);
     }
     if (this.ended || this.closed) return Promise.resolve(undefined);
     return new Promise((resolve) => (this.waiter = resolve));
+  }
+
+  /**
+   * Stops reading commands: the socket, or with COMPRESS the inflater in front of the reader,
+   * which then stops inflating and, its input full, pauses the socket (RFC 4978 has no limit of
+   * its own: a few MB can inflate to GBs, and they are taken only as fast as commands are run).
+   */
+  private pauseInput(): void {
+    if (this.inflate) this.inflate.pause();
+    else this.socket.pause();
+  }
+
+  private resumeInput(): void {
+    if (this.inflate) this.inflate.resume();
+    else this.socket.resume();
   }
 
   private wakeReader(): void {
@@ -186,6 +218,8 @@ export class Session implements ChangeSubscriber {
     this.ctx.log.info({ session: this.id, remote: this.remoteIp, tls: this.secure }, 'connect');
     this.untaggedStatus('OK', `${this.ctx.deps.config.hostname} Quillmail IMAP ready`, `CAPABILITY ${this.capabilities().join(' ')}`);
     for (;;) {
+      // A client that does not read its responses gets no more commands run until it does.
+      await this.drain();
       const event = await this.next();
       if (!event || this.closed) break;
       await this.handle(event);
@@ -196,9 +230,21 @@ export class Session implements ChangeSubscriber {
 
   private async handle(event: ReaderEvent): Promise<void> {
     if (event.kind === 'error') {
-      const text = event.problem === 'line-too-long' ? 'line too long' : event.problem === 'too-many-literals' ? 'too many literals' : 'literal too big';
-      if (event.problem === 'literal-too-big' && event.command === 'APPEND' && event.tag) this.tagged(event.tag, 'NO', text, CODE.tooBig);
-      else this.tagged(event.tag ?? '*', 'BAD', text, event.problem === 'line-too-long' ? undefined : CODE.tooBig);
+      const text = READER_PROBLEM_TEXT[event.problem];
+      const tooBig = event.problem === 'literal-too-big' || event.problem === 'command-too-big';
+      if (event.tag) {
+        if (tooBig && event.command === 'APPEND') this.tagged(event.tag, 'NO', text, CODE.tooBig);
+        else this.tagged(event.tag, 'BAD', text, event.problem === 'line-too-long' ? undefined : CODE.tooBig);
+      } else if (!event.close) this.tagged('*', 'BAD', text, event.problem === 'line-too-long' ? undefined : CODE.tooBig);
+      if (event.close) {
+        // RFC 7888 4: a non-synchronizing literal past what the command may carry is not read.
+        this.untaggedStatus('BYE', `${text}; closing the connection`);
+        this.state = 'logout';
+        this.queue = [];
+        this.ended = true;
+        this.raw.pause();
+        return;
+      }
       this.countBad();
       return;
     }
@@ -462,19 +508,30 @@ export class Session implements ChangeSubscriber {
     await this.either(secure, 'secure');
   }
 
-  /** COMPRESS=DEFLATE (RFC 4978): both directions go through raw DEFLATE from here on. */
+  /**
+   * COMPRESS=DEFLATE (RFC 4978): both directions go through raw DEFLATE from here on. Input is
+   * inflated only as fast as the reader takes it: the socket pauses while the inflater is full,
+   * the inflater while commands wait (pauseInput), and both are torn down with the connection.
+   */
   startCompression(): void {
-    const inflate = zlib.createInflateRaw();
+    const socket = this.socket;
+    const inflate = zlib.createInflateRaw({ chunkSize: INFLATE_CHUNK });
     const deflate = zlib.createDeflateRaw({ level: 6 });
-    this.socket.off('data', this.onData);
+    socket.off('data', this.onData);
     this.reader = this.newReader();
-    this.socket.on('data', (data: Buffer) => inflate.write(data));
+    socket.on('data', (data: Buffer) => {
+      if (!inflate.write(data)) socket.pause();
+    });
+    inflate.on('drain', () => {
+      if (!this.closed) socket.resume();
+    });
     inflate.on('data', this.onData);
     inflate.on('error', () => this.destroy());
     deflate.on('error', () => this.destroy());
-    deflate.pipe(this.socket);
+    deflate.pipe(socket);
     this.output = deflate;
     this.deflate = deflate;
+    this.inflate = inflate;
   }
 
   get compressed(): boolean {
@@ -524,6 +581,10 @@ export class Session implements ChangeSubscriber {
     this.ctx.log.info({ session: this.id, remote: this.remoteIp, user: this.user?.address, commands: this.commands, ms: Date.now() - this.startedAt }, 'close');
     this.selected = undefined;
     if (this.user) this.ctx.hub.remove(this);
+    // What the compressor and decompressor still hold goes with the connection.
+    this.inflate?.destroy();
+    this.deflate?.destroy();
+    this.queue = [];
     this.wakeReader();
   }
 }

@@ -1,6 +1,6 @@
 // Maildir (and Maildir++ folders) in and out. Flags travel in the ":2,<flags>" suffix:
 // D draft, F flagged, R replied, S seen, T trashed.
-import { mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 
 const LETTER_TO_FLAG: Record<string, string> = { D: '\\Draft', F: '\\Flagged', R: '\\Answered', S: '\\Seen', T: '\\Deleted' };
@@ -40,10 +40,11 @@ export function listMaildirMessages(folder: { name: string; dir: string }): Mail
   const out: MaildirMessage[] = [];
   for (const sub of ['new', 'cur']) {
     const dir = path.join(folder.dir, sub);
-    if (!existsSync(dir)) continue;
+    // Only what is really inside the tree: symbolic links (to files or directories anywhere) are not followed.
+    if (!existsSync(dir) || !lstatSync(dir).isDirectory()) continue;
     for (const name of readdirSync(dir)) {
       const file = path.join(dir, name);
-      const stat = statSync(file);
+      const stat = lstatSync(file);
       if (!stat.isFile()) continue;
       out.push({ folder: folder.name, file, flags: flagsFromName(name), date: stat.mtime });
     }
@@ -55,9 +56,14 @@ export function readMaildirMessage(message: MaildirMessage): Buffer {
   return readFileSync(message.file);
 }
 
+/** A folder's directory name in a Maildir++ tree: "" for INBOX, ".Work.Projects" for Work/Projects. */
+export function maildirFolderName(folder: string): string {
+  return folder === 'INBOX' ? '' : '.' + folder.split('/').join('.');
+}
+
 /** The directory of a folder in a Maildir++ tree being written. */
 export function maildirFolderDir(root: string, folder: string): string {
-  const dir = folder === 'INBOX' ? root : path.join(root, '.' + folder.split('/').join('.'));
+  const dir = path.join(root, maildirFolderName(folder));
   for (const sub of ['cur', 'new', 'tmp']) mkdirSync(path.join(dir, sub), { recursive: true });
   return dir;
 }

@@ -1,10 +1,11 @@
 // Moving a user's mail in and out of the store: `quill import` and `quill export`.
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, lstatSync, mkdirSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Store, User } from '../store/types.js';
 import { canonicalMailboxName } from '../store/kysely-store.js';
-import { listMaildirFolders, listMaildirMessages, maildirFolderDir, readMaildirMessage, writeMaildirMessage } from './maildir.js';
+import { mailboxNameProblem } from '../store/mailbox-name.js';
+import { listMaildirFolders, listMaildirMessages, maildirFolderDir, maildirFolderName, readMaildirMessage, writeMaildirMessage } from './maildir.js';
 import { readMbox, writeMboxMessage } from './mbox.js';
 
 export interface ImportItem {
@@ -18,6 +19,28 @@ export interface TransferReport {
   messages: number;
   bytes: number;
   folders: string[];
+  /** Mailboxes left out, each with why: a name that is not a mailbox name or would be a path outside the directory. */
+  skipped: string[];
+}
+
+/**
+ * A path for `relative` inside `root`, or undefined when it would be outside: resolved, and
+ * the real directory it lands in (symbolic links followed) checked to be root or below it.
+ */
+export function confinedPath(root: string, relative: string): string | undefined {
+  const base = path.resolve(root);
+  const full = path.resolve(base, relative);
+  if (!isWithin(base, full)) return undefined;
+  // Links: the nearest existing directory on the way must really be inside root too.
+  let dir = full === base ? base : path.dirname(full);
+  while (!existsSync(dir) && dir !== base) dir = path.dirname(dir);
+  if (existsSync(dir) && existsSync(base) && !isWithin(realpathSync(base), realpathSync(dir))) return undefined;
+  if (existsSync(full) && lstatSync(full).isSymbolicLink()) return undefined;
+  return full;
+}
+
+function isWithin(base: string, full: string): boolean {
+  return full === base || full.startsWith(base.endsWith(path.sep) ? base : base + path.sep);
 }
 
 /** How many deliveries are in flight at once: enough for group commit to batch fsyncs. */
@@ -25,10 +48,16 @@ const IN_FLIGHT = 64;
 
 export async function importMessages(store: Store, user: User, items: AsyncIterable<ImportItem> | Iterable<ImportItem>): Promise<TransferReport> {
   const known = new Set((await store.listMailboxes(user.id)).map((m) => m.name));
-  const report: TransferReport = { messages: 0, bytes: 0, folders: [] };
+  const report: TransferReport = { messages: 0, bytes: 0, folders: [], skipped: [] };
   const inFlight = new Set<Promise<void>>();
   for await (const item of items) {
     const folder = canonicalMailboxName(item.folder);
+    const problem = known.has(folder) ? undefined : mailboxNameProblem(folder);
+    if (problem) {
+      const note = `${JSON.stringify(folder)}: ${problem}`;
+      if (!report.skipped.includes(note)) report.skipped.push(note);
+      continue;
+    }
     if (!known.has(folder)) {
       await store.createMailbox(user.id, folder);
       known.add(folder);
@@ -60,16 +89,24 @@ export function* maildirItems(root: string): Generator<ImportItem> {
 
 /** Writes every mailbox (or one) as Maildir++ or as one mboxrd file per mailbox. */
 export async function exportMail(store: Store, user: User, format: 'mbox' | 'maildir', dest: string, only?: string): Promise<TransferReport> {
-  const report: TransferReport = { messages: 0, bytes: 0, folders: [] };
+  const report: TransferReport = { messages: 0, bytes: 0, folders: [], skipped: [] };
   const mailboxes = (await store.listMailboxes(user.id)).filter((m) => only === undefined || m.name === canonicalMailboxName(only));
+  mkdirSync(dest, { recursive: true });
   for (const mailbox of mailboxes) {
+    // A name from before names were checked ("../../x") must not become a path outside dest.
+    const problem = mailboxNameProblem(mailbox.name);
+    const target = problem ? undefined : confinedPath(dest, format === 'maildir' ? maildirFolderName(mailbox.name) : `${mailbox.name}.mbox`);
+    if (!target) {
+      report.skipped.push(`${JSON.stringify(mailbox.name)}: ${problem ?? 'would be written outside the destination'}`);
+      continue;
+    }
     report.folders.push(mailbox.name);
     const dir = format === 'maildir' ? maildirFolderDir(dest, mailbox.name) : undefined;
     let out: ReturnType<typeof createWriteStream> | undefined;
     if (format === 'mbox') {
-      const file = path.join(dest, `${mailbox.name}.mbox`);
-      mkdirSync(path.dirname(file), { recursive: true });
-      out = createWriteStream(file);
+      mkdirSync(path.dirname(target), { recursive: true });
+      if (!confinedPath(dest, `${mailbox.name}.mbox`)) throw new Error(`${target} is outside ${dest}`);
+      out = createWriteStream(target);
     }
     // Page through the mailbox so a large one is never loaded whole.
     for (let from = 1; ; ) {

@@ -2,9 +2,11 @@
 // 6.3.3-6.3.10), LIST and LSUB with LIST-EXTENDED (RFC 5258), CHILDREN (RFC 3348),
 // SPECIAL-USE (RFC 6154) and LIST-STATUS (RFC 5819). Names travel in modified UTF-7 and
 // are matched in that form; the store keeps them in Unicode.
+import { mailboxNameProblem } from '../../store/mailbox-name.js';
 import type { Mailbox, Store } from '../../store/types.js';
 import { astring, atomText, list, mailboxName } from '../args.js';
 import { bad, CODE, no } from '../errors.js';
+import { MailboxPattern } from '../mailbox-pattern.js';
 import { encodeMailboxName } from '../mutf7.js';
 import type { CommandInfo, Session } from '../session.js';
 import { atom, type ImapValue } from '../value.js';
@@ -26,10 +28,10 @@ export async function create(s: Session, args: ImapValue[]): Promise<void> {
   await store.createMailbox(s.userId, name);
 }
 
+/** RFC 3501 5.1 and 6.3.3: no empty, "." or ".." levels, control characters or wildcards. */
 function checkName(name: string): void {
-  if (name.startsWith(SEP) || name.includes(SEP + SEP)) throw no('empty hierarchy level in mailbox name', CODE.cannot);
-  if (/[\x00-\x1f\x7f*%]/.test(name)) throw no('mailbox name contains characters not allowed', CODE.cannot);
-  if (name.length > 512) throw no('mailbox name too long', CODE.cannot);
+  const problem = mailboxNameProblem(name);
+  if (problem) throw no(problem, CODE.cannot);
 }
 
 async function createParents(store: Store, userId: number, name: string): Promise<void> {
@@ -189,19 +191,11 @@ function joinPattern(reference: string, pattern: string): string {
   return pattern.startsWith(SEP) ? pattern : reference + pattern;
 }
 
-/** The pattern as a regular expression over wire names; INBOX matches in any case. */
-function patternRegex(pattern: string): RegExp {
-  let source = '';
-  for (const ch of pattern) {
-    if (ch === '*') source += '.*';
-    else if (ch === '%') source += '[^/]*';
-    else source += ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  }
-  const inbox = /^INBOX(?=$|\/)/i;
-  return new RegExp(`^${inbox.test(pattern) ? source.replace(/^INBOX/i, 'INBOX') : source}$`);
-}
-
 async function runList(s: Session, request: ListRequest, command: 'LIST' | 'LSUB'): Promise<void> {
+  const maxWildcards = s.ctx.deps.config.imap.listWildcards;
+  for (const pattern of request.patterns) {
+    if (MailboxPattern.wildcards(pattern) > maxWildcards) throw bad(`too many wildcards in the mailbox pattern (at most ${maxWildcards})`);
+  }
   if (request.patterns.length === 1 && request.patterns[0] === '' && !request.extended) {
     // RFC 3501 6.3.8: an empty pattern asks for the hierarchy delimiter.
     s.send([atom(command), [atom('\\Noselect')], SEP, '']);
@@ -221,8 +215,8 @@ async function runList(s: Session, request: ListRequest, command: 'LIST' | 'LSUB
       if (!byWire.has(parent)) parents.add(parent);
     }
   }
-  const regexes = request.patterns.map(patternRegex);
-  const matches = (wire: string): boolean => regexes.some((r) => r.test(wire));
+  const matchers = request.patterns.map((pattern) => new MailboxPattern(pattern, SEP));
+  const matches = (wire: string): boolean => matchers.some((m) => m.matches(wire));
   // RFC 3501 6.3.9: LSUB with "%" names the unsubscribed level above a subscribed mailbox the
   // pattern does not reach, flagged \Noselect.
   const subscribedBelow = new Set<string>();
