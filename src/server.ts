@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { Authenticator } from './auth/authenticator.js';
 import { Membership, type StopRequest } from './cluster/membership.js';
 import { watchFreezes } from './cluster/freeze.js';
-import { systemResolver, type Resolver } from './queue/route.js';
+import { CachingResolver, type Resolver } from './dns/resolver.js';
 import { OutboundWorker } from './queue/worker.js';
 import type { Config, ProtocolName } from './config/config.js';
 import { startWeb } from './web/server.js';
@@ -66,7 +66,9 @@ export async function startServer(config: Readonly<Config>, options: ServerOptio
   const store = measuredStore(options.store ?? (await openStore(config)), processMetrics(), nodeId);
   const tls = await loadTls(config.data, config.hostname, config.tls);
   const auth = new Authenticator(store, config.limits);
-  const resolver = options.resolver ?? systemResolver;
+  // One caching resolver for everything this node asks of DNS (config.dns).
+  const ownResolver = options.resolver ? undefined : new CachingResolver(config.dns, processMetrics().dnsOf(nodeId));
+  const resolver = options.resolver ?? ownResolver!;
   const deps: ServiceDeps = { config, store, logger, tls, auth, nodeId, resolver };
   const services = new Map<ProtocolName, Service>();
   const housekeeping = setInterval(() => {
@@ -95,6 +97,7 @@ export async function startServer(config: Readonly<Config>, options: ServerOptio
       const deadline = new Date(Date.now() + config.shutdownTimeoutSeconds * 1000);
       await Promise.allSettled([...services.values()].map((service) => service.close(deadline)));
       if (!options.store) await store.close();
+      ownResolver?.close();
     })());
 
   membership.onStopRequest((request) => {
