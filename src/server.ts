@@ -13,7 +13,6 @@ import { startSubmission } from './smtp/submission.js';
 import { startPop3 } from './pop3/server.js';
 import { startImap } from './imap/server.js';
 import type { Service, ServiceDeps } from './service.js';
-import { openPostgres } from './store/grouped-store.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
 import { createLogger, type Logger } from './util/logger.js';
@@ -36,12 +35,9 @@ type Starter = (deps: ServiceDeps) => Promise<Service>;
 /** Protocol listeners, in start order. */
 const STARTERS: [ProtocolName, Starter][] = [['smtp', startSmtp], ['submission', startSubmission], ['http', startWeb], ['pop3', startPop3], ['imap', startImap]];
 
-export async function openStore(config: Readonly<Config>): Promise<Store> {
-  const { url, poolSize, statementTimeoutSeconds, connectTimeoutSeconds, migrate } = config.store;
-  // A directory listing several groups opens the grouped store (src/store/grouped-store.ts).
-  if (url) return openPostgres(url, { poolSize, statementTimeoutMs: statementTimeoutSeconds * 1000, connectTimeoutMs: connectTimeoutSeconds * 1000, migrate });
-  return SqliteStore.open(config.data, { maxDatabaseBytes: config.store.maxDatabaseBytes });
-}
+import { openStore } from './store/open.js';
+
+export { openStore };
 
 export const VERSION = '0.1.0';
 
