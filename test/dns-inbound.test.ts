@@ -40,13 +40,13 @@ async function send(port: number, raw: Buffer): Promise<string> {
   }
 }
 
-async function startNode(dns: TestDnsServer, dataDir: string, budgetMs?: number): Promise<RunningServer> {
+async function startNode(dns: TestDnsServer, dataDir: string, nodeId: string, budgetMs?: number): Promise<RunningServer> {
   const config = testConfig(dataDir, {
     outbound: { enabled: false },
     dns: { servers: [dns.address], timeoutMs: 1000, retries: 1 },
     inbound: budgetMs ? { budgetMs } : {},
   });
-  const server = await startServer(config, { logger: silentLogger() });
+  const server = await startServer(config, { logger: silentLogger(), nodeId });
   await server.store.addDomain('example.com');
   await server.store.addUser({ address: 'bob@example.com', passwordHash: await hashPassword('secret-pw') });
   return server;
@@ -65,7 +65,7 @@ describe('inbound authentication through the node resolver and a real DNS server
 
   before(async () => {
     dns = await startDnsServer({ zones: ['sender.test'], records });
-    server = await startNode(dns, dataDir);
+    server = await startNode(dns, dataDir, 'dns-node');
   });
   after(async () => {
     await server.close();
@@ -93,6 +93,14 @@ describe('inbound authentication through the node resolver and a real DNS server
     assert.match(splitReceived(messages[1]!.raw).verdict, /dkim=pass/);
     assert.equal(dns.totalQueries(), before);
   });
+
+  it('counts cache hits and misses in quill_dns_lookups_total on /metrics', async () => {
+    const response = await fetch(`http://127.0.0.1:${server.port('http')}/metrics`);
+    const text = await response.text();
+    const count = (result: string) => Number(new RegExp(`^quill_dns_lookups_total\\{node="dns-node",result="${result}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    assert.ok(count('miss') >= 3, text.split('\n').filter((l) => l.includes('dns')).join('\n'));
+    assert.ok(count('hit') >= 3);
+  });
 });
 
 describe('the per-message DNS budget', () => {
@@ -102,7 +110,7 @@ describe('the per-message DNS budget', () => {
 
   before(async () => {
     dns = await startDnsServer({ zones: ['sender.test'], records, latencyMs: 800 });
-    server = await startNode(dns, dataDir, 150);
+    server = await startNode(dns, dataDir, 'dns-budget-node', 150);
   });
   after(async () => {
     await server.close();
