@@ -8,6 +8,8 @@ import { spawnSync } from 'node:child_process';
 
 export interface Dovecot {
   port: number;
+  /** The POP3 listener, when asked for (options.pop3). */
+  pop3Port?: number;
   dir: string;
   masterPid(): number | undefined;
   stop(): Promise<void>;
@@ -19,16 +21,20 @@ export function dovecotMissing(): string | undefined {
   return undefined;
 }
 
-export async function startDovecot(users: string[], password: string): Promise<Dovecot> {
+export async function startDovecot(users: string[], password: string, options: { pop3?: boolean } = {}): Promise<Dovecot> {
   const dir = tempDir('dovecot-bench-');
   const vmail = join(dir, 'vmail');
   for (const d of [join(dir, 'run'), join(dir, 'state'), vmail]) mkdirSync(d, { recursive: true });
   chownSync(vmail, 65534, 65534);
   const port = await freePort();
+  const pop3Port = options.pop3 ? await freePort() : undefined;
+  const pop3 = pop3Port
+    ? `service pop3-login {\n  inet_listener pop3 {\n    address = 127.0.0.1\n    port = ${pop3Port}\n  }\n  inet_listener pop3s {\n    port = 0\n  }\n}\nprotocol pop3 {\n  mail_max_userip_connections = 20000\n}\n`
+    : '';
   writeFileSync(join(dir, 'passwd'), users.map((u) => `${u}:{PLAIN}${password}\n`).join(''));
   writeFileSync(
     join(dir, 'dovecot.conf'),
-    `protocols = imap
+    `protocols = imap${pop3Port ? ' pop3' : ''}
 listen = 127.0.0.1
 instance_name = dovecot-bench-${port}
 base_dir = ${dir}/run
@@ -68,7 +74,7 @@ service imap-urlauth-login {
 protocol imap {
   mail_max_userip_connections = 20000
 }
-`,
+${pop3}`,
   );
   // stdio ignored: the daemonized master keeps inherited pipes open, so spawnSync would never return.
   const started = spawnSync('dovecot', ['-c', join(dir, 'dovecot.conf')], { stdio: 'ignore' });
@@ -82,8 +88,10 @@ protocol imap {
       return undefined;
     }
   };
+  if (pop3Port) await waitForPort(pop3Port);
   return {
     port,
+    pop3Port,
     dir,
     masterPid,
     async stop() {

@@ -144,6 +144,12 @@ export interface QuillOptions {
   outbound?: string[];
   /** store.url: a postgres:// URL instead of the embedded store (bench/pg-stores.ts). */
   store?: string;
+  /**
+   * Run as shipped: inbound SPF/DKIM/DMARC checks and reverse lookups on, through the node's
+   * resolver asking these DNS servers (dns.servers, e.g. the test DNS server of test/dns-server.ts).
+   * Without it both are off (no network).
+   */
+  dnsServers?: string[];
 }
 
 function quillCli(args: string[]): void {
@@ -154,8 +160,8 @@ function quillCli(args: string[]): void {
 /**
  * Quillmail from this tree (src/ via tsx, so no stale dist/), on a fresh data dir with the shipped
  * durability (SQLite WAL, synchronous=FULL). The config only lifts per-IP/per-user connection caps and the
- * per-session command rate (one loopback client opens every connection) and turns off inbound SPF/DKIM/DMARC
- * DNS checks and reverse lookups (no network).
+ * per-session command rate (one loopback client opens every connection) and, unless options.dnsServers
+ * names a DNS server to ask, turns off inbound SPF/DKIM/DMARC DNS checks and reverse lookups (no network).
  */
 export async function startQuill(options: QuillOptions): Promise<Quill> {
   const dir = tempDir('quill-bench-');
@@ -169,10 +175,9 @@ export async function startQuill(options: QuillOptions): Promise<Quill> {
       `data: ${data}`,
       'log:',
       '  level: warn',
-      'smtp:',
-      '  reverseLookup: false',
-      'inbound:',
-      '  verify: false',
+      ...(options.dnsServers
+        ? ['dns:', `  servers: [${options.dnsServers.join(', ')}]`]
+        : ['smtp:', '  reverseLookup: false', 'inbound:', '  verify: false']),
       'outbound:',
       ...(options.outbound ?? ['  enabled: false']),
       ...(options.store ? ['store:', `  url: ${options.store}`] : []),

@@ -3,7 +3,15 @@
 //   node --import tsx bench/smtp-ingest.ts [--connections 20] [--messages 4000] [--size 10240] [--only quill|postfix]
 //        [--stores sqlite,postgres,groups2]   (Quillmail on each store: embedded, one PostgreSQL, two groups on two servers)
 // Reports messages/s, p50/p99 latency from the end of DATA to the 250, and peak server memory.
+// Quillmail runs twice on the embedded store: as shipped ('quillmail-defaults': SPF, DKIM and DMARC
+// checks and reverse lookups on, through its resolver asking the test DNS server of
+// test/dns-server.ts, which answers after --dns-latency ms and drops --dns-drop of the queries), and
+// with verification off ('quillmail'). Messages are DKIM-signed by a key that server publishes;
+// clients connect from 127.0.0.2 to 127.0.0.9, never the server's own address.
+import { generateKeyPairSync } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
+import { dkimSignature } from '../src/mailauth/sign.js';
+import { startDnsServer, type TestDnsServer } from '../test/dns-server.js';
 import { arg, fmt, memorySampler, sleep, startQuill, summarize } from './lib.js';
 import { startBenchStore, storeKinds } from './pg-stores.js';
 import { postfixMissing, startPostfix } from './postfix.js';
@@ -16,6 +24,8 @@ const messages = arg('messages', 4000);
 const size = arg('size', 10240);
 /** Unmeasured messages first, so JIT, caches and process pools are warm on both sides. */
 const WARMUP = Math.min(200, Math.ceil(messages / 10));
+const dnsLatency = process.argv.includes('--dns-latency') ? Number(process.argv[process.argv.indexOf('--dns-latency') + 1]) : 20;
+const dnsDrop = process.argv.includes('--dns-drop') ? Number(process.argv[process.argv.indexOf('--dns-drop') + 1]) : 0.02;
 const onlyIndex = process.argv.indexOf('--only');
 const only = onlyIndex >= 0 ? process.argv[onlyIndex + 1] : undefined;
 
@@ -46,8 +56,8 @@ class SmtpClient {
     });
   }
 
-  static async open(port: number): Promise<SmtpClient> {
-    const socket = connect(port, '127.0.0.1');
+  static async open(port: number, localAddress: string): Promise<SmtpClient> {
+    const socket = connect({ port, host: '127.0.0.1', localAddress });
     await new Promise<void>((done, fail) => {
       socket.once('connect', done);
       socket.once('error', fail);
@@ -79,6 +89,39 @@ class SmtpClient {
 
   close(): void {
     this.socket.end('QUIT\r\n');
+  }
+}
+
+/** The sender domain's key, published by the test DNS server; messages are signed with it. */
+const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const KEY = { domain: 'example.org', selector: 'bench', privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
+
+/** The sender domain's records: SPF for the clients' addresses, the DKIM key, a DMARC policy. */
+async function startBenchDns(): Promise<TestDnsServer> {
+  return startDnsServer({
+    zones: ['example.org'],
+    latencyMs: dnsLatency,
+    dropRate: dnsDrop,
+    records: [
+      { name: 'example.org', type: 'TXT', data: 'v=spf1 ip4:127.0.0.0/8 -all' },
+      { name: 'bench._domainkey.example.org', type: 'TXT', data: `v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}` },
+      { name: '_dmarc.example.org', type: 'TXT', data: 'v=DMARC1; p=reject' },
+      { name: 'example.org', type: 'MX', data: '10 mx.example.org' },
+      { name: 'mx.example.org', type: 'A', data: '192.0.2.25' },
+    ],
+  });
+}
+
+/** Signed messages, a few per recipient, made once and sent over and over (signing is the sender's cost). */
+const signedMessages = new Map<string, Buffer>();
+async function prepareMessages(): Promise<void> {
+  for (const [i, to] of USERS.entries()) {
+    for (let v = 0; v < 4; v++) {
+      const raw = makeMessage(to, i * 4 + v, size);
+      const signature = await dkimSignature(raw, KEY);
+      if ('error' in signature) throw new Error(signature.error);
+      signedMessages.set(`${to} ${v}`, Buffer.concat([Buffer.from(signature.header), raw]));
+    }
   }
 }
 
@@ -116,8 +159,8 @@ async function load(name: string, port: number, pid: () => number | undefined, t
   const sampler = memorySampler(pid);
   const start = process.hrtime.bigint();
   await Promise.all(
-    Array.from({ length: connections }, async () => {
-      const client = await SmtpClient.open(port);
+    Array.from({ length: connections }, async (_, c) => {
+      const client = await SmtpClient.open(port, `127.0.0.${2 + (c % 8)}`);
       await client.command('EHLO bench.client.example', '250');
       for (;;) {
         const n = next++;
@@ -133,7 +176,7 @@ async function load(name: string, port: number, pid: () => number | undefined, t
           await client.command('RSET', '250');
           continue;
         }
-        client.write(makeMessage(to, n, size));
+        client.write(signedMessages.get(`${to} ${Math.floor(n / USERS.length) % 4}`)!);
         const sent = process.hrtime.bigint();
         client.write('.\r\n');
         const reply = await client.reply();
@@ -167,6 +210,26 @@ async function load(name: string, port: number, pid: () => number | undefined, t
 async function main(): Promise<void> {
   console.log(`SMTP ingest: ${connections} connections, ${messages} messages of ${size} bytes to ${USERS.length} users, 127.0.0.1`);
   const results: Result[] = [];
+  await prepareMessages();
+
+  if (only !== 'postfix') {
+    // As shipped: every message's SPF, DKIM and DMARC lookups go through the node's resolver.
+    const dns = await startBenchDns();
+    try {
+      const quill = await startQuill({ domain: DOMAIN, users: USERS, password: 'bench-password', dnsServers: [dns.address] });
+      try {
+        await load('warm-up', quill.ports.smtp, () => quill.pid, WARMUP);
+        const asked = dns.totalQueries();
+        const result = await load('quillmail-defaults', quill.ports.smtp, () => quill.pid);
+        result.note = `inbound checks on; DNS ${dnsLatency} ms, ${dnsDrop * 100}% dropped; ${asked} DNS queries in the warm-up, ${dns.totalQueries() - asked} in the measured run`;
+        results.push(result);
+      } finally {
+        await quill.stop();
+      }
+    } finally {
+      await dns.close();
+    }
+  }
 
   const kinds = storeKinds(process.argv);
   for (const kind of only !== 'postfix' ? kinds : []) {
@@ -178,6 +241,7 @@ async function main(): Promise<void> {
         const result = await load(kind === 'sqlite' ? 'quillmail' : `quillmail-${kind}`, quill.ports.smtp, () => quill.pid);
         // PostgreSQL's own processes do the storing: their memory counts too.
         if (kind !== 'sqlite') result.note = 'memory columns: the Quillmail process only (PostgreSQL servers not counted)';
+        else result.note = 'inbound checks and reverse lookups off';
         results.push(result);
       } finally {
         await quill.stop();
@@ -214,12 +278,15 @@ async function main(): Promise<void> {
   for (const r of results) if (r.note) console.log(`${r.name}: ${r.note}`);
   const q = results.find((r) => r.name === 'quillmail');
   const p = results.find((r) => r.name === 'postfix');
-  for (const r of results.filter((r) => r.name.startsWith('quillmail-')))
+  for (const r of results.filter((r) => r.name.startsWith('quillmail-') && r.name !== 'quillmail-defaults'))
     if (q) console.log(`ratio ${r.name}/quillmail (sqlite): throughput ${fmt(r.rate / q.rate, 2)}x, p99 latency ${fmt(r.p99 / q.p99, 2)}x`);
   const one = results.find((r) => r.name === 'quillmail-postgres');
   const two = results.find((r) => r.name === 'quillmail-groups2');
   if (one && two) console.log(`ratio 2 groups / 1 group: throughput ${fmt(two.rate / one.rate, 2)}x`);
   if (q && p) console.log(`\nratio quillmail/postfix: throughput ${fmt(q.rate / p.rate, 2)}x, p99 latency ${fmt(q.p99 / p.p99, 2)}x, peak PSS ${fmt(q.peakPssMb / p.peakPssMb, 2)}x`);
+  const d = results.find((r) => r.name === 'quillmail-defaults');
+  if (d && p) console.log(`ratio quillmail-defaults/postfix: throughput ${fmt(d.rate / p.rate, 2)}x, p99 latency ${fmt(d.p99 / p.p99, 2)}x`);
+  if (d && q) console.log(`ratio quillmail-defaults/quillmail (checks on/off): throughput ${fmt(d.rate / q.rate, 2)}x`);
 }
 
 main().catch((error) => {

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { Authenticator } from './auth/authenticator.js';
 import { Membership, type StopRequest } from './cluster/membership.js';
 import { watchFreezes } from './cluster/freeze.js';
-import { systemResolver, type Resolver } from './queue/route.js';
+import { CachingResolver, type Resolver } from './dns/resolver.js';
 import { OutboundWorker } from './queue/worker.js';
 import type { Config, ProtocolName } from './config/config.js';
 import { startWeb } from './web/server.js';
@@ -13,7 +13,6 @@ import { startSubmission } from './smtp/submission.js';
 import { startPop3 } from './pop3/server.js';
 import { startImap } from './imap/server.js';
 import type { Service, ServiceDeps } from './service.js';
-import { openPostgres } from './store/grouped-store.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
 import { createLogger, type Logger } from './util/logger.js';
@@ -37,12 +36,9 @@ type Starter = (deps: ServiceDeps) => Promise<Service>;
 /** Protocol listeners, in start order. */
 const STARTERS: [ProtocolName, Starter][] = [['smtp', startSmtp], ['submission', startSubmission], ['http', startWeb], ['pop3', startPop3], ['imap', startImap]];
 
-export async function openStore(config: Readonly<Config>): Promise<Store> {
-  const { url, poolSize, statementTimeoutSeconds, connectTimeoutSeconds, migrate } = config.store;
-  // A directory listing several groups opens the grouped store (src/store/grouped-store.ts).
-  if (url) return openPostgres(url, { poolSize, statementTimeoutMs: statementTimeoutSeconds * 1000, connectTimeoutMs: connectTimeoutSeconds * 1000, migrate });
-  return SqliteStore.open(config.data, { maxDatabaseBytes: config.store.maxDatabaseBytes });
-}
+import { openStore } from './store/open.js';
+
+export { openStore };
 
 export const VERSION = '0.1.0';
 
@@ -68,7 +64,9 @@ export async function startServer(config: Readonly<Config>, options: ServerOptio
   const tls = await loadTls(config.data, config.hostname, config.tls);
   configurePasswords({ scryptN: config.limits.passwordScryptN, concurrency: config.limits.passwordHashConcurrency });
   const auth = new Authenticator(store, config.limits);
-  const resolver = options.resolver ?? systemResolver;
+  // One caching resolver for everything this node asks of DNS (config.dns).
+  const ownResolver = options.resolver ? undefined : new CachingResolver(config.dns, processMetrics().dnsOf(nodeId));
+  const resolver = options.resolver ?? ownResolver!;
   const deps: ServiceDeps = { config, store, logger, tls, auth, nodeId, resolver };
   const services = new Map<ProtocolName, Service>();
   const housekeeping = setInterval(() => {
@@ -97,6 +95,7 @@ export async function startServer(config: Readonly<Config>, options: ServerOptio
       const deadline = new Date(Date.now() + config.shutdownTimeoutSeconds * 1000);
       await Promise.allSettled([...services.values()].map((service) => service.close(deadline)));
       if (!options.store) await store.close();
+      ownResolver?.close();
     })());
 
   membership.onStopRequest((request) => {

@@ -1,7 +1,7 @@
 // What every protocol listener gets from the composition root, and what it gives back.
 import type { Authenticator } from './auth/authenticator.js';
 import type { Config } from './config/config.js';
-import type { Resolver } from './queue/route.js';
+import type { Resolver } from './dns/resolver.js';
 import type { Store } from './store/types.js';
 import type { Logger } from './util/logger.js';
 import type { TlsMaterial } from './util/tls.js';
@@ -14,8 +14,8 @@ export interface ServiceDeps {
   auth: Authenticator;
   /** This process's name in the membership (tells a client behind a gateway which node answered). */
   nodeId?: string;
-  /** DNS for mail authentication and routing; tests hand in a fake zone. */
-  resolver?: Resolver;
+  /** The node's one DNS resolver (src/dns/resolver.ts): mail authentication, PTR, routing; tests hand in a fake zone. */
+  resolver: Resolver;
 }
 
 export interface Service {

@@ -1,7 +1,7 @@
 // Pieces every `quill` subcommand shares: store options, opening the store, usage errors.
 import type { Command } from 'commander';
 import { loadConfig, type Config, type ConfigOverrides } from '../config/config.js';
-import { openStore } from '../server.js';
+import { openStore } from '../store/open.js';
 import type { Store, User } from '../store/types.js';
 
 /** A mistake in how the command was called: exit code 2. */

@@ -3,10 +3,10 @@
 // store needs none of this: it migrates itself when opened.
 import type { Command } from 'commander';
 import type { Config } from '../config/config.js';
-import { openStore } from '../server.js';
 import type { Kysely } from 'kysely';
-import { Directory, type DirectoryDatabase } from '../store/directory.js';
-import { PostgresStore, type PostgresOptions } from '../store/postgres.js';
+import type { DirectoryDatabase } from '../store/directory.js';
+import { openStore } from '../store/open.js';
+import type { PostgresOptions, PostgresStore } from '../store/postgres.js';
 import { addStoreOptions, configFrom, table, type StoreOptions } from './common.js';
 
 function postgresOptions(config: Readonly<Config>): PostgresOptions {
@@ -17,6 +17,7 @@ function postgresOptions(config: Readonly<Config>): PostgresOptions {
 
 /** Opens the PostgreSQL store without migrating or listening, whatever state its schema is in. */
 async function withPostgres<T>(url: string, config: Readonly<Config>, fn: (store: PostgresStore) => Promise<T>): Promise<T> {
+  const { PostgresStore } = await import('../store/postgres.js');
   const store = await PostgresStore.open(url, { ...postgresOptions(config), migrate: false, anySchema: true, listen: false });
   try {
     return await fn(store);
@@ -34,6 +35,8 @@ async function migrate(options: StoreOptions, create: boolean): Promise<void> {
     process.stdout.write(`embedded store in ${config.data} is up to date\n`);
     return;
   }
+  // PostgreSQL's driver is loaded only by the commands that use it (CLI start time).
+  const [{ PostgresStore }, { Directory }] = await Promise.all([import('../store/postgres.js'), import('../store/directory.js')]);
   if (create && (await PostgresStore.createDatabase(url, postgresOptions(config)))) process.stdout.write('database created\n');
   const [applied, groups] = await withPostgres(url, config, async (store) => [await store.migrate(), await new Directory(store.kysely as unknown as Kysely<DirectoryDatabase>).listGroups()] as const);
   process.stdout.write(applied.length > 0 ? applied.map((name) => `applied ${name}\n`).join('') : 'schema is up to date\n');

@@ -1,8 +1,7 @@
 // `quill gateway`: the protocol gateway in front of the nodes, sharing only the store with them.
 import { Option, type Command } from 'commander';
 import { EXIT_RESTART } from '../cluster/membership.js';
-import { startGateway } from '../gateway/gateway.js';
-import { openStore } from '../server.js';
+import { openStore } from '../store/open.js';
 import { createLogger } from '../util/logger.js';
 import { addStoreOptions, configFrom, stopOnSignals } from './common.js';
 
@@ -30,6 +29,7 @@ export function addGatewayCommand(program: Command): void {
       });
       const logger = createLogger(config.log.level);
       const store = await openStore(config);
+      const { startGateway } = await import('../gateway/gateway.js');
       // Asked to stop (quill admin stop) the gateway exits 0 and stays down; asked to restart it
       // exits EXIT_RESTART, for its supervisor (systemd Restart=on-failure) to start it again.
       const gateway = await startGateway(config, store, logger, {

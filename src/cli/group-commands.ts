@@ -1,8 +1,7 @@
 // `quill group add|list` and `quill user move`: users spread over several PostgreSQL groups
-// (docs/postgresql.md "Several groups"). --store names the directory database.
+// (docs/postgresql.md "Several groups"). --store names the directory database. The grouped store
+// is imported by the commands that run, not when the CLI starts.
 import type { Command } from 'commander';
-import { addGroup, isGroupedStore } from '../store/grouped-store.js';
-import { moveUser } from '../store/user-move.js';
 import { formatSize } from '../util/size.js';
 import { addStoreOptions, configFrom, table, UsageError, withStore, type StoreOptions } from './common.js';
 
@@ -20,6 +19,7 @@ export function addGroupCommands(program: Command, user: Command): void {
       const { url: directory, config } = directoryUrl(options);
       if (!/^postgres(ql)?:\/\//.test(url)) throw new UsageError(`not a postgres:// URL: ${url}`);
       const { connectTimeoutSeconds, statementTimeoutSeconds } = config.store;
+      const { addGroup } = await import('../store/grouped-store.js');
       const added = await addGroup(directory, name, url, { poolSize: 2, connectTimeoutMs: connectTimeoutSeconds * 1000, statementTimeoutMs: statementTimeoutSeconds * 1000 });
       process.stdout.write(`group ${added.name} added (number ${added.index}); restart nodes to use it at once\n`);
     });
@@ -27,6 +27,7 @@ export function addGroupCommands(program: Command, user: Command): void {
     .description('list groups with their users and sizes')
     .action(async (options: StoreOptions) => {
       directoryUrl(options);
+      const { isGroupedStore } = await import('../store/grouped-store.js');
       const loads = await withStore(options, async (store) => (isGroupedStore(store) ? store.loads() : undefined));
       if (!loads) {
         process.stdout.write('one group: the store URL (add groups with quill group add)\n');
@@ -39,6 +40,7 @@ export function addGroupCommands(program: Command, user: Command): void {
     .description('move a user and all their mail to another group, online (UIDs kept)')
     .action(async (address: string, target: string, options: StoreOptions) => {
       directoryUrl(options);
+      const { moveUser } = await import('../store/user-move.js');
       const result = await withStore(options, (store) => moveUser(store, address, target));
       process.stdout.write(`user ${result.address} moved from ${result.from} to ${result.to}: ${result.messages} messages, deliveries held for ${result.fenceMs} ms\n`);
     });

@@ -1,8 +1,8 @@
 // The `quill` command. Usage errors exit with code 2 and one clear line; store errors with 1.
+// What only serving needs (the servers, the gateway, PostgreSQL) is imported inside the command
+// that serves, so `quill user add` and `quill domain list` start in a fraction of the time.
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../config/config.js';
-import { startServer } from '../server.js';
-import { addUserToGroup } from '../store/grouped-store.js';
 import { StoreError } from '../store/types.js';
 import { configurePasswords, hashPassword } from '../util/password.js';
 import { formatSize, parseSize } from '../util/size.js';
@@ -14,8 +14,6 @@ import { addAdminCommands } from './admin-commands.js';
 import { addMailCommands } from './mail-commands.js';
 import { addDomainDnsCommands, addQueueCommands } from './queue-commands.js';
 import { addGatewayCommand } from './gateway-commands.js';
-import { runLocalCluster } from './local-cluster.js';
-import { EXIT_RESTART } from '../cluster/membership.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -58,7 +56,8 @@ function addServerCommand(program: Command, name: string, description: string): 
         listen: { smtp: options.smtp, submission: options.submission, pop3: options.pop3, imap: options.imap, http: options.http, https: options.https },
         trustedGateways: options.trustedGateway,
       });
-      if (options.nodes !== undefined) return runLocalCluster(config, options.config, options.nodes);
+      if (options.nodes !== undefined) return (await import('./local-cluster.js')).runLocalCluster(config, options.config, options.nodes);
+      const [{ startServer }, { EXIT_RESTART }] = await Promise.all([import('../server.js'), import('../cluster/membership.js')]);
       // After an operator's stop the process exits 0 (stays down); after a restart EXIT_RESTART, for its supervisor.
       const server = await startServer(config, { nodeId: options.id, onStopRequested: (request) => process.exit(request === 'restart' ? EXIT_RESTART : 0) });
       stopOnSignals('finishing open transactions', () => server.close());
@@ -120,7 +119,10 @@ function buildProgram(): Command {
       const quotaBytes = options.quota ? parseQuota(options.quota) : 0;
       configurePasswords({ scryptN: configFrom(options).limits.passwordScryptN });
       const passwordHash = await hashPassword(await passwordFrom(options));
-      await withStore(options, (store) => addUserToGroup(store, { address, passwordHash, quotaBytes, isAdmin: options.admin }, options.group));
+      const input = { address, passwordHash, quotaBytes, isAdmin: options.admin };
+      await withStore(options, async (store) =>
+        options.group === undefined ? store.addUser(input) : (await import('../store/grouped-store.js')).addUserToGroup(store, input, options.group),
+      );
       process.stdout.write(`user ${address.toLowerCase()} added\n`);
     });
   addStoreOptions(user.command('list [domain]'))

@@ -142,6 +142,27 @@ const inboundSchema = z
     dmarc: z.enum(['enforce', 'accept', 'quarantine', 'reject']).default('enforce'),
     /** An SPF fail on its own (DMARC usually decides): accept, quarantine (to Junk) or reject. */
     spfFail: z.enum(['accept', 'quarantine', 'reject']).default('accept'),
+    /** Time for all of one message's SPF/DKIM/DMARC lookups; past it they are temperror (RFC 7208 2.6.6, RFC 7489 6.6.3). */
+    budgetMs: z.number().int().positive().default(2500),
+  })
+  .strict();
+
+const dnsSchema = z
+  .object({
+    /** Recursive resolvers to ask, "host" or "host:port" ("[v6]:port"); default: the nameservers of /etc/resolv.conf. */
+    servers: z.array(z.string().min(1)).optional(),
+    /** How long one query attempt waits for its answer. */
+    timeoutMs: z.number().int().positive().default(1000),
+    /** Attempts after the first, each to the next server in turn. */
+    retries: z.number().int().nonnegative().max(10).default(2),
+    /** Answers kept in the cache (positive and negative); the least recently used go first. */
+    cacheSize: z.number().int().positive().default(10000),
+    /** How long a negative answer without an SOA is kept (RFC 2308 5). */
+    negativeTtlSeconds: z.number().int().nonnegative().default(300),
+    /** Cap on how long any answer is kept. */
+    maxTtlSeconds: z.number().int().positive().default(86400),
+    /** Consulted before PTR queries, as getnameinfo does. */
+    hostsFile: z.string().min(1).default('/etc/hosts'),
   })
   .strict();
 
@@ -287,6 +308,8 @@ export const configSchema = z
     outbound: outboundSchema.default(() => outboundSchema.parse({})),
     gateway: gatewaySchema.default(() => gatewaySchema.parse({})),
     inbound: inboundSchema.default(() => inboundSchema.parse({})),
+    /** The DNS resolver every part of a node uses (src/dns/resolver.ts). */
+    dns: dnsSchema.default(() => dnsSchema.parse({})),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()

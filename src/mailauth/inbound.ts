@@ -2,7 +2,7 @@
 // and ARC (RFC 8617) through mailauth, summed up in one Authentication-Results header
 // (RFC 8601), and what the configured policy does with a failure.
 import { authenticate } from 'mailauth';
-import type { Resolver } from '../queue/route.js';
+import { withDeadline, type Resolver } from '../dns/resolver.js';
 
 export type InboundAction = 'accept' | 'quarantine' | 'reject';
 
@@ -13,6 +13,8 @@ export interface InboundPolicy {
   dmarc: 'enforce' | InboundAction;
   /** An SPF fail of the envelope sender, apart from DMARC. */
   spfFail: InboundAction;
+  /** Time for all of one message's lookups; past it they fail as temperror (default 2500 ms). */
+  budgetMs?: number;
 }
 
 export interface InboundVerdict {
@@ -46,6 +48,9 @@ export function mailauthResolver(resolver: Resolver): (name: string, type: strin
         return resolver.resolve4(name);
       case 'AAAA':
         return resolver.resolve6(name);
+      case 'PTR':
+        if (resolver.resolvePtr) return resolver.resolvePtr(name);
+        throw new NotFound('no PTR records');
       default:
         throw new NotFound(`${type} lookups are not supported`);
     }
@@ -61,12 +66,15 @@ function stricter(a: InboundAction, b: InboundAction): InboundAction {
 export async function judgeInbound(raw: Buffer, facts: SmtpFacts, options: { hostname: string; resolver: Resolver; policy: InboundPolicy }): Promise<InboundVerdict> {
   const { policy } = options;
   if (!policy.verify) return { headers: '', action: 'accept' };
+  // One time budget for every lookup of this message: past it each lookup fails at once with
+  // ETIMEOUT, which mailauth reports as temperror, so a slow DNS never stalls the transaction.
+  const resolver = withDeadline(options.resolver, Date.now() + (policy.budgetMs ?? 2500));
   const result = await authenticate(raw, {
     ip: facts.ip,
     helo: facts.helo,
     sender: facts.sender,
     mta: options.hostname,
-    resolver: mailauthResolver(options.resolver) as never,
+    resolver: mailauthResolver(resolver) as never,
     disableBimi: true,
   });
   let action: InboundAction = 'accept';

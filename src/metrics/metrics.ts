@@ -90,6 +90,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly dnsQueries = new Counter({
+    name: 'quill_dns_lookups_total',
+    help: 'DNS lookups by outcome: hit, negative_hit (cached), shared (joined one in flight), miss (asked), timeout, error, truncated (retried over TCP)',
+    labelNames: ['node', 'result'],
+    registers: [this.registry],
+  });
+
   readonly deliveries = new Counter({
     name: 'quill_deliveries_total',
     help: 'Messages by path (smtp, submission: stored or rejected; outbound: delivered, deferred or bounced per recipient)',
@@ -173,6 +180,10 @@ export class Metrics {
 
   authOf(node: string, protocol: string): CounterFamily {
     return new CounterFamily(this.authentications, [node, protocol]);
+  }
+
+  dnsOf(node: string): CounterFamily {
+    return new CounterFamily(this.dnsQueries, [node]);
   }
 
   deliveriesOf(node: string, path: string): CounterFamily {

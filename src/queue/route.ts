@@ -1,22 +1,10 @@
 // Where a message for a domain goes: a static route, the smart host, or the domain's MX
 // hosts in preference order (RFC 5321 5.1), through an injectable resolver so tests use a
-// fake zone and never the network.
-import { promises as dns } from 'node:dns';
+// fake zone and never the network; the server hands in its caching resolver (src/dns/resolver.ts).
 import { splitHostPort, type Config } from '../config/config.js';
+import type { Resolver } from '../dns/resolver.js';
 
-export interface Resolver {
-  resolveMx(domain: string): Promise<{ exchange: string; priority: number }[]>;
-  resolve4(host: string): Promise<string[]>;
-  resolve6(host: string): Promise<string[]>;
-  resolveTxt(name: string): Promise<string[][]>;
-}
-
-export const systemResolver: Resolver = {
-  resolveMx: (domain) => dns.resolveMx(domain),
-  resolve4: (host) => dns.resolve4(host),
-  resolve6: (host) => dns.resolve6(host),
-  resolveTxt: (name) => dns.resolveTxt(name),
-};
+export type { Resolver } from '../dns/resolver.js';
 
 export interface Hop {
   host: string;

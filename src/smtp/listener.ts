@@ -11,7 +11,6 @@ import type {
   SMTPServerSession,
 } from 'smtp-server';
 import { splitHostPort } from '../config/config.js';
-import { systemResolver } from '../queue/route.js';
 import type { Service, ServiceDeps } from '../service.js';
 import type { Logger } from '../util/logger.js';
 import { processMetrics } from '../metrics/metrics.js';
@@ -168,8 +167,17 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
     // A gateway that runs the SMTP dialogue itself (src/gateway/smtp-front.ts) hands over the
     // client's address and login with XCLIENT, which only trusted gateways may send.
     useXClient: config.trustedGateways.length > 0 ? [...config.trustedGateways] : false,
-    // An injected DNS (a test's fake zone) has no PTR records, so none are asked of the real one.
-    disableReverseLookup: !config.smtp.reverseLookup || (deps.resolver !== undefined && deps.resolver !== systemResolver),
+    // PTR through the node's resolver (hosts file first, loopback never asked); a test's fake
+    // zone without reverse() has no PTR records, so none are asked of the real DNS.
+    disableReverseLookup: !config.smtp.reverseLookup || !deps.resolver.reverse,
+    resolver: {
+      reverse(ip: string, callback: (error: Error | null, hostnames?: string[]) => void) {
+        deps.resolver.reverse!(ip).then(
+          (names) => callback(null, names),
+          (error: Error) => callback(error),
+        );
+      },
+    },
     ...spec.options,
 
     onConnect(session, callback) {

@@ -1,7 +1,6 @@
 // The MX listener (RFC 5321): mail from other servers for our own domains, no AUTH, no relay.
 // Each message is judged (SPF, DKIM, DMARC, ARC; config.inbound) before it is stored.
 import { judgeInbound } from '../mailauth/inbound.js';
-import { systemResolver } from '../queue/route.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { Replies } from './codes.js';
 import { startListener } from './listener.js';
@@ -22,7 +21,7 @@ export function startSmtp(deps: ServiceDeps): Promise<Service> {
       const facts = { ip: session.remoteAddress, helo: session.hostNameAppearsAs || '', sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : '' };
       let verdict;
       try {
-        verdict = await judgeInbound(body, facts, { hostname: config.hostname, resolver: deps.resolver ?? systemResolver, policy: config.inbound });
+        verdict = await judgeInbound(body, facts, { hostname: config.hostname, resolver: deps.resolver, policy: config.inbound });
       } catch (error) {
         // A broken verifier must not lose or bounce mail: store it unjudged.
         log.warn({ session: session.id, err: error }, 'inbound verification failed; stored without verdict');
