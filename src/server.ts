@@ -14,6 +14,7 @@ import { startPop3 } from './pop3/server.js';
 import { startImap } from './imap/server.js';
 import type { Service, ServiceDeps } from './service.js';
 import { openPostgres } from './store/grouped-store.js';
+import type { PostgresOptions } from './store/postgres.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
 import { createLogger, type Logger } from './util/logger.js';
@@ -36,11 +37,21 @@ type Starter = (deps: ServiceDeps) => Promise<Service>;
 /** Protocol listeners, in start order. */
 const STARTERS: [ProtocolName, Starter][] = [['smtp', startSmtp], ['submission', startSubmission], ['http', startWeb], ['pop3', startPop3], ['imap', startImap]];
 
-export async function openStore(config: Readonly<Config>): Promise<Store> {
+export async function openStore(config: Readonly<Config>, onCommitCheck?: PostgresOptions['onCommitCheck']): Promise<Store> {
   const { url, poolSize, statementTimeoutSeconds, connectTimeoutSeconds, migrate } = config.store;
   // A directory listing several groups opens the grouped store (src/store/grouped-store.ts).
-  if (url) return openPostgres(url, { poolSize, statementTimeoutMs: statementTimeoutSeconds * 1000, connectTimeoutMs: connectTimeoutSeconds * 1000, migrate });
+  if (url) return openPostgres(url, { poolSize, statementTimeoutMs: statementTimeoutSeconds * 1000, connectTimeoutMs: connectTimeoutSeconds * 1000, migrate, onCommitCheck });
   return SqliteStore.open(config.data, { maxDatabaseBytes: config.store.maxDatabaseBytes });
+}
+
+/** A log line and a count for every lookup of a COMMIT whose outcome was unknown (PostgreSQL). */
+function commitCheckReporter(logger: Logger, node: string): PostgresOptions['onCommitCheck'] {
+  const checks = processMetrics().commitChecksOf(node);
+  return ({ outcome, ms, marker }) => {
+    checks.inc(outcome);
+    const message = `commit outcome unknown: looked up, ${outcome === 'absent' ? 'not committed' : outcome}`;
+    logger[outcome === 'unknown' ? 'warn' : 'info']({ part: 'store', marker, outcome, ms }, message);
+  };
 }
 
 export const VERSION = '0.1.0';
@@ -63,7 +74,7 @@ export async function startServer(config: Readonly<Config>, options: ServerOptio
   const logger = options.logger ?? createLogger(config.log.level);
   const nodeId = options.nodeId ?? `${hostname()}-${process.pid}`;
   // Every store call is timed for quill_store_seconds.
-  const store = measuredStore(options.store ?? (await openStore(config)), processMetrics(), nodeId);
+  const store = measuredStore(options.store ?? (await openStore(config, commitCheckReporter(logger, nodeId))), processMetrics(), nodeId);
   const tls = await loadTls(config.data, config.hostname, config.tls);
   const auth = new Authenticator(store, config.limits);
   const resolver = options.resolver ?? systemResolver;

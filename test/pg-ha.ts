@@ -2,7 +2,7 @@
 // postgresql-15-auto-failover, pg-auto-failover-cli): a monitor and two nodes (a primary and
 // its synchronous standby) in a temp dir, as the `postgres` user when started as root. The
 // monitor's health checks are tightened so a failover takes seconds, not the default half-minute.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -56,6 +56,8 @@ export interface AutoFailoverGroup {
   primary(): Promise<string>;
   /** SIGKILL of a node's keeper and its postgres, as a machine dying would do. */
   crash(name: string): void;
+  /** Runs pg_autoctl with the group's environment (e.g. ['perform', 'switchover']); resolves with its output. */
+  autoctl(args: string[]): Promise<string>;
   destroy(): Promise<void>;
 }
 
@@ -97,13 +99,14 @@ export async function startAutoFailover(options: { nodes?: number; timeoutMs?: n
   if (user) chownSync(dir, user.uid, user.gid);
   const keepers: Keeper[] = [];
 
+  // pg_autoctl keeps its config and state under XDG dirs; keep them in the temp dir too.
+  const env = [`PATH=${PG_BIN}:/usr/bin:/bin`, `XDG_CONFIG_HOME=${dir}/config`, `XDG_DATA_HOME=${dir}/share`, `HOME=${dir}`];
+  const command = (argv: string[]): [string, string[]] => (user ? ['runuser', ['-u', 'postgres', '--', 'env', ...env, ...argv]] : ['env', [...env, ...argv]]);
   const launch = (name: string, port: number, args: string[]): Keeper => {
     const pgdata = path.join(dir, name);
     const log = openSync(path.join(dir, `${name}.log`), 'a');
-    // pg_autoctl keeps its config and state under XDG dirs; keep them in the temp dir too.
-    const env = [`PATH=${PG_BIN}:/usr/bin:/bin`, `XDG_CONFIG_HOME=${dir}/config`, `XDG_DATA_HOME=${dir}/share`, `HOME=${dir}`];
     const argv = [PG_AUTOCTL, ...args, '--pgdata', pgdata, '--pgport', String(port), '--hostname', '127.0.0.1', '--auth', 'trust', '--no-ssl', '--run'];
-    const [cmd, cmdArgs] = user ? ['runuser', ['-u', 'postgres', '--', 'env', ...env, ...argv]] : ['env', [...env, ...argv]];
+    const [cmd, cmdArgs] = command(argv);
     // Its own process group, so a crash or shutdown reaches the keeper and everything under it.
     const child = spawn(cmd, cmdArgs, { cwd: dir, detached: true, stdio: ['ignore', log, log] });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -192,6 +195,12 @@ export async function startAutoFailover(options: { nodes?: number; timeoutMs?: n
         const primary = now.find((n) => ['primary', 'wait_primary', 'single'].includes(n.goal));
         if (!primary) throw new Error(`no primary: ${JSON.stringify(now)}`);
         return primary.name;
+      },
+      autoctl(args) {
+        const [cmd, cmdArgs] = command([PG_AUTOCTL, ...args, '--monitor', monitorUrl]);
+        return new Promise((resolve, reject) =>
+          execFile(cmd, cmdArgs, { cwd: dir, timeout: 120_000 }, (error, stdout, stderr) => (error ? reject(new Error(`pg_autoctl ${args.join(' ')}: ${error.message}\n${stderr}`)) : resolve(stdout + stderr))),
+        );
       },
       crash(name) {
         const keeper = keepers.find((k) => k.name === name);
