@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import nodemailer from 'nodemailer';
 import pg from 'pg';
 import { PostgresStore } from '../src/store/postgres.js';
 import type { ChangeEvent } from '../src/store/types.js';
 import { startTestServer, type TestServer } from './helpers.js';
+import { Load, send, storedCounts } from './smtp-load.js';
 import { autoFailoverAvailable, startAutoFailover, type AutoFailoverGroup } from './pg-ha.js';
 
 const skip = autoFailoverAvailable() ? false : 'pg_auto_failover (postgresql-15-auto-failover, pg-auto-failover-cli) is not installed';
@@ -18,79 +18,17 @@ const skip = autoFailoverAvailable() ? false : 'pg_auto_failover (postgresql-15-
 /** How long after a new primary takes writes a node may still answer 4xx to a new delivery. */
 const FOLLOW_MS = 1000;
 
-async function send(port: number, id: string): Promise<void> {
-  const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, name: 'client.example', localAddress: '127.0.0.2', tls: { rejectUnauthorized: false } });
-  try {
-    const raw = `From: bob@remote.test\r\nTo: alice@example.com\r\nMessage-ID: <${id}@remote.test>\r\nSubject: ${id}\r\n\r\nbody of ${id}\r\n`;
-    await transport.sendMail({ envelope: { from: 'bob@remote.test', to: ['alice@example.com'] }, raw });
-  } finally {
-    transport.close();
-  }
-}
-
 async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
   for (const deadline = Date.now() + timeoutMs; !(await condition()); await sleep(50)) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
   }
 }
 
-/** Senders that retry after 4xx; records every 250 and every 4xx with the time its attempt started. */
-class Load {
-  readonly acked: { id: string; at: number }[] = [];
-  readonly temporary: { id: string; startedAt: number; message: string }[] = [];
-  private stopped = false;
-  private running: Promise<void[]>;
-  private next = 0;
-
-  constructor(
-    private readonly port: number,
-    private readonly prefix: string,
-    senders = 4,
-  ) {
-    this.running = Promise.all(Array.from({ length: senders }, () => this.sender()));
-  }
-
-  private async sender(): Promise<void> {
-    while (!this.stopped) {
-      const id = `${this.prefix}${this.next++}`;
-      while (!this.stopped) {
-        const startedAt = Date.now();
-        try {
-          await send(this.port, id);
-          this.acked.push({ id, at: Date.now() });
-          break;
-        } catch (error) {
-          const code = (error as { responseCode?: number }).responseCode;
-          if (code === undefined || code < 400 || code >= 500) throw error;
-          this.temporary.push({ id, startedAt, message: (error as Error).message });
-          await sleep(50);
-        }
-      }
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.running;
-  }
-
-  /** 4xx answers to attempts started after `at`. */
-  temporaryAfter(at: number): string[] {
-    return this.temporary.filter((t) => t.startedAt > at).map((t) => `${t.id} at +${t.startedAt - at} ms: ${t.message}`);
-  }
-}
-
 /** Every acknowledged id is stored exactly once. */
 async function assertStoredOnce(server: TestServer, acked: readonly { id: string }[]): Promise<void> {
-  const user = (await server.store.getUser('alice@example.com'))!;
-  const inbox = (await server.store.getMailbox(user.id, 'INBOX'))!;
-  const stored = new Map<string, number>();
-  for (const meta of await server.store.listMessages(inbox.id)) {
-    const id = /^Subject: (\S+)/m.exec((await server.store.getBlob(meta.blobHash))!.toString())![1]!;
-    stored.set(id, (stored.get(id) ?? 0) + 1);
-  }
-  assert.deepEqual(acked.filter((a) => !stored.has(a.id)).map((a) => a.id), [], 'every 250 is stored');
-  assert.deepEqual(acked.filter((a) => (stored.get(a.id) ?? 0) > 1).map((a) => a.id), [], 'no acknowledged message is stored twice');
+  const { missing, doubled } = await storedCounts(server.store, acked);
+  assert.deepEqual(missing, [], 'every 250 is stored');
+  assert.deepEqual(doubled, [], 'no acknowledged message is stored twice');
 }
 
 describe('the primary of a PostgreSQL group, found and followed', { skip }, () => {
@@ -174,7 +112,7 @@ describe('the primary of a PostgreSQL group, found and followed', { skip }, () =
     let promotedAt = 0;
     try {
       await until('mail before the switchover', () => load.acked.length >= 10, 20_000);
-      const switching = group.autoctl(['perform', 'switchover']);
+      const switching = group.autoctl(['perform', 'switchover', '--monitor', group.monitorUrl]);
       switching.catch(() => undefined);
       await until('node2 to accept writes', () => writable('node2'), 60_000);
       promotedAt = Date.now();
@@ -184,9 +122,7 @@ describe('the primary of a PostgreSQL group, found and followed', { skip }, () =
     } finally {
       await load.stop();
     }
-    const times = load.acked.map((a) => a.at).sort((a, b) => a - b);
-    const gap = Math.max(...times.slice(1).map((at, i) => at - times[i]!));
-    t.diagnostic(`${load.acked.length} acknowledged, ${load.temporary.length} 4xx answers, write gap ${gap} ms`);
+    t.diagnostic(`${load.acked.length} acknowledged, ${load.temporary.length} 4xx answers, write gap ${load.writeGap()} ms`);
     assert.deepEqual(load.temporaryAfter(promotedAt + FOLLOW_MS), [], `no 4xx later than ${FOLLOW_MS} ms after the promotion`);
     await assertStoredOnce(server, load.acked);
 
