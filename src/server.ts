@@ -13,6 +13,8 @@ import { startSubmission } from './smtp/submission.js';
 import { startPop3 } from './pop3/server.js';
 import { startImap } from './imap/server.js';
 import type { Service, ServiceDeps } from './service.js';
+import { openStore } from './store/open.js';
+import type { PostgresOptions } from './store/postgres.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
 import { createLogger, type Logger } from './util/logger.js';
@@ -36,7 +38,15 @@ type Starter = (deps: ServiceDeps) => Promise<Service>;
 /** Protocol listeners, in start order. */
 const STARTERS: [ProtocolName, Starter][] = [['smtp', startSmtp], ['submission', startSubmission], ['http', startWeb], ['pop3', startPop3], ['imap', startImap]];
 
-import { openStore } from './store/open.js';
+/** A log line and a count for every lookup of a COMMIT whose outcome was unknown (PostgreSQL). */
+function commitCheckReporter(logger: Logger, node: string): PostgresOptions['onCommitCheck'] {
+  const checks = processMetrics().commitChecksOf(node);
+  return ({ outcome, ms, marker }) => {
+    checks.inc(outcome);
+    const message = `commit outcome unknown: looked up, ${outcome === 'absent' ? 'not committed' : outcome}`;
+    logger[outcome === 'unknown' ? 'warn' : 'info']({ part: 'store', marker, outcome, ms }, message);
+  };
+}
 
 export { openStore };
 
@@ -60,7 +70,7 @@ export async function startServer(config: Readonly<Config>, options: ServerOptio
   const logger = options.logger ?? createLogger(config.log.level);
   const nodeId = options.nodeId ?? `${hostname()}-${process.pid}`;
   // Every store call is timed for quill_store_seconds.
-  const store = measuredStore(options.store ?? (await openStore(config)), processMetrics(), nodeId);
+  const store = measuredStore(options.store ?? (await openStore(config, commitCheckReporter(logger, nodeId))), processMetrics(), nodeId);
   const tls = await loadTls(config.data, config.hostname, config.tls);
   configurePasswords({ scryptN: config.limits.passwordScryptN, concurrency: config.limits.passwordHashConcurrency });
   const auth = new Authenticator(store, config.limits);

@@ -2,7 +2,7 @@
 // postgresql-15-auto-failover, pg-auto-failover-cli): a monitor and two nodes (a primary and
 // its synchronous standby) in a temp dir, as the `postgres` user when started as root. The
 // monitor's health checks are tightened so a failover takes seconds, not the default half-minute.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,7 +17,7 @@ export function autoFailoverAvailable(): boolean {
 }
 
 /** Monitor settings (pgautofailover.*, in ms) for a quick failover on a test machine. */
-const FAST_FAILOVER = {
+export const FAST_FAILOVER = {
   health_check_period: 1000,
   health_check_timeout: 1000,
   health_check_max_retries: 1,
@@ -28,12 +28,33 @@ const FAST_FAILOVER = {
   primary_demote_timeout: 2000,
 };
 
+/**
+ * What docs/postgresql.md recommends for production: a write gap under 10 s with the old
+ * primary fenced. Each keeper demotes its postgres after `network_partition_timeout` seconds
+ * without the monitor and without a standby; the monitor promotes only after a primary has
+ * been unhealthy for node_considered_unhealthy_timeout and then primary_demote_timeout more,
+ * which is longer, so a primary cut off from the monitor has stopped taking writes by then.
+ */
+export const PRODUCTION_FAILOVER = {
+  monitor: {
+    health_check_period: 1000,
+    health_check_timeout: 1000,
+    health_check_max_retries: 2,
+    health_check_retry_delay: 500,
+    node_considered_unhealthy_timeout: 3000,
+    primary_demote_timeout: 3000,
+  },
+  keeper: { 'timeout.network_partition_timeout': 2 },
+};
+
 interface Keeper {
   name: string;
   port: number;
   pgdata: string;
   child: ChildProcess;
   exited: Promise<void>;
+  /** A supervised keeper does not start again before this time (ms). */
+  downUntil?: number;
 }
 
 export interface NodeState {
@@ -54,8 +75,13 @@ export interface AutoFailoverGroup {
   waitFor(expected: Record<string, string>, timeoutMs?: number): Promise<void>;
   /** The node the monitor holds as primary (or one on its way there). */
   primary(): Promise<string>;
-  /** SIGKILL of a node's keeper and its postgres, as a machine dying would do. */
-  crash(name: string): void;
+  /**
+   * SIGKILL of a node's keeper and its postgres, as a machine dying would do. With `supervise`,
+   * the keeper starts again after `downMs` (a machine's reboot; default: systemd's 1 s).
+   */
+  crash(name: string, downMs?: number): void;
+  /** Runs pg_autoctl as the group's user with its environment; resolves with its output. */
+  autoctl(args: string[]): Promise<string>;
   destroy(): Promise<void>;
 }
 
@@ -89,27 +115,57 @@ async function until<T>(what: string, timeoutMs: number, check: () => Promise<T 
 }
 
 /** Starts a monitor and `nodes` keepers; resolves when one is primary and the others secondaries. */
-export async function startAutoFailover(options: { nodes?: number; timeoutMs?: number } = {}): Promise<AutoFailoverGroup> {
+export async function startAutoFailover(
+  options: {
+    nodes?: number;
+    timeoutMs?: number;
+    /** 'test' (default): FAST_FAILOVER; 'production': PRODUCTION_FAILOVER. */
+    settings?: 'test' | 'production';
+    /** Start a keeper again a second after it exits, as systemd's Restart=always does (deploy/pg-autoctl-node.service). */
+    supervise?: boolean;
+  } = {},
+): Promise<AutoFailoverGroup> {
   const count = options.nodes ?? 2;
+  const production = options.settings === 'production';
+  let stopping = false;
   const timeoutMs = options.timeoutMs ?? 90_000;
   const dir = mkdtempSync(path.join(tmpdir(), 'quill-ha-'));
   const user = postgresUser();
   if (user) chownSync(dir, user.uid, user.gid);
   const keepers: Keeper[] = [];
 
+  // pg_autoctl keeps its config and state under XDG dirs; keep them in the temp dir too.
+  const env = [`PATH=${PG_BIN}:/usr/bin:/bin`, `XDG_CONFIG_HOME=${dir}/config`, `XDG_DATA_HOME=${dir}/share`, `HOME=${dir}`];
+  const command = (argv: string[]): [string, string[]] => (user ? ['runuser', ['-u', 'postgres', '--', 'env', ...env, ...argv]] : ['env', [...env, ...argv]]);
   const launch = (name: string, port: number, args: string[]): Keeper => {
     const pgdata = path.join(dir, name);
     const log = openSync(path.join(dir, `${name}.log`), 'a');
-    // pg_autoctl keeps its config and state under XDG dirs; keep them in the temp dir too.
-    const env = [`PATH=${PG_BIN}:/usr/bin:/bin`, `XDG_CONFIG_HOME=${dir}/config`, `XDG_DATA_HOME=${dir}/share`, `HOME=${dir}`];
     const argv = [PG_AUTOCTL, ...args, '--pgdata', pgdata, '--pgport', String(port), '--hostname', '127.0.0.1', '--auth', 'trust', '--no-ssl', '--run'];
-    const [cmd, cmdArgs] = user ? ['runuser', ['-u', 'postgres', '--', 'env', ...env, ...argv]] : ['env', [...env, ...argv]];
+    const [cmd, cmdArgs] = command(argv);
     // Its own process group, so a crash or shutdown reaches the keeper and everything under it.
     const child = spawn(cmd, cmdArgs, { cwd: dir, detached: true, stdio: ['ignore', log, log] });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const keeper = { name, port, pgdata, child, exited };
+    const keeper: Keeper = { name, port, pgdata, child, exited };
     keepers.push(keeper);
+    if (options.supervise) child.once('exit', () => void restart(keeper, log));
     return keeper;
+  };
+  // RestartSec=1: `pg_autoctl run` takes the node's saved state, asks the monitor what it
+  // is now and gets there (a dead primary comes back as a standby, rewound if need be).
+  const restart = async (keeper: Keeper, log: number) => {
+    await sleep(Math.max(1000, (keeper.downUntil ?? 0) - Date.now()));
+    if (stopping) return;
+    const [cmd, cmdArgs] = command([PG_AUTOCTL, 'run', '--pgdata', keeper.pgdata]);
+    const child = spawn(cmd, cmdArgs, { cwd: dir, detached: true, stdio: ['ignore', log, log] });
+    keeper.child = child;
+    keeper.exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.once('exit', () => void restart(keeper, log));
+  };
+  const run = (args: string[]): Promise<string> => {
+    const [cmd, cmdArgs] = command([PG_AUTOCTL, ...args]);
+    return new Promise((resolve, reject) =>
+      execFile(cmd, cmdArgs, { cwd: dir, timeout: 120_000 }, (error, stdout, stderr) => (error ? reject(new Error(`pg_autoctl ${args.join(' ')}: ${error.message}\n${stderr}`)) : resolve(stdout + stderr))),
+    );
   };
   const logs = () => keepers.map((k) => `--- ${k.name}.log (tail)\n${readFileSync(path.join(dir, `${k.name}.log`), 'utf8').split('\n').slice(-15).join('\n')}`).join('\n');
 
@@ -129,12 +185,14 @@ export async function startAutoFailover(options: { nodes?: number; timeoutMs?: n
     }
   };
   const killAll = () => {
+    stopping = true;
     for (const keeper of keepers) signalKeeper(keeper, 'SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   };
   process.on('exit', killAll);
 
   const destroy = async () => {
+    stopping = true;
     process.off('exit', killAll);
     for (const keeper of keepers) signalKeeper(keeper, 'SIGTERM');
     await Promise.race([Promise.all(keepers.map((k) => k.exited)), sleep(15_000)]);
@@ -147,7 +205,7 @@ export async function startAutoFailover(options: { nodes?: number; timeoutMs?: n
     const monitorUrl = `postgres://autoctl_node@127.0.0.1:${monitorPort}/pg_auto_failover?sslmode=disable`;
     const monitor: pg.ClientConfig = { host: '127.0.0.1', port: monitorPort, user: 'postgres', database: 'pg_auto_failover' };
     await until('the monitor', timeoutMs, async () => (await query(monitor, 'select 1 from pgautofailover.node limit 0')) && true, logs);
-    const settings = Object.entries(FAST_FAILOVER).map(([key, value]) => `alter system set pgautofailover.${key} = ${value}`);
+    const settings = Object.entries(production ? PRODUCTION_FAILOVER.monitor : FAST_FAILOVER).map(([key, value]) => `alter system set pgautofailover.${key} = ${value}`);
     await query(monitor, ...settings, 'select pg_reload_conf()');
 
     const states = async (): Promise<NodeState[]> => {
@@ -180,6 +238,11 @@ export async function startAutoFailover(options: { nodes?: number; timeoutMs?: n
       });
     }
     await waitFor({ node1: 'primary' });
+    if (production) {
+      for (const node of nodes) {
+        for (const [key, value] of Object.entries(PRODUCTION_FAILOVER.keeper)) await run(['config', 'set', '--pgdata', node.pgdata, key, String(value)]);
+      }
+    }
 
     return {
       dir,
@@ -193,9 +256,11 @@ export async function startAutoFailover(options: { nodes?: number; timeoutMs?: n
         if (!primary) throw new Error(`no primary: ${JSON.stringify(now)}`);
         return primary.name;
       },
-      crash(name) {
+      autoctl: run,
+      crash(name, downMs) {
         const keeper = keepers.find((k) => k.name === name);
         if (!keeper) throw new Error(`no node ${name}`);
+        keeper.downUntil = Date.now() + (downMs ?? 0);
         signalKeeper(keeper, 'SIGKILL');
       },
       destroy,

@@ -121,6 +121,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly commitChecks = new Counter({
+    name: 'quill_store_commit_checks_total',
+    help: 'Lookups of a COMMIT whose outcome was unknown (connection lost mid-COMMIT), by result (committed, absent, unknown)',
+    labelNames: ['node', 'result'],
+    registers: [this.registry],
+  });
+
   readonly httpRequests = new Counter({
     name: 'quill_http_requests_total',
     help: 'Web requests by route and status code',
@@ -188,6 +195,10 @@ export class Metrics {
 
   deliveriesOf(node: string, path: string): CounterFamily {
     return new CounterFamily(this.deliveries, [node, path]);
+  }
+
+  commitChecksOf(node: string): CounterFamily {
+    return new CounterFamily(this.commitChecks, [node]);
   }
 
   /** The counters one gateway listener moves: sessions accepted, clients refused (by reason), failovers. */

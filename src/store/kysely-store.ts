@@ -36,6 +36,13 @@ import {
 
 type Tx = Transaction<Database> | Kysely<Database>;
 
+/** Rows in runs of at most `size` (bound parameters per statement stay far below the engines' limits). */
+function chunks<T>(rows: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < rows.length; i += size) out.push(rows.slice(i, i + size));
+  return out;
+}
+
 interface PendingDelivery {
   raw: Buffer;
   hash: string;
@@ -792,9 +799,7 @@ export abstract class KyselyStore implements Store {
       try {
         done = await this.transact(async (tx, collected) => {
           if (marker) await tx.insertInto('txns').values({ id: marker, created_at: Date.now() }).execute();
-          const out: DeliveryResult[] = [];
-          for (const item of batch) out.push(await this.deliverOne(tx, item, collected));
-          return out;
+          return this.deliverBatch(tx, batch, collected);
         });
       } catch (error) {
         if (!(error instanceof AmbiguousCommitError)) break;
@@ -824,55 +829,147 @@ export abstract class KyselyStore implements Store {
     }
   }
 
-  private async deliverOne(tx: Transaction<Database>, item: PendingDelivery, changes: ChangeEvent[]): Promise<DeliveryResult> {
-    const { raw, hash, targets, options } = item;
-    if (options.txnId) {
-      // A concurrent replay of the same id waits on the key, then finds it taken.
-      const claimed = await tx.insertInto('txns').values({ id: options.txnId, created_at: Date.now() }).onConflict((oc) => oc.column('id').doNothing()).returning('id').executeTakeFirst();
-      if (!claimed) return { stored: false, copies: [], outboundIds: [] };
-    }
-    const outboundRecipients = options.outbound?.recipients ?? [];
-    await this.putBlob(tx, hash, raw, targets.length + outboundRecipients.length);
-    const internalDate = (options.internalDate ?? new Date()).getTime();
-    const copies: DeliveryResult['copies'] = [];
-    const touchedUsers = new Set<number>();
-    for (const target of targets) {
-      const name = canonicalMailboxName(target.mailbox ?? 'INBOX');
-      let mailbox = await tx.selectFrom('mailboxes').select('id').where('user_id', '=', target.userId).where('name', '=', name).executeTakeFirst();
-      if (!mailbox) mailbox = await tx.selectFrom('mailboxes').select('id').where('user_id', '=', target.userId).where('name', '=', 'INBOX').executeTakeFirst();
-      if (!mailbox) throw new StoreError('not-found', `user ${target.userId} has no INBOX`);
-      const mailboxId = num(mailbox.id);
-      const { firstUid, modseq, uidvalidity } = await this.allocate(tx, mailboxId, 1);
-      await this.insertMessage(tx, mailboxId, firstUid, hash, raw.length, normalizeFlags(target.flags ?? []), internalDate, modseq);
-      await tx.updateTable('users').set({ used_bytes: sql`used_bytes + ${raw.length}` }).where('id', '=', target.userId).execute();
-      await this.recordChange(tx, target.userId, mailboxId, 'append', changes);
-      copies.push({ userId: target.userId, mailboxId, uid: firstUid, uidvalidity });
-      touchedUsers.add(target.userId);
-    }
-    const outboundIds: number[] = [];
+  /**
+   * What deliverOne does for every item of a batch, in one statement per table for the whole
+   * batch (transaction ids, blobs, the mailboxes' UID and modseq counters, messages, users'
+   * byte counts, change rows), so a batch costs a few round trips to PostgreSQL instead of six
+   * per recipient. The messages a batch puts in one mailbox share one modseq (RFC 7162 3.1:
+   * one operation, one mod-sequence). Outbound entries go one by one (their ids are returned).
+   */
+  private async deliverBatch(tx: Transaction<Database>, batch: readonly PendingDelivery[], changes: ChangeEvent[]): Promise<DeliveryResult[]> {
+    const results: DeliveryResult[] = batch.map(() => ({ stored: false, copies: [], outboundIds: [] }));
     const now = Date.now();
-    for (const recipient of outboundRecipients) {
-      const row = await tx
-        .insertInto('outbound')
-        .values({
-          sender: options.outbound!.sender,
-          recipient,
-          domain: recipient.slice(recipient.lastIndexOf('@') + 1).toLowerCase(),
-          blob_hash: hash,
-          status: 'queued',
-          attempts: 0,
-          created_at: now,
-          next_attempt_at: now,
-          last_error: null,
-          lease_owner: null,
-          lease_until: null,
-          warned: 0,
-        })
-        .returning('id')
-        .executeTakeFirstOrThrow();
-      outboundIds.push(num(row.id));
+    let live = batch.map((_, i) => i);
+    const txnIds = [...new Set(batch.map((item) => item.options.txnId).filter((id): id is string => id !== undefined))];
+    if (txnIds.length > 0) {
+      // A replayed id stores nothing; within one batch the first item with an id takes it.
+      const rows = await tx.insertInto('txns').values(txnIds.map((id) => ({ id, created_at: now }))).onConflict((oc) => oc.column('id').doNothing()).returning('id').execute();
+      const claimed = new Set(rows.map((row) => row.id));
+      live = live.filter((i) => {
+        const id = batch[i]!.options.txnId;
+        if (id === undefined) return true;
+        return claimed.delete(id);
+      });
     }
-    return { stored: true, copies, outboundIds };
+    if (live.length === 0) return results;
+
+    const blobs = new Map<string, { raw: Buffer; refs: number }>();
+    for (const i of live) {
+      const item = batch[i]!;
+      const blob = blobs.get(item.hash) ?? { raw: item.raw, refs: 0 };
+      blob.refs += item.targets.length + (item.options.outbound?.recipients.length ?? 0);
+      blobs.set(item.hash, blob);
+    }
+    for (const chunk of chunks([...blobs], 200)) {
+      await tx
+        .insertInto('blobs')
+        .values(chunk.map(([hash, { raw, refs }]) => ({ hash, size: raw.length, data: raw, refs })))
+        .onConflict((oc) => oc.column('hash').doUpdateSet({ refs: sql`blobs.refs + excluded.refs` }))
+        .execute();
+    }
+
+    // Each target's mailbox (INBOX when the named one is missing), found in one query.
+    const targets = live.flatMap((i) => batch[i]!.targets.map((target) => ({ item: i, target, name: canonicalMailboxName(target.mailbox ?? 'INBOX') })));
+    const mailboxIds = new Map<string, number>();
+    if (targets.length > 0) {
+      const userIds = [...new Set(targets.map((t) => t.target.userId))];
+      const names = [...new Set([...targets.map((t) => t.name), 'INBOX'])];
+      const rows = await tx.selectFrom('mailboxes').select(['id', 'user_id', 'name']).where('user_id', 'in', userIds).where('name', 'in', names).execute();
+      for (const row of rows) mailboxIds.set(`${num(row.user_id)}\0${row.name}`, num(row.id));
+    }
+    const placed = targets.map((t) => {
+      const mailboxId = mailboxIds.get(`${t.target.userId}\0${t.name}`) ?? mailboxIds.get(`${t.target.userId}\0INBOX`);
+      if (mailboxId === undefined) throw new StoreError('not-found', `user ${t.target.userId} has no INBOX`);
+      return { ...t, mailboxId };
+    });
+
+    // UIDs and a modseq per mailbox, one UPDATE for all (in id order, the order of the row locks).
+    const perMailbox = new Map<number, number>();
+    for (const p of placed) perMailbox.set(p.mailboxId, (perMailbox.get(p.mailboxId) ?? 0) + 1);
+    const counters = new Map<number, { nextUid: number; modseq: number; uidvalidity: number }>();
+    if (perMailbox.size > 0) {
+      const values = [...perMailbox].sort((a, b) => a[0] - b[0]).map(([id, n]) => sql`(cast(${id} as bigint), cast(${n} as bigint))`);
+      const { rows } = await sql<{ id: number; uidnext: number; highest_modseq: number; uidvalidity: number }>`
+        with v(id, n) as (values ${sql.join(values)})
+        update mailboxes set uidnext = mailboxes.uidnext + v.n, highest_modseq = mailboxes.highest_modseq + 1
+        from v where mailboxes.id = v.id
+        returning mailboxes.id, mailboxes.uidnext, mailboxes.highest_modseq, mailboxes.uidvalidity`.execute(tx);
+      for (const row of rows) {
+        const id = num(row.id);
+        counters.set(id, { nextUid: num(row.uidnext) - perMailbox.get(id)!, modseq: num(row.highest_modseq), uidvalidity: num(row.uidvalidity) });
+      }
+    }
+
+    const internalDates = new Map(live.map((i) => [i, (batch[i]!.options.internalDate ?? new Date()).getTime()]));
+    const messages = placed.map((p) => {
+      const counter = counters.get(p.mailboxId);
+      if (!counter) throw new StoreError('not-found', 'no such mailbox');
+      const uid = counter.nextUid++;
+      const flags = normalizeFlags(p.target.flags ?? []);
+      results[p.item]!.copies.push({ userId: p.target.userId, mailboxId: p.mailboxId, uid, uidvalidity: counter.uidvalidity });
+      const raw = batch[p.item]!.raw;
+      return {
+        mailbox_id: p.mailboxId,
+        uid,
+        blob_hash: batch[p.item]!.hash,
+        size: raw.length,
+        internal_date: internalDates.get(p.item)!,
+        flags: flags.join(' '),
+        seen: hasFlag(flags, '\\Seen'),
+        deleted: hasFlag(flags, '\\Deleted'),
+        modseq: counter.modseq,
+      };
+    });
+    for (const chunk of chunks(messages, 500)) await tx.insertInto('messages').values(chunk).execute();
+
+    const bytes = new Map<number, number>();
+    for (const p of placed) bytes.set(p.target.userId, (bytes.get(p.target.userId) ?? 0) + batch[p.item]!.raw.length);
+    if (bytes.size > 0) {
+      const values = [...bytes].sort((a, b) => a[0] - b[0]).map(([id, n]) => sql`(cast(${id} as bigint), cast(${n} as bigint))`);
+      await sql`with v(id, n) as (values ${sql.join(values)}) update users set used_bytes = users.used_bytes + v.n from v where users.id = v.id`.execute(tx);
+    }
+
+    for (const chunk of chunks(placed, 500)) {
+      const rows = await tx
+        .insertInto('changes')
+        .values(chunk.map((p) => ({ user_id: p.target.userId, mailbox_id: p.mailboxId, kind: 'append', created_at: now })))
+        .returning(['id', 'user_id', 'mailbox_id'])
+        .execute();
+      for (const row of rows) changes.push({ id: num(row.id), userId: num(row.user_id), mailboxId: row.mailbox_id === null ? null : num(row.mailbox_id), kind: 'append' });
+    }
+
+    for (const i of live) {
+      const item = batch[i]!;
+      results[i]!.stored = true;
+      for (const recipient of item.options.outbound?.recipients ?? []) results[i]!.outboundIds.push(await this.queueOutbound(tx, item, recipient, now));
+    }
+    return results;
+  }
+
+  private async queueOutbound(tx: Transaction<Database>, item: PendingDelivery, recipient: string, now: number): Promise<number> {
+    const row = await tx
+      .insertInto('outbound')
+      .values({
+        sender: item.options.outbound!.sender,
+        recipient,
+        domain: recipient.slice(recipient.lastIndexOf('@') + 1).toLowerCase(),
+        blob_hash: item.hash,
+        status: 'queued',
+        attempts: 0,
+        created_at: now,
+        next_attempt_at: now,
+        last_error: null,
+        lease_owner: null,
+        lease_until: null,
+        warned: 0,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return num(row.id);
+  }
+
+  private async deliverOne(tx: Transaction<Database>, item: PendingDelivery, changes: ChangeEvent[]): Promise<DeliveryResult> {
+    return (await this.deliverBatch(tx, [item], changes))[0]!;
   }
 
   async append(mailboxId: number, raw: Buffer, flags: string[], internalDate?: Date): Promise<{ uid: number; uidvalidity: number; modseq: number }> {

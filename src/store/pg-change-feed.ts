@@ -56,6 +56,8 @@ export interface ChangeFeedOptions {
 
 export class PgChangeFeed {
   private client: pg.Client | undefined;
+  /** Gives up the current connection (and schedules a new one). */
+  private drop: (() => void) | undefined;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = 100;
@@ -69,6 +71,14 @@ export class PgChangeFeed {
     return this.client !== undefined;
   }
 
+  /**
+   * Drops the LISTEN connection and makes a new one (to the current primary), replaying the
+   * changes written meanwhile: writes moved to another server, whose NOTIFYs this one misses.
+   */
+  reconnect(): void {
+    this.drop?.();
+  }
+
   /** Connects and LISTENs; rejects if the first attempt fails. */
   async start(): Promise<void> {
     await this.connect();
@@ -80,7 +90,10 @@ export class PgChangeFeed {
     const onLost = () => {
       if (gone) return;
       gone = true;
-      if (this.client === client) this.client = undefined;
+      if (this.client === client) {
+        this.client = undefined;
+        this.drop = undefined;
+      }
       client.end().catch(() => undefined);
       if (this.stopped) return;
       this.lostAt ??= Date.now();
@@ -107,6 +120,7 @@ export class PgChangeFeed {
       return;
     }
     this.client = client;
+    this.drop = onLost;
     this.retryDelayMs = 100;
     if (this.lostAt !== undefined) {
       const since = this.lostAt - (this.options.replayMarginMs ?? 5000);

@@ -176,6 +176,25 @@ export function clientConfig(url: PgUrl, host: PgHost, settings: PoolSettings): 
   };
 }
 
+/** A server that is a standby (or read-only) where writes are wanted: SQLSTATE 25006, read_only_sql_transaction. */
+export class NotPrimaryError extends Error {
+  readonly code = '25006';
+}
+
+/**
+ * Whether a connected server takes writes: not in recovery (a standby, or a primary being
+ * demoted and restarted as one) and not read-only by default (libpq's read-write test reads
+ * transaction_read_only the same way).
+ */
+export async function checkWritable(client: pg.ClientBase): Promise<void> {
+  const { rows } = await client.query<{ recovery: boolean; read_only: string }>(
+    "select pg_is_in_recovery() as recovery, current_setting('transaction_read_only') as read_only",
+  );
+  const row = rows[0];
+  if (!row || row.recovery) throw new NotPrimaryError('in recovery (a standby)');
+  if (row.read_only === 'on') throw new NotPrimaryError('read-only (transaction_read_only = on)');
+}
+
 /** Finds the first host that accepts writes (or just answers, for target_session_attrs=any). */
 export async function findServer(url: PgUrl, settings: PoolSettings): Promise<PgHost> {
   const failures: string[] = [];
@@ -184,10 +203,7 @@ export async function findServer(url: PgUrl, settings: PoolSettings): Promise<Pg
     client.on('error', () => undefined);
     try {
       await client.connect();
-      if (url.targetSessionAttrs === 'read-write') {
-        const { rows } = await client.query<{ ro: string }>('show transaction_read_only');
-        if (rows[0]?.ro === 'on') throw new Error('read-only (a standby)');
-      }
+      if (url.targetSessionAttrs === 'read-write') await checkWritable(client);
       return true;
     } catch (error) {
       failures.push(`${host.host}:${host.port}: ${(error as Error).message}`);
@@ -206,16 +222,32 @@ export async function findServer(url: PgUrl, settings: PoolSettings): Promise<Pg
   return url.hosts[index]!;
 }
 
+export function hostKey(host: PgHost): string {
+  return `${host.host}:${host.port}`;
+}
+
+interface PoolEntry {
+  host: PgHost;
+  pool: pg.Pool;
+  /** Resolves when this server is given up: connections still waiting for it try the next one. */
+  gone: Promise<void>;
+  leave: () => void;
+}
+
 /**
  * The pool Kysely draws connections from. With one host it is a plain pg Pool; with several it
  * keeps a pool on the current primary and, when that server is lost or turns read-only, finds
- * the new primary for the next connection. Transactions in flight fail (the caller answers
- * with a temporary error); new ones go to the new primary.
+ * the new primary for the next connection. Every new connection is checked to be on a writable
+ * server (a demoted primary comes back as a standby on the same address), and any read-only
+ * error or lost connection sends the next one looking again. Transactions in flight fail (the
+ * caller answers with a temporary error); new ones go to the new primary.
  */
 export class FailoverPool implements PostgresPool {
-  private current: { host: PgHost; pool: pg.Pool } | undefined;
-  private choosing: Promise<{ host: PgHost; pool: pg.Pool }> | undefined;
+  private current: PoolEntry | undefined;
+  private choosing: Promise<PoolEntry> | undefined;
   private readonly clients = new WeakMap<pg.PoolClient, WatchedClient>();
+  private readonly watchers = new Set<(host: PgHost) => void>();
+  private lastHost: string | undefined;
   private ended = false;
 
   constructor(
@@ -228,17 +260,48 @@ export class FailoverPool implements PostgresPool {
     return this.current?.host;
   }
 
-  private async primary(): Promise<{ host: PgHost; pool: pg.Pool }> {
+  /** The primary, found now if not known (the change feed LISTENs there). */
+  async primaryHost(): Promise<PgHost> {
+    return (await this.primary()).host;
+  }
+
+  /** Calls `watch` whenever writes move to another server; returns its removal. */
+  onPrimaryChange(watch: (host: PgHost) => void): () => void {
+    this.watchers.add(watch);
+    return () => void this.watchers.delete(watch);
+  }
+
+  private get multiHost(): boolean {
+    return this.url.hosts.length > 1;
+  }
+
+  private async primary(): Promise<PoolEntry> {
     if (this.current) return this.current;
     this.choosing ??= (async () => {
       try {
-        const host = this.url.hosts.length === 1 ? this.url.hosts[0]! : await findServer(this.url, this.settings);
-        const pool = new pg.Pool({ ...clientConfig(this.url, host, this.settings), max: this.settings.max, idleTimeoutMillis: 30_000 });
-        // An idle client's error (server restart) is reported here; the pool drops that client.
-        pool.on('error', () => undefined);
+        const host = this.multiHost ? await findServer(this.url, this.settings) : this.url.hosts[0]!;
+        const check = this.multiHost && this.url.targetSessionAttrs === 'read-write';
+        const pool = new pg.Pool({
+          ...clientConfig(this.url, host, this.settings),
+          max: this.settings.max,
+          idleTimeoutMillis: 30_000,
+          // Each new connection proves the server still takes writes.
+          onConnect: check ? (checkWritable as (client: pg.ClientBase) => void) : undefined,
+        });
+        let leave!: () => void;
+        const gone = new Promise<void>((resolve) => (leave = resolve));
+        const entry: PoolEntry = { host, pool, gone, leave };
+        // An idle client's error (server restart, backend terminated) is reported here; the pool
+        // drops that client, and the next connection looks for the primary again.
+        pool.on('error', (error) => {
+          if (meansServerLost(error)) this.lost(entry);
+        });
         if (this.ended) await pool.end();
-        this.current = { host, pool };
-        return this.current;
+        this.current = entry;
+        const key = hostKey(host);
+        if (this.lastHost !== undefined && this.lastHost !== key) for (const watch of this.watchers) watch(host);
+        this.lastHost = key;
+        return entry;
       } finally {
         this.choosing = undefined;
       }
@@ -247,30 +310,43 @@ export class FailoverPool implements PostgresPool {
   }
 
   /** Forgets the current server, so the next connection looks for the primary again. */
-  private lost(entry: { host: PgHost; pool: pg.Pool }): void {
-    if (this.url.hosts.length === 1 || this.current !== entry) return;
+  private lost(entry: PoolEntry): void {
+    if (!this.multiHost || this.current !== entry) return;
     this.current = undefined;
+    entry.leave();
     entry.pool.end().catch(() => undefined);
   }
 
   async connect(): Promise<PostgresPoolClient> {
-    if (this.ended) throw new Error('the store is closed');
-    const entry = await this.primary();
-    let client: pg.PoolClient;
-    try {
-      client = await entry.pool.connect();
-    } catch (error) {
-      this.lost(entry);
-      throw error;
-    }
-    let watched = this.clients.get(client);
-    if (!watched) {
-      watched = new WatchedClient(client, (error) => {
+    for (let attempt = 1; ; attempt++) {
+      if (this.ended) throw new Error('the store is closed');
+      const entry = await this.primary();
+      const pending = entry.pool.connect();
+      let client: pg.PoolClient | undefined;
+      try {
+        // A pool given up while this waited in its queue would hand out nothing (pg-pool leaves
+        // waiters of an ending pool to their timeout): go to the next primary instead.
+        client = await Promise.race([pending, entry.gone.then(() => undefined)]);
+      } catch (error) {
         if (meansServerLost(error)) this.lost(entry);
-      });
-      this.clients.set(client, watched);
+        // A demoted primary (now a standby) or a server that went away: ask the others.
+        if (attempt < 3 && (error instanceof NotPrimaryError || /ECONNREFUSED|ECONNRESET|Connection terminated/.test((error as Error).message))) continue;
+        throw error;
+      }
+      if (!client) {
+        pending.then((late) => late.release(true), () => undefined);
+        if (attempt < 3) continue;
+        throw new Error('the PostgreSQL primary changed while waiting for a connection');
+      }
+      let watched = this.clients.get(client);
+      if (!watched) {
+        watched = new WatchedClient(client, (error) => {
+          if (meansServerLost(error)) this.lost(entry);
+        });
+        this.clients.set(client, watched);
+      }
+      return watched;
     }
-    return watched;
   }
 
   async end(): Promise<void> {

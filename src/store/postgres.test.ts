@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { postgresAvailable, startPostgres, type PgServer } from '../../test/pg-server.js';
 import { hashBytes } from './kysely-store.js';
 import { parsePgUrl } from './pg-pool.js';
-import { PostgresStore, type PostgresOptions } from './postgres.js';
+import { PostgresStore, type CommitCheck, type PostgresOptions } from './postgres.js';
 import { runStoreSuite } from './store.suite.js';
 import { StoreError, type ChangeEvent, type DeliveryResult, type Store } from './types.js';
 
@@ -123,7 +123,8 @@ describe('postgres store', { skip }, () => {
 
   it('confirms a delivery whose COMMIT was cut off once the database can tell', async () => {
     const server = await pg();
-    const store = await open(undefined, { commitCheckMs: 10_000 });
+    const checks: CommitCheck[] = [];
+    const store = await open(undefined, { commitCheckMs: 10_000, onCommitCheck: (check) => checks.push(check) });
     try {
       const { userId, inbox } = await withUser(store);
       let delivery!: Promise<DeliveryResult>;
@@ -136,6 +137,8 @@ describe('postgres store', { skip }, () => {
       const result = await delivery;
       assert.equal(result.stored, true);
       assert.deepEqual(await store.listUids(inbox), [result.copies[0]!.uid]);
+      // The lookup is reported (log line and metric in server.ts) with its result.
+      assert.deepEqual(checks.map((c) => c.outcome), ['committed']);
     } finally {
       await store.close();
     }
@@ -144,7 +147,8 @@ describe('postgres store', { skip }, () => {
   it('stores a delivery once when COMMIT is cut off and the sender retries with its txnId', async () => {
     const server = await pg();
     // The check gives up while the standby is still missing.
-    const store = await open(undefined, { commitCheckMs: 500 });
+    const checks: CommitCheck[] = [];
+    const store = await open(undefined, { commitCheckMs: 500, onCommitCheck: (check) => checks.push(check) });
     try {
       const { userId, inbox } = await withUser(store);
       await withMissingStandby(server, async () => {
@@ -153,6 +157,7 @@ describe('postgres store', { skip }, () => {
         server.psql(`select pg_terminate_backend(${await backendWaitingForStandby(server)})`);
         await assert.rejects(delivery, (e: StoreError) => isUnavailable(e) && /outcome unknown/.test(e.message));
       });
+      assert.deepEqual(checks.map((c) => c.outcome), ['unknown']);
       // The retry finds the txnId and stores nothing more.
       const retry = await store.deliver(msg('in doubt'), [{ userId }], { txnId: 'txn-in-doubt' });
       assert.equal(retry.stored, false);
@@ -164,7 +169,8 @@ describe('postgres store', { skip }, () => {
 
   it('does not acknowledge a COMMIT whose wait for the standby was cancelled', async () => {
     const server = await pg();
-    const store = await open(undefined, { commitCheckMs: 500 });
+    const checks: CommitCheck[] = [];
+    const store = await open(undefined, { commitCheckMs: 500, onCommitCheck: (check) => checks.push(check) });
     try {
       const { userId } = await withUser(store);
       await withMissingStandby(server, async () => {

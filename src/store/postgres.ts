@@ -9,7 +9,7 @@ import { Kysely, Migrator, PostgresDialect, sql, type Transaction } from 'kysely
 import { COMMIT_MARKER_PREFIX, KyselyStore, type CommitOutcome } from './kysely-store.js';
 import { migrations } from './migrations.js';
 import { CHANGE_CHANNEL, encodeChanges, PgChangeFeed } from './pg-change-feed.js';
-import { clientConfig, FailoverPool, findServer, parsePgUrl, redactPgUrl, type PgHost, type PgUrl, type PoolSettings } from './pg-pool.js';
+import { clientConfig, FailoverPool, findServer, hostKey, parsePgUrl, redactPgUrl, type PgHost, type PgUrl, type PoolSettings } from './pg-pool.js';
 import type { Database } from './schema.js';
 import { postgresHostsStatus } from './store-status.js';
 import { StoreError, type ChangeEvent, type ChangeKind, type StoreStatus } from './types.js';
@@ -34,6 +34,16 @@ export interface PostgresOptions {
    * seconds) before answering with a temporary error.
    */
   commitCheckMs?: number;
+  /** Told of every lookup of a COMMIT whose outcome was unknown, with its result (logs, metrics). */
+  onCommitCheck?: (check: CommitCheck) => void;
+}
+
+/** One lookup of a COMMIT cut off mid-way: what it found and how long it took. */
+export interface CommitCheck {
+  outcome: CommitOutcome;
+  ms: number;
+  /** The batch's marker row in txns, to find it in the database. */
+  marker: string;
 }
 
 /** Session-level advisory lock key that serialises migrations across nodes. */
@@ -77,6 +87,8 @@ export class PostgresStore extends KyselyStore {
   private readonly origin = randomUUID();
   private readonly feed: PgChangeFeed;
   private pruneTimer: NodeJS.Timeout | undefined;
+  /** The server the change feed LISTENs on. */
+  private feedHost: string | undefined;
 
   private constructor(
     db: Kysely<Database>,
@@ -86,13 +98,22 @@ export class PostgresStore extends KyselyStore {
     /** The URL with its password hidden. */
     readonly location: string,
     private readonly commitCheckMs: number,
+    private readonly onCommitCheck: ((check: CommitCheck) => void) | undefined,
   ) {
     super(db);
     this.feed = new PgChangeFeed({
       origin: this.origin,
-      connect: async () => clientConfig(this.url, this.url.hosts.length === 1 ? this.url.hosts[0]! : await findServer(this.url, this.settings), this.settings),
+      connect: async () => {
+        const host = await this.pool.primaryHost();
+        this.feedHost = hostKey(host);
+        return clientConfig(this.url, host, this.settings);
+      },
       emit: (event) => this.emit(event),
       since: (ms) => this.changesSince(ms),
+    });
+    // LISTEN where the NOTIFYs are sent: on the primary, wherever it moves.
+    pool.onPrimaryChange((host) => {
+      if (this.feedHost !== hostKey(host)) this.feed.reconnect();
     });
   }
 
@@ -102,7 +123,7 @@ export class PostgresStore extends KyselyStore {
     const settings = poolSettings(options);
     const pool = new FailoverPool(parsed, settings);
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    const store = new PostgresStore(db, pool, parsed, settings, redactPgUrl(url), options.commitCheckMs ?? 15_000);
+    const store = new PostgresStore(db, pool, parsed, settings, redactPgUrl(url), options.commitCheckMs ?? 15_000, options.onCommitCheck);
     try {
       await store.checkDurability();
       if (options.migrate !== false) await store.migrate();
@@ -206,6 +227,13 @@ export class PostgresStore extends KyselyStore {
    * earlier in the WAL, is there too.
    */
   protected override async commitOutcome(marker: string): Promise<CommitOutcome> {
+    const started = Date.now();
+    const outcome = await this.lookUpCommit(marker);
+    this.onCommitCheck?.({ outcome, ms: Date.now() - started, marker });
+    return outcome;
+  }
+
+  private async lookUpCommit(marker: string): Promise<CommitOutcome> {
     const deadline = Date.now() + this.commitCheckMs;
     while (Date.now() < deadline) {
       const check = this.db
