@@ -284,6 +284,7 @@ export class CachingResolver implements Resolver {
   }
 
   private socket(family: 4 | 6): UdpSocket {
+    if (this.closed) throw new DnsError('ECANCELLED', '', '');
     let socket = this.sockets[family];
     if (socket) return socket;
     socket = createSocket(family === 4 ? 'udp4' : 'udp6');
@@ -337,13 +338,16 @@ export class CachingResolver implements Resolver {
           resolve(response);
         },
       });
-      this.socket(server.family).send(packet.encode(this.query(name, type, id)), server.port, server.address, (error) => {
-        if (error) {
-          clearTimeout(timer);
-          this.pending.delete(id);
-          resolve(undefined);
-        }
-      });
+      const failed = () => {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        resolve(undefined);
+      };
+      try {
+        this.socket(server.family).send(packet.encode(this.query(name, type, id)), server.port, server.address, (error) => error && failed());
+      } catch {
+        failed(); // closed meanwhile: the next attempt sees it
+      }
     });
   }
 
@@ -382,7 +386,10 @@ export class CachingResolver implements Resolver {
 
   close(): void {
     this.closed = true;
-    for (const family of [4, 6] as const) this.sockets[family]?.close();
+    for (const family of [4, 6] as const) {
+      this.sockets[family]?.close();
+      delete this.sockets[family];
+    }
   }
 }
 
