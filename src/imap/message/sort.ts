@@ -67,11 +67,11 @@ function sortValue(m: SortMessage, key: SortKey): string | number {
     case 'SUBJECT':
       return asciiCasemap(baseSubject(text(envelope?.[1])).base);
     case 'FROM':
-      return asciiCasemap(firstAddress(envelope?.[2])?.[2] ?? '');
+      return asciiCasemap(firstMailbox(envelope?.[2]));
     case 'TO':
-      return asciiCasemap(firstAddress(envelope?.[5])?.[2] ?? '');
+      return asciiCasemap(firstMailbox(envelope?.[5]));
     case 'CC':
-      return asciiCasemap(firstAddress(envelope?.[6])?.[2] ?? '');
+      return asciiCasemap(firstMailbox(envelope?.[6]));
     case 'DISPLAYFROM':
       return displayName(envelope?.[2]);
     case 'DISPLAYTO':
@@ -85,6 +85,13 @@ export function sentTime(m: SortMessage): number {
 }
 
 const text = (value: ImapValue | undefined): string | undefined => (typeof value === 'string' ? value : undefined);
+
+/** RFC 5256 3: the addr-mailbox of the first address; a group's first entry is its start marker, whose
+ *  mailbox is the group name (as Dovecot sorts `Cc: team: a@b;` under "team"). */
+function firstMailbox(list: ImapValue | undefined): string {
+  const first = Array.isArray(list) ? list[0] : undefined;
+  return Array.isArray(first) && typeof first[2] === 'string' ? first[2] : '';
+}
 
 /** The first real address of an ENVELOPE address list (group markers skipped). */
 function firstAddress(list: ImapValue | undefined): (string | null)[] | undefined {
