@@ -16,6 +16,8 @@ export type ReaderEvent =
 
 export interface ReaderLimits {
   lineLength: number;
+  /** A longer limit for the lines of some commands (ID, RFC 2971: 30 pairs of up to 1024 octets), by the line's start. */
+  longLine?: { length: number; allowed(head: string): boolean };
   /** Largest literal accepted for a command, by its first line (APPEND gets the message size). */
   literalSize(firstLine: string): number;
 }
@@ -56,7 +58,7 @@ export class CommandReader {
       }
       const nl = buf.indexOf(10, pos);
       if (nl < 0) {
-        if (buf.length - pos > this.limits.lineLength) {
+        if (this.tooLong(buf, pos, buf.length - pos)) {
           if (!this.skipping) this.refuse('line-too-long', buf.subarray(pos, pos + 200).toString('latin1'));
           this.skipping = true;
           pos = buf.length;
@@ -72,7 +74,7 @@ export class CommandReader {
         this.chunks = [];
         continue;
       }
-      if (lineBytes.length > this.limits.lineLength) {
+      if (this.tooLong(lineBytes, 0, lineBytes.length)) {
         this.refuse('line-too-long', lineBytes.subarray(0, 200).toString('latin1'));
         continue;
       }
@@ -105,6 +107,15 @@ export class CommandReader {
       this.literal = { remaining: size, parts: [], discard: false };
     }
     this.buf = pos < buf.length ? buf.subarray(pos) : EMPTY;
+  }
+
+  /** Whether a line (or its unfinished start) of length bytes at buf[start] is over the limit. */
+  private tooLong(buf: Buffer, start: number, length: number): boolean {
+    if (length <= this.limits.lineLength) return false;
+    const long = this.limits.longLine;
+    // Only a line that starts a command: a line after a literal continues the one before it.
+    if (!long || length > long.length || this.chunks.length > 0) return true;
+    return !long.allowed(buf.subarray(start, start + 64).toString('latin1'));
   }
 
   private refuse(problem: 'line-too-long' | 'literal-too-big' | 'too-many-literals', firstLine: string): void {
@@ -278,7 +289,9 @@ class Tokenizer {
     while (i < text.length) {
       const c = text[i]!;
       if (c === '[') {
-        i = bracketEnd(text, i) + 1;
+        // An unclosed `[` is an ordinary atom character (a mailbox name may hold one).
+        const end = bracketEnd(text, i);
+        i = end < 0 ? i + 1 : end + 1;
         continue;
       }
       if (ATOM_END.has(c) || text.charCodeAt(i) < 0x20 || text.charCodeAt(i) === 0x7f) break;
@@ -300,5 +313,5 @@ function bracketEnd(text: string, open: number): number {
     } else if (c === '"') quoted = true;
     else if (c === ']') return i;
   }
-  throw new Error('unterminated "["');
+  return -1;
 }

@@ -138,6 +138,7 @@ export class Session implements ChangeSubscriber {
     return new CommandReader(
       {
         lineLength: limits.lineLength,
+        longLine: { length: Math.max(limits.imapIdLineLength, limits.lineLength), allowed: (head) => /^[^\s(){%*"\\\]]+ ID /i.test(head) },
         literalSize: (first) => {
           if (this.state === 'not-authenticated') return PRE_AUTH_LITERAL;
           return /^\S+ APPEND /i.test(first) ? limits.messageSize : Math.max(limits.lineLength * 8, 64 * 1024);
@@ -319,6 +320,16 @@ export class Session implements ChangeSubscriber {
     if (!this.deflate) return;
     if (this.output.writableCorked) this.deflateUnflushed = true;
     else this.deflate.flush(zlib.constants.Z_SYNC_FLUSH);
+  }
+
+  /**
+   * RFC 7162 3.1: a CONDSTORE-enabling command. The first one while a mailbox is selected also sends
+   * OK [HIGHESTMODSEQ] (the SELECT already did when the mailbox was selected after it).
+   */
+  enableCondstore(): void {
+    if (this.enabled.has('CONDSTORE')) return;
+    this.enabled.add('CONDSTORE');
+    if (this.selected) this.untaggedStatus('OK', 'highest modseq', `HIGHESTMODSEQ ${this.selected.knownModseq}`);
   }
 
   send(values: ImapValue[]): void {
