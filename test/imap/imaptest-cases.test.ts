@@ -4,7 +4,33 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { crlf } from '../fixtures/messages.js';
-import { quote, requires, scratch, wire } from './kit.js';
+import { quote, requires, scratch, target, wire } from './kit.js';
+import { fetches, type Response, type Wire } from './wire.js';
+
+const msg = (subject: string): Buffer => crlf(`From: a@example.com\nSubject: ${subject}\n\nbody ${subject}\n`);
+
+/** NOOP until a response matches (a server may deliver a change on the next NOOP). */
+async function noopUntil(raw: Wire, done: (responses: Response[]) => boolean): Promise<Response[]> {
+  const seen: Response[] = [];
+  for (let i = 0; i < 20; i++) {
+    seen.push(...(await raw.command('NOOP')).ok().untagged);
+    if (done(seen)) return seen;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.fail(`not seen after 20 NOOPs: ${seen.map((r) => r.text).join(' | ')}`);
+}
+
+/** The keywords of the FLAGS responses so far, and fails when a FETCH names a keyword before FLAGS did (RFC 3501 7.2.6). */
+function checkKeywordsAnnounced(responses: Response[], known: Set<string>): void {
+  for (const response of responses) {
+    const flagsList = (text: string): string[] => /\(([^)]*)\)/.exec(text)?.[1]?.split(' ').filter(Boolean) ?? [];
+    if (response.name === 'FLAGS') for (const flag of flagsList(response.text)) known.add(flag.toLowerCase());
+    if (response.name === 'FETCH') {
+      const flags = /FLAGS \(([^)]*)\)/.exec(response.text)?.[1]?.split(' ').filter(Boolean) ?? [];
+      for (const flag of flags) if (!flag.startsWith('\\')) assert.ok(known.has(flag.toLowerCase()), `${flag} in "${response.text}" before any FLAGS named it`);
+    }
+  }
+}
 
 const numbers = (text: string | undefined, name: string): number[] =>
   (text ?? '')
@@ -42,4 +68,84 @@ test('imaptest thread: REFERENCES drops an earlier parent even when the new link
   (await raw.command('STORE 1 +FLAGS \\Deleted')).ok();
   (await raw.command('EXPUNGE')).ok();
   assert.equal(await thread(), '(2 1)');
+});
+
+test('RFC 3501 7.2.6: a keyword added in another session comes in FLAGS and PERMANENTFLAGS before a FETCH shows it', async (t) => {
+  const name = await scratch(t, [msg('k1'), msg('k2')]);
+  const a = await wire(t);
+  const b = await wire(t);
+  const known = new Set<string>();
+  checkKeywordsAnnounced((await a.command(`SELECT ${quote(name)}`)).ok().untagged, known);
+  (await b.command(`SELECT ${quote(name)}`)).ok();
+  (await b.command('STORE 2 +FLAGS.SILENT ($Fresh1 $Fresh2)')).ok();
+  const seen = await noopUntil(a, (rs) => fetches(rs).has(2));
+  checkKeywordsAnnounced(seen, known);
+  const permanent = seen.find((r) => r.code?.toUpperCase().startsWith('PERMANENTFLAGS'));
+  assert.match(permanent?.code ?? '', /\$Fresh1.*\$Fresh2.*\\\*/i, 'PERMANENTFLAGS names the new keywords and still \\*');
+  // The session's own STORE and FETCH also name a new keyword in FLAGS first.
+  checkKeywordsAnnounced((await a.command('STORE 1 +FLAGS ($Own)')).ok().untagged, known);
+  (await b.command('STORE 1 +FLAGS.SILENT ($Other)')).ok();
+  checkKeywordsAnnounced((await a.command('FETCH 1:* FLAGS')).ok().untagged, known);
+  // A new session is told of every keyword in use at SELECT.
+  const c = await wire(t);
+  const fresh = new Set<string>();
+  checkKeywordsAnnounced((await c.command(`SELECT ${quote(name)}`)).ok().untagged, fresh);
+  for (const keyword of ['$fresh1', '$fresh2', '$own', '$other']) assert.ok(fresh.has(keyword), `SELECT's FLAGS names ${keyword}`);
+  checkKeywordsAnnounced((await c.command('FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])')).ok().untagged, fresh);
+});
+
+test('imaptest copy: messages copied in by another session are announced with EXISTS and RECENT (RFC 3501 7.3.2)', async (t) => {
+  const source = await scratch(t, [msg('c1'), msg('c2'), msg('c3')]);
+  const target = await scratch(t);
+  const a = await wire(t);
+  const b = await wire(t);
+  (await a.command(`SELECT ${quote(source)}`)).ok();
+  (await b.command(`SELECT ${quote(target)}`)).ok();
+  (await a.command(`COPY 1:2 ${quote(target)}`)).ok();
+  const seen = await noopUntil(b, (rs) => rs.some((r) => r.name === 'EXISTS'));
+  assert.equal(seen.find((r) => r.name === 'EXISTS')?.number, 2);
+  assert.equal(seen.find((r) => r.name === 'RECENT')?.number, 2, seen.map((r) => r.text).join(' | '));
+  (await a.command(`COPY 3 ${quote(target)}`)).ok();
+  const more = await noopUntil(b, (rs) => rs.some((r) => r.name === 'EXISTS'));
+  assert.equal(more.find((r) => r.name === 'RECENT')?.number, 3);
+});
+
+test('imaptest esearch-condstore: OK [HIGHESTMODSEQ] on the first CONDSTORE-enabling FETCH; ESEARCH MODSEQ of the messages returned', async (t) => {
+  if (!(await requires(t, 'ESEARCH', 'CONDSTORE'))) return;
+  const name = await scratch(t, [msg('e1'), msg('e2'), msg('e3'), msg('e4')]);
+  const raw = await wire(t);
+  (await raw.command(`SELECT ${quote(name)}`)).ok();
+  const first = (await raw.command('FETCH 1 MODSEQ')).ok();
+  assert.ok(first.untagged.some((r) => /^HIGHESTMODSEQ \d+$/i.test(r.code ?? '')), String(first));
+  const modseq: Record<number, number> = {};
+  for (const seq of [1, 3, 2, 4]) {
+    const stored = (await raw.command(`STORE ${seq} +FLAGS \\Seen`)).ok();
+    modseq[seq] = Number(/MODSEQ \((\d+)\)/.exec(stored.all('FETCH')[0]?.text ?? '')?.[1]);
+  }
+  const esearch = async (returns: string, set: string): Promise<string> =>
+    ((await raw.command(`SEARCH RETURN (${returns}) ${set} MODSEQ "/flags/\\\\seen" all 1`, { tag: 'T' })).ok().all('ESEARCH')[0]?.text ?? '').replace(/^\* ESEARCH \(TAG "T"\) /i, '');
+  assert.equal(await esearch('MIN', '1:3'), `MIN 1 MODSEQ ${modseq[1]}`);
+  assert.equal(await esearch('MAX', '1:3'), `MAX 3 MODSEQ ${modseq[3]}`);
+  assert.equal(await esearch('', '1:3'), `ALL 1:3 MODSEQ ${modseq[2]}`);
+  assert.equal(await esearch('MIN MAX', '2:3'), `MIN 2 MAX 3 MODSEQ ${modseq[2]}`);
+});
+
+test('imaptest id: an ID line of 30 pairs with 1024-octet values is accepted (RFC 2971)', async (t) => {
+  const raw = await wire(t);
+  const pairs = Array.from({ length: 30 }, (_, i) => `"${`f${i}`.padEnd(30, 'x')}" "${'v'.repeat(1024)}"`).join(' ');
+  const reply = await raw.command(`ID (${pairs})`);
+  assert.equal(reply.status, 'OK', reply.tagged.text);
+  assert.equal(reply.all('ID').length, 1);
+  (await raw.command('NOOP')).ok();
+  // Other commands keep the normal line limit (Quillmail's limits.lineLength; Dovecot has one limit for all).
+  if (!(await target()).external) assert.equal((await raw.command(`NOOP ${'x'.repeat(9000)}`)).status, 'BAD');
+});
+
+test('imaptest atoms: a mailbox name atom with "[" and "&" gets NO, and the session goes on', async (t) => {
+  const raw = await wire(t);
+  const name = "!#$&'+,-.0123456789:;<=>?@^_`|[}";
+  const selected = await raw.command(`SELECT ${name}`);
+  assert.equal(selected.status, 'NO', selected.tagged.text);
+  (await raw.command(`LIST "" ${name}%*`)).ok();
+  (await raw.command('NOOP')).ok();
 });
