@@ -149,3 +149,65 @@ test('imaptest atoms: a mailbox name atom with "[" and "&" gets NO, and the sess
   (await raw.command(`LIST "" ${name}%*`)).ok();
   (await raw.command('NOOP')).ok();
 });
+
+/** Names and flags of LIST/LSUB responses, with the extended data as text. */
+function listed(responses: Response[], name = 'LIST'): { name: string; flags: string[]; extra: string }[] {
+  return responses
+    .filter((r) => r.name === name)
+    .map((r) => {
+      const values = r.values;
+      const flags = (values[1] as string[]).map((f) => String(f).toLowerCase());
+      return { name: String(values[3]), flags, extra: JSON.stringify(values.slice(4)).toUpperCase() };
+    });
+}
+
+test('imaptest subscribe: CREATE does not subscribe; LSUB "%" shows unsubscribed parents of subscribed names as \\Noselect', async (t) => {
+  const raw = await wire(t);
+  const top = `${await scratch(t)}`;
+  for (const each of ['test', 'test2/', 'test3/', 'test2/test', 'test3/test3']) (await raw.command(`CREATE ${quote(`${top}/${each}`)}`)).ok();
+  for (const each of ['test', 'test2/test', 'test3/test3']) (await raw.command(`SUBSCRIBE ${quote(`${top}/${each}`)}`)).ok();
+  const lsub = async (pattern: string): Promise<{ name: string; flags: string[] }[]> => listed((await raw.command(`LSUB "" ${quote(pattern)}`)).ok().untagged, 'LSUB');
+  const level = await lsub(`${top}/%`);
+  assert.deepEqual(level.map((e) => e.name).sort(), [`${top}/test`, `${top}/test2`, `${top}/test3`]);
+  assert.ok(!level.find((e) => e.name === `${top}/test`)!.flags.includes('\\noselect'));
+  for (const parent of ['test2', 'test3']) assert.ok(level.find((e) => e.name === `${top}/${parent}`)!.flags.includes('\\noselect'), JSON.stringify(level));
+  for (const each of ['test', 'test2/test', 'test3/test3']) (await raw.command(`UNSUBSCRIBE ${quote(`${top}/${each}`)}`)).ok();
+  assert.deepEqual(await lsub(`${top}/*`), []);
+});
+
+test('imaptest listext: RECURSIVEMATCH needs SUBSCRIBED; a deleted subscribed mailbox lists as \\NonExistent; CHILDINFO', async (t) => {
+  if (!(await requires(t, 'LIST-EXTENDED'))) return;
+  const raw = await wire(t);
+  const top = await scratch(t);
+  for (const each of ['test1', 'test2/', 'test2/test1', 'test6', 'test7/test7', 'test8/test8', 'test8/test9']) (await raw.command(`CREATE ${quote(`${top}/${each}`)}`)).ok();
+  for (const each of ['test1', 'test2/test1', 'test6', 'test7/test7', 'test8/test8', 'test8/test9']) (await raw.command(`SUBSCRIBE ${quote(`${top}/${each}`)}`)).ok();
+  (await raw.command(`DELETE ${quote(`${top}/test6`)}`)).ok();
+  // RFC 5258 3: RECURSIVEMATCH alone (or with REMOTE) is an error.
+  assert.equal((await raw.command('LIST (RECURSIVEMATCH) "" ""')).status, 'BAD');
+  assert.equal((await raw.command('LIST (RECURSIVEMATCH REMOTE) "" ""')).status, 'BAD');
+  const list = async (args: string): Promise<{ name: string; flags: string[]; extra: string }[]> => listed((await raw.command(`LIST ${args}`)).ok().untagged);
+  // RFC 3501 6.3.6 / RFC 5258 3.1: the subscription outlives the mailbox.
+  const subscribed = await list(`(SUBSCRIBED) "" ${quote(`${top}/*`)}`);
+  const gone = subscribed.find((e) => e.name === `${top}/test6`);
+  assert.ok(gone?.flags.includes('\\nonexistent') && gone.flags.includes('\\subscribed'), JSON.stringify(subscribed));
+  // Created, not subscribed: test2, test7, test8 (and the scratch mailbox) are not in the list.
+  assert.deepEqual(subscribed.map((e) => e.name.slice(top.length + 1)).sort(), ['test1', 'test2/test1', 'test6', 'test7/test7', 'test8/test8', 'test8/test9']);
+  // RFC 5258 3.5: an unsubscribed name with a subscribed child the pattern misses gets CHILDINFO.
+  const test2 = await list(`(SUBSCRIBED RECURSIVEMATCH) "" ${quote(`${top}/test2%`)} RETURN (CHILDREN)`);
+  assert.deepEqual(test2.map((e) => e.name), [`${top}/test2`]);
+  assert.ok(!test2[0]!.flags.includes('\\subscribed'));
+  assert.match(test2[0]!.extra, /CHILDINFO.*SUBSCRIBED/);
+  const test7 = await list(`(SUBSCRIBED RECURSIVEMATCH) "" ${quote(`${top}*test7`)}`);
+  assert.deepEqual(test7.map((e) => e.name), [`${top}/test7/test7`], 'the child matches itself: no CHILDINFO for its parent');
+  const test8 = await list(`(SUBSCRIBED RECURSIVEMATCH) "" ${quote(`${top}*test8`)}`);
+  assert.deepEqual(test8.map((e) => e.name).sort(), [`${top}/test8`, `${top}/test8/test8`]);
+  assert.match(test8.find((e) => e.name === `${top}/test8`)!.extra, /CHILDINFO.*SUBSCRIBED/);
+  const both = await list(`(SUBSCRIBED RECURSIVEMATCH) "" (${quote(`${top}/test2`)} ${quote(`${top}/test2/test1`)})`);
+  assert.deepEqual(both.map((e) => e.name), [`${top}/test2/test1`]);
+  // RETURN (SUBSCRIBED) marks only the subscribed ones.
+  const level = await list(`"" ${quote(`${top}/%`)} RETURN (CHILDREN SUBSCRIBED)`);
+  assert.deepEqual(level.filter((e) => e.flags.includes('\\subscribed')).map((e) => e.name), [`${top}/test1`]);
+  // RFC 3501 6.3.7: the subscription with no mailbox can be dropped.
+  (await raw.command(`UNSUBSCRIBE ${quote(`${top}/test6`)}`)).ok();
+  assert.deepEqual((await list(`(SUBSCRIBED) "" ${quote(`${top}/test6`)}`)).length, 0);
+});
