@@ -36,7 +36,7 @@ describe('IMAP protocol', () => {
   it('greets with capabilities and authenticates with PLAIN, initial response or continuation', async () => {
     const { client, greeting } = await ImapWire.connect(server.port('imap'));
     try {
-      assert.match(greeting, /^\* OK \[CAPABILITY IMAP4rev1 .*STARTTLS AUTH=PLAIN\] /);
+      assert.match(greeting, /^\* OK \[CAPABILITY IMAP4rev1 .*STARTTLS AUTH=PLAIN AUTH=LOGIN\] /);
       const plain = Buffer.from(`\0${USER}\0wrong`).toString('base64');
       assert.match((await client.command(`AUTHENTICATE PLAIN ${plain}`)).tagged, / NO \[AUTHENTICATIONFAILED\]/);
       client.write('a1 AUTHENTICATE PLAIN\r\n');

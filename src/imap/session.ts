@@ -14,6 +14,7 @@ import type { Logger } from '../util/logger.js';
 import type { CounterFamily } from '../metrics/metrics.js';
 import { atomText } from './args.js';
 import { COMMANDS, type CommandResult, type CommandSpec } from './commands/index.js';
+import { SASL_MECHANISMS } from './commands/auth.js';
 import { CODE, ImapError, storeErrorReply } from './errors.js';
 import type { ChangeHub, ChangeSubscriber } from './hub.js';
 import type { MessageCache } from './message/parsed.js';
@@ -389,7 +390,8 @@ export class Session implements ChangeSubscriber {
     const caps = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE', 'NAMESPACE', 'UNSELECT', 'UIDPLUS', 'MOVE', 'CHILDREN', 'SPECIAL-USE'];
     if (this.state === 'not-authenticated') {
       if (!this.secure) caps.push('STARTTLS');
-      caps.push(this.plaintextAllowed() ? 'AUTH=PLAIN' : 'LOGINDISABLED');
+      if (this.plaintextAllowed()) caps.push(...SASL_MECHANISMS.map((m) => `AUTH=${m}`));
+      else caps.push('LOGINDISABLED');
       return caps;
     }
     caps.push('LIST-EXTENDED', 'LIST-STATUS', 'ESEARCH', 'SORT', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'CONDSTORE', 'QRESYNC');
