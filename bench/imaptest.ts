@@ -103,9 +103,11 @@ async function main(): Promise<void> {
         // Alternating which goes first, so neither always gets the warmer machine.
         const order = round % 2 === 1 ? ['quill', 'dovecot'] : ['dovecot', 'quill'];
         for (const which of order) {
-          if (which === 'quill' && quill) results.push(await runImaptest('Quillmail', quill.ports.imap, `u%d@${DOMAIN}`, mbox, mix));
-          if (which === 'dovecot' && dovecot) results.push(await runImaptest('Dovecot', dovecot.port, 'u%d', mbox, mix));
-          const last = results[results.length - 1]!;
+          let last: Result;
+          if (which === 'quill' && quill) last = await runImaptest('Quillmail', quill.ports.imap, `u%d@${DOMAIN}`, mbox, mix);
+          else if (which === 'dovecot' && dovecot) last = await runImaptest('Dovecot', dovecot.port, 'u%d', mbox, mix);
+          else continue;
+          results.push(last);
           console.log(`round ${round} ${mix} ${last.server}: ${fmt(last.perSecond)} commands/s, ${last.errors} errors`);
           for (const l of last.totals) console.log(`  ${l}`);
           for (const e of last.errorSamples) console.log(`  ${e.slice(0, 200)}`);

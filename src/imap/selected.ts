@@ -174,19 +174,19 @@ export class SelectedMailbox {
         this.loadGen = index.loadGen;
       }
       let newKeywords = false;
+      const fetches: ImapValue[][] = [];
       for (const meta of changed) {
         if (meta.uid > oldMax || (this.reported.get(meta.uid) ?? 0) >= meta.modseq || this.gone.has(meta.uid)) continue;
         const seq = this.seqOf(meta.uid);
         if (seq === 0) continue;
-        if (this.learnKeywords(meta.flags) && !newKeywords) {
-          // RFC 3501 7.2.6: FLAGS names a keyword before any FETCH uses it.
-          newKeywords = true;
-          out.push(...this.flagsResponses());
-        }
+        if (this.learnKeywords(meta.flags)) newKeywords = true;
         const data: ImapValue[] = [atom('UID'), meta.uid, atom('FLAGS'), this.flagsOf(meta)];
         if (options.condstore) data.push(atom('MODSEQ'), [meta.modseq]);
-        out.push([seq, atom('FETCH'), data]);
+        fetches.push([seq, atom('FETCH'), data]);
       }
+      // RFC 3501 7.2.6: FLAGS names every new keyword before any FETCH uses it.
+      if (newKeywords) out.push(...this.flagsResponses());
+      out.push(...fetches);
       this.knownModseq = Math.max(this.knownModseq, index.modseq);
       this.reported.clear();
     }

@@ -82,6 +82,10 @@ test('RFC 3501 7.2.6: a keyword added in another session comes in FLAGS and PERM
   checkKeywordsAnnounced(seen, known);
   const permanent = seen.find((r) => r.code?.toUpperCase().startsWith('PERMANENTFLAGS'));
   assert.match(permanent?.code ?? '', /\$Fresh1.*\$Fresh2.*\\\*/i, 'PERMANENTFLAGS names the new keywords and still \\*');
+  // Two messages with a new keyword each, caught up in one go: the FLAGS before them names both.
+  (await b.command('STORE 1 +FLAGS.SILENT ($Pair1)')).ok();
+  (await b.command('STORE 2 +FLAGS.SILENT ($Pair2)')).ok();
+  checkKeywordsAnnounced(await noopUntil(a, (rs) => fetches(rs).has(1) && fetches(rs).has(2)), known);
   // The session's own STORE and FETCH also name a new keyword in FLAGS first.
   checkKeywordsAnnounced((await a.command('STORE 1 +FLAGS ($Own)')).ok().untagged, known);
   (await b.command('STORE 1 +FLAGS.SILENT ($Other)')).ok();
