@@ -394,7 +394,7 @@ export class Session implements ChangeSubscriber {
       else caps.push('LOGINDISABLED');
       return caps;
     }
-    caps.push('LIST-EXTENDED', 'LIST-STATUS', 'ESEARCH', 'SORT', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'CONDSTORE', 'QRESYNC');
+    caps.push('LIST-EXTENDED', 'LIST-STATUS', 'ESEARCH', 'SORT', 'SORT=DISPLAY', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'CONDSTORE', 'QRESYNC');
     caps.push('QUOTA', 'QUOTA=RES-STORAGE', `APPENDLIMIT=${this.ctx.deps.config.limits.messageSize}`, 'STATUS=SIZE', 'COMPRESS=DEFLATE');
     return caps;
   }

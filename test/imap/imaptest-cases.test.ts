@@ -215,3 +215,14 @@ test('imaptest listext: RECURSIVEMATCH needs SUBSCRIBED; a deleted subscribed ma
   (await raw.command(`UNSUBSCRIBE ${quote(`${top}/test6`)}`)).ok();
   assert.deepEqual((await list(`(SUBSCRIBED) "" ${quote(`${top}/test6`)}`)).length, 0);
 });
+
+test('imaptest sort-display-to: SORT=DISPLAY, a group sorts by its name (RFC 5957)', async (t) => {
+  if (!(await requires(t, 'SORT=DISPLAY'))) return;
+  const tos = ['foo bar <a@b.c>', 'b@c.d', '=?iso-8859-1?q?foo_aar?= <e@f.g>', 'a: xx@xx.org, yy@yy.org;', 'z: aa@aa.org;', 'empty:;'];
+  const name = await scratch(t, tos.map((to, i) => crlf(`From: s@example.com\nTo: ${to}\nSubject: ${i + 1}\n\nx\n`)));
+  const raw = await wire(t);
+  (await raw.command(`EXAMINE ${quote(name)}`)).ok();
+  const sorted = numbers((await raw.command('SORT (DISPLAYTO) US-ASCII ALL')).ok().all('SORT')[0]?.text, 'SORT');
+  // a (group), b@c.d, empty (group), foo aar, foo bar, z (group)
+  assert.deepEqual(sorted, [4, 2, 6, 3, 1, 5]);
+});

@@ -99,8 +99,10 @@ function firstAddress(list: ImapValue | undefined): (string | null)[] | undefine
   return list.find((a) => Array.isArray(a) && a[3] !== null) as (string | null)[] | undefined;
 }
 
-/** RFC 5957: the decoded display name, or the address when there is none. */
+/** RFC 5957: the decoded display name, or the address when there is none; a group gives its name (as Dovecot). */
 function displayName(list: ImapValue | undefined): string {
+  const first = Array.isArray(list) ? list[0] : undefined;
+  if (Array.isArray(first) && first[3] === null && typeof first[2] === 'string') return decodeWords(first[2]).toUpperCase();
   const address = firstAddress(list);
   if (!address) return '';
   const [name, , mailbox, host] = address;
