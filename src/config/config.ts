@@ -37,6 +37,8 @@ const limitsSchema = z
     recipients: z.number().int().positive().default(100),
     /** Longest command line for SMTP, POP3 and IMAP. */
     lineLength: z.number().int().min(512).default(8192),
+    /** Longest IMAP ID command line: RFC 2971 allows 30 pairs with values of 1024 octets (about 32 KB). */
+    imapIdLineLength: z.number().int().min(512).default(65536),
     /** Concurrent connections from one client address, per protocol. */
     connectionsPerIp: z.number().int().positive().default(50),
     /** Total concurrent connections per protocol listener. */

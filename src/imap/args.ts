@@ -1,6 +1,6 @@
 // Reading command arguments (RFC 3501 9): astrings, mailbox names, flag lists, date-times,
 // sequence sets. Each reader throws a BAD ImapError naming what was wrong.
-import { bad } from './errors.js';
+import { bad, CODE, no } from './errors.js';
 import { parseSequenceSet, type SequenceSet } from './message/sequence.js';
 import { decodeMailboxName } from './mutf7.js';
 import type { ImapValue } from './value.js';
@@ -26,7 +26,8 @@ export function atomText(v: ImapValue | undefined): string | undefined {
 export function mailboxName(v: ImapValue | undefined): string {
   const wire = astring(v, 'mailbox name');
   const name = decodeMailboxName(wire);
-  if (name === undefined) throw bad('mailbox name is not valid modified UTF-7');
+  // Well-formed syntax, so NO rather than BAD (as Dovecot: imaptest atoms).
+  if (name === undefined) throw no('mailbox name is not valid modified UTF-7', CODE.cannot);
   return canonicalName(name);
 }
 

@@ -99,7 +99,7 @@ describe('IMAP command parser', () => {
       ['a1 LOGIN "bob', 'a1'],
       ['a1 LOGIN (a b', 'a1'],
       ['a1 LOGIN a)', 'a1'],
-      ['a1 FETCH 1 BODY[', 'a1'],
+      ['a1 FETCH 1 BODY[HEADER.FIELDS (A "B', 'a1'],
       ['a1 LOGIN "a\\x"', 'a1'],
       ['a1 LOGIN a  b', 'a1'],
     ];

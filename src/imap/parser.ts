@@ -18,6 +18,8 @@ export type ReaderProblem = 'line-too-long' | 'literal-too-big' | 'command-too-b
 
 export interface ReaderLimits {
   lineLength: number;
+  /** A longer limit for the lines of some commands (ID, RFC 2971: 30 pairs of up to 1024 octets), by the line's start. */
+  longLine?: { length: number; allowed(head: string): boolean };
   /** Largest literal accepted for a command, by its first line (APPEND gets the message size). */
   literalSize(firstLine: string): number;
   /**
@@ -75,7 +77,7 @@ export class CommandReader {
       }
       const nl = buf.indexOf(10, pos);
       if (nl < 0) {
-        if (buf.length - pos > this.limits.lineLength) {
+        if (this.tooLong(buf, pos, buf.length - pos)) {
           if (!this.skipping) this.refuse('line-too-long', buf.subarray(pos, pos + 200).toString('latin1'));
           this.skipping = true;
           pos = buf.length;
@@ -99,7 +101,7 @@ export class CommandReader {
         this.taken = 0;
         continue;
       }
-      if (lineBytes.length > this.limits.lineLength) {
+      if (this.tooLong(lineBytes, 0, lineBytes.length)) {
         this.refuse('line-too-long', lineBytes.subarray(0, 200).toString('latin1'));
         continue;
       }
@@ -167,6 +169,15 @@ export class CommandReader {
     this.dead = true;
     const head = /^([^\s(){%*"\\\]]+) ([A-Za-z]+)/.exec(this.refusedLine);
     this.emit({ kind: 'error', problem: 'command-too-big', tag: undefined, command: head?.[2]?.toUpperCase(), close: true });
+  }
+
+  /** Whether a line (or its unfinished start) of length bytes at buf[start] is over the limit. */
+  private tooLong(buf: Buffer, start: number, length: number): boolean {
+    if (length <= this.limits.lineLength) return false;
+    const long = this.limits.longLine;
+    // Only a line that starts a command: a line after a literal continues the one before it.
+    if (!long || length > long.length || this.chunks.length > 0) return true;
+    return !long.allowed(buf.subarray(start, start + 64).toString('latin1'));
   }
 
   private refuse(problem: ReaderProblem, firstLine: string, close = false): void {
@@ -349,7 +360,9 @@ class Tokenizer {
     while (i < text.length) {
       const c = text[i]!;
       if (c === '[') {
-        i = bracketEnd(text, i) + 1;
+        // An unclosed `[` is an ordinary atom character (a mailbox name may hold one).
+        const end = bracketEnd(text, i);
+        i = end < 0 ? i + 1 : end + 1;
         continue;
       }
       if (ATOM_END.has(c) || text.charCodeAt(i) < 0x20 || text.charCodeAt(i) === 0x7f) break;
@@ -371,5 +384,5 @@ function bracketEnd(text: string, open: number): number {
     } else if (c === '"') quoted = true;
     else if (c === ']') return i;
   }
-  throw new Error('unterminated "["');
+  return -1;
 }

@@ -36,7 +36,7 @@ describe('IMAP protocol', () => {
   it('greets with capabilities and authenticates with PLAIN, initial response or continuation', async () => {
     const { client, greeting } = await ImapWire.connect(server.port('imap'));
     try {
-      assert.match(greeting, /^\* OK \[CAPABILITY IMAP4rev1 .*STARTTLS AUTH=PLAIN\] /);
+      assert.match(greeting, /^\* OK \[CAPABILITY IMAP4rev1 .*STARTTLS AUTH=PLAIN AUTH=LOGIN\] /);
       const plain = Buffer.from(`\0${USER}\0wrong`).toString('base64');
       assert.match((await client.command(`AUTHENTICATE PLAIN ${plain}`)).tagged, / NO \[AUTHENTICATIONFAILED\]/);
       client.write('a1 AUTHENTICATE PLAIN\r\n');
@@ -103,7 +103,13 @@ describe('IMAP protocol', () => {
       for (const s of ['a', 'b', 'c', 'd']) await append(client, 'Flags', simple(s));
       await client.command('SELECT Flags');
       let reply = await client.command('STORE 1:2 +FLAGS (\\Deleted $Work)');
-      assert.deepEqual(reply.untagged, ['* 1 FETCH (FLAGS (\\Deleted $Work \\Recent))', '* 2 FETCH (FLAGS (\\Deleted $Work \\Recent))']);
+      assert.deepEqual(reply.untagged, [
+        // RFC 3501 7.2.6: the new keyword is named in FLAGS before a FETCH shows it.
+        '* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)',
+        '* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] flags permitted',
+        '* 1 FETCH (FLAGS (\\Deleted $Work \\Recent))',
+        '* 2 FETCH (FLAGS (\\Deleted $Work \\Recent))',
+      ]);
       reply = await client.command('STORE 1 +FLAGS.SILENT (\\Seen)');
       assert.deepEqual(reply.untagged, []);
       reply = await client.command('UID STORE 2 -FLAGS ($Work)');
@@ -161,6 +167,7 @@ describe('IMAP protocol', () => {
       assert.equal(await a.readLine(), '+ idling');
       await append(b, 'Idle', simple('i2'));
       assert.equal(await a.readLine(), '* 2 EXISTS');
+      assert.equal(await a.readLine(), '* 2 RECENT');
       await b.command('SELECT Idle');
       await b.command('STORE 1 +FLAGS.SILENT (\\Flagged)');
       assert.equal(await a.readLine(), '* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))');

@@ -8,6 +8,8 @@ import type { MailboxIndex } from './mailbox-index.js';
 import { formatSet, resolveSet, type SequenceSet } from './message/sequence.js';
 import { atom, type ImapValue } from './value.js';
 
+export const SYSTEM_FLAGS = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
+
 export interface SyncOptions {
   allowExpunge: boolean;
   condstore: boolean;
@@ -39,6 +41,8 @@ export class SelectedMailbox {
    * shows what is above the watermark without claiming it.
    */
   private readonly recent: [number, number][];
+  /** Keywords this session has been told of in FLAGS: a FETCH may name only these (RFC 3501 7.2.6). */
+  private readonly keywords = new Set<string>();
 
   constructor(
     mailbox: Mailbox,
@@ -159,6 +163,8 @@ export class SelectedMailbox {
         // The same messages as the index: share its array instead of copying.
         this.uids = this.gone.size === 0 && this.uids.length + added.length === fresh.length ? fresh : this.uids.concat(added);
         out.push([this.exists, atom('EXISTS')]);
+        // RFC 3501 7.3.2: RECENT goes with every change of the mailbox size.
+        out.push([this.recentCount(), atom('RECENT')]);
       }
       let changed = index.changedSince(this.knownModseq, this.loadGen);
       if (!changed) {
@@ -167,14 +173,20 @@ export class SelectedMailbox {
         changed = index.all().filter((e) => e.modseq > known);
         this.loadGen = index.loadGen;
       }
+      let newKeywords = false;
+      const fetches: ImapValue[][] = [];
       for (const meta of changed) {
         if (meta.uid > oldMax || (this.reported.get(meta.uid) ?? 0) >= meta.modseq || this.gone.has(meta.uid)) continue;
         const seq = this.seqOf(meta.uid);
         if (seq === 0) continue;
+        if (this.learnKeywords(meta.flags)) newKeywords = true;
         const data: ImapValue[] = [atom('UID'), meta.uid, atom('FLAGS'), this.flagsOf(meta)];
         if (options.condstore) data.push(atom('MODSEQ'), [meta.modseq]);
-        out.push([seq, atom('FETCH'), data]);
+        fetches.push([seq, atom('FETCH'), data]);
       }
+      // RFC 3501 7.2.6: FLAGS names every new keyword before any FETCH uses it.
+      if (newKeywords) out.push(...this.flagsResponses());
+      out.push(...fetches);
       this.knownModseq = Math.max(this.knownModseq, index.modseq);
       this.reported.clear();
     }
@@ -199,6 +211,29 @@ export class SelectedMailbox {
     const drop = new Set(gone);
     this.uids = this.uids.filter((uid) => !drop.has(uid));
     return out;
+  }
+
+  /** Learns the keywords among flags; true when one was new, so FLAGS must go out again before they are used. */
+  learnKeywords(flags: readonly string[]): boolean {
+    let added = false;
+    for (let i = 0; i < flags.length; i++) {
+      const flag = flags[i]!;
+      if (flag.charCodeAt(0) !== 0x5c && !this.keywords.has(flag)) {
+        this.keywords.add(flag);
+        added = true;
+      }
+    }
+    return added;
+  }
+
+  /** FLAGS and OK [PERMANENTFLAGS] naming the system flags and every keyword learnt (RFC 3501 7.2.6, 7.1). */
+  flagsResponses(): ImapValue[][] {
+    const flags = [...SYSTEM_FLAGS, ...this.keywords];
+    const permanent = this.readOnly ? '' : `${flags.join(' ')} \\*`;
+    return [
+      [atom('FLAGS'), flags.map(atom)],
+      [atom('OK'), atom(`[PERMANENTFLAGS (${permanent})]`), atom('flags permitted')],
+    ];
   }
 
   /** Flags as sent to this session: \Recent added for messages recent here. */

@@ -14,6 +14,7 @@ import type { Logger } from '../util/logger.js';
 import type { CounterFamily } from '../metrics/metrics.js';
 import { atomText } from './args.js';
 import { COMMANDS, type CommandResult, type CommandSpec } from './commands/index.js';
+import { SASL_MECHANISMS } from './commands/auth.js';
 import { CODE, ImapError, storeErrorReply } from './errors.js';
 import type { ChangeHub, ChangeSubscriber } from './hub.js';
 import type { MessageCache } from './message/parsed.js';
@@ -149,6 +150,7 @@ export class Session implements ChangeSubscriber {
     return new CommandReader(
       {
         lineLength: limits.lineLength,
+        longLine: { length: Math.max(limits.imapIdLineLength, limits.lineLength), allowed: (head) => /^[^\s(){%*"\\\]]+ ID /i.test(head) },
         literalSize: (first) => {
           if (this.state === 'not-authenticated') return PRE_AUTH_LITERAL;
           return /^\S+ APPEND /i.test(first) ? limits.messageSize : Math.max(limits.lineLength * 8, 64 * 1024);
@@ -367,6 +369,16 @@ export class Session implements ChangeSubscriber {
     else this.deflate.flush(zlib.constants.Z_SYNC_FLUSH);
   }
 
+  /**
+   * RFC 7162 3.1: a CONDSTORE-enabling command. The first one while a mailbox is selected also sends
+   * OK [HIGHESTMODSEQ] (the SELECT already did when the mailbox was selected after it).
+   */
+  enableCondstore(): void {
+    if (this.enabled.has('CONDSTORE')) return;
+    this.enabled.add('CONDSTORE');
+    if (this.selected) this.untaggedStatus('OK', 'highest modseq', `HIGHESTMODSEQ ${this.selected.knownModseq}`);
+  }
+
   send(values: ImapValue[]): void {
     this.write(untagged(values));
   }
@@ -424,10 +436,11 @@ export class Session implements ChangeSubscriber {
     const caps = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE', 'NAMESPACE', 'UNSELECT', 'UIDPLUS', 'MOVE', 'CHILDREN', 'SPECIAL-USE'];
     if (this.state === 'not-authenticated') {
       if (!this.secure) caps.push('STARTTLS');
-      caps.push(this.plaintextAllowed() ? 'AUTH=PLAIN' : 'LOGINDISABLED');
+      if (this.plaintextAllowed()) caps.push(...SASL_MECHANISMS.map((m) => `AUTH=${m}`));
+      else caps.push('LOGINDISABLED');
       return caps;
     }
-    caps.push('LIST-EXTENDED', 'LIST-STATUS', 'ESEARCH', 'SORT', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'CONDSTORE', 'QRESYNC');
+    caps.push('LIST-EXTENDED', 'LIST-STATUS', 'ESEARCH', 'SORT', 'SORT=DISPLAY', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'CONDSTORE', 'QRESYNC');
     caps.push('QUOTA', 'QUOTA=RES-STORAGE', `APPENDLIMIT=${this.ctx.deps.config.limits.messageSize}`, 'STATUS=SIZE', 'COMPRESS=DEFLATE');
     return caps;
   }

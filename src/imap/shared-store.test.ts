@@ -32,6 +32,7 @@ describe('IMAP updates across servers sharing a store', () => {
       const raw = 'Subject: across\r\n\r\nhi\r\n';
       assert.match((await writer.command(`APPEND INBOX {${raw.length}+}\r\n${raw}`)).tagged, /OK \[APPENDUID/);
       assert.equal(await idler.readLine(), '* 1 EXISTS');
+      assert.equal(await idler.readLine(), '* 1 RECENT');
       await writer.command('SELECT INBOX');
       await writer.command('STORE 1 +FLAGS.SILENT (\\Deleted)');
       await writer.command('EXPUNGE');

@@ -1,4 +1,4 @@
-// POP3 AUTHORIZATION through real sockets: USER/PASS, AUTH PLAIN (RFC 5034), STLS (RFC 2595),
+// POP3 AUTHORIZATION through real sockets: USER/PASS, AUTH PLAIN and LOGIN (RFC 5034), STLS (RFC 2595),
 // plaintext policy, failures and lockout, the maildrop lock ([IN-USE]), and what gets logged.
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -30,7 +30,7 @@ describe('POP3 login on loopback (plaintext allowed)', () => {
   it('advertises the RFC 2449 capabilities', async () => {
     const [, capa] = await poplib(server.port('pop3'), [['capa'], ['quit']]);
     assert.deepEqual(capabilities(capa), ['TOP', 'UIDL', 'RESP-CODES', 'AUTH-RESP-CODE', 'PIPELINING', 'STLS', 'USER', 'SASL', 'IMPLEMENTATION']);
-    assert.deepEqual((ok(capa!) as Record<string, Buffer[]>).SASL, ['PLAIN']);
+    assert.deepEqual((ok(capa!) as Record<string, Buffer[]>).SASL, ['PLAIN', 'LOGIN']);
   });
 
   it('STLS, then CAPA without STLS and a login over TLS (poplib stls)', async () => {
@@ -55,7 +55,7 @@ describe('POP3 login on loopback (plaintext allowed)', () => {
 
   it('AUTH PLAIN with an initial response, a continuation, a cancel, and a listing', async () => {
     const client = await Pop3Client.connect(server.port('pop3'));
-    assert.deepEqual(await client.multiline('AUTH'), { status: '+OK', body: Buffer.from('PLAIN\r\n') });
+    assert.deepEqual(await client.multiline('AUTH'), { status: '+OK', body: Buffer.from('PLAIN\r\nLOGIN\r\n') });
     assert.match(await client.command('AUTH CRAM-MD5'), /^-ERR unsupported mechanism/);
     assert.equal(await client.command('AUTH PLAIN'), '+ ');
     assert.match(await client.command('*'), /^-ERR \[AUTH\] authentication cancelled/);

@@ -488,6 +488,14 @@ class GroupedStoreImpl implements Partial<Store> {
     return (await this.storeForId(args[0])).setSubscribed(...args);
   }
 
+  async listLostSubscriptions(...args: Parameters<Store['listLostSubscriptions']>) {
+    return (await this.storeForId(args[0])).listLostSubscriptions(...args);
+  }
+
+  async dropLostSubscription(...args: Parameters<Store['dropLostSubscription']>) {
+    return (await this.storeForId(args[0])).dropLostSubscription(...args);
+  }
+
   async mailboxStatus(...args: Parameters<Store['mailboxStatus']>) {
     return (await this.storeForId(args[0])).mailboxStatus(...args);
   }

@@ -569,7 +569,7 @@ export abstract class KyselyStore implements Store {
     return Number(row.value);
   }
 
-  private async insertMailbox(tx: Tx, userId: number, name: string, specialUse: string | null): Promise<Mailbox> {
+  private async insertMailbox(tx: Tx, userId: number, name: string, specialUse: string | null, subscribed = true): Promise<Mailbox> {
     const row = await tx
       .insertInto('mailboxes')
       .values({
@@ -580,7 +580,7 @@ export abstract class KyselyStore implements Store {
         highest_modseq: 1,
         recent_uid: 0,
         special_use: specialUse,
-        subscribed: 1,
+        subscribed: subscribed ? 1 : 0,
         created_at: Date.now(),
       })
       .returningAll()
@@ -605,12 +605,14 @@ export abstract class KyselyStore implements Store {
     return row && toMailbox(row);
   }
 
-  async createMailbox(userId: number, name: string, specialUse: string | null = null): Promise<Mailbox> {
+  async createMailbox(userId: number, name: string, specialUse: string | null = null, subscribed = true): Promise<Mailbox> {
     const canonical = canonicalMailboxName(name);
     return this.write(async (tx, changes) => {
       const existing = await tx.selectFrom('mailboxes').select('id').where('user_id', '=', userId).where('name', '=', canonical).executeTakeFirst();
       if (existing) throw new StoreError('conflict', `mailbox ${canonical} already exists`);
-      const mailbox = await this.insertMailbox(tx, userId, canonical, specialUse);
+      // A subscription kept from a deleted mailbox of this name goes back onto the new one.
+      const kept = await tx.deleteFrom('subscriptions').where('user_id', '=', userId).where('name', '=', canonical).executeTakeFirst();
+      const mailbox = await this.insertMailbox(tx, userId, canonical, specialUse, subscribed || Number(kept.numDeletedRows) > 0);
       await this.recordChange(tx, userId, null, 'mailbox', changes);
       return mailbox;
     });
@@ -651,6 +653,10 @@ export abstract class KyselyStore implements Store {
       await this.adjustUsage(tx, mailboxId, -num(size.total));
       await this.dropMailboxContents(tx, mailboxId);
       await tx.deleteFrom('mailboxes').where('id', '=', mailboxId).execute();
+      // RFC 3501 6.3.6: the subscription outlives the mailbox.
+      if (num(mailbox.subscribed) === 1) {
+        await tx.insertInto('subscriptions').values({ user_id: num(mailbox.user_id), name: mailbox.name }).onConflict((oc) => oc.columns(['user_id', 'name']).doNothing()).execute();
+      }
       await this.recordChange(tx, num(mailbox.user_id), mailboxId, 'mailbox', changes);
     });
   }
@@ -688,6 +694,18 @@ export abstract class KyselyStore implements Store {
   async setSubscribed(mailboxId: number, subscribed: boolean): Promise<void> {
     await this.write(async (tx) => {
       await tx.updateTable('mailboxes').set({ subscribed: subscribed ? 1 : 0 }).where('id', '=', mailboxId).execute();
+    });
+  }
+
+  async listLostSubscriptions(userId: number): Promise<string[]> {
+    const rows = await this.read(() => this.db.selectFrom('subscriptions').select('name').where('user_id', '=', userId).orderBy('name').execute());
+    return rows.map((r) => r.name);
+  }
+
+  async dropLostSubscription(userId: number, name: string): Promise<boolean> {
+    return this.write(async (tx) => {
+      const result = await tx.deleteFrom('subscriptions').where('user_id', '=', userId).where('name', '=', canonicalMailboxName(name)).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
     });
   }
 

@@ -257,10 +257,27 @@ function migration008(): Migration {
   };
 }
 
+/**
+ * IMAP subscriptions to names with no mailbox (RFC 3501 6.3.6: a subscription outlives its
+ * mailbox). A subscribed mailbox that exists keeps the flag on its own row.
+ */
+function migration010Subscriptions(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('subscriptions')
+        .addColumn('user_id', 'bigint', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('subscriptions_pk', ['user_id', 'name'])
+        .execute();
+    },
+  };
+}
+
 export function migrations(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
-      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '005_drive': migration005(dialect), '006_audit': migration006(dialect), '007_groups': migration007Groups(), '008_blob_meta': migration008() };
+      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '005_drive': migration005(dialect), '006_audit': migration006(dialect), '007_groups': migration007Groups(), '008_blob_meta': migration008(), '010_imap_subscriptions': migration010Subscriptions() };
     },
   };
 }

@@ -36,6 +36,12 @@ export interface MailboxTable {
   created_at: number;
 }
 
+/** A subscription to a name with no mailbox (RFC 3501 6.3.6). */
+export interface SubscriptionTable {
+  user_id: number;
+  name: string;
+}
+
 export interface BlobTable {
   hash: string;
   size: number;
@@ -190,6 +196,7 @@ export interface Database {
   domains: DomainTable;
   users: UserTable;
   mailboxes: MailboxTable;
+  subscriptions: SubscriptionTable;
   blobs: BlobTable;
   blob_meta: BlobMetaTable;
   messages: MessageTable;

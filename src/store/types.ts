@@ -244,11 +244,19 @@ export interface Store {
   listMailboxes(userId: number): Promise<Mailbox[]>;
   getMailbox(userId: number, name: string): Promise<Mailbox | undefined>;
   getMailboxById(id: number): Promise<Mailbox | undefined>;
-  createMailbox(userId: number, name: string, specialUse?: string | null): Promise<Mailbox>;
+  /** A new mailbox, subscribed unless `subscribed` is false (IMAP CREATE: RFC 3501 does not subscribe). */
+  createMailbox(userId: number, name: string, specialUse?: string | null, subscribed?: boolean): Promise<Mailbox>;
   deleteMailbox(mailboxId: number): Promise<void>;
   /** Renames a mailbox and its children; RENAME of INBOX moves its messages (RFC 3501 6.3.5). */
   renameMailbox(userId: number, from: string, to: string): Promise<void>;
   setSubscribed(mailboxId: number, subscribed: boolean): Promise<void>;
+  /**
+   * Subscriptions to names with no mailbox (RFC 3501 6.3.6): a subscribed mailbox leaves its name
+   * here when deleted, and a mailbox created under such a name takes the subscription back.
+   */
+  listLostSubscriptions(userId: number): Promise<string[]>;
+  /** Drops a subscription to a name with no mailbox; false when there was none. */
+  dropLostSubscription(userId: number, name: string): Promise<boolean>;
   mailboxStatus(mailboxId: number): Promise<MailboxStatus>;
   /**
    * Claims \Recent (RFC 3501 2.3.2) for one session: raises the mailbox's recent watermark to

@@ -27,7 +27,7 @@ export interface MoveResult {
 }
 
 /** Tables with a user_id that a move copies itself (the others refuse the move, see below). */
-const MOVED_TABLES = new Set(['mailboxes', 'web_sessions', 'drive_nodes', 'drive_chunks', 'drive_uploads']);
+const MOVED_TABLES = new Set(['mailboxes', 'subscriptions', 'web_sessions', 'drive_nodes', 'drive_chunks', 'drive_uploads']);
 
 /** Source drive content id -> target content id, kept from the copy to the fence. */
 export type ContentMap = Map<number, number>;
@@ -166,6 +166,9 @@ async function syncUser(src: Db, dst: Db, user: Selectable<UserTable>, dstUserId
       .onConflict((oc) => oc.column('id_hash').doNothing())
       .execute();
   }
+  const subscriptions = await src.selectFrom('subscriptions').select('name').where('user_id', '=', user.id).execute();
+  await dst.deleteFrom('subscriptions').where('user_id', '=', userId).execute();
+  if (subscriptions.length > 0) await dst.insertInto('subscriptions').values(subscriptions.map((s) => ({ user_id: userId, name: s.name }))).execute();
   await syncDrive(src, dst, num(user.id), userId, contents);
   return userId;
 }
@@ -317,6 +320,7 @@ async function deleteUser(src: Db, userId: number): Promise<void> {
   await src.deleteFrom('expunged').where('mailbox_id', 'in', boxes).execute();
   await src.deleteFrom('mailboxes').where('user_id', '=', userId).execute();
   await src.deleteFrom('web_sessions').where('user_id', '=', userId).execute();
+  await src.deleteFrom('subscriptions').where('user_id', '=', userId).execute();
   await src.deleteFrom('drive_uploads').where('user_id', '=', userId).execute();
   await src.deleteFrom('drive_nodes').where('user_id', '=', userId).execute();
   await src.deleteFrom('drive_chunks').where('user_id', '=', userId).execute();

@@ -1,5 +1,5 @@
-// Not-authenticated state (RFC 3501 6.2): STARTTLS, AUTHENTICATE PLAIN (RFC 4616, with the
-// initial response of SASL-IR, RFC 4959) and LOGIN.
+// Not-authenticated state (RFC 3501 6.2): STARTTLS, AUTHENTICATE PLAIN (RFC 4616) and LOGIN
+// (draft-murchison-sasl-login), with the initial response of SASL-IR (RFC 4959), and LOGIN.
 import { fromTrustedGateway } from '../../net/proxy-header.js';
 import { astring, atomText } from '../args.js';
 import { bad, CODE, no } from '../errors.js';
@@ -26,29 +26,47 @@ export async function login(s: Session, args: ImapValue[]): Promise<CommandResul
   return authenticateUser(s, astring(args[0], 'user name'), astring(args[1], 'password'));
 }
 
-// RFC 3501 6.2.2, RFC 4616 PLAIN, RFC 4959 initial response
+/** The mechanisms AUTHENTICATE takes (advertised as AUTH=... while plaintext is allowed). */
+export const SASL_MECHANISMS = ['PLAIN', 'LOGIN'];
+
+// RFC 3501 6.2.2, RFC 4959 initial response
 export async function authenticate(s: Session, args: ImapValue[]): Promise<CommandResult> {
   arity(args, 1, 2);
   const mechanism = atomText(args[0]);
-  if (mechanism !== 'PLAIN') throw no(`mechanism ${astring(args[0], 'mechanism')} is not supported`, CODE.cannot);
+  if (mechanism !== 'PLAIN' && mechanism !== 'LOGIN') throw no(`mechanism ${astring(args[0], 'mechanism')} is not supported`, CODE.cannot);
   if (!s.plaintextAllowed()) throw no('use STARTTLS first', CODE.privacyRequired);
-  let response: string;
+  let initial: string | undefined;
   if (args.length === 2) {
-    response = astring(args[1], 'initial response');
-    if (response === '=') response = '';
-  } else {
-    s.write(continuation(''));
-    const event = await s.next();
-    if (!event || event.kind !== 'command') throw bad('authentication exchange failed');
-    response = chunksAsLine(event.chunks).trim();
+    initial = astring(args[1], 'initial response');
+    if (initial === '=') initial = '';
   }
-  if (response === '*') throw bad('authentication cancelled');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(response)) throw bad('invalid base64 in authentication response');
-  const parts = Buffer.from(response, 'base64').toString('utf8').split('\0');
+  if (mechanism === 'LOGIN') {
+    // draft-murchison-sasl-login: the user name, then the password, each asked for (base64 prompts).
+    const user = decode(initial ?? (await ask(s, 'VXNlcm5hbWU6')));
+    const password = decode(await ask(s, 'UGFzc3dvcmQ6'));
+    return authenticateUser(s, user, password);
+  }
+  // RFC 4616 PLAIN: authzid NUL authcid NUL password.
+  const parts = decode(initial ?? (await ask(s, ''))).split('\0');
   if (parts.length !== 3) throw bad('malformed PLAIN response');
   const [authzid, authcid, password] = parts as [string, string, string];
   if (authzid && authzid.toLowerCase() !== authcid.toLowerCase()) throw no('authorization identity must be the user', CODE.authenticationFailed);
   return authenticateUser(s, authcid, password);
+}
+
+/** Sends a continuation with the (base64) challenge and reads the client's line. */
+async function ask(s: Session, challenge: string): Promise<string> {
+  s.write(continuation(challenge));
+  const event = await s.next();
+  if (!event || event.kind !== 'command') throw bad('authentication exchange failed');
+  return chunksAsLine(event.chunks).trim();
+}
+
+/** A client response: "*" cancels (RFC 3501 6.2.2), otherwise base64. */
+function decode(response: string): string {
+  if (response === '*') throw bad('authentication cancelled');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(response)) throw bad('invalid base64 in authentication response');
+  return Buffer.from(response, 'base64').toString('utf8');
 }
 
 /**

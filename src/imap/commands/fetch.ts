@@ -42,7 +42,7 @@ export async function fetch(s: Session, args: ImapValue[], info: CommandInfo): P
     if (vanished && (!info.uid || !s.enabled.has('QRESYNC') || changedSince === undefined)) throw bad('VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE');
   }
   // RFC 7162 3.1: CHANGEDSINCE and MODSEQ turn CONDSTORE on; MODSEQ then rides along.
-  if (changedSince !== undefined || items.some((i) => i.kind === 'MODSEQ')) s.enabled.add('CONDSTORE');
+  if (changedSince !== undefined || items.some((i) => i.kind === 'MODSEQ')) s.enableCondstore();
   if (changedSince !== undefined && !items.some((i) => i.kind === 'MODSEQ')) items.push({ kind: 'MODSEQ' });
   if (info.uid && !items.some((i) => i.kind === 'UID')) items.unshift({ kind: 'UID' });
 
@@ -75,7 +75,11 @@ export async function fetch(s: Session, args: ImapValue[], info: CommandInfo): P
       while (seq < uidsInView.length && uidsInView[seq] !== meta.uid) seq++;
       if (seq === uidsInView.length) break;
       let flags = flagText.get(meta.flags);
-      if (flags === undefined) flagText.set(meta.flags, (flags = meta.flags.join(' ')));
+      if (flags === undefined) {
+        flagText.set(meta.flags, (flags = meta.flags.join(' ')));
+        // RFC 3501 7.2.6: a keyword this session has not been told of goes out in FLAGS first.
+        if (wantsFlags && selected.learnKeywords(meta.flags)) for (const values of selected.flagsResponses()) batch.add(values);
+      }
       if (selected.isRecent(meta.uid)) flags = flags ? `${flags} \\Recent` : '\\Recent';
       batch.addLine(metaLine(items, seq + 1, meta, flags));
       if (batch.bytes >= 256 * 1024) {
@@ -111,6 +115,7 @@ export async function fetch(s: Session, args: ImapValue[], info: CommandInfo): P
       }
       // RFC 3501 6.4.5: a \Seen set by this FETCH is reported with the new flags.
       if (update && !wantsFlags) data.push(atom('FLAGS'), selected.flagsOf({ uid: meta.uid, flags }));
+      if ((wantsFlags || update) && selected.learnKeywords(flags)) for (const values of selected.flagsResponses()) batch.add(values);
       batch.add([seq, atom('FETCH'), data]);
       if (batch.bytes >= 256 * 1024) {
         s.write(batch.take());

@@ -25,7 +25,8 @@ export async function create(s: Session, args: ImapValue[]): Promise<void> {
   const { store } = s.ctx.deps;
   if (await store.getMailbox(s.userId, name)) throw no(`mailbox ${name} exists`, CODE.alreadyExists);
   await createParents(store, s.userId, name);
-  await store.createMailbox(s.userId, name);
+  // RFC 3501 6.3.3 does not subscribe the new mailbox (a subscription kept from a deleted one returns).
+  await store.createMailbox(s.userId, name, null, false);
 }
 
 /** RFC 3501 5.1 and 6.3.3: no empty, "." or ".." levels, control characters or wildcards. */
@@ -40,7 +41,7 @@ async function createParents(store: Store, userId: number, name: string): Promis
     const parent = levels.slice(0, i).join(SEP);
     if (!(await store.getMailbox(userId, parent))) {
       try {
-        await store.createMailbox(userId, parent);
+        await store.createMailbox(userId, parent, null, false);
       } catch {
         // created meanwhile by another session
       }
@@ -83,9 +84,12 @@ export async function rename(s: Session, args: ImapValue[]): Promise<void> {
 export async function subscribe(s: Session, args: ImapValue[], info: CommandInfo): Promise<void> {
   arity(args, 1);
   const name = mailboxName(args[0]);
-  const mailbox = await s.ctx.deps.store.getMailbox(s.userId, name);
+  const { store } = s.ctx.deps;
+  const mailbox = await store.getMailbox(s.userId, name);
+  // RFC 3501 6.3.7: a subscription kept after its mailbox was deleted can be dropped.
+  if (!mailbox && info.name === 'UNSUBSCRIBE' && (await store.dropLostSubscription(s.userId, name))) return;
   if (!mailbox) throw no(`no mailbox ${name}`, CODE.nonexistent);
-  await s.ctx.deps.store.setSubscribed(mailbox.id, info.name === 'SUBSCRIBE');
+  await store.setSubscribed(mailbox.id, info.name === 'SUBSCRIBE');
 }
 
 const STATUS_ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ', 'SIZE', 'APPENDLIMIT']);
@@ -127,6 +131,8 @@ export async function status(s: Session, args: ImapValue[]): Promise<void> {
 interface ListRequest {
   extended: boolean;
   subscribedOnly: boolean;
+  /** RFC 5258 3.5: also list unsubscribed names with subscribed children the patterns miss, with CHILDINFO. */
+  recursiveMatch?: boolean;
   specialUseOnly: boolean;
   returnSubscribed: boolean;
   returnStatus?: string[];
@@ -156,9 +162,12 @@ function parseList(args: ImapValue[]): ListRequest {
       const name = atomText(option);
       if (name === 'SUBSCRIBED') request.subscribedOnly = request.returnSubscribed = true;
       else if (name === 'SPECIAL-USE') request.specialUseOnly = true;
-      else if (name === 'REMOTE' || name === 'RECURSIVEMATCH') continue;
+      else if (name === 'RECURSIVEMATCH') request.recursiveMatch = true;
+      else if (name === 'REMOTE') continue;
       else throw bad(`unknown LIST selection option ${name ?? ''}`);
     }
+    // RFC 5258 3: RECURSIVEMATCH only refines another selection option (REMOTE does not count).
+    if (request.recursiveMatch && !request.subscribedOnly) throw bad('RECURSIVEMATCH needs SUBSCRIBED');
     i = 1;
   }
   const reference = astring(args[i], 'reference');
@@ -201,9 +210,19 @@ async function runList(s: Session, request: ListRequest, command: 'LIST' | 'LSUB
     s.send([atom(command), [atom('\\Noselect')], SEP, '']);
     return;
   }
-  const mailboxes = await s.ctx.deps.store.listMailboxes(s.userId);
+  const { store } = s.ctx.deps;
+  const mailboxes = await store.listMailboxes(s.userId);
   const byWire = new Map<string, Mailbox>();
   for (const mailbox of mailboxes) byWire.set(encodeMailboxName(mailbox.name), mailbox);
+  // Subscriptions whose mailbox is gone (RFC 3501 6.3.6): listed by LSUB and LIST (SUBSCRIBED) only.
+  const lost = new Set<string>();
+  if (command === 'LSUB' || request.subscribedOnly) {
+    for (const name of await store.listLostSubscriptions(s.userId)) {
+      const wire = encodeMailboxName(name);
+      if (!byWire.has(wire)) lost.add(wire);
+    }
+  }
+  const isSubscribed = (wire: string): boolean => lost.has(wire) || byWire.get(wire)?.subscribed === true;
   // Levels with no mailbox of their own that have mailboxes below them.
   const parents = new Set<string>();
   const hasChildren = new Set<string>();
@@ -217,30 +236,34 @@ async function runList(s: Session, request: ListRequest, command: 'LIST' | 'LSUB
   }
   const matchers = request.patterns.map((pattern) => new MailboxPattern(pattern, SEP));
   const matches = (wire: string): boolean => matchers.some((m) => m.matches(wire));
-  // RFC 3501 6.3.9: LSUB with "%" names the unsubscribed level above a subscribed mailbox the
-  // pattern does not reach, flagged \Noselect.
+  // Levels above a subscribed name the patterns do not reach: LSUB with "%" lists them flagged
+  // \Noselect (RFC 3501 6.3.9); LIST (SUBSCRIBED RECURSIVEMATCH) with CHILDINFO (RFC 5258 3.5).
   const subscribedBelow = new Set<string>();
-  if (command === 'LSUB') {
-    for (const [wire, mailbox] of byWire) {
-      if (!mailbox.subscribed || matches(wire)) continue;
+  if (command === 'LSUB' || request.recursiveMatch) {
+    for (const wire of [...byWire.keys(), ...lost]) {
+      if (!isSubscribed(wire) || matches(wire)) continue;
       const levels = wire.split(SEP);
       for (let i = 1; i < levels.length; i++) subscribedBelow.add(levels.slice(0, i).join(SEP));
     }
   }
-  const names = [...byWire.keys(), ...parents].sort(compareNames);
+  const names = [...new Set([...byWire.keys(), ...parents, ...lost, ...subscribedBelow])].sort(compareNames);
   for (const wire of names) {
     if (!matches(wire)) continue;
     const mailbox = byWire.get(wire);
-    const placeholder = command === 'LSUB' && !mailbox?.subscribed;
+    const subscribed = isSubscribed(wire);
+    const childInfo = request.recursiveMatch === true && !subscribed && subscribedBelow.has(wire);
+    const placeholder = command === 'LSUB' && !subscribed;
     if (placeholder && !subscribedBelow.has(wire)) continue;
-    if (request.subscribedOnly && !placeholder && !mailbox?.subscribed) continue;
+    if (command === 'LIST' && request.subscribedOnly && !subscribed && !childInfo) continue;
     if (request.specialUseOnly && !mailbox?.specialUse) continue;
     const attrs: string[] = [];
     if (!mailbox || placeholder) attrs.push(request.extended ? '\\NonExistent' : '\\Noselect');
     attrs.push(hasChildren.has(wire) ? '\\HasChildren' : '\\HasNoChildren');
     if (mailbox?.specialUse) attrs.push(mailbox.specialUse);
-    if (mailbox?.subscribed && (request.returnSubscribed || request.subscribedOnly) && command === 'LIST') attrs.push('\\Subscribed');
-    s.send([atom(command), attrs.map(atom), SEP, mailboxValue(wire)]);
+    if (subscribed && (request.returnSubscribed || request.subscribedOnly) && command === 'LIST') attrs.push('\\Subscribed');
+    const response: ImapValue[] = [atom(command), attrs.map(atom), SEP, mailboxValue(wire)];
+    if (childInfo) response.push(['CHILDINFO', ['SUBSCRIBED']]);
+    s.send(response);
     if (mailbox && request.returnStatus) await sendStatus(s, mailbox, request.returnStatus);
   }
 }

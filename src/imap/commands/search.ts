@@ -90,7 +90,7 @@ function quickSearch(selected: SelectedMailbox, key: SearchKey, scope: SearchSco
 export async function search(s: Session, args: ImapValue[], info: CommandInfo): Promise<void> {
   const parsed = program(() => parseSearchProgram(args, { withReturn: true }));
   if (parsed.returns?.includes('SAVE')) throw bad('SEARCHRES is not supported');
-  if (parsed.usesModseq) s.enabled.add('CONDSTORE');
+  if (parsed.usesModseq) s.enableCondstore();
   const found = await searchSelected(s, parsed.key);
   const numbers = found.map((m) => (info.uid ? m.uid : m.seq));
   const highest = found.reduce((max, m) => Math.max(max, m.modseq), 0);
@@ -108,7 +108,12 @@ export async function search(s: Session, args: ImapValue[], info: CommandInfo): 
   if (numbers.length > 0 && parsed.returns.includes('MAX')) values.push(atom('MAX'), numbers[numbers.length - 1]!);
   if (parsed.returns.includes('COUNT')) values.push(atom('COUNT'), numbers.length);
   if (numbers.length > 0 && parsed.returns.includes('ALL')) values.push(atom('ALL'), atom(formatSet(numbers)));
-  if (parsed.usesModseq && found.length > 0) values.push(atom('MODSEQ'), highest);
+  if (parsed.usesModseq && found.length > 0) {
+    // RFC 4731 3.2 / RFC 7162 3.1.5: with only MIN and/or MAX asked, the highest mod-sequence of the messages returned.
+    const onlyEnds = parsed.returns.length > 0 && parsed.returns.every((r) => r === 'MIN' || r === 'MAX');
+    const returned = [parsed.returns.includes('MIN') ? found[0]! : undefined, parsed.returns.includes('MAX') ? found[found.length - 1]! : undefined];
+    values.push(atom('MODSEQ'), onlyEnds ? Math.max(...returned.map((m) => m?.modseq ?? 0)) : highest);
+  }
   s.send(values);
 }
 

@@ -8,7 +8,6 @@ import type { CommandInfo, Session } from '../session.js';
 import { atom, type ImapValue } from '../value.js';
 import { arity, type CommandResult } from './types.js';
 
-export const SYSTEM_FLAGS = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
 
 interface QresyncParams {
   uidvalidity: number;
@@ -65,13 +64,16 @@ export async function select(s: Session, args: ImapValue[], info: CommandInfo): 
   // A change that landed while the view was loading is picked up by the next sync.
   if (s.ctx.hub.userGeneration(s.userId) > generation) selected.dirtySince = s.ctx.hub.userGeneration(s.userId);
 
-  s.send([atom('FLAGS'), SYSTEM_FLAGS.map(atom)]);
+  // RFC 3501 7.2.6: FLAGS names every keyword in use, so FETCH responses use only those.
+  for (const meta of index.all()) selected.learnKeywords(meta.flags);
+  const [flagsResponse, permanentFlags] = selected.flagsResponses();
+  s.send(flagsResponse!);
   s.send([selected.exists, atom('EXISTS')]);
   s.send([selected.recentCount(), atom('RECENT')]);
   const firstUnseen = index.all().find((m) => !m.flags.includes('\\Seen'));
   const unseenSeq = firstUnseen ? selected.seqOf(firstUnseen.uid) : 0;
   if (unseenSeq > 0) s.untaggedStatus('OK', 'first unseen', `UNSEEN ${unseenSeq}`);
-  s.untaggedStatus('OK', 'flags permitted', readOnly ? 'PERMANENTFLAGS ()' : `PERMANENTFLAGS (${SYSTEM_FLAGS.join(' ')} \\*)`);
+  s.send(permanentFlags!);
   // From the index, not the mailbox row read first: a message the index has not caught up with
   // yet must not count below UIDNEXT while EXISTS leaves it out.
   s.untaggedStatus('OK', 'predicted next UID', `UIDNEXT ${Math.max(index.uidNext, index.maxUid + 1)}`);

@@ -17,7 +17,7 @@ export async function store(s: Session, args: ImapValue[], info: CommandInfo): P
     const modifiers = list(args[1], 'STORE modifiers');
     if (modifiers.length !== 2 || atomText(modifiers[0]) !== 'UNCHANGEDSINCE') throw bad('unknown STORE modifier');
     unchangedSince = number(modifiers[1], 'UNCHANGEDSINCE');
-    s.enabled.add('CONDSTORE');
+    s.enableCondstore();
     i = 2;
   }
   const action = /^([+-]?)FLAGS(\.SILENT)?$/.exec(atomText(args[i]) ?? '');
@@ -50,7 +50,11 @@ export async function store(s: Session, args: ImapValue[], info: CommandInfo): P
       if (!entry || seq === 0) continue;
       const data: ImapValue[] = [];
       if (info.uid || condstore) data.push(atom('UID'), uid);
-      if (!silent) data.push(atom('FLAGS'), selected.flagsOf({ uid, flags: entry.flags }));
+      if (!silent) {
+        // RFC 3501 7.2.6: a new keyword is named in FLAGS before the FETCH that shows it.
+        if (selected.learnKeywords(entry.flags)) for (const values of selected.flagsResponses()) s.send(values);
+        data.push(atom('FLAGS'), selected.flagsOf({ uid, flags: entry.flags }));
+      }
       if (condstore) data.push(atom('MODSEQ'), [entry.modseq]);
       s.send([seq, atom('FETCH'), data]);
     }

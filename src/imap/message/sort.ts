@@ -67,11 +67,11 @@ function sortValue(m: SortMessage, key: SortKey): string | number {
     case 'SUBJECT':
       return asciiCasemap(baseSubject(text(envelope?.[1])).base);
     case 'FROM':
-      return asciiCasemap(firstAddress(envelope?.[2])?.[2] ?? '');
+      return asciiCasemap(firstMailbox(envelope?.[2]));
     case 'TO':
-      return asciiCasemap(firstAddress(envelope?.[5])?.[2] ?? '');
+      return asciiCasemap(firstMailbox(envelope?.[5]));
     case 'CC':
-      return asciiCasemap(firstAddress(envelope?.[6])?.[2] ?? '');
+      return asciiCasemap(firstMailbox(envelope?.[6]));
     case 'DISPLAYFROM':
       return displayName(envelope?.[2]);
     case 'DISPLAYTO':
@@ -86,14 +86,23 @@ export function sentTime(m: SortMessage): number {
 
 const text = (value: ImapValue | undefined): string | undefined => (typeof value === 'string' ? value : undefined);
 
+/** RFC 5256 3: the addr-mailbox of the first address; a group's first entry is its start marker, whose
+ *  mailbox is the group name (as Dovecot sorts `Cc: team: a@b;` under "team"). */
+function firstMailbox(list: ImapValue | undefined): string {
+  const first = Array.isArray(list) ? list[0] : undefined;
+  return Array.isArray(first) && typeof first[2] === 'string' ? first[2] : '';
+}
+
 /** The first real address of an ENVELOPE address list (group markers skipped). */
 function firstAddress(list: ImapValue | undefined): (string | null)[] | undefined {
   if (!Array.isArray(list)) return undefined;
   return list.find((a) => Array.isArray(a) && a[3] !== null) as (string | null)[] | undefined;
 }
 
-/** RFC 5957: the decoded display name, or the address when there is none. */
+/** RFC 5957: the decoded display name, or the address when there is none; a group gives its name (as Dovecot). */
 function displayName(list: ImapValue | undefined): string {
+  const first = Array.isArray(list) ? list[0] : undefined;
+  if (Array.isArray(first) && first[3] === null && typeof first[2] === 'string') return decodeWords(first[2]).toUpperCase();
   const address = firstAddress(list);
   if (!address) return '';
   const [name, , mailbox, host] = address;

@@ -104,12 +104,13 @@ export function threadReferences(messages: SortMessage[], idOf: (m: SortMessage)
       if (prev && c !== prev && !c.parent && !isAncestor(c, prev)) link(prev, c);
       prev = c;
     }
-    // 1B: the last reference becomes the parent, replacing any earlier one.
-    if (prev && prev !== own && !isAncestor(own, prev)) link(prev, own);
-    else if (!prev && own.parent) {
+    // 1B: the last reference becomes the parent. Any earlier parent is removed first, even when the new
+    // link is then refused because it would make a loop.
+    if (own.parent) {
       own.parent.children.splice(own.parent.children.indexOf(own), 1);
       own.parent = undefined;
     }
+    if (prev && prev !== own && !isAncestor(own, prev)) link(prev, own);
   }
   // Step 2: the root set.
   const root: Container = { children: [] };
