@@ -29,7 +29,8 @@ function headerFields(raw: Buffer): { name: string; value: string }[] {
   const end = raw.subarray(0, 2).toString('latin1') === '\r\n' || raw[0] === 0x0a ? 0 : ends.length > 0 ? Math.min(...ends) : raw.length;
   const header = raw.subarray(0, end).toString('utf8');
   const fields: { name: string; value: string }[] = [];
-  for (const line of header.split(/\r?\n/)) {
+  // A bare CR counts as a line break too: some reader downstream may take it for one.
+  for (const line of header.split(/\r\n|\n|\r/)) {
     if (/^[ \t]/.test(line) && fields.length > 0) fields[fields.length - 1]!.value += ` ${line.trim()}`;
     else {
       const colon = line.indexOf(':');

@@ -142,9 +142,12 @@ export async function whileTimingNoops<T>(protocol: Exclude<Protocol, 'http'>, p
   }
 }
 
-/** The share of round trips under `ms` (a shared test machine may stall one now and then). */
-export function shareUnder(samples: number[], ms: number): number {
-  return samples.filter((sample) => sample < ms).length / Math.max(samples.length, 1);
+/**
+ * Whether the round trips were answered within `ms`, allowing one in ten (at least one) to be
+ * late: a shared test machine stalls a process now and then.
+ */
+export function answeredWithin(samples: number[], ms: number): boolean {
+  return samples.length > 0 && samples.filter((sample) => sample >= ms).length <= Math.max(1, Math.floor(samples.length / 10));
 }
 
 /** POSTs JSON from a chosen loopback address; the status and the parsed body. */
