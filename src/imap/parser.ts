@@ -60,7 +60,8 @@ export class CommandReader {
     for (;;) {
       if (this.literal) {
         const take = Math.min(this.literal.remaining, buf.length - pos);
-        if (take > 0 && !this.literal.discard) this.literal.parts.push(Buffer.from(buf.subarray(pos, pos + take)));
+        // Most of a socket read is kept as it is; a small piece of one is copied, so as not to hold the rest.
+        if (take > 0 && !this.literal.discard) this.literal.parts.push(take * 2 >= buf.length ? buf.subarray(pos, pos + take) : Buffer.from(buf.subarray(pos, pos + take)));
         this.literal.remaining -= take;
         pos += take;
         if (this.literal.remaining > 0) break;

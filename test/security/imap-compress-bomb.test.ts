@@ -7,7 +7,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import zlib from 'node:zlib';
-import { assertNoopPrompt, bystander, MB, PASSWORD, RSS_GROWTH_LIMIT, rssSampler, startQuill, USER, type QuillProcess } from './kit.js';
+import { assertNoopPrompt, bystander, note, MB, PASSWORD, RSS_GROWTH_LIMIT, rssSampler, startQuill, USER, type QuillProcess } from './kit.js';
 
 /** Raw deflate of `blocks` MiB of "a NOOP\r\n": one block, then the same compressed block again and again. */
 async function noopBomb(blocks: number): Promise<Buffer[]> {
@@ -80,6 +80,7 @@ describe('COMPRESS DEFLATE with a decompression bomb (issue 17, row 2)', () => {
       // Sent, or what the server took: it runs the NOOPs meanwhile, and so gets to the rest.
       await sleep(Math.max(1500, until - performance.now() - 2000));
       const peak = sampler.stop();
+      note(`RSS ${Math.round(start / MB)} MB at the start, ${Math.round(peak / MB)} MB at the peak`);
       assert.ok(peak - start < RSS_GROWTH_LIMIT, `RSS grew by ${Math.round((peak - start) / MB)} MB with ${sent} bytes sent`);
       assertNoopPrompt(await other.stop());
       assert.ok(answered > 10, `${answered} of the inflated NOOPs answered`);
@@ -93,6 +94,7 @@ describe('COMPRESS DEFLATE with a decompression bomb (issue 17, row 2)', () => {
     const afterClose = quill.rss();
     await sleep(1000);
     const later = quill.rss();
+    note(`RSS 1 s after the disconnect ${Math.round(afterClose / MB)} MB, 2 s after ${Math.round(later / MB)} MB`);
     assert.ok(later - start < RSS_GROWTH_LIMIT, `RSS after the disconnect: +${Math.round((later - start) / MB)} MB`);
     assert.ok(later - afterClose < 20 * MB, `RSS still growing after the disconnect: ${Math.round(afterClose / MB)} -> ${Math.round(later / MB)} MB`);
   });

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { assertNoopPrompt, bystander, login, startQuill, within, type QuillProcess } from './kit.js';
+import { assertNoopPrompt, bystander, login, note, startQuill, within, type QuillProcess } from './kit.js';
 
 const LONG_NAME = 'a'.repeat(300);
 
@@ -28,6 +28,7 @@ describe('LIST and LSUB patterns with many wildcards (issue 17, row 1)', () => {
       const started = performance.now();
       const reply = await within(5000, command.slice(0, 40), client.command(command));
       const ms = performance.now() - started;
+      note(`${command.slice(0, 30)}…: ${reply.tagged.slice(0, 60)} in ${Math.round(ms)} ms`);
       await sleep(Math.max(0, 1000 - ms)); // enough NOOPs for 90% of them to mean something
       assertNoopPrompt(await other.stop());
       return { ...reply, ms };
