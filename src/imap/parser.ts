@@ -358,11 +358,15 @@ class Tokenizer {
     const text = this.text;
     const start = this.pos;
     let i = this.pos;
+    // After one unclosed `[` every later one is ordinary too: one failed search per atom keeps
+    // the scan linear (a line of 100,000 `[` must not cost 100,000 searches to its end).
+    let brackets = true;
     while (i < text.length) {
       const c = text[i]!;
-      if (c === '[') {
+      if (c === '[' && brackets) {
         // An unclosed `[` is an ordinary atom character (a mailbox name may hold one).
         const end = bracketEnd(text, i);
+        if (end < 0) brackets = false;
         i = end < 0 ? i + 1 : end + 1;
         continue;
       }
