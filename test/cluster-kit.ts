@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import nodemailer from 'nodemailer';
 import { startGateway, type RunningGateway } from '../src/gateway/gateway.js';
-import type { ProtocolName } from '../src/config/config.js';
+import type { Config, ProtocolName } from '../src/config/config.js';
 import { openStore } from '../src/server.js';
 import type { Store } from '../src/store/types.js';
 import { createLogger, silentLogger } from '../src/util/logger.js';
@@ -104,6 +104,15 @@ export class Pop3Reply extends Error {
   }
 }
 
+export interface ClusterOptions {
+  /** Gateway settings over the kit's own (probes every 200 ms, 1 s to connect). */
+  gateway?: Partial<Config['gateway']>;
+  /** cluster.secret for the gateway and every node (QUILL_CLUSTER_SECRET). */
+  secret?: string;
+  /** More command-line arguments for every node (a --config file, say). */
+  nodeArgs?: string[];
+}
+
 export class TestCluster {
   readonly data = tempDir('quill-cluster-');
   readonly nodes = new Map<string, ChildProcess>();
@@ -113,11 +122,15 @@ export class TestCluster {
   constructor(
     readonly ids: string[],
     private readonly protocols: ProtocolName[],
+    private readonly options: ClusterOptions = {},
   ) {}
 
   /** Store with bob and the POP3 readers' users, the nodes, and the gateway once all are up. */
   async start(): Promise<void> {
-    const config = testConfig(this.data, { gateway: { probeIntervalMs: 200, connectTimeoutMs: 1000 } });
+    const config = testConfig(this.data, {
+      gateway: { probeIntervalMs: 200, connectTimeoutMs: 1000, ...this.options.gateway },
+      cluster: this.options.secret ? { secret: this.options.secret } : {},
+    });
     this.store = await openStore(config);
     await this.store.addDomain('example.com');
     for (const user of ['bob', ...Array.from({ length: POP3_CLIENTS }, (_, i) => `pop${i}`)]) {
@@ -136,9 +149,9 @@ export class TestCluster {
 
   startNode(id: string): void {
     const ports = ['--smtp', '--submission', '--pop3', '--imap', '--http'].flatMap((flag) => [flag, '127.0.0.1:0']);
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'node', '--id', id, '--data', this.data, '--trusted-gateway', '127.0.0.1', '--log-level', 'error', ...ports], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    const args = ['--import', 'tsx', 'src/cli/main.ts', 'node', '--id', id, '--data', this.data, '--trusted-gateway', '127.0.0.1', '--log-level', 'error', ...ports, ...(this.options.nodeArgs ?? [])];
+    const env = { ...process.env, QUILL_CLUSTER_SECRET: this.options.secret ?? '' };
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env });
     this.nodes.set(id, child);
   }
 
@@ -160,6 +173,15 @@ export class TestCluster {
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill(signal);
     await exited;
+  }
+
+  /** A node's listening address for a protocol, as it announced it. */
+  async nodeAddress(id: string, protocol: ProtocolName): Promise<{ host: string; port: number }> {
+    const member = (await this.store.listMembers()).find((m) => m.id === id);
+    const address = member?.addresses[protocol];
+    if (!address) throw new Error(`node ${id} has no ${protocol} address`);
+    const at = address.lastIndexOf(':');
+    return { host: address.slice(0, at), port: Number(address.slice(at + 1)) };
   }
 
   /** The quill CLI on this cluster's store. */

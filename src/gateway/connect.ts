@@ -1,14 +1,18 @@
 // A plain connection from the gateway to a node, given up after a timeout. Open connections are
-// kept by the node's address, so that a node found hung can have them all cut at once.
+// kept by the node's address, so that a node found hung can have them all cut at once. With a
+// cluster secret, each starts with the gateway's proof (src/net/gateway-link.ts).
 import net from 'node:net';
 import { splitHostPort } from '../config/config.js';
+import { gatewayHello } from '../net/gateway-link.js';
 
 const open = new Map<string, Set<net.Socket>>();
 
-export function connectNode(address: string, timeoutMs: number): Promise<net.Socket> {
+export function connectNode(address: string, timeoutMs: number, secret?: string): Promise<net.Socket> {
   const { host, port } = splitHostPort(address);
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host, port });
+    // Written ahead of everything else the link carries; sent once connected.
+    if (secret) socket.write(gatewayHello(secret));
     const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), timeoutMs);
     socket.once('connect', () => {
       clearTimeout(timer);

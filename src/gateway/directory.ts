@@ -11,6 +11,7 @@ import http from 'node:http';
 import { isAlive } from '../cluster/membership.js';
 import { splitHostPort } from '../config/config.js';
 import { dropConnections } from './connect.js';
+import { provesNodeDown } from './node-link.js';
 import type { Member, Store } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
 
@@ -130,8 +131,12 @@ export class NodeDirectory {
     if (dropped > 0) this.logger.warn({ node: node.id, connections: dropped }, `gateway: node given up for dead (${why}); its sessions move`);
   }
 
-  /** A connection to the node failed: take it out until a probe says otherwise. */
-  markFailed(id: string): void {
+  /**
+   * A connection to the node failed: take it out until a probe says otherwise. A node's refusal
+   * (`cause` a NodeRefused: it answered) says it is alive and takes it out of nothing.
+   */
+  markFailed(id: string, cause?: unknown): void {
+    if (cause !== undefined && !provesNodeDown(cause)) return;
     const node = this.nodes.get(id);
     if (node?.healthy) {
       node.healthy = false;

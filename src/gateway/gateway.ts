@@ -251,7 +251,7 @@ class ProtocolProxy {
       if (socket.destroyed) return;
       let upstream: net.Socket;
       try {
-        upstream = await connectNode(node.address, this.config.gateway.connectTimeoutMs);
+        upstream = await connectNode(node.address, this.config.gateway.connectTimeoutMs, this.config.cluster.secret);
       } catch {
         this.directory.markFailed(node.id);
         continue;
@@ -330,7 +330,7 @@ class ProtocolProxy {
     const secured = new tls.TLSSocket(socket, { isServer: true, secureContext });
     secured.on('error', () => undefined);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => secured.destroy(), 10_000);
+      const timer = setTimeout(() => secured.destroy(), this.config.gateway.tlsHandshakeTimeoutMs);
       secured.once('secure', () => {
         clearTimeout(timer);
         this.wrapped.add(secured);
