@@ -385,6 +385,12 @@ export class ImapFront {
       (event) => {
         // A synchronizing literal accepted here: the gateway holds the command until it is whole.
         if (event.kind === 'continue') return void this.write('+ Ready for literal data\r\n');
+        // One framing rule on both sides: a command line holding a bare CR or a NUL is refused
+        // here (RFC 3501 9: CR and NUL are not CHARs), never forwarded.
+        if (event.kind === 'command' && event.chunks.some((chunk) => typeof chunk === 'string' && /[\r\0]/.test(chunk))) {
+          const tag = /^[^\s\r\0]+/.exec(String(event.chunks[0]))?.[0] ?? '*';
+          return void this.write(`${tag} BAD bare CR or NUL in command line\r\n`);
+        }
         // The common case after login, the session idle between commands: straight through,
         // without a turn of the run loop.
         if (this.user && this.wakeEvents && this.events.length === 0 && !this.moving && !this.ended) {
@@ -585,6 +591,8 @@ export class ImapFront {
     this.events.length = 0;
     const secured = new tls.TLSSocket(plain, { isServer: true, secureContext: this.deps.tlsContext });
     secured.on('error', () => undefined);
+    // A client that stalls in the handshake is closed after gateway.tlsHandshakeTimeoutMs.
+    const timer = setTimeout(() => secured.destroy(new Error('handshake timed out')), this.deps.config.gateway.tlsHandshakeTimeoutMs);
     try {
       await new Promise<void>((resolve, reject) => {
         secured.once('secure', () => resolve());
@@ -594,6 +602,8 @@ export class ImapFront {
     } catch (error) {
       this.log.info({ err: (error as Error).message }, 'TLS handshake failed');
       return false;
+    } finally {
+      clearTimeout(timer);
     }
     this.client = secured;
     this.secure = true;

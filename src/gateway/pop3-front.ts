@@ -305,7 +305,8 @@ export class Pop3Front {
 
   /** One client command; false ends the session. */
   private async handle(raw: Buffer): Promise<boolean> {
-    if (raw.includes(0)) return this.refuse('-ERR NUL in command');
+    // One framing rule on both sides: a command line ends at CRLF and holds no other CR or LF, nor NUL.
+    if (raw.includes(0) || raw.includes(0x0d) || raw.includes(0x0a)) return this.refuse('-ERR bare CR, LF or NUL in command');
     const text = raw.toString('utf8');
     const space = text.indexOf(' ');
     const name = (space === -1 ? text : text.slice(0, space)).toUpperCase();
@@ -368,11 +369,12 @@ export class Pop3Front {
     plain.write('+OK begin TLS negotiation\r\n');
     const secured = new tls.TLSSocket(plain, { isServer: true, secureContext: this.deps.tlsContext });
     secured.on('error', () => undefined);
+    // A client that stalls in the handshake is closed after gateway.tlsHandshakeTimeoutMs.
+    const timer = setTimeout(() => secured.destroy(), this.deps.config.gateway.tlsHandshakeTimeoutMs);
     const ok = await new Promise<boolean>((resolve) => {
       secured.once('secure', () => resolve(true));
       secured.once('close', () => resolve(false));
-      secured.setTimeout(this.deps.config.limits.idleTimeoutSeconds * 1000, () => secured.destroy());
-    });
+    }).finally(() => clearTimeout(timer));
     if (!ok) throw new ClientGone();
     this.client = secured;
     this.secure = true;
