@@ -120,6 +120,11 @@ const gatewaySchema = z
     affinitySlack: z.number().int().nonnegative().default(8),
     /** How often the gateway re-reads the membership and probes every node. */
     probeIntervalMs: z.number().int().positive().default(1000),
+    /**
+     * Hang detection on the session links: a node that owes a reply on one this long gets a probe
+     * that must answer within the same time, or the node is given up and its sessions move (0 = off).
+     */
+    hangDetectMs: z.number().int().nonnegative().default(300),
     /** A client's TLS handshake (implicit TLS, or after STARTTLS/STLS) that takes longer is closed. */
     tlsHandshakeTimeoutMs: z.number().int().positive().default(10_000),
     /** Start each connection to a node with a PROXY v1 line naming the client (nodes must list this gateway in trustedGateways). */

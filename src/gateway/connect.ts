@@ -49,3 +49,47 @@ export function dropConnections(addresses: Iterable<string>): number {
   }
   return dropped;
 }
+
+/** What the watchdog last saw of a link: bytes each way, and since when a reply is owed. */
+interface Watched {
+  written: number;
+  read: number;
+  owedSince?: number;
+}
+const watched = new WeakMap<net.Socket, Watched>();
+
+/**
+ * Watches every open link for a node that owes a reply: the gateway wrote to it and has read
+ * nothing back for longer than `overdueMs`. `onOverdue` is called with the node's address (at most
+ * once per overdue stretch of a link); the caller decides with a fast probe whether the node hangs.
+ * Returns a function that stops the watch.
+ */
+export function watchLinks(overdueMs: number, onOverdue: (address: string) => void): () => void {
+  const tick = Math.max(10, Math.floor(overdueMs / 4));
+  const timer = setInterval(() => {
+    const now = Date.now();
+    for (const [address, sockets] of open) {
+      for (const socket of sockets) {
+        let seen = watched.get(socket);
+        if (!seen) watched.set(socket, (seen = { written: socket.bytesWritten, read: socket.bytesRead }));
+        if (socket.bytesRead !== seen.read) {
+          // The node said something: whatever was owed may be answered; a new write starts a new wait.
+          seen.read = socket.bytesRead;
+          seen.written = socket.bytesWritten;
+          seen.owedSince = undefined;
+          continue;
+        }
+        if (socket.bytesWritten !== seen.written) {
+          seen.written = socket.bytesWritten;
+          seen.owedSince ??= now;
+        }
+        if (seen.owedSince !== undefined && now - seen.owedSince > overdueMs) {
+          seen.owedSince = Number.POSITIVE_INFINITY; // told once until the node speaks again
+          onOverdue(address);
+        }
+      }
+    }
+  }, tick);
+  timer.unref();
+  return () => clearInterval(timer);
+}

@@ -391,7 +391,7 @@ export async function startGateway(
     onStopRequested?: (request: StopRequest) => void;
   } = {},
 ): Promise<RunningGateway> {
-  const directory = new NodeDirectory(store, { probeIntervalMs: config.gateway.probeIntervalMs, probeTimeoutMs: config.gateway.connectTimeoutMs, affinitySlack: config.gateway.affinitySlack }, logger);
+  const directory = new NodeDirectory(store, { probeIntervalMs: config.gateway.probeIntervalMs, probeTimeoutMs: config.gateway.connectTimeoutMs, affinitySlack: config.gateway.affinitySlack, hangDetectMs: config.gateway.hangDetectMs }, logger);
   await directory.start();
   const proxies = new Map<ProtocolName, ProtocolProxy>();
   const tlsProxies = new Map<ImplicitTlsName, ProtocolProxy>();
