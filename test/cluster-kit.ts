@@ -28,11 +28,22 @@ export interface Tally {
   pop3TempErrors: number;
   imapFetches: number;
   imapDrops: number;
+  /** The longest any one client operation (a delivery, a POP3 command, an IMAP fetch) took, and which. */
+  longestStall: { ms: number; what: string };
 }
 
 export function tally(): Tally {
-  return { acknowledged: [], errors: [], pop3Sessions: 0, pop3Retrieved: 0, pop3TempErrors: 0, imapFetches: 0, imapDrops: 0 };
+  return { acknowledged: [], errors: [], pop3Sessions: 0, pop3Retrieved: 0, pop3TempErrors: 0, imapFetches: 0, imapDrops: 0, longestStall: { ms: 0, what: '' } };
 }
+
+/** Counts an operation's time towards the longest stall. */
+export function noteStall(seen: Tally, started: number, what: string): void {
+  const ms = Date.now() - started;
+  if (ms > seen.longestStall.ms) seen.longestStall = { ms, what };
+}
+
+/** Where the load's clients connect from: not the gateway's (or the nodes') own address. */
+export const CLIENT_ADDRESSES = { smtp: '127.0.0.2', pop3: '127.0.0.3' };
 
 /** A POP3 client on a raw socket; every reply is checked as it comes. */
 class Pop3Wire {
@@ -52,7 +63,7 @@ class Pop3Wire {
   }
   static connect(port: number): Promise<Pop3Wire> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(new Pop3Wire(socket)));
+      const socket = net.connect({ host: '127.0.0.1', port, localAddress: CLIENT_ADDRESSES.pop3 }, () => resolve(new Pop3Wire(socket)));
       socket.once('error', reject);
     });
   }
@@ -193,15 +204,17 @@ export class TestCluster {
   /** Deliveries until `done()`; each message goes to bob and to one POP3 reader. */
   senders(seen: Tally, done: () => boolean, tag: string): Promise<void>[] {
     return Array.from({ length: SENDERS }, async (_, s) => {
-      const transport = nodemailer.createTransport({ host: '127.0.0.1', port: this.gateway.port('smtp'), secure: false, ignoreTLS: true, pool: true, maxConnections: 1 });
+      const transport = nodemailer.createTransport({ host: '127.0.0.1', port: this.gateway.port('smtp'), secure: false, ignoreTLS: true, pool: true, maxConnections: 1, localAddress: CLIENT_ADDRESSES.smtp });
       for (let i = 0; !done(); i++) {
         const id = `${tag}-${s}-${i}`;
+        const started = Date.now();
         try {
           await transport.sendMail({
             envelope: { from: 'load@elsewhere.test', to: ['bob@example.com', `pop${i % POP3_CLIENTS}@example.com`] },
             raw: `From: load@elsewhere.test\r\nTo: bob@example.com\r\nSubject: ${id}\r\nMessage-ID: <${id}@elsewhere.test>\r\n\r\n${'x'.repeat(1000 + ((i * 7919) % 20_000))}\r\n`,
           });
           seen.acknowledged.push(id);
+          noteStall(seen, started, `smtp ${id}`);
         } catch (error) {
           seen.errors.push(`smtp ${id}: ${(error as Error).message}`);
         }
@@ -220,8 +233,10 @@ export class TestCluster {
           wire = await Pop3Wire.connect(this.gateway.port('pop3'));
           const expect = async (line: string, pattern: RegExp) => {
             last = line;
+            const started = Date.now();
             const reply = line === '' ? await wire!.line() : await wire!.command(line);
             if (!pattern.test(reply)) throw new Pop3Reply(line, reply);
+            noteStall(seen, started, `pop${c} ${line || 'greeting'}`);
             return reply;
           };
           await expect('', /^\+OK /);
@@ -232,14 +247,18 @@ export class TestCluster {
             const stat = await expect('STAT', /^\+OK \d+ \d+$/);
             const count = Number(stat.split(' ')[1]);
             last = 'UIDL';
+            let started = Date.now();
             const uidl = await wire.multiline('UIDL');
+            noteStall(seen, started, `pop${c} UIDL`);
             if (!uidl.body) throw new Pop3Reply('UIDL', uidl.status);
             const listed = uidl.body.toString().split('\r\n').filter(Boolean);
             if (listed.length !== count) throw new Pop3Reply('UIDL', `${listed.length} entries for STAT ${count}`);
             if (count > 0) {
               const n = 1 + ((round * 31 + c) % count);
               last = `RETR ${n}`;
+              started = Date.now();
               const message = await wire.multiline(`RETR ${n}`);
+              noteStall(seen, started, `pop${c} RETR`);
               const octets = Number(/^\+OK (\d+) octets/.exec(message.status)?.[1] ?? -1);
               if (!message.body || message.body.length !== octets || !/\r\nSubject: \S+\r\n/.test(message.body.toString('latin1'))) {
                 throw new Pop3Reply(`RETR ${n}`, `${message.status} with ${message.body?.length} bytes`);
