@@ -21,6 +21,8 @@ export function connectNode(address: string, timeoutMs: number, secret?: string)
       let sockets = open.get(address);
       if (!sockets) open.set(address, (sockets = new Set()));
       sockets.add(socket);
+      // Watched from its first byte: what the link wrote before the watchdog's first look counts as owed.
+      watched.set(socket, { written: 0, read: 0 });
       socket.once('close', () => {
         sockets.delete(socket);
         if (sockets.size === 0 && open.get(address) === sockets) open.delete(address);

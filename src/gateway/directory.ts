@@ -71,6 +71,9 @@ export class NodeDirectory {
     if (!node || node.givenUp || this.suspected.has(node.id)) return;
     const http = node.member.addresses.http;
     if (!http) return;
+    // Giving up the last node moves nobody anywhere: a slow node is then better than none.
+    const elsewhere = [...this.nodes.values()].some((n) => n !== node && n.healthy && !n.stale && !n.givenUp && n.member.state === 'active');
+    if (!elsewhere) return;
     this.suspected.add(node.id);
     try {
       if (await probeHealth(http, timeoutMs)) return;
