@@ -23,6 +23,7 @@ import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';
 import { connectNode } from './connect.js';
 import { backoff, LinkLost, NodeRefused } from './node-link.js';
+import { encodeXtext } from '../protocol/xtext.js';
 
 /** Nodes a session may move to before the client gets a temporary error. */
 const MAX_FAILOVERS = 3;
@@ -448,10 +449,10 @@ export class Pop3Front {
         await greeting(link);
         // The user's previous session may still be letting go of the maildrop lock (its QUIT
         // answered, its cleanup not yet run): a short wait before [IN-USE] reaches the client.
-        let reply = await link.command(`XCLIENT LOGIN=${xtext(user)}`);
+        let reply = await link.command(`XCLIENT LOGIN=${encodeXtext(user)}`);
         for (let wait = 0; reply.includes('[IN-USE]') && wait < 10; wait++) {
           await new Promise((resolve) => setTimeout(resolve, 100));
-          reply = await link.command(`XCLIENT LOGIN=${xtext(user)}`);
+          reply = await link.command(`XCLIENT LOGIN=${encodeXtext(user)}`);
         }
         if (!reply.startsWith('+OK')) {
           // The node's own refusal ([IN-USE], a user gone): the client hears it.
@@ -555,7 +556,7 @@ export class Pop3Front {
   private async xclient(link: NodeLink): Promise<void> {
     const until = Date.now() + LOCK_WAIT_MS;
     for (;;) {
-      const reply = await link.command(`XCLIENT LOGIN=${xtext(this.user ?? '')}`);
+      const reply = await link.command(`XCLIENT LOGIN=${encodeXtext(this.user ?? '')}`);
       if (reply.startsWith('+OK')) return;
       if (!reply.includes('[IN-USE]') || Date.now() > until) {
         this.log.warn({ user: this.user, reply }, 'gateway: POP3 session refused by the new node');
@@ -775,13 +776,4 @@ function terminatorEnd(tail: Buffer, chunk: Buffer): number {
   if (early >= 0) return early + TERMINATOR.length - tail.length;
   const at = chunk.indexOf(TERMINATOR);
   return at >= 0 ? at + TERMINATOR.length : -1;
-}
-
-/** RFC 1891 xtext, as XCLIENT wants its values. */
-function xtext(value: string): string {
-  let out = '';
-  for (const byte of Buffer.from(value, 'utf8')) {
-    out += byte > 0x20 && byte < 0x7f && byte !== 0x2b && byte !== 0x3d ? String.fromCharCode(byte) : `+${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
 }

@@ -16,6 +16,7 @@ import { processMetrics } from '../metrics/metrics.js';
 import type { NodeDirectory } from './directory.js';
 import { connectNode } from './connect.js';
 import { LinkLost, NodeRefused } from './node-link.js';
+import { encodeXtext } from '../protocol/xtext.js';
 
 /** The MAIL parameter nodes read the transaction id from (src/smtp/listener.ts). */
 const TXN_PARAM = 'XQUILL-TXN';
@@ -690,7 +691,7 @@ export class SmtpFront {
     await expect('greeting', link.reply(), (c) => c === 220);
     const address = (this.client.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
     const parts = [`ADDR=${address}`, `PORT=${this.client.remotePort ?? 0}`];
-    if (this.recorded.user) parts.push(`LOGIN=${xtext(this.recorded.user)}`);
+    if (this.recorded.user) parts.push(`LOGIN=${encodeXtext(this.recorded.user)}`);
     await expect('XCLIENT (is this gateway in the node\'s trustedGateways?)', link.command(`XCLIENT ${parts.join(' ')}`), (c) => c === 220);
     await expect('EHLO', link.command(this.recorded.ehlo ?? `EHLO ${this.deps.config.hostname}`), (c) => c === 250);
     const { mail, rcpts, data, inData } = this.recorded;
@@ -710,10 +711,6 @@ class RefusedByNode extends NodeRefused {}
 /** Ends the session after telling the client. */
 class ClientGone extends Error {}
 
-/** RFC 1891 xtext, as XCLIENT wants its values. */
-function xtext(value: string): string {
-  return value.replace(/[^!-*,-<>-~]/g, (c) => `+${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
-}
 
 /**
  * Where the DATA terminator (RFC 5321 4.1.1.4, CRLF . CRLF) ends in `chunk`, -1 when it is not in
