@@ -60,8 +60,15 @@ class Reader {
 
   private readonly onData = (chunk: Buffer) => {
     this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    // Backpressure: past the high-water mark the peer's bytes wait in its socket, not here.
+    if (this.buffer.length >= READ_HIGH_WATER) this.socket.pause();
     this.wake();
   };
+
+  /** Reads on once what is held is below the high-water mark again. */
+  private taken(): void {
+    if (this.buffer.length < READ_HIGH_WATER && this.socket.isPaused() && !this.socket.destroyed) this.socket.resume();
+  }
 
   private readonly onClose = () => {
     this.ended = true;
@@ -106,12 +113,14 @@ class Reader {
       if (end >= 0) {
         const line = this.buffer.subarray(0, end);
         this.buffer = this.buffer.subarray(end + 2);
+        this.taken();
         return line.length > this.maxLine ? undefined : line.toString('utf8');
       }
       if (this.buffer.length > this.maxLine * 4) {
         // Drop an endless line as it comes, keeping only its tail to find its end.
         this.buffer = this.buffer.subarray(this.buffer.length - 1);
         this.skipping = true;
+        this.taken();
       }
       await this.wait();
       if (this.skipping && this.buffer.indexOf('\r\n') >= 0) {
@@ -127,6 +136,7 @@ class Reader {
     while (this.buffer.length === 0) await this.wait();
     const out = this.buffer;
     this.buffer = Buffer.alloc(0);
+    this.taken();
     return out;
   }
 
@@ -196,6 +206,21 @@ class NodeLink {
     this.socket.write(data);
   }
 
+  /** Resolves once the node's socket has room again (backpressure); at once when it has. */
+  drained(): Promise<void> {
+    const socket = this.socket;
+    if (!socket.writableNeedDrain || socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+    });
+  }
+
   async command(line: string): Promise<Reply> {
     this.send(`${line}\r\n`);
     return this.reply();
@@ -220,6 +245,8 @@ interface Recorded {
 }
 
 const DATA_END = Buffer.from('\r\n.\r\n');
+/** Bytes a reader holds before it pauses its socket. */
+const READ_HIGH_WATER = 256 * 1024;
 
 export class SmtpFront {
   private client: net.Socket;
@@ -606,6 +633,9 @@ export class SmtpFront {
         const link = await this.ensureLink();
         // After a replay, the bytes so far (these included) were already sent.
         if (attempt === 0) link.send(bytes);
+        // A node slower than its client: the client's next bytes wait in its own socket (the
+        // reader holds one chunk at a time), not in the gateway's memory.
+        await link.drained();
         return;
       } catch (error) {
         if (!(error instanceof LinkLost) || attempt >= MAX_REPLAYS) {
