@@ -730,7 +730,7 @@ export class ImapFront {
     const greeting = await link.next(timeout);
     if (greeting.kind !== 'response' || !/^\* OK/i.test(greeting.head)) throw new NodeRefused(`node greeting: ${greeting.head}`);
     const reply = await link.command(this.nextTag(), `XQUILL-LOGIN ${quoteString(this.user!)}`, timeout);
-    if (/^BAD/i.test(reply.status)) throw new NodeRefused(`XQUILL-LOGIN refused (is this gateway in the node's trustedGateways?): ${reply.status}`);
+    if (/^BAD/i.test(reply.status)) throw new NodeRefused(`XQUILL-LOGIN refused (is this gateway in the node's trustedGateways, with the same cluster.secret?): ${reply.status}`);
     if (!/^OK/i.test(reply.status)) throw new CannotCarry(reply.status.replace(/^NO /i, ''));
     const caps = /\[CAPABILITY ([^\]]*)\]/i.exec(reply.status)?.[1] ?? CAPS_BASE.join(' ');
     return filterCaps(caps);

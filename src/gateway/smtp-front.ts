@@ -722,7 +722,7 @@ export class SmtpFront {
     const address = (this.client.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
     const parts = [`ADDR=${address}`, `PORT=${this.client.remotePort ?? 0}`];
     if (this.recorded.user) parts.push(`LOGIN=${encodeXtext(this.recorded.user)}`);
-    await expect('XCLIENT (is this gateway in the node\'s trustedGateways?)', link.command(`XCLIENT ${parts.join(' ')}`), (c) => c === 220);
+    await expect('XCLIENT (is this gateway in the node\'s trustedGateways, with the same cluster.secret?)', link.command(`XCLIENT ${parts.join(' ')}`), (c) => c === 220);
     await expect('EHLO', link.command(this.recorded.ehlo ?? `EHLO ${this.deps.config.hostname}`), (c) => c === 250);
     const { mail, rcpts, data, inData } = this.recorded;
     if (!mail) return;
