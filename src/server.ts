@@ -69,6 +69,9 @@ export interface ServerOptions {
 export async function startServer(config: Readonly<Config>, options: ServerOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger(config.log.level);
   const nodeId = options.nodeId ?? `${hostname()}-${process.pid}`;
+  if (config.trustedGateways.length > 0 && !config.cluster.secret) {
+    logger.warn({ trustedGateways: config.trustedGateways }, 'no cluster.secret: gateways are believed by their address alone; anyone who can send from it can name any user (docs/deploy.md)');
+  }
   // Every store call is timed for quill_store_seconds.
   const store = measuredStore(options.store ?? (await openStore(config, commitCheckReporter(logger, nodeId))), processMetrics(), nodeId);
   const tls = await loadTls(config.data, config.hostname, config.tls);

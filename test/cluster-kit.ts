@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import nodemailer from 'nodemailer';
 import { startGateway, type RunningGateway } from '../src/gateway/gateway.js';
-import type { ProtocolName } from '../src/config/config.js';
+import type { Config, ProtocolName } from '../src/config/config.js';
 import { openStore } from '../src/server.js';
 import type { Store } from '../src/store/types.js';
 import { createLogger, silentLogger } from '../src/util/logger.js';
@@ -28,11 +28,22 @@ export interface Tally {
   pop3TempErrors: number;
   imapFetches: number;
   imapDrops: number;
+  /** The longest any one client operation (a delivery, a POP3 command, an IMAP fetch) took, and which. */
+  longestStall: { ms: number; what: string };
 }
 
 export function tally(): Tally {
-  return { acknowledged: [], errors: [], pop3Sessions: 0, pop3Retrieved: 0, pop3TempErrors: 0, imapFetches: 0, imapDrops: 0 };
+  return { acknowledged: [], errors: [], pop3Sessions: 0, pop3Retrieved: 0, pop3TempErrors: 0, imapFetches: 0, imapDrops: 0, longestStall: { ms: 0, what: '' } };
 }
+
+/** Counts an operation's time towards the longest stall. */
+export function noteStall(seen: Tally, started: number, what: string): void {
+  const ms = Date.now() - started;
+  if (ms > seen.longestStall.ms) seen.longestStall = { ms, what };
+}
+
+/** Where the load's clients connect from: not the gateway's (or the nodes') own address. */
+export const CLIENT_ADDRESSES = { smtp: '127.0.0.2', pop3: '127.0.0.3' };
 
 /** A POP3 client on a raw socket; every reply is checked as it comes. */
 class Pop3Wire {
@@ -52,7 +63,7 @@ class Pop3Wire {
   }
   static connect(port: number): Promise<Pop3Wire> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(new Pop3Wire(socket)));
+      const socket = net.connect({ host: '127.0.0.1', port, localAddress: CLIENT_ADDRESSES.pop3 }, () => resolve(new Pop3Wire(socket)));
       socket.once('error', reject);
     });
   }
@@ -104,6 +115,15 @@ export class Pop3Reply extends Error {
   }
 }
 
+export interface ClusterOptions {
+  /** Gateway settings over the kit's own (probes every 200 ms, 1 s to connect). */
+  gateway?: Partial<Config['gateway']>;
+  /** cluster.secret for the gateway and every node (QUILL_CLUSTER_SECRET). */
+  secret?: string;
+  /** More command-line arguments for every node (a --config file, say). */
+  nodeArgs?: string[];
+}
+
 export class TestCluster {
   readonly data = tempDir('quill-cluster-');
   readonly nodes = new Map<string, ChildProcess>();
@@ -113,11 +133,15 @@ export class TestCluster {
   constructor(
     readonly ids: string[],
     private readonly protocols: ProtocolName[],
+    private readonly options: ClusterOptions = {},
   ) {}
 
   /** Store with bob and the POP3 readers' users, the nodes, and the gateway once all are up. */
   async start(): Promise<void> {
-    const config = testConfig(this.data, { gateway: { probeIntervalMs: 200, connectTimeoutMs: 1000 } });
+    const config = testConfig(this.data, {
+      gateway: { probeIntervalMs: 200, connectTimeoutMs: 1000, ...this.options.gateway },
+      cluster: this.options.secret ? { secret: this.options.secret } : {},
+    });
     this.store = await openStore(config);
     await this.store.addDomain('example.com');
     for (const user of ['bob', ...Array.from({ length: POP3_CLIENTS }, (_, i) => `pop${i}`)]) {
@@ -136,9 +160,9 @@ export class TestCluster {
 
   startNode(id: string): void {
     const ports = ['--smtp', '--submission', '--pop3', '--imap', '--http'].flatMap((flag) => [flag, '127.0.0.1:0']);
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'node', '--id', id, '--data', this.data, '--trusted-gateway', '127.0.0.1', '--log-level', 'error', ...ports], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    const args = ['--import', 'tsx', 'src/cli/main.ts', 'node', '--id', id, '--data', this.data, '--trusted-gateway', '127.0.0.1', '--log-level', 'error', ...ports, ...(this.options.nodeArgs ?? [])];
+    const env = { ...process.env, QUILL_CLUSTER_SECRET: this.options.secret ?? '' };
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env });
     this.nodes.set(id, child);
   }
 
@@ -162,6 +186,15 @@ export class TestCluster {
     await exited;
   }
 
+  /** A node's listening address for a protocol, as it announced it. */
+  async nodeAddress(id: string, protocol: ProtocolName): Promise<{ host: string; port: number }> {
+    const member = (await this.store.listMembers()).find((m) => m.id === id);
+    const address = member?.addresses[protocol];
+    if (!address) throw new Error(`node ${id} has no ${protocol} address`);
+    const at = address.lastIndexOf(':');
+    return { host: address.slice(0, at), port: Number(address.slice(at + 1)) };
+  }
+
   /** The quill CLI on this cluster's store. */
   async quill(...args: string[]): Promise<string> {
     const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--data', this.data], { timeout: 30_000 });
@@ -171,15 +204,17 @@ export class TestCluster {
   /** Deliveries until `done()`; each message goes to bob and to one POP3 reader. */
   senders(seen: Tally, done: () => boolean, tag: string): Promise<void>[] {
     return Array.from({ length: SENDERS }, async (_, s) => {
-      const transport = nodemailer.createTransport({ host: '127.0.0.1', port: this.gateway.port('smtp'), secure: false, ignoreTLS: true, pool: true, maxConnections: 1 });
+      const transport = nodemailer.createTransport({ host: '127.0.0.1', port: this.gateway.port('smtp'), secure: false, ignoreTLS: true, pool: true, maxConnections: 1, localAddress: CLIENT_ADDRESSES.smtp });
       for (let i = 0; !done(); i++) {
         const id = `${tag}-${s}-${i}`;
+        const started = Date.now();
         try {
           await transport.sendMail({
             envelope: { from: 'load@elsewhere.test', to: ['bob@example.com', `pop${i % POP3_CLIENTS}@example.com`] },
             raw: `From: load@elsewhere.test\r\nTo: bob@example.com\r\nSubject: ${id}\r\nMessage-ID: <${id}@elsewhere.test>\r\n\r\n${'x'.repeat(1000 + ((i * 7919) % 20_000))}\r\n`,
           });
           seen.acknowledged.push(id);
+          noteStall(seen, started, `smtp ${id}`);
         } catch (error) {
           seen.errors.push(`smtp ${id}: ${(error as Error).message}`);
         }
@@ -198,8 +233,10 @@ export class TestCluster {
           wire = await Pop3Wire.connect(this.gateway.port('pop3'));
           const expect = async (line: string, pattern: RegExp) => {
             last = line;
+            const started = Date.now();
             const reply = line === '' ? await wire!.line() : await wire!.command(line);
             if (!pattern.test(reply)) throw new Pop3Reply(line, reply);
+            noteStall(seen, started, `pop${c} ${line || 'greeting'}`);
             return reply;
           };
           await expect('', /^\+OK /);
@@ -210,14 +247,18 @@ export class TestCluster {
             const stat = await expect('STAT', /^\+OK \d+ \d+$/);
             const count = Number(stat.split(' ')[1]);
             last = 'UIDL';
+            let started = Date.now();
             const uidl = await wire.multiline('UIDL');
+            noteStall(seen, started, `pop${c} UIDL`);
             if (!uidl.body) throw new Pop3Reply('UIDL', uidl.status);
             const listed = uidl.body.toString().split('\r\n').filter(Boolean);
             if (listed.length !== count) throw new Pop3Reply('UIDL', `${listed.length} entries for STAT ${count}`);
             if (count > 0) {
               const n = 1 + ((round * 31 + c) % count);
               last = `RETR ${n}`;
+              started = Date.now();
               const message = await wire.multiline(`RETR ${n}`);
+              noteStall(seen, started, `pop${c} RETR`);
               const octets = Number(/^\+OK (\d+) octets/.exec(message.status)?.[1] ?? -1);
               if (!message.body || message.body.length !== octets || !/\r\nSubject: \S+\r\n/.test(message.body.toString('latin1'))) {
                 throw new Pop3Reply(`RETR ${n}`, `${message.status} with ${message.body?.length} bytes`);

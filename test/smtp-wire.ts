@@ -5,6 +5,7 @@ import net from 'node:net';
 export class SmtpWire {
   private buffer = '';
   private waiters: (() => void)[] = [];
+  closed = false;
 
   constructor(readonly socket: net.Socket) {
     socket.setEncoding('utf8');
@@ -12,13 +13,24 @@ export class SmtpWire {
       this.buffer += chunk;
       this.waiters.splice(0).forEach((w) => w());
     });
+    socket.on('close', () => {
+      this.closed = true;
+      this.waiters.splice(0).forEach((w) => w());
+    });
+    socket.on('error', () => undefined);
   }
 
-  static connect(port: number): Promise<SmtpWire> {
+  /** localAddress: the client's own address (tests bind to 127.0.0.2 and up). */
+  static connect(port: number, options: { host?: string; localAddress?: string } = {}): Promise<SmtpWire> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(new SmtpWire(socket)));
+      const socket = net.connect({ host: options.host ?? '127.0.0.1', port, localAddress: options.localAddress }, () => resolve(new SmtpWire(socket)));
       socket.once('error', reject);
     });
+  }
+
+  /** What arrived and was not read as a reply yet. */
+  get unread(): string {
+    return this.buffer;
   }
 
   async reply(): Promise<string> {
@@ -28,6 +40,7 @@ export class SmtpWire {
         this.buffer = this.buffer.slice(match[0].length);
         return match[0];
       }
+      if (this.closed) throw new Error(`connection closed; unread: ${JSON.stringify(this.buffer)}`);
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
   }

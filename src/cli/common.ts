@@ -15,7 +15,7 @@ export interface StoreOptions {
 }
 
 export function configFrom(options: StoreOptions & ConfigOverrides): Readonly<Config> {
-  return loadConfig(options.config, options);
+  return loadConfig(options.config, { clusterSecret: process.env.QUILL_CLUSTER_SECRET || undefined, ...options });
 }
 
 export async function withStore<T>(options: StoreOptions, fn: (store: Store) => Promise<T>): Promise<T> {

@@ -3,6 +3,7 @@
 // all sharing the embedded store. A node that dies (or exits to be restarted) is started
 // again (Porcupine's self-healing, in miniature); the gateway keeps clients away from it meanwhile.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Config } from '../config/config.js';
 import { startGateway } from '../gateway/gateway.js';
@@ -20,8 +21,11 @@ interface NodeProcess {
 export async function runLocalCluster(config: Readonly<Config>, configFile: string | undefined, count: number): Promise<void> {
   const logger = createLogger(config.log.level);
   const store = await openStore(config);
-  // The nodes believe this gateway's PROXY header and XCLIENT, so they see every client's own address.
-  const gatewayConfig = { ...config, gateway: { ...config.gateway, proxyProtocol: true } };
+  // The nodes believe this gateway's PROXY header and XCLIENT, so they see every client's own
+  // address; and only on links that prove the cluster's secret, made here for this cluster
+  // unless the config names one (127.0.0.1 is every local user's address too).
+  const secret = config.cluster.secret ?? randomBytes(24).toString('base64url');
+  const gatewayConfig = { ...config, gateway: { ...config.gateway, proxyProtocol: true }, cluster: { ...config.cluster, secret } };
   let stopping = false;
   // The gateway obeys an operator's stop (the whole local cluster stops, as on SIGTERM) and
   // restart (a new gateway on the same ports, the nodes untouched).
@@ -50,7 +54,8 @@ export async function runLocalCluster(config: Readonly<Config>, configFile: stri
     if (config.store.url) args.push('--store', config.store.url);
     for (const protocol of ['smtp', 'submission', 'pop3', 'imap', 'http']) args.push(`--${protocol}`, '127.0.0.1:0');
     args.push('--trusted-gateway', '127.0.0.1');
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    // The secret goes in the environment, not on the command line (where ps shows it).
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, QUILL_CLUSTER_SECRET: secret } });
     node.child = child;
     logger.info({ node: node.id, pid: child.pid }, 'local cluster: node started');
     child.once('exit', (code, signal) => {

@@ -8,11 +8,16 @@
 import { DEAD_AFTER_MS } from './membership.js';
 
 /** How often the watch notes that the process runs. */
-const TICK_MS = 250;
+const TICK_MS = 100;
 /** Heartbeats come every second: a node frozen right after a beat can be given up this soon. */
 const BEAT_INTERVAL_MS = 1_000;
-/** Frozen at least this long and a gateway may have moved its sessions already. */
-export const FROZEN_AFTER_MS = DEAD_AFTER_MS - BEAT_INTERVAL_MS - TICK_MS;
+/**
+ * Frozen at least this long and a gateway may have moved its sessions already: by its heartbeats
+ * (DEAD_AFTER_MS), or sooner by hang detection on the session links (gateway.hangDetectMs, 300 ms
+ * owed and a 300 ms probe: no node frozen for less than some 600 ms is given up that way). A
+ * measured gap of 500 ms is a freeze of at least 400 ms: on the safe side of both.
+ */
+export const FROZEN_AFTER_MS = Math.min(DEAD_AFTER_MS - BEAT_INTERVAL_MS - TICK_MS, 500);
 
 /** After a freeze, reads within this long are taken to be what piled up during it. */
 const THAW_GRACE_MS = 1_000;

@@ -186,6 +186,13 @@ const gatewaySchema = z
     affinitySlack: z.number().int().nonnegative().default(8),
     /** How often the gateway re-reads the membership and probes every node. */
     probeIntervalMs: z.number().int().positive().default(1000),
+    /**
+     * Hang detection on the session links: a node that owes a reply on one this long gets a probe
+     * that must answer within the same time, or the node is given up and its sessions move (0 = off).
+     */
+    hangDetectMs: z.number().int().nonnegative().default(300),
+    /** A client's TLS handshake (implicit TLS, or after STARTTLS/STLS) that takes longer is closed. */
+    tlsHandshakeTimeoutMs: z.number().int().positive().default(10_000),
     /** Start each connection to a node with a PROXY v1 line naming the client (nodes must list this gateway in trustedGateways). */
     proxyProtocol: z.boolean().default(false),
     /** Screening (RFC 2505): addresses and IPv4/IPv6 networks (a.b.c.d/nn) refused at connect. */
@@ -321,6 +328,15 @@ export const configSchema = z
       .object({ token: z.string().min(16, 'must be at least 16 characters').optional() })
       .strict()
       .default({}),
+    /**
+     * Shared by a cluster's gateways and nodes (src/net/gateway-link.ts): a gateway proves it on
+     * every connection to a node, and a node believes PROXY, XCLIENT, XQUILL-LOGIN and forwarded
+     * headers only from a trustedGateways address that proved it. Also QUILL_CLUSTER_SECRET.
+     */
+    cluster: z
+      .object({ secret: z.string().min(16, 'must be at least 16 characters').optional() })
+      .strict()
+      .default({}),
     /** Gateways whose PROXY header a node believes; connections from them must start with one. */
     trustedGateways: z.array(z.string().min(1)).default([]),
     /** How long shutdown waits for open transactions before closing connections. */
@@ -342,6 +358,8 @@ export interface ConfigOverrides {
   store?: string;
   /** trustedGateways (`--trusted-gateway`, repeatable). */
   trustedGateways?: string[];
+  /** cluster.secret (the QUILL_CLUSTER_SECRET environment variable: kept off command lines). */
+  clusterSecret?: string;
   /** gateway.implicitTls listeners (`quill gateway --imaps` and the like). */
   implicitTls?: Partial<Record<'submissions' | 'imaps' | 'pop3s' | 'https', string>>;
   /** gateway.standby (`quill gateway --standby`). */
@@ -386,6 +404,7 @@ export function loadConfig(file?: string, overrides: ConfigOverrides = {}): Read
     merged.listen = listen;
   }
   if (overrides.trustedGateways?.length) merged.trustedGateways = overrides.trustedGateways;
+  if (overrides.clusterSecret) merged.cluster = { ...((raw.cluster as Record<string, unknown> | undefined) ?? {}), secret: overrides.clusterSecret };
   const implicitTls = Object.fromEntries(Object.entries(overrides.implicitTls ?? {}).filter(([, value]) => value !== undefined));
   if (Object.keys(implicitTls).length > 0) {
     const gateway = (raw.gateway as Record<string, unknown> | undefined) ?? {};

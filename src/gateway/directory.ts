@@ -5,12 +5,16 @@
 // the node's caches of that user's mailboxes stay warm).
 // A node that stops answering without closing its connections (SIGSTOP, a hang, a cut network)
 // is given up for dead once its heartbeats have stopped (DEAD_AFTER_MS) and it fails its probe:
-// the gateway cuts its connections to it, and the sessions on it move as if it had died.
+// the gateway cuts its connections to it, and the sessions on it move as if it had died. Sooner,
+// on the session links themselves (issue 20): when a link owes a reply for longer than
+// gateway.hangDetectMs, a fast probe of the node follows at once; no answer to it within the same
+// time and the node is given up, so a client's stall stays well under a second.
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { isAlive } from '../cluster/membership.js';
 import { splitHostPort } from '../config/config.js';
-import { dropConnections } from './connect.js';
+import { dropConnections, watchLinks } from './connect.js';
+import { provesNodeDown } from './node-link.js';
 import type { Member, Store } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
 
@@ -32,6 +36,8 @@ export interface DirectoryOptions {
   probeTimeoutMs: number;
   /** A user's home node takes the user's sessions while it has at most this many more than the least loaded. */
   affinitySlack?: number;
+  /** A link owing a reply this long triggers a fast probe with this timeout (0: off). */
+  hangDetectMs?: number;
 }
 
 /** A node whose heartbeats stopped this long ago is forgotten even if it still answers probes. */
@@ -41,6 +47,9 @@ export class NodeDirectory {
   private readonly nodes = new Map<string, NodeView>();
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
+  private stopWatch: (() => void) | undefined;
+  /** Nodes with a fast probe under way. */
+  private readonly suspected = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -52,9 +61,32 @@ export class NodeDirectory {
     await this.refresh();
     this.timer = setInterval(() => void this.refresh(), this.options.probeIntervalMs);
     this.timer.unref();
+    const hang = this.options.hangDetectMs ?? 0;
+    if (hang > 0) this.stopWatch = watchLinks(hang, (address) => void this.suspect(address, hang));
+  }
+
+  /** A link to the node at this address owes a reply: a fast probe says whether the node hangs. */
+  private async suspect(address: string, timeoutMs: number): Promise<void> {
+    const node = [...this.nodes.values()].find((n) => Object.values(n.member.addresses).includes(address));
+    if (!node || node.givenUp || this.suspected.has(node.id)) return;
+    const http = node.member.addresses.http;
+    if (!http) return;
+    // Giving up the last node moves nobody anywhere: a slow node is then better than none.
+    const elsewhere = [...this.nodes.values()].some((n) => n !== node && n.healthy && !n.stale && !n.givenUp && n.member.state === 'active');
+    if (!elsewhere) return;
+    this.suspected.add(node.id);
+    try {
+      if (await probeHealth(http, timeoutMs)) return;
+      if (this.nodes.get(node.id) !== node) return;
+      this.giveUp(node, `a session link owed a reply for over ${timeoutMs} ms and the node did not answer a probe within ${timeoutMs} ms`);
+    } finally {
+      this.suspected.delete(node.id);
+    }
   }
 
   stop(): void {
+    this.stopWatch?.();
+    this.stopWatch = undefined;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }
@@ -130,8 +162,12 @@ export class NodeDirectory {
     if (dropped > 0) this.logger.warn({ node: node.id, connections: dropped }, `gateway: node given up for dead (${why}); its sessions move`);
   }
 
-  /** A connection to the node failed: take it out until a probe says otherwise. */
-  markFailed(id: string): void {
+  /**
+   * A connection to the node failed: take it out until a probe says otherwise. A node's refusal
+   * (`cause` a NodeRefused: it answered) says it is alive and takes it out of nothing.
+   */
+  markFailed(id: string, cause?: unknown): void {
+    if (cause !== undefined && !provesNodeDown(cause)) return;
     const node = this.nodes.get(id);
     if (node?.healthy) {
       node.healthy = false;

@@ -252,7 +252,7 @@ class ProtocolProxy {
       if (socket.destroyed) return;
       let upstream: net.Socket;
       try {
-        upstream = await connectNode(node.address, this.config.gateway.connectTimeoutMs);
+        upstream = await connectNode(node.address, this.config.gateway.connectTimeoutMs, this.config.cluster.secret);
       } catch {
         this.directory.markFailed(node.id);
         continue;
@@ -331,7 +331,7 @@ class ProtocolProxy {
     const secured = new tls.TLSSocket(socket, { isServer: true, secureContext });
     secured.on('error', () => undefined);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => secured.destroy(), 10_000);
+      const timer = setTimeout(() => secured.destroy(), this.config.gateway.tlsHandshakeTimeoutMs);
       secured.once('secure', () => {
         clearTimeout(timer);
         this.wrapped.add(secured);
@@ -392,7 +392,7 @@ export async function startGateway(
     onStopRequested?: (request: StopRequest) => void;
   } = {},
 ): Promise<RunningGateway> {
-  const directory = new NodeDirectory(store, { probeIntervalMs: config.gateway.probeIntervalMs, probeTimeoutMs: config.gateway.connectTimeoutMs, affinitySlack: config.gateway.affinitySlack }, logger);
+  const directory = new NodeDirectory(store, { probeIntervalMs: config.gateway.probeIntervalMs, probeTimeoutMs: config.gateway.connectTimeoutMs, affinitySlack: config.gateway.affinitySlack, hangDetectMs: config.gateway.hangDetectMs }, logger);
   await directory.start();
   const proxies = new Map<ProtocolName, ProtocolProxy>();
   const tlsProxies = new Map<ImplicitTlsName, ProtocolProxy>();

@@ -9,6 +9,7 @@ import net from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Config } from '../config/config.js';
 import { splitHostPort } from '../config/config.js';
+import { gatewayHello } from '../net/gateway-link.js';
 import { proxyLine } from '../net/proxy-header.js';
 import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';
@@ -36,12 +37,15 @@ class ClientAgent extends http.Agent {
   constructor(
     private readonly client: net.Socket,
     private readonly proxyProtocol: boolean,
+    private readonly secret: string | undefined,
   ) {
     super({ keepAlive: true, maxSockets: 1 });
   }
 
   override createConnection(options: net.NetConnectOpts): net.Socket {
     const socket = net.connect(options);
+    // The cluster secret's proof first: the node then believes the forwarded headers (src/net/gateway-link.ts).
+    if (this.secret) socket.write(gatewayHello(this.secret));
     if (this.proxyProtocol) socket.write(proxyLine(this.client));
     return socket;
   }
@@ -86,7 +90,7 @@ export class HttpFrontEnd {
     let byNode = this.agents.get(client);
     if (!byNode) this.agents.set(client, (byNode = new Map()));
     let agent = byNode.get(nodeId);
-    if (!agent) byNode.set(nodeId, (agent = new ClientAgent(client, this.deps.config.gateway.proxyProtocol)));
+    if (!agent) byNode.set(nodeId, (agent = new ClientAgent(client, this.deps.config.gateway.proxyProtocol, this.deps.config.cluster.secret)));
     return agent;
   }
 

@@ -28,6 +28,7 @@ import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';
 import { MAX_EVENTS, parseUids, reconcile, type KnownView, type NodeFacts, type ViewEvent } from './imap-view.js';
 import { connectNode } from './connect.js';
+import { LinkLost, NodeRefused } from './node-link.js';
 
 /** Counters for the metrics endpoint: failovers, drain migrations and how they ended. */
 export const gatewayStats = {
@@ -79,7 +80,6 @@ export interface ImapFrontDeps {
   onFailover?: () => void;
 }
 
-class LinkLost extends Error {}
 /** The new node answered the rebuild differently: the client cannot be carried over. */
 class CannotCarry extends Error {}
 
@@ -217,8 +217,8 @@ class NodeLink {
     });
   }
 
-  static async open(nodeId: string, address: string, timeoutMs: number, client: net.Socket): Promise<NodeLink> {
-    const socket = await connectNode(address, timeoutMs).catch((error: Error) => {
+  static async open(nodeId: string, address: string, timeoutMs: number, client: net.Socket, secret: string | undefined): Promise<NodeLink> {
+    const socket = await connectNode(address, timeoutMs, secret).catch((error: Error) => {
       throw new LinkLost(error.message);
     });
     // The node believes the PROXY line only from a trusted gateway; it names the client.
@@ -264,7 +264,7 @@ class NodeLink {
       const out = await this.next(timeoutMs);
       if (out.kind === 'stream') throw new LinkLost('unexpectedly large response');
       if (out.head.startsWith(`${tag} `)) return { untagged, status: out.head.slice(tag.length + 1) };
-      if (/^\* BYE/i.test(out.head)) throw new LinkLost(`node said ${out.head}`);
+      if (/^\* BYE/i.test(out.head)) throw new NodeRefused(`node said ${out.head}`);
       untagged.push(out.head);
     }
   }
@@ -385,6 +385,12 @@ export class ImapFront {
       (event) => {
         // A synchronizing literal accepted here: the gateway holds the command until it is whole.
         if (event.kind === 'continue') return void this.write('+ Ready for literal data\r\n');
+        // One framing rule on both sides: a command line holding a bare CR or a NUL is refused
+        // here (RFC 3501 9: CR and NUL are not CHARs), never forwarded.
+        if (event.kind === 'command' && event.chunks.some((chunk) => typeof chunk === 'string' && /[\r\0]/.test(chunk))) {
+          const tag = /^[^\s\r\0]+/.exec(String(event.chunks[0]))?.[0] ?? '*';
+          return void this.write(`${tag} BAD bare CR or NUL in command line\r\n`);
+        }
         // The common case after login, the session idle between commands: straight through,
         // without a turn of the run loop.
         if (this.user && this.wakeEvents && this.events.length === 0 && !this.moving && !this.ended) {
@@ -585,6 +591,8 @@ export class ImapFront {
     this.events.length = 0;
     const secured = new tls.TLSSocket(plain, { isServer: true, secureContext: this.deps.tlsContext });
     secured.on('error', () => undefined);
+    // A client that stalls in the handshake is closed after gateway.tlsHandshakeTimeoutMs.
+    const timer = setTimeout(() => secured.destroy(new Error('handshake timed out')), this.deps.config.gateway.tlsHandshakeTimeoutMs);
     try {
       await new Promise<void>((resolve, reject) => {
         secured.once('secure', () => resolve());
@@ -594,6 +602,8 @@ export class ImapFront {
     } catch (error) {
       this.log.info({ err: (error as Error).message }, 'TLS handshake failed');
       return false;
+    } finally {
+      clearTimeout(timer);
     }
     this.client = secured;
     this.secure = true;
@@ -701,7 +711,7 @@ export class ImapFront {
     for (const node of candidates) {
       let link: NodeLink | undefined;
       try {
-        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.raw);
+        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.raw, this.deps.config.cluster.secret);
         const caps = await this.login2node(link);
         this.deps.directory.noteOpened(node.id, 'imap');
         return { link, caps };
@@ -709,7 +719,7 @@ export class ImapFront {
         link?.close();
         lastError = error;
         if (error instanceof CannotCarry) throw error;
-        this.deps.directory.markFailed(node.id);
+        this.deps.directory.markFailed(node.id, error);
       }
     }
     throw new LinkLost(`no node could take the session: ${(lastError as Error)?.message}`);
@@ -718,9 +728,9 @@ export class ImapFront {
   private async login2node(link: NodeLink): Promise<string> {
     const timeout = this.deps.config.gateway.connectTimeoutMs * 2;
     const greeting = await link.next(timeout);
-    if (greeting.kind !== 'response' || !/^\* OK/i.test(greeting.head)) throw new LinkLost(`node greeting: ${greeting.head}`);
+    if (greeting.kind !== 'response' || !/^\* OK/i.test(greeting.head)) throw new NodeRefused(`node greeting: ${greeting.head}`);
     const reply = await link.command(this.nextTag(), `XQUILL-LOGIN ${quoteString(this.user!)}`, timeout);
-    if (/^BAD/i.test(reply.status)) throw new LinkLost(`XQUILL-LOGIN refused (is this gateway in the node's trustedGateways?): ${reply.status}`);
+    if (/^BAD/i.test(reply.status)) throw new NodeRefused(`XQUILL-LOGIN refused (is this gateway in the node's trustedGateways, with the same cluster.secret?): ${reply.status}`);
     if (!/^OK/i.test(reply.status)) throw new CannotCarry(reply.status.replace(/^NO /i, ''));
     const caps = /\[CAPABILITY ([^\]]*)\]/i.exec(reply.status)?.[1] ?? CAPS_BASE.join(' ');
     return filterCaps(caps);
@@ -1026,7 +1036,8 @@ export class ImapFront {
       if (!old.closed) old.send(`${this.nextTag()} LOGOUT\r\n`);
       gatewayStats.imapMigrations++;
     } else {
-      this.deps.directory.markFailed(oldNode);
+      // A link that closed says the node may be down; a BYE (stopping) says it is alive.
+      if (old.closed) this.deps.directory.markFailed(oldNode);
       gatewayStats.imapFailovers++;
       this.deps.onFailover?.();
     }
@@ -1187,7 +1198,7 @@ export class ImapFront {
     const node = this.deps.directory.candidates('imap').find((n) => n.id === main.nodeId) ?? this.deps.directory.list().find((n) => n.id === main.nodeId);
     const address = node && ('address' in node ? node.address : node.member.addresses.imap);
     if (!address) throw new LinkLost('node address unknown');
-    const aux = await NodeLink.open(main.nodeId, address, this.deps.config.gateway.connectTimeoutMs, this.raw);
+    const aux = await NodeLink.open(main.nodeId, address, this.deps.config.gateway.connectTimeoutMs, this.raw, this.deps.config.cluster.secret);
     try {
       await this.login2node(aux);
       const enable = await aux.command(this.nextTag(), 'ENABLE QRESYNC', timeout);

@@ -22,6 +22,8 @@ import { proxyLine } from '../net/proxy-header.js';
 import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';
 import { connectNode } from './connect.js';
+import { backoff, LinkLost, NodeRefused } from './node-link.js';
+import { encodeXtext } from '../protocol/xtext.js';
 
 /** Nodes a session may move to before the client gets a temporary error. */
 const MAX_FAILOVERS = 3;
@@ -41,7 +43,6 @@ export interface Pop3FrontDeps {
 }
 
 /** The node link was lost (or refused to continue): fail over. */
-class LinkLost extends Error {}
 /** The session cannot go on: tell the client this line and close. */
 class SessionOver extends Error {}
 /** The client went away. */
@@ -154,8 +155,8 @@ class NodeLink {
     socket.on('error', () => undefined);
   }
 
-  static async open(nodeId: string, address: string, timeoutMs: number): Promise<NodeLink> {
-    const socket = await connectNode(address, timeoutMs).catch((error: Error) => {
+  static async open(nodeId: string, address: string, timeoutMs: number, secret: string | undefined): Promise<NodeLink> {
+    const socket = await connectNode(address, timeoutMs, secret).catch((error: Error) => {
       throw new LinkLost(error.message);
     });
     return new NodeLink(nodeId, socket);
@@ -305,7 +306,8 @@ export class Pop3Front {
 
   /** One client command; false ends the session. */
   private async handle(raw: Buffer): Promise<boolean> {
-    if (raw.includes(0)) return this.refuse('-ERR NUL in command');
+    // One framing rule on both sides: a command line ends at CRLF and holds no other CR or LF, nor NUL.
+    if (raw.includes(0) || raw.includes(0x0d) || raw.includes(0x0a)) return this.refuse('-ERR bare CR, LF or NUL in command');
     const text = raw.toString('utf8');
     const space = text.indexOf(' ');
     const name = (space === -1 ? text : text.slice(0, space)).toUpperCase();
@@ -368,11 +370,12 @@ export class Pop3Front {
     plain.write('+OK begin TLS negotiation\r\n');
     const secured = new tls.TLSSocket(plain, { isServer: true, secureContext: this.deps.tlsContext });
     secured.on('error', () => undefined);
+    // A client that stalls in the handshake is closed after gateway.tlsHandshakeTimeoutMs.
+    const timer = setTimeout(() => secured.destroy(), this.deps.config.gateway.tlsHandshakeTimeoutMs);
     const ok = await new Promise<boolean>((resolve) => {
       secured.once('secure', () => resolve(true));
       secured.once('close', () => resolve(false));
-      secured.setTimeout(this.deps.config.limits.idleTimeoutSeconds * 1000, () => secured.destroy());
-    });
+    }).finally(() => clearTimeout(timer));
     if (!ok) throw new ClientGone();
     this.client = secured;
     this.secure = true;
@@ -441,15 +444,15 @@ export class Pop3Front {
     for (const node of this.deps.directory.candidates('pop3', user)) {
       let link: NodeLink | undefined;
       try {
-        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs);
+        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.deps.config.cluster.secret);
         link.send(proxyLine(this.plain).trimEnd());
-        if (!(await link.line()).startsWith('+OK')) throw new LinkLost('no greeting');
+        await greeting(link);
         // The user's previous session may still be letting go of the maildrop lock (its QUIT
         // answered, its cleanup not yet run): a short wait before [IN-USE] reaches the client.
-        let reply = await link.command(`XCLIENT LOGIN=${xtext(user)}`);
+        let reply = await link.command(`XCLIENT LOGIN=${encodeXtext(user)}`);
         for (let wait = 0; reply.includes('[IN-USE]') && wait < 10; wait++) {
           await new Promise((resolve) => setTimeout(resolve, 100));
-          reply = await link.command(`XCLIENT LOGIN=${xtext(user)}`);
+          reply = await link.command(`XCLIENT LOGIN=${encodeXtext(user)}`);
         }
         if (!reply.startsWith('+OK')) {
           // The node's own refusal ([IN-USE], a user gone): the client hears it.
@@ -470,7 +473,7 @@ export class Pop3Front {
       } catch (error) {
         link?.close();
         if (!(error instanceof LinkLost)) throw error;
-        this.deps.directory.markFailed(node.id);
+        this.deps.directory.markFailed(node.id, error);
       }
     }
     await this.say(SYS_TEMP_NO_NODE);
@@ -480,7 +483,7 @@ export class Pop3Front {
   /** The node's unique-id listing: [number, unique-id] of messages not marked. */
   private async uidl(link: NodeLink): Promise<[number, string][]> {
     const status = await link.command('UIDL');
-    if (!status.startsWith('+OK')) throw new LinkLost(`UIDL refused: ${status}`);
+    if (!status.startsWith('+OK')) throw new NodeRefused(`UIDL refused: ${status}`);
     return (await link.body()).map((line) => {
       const [number = '', uid = ''] = line.split(' ');
       return [Number(number), uid];
@@ -507,7 +510,7 @@ export class Pop3Front {
     for (const node of candidates) {
       let link: NodeLink | undefined;
       try {
-        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs);
+        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.deps.config.cluster.secret);
         await this.takeOver(link);
         this.adopt(link);
         this.deps.directory.noteOpened(node.id, 'pop3');
@@ -517,7 +520,7 @@ export class Pop3Front {
         link?.close();
         if (!(error instanceof LinkLost)) throw error;
         lastError = error;
-        this.deps.directory.markFailed(node.id);
+        this.deps.directory.markFailed(node.id, error);
       }
     }
     throw new LinkLost(`no node could take the session: ${(lastError as Error)?.message}`);
@@ -526,7 +529,7 @@ export class Pop3Front {
   /** Logs in on the new node and brings it to the session's state. */
   private async takeOver(link: NodeLink): Promise<void> {
     link.send(proxyLine(this.plain).trimEnd());
-    if (!(await link.line()).startsWith('+OK')) throw new LinkLost('no greeting');
+    await greeting(link);
     await this.xclient(link);
     const listed = await this.uidl(link);
     const view = this.view ?? [];
@@ -553,7 +556,7 @@ export class Pop3Front {
   private async xclient(link: NodeLink): Promise<void> {
     const until = Date.now() + LOCK_WAIT_MS;
     for (;;) {
-      const reply = await link.command(`XCLIENT LOGIN=${xtext(this.user ?? '')}`);
+      const reply = await link.command(`XCLIENT LOGIN=${encodeXtext(this.user ?? '')}`);
       if (reply.startsWith('+OK')) return;
       if (!reply.includes('[IN-USE]') || Date.now() > until) {
         this.log.warn({ user: this.user, reply }, 'gateway: POP3 session refused by the new node');
@@ -563,9 +566,9 @@ export class Pop3Front {
     }
   }
 
-  private lostNode(): void {
+  private lostNode(cause: unknown): void {
     const lost = this.link?.nodeId;
-    if (lost) this.deps.directory.markFailed(lost);
+    if (lost) this.deps.directory.markFailed(lost, cause);
     this.link?.close();
     this.link = undefined;
     this.deps.onFailover?.();
@@ -606,7 +609,7 @@ export class Pop3Front {
       } catch (error) {
         if (!(error instanceof LinkLost)) throw error;
         if (attempt >= MAX_FAILOVERS) throw new SessionOver(SYS_TEMP_NO_NODE);
-        this.lostNode();
+        this.lostNode(error);
         await backoff(attempt);
       } finally {
         this.busy = false;
@@ -646,7 +649,7 @@ export class Pop3Front {
       }
     }
     const status = await link.command('LIST');
-    if (!status.startsWith('+OK')) throw new LinkLost(`LIST refused: ${status}`);
+    if (!status.startsWith('+OK')) throw new NodeRefused(`LIST refused: ${status}`);
     const count = this.view?.length ?? 0;
     const sizes = (await link.body()).filter((entry) => Number(entry.split(' ')[0]) <= count).map((entry) => Number(entry.split(' ')[1]));
     const octets = sizes.reduce((a, b) => a + b, 0);
@@ -718,7 +721,7 @@ export class Pop3Front {
       } catch (error) {
         if (!(error instanceof LinkLost)) throw error;
         if (attempt >= MAX_FAILOVERS) throw new SessionOver('-ERR [SYS/TEMP] no mail node available; some deleted messages not removed');
-        this.lostNode();
+        this.lostNode(error);
         await backoff(attempt);
       } finally {
         this.busy = false;
@@ -733,9 +736,9 @@ export class Pop3Front {
     for (const node of this.deps.directory.candidates('pop3', this.user)) {
       let link: NodeLink | undefined;
       try {
-        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs);
+        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.deps.config.cluster.secret);
         link.send(proxyLine(this.plain).trimEnd());
-        if (!(await link.line()).startsWith('+OK')) throw new LinkLost('no greeting');
+        await greeting(link);
         await this.xclient(link);
         const numbers = new Map((await this.uidl(link)).map(([number, uid]) => [uid, number]));
         let again = 0;
@@ -753,16 +756,17 @@ export class Pop3Front {
         link?.close();
         if (!(error instanceof LinkLost)) throw error;
         lastError = error;
-        this.deps.directory.markFailed(node.id);
+        this.deps.directory.markFailed(node.id, error);
       }
     }
     throw new LinkLost(`no node could take the session: ${(lastError as Error)?.message}`);
   }
 }
 
-/** A pause before the next failover attempt: the gateway's probes catch up meanwhile. */
-function backoff(attempt: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, attempt === 0 ? 0 : 250 * attempt));
+/** The node's greeting; anything but +OK (over its connection limit, stopping) is its refusal, not its death. */
+async function greeting(link: NodeLink): Promise<void> {
+  const line = await link.line();
+  if (!line.startsWith('+OK')) throw new NodeRefused(`node greeting: ${line}`);
 }
 
 /** Where a multi-line response's terminator ends in `chunk` (tail: the bytes before it), or -1. */
@@ -772,13 +776,4 @@ function terminatorEnd(tail: Buffer, chunk: Buffer): number {
   if (early >= 0) return early + TERMINATOR.length - tail.length;
   const at = chunk.indexOf(TERMINATOR);
   return at >= 0 ? at + TERMINATOR.length : -1;
-}
-
-/** RFC 1891 xtext, as XCLIENT wants its values. */
-function xtext(value: string): string {
-  let out = '';
-  for (const byte of Buffer.from(value, 'utf8')) {
-    out += byte > 0x20 && byte < 0x7f && byte !== 0x2b && byte !== 0x3d ? String.fromCharCode(byte) : `+${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
 }

@@ -15,9 +15,15 @@ import type { Logger } from '../util/logger.js';
 import { processMetrics } from '../metrics/metrics.js';
 import type { NodeDirectory } from './directory.js';
 import { connectNode } from './connect.js';
+import { LinkLost, NodeRefused } from './node-link.js';
+import { encodeXtext } from '../protocol/xtext.js';
 
 /** The MAIL parameter nodes read the transaction id from (src/smtp/listener.ts). */
 const TXN_PARAM = 'XQUILL-TXN';
+/** A client's own transaction id, anywhere in its MAIL line. */
+const TXN_PARAM_RE = new RegExp(`\\s${TXN_PARAM}=`, 'i');
+/** What a command line may not hold once its CRLF is taken off. */
+const BARE_LINE_BREAK = /[\r\n\0]/;
 /** Nodes a session may fail over to before the client gets a temporary error. */
 const MAX_REPLAYS = 3;
 
@@ -31,7 +37,6 @@ export interface SmtpFrontDeps {
   gatewayId: string;
 }
 
-class LinkLost extends Error {}
 
 interface Reply {
   code: number;
@@ -55,8 +60,15 @@ class Reader {
 
   private readonly onData = (chunk: Buffer) => {
     this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    // Backpressure: past the high-water mark the peer's bytes wait in its socket, not here.
+    if (this.buffer.length >= READ_HIGH_WATER) this.socket.pause();
     this.wake();
   };
+
+  /** Reads on once what is held is below the high-water mark again. */
+  private taken(): void {
+    if (this.buffer.length < READ_HIGH_WATER && this.socket.isPaused() && !this.socket.destroyed) this.socket.resume();
+  }
 
   private readonly onClose = () => {
     this.ended = true;
@@ -101,12 +113,14 @@ class Reader {
       if (end >= 0) {
         const line = this.buffer.subarray(0, end);
         this.buffer = this.buffer.subarray(end + 2);
+        this.taken();
         return line.length > this.maxLine ? undefined : line.toString('utf8');
       }
       if (this.buffer.length > this.maxLine * 4) {
         // Drop an endless line as it comes, keeping only its tail to find its end.
         this.buffer = this.buffer.subarray(this.buffer.length - 1);
         this.skipping = true;
+        this.taken();
       }
       await this.wait();
       if (this.skipping && this.buffer.indexOf('\r\n') >= 0) {
@@ -122,6 +136,7 @@ class Reader {
     while (this.buffer.length === 0) await this.wait();
     const out = this.buffer;
     this.buffer = Buffer.alloc(0);
+    this.taken();
     return out;
   }
 
@@ -161,8 +176,8 @@ class NodeLink {
     socket.on('error', () => undefined);
   }
 
-  static async open(nodeId: string, address: string, timeoutMs: number): Promise<NodeLink> {
-    const socket = await connectNode(address, timeoutMs);
+  static async open(nodeId: string, address: string, timeoutMs: number, secret: string | undefined): Promise<NodeLink> {
+    const socket = await connectNode(address, timeoutMs, secret);
     return new NodeLink(nodeId, socket);
   }
 
@@ -175,11 +190,12 @@ class NodeLink {
       lines.push(line);
       if (line[3] !== ' ') continue;
       const code = Number(line.slice(0, 3));
-      // RFC 5321 3.8: 421 means the node is closing the channel (shutting down, or said so unasked
-      // while idle): the session moves to another node rather than the client hearing it.
+      // RFC 5321 3.8: 421 means the node is closing the channel (shutting down, over its
+      // connection limit, or said so unasked while idle): the session moves to another node
+      // rather than the client hearing it. The node answered: it stays in rotation.
       if (code === 421) {
         this.socket.destroy();
-        throw new LinkLost(`node closing the channel: ${line}`);
+        throw new NodeRefused(`node closing the channel: ${line}`);
       }
       return { code, text: lines.join('\r\n') };
     }
@@ -188,6 +204,21 @@ class NodeLink {
   send(data: string | Buffer): void {
     if (this.socket.destroyed) throw new LinkLost('node connection closed');
     this.socket.write(data);
+  }
+
+  /** Resolves once the node's socket has room again (backpressure); at once when it has. */
+  drained(): Promise<void> {
+    const socket = this.socket;
+    if (!socket.writableNeedDrain || socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+    });
   }
 
   async command(line: string): Promise<Reply> {
@@ -214,6 +245,8 @@ interface Recorded {
 }
 
 const DATA_END = Buffer.from('\r\n.\r\n');
+/** Bytes a reader holds before it pauses its socket. */
+const READ_HIGH_WATER = 256 * 1024;
 
 export class SmtpFront {
   private client: net.Socket;
@@ -271,6 +304,13 @@ export class SmtpFront {
         const line = await this.reader.line();
         if (line === undefined) {
           await this.say('500 5.5.2 Line too long');
+          continue;
+        }
+        // One framing rule on both sides (RFC 5321 2.3.8, 4.1.1): a command line ends at CRLF
+        // and holds no other CR or LF, nor NUL. Such a line is refused here, never forwarded: the
+        // node would read it as two commands, and the replies would be out of step.
+        if (BARE_LINE_BREAK.test(line)) {
+          if (!(await this.refuse('500 5.5.2 Syntax error: bare CR, LF or NUL in command line'))) break;
           continue;
         }
         if (!(await this.handle(line))) break;
@@ -342,10 +382,16 @@ export class SmtpFront {
         return this.data();
       case 'BDAT':
         return this.refuse('502 5.5.1 BDAT not supported, use DATA');
-      default:
+      case 'VRFY':
+      case 'EXPN':
+      case 'HELP':
+        // Known verbs the node answers. Nothing else passes: XCLIENT, XFORWARD and the like are
+        // the gateway's own words to a node, never a client's.
         if (!this.recorded.ehlo) return this.refuse('503 5.5.1 Say EHLO first');
         await this.say((await this.exchange(line)).text);
         return true;
+      default:
+        return this.refuse('500 5.5.1 Command unrecognized');
     }
   }
 
@@ -391,12 +437,20 @@ export class SmtpFront {
     plain.setTimeout(0);
     this.reader.detach();
     const secured = new tls.TLSSocket(plain, { isServer: true, secureContext: this.deps.tlsContext });
+    // A client that stalls in the handshake is closed after gateway.tlsHandshakeTimeoutMs.
+    let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error('handshake timed out')), this.deps.config.gateway.tlsHandshakeTimeoutMs);
       secured.once('secure', () => resolve());
       secured.once('error', reject);
-    }).catch((error: Error) => {
-      throw new LinkLost(`TLS handshake failed: ${error.message}`);
-    });
+      secured.once('close', () => reject(new Error('connection closed')));
+    })
+      .catch((error: Error) => {
+        secured.on('error', () => undefined);
+        secured.destroy();
+        throw new LinkLost(`TLS handshake failed: ${error.message}`);
+      })
+      .finally(() => clearTimeout(timer));
     secured.on('error', () => undefined);
     this.client = secured;
     this.secure = true;
@@ -421,7 +475,7 @@ export class SmtpFront {
     const ask = async (prompt: string): Promise<string | undefined> => {
       await this.say(`334 ${prompt}`);
       const answer = await this.reader.line();
-      return answer === undefined || answer === '*' ? undefined : answer;
+      return answer === undefined || answer === '*' || BARE_LINE_BREAK.test(answer) ? undefined : answer;
     };
     if (mechanism.toUpperCase() === 'PLAIN') {
       const response = initial && initial !== '=' ? initial : await ask('');
@@ -477,6 +531,8 @@ export class SmtpFront {
 
   private async mail(line: string): Promise<boolean> {
     if (!this.recorded.ehlo) return this.refuse('503 5.5.1 Say EHLO first');
+    // The transaction id is the gateway's to give (RFC 5321 4.1.1.11: 555 for a parameter not taken).
+    if (TXN_PARAM_RE.test(line)) return this.refuse(`555 5.5.4 ${TXN_PARAM} parameter not recognized`);
     // Each transaction gets its own id: a replay of it on another node is stored once.
     const tagged = `${line} ${TXN_PARAM}=${this.deps.gatewayId}.${this.txnPrefix}${(++this.txnCount).toString(36)}`;
     this.clearTransaction();
@@ -484,6 +540,7 @@ export class SmtpFront {
     // (one round trip instead of one per command); their replies are read when their turn comes.
     const along: string[] = [];
     for (const next of this.reader.peekLines(100)) {
+      if (BARE_LINE_BREAK.test(next)) break; // refused when its turn comes
       if (/^RCPT /i.test(next)) along.push(next);
       else {
         if (/^DATA$/i.test(next)) along.push(next);
@@ -564,7 +621,7 @@ export class SmtpFront {
       } catch (error) {
         this.prefetched = [];
         if (!(error instanceof LinkLost) || attempt >= MAX_REPLAYS) return this.lost(error);
-        this.failover();
+        this.failover(error);
       }
     }
   }
@@ -576,13 +633,16 @@ export class SmtpFront {
         const link = await this.ensureLink();
         // After a replay, the bytes so far (these included) were already sent.
         if (attempt === 0) link.send(bytes);
+        // A node slower than its client: the client's next bytes wait in its own socket (the
+        // reader holds one chunk at a time), not in the gateway's memory.
+        await link.drained();
         return;
       } catch (error) {
         if (!(error instanceof LinkLost) || attempt >= MAX_REPLAYS) {
           await this.lost(error);
           return;
         }
-        this.failover();
+        this.failover(error);
       }
     }
   }
@@ -594,14 +654,14 @@ export class SmtpFront {
         return await link.reply();
       } catch (error) {
         if (!(error instanceof LinkLost) || attempt >= MAX_REPLAYS) return this.lost(error);
-        this.failover();
+        this.failover(error);
       }
     }
   }
 
-  private failover(): void {
+  private failover(cause: unknown): void {
     const lost = this.link?.nodeId;
-    if (lost) this.deps.directory.markFailed(lost);
+    if (lost) this.deps.directory.markFailed(lost, cause);
     this.link?.close();
     this.link = undefined;
     this.log.warn({ node: lost }, 'gateway: node lost mid-session; replaying the session on another node');
@@ -624,7 +684,7 @@ export class SmtpFront {
     for (const node of candidates) {
       let link: NodeLink | undefined;
       try {
-        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs);
+        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.deps.config.cluster.secret);
         await this.bringUp(link);
         this.link = link;
         this.prefetched = [];
@@ -642,7 +702,7 @@ export class SmtpFront {
         link?.close();
         lastError = error;
         if (error instanceof RefusedByNode) throw error;
-        this.deps.directory.markFailed(node.id);
+        this.deps.directory.markFailed(node.id, error);
       }
     }
     throw new LinkLost(`no node could take the session: ${(lastError as Error)?.message}`);
@@ -661,8 +721,8 @@ export class SmtpFront {
     await expect('greeting', link.reply(), (c) => c === 220);
     const address = (this.client.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
     const parts = [`ADDR=${address}`, `PORT=${this.client.remotePort ?? 0}`];
-    if (this.recorded.user) parts.push(`LOGIN=${xtext(this.recorded.user)}`);
-    await expect('XCLIENT (is this gateway in the node\'s trustedGateways?)', link.command(`XCLIENT ${parts.join(' ')}`), (c) => c === 220);
+    if (this.recorded.user) parts.push(`LOGIN=${encodeXtext(this.recorded.user)}`);
+    await expect('XCLIENT (is this gateway in the node\'s trustedGateways, with the same cluster.secret?)', link.command(`XCLIENT ${parts.join(' ')}`), (c) => c === 220);
     await expect('EHLO', link.command(this.recorded.ehlo ?? `EHLO ${this.deps.config.hostname}`), (c) => c === 250);
     const { mail, rcpts, data, inData } = this.recorded;
     if (!mail) return;
@@ -676,15 +736,11 @@ export class SmtpFront {
 }
 
 /** The node answered the replay differently than the first time: the client gets a temporary error. */
-class RefusedByNode extends LinkLost {}
+class RefusedByNode extends NodeRefused {}
 
 /** Ends the session after telling the client. */
 class ClientGone extends Error {}
 
-/** RFC 1891 xtext, as XCLIENT wants its values. */
-function xtext(value: string): string {
-  return value.replace(/[^!-*,-<>-~]/g, (c) => `+${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
-}
 
 /**
  * Where the DATA terminator (RFC 5321 4.1.1.4, CRLF . CRLF) ends in `chunk`, -1 when it is not in

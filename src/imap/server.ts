@@ -5,7 +5,7 @@ import net, { type Socket } from 'node:net';
 import { splitHostPort } from '../config/config.js';
 import { listen } from '../net/listen.js';
 import { processMetrics } from '../metrics/metrics.js';
-import { acceptClient } from '../net/proxy-header.js';
+import { acceptClient, gatewayTrust } from '../net/gateway-link.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { ChangeHub } from './hub.js';
 import { MessageCache } from './message/parsed.js';
@@ -27,6 +27,7 @@ export async function startImap(deps: ServiceDeps): Promise<Service> {
   const sessions = new Set<Session>();
   const sockets = new Set<Socket>();
   const perIp = new Map<string, number>();
+  const trust = gatewayTrust(deps.config);
   let nextId = 1;
   let closing = false;
 
@@ -41,15 +42,16 @@ export async function startImap(deps: ServiceDeps): Promise<Service> {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     // Behind a gateway: the PROXY v1 line names the client, for limits, lockout and the plaintext rule.
-    acceptClient(socket, deps.config.trustedGateways, (error) => log.warn({ remote: socket.remoteAddress, err: error.message }, 'bad PROXY header'), accept);
+    acceptClient(socket, trust, (error) => log.warn({ remote: socket.remoteAddress, err: error.message }, 'bad gateway link header'), accept, '* BYE [UNAVAILABLE] gateway link not authenticated\r\n');
   });
 
-  function accept(socket: Socket, ip: string): void {
-    const fromIp = perIp.get(ip) ?? 0;
+  // Per-address limits apply to clients, not to gateway links: the gateway applies them itself.
+  function accept(socket: Socket, ip: string, viaGateway: boolean): void {
+    const fromIp = viaGateway ? 0 : (perIp.get(ip) ?? 0);
     if (closing) return refuse(socket, 'server shutting down');
     if (sessions.size >= limits.connections) return refuse(socket, 'too many connections');
     if (fromIp >= limits.connectionsPerIp) return refuse(socket, 'too many connections from your address');
-    perIp.set(ip, fromIp + 1);
+    if (!viaGateway) perIp.set(ip, fromIp + 1);
     accepted.inc();
     socket.setNoDelay(true);
     const session = new Session(context, socket, nextId++, false, ip);
@@ -57,6 +59,7 @@ export async function startImap(deps: ServiceDeps): Promise<Service> {
     sessions.add(session);
     void session.done.finally(() => {
       sessions.delete(session);
+      if (viaGateway) return;
       const count = (perIp.get(ip) ?? 1) - 1;
       if (count > 0) perIp.set(ip, count);
       else perIp.delete(ip);

@@ -1,6 +1,7 @@
 // One IMAP connection (RFC 3501 3): reads commands from the socket through the streaming
 // reader, runs them one at a time in order through the command table (which says in which
 // states each is allowed), and writes every response through the one writer.
+import { isGatewayLink } from '../net/gateway-link.js';
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -129,6 +130,11 @@ export class Session implements ChangeSubscriber {
   /** The address of the socket's peer: a gateway's, when a gateway named the client. */
   get peerAddress(): string | undefined {
     return this.raw.remoteAddress;
+  }
+
+  /** The connection is a verified gateway link (src/net/gateway-link.ts). */
+  get fromGatewayLink(): boolean {
+    return isGatewayLink(this.raw);
   }
 
   get userId(): number {

@@ -90,25 +90,3 @@ export function fromTrustedGateway(remoteAddress: string | undefined, trusted: r
   const address = plainAddress(remoteAddress);
   return address !== undefined && trusted.some((t) => plainAddress(t) === address);
 }
-
-/**
- * Hands a new connection on with the client's address: the one a trusted gateway's PROXY header
- * names, else the socket's own. A gateway connection without a valid header is closed.
- * After a header the socket is paused; `accept` resumes it once its reader is attached.
- */
-export function acceptClient(
-  socket: Socket,
-  trusted: readonly string[],
-  onBadHeader: (error: Error) => void,
-  accept: (socket: Socket, address: string) => void,
-): void {
-  const peer = socket.remoteAddress ?? 'unknown';
-  if (!fromTrustedGateway(peer, trusted)) return accept(socket, peer);
-  readProxyHeader(socket).then(
-    (proxied) => accept(socket, proxied?.remoteAddress ?? peer),
-    (error: Error) => {
-      onBadHeader(error);
-      socket.destroy();
-    },
-  );
-}

@@ -4,7 +4,7 @@ import net, { type Socket } from 'node:net';
 import { splitHostPort } from '../config/config.js';
 import { listen } from '../net/listen.js';
 import { processMetrics } from '../metrics/metrics.js';
-import { acceptClient } from '../net/proxy-header.js';
+import { acceptClient, gatewayTrust } from '../net/gateway-link.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { RESP_CODE } from './errors.js';
 import { CrlfCache, MaildropLocks } from './maildrop.js';
@@ -30,6 +30,7 @@ export async function startPop3(deps: ServiceDeps): Promise<Service> {
   const sessions = new Set<Session>();
   const sockets = new Set<Socket>();
   const perIp = new Map<string, number>();
+  const trust = gatewayTrust(deps.config);
   let nextId = 1;
   let closing = false;
 
@@ -39,17 +40,19 @@ export async function startPop3(deps: ServiceDeps): Promise<Service> {
     setTimeout(() => socket.destroy(), REFUSED_GRACE_MS).unref();
   }
 
-  function accept(socket: Socket, ip: string): void {
-    const fromIp = perIp.get(ip) ?? 0;
+  // Per-address limits apply to clients, not to gateway links: the gateway applies them itself.
+  function accept(socket: Socket, ip: string, viaGateway: boolean): void {
+    const fromIp = viaGateway ? 0 : (perIp.get(ip) ?? 0);
     if (closing) return refuse(socket, 'server shutting down');
     if (sessions.size >= limits.connections) return refuse(socket, 'too many connections');
     if (fromIp >= limits.connectionsPerIp) return refuse(socket, 'too many connections from your address');
-    perIp.set(ip, fromIp + 1);
+    if (!viaGateway) perIp.set(ip, fromIp + 1);
     accepted.inc();
     const session = new Session(context, socket, ip, nextId++);
     sessions.add(session);
     void session.done.finally(() => {
       sessions.delete(session);
+      if (viaGateway) return;
       const count = (perIp.get(ip) ?? 1) - 1;
       if (count > 0) perIp.set(ip, count);
       else perIp.delete(ip);
@@ -63,7 +66,7 @@ export async function startPop3(deps: ServiceDeps): Promise<Service> {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     // Behind a gateway, limits, lockout and the loopback rule apply to the client's own address.
-    acceptClient(socket, deps.config.trustedGateways, (error) => log.warn({ remote: socket.remoteAddress, err: error.message }, 'bad PROXY header'), accept);
+    acceptClient(socket, trust, (error) => log.warn({ remote: socket.remoteAddress, err: error.message }, 'bad gateway link header'), accept, '-ERR [AUTH] gateway link not authenticated\r\n');
   });
   server.on('error', (error) => log.error({ err: error.message }, 'listener error'));
 

@@ -3,7 +3,7 @@
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { isLoopback } from '../auth/authenticator.js';
-import { fromTrustedGateway } from '../net/proxy-header.js';
+import { isGatewayLink } from '../net/gateway-link.js';
 import type { ServiceDeps } from '../service.js';
 import { StoreError, type User } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
@@ -166,9 +166,9 @@ export class Session {
     await this.enter(result.user, mechanism);
   }
 
-  /** Whether the connection comes from a gateway this node trusts (it may name the user: XCLIENT). */
+  /** Whether the connection is a verified gateway link (it may name the user: XCLIENT; src/net/gateway-link.ts). */
   get fromGateway(): boolean {
-    return fromTrustedGateway(this.socket.remoteAddress, this.config.trustedGateways);
+    return isGatewayLink(this.socket);
   }
 
   /** XCLIENT LOGIN from a trusted gateway, which checked the password itself. */

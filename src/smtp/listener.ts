@@ -15,12 +15,15 @@ import type { Service, ServiceDeps } from '../service.js';
 import type { Logger } from '../util/logger.js';
 import { processMetrics } from '../metrics/metrics.js';
 import { Replies, SmtpReply } from './codes.js';
-import { QuillSmtpServer } from './connection.js';
+import { gatewayTrust } from '../net/gateway-link.js';
+import { QuillSmtpServer, type GatewayAwareSession } from './connection.js';
 import { resolveRecipient, storeMessage, type Recipient } from './delivery.js';
 import { readMessage, receivedHeader } from './message.js';
 
 export interface SessionContext {
   log: Logger;
+  /** The address this session counts against (limits.connectionsPerIp), kept from connect to close; none over a gateway link. */
+  countedIp?: string;
   authFailures: number;
   /** Counted for the disconnect log line. */
   commands: number;
@@ -182,10 +185,18 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
 
     onConnect(session, callback) {
       const ip = session.remoteAddress;
-      const fromIp = (connectionsPerIp.get(ip) ?? 0) + 1;
-      connectionsPerIp.set(ip, fromIp);
       const log = logger.child({ session: session.id });
-      sessions.set(session.id, newContext(log));
+      const context = newContext(log);
+      sessions.set(session.id, context);
+      // A session counts against one address from connect to close, whatever XCLIENT says in
+      // between; a gateway link counts against none (the gateway limits its clients itself).
+      const viaGateway = (session as GatewayAwareSession).gatewayLink === true;
+      let fromIp = 0;
+      if (!viaGateway) {
+        fromIp = (connectionsPerIp.get(ip) ?? 0) + 1;
+        connectionsPerIp.set(ip, fromIp);
+        context.countedIp = ip;
+      }
       if (sessions.size > limits.connections || fromIp > limits.connectionsPerIp) {
         log.warn({ ip, fromIp, open: sessions.size }, 'connection refused: too many connections');
         return callback(Replies.tooManyConnections());
@@ -258,15 +269,17 @@ export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Prom
       const context = sessions.get(session.id);
       if (!context) return;
       sessions.delete(session.id);
-      const ip = session.remoteAddress;
-      const left = (connectionsPerIp.get(ip) ?? 1) - 1;
-      if (left > 0) connectionsPerIp.set(ip, left);
-      else connectionsPerIp.delete(ip);
+      const ip = context.countedIp;
+      if (ip !== undefined) {
+        const left = (connectionsPerIp.get(ip) ?? 1) - 1;
+        if (left > 0) connectionsPerIp.set(ip, left);
+        else connectionsPerIp.delete(ip);
+      }
       context.log.info({ commands: context.commands, messages: context.messages, rejected: context.rejected, authFailures: context.authFailures }, 'close');
     },
   };
 
-  const server = new QuillSmtpServer(options, limits.badCommands);
+  const server = new QuillSmtpServer(options, limits.badCommands, gatewayTrust(config));
   server.onCommand = (name, sessionId) => {
     commandCounts.inc(name);
     const context = sessions.get(sessionId);

@@ -4,7 +4,7 @@ import type { ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import cookie from '@fastify/cookie';
 import { splitHostPort } from '../config/config.js';
-import { fromTrustedGateway } from '../net/proxy-header.js';
+import { gatewayTrust, isGatewayLink } from '../net/gateway-link.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { errorHandler } from './errors.js';
 import { accountRoutes } from './accounts.js';
@@ -51,13 +51,13 @@ export async function startWeb(deps: ServiceDeps): Promise<WebService> {
   });
 
   // Behind a gateway, lockout and limits apply to the client's own address.
-  const proxiedAddress = acceptProxyHeaders(app.server, deps.config.trustedGateways, logger);
+  const proxiedAddress = acceptProxyHeaders(app.server, gatewayTrust(deps.config), logger);
   app.decorateRequest('clientIp', '');
   app.decorateRequest('overTls', false);
   app.addHook('onRequest', async (request) => {
     request.clientIp = proxiedAddress(request.socket) ?? request.ip;
     // TLS ends at the gateway; its HTTP front end says how the browser came (a client's own header is dropped there).
-    const viaGateway = fromTrustedGateway(request.socket.remoteAddress, deps.config.trustedGateways);
+    const viaGateway = isGatewayLink(request.socket);
     request.overTls = request.protocol === 'https' || (viaGateway && request.headers['x-forwarded-proto'] === 'https');
   });
 

@@ -1,6 +1,5 @@
 // Not-authenticated state (RFC 3501 6.2): STARTTLS, AUTHENTICATE PLAIN (RFC 4616) and LOGIN
 // (draft-murchison-sasl-login), with the initial response of SASL-IR (RFC 4959), and LOGIN.
-import { fromTrustedGateway } from '../../net/proxy-header.js';
 import { astring, atomText } from '../args.js';
 import { bad, CODE, no } from '../errors.js';
 import { chunksAsLine } from '../parser.js';
@@ -72,11 +71,12 @@ function decode(response: string): string {
 /**
  * `tag XQUILL-LOGIN user`: the gateway's IMAP front end (src/gateway/imap-front.ts) checked
  * the password itself and opens the session here, first or again after a failover. Only a
- * connection from a trusted gateway may say it; anyone else hears of no such command.
+ * verified gateway link (src/net/gateway-link.ts: a trusted address, and the cluster secret when
+ * one is set) may say it; anyone else hears of no such command.
  */
 export async function gatewayLogin(s: Session, args: ImapValue[], info: CommandInfo): Promise<CommandResult> {
   const { config, store } = s.ctx.deps;
-  if (!fromTrustedGateway(s.peerAddress, config.trustedGateways)) throw bad(`unknown command ${info.name}`);
+  if (!s.fromGatewayLink) throw bad(`unknown command ${info.name}`);
   arity(args, 1);
   const user = await store.getUser(astring(args[0], 'user name'));
   if (!user || user.disabled) throw no('authentication failed', CODE.authenticationFailed);
