@@ -257,10 +257,41 @@ function migration008(): Migration {
   };
 }
 
+/**
+ * Full-text search over bodies (issue 21), by blob hash. SQLite: blob_text numbers the hashes
+ * and a contentless FTS5 table holds their words under that number. PostgreSQL: a tsvector
+ * per hash with a GIN index. Messages stored before this migration are not indexed; searches
+ * check those the old way.
+ */
+function migration009(dialect: Dialect): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      if (dialect === 'sqlite') {
+        await db.schema
+          .createTable('blob_text')
+          .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+          .addColumn('hash', 'text', (c) => c.notNull().unique())
+          .execute();
+        await sql`create virtual table blob_fts using fts5(body, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2')`.execute(db);
+        // A blob's words go with it, whoever deletes it.
+        await sql`create trigger blobs_text_gone after delete on blobs begin delete from blob_text where hash = old.hash; end`.execute(db);
+        await sql`create trigger blob_text_gone after delete on blob_text begin delete from blob_fts where rowid = old.id; end`.execute(db);
+      } else {
+        await db.schema
+          .createTable('blob_text')
+          .addColumn('hash', 'text', (c) => c.primaryKey().references('blobs.hash').onDelete('cascade'))
+          .addColumn('tsv', sql`tsvector`, (c) => c.notNull())
+          .execute();
+        await sql`create index blob_text_tsv on blob_text using gin (tsv)`.execute(db);
+      }
+    },
+  };
+}
+
 export function migrations(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
-      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '005_drive': migration005(dialect), '006_audit': migration006(dialect), '007_groups': migration007Groups(), '008_blob_meta': migration008() };
+      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '005_drive': migration005(dialect), '006_audit': migration006(dialect), '007_groups': migration007Groups(), '008_blob_meta': migration008(), '009_full_text': migration009(dialect) };
     },
   };
 }

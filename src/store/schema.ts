@@ -192,6 +192,8 @@ export interface Database {
   mailboxes: MailboxTable;
   blobs: BlobTable;
   blob_meta: BlobMetaTable;
+  /** Full-text index by blob hash (migration 009); the words live in blob_fts (SQLite) or tsv (PostgreSQL). */
+  blob_text: BlobTextTable;
   messages: MessageTable;
   expunged: ExpungedTable;
   changes: ChangeTable;
@@ -207,3 +209,8 @@ export interface Database {
   audit_log: AuditLogTable;
 }
 
+export interface BlobTextTable {
+  /** SQLite only: the FTS5 rowid. */
+  id: Generated<number>;
+  hash: string;
+}

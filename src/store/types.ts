@@ -265,6 +265,12 @@ export interface Store {
   listMessages(mailboxId: number, range?: { fromUid?: number; toUid?: number; changedSince?: number; limit?: number }): Promise<MessageMeta[]>;
   /** UIDs of all messages of a mailbox, ascending: what a session needs for its sequence map. */
   listUids(mailboxId: number): Promise<number[]>;
+  /**
+   * Full-text search of bodies (issue 21): UIDs of the mailbox whose text has every word of
+   * `query` as a word prefix, case-insensitively; and UIDs of messages not indexed (stored
+   * before the index existed, or copied in from another store) for the caller to check itself.
+   */
+  searchText(mailboxId: number, query: string): Promise<{ uids: number[]; unindexed: number[] }>;
   getMessage(mailboxId: number, uid: number): Promise<MessageMeta | undefined>;
   getBlob(hash: string): Promise<Buffer | undefined>;
   getBlobMeta(hash: string): Promise<string | null>;

@@ -1,0 +1,69 @@
+// Full-text search over message bodies (issue 21): the words of a message's text parts (and of
+// text attachments, which cost nothing more to read) are indexed by blob hash when the blob is
+// first stored. SQLite keeps them in an FTS5 table, PostgreSQL in a tsvector with a GIN index;
+// both match every word of a query as a word prefix, case-insensitively.
+import { partText } from '../imap/message/decode.js';
+import { parseMime, type MimePart } from '../imap/message/mime.js';
+
+/** Text kept for the index per message; the rest of a very long message is not searchable. */
+export const MAX_INDEXED_TEXT = 256 * 1024;
+/** Words a query may have. */
+const MAX_QUERY_WORDS = 16;
+
+function collect(raw: Buffer, part: MimePart, out: string[], budget: { left: number }): void {
+  if (budget.left <= 0) return;
+  if (part.parts) {
+    for (const child of part.parts) collect(raw, child, out, budget);
+    return;
+  }
+  if (part.message) {
+    collect(raw, part.message, out, budget);
+    return;
+  }
+  if (part.type !== 'TEXT') return;
+  let text = partText(raw, part);
+  if (part.subtype === 'HTML') text = htmlText(text);
+  text = text.slice(0, budget.left);
+  budget.left -= text.length;
+  out.push(text);
+}
+
+/** The words of an HTML part: no tags, style sheets or scripts; entities for spaces and the common few. */
+function htmlText(html: string): string {
+  return html
+    .replace(/<(style|script|head)\b[\s\S]*?<\/\1\s*>/gi, ' ')
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/&nbsp;|&#160;/gi, ' ')
+    .replace(/&amp;/gi, '&')
+    .replace(/&lt;/gi, '<')
+    .replace(/&gt;/gi, '>')
+    .replace(/&quot;/gi, '"')
+    .replace(/&#39;|&apos;/gi, "'");
+}
+
+/** The searchable text of a message: its text parts, decoded, at most MAX_INDEXED_TEXT characters. */
+export function messageText(raw: Buffer): string {
+  const out: string[] = [];
+  try {
+    collect(raw, parseMime(raw), out, { left: MAX_INDEXED_TEXT });
+  } catch {
+    return ''; // a message too broken to read stays findable by its header fields
+  }
+  // NUL cannot go into PostgreSQL text.
+  return out.join('\n').replace(/\u0000/g, ' ');
+}
+
+/** A query's words: letters and digits only, so no query syntax of either engine gets through. */
+export function queryWords(query: string): string[] {
+  return (query.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).slice(0, MAX_QUERY_WORDS);
+}
+
+/** FTS5 MATCH text: every word as a quoted prefix term (FTS5 §3.2, §3.3). */
+export function ftsQuery(words: string[]): string {
+  return words.map((word) => `"${word}"*`).join(' ');
+}
+
+/** to_tsquery text: every word as a prefix (`word:*`) joined by AND. */
+export function tsQuery(words: string[]): string {
+  return words.map((word) => `${word}:*`).join(' & ');
+}
