@@ -1,8 +1,8 @@
-// Full-text search over message bodies (issue 21): the words of a message's text parts (and of
-// text attachments, which cost nothing more to read) are indexed by blob hash when the blob is
-// first stored. SQLite keeps them in an FTS5 table, PostgreSQL in a tsvector with a GIN index;
+// Full-text search over messages (issue 21): the words of a message's header (decoded) and of
+// its text parts (and of text attachments, which cost nothing more to read) are indexed by blob
+// hash when the blob is first stored; the header is there so IMAP SEARCH TEXT can use it too. SQLite keeps them in an FTS5 table, PostgreSQL in a tsvector with a GIN index;
 // both match every word of a query as a word prefix, case-insensitively.
-import { partText } from '../imap/message/decode.js';
+import { decodeWords, partText } from '../imap/message/decode.js';
 import { parseMime, type MimePart } from '../imap/message/mime.js';
 
 /** Text kept for the index per message; the rest of a very long message is not searchable. */
@@ -41,11 +41,14 @@ function htmlText(html: string): string {
     .replace(/&#39;|&apos;/gi, "'");
 }
 
-/** The searchable text of a message: its text parts, decoded, at most MAX_INDEXED_TEXT characters. */
+/** The searchable text of a message: header and text parts, decoded, at most MAX_INDEXED_TEXT characters. */
 export function messageText(raw: Buffer): string {
   const out: string[] = [];
   try {
-    collect(raw, parseMime(raw), out, { left: MAX_INDEXED_TEXT });
+    const root = parseMime(raw);
+    const header = decodeWords(raw.subarray(root.headerStart, Math.min(root.bodyStart, root.headerStart + MAX_INDEXED_TEXT)).toString('utf8'));
+    out.push(header);
+    collect(raw, root, out, { left: MAX_INDEXED_TEXT - header.length });
   } catch {
     return ''; // a message too broken to read stays findable by its header fields
   }

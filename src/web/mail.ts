@@ -184,12 +184,13 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
         }
         return { mailbox: mailbox.name, total: all.length, offset, limit, sort, messages };
       }
-      // Search: subject and addresses, in sort order, over at most SEARCH_SCAN messages.
+      // Search: subject and addresses, in sort order, over at most SEARCH_SCAN messages, and body words.
       const needle = q.toLowerCase();
+      const inBody = new Set((await store.searchText(mailbox.id, q)).uids);
       const matches = [];
       for (const meta of all.slice(0, SEARCH_SCAN)) {
         const summary = await summaryOf(meta);
-        if (summary && matchesSearch(summary, needle)) matches.push(summary);
+        if (summary && (inBody.has(meta.uid) || matchesSearch(summary, needle))) matches.push(summary);
       }
       return { mailbox: mailbox.name, total: matches.length, offset, limit, sort, q, complete: all.length <= SEARCH_SCAN, messages: matches.slice(offset, offset + limit) };
     },
@@ -208,8 +209,11 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
       if (row) rows.push(row);
     }
     const threads = groupThreads(rows);
-    const needle = q?.toLowerCase();
-    return { threads: needle ? threads.filter((thread) => thread.some((row) => matchesSearch(row, needle))) : threads, complete: all.length <= THREAD_SCAN };
+    if (!q) return { threads, complete: true };
+    // Subject and addresses here, body words through the store's full-text index.
+    const needle = q.toLowerCase();
+    const inBody = new Set((await store.searchText(mailbox.id, q)).uids);
+    return { threads: threads.filter((thread) => thread.some((row) => inBody.has(row.uid) || matchesSearch(row, needle))), complete: all.length <= THREAD_SCAN };
   }
 
   // The message list as conversations, newest activity first (issue 21).

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ImapFlow } from 'imapflow';
 import { simpleParser } from 'mailparser';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '../../test/helpers.js';
@@ -177,6 +178,41 @@ describe('webmail a person would choose (issue 21)', { skip: !existsSync(CHROMIU
     await page.getByRole('button', { name: /Garden party/ }).waitFor();
     assert.equal((await server.store.listMessages((await mailboxOf('una@example.com', 'Trash')).id)).length, 0);
     assert.equal(await page.title(), '(5) Inbox — Quillmail', 'the tab shows the unread count');
+  });
+
+  it('finds a message by a word of its body, in the webmail and over IMAP', async () => {
+    const html = ['<p>The <b>aubergine</b> harvest was late.</p>'].join('');
+    await server.store.deliver(
+      rawMessage(['From: Gil <gil@example.org>', 'To: una@example.com', 'Subject: Farm news', 'Content-Type: text/html; charset=utf-8', '', html]),
+      [{ userId: una }],
+    );
+    await page.getByRole('button', { name: /Farm news/ }).waitFor();
+    const search = page.getByRole('searchbox');
+    await search.fill('aubergine');
+    await search.press('Enter');
+    await page.getByRole('button', { name: /Farm news/ }).waitFor();
+    assert.equal(await page.locator('ul.conversations > li').count(), 1, 'only the message with the word');
+    await search.fill('harv');
+    await search.press('Enter');
+    await page.getByRole('button', { name: /Farm news/ }).waitFor(); // a word's start is enough
+    await search.fill('zucchini');
+    await search.press('Enter');
+    await page.getByText('Nothing in INBOX matches “zucchini”.').waitFor();
+
+    const imap = new ImapFlow({ host: '127.0.0.1', port: server.port('imap'), secure: false, auth: { user: 'una@example.com', pass: 'una-password' }, logger: false, tls: { rejectUnauthorized: false } });
+    await imap.connect();
+    try {
+      await imap.mailboxOpen('INBOX');
+      const found = (await imap.search({ body: 'aubergine' }, { uid: true })) || [];
+      assert.equal(found.length, 1);
+      const fetched = await imap.fetchOne(String(found[0]), { envelope: true }, { uid: true });
+      assert.equal(fetched && fetched.envelope?.subject, 'Farm news');
+      assert.deepEqual((await imap.search({ text: 'aubergine harvest' }, { uid: true })) || [], [], 'TEXT is one string: these words are not next to each other');
+      assert.deepEqual((await imap.search({ text: 'harvest was late' }, { uid: true })) || [], found);
+      assert.deepEqual((await imap.search({ body: 'zucchini' }, { uid: true })) || [], []);
+    } finally {
+      await imap.logout();
+    }
     assert.deepEqual(problems, []);
   });
 });
