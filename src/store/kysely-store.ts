@@ -771,8 +771,10 @@ export abstract class KyselyStore implements Store {
       if (words.length === 0) return { uids: [], unindexed: unindexed.map((r) => num(r.uid)) };
       const found =
         this.kind === 'sqlite'
-          ? await sql<{ uid: number }>`select m.uid from messages m join blob_text t on t.hash = m.blob_hash
-              where m.mailbox_id = ${mailboxId} and t.id in (select rowid from blob_fts where blob_fts match ${ftsQuery(words)}) order by m.uid`.execute(this.db)
+          ? // The hits first, materialized: as a subquery SQLite would run the MATCH once per message.
+            await sql<{ uid: number }>`with hits as materialized (select rowid as id from blob_fts where blob_fts match ${ftsQuery(words)})
+              select m.uid from hits join blob_text t on t.id = hits.id join messages m on m.blob_hash = t.hash
+              where m.mailbox_id = ${mailboxId} order by m.uid`.execute(this.db)
           : await sql<{ uid: number }>`select m.uid from messages m join blob_text t on t.hash = m.blob_hash
               where m.mailbox_id = ${mailboxId} and t.tsv @@ to_tsquery('simple', ${tsQuery(words)}) order by m.uid`.execute(this.db);
       return { uids: found.rows.map((r) => num(r.uid)), unindexed: unindexed.map((r) => num(r.uid)) };

@@ -284,6 +284,8 @@ function migration009(dialect: Dialect): Migration {
           .execute();
         await sql`create index blob_text_tsv on blob_text using gin (tsv)`.execute(db);
       }
+      // From the hits to their messages without reading the whole mailbox.
+      await db.schema.createIndex('messages_blob_hash').on('messages').column('blob_hash').execute();
     },
   };
 }
