@@ -222,7 +222,7 @@ export function Compose({ draft, fromName, onClose, onSent }: { draft: Draft; fr
         </p>
       )}
       <div class="actions">
-        <button type="submit" disabled={busy} title="Send (Ctrl+Enter)">
+        <button type="submit" class="primary" disabled={busy} title="Send (Ctrl+Enter)">
           {busy ? 'Sending…' : 'Send'}
         </button>
         <button type="button" onClick={() => ((state.current.dirty = true), void save())} disabled={busy}>

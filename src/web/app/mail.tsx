@@ -16,6 +16,7 @@ const UNDO_MS = 10_000;
 
 const quote = (text: string | null) =>
   (text ?? '')
+    .trimEnd()
     .split('\n')
     .map((line) => `> ${line}`)
     .join('\n');
