@@ -3,7 +3,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Database, DriveNodeTable, DriveUploadTable, MessageTable, MailboxTable, UserTable, OutboundTable, AuditLogTable } from './schema.js';
-import { ftsQuery, messageText, queryWords, tsQuery } from './text-index.js';
+import { ftsQuery, indexBlobText, queryWords, tsQuery } from './text-index.js';
 import {
   DEFAULT_MAILBOXES,
   DRIVE_UPLOAD_TTL_MS,
@@ -744,40 +744,23 @@ export abstract class KyselyStore implements Store {
       .values({ hash, size: raw.length, data: raw, refs })
       .onConflict((oc) => oc.column('hash').doUpdateSet({ refs: sql`blobs.refs + excluded.refs` }))
       .execute();
-    await this.indexText(tx, hash, raw);
+    await indexBlobText(tx, this.kind, hash, raw);
   }
 
-  /** Indexes a blob's words once (text-index.ts); deleting the blob drops them (migration 009). */
-  private async indexText(tx: Tx, hash: string, raw: Buffer): Promise<void> {
-    if (this.kind === 'sqlite') {
-      const row = await tx.insertInto('blob_text').values({ hash }).onConflict((oc) => oc.column('hash').doNothing()).returning('id').executeTakeFirst();
-      if (row) await sql`insert into blob_fts (rowid, body) values (${row.id}, ${messageText(raw)})`.execute(tx);
-    } else {
-      await sql`insert into blob_text (hash, tsv) values (${hash}, to_tsvector('simple', ${messageText(raw)})) on conflict (hash) do nothing`.execute(tx);
-    }
-  }
-
-  async searchText(mailboxId: number, query: string): Promise<{ uids: number[]; unindexed: number[] }> {
+  async searchText(mailboxId: number, query: string): Promise<number[]> {
     const words = queryWords(query);
+    if (words.length === 0) return [];
     return this.read(async () => {
-      const unindexed = await this.db
-        .selectFrom('messages')
-        .leftJoin('blob_text', 'blob_text.hash', 'messages.blob_hash')
-        .select('messages.uid')
-        .where('messages.mailbox_id', '=', mailboxId)
-        .where('blob_text.hash', 'is', null)
-        .orderBy('messages.uid')
-        .execute();
-      if (words.length === 0) return { uids: [], unindexed: unindexed.map((r) => num(r.uid)) };
       const found =
         this.kind === 'sqlite'
-          ? // The hits first, materialized: as a subquery SQLite would run the MATCH once per message.
+          ? // The hits first, materialized, then their messages (CROSS JOIN keeps that order):
+            // planned the other way round SQLite would read the whole mailbox.
             await sql<{ uid: number }>`with hits as materialized (select rowid as id from blob_fts where blob_fts match ${ftsQuery(words)})
-              select m.uid from hits join blob_text t on t.id = hits.id join messages m on m.blob_hash = t.hash
+              select m.uid from hits cross join blob_text t on t.id = hits.id cross join messages m on m.blob_hash = t.hash
               where m.mailbox_id = ${mailboxId} order by m.uid`.execute(this.db)
           : await sql<{ uid: number }>`select m.uid from messages m join blob_text t on t.hash = m.blob_hash
               where m.mailbox_id = ${mailboxId} and t.tsv @@ to_tsquery('simple', ${tsQuery(words)}) order by m.uid`.execute(this.db);
-      return { uids: found.rows.map((r) => num(r.uid)), unindexed: unindexed.map((r) => num(r.uid)) };
+      return found.rows.map((r) => num(r.uid));
     });
   }
 

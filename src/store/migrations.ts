@@ -2,6 +2,7 @@
 // builder so the same steps run on SQLite and PostgreSQL.
 import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { migration007Groups } from './directory.js';
+import { indexAllBlobs } from './text-index.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -260,8 +261,7 @@ function migration008(): Migration {
 /**
  * Full-text search over bodies (issue 21), by blob hash. SQLite: blob_text numbers the hashes
  * and a contentless FTS5 table holds their words under that number. PostgreSQL: a tsvector
- * per hash with a GIN index. Messages stored before this migration are not indexed; searches
- * check those the old way.
+ * per hash with a GIN index. Blobs already stored are indexed here, once.
  */
 function migration009(dialect: Dialect): Migration {
   return {
@@ -286,6 +286,7 @@ function migration009(dialect: Dialect): Migration {
       }
       // From the hits to their messages without reading the whole mailbox.
       await db.schema.createIndex('messages_blob_hash').on('messages').column('blob_hash').execute();
+      await indexAllBlobs(db, dialect);
     },
   };
 }

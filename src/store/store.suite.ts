@@ -485,7 +485,7 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       const one = await store.append(box.id, plain, []);
       const two = await store.append(box.id, html, []);
       const three = (await store.deliver(mixed, [{ userId: alice, mailbox: 'Searchable' }])).copies[0]!.uid;
-      const search = async (q: string) => (await store.searchText(box.id, q)).uids;
+      const search = (q: string) => store.searchText(box.id, q);
       assert.deepEqual(await search('zeppelin'), [one.uid], 'a plain body word; not the HTML part’s style sheet');
       assert.deepEqual(await search('ZEPP'), [one.uid], 'word prefixes, any case');
       assert.deepEqual(await search('brûlée dessert'), [two.uid], 'HTML text, every word');
@@ -493,7 +493,6 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       assert.deepEqual(await search('walrus'), [three], 'a text attachment');
       assert.deepEqual(await search('zeppelin walrus'), [], 'all words must match');
       assert.deepEqual(await search('"; drop table blobs; --'), [], 'query syntax is not passed through');
-      assert.deepEqual((await store.searchText(box.id, 'zeppelin')).unindexed, []);
       // Another user's mail with the same words is not found here; deleting drops the words.
       const other = await store.createMailbox(bob, 'Elsewhere');
       await store.append(other.id, Buffer.from('From: x@example.org\r\n\r\nzeppelin\r\n'), []);
@@ -501,7 +500,7 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       await store.setFlags(box.id, [one.uid], 'add', ['\\Deleted']);
       await store.expunge(box.id);
       assert.deepEqual(await search('zeppelin'), []);
-      assert.deepEqual((await store.searchText(other.id, 'zeppelin')).uids.length, 1);
+      assert.equal((await store.searchText(other.id, 'zeppelin')).length, 1);
       await store.deleteMailbox(box.id);
       await store.deleteMailbox(other.id);
     });

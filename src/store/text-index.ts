@@ -2,6 +2,7 @@
 // its text parts (and of text attachments, which cost nothing more to read) are indexed by blob
 // hash when the blob is first stored; the header is there so IMAP SEARCH TEXT can use it too. SQLite keeps them in an FTS5 table, PostgreSQL in a tsvector with a GIN index;
 // both match every word of a query as a word prefix, case-insensitively.
+import { sql, type Kysely } from 'kysely';
 import { decodeWords, partText } from '../imap/message/decode.js';
 import { parseMime, type MimePart } from '../imap/message/mime.js';
 
@@ -69,4 +70,25 @@ export function ftsQuery(words: string[]): string {
 /** to_tsquery text: every word as a prefix (`word:*`) joined by AND. */
 export function tsQuery(words: string[]): string {
   return words.map((word) => `${word}:*`).join(' & ');
+}
+
+/** Indexes a blob's words once (a blob already indexed is left alone); deleting the blob drops them (migration 009). */
+export async function indexBlobText(db: Kysely<any>, dialect: 'sqlite' | 'postgres', hash: string, raw: Buffer): Promise<void> {
+  if (dialect === 'sqlite') {
+    const row = await sql<{ id: number }>`insert into blob_text (hash) values (${hash}) on conflict (hash) do nothing returning id`.execute(db);
+    const id = row.rows[0]?.id;
+    if (id !== undefined) await sql`insert into blob_fts (rowid, body) values (${id}, ${messageText(raw)})`.execute(db);
+  } else {
+    await sql`insert into blob_text (hash, tsv) values (${hash}, to_tsvector('simple', ${messageText(raw)})) on conflict (hash) do nothing`.execute(db);
+  }
+}
+
+/** Indexes every stored blob not indexed yet, a page at a time (migration 009 on an existing store). */
+export async function indexAllBlobs(db: Kysely<any>, dialect: 'sqlite' | 'postgres'): Promise<void> {
+  for (let after = '', page = 200; ; ) {
+    const rows = await sql<{ hash: string; data: Buffer }>`select hash, data from blobs where hash > ${after} order by hash limit ${page}`.execute(db);
+    for (const row of rows.rows) await indexBlobText(db, dialect, row.hash, Buffer.from(row.data));
+    if (rows.rows.length < page) return;
+    after = rows.rows.at(-1)!.hash;
+  }
 }

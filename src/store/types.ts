@@ -266,11 +266,10 @@ export interface Store {
   /** UIDs of all messages of a mailbox, ascending: what a session needs for its sequence map. */
   listUids(mailboxId: number): Promise<number[]>;
   /**
-   * Full-text search of bodies (issue 21): UIDs of the mailbox whose text has every word of
-   * `query` as a word prefix, case-insensitively; and UIDs of messages not indexed (stored
-   * before the index existed, or copied in from another store) for the caller to check itself.
+   * Full-text search (issue 21): UIDs of the mailbox whose header or text has every word of
+   * `query` as a word prefix, case-insensitively (text-index.ts). Every stored blob is indexed.
    */
-  searchText(mailboxId: number, query: string): Promise<{ uids: number[]; unindexed: number[] }>;
+  searchText(mailboxId: number, query: string): Promise<number[]>;
   getMessage(mailboxId: number, uid: number): Promise<MessageMeta | undefined>;
   getBlob(hash: string): Promise<Buffer | undefined>;
   getBlobMeta(hash: string): Promise<string | null>;

@@ -132,6 +132,31 @@ describe('web mail', () => {
     assert.doesNotMatch(allowed.body.html, /onerror|<script/i);
   });
 
+  it('does not list an inline (cid:) image of the HTML again as an attachment', async () => {
+    const raw = rawMessage([
+      'From: a@example.org',
+      'Subject: inline picture',
+      'Content-Type: multipart/related; boundary=r',
+      '',
+      '--r',
+      'Content-Type: text/html; charset=utf-8',
+      '',
+      '<p>Look: <img src="cid:pic@x" alt="pic"></p>',
+      '--r',
+      'Content-Type: image/png',
+      'Content-ID: <pic@x>',
+      'Content-Transfer-Encoding: base64',
+      '',
+      'iVBORw0KGgo=',
+      '--r--',
+    ]);
+    const { copies } = await server.store.deliver(raw, [{ userId: fay }]);
+    const view = await client.get(`/api/messages/INBOX/${copies[0]!.uid}`);
+    assert.match(view.body.html, /<img src="data:image\/png;base64,/);
+    assert.equal(view.body.attachments.length, 1);
+    assert.equal(view.body.attachments[0].embedded, true, 'shown in the text, so the page does not list it');
+  });
+
   it('lists attachments and downloads them byte for byte', async () => {
     const bytes = randomBytes(70_000);
     const filename = 'Bericht für dich "final".bin';

@@ -186,7 +186,7 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
       }
       // Search: subject and addresses, in sort order, over at most SEARCH_SCAN messages, and body words.
       const needle = q.toLowerCase();
-      const inBody = new Set((await store.searchText(mailbox.id, q)).uids);
+      const inBody = new Set(await store.searchText(mailbox.id, q));
       const matches = [];
       for (const meta of all.slice(0, SEARCH_SCAN)) {
         const summary = await summaryOf(meta);
@@ -212,7 +212,7 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
     if (!q) return { threads, complete: true };
     // Subject and addresses here, body words through the store's full-text index.
     const needle = q.toLowerCase();
-    const inBody = new Set((await store.searchText(mailbox.id, q)).uids);
+    const inBody = new Set(await store.searchText(mailbox.id, q));
     return { threads: threads.filter((thread) => thread.some((row) => inBody.has(row.uid) || matchesSearch(row, needle))), complete: all.length <= THREAD_SCAN };
   }
 

@@ -64,6 +64,9 @@ describe('webmail a person would choose (issue 21)', { skip: !existsSync(CHROMIU
     // Enter moved on to the next field instead of sending.
     await page.waitForFunction(() => document.activeElement?.getAttribute('aria-label') === 'Message');
     await page.keyboard.type('Half a thought that must not be lost');
+    // Saved while typing, once typing pauses; the window stays open.
+    await compose().getByRole('status').filter({ hasText: /^Draft saved at/ }).waitFor();
+    await page.keyboard.type(', and this too');
     await page.keyboard.press('Escape');
     await compose().waitFor({ state: 'detached' });
     await page.getByRole('status').filter({ hasText: 'Draft saved in Drafts.' }).waitFor();
@@ -71,13 +74,13 @@ describe('webmail a person would choose (issue 21)', { skip: !existsSync(CHROMIU
     const drafts = await messagesIn('una@example.com', 'Drafts');
     assert.equal(drafts.length, 1, 'one draft, however often it was saved');
     assert.equal(drafts[0]!.subject, 'Plans for Friday');
-    assert.match(drafts[0]!.text ?? '', /Half a thought that must not be lost/);
+    assert.match(drafts[0]!.text ?? '', /Half a thought that must not be lost, and this too/, 'Escape saved the last words too');
 
     // It opens again from Drafts, showing whom it is for.
     await page.getByRole('navigation', { name: 'Mailboxes' }).getByRole('link', { name: /^Drafts/ }).click();
     await page.getByRole('button', { name: /To: bob@example.com.*Plans for Friday/ }).click();
     await page.getByRole('button', { name: 'Edit draft' }).click();
-    assert.equal((await compose().getByLabel('Message').inputValue()).trimEnd(), 'Half a thought that must not be lost');
+    assert.equal((await compose().getByLabel('Message').inputValue()).trimEnd(), 'Half a thought that must not be lost, and this too');
     // Ctrl+Enter sends, and the draft goes.
     await compose().getByLabel('Message').press('Control+Enter');
     await page.getByRole('status').filter({ hasText: 'Sent.' }).waitFor();
@@ -86,6 +89,10 @@ describe('webmail a person would choose (issue 21)', { skip: !existsSync(CHROMIU
   });
 
   it('sends to `Bob Builder <bob@example.com>` with the display name, and explains a bad address in words', async () => {
+    // The sender's own display name, from Settings.
+    await page.getByRole('button', { name: 'Settings' }).click();
+    await page.getByLabel(/Display name/).fill('Una Ulm');
+    await page.getByRole('dialog', { name: 'Settings' }).getByRole('button', { name: 'Save' }).click();
     await page.getByRole('navigation', { name: 'Mailboxes' }).getByRole('button', { name: 'Compose' }).click();
     await compose().getByLabel('To').fill('Bob Builder <bob@example.com>, not an address');
     await compose().getByLabel('Subject').fill('Named');
@@ -97,6 +104,7 @@ describe('webmail a person would choose (issue 21)', { skip: !existsSync(CHROMIU
     await compose().getByRole('button', { name: 'Send' }).click();
     await page.getByRole('status').filter({ hasText: 'Sent.' }).waitFor();
     const delivered = (await messagesIn('bob@example.com', 'INBOX')).find((m) => m.subject === 'Named')!;
+    assert.deepEqual(delivered.from?.value.map((a) => [a.name, a.address]), [['Una Ulm', 'una@example.com']]);
     const to = Array.isArray(delivered.to) ? delivered.to[0]! : delivered.to!;
     assert.deepEqual(
       to.value.map((a) => [a.name, a.address]),
