@@ -167,6 +167,10 @@ export function Mail({ user, onLogout }: { user: UserInfo; onLogout: () => void 
   const { view, setView, images, showImages } = useMessage(current, route.thread && !thread ? null : shownUid, fail);
 
   useEffect(loadMailboxes, []);
+  // A new compose window starts without the last one's "Sent."
+  useEffect(() => {
+    if (draft) setNotice(null);
+  }, [draft]);
   useEffect(() => {
     setOffset(0);
     setSearch('');
