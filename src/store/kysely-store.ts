@@ -747,19 +747,21 @@ export abstract class KyselyStore implements Store {
     await indexBlobText(tx, this.kind, hash, raw);
   }
 
-  async searchText(mailboxId: number, query: string): Promise<number[]> {
+  async searchText(mailboxId: number, query: string, options: { orPartial?: boolean } = {}): Promise<number[]> {
     const words = queryWords(query);
     if (words.length === 0) return [];
+    const partial = options.orPartial ? 1 : 2; // `partial = 2` matches nothing
     return this.read(async () => {
       const found =
         this.kind === 'sqlite'
           ? // The hits first, materialized, then their messages by blob hash (CROSS JOIN keeps the
             // order, INDEXED BY the index): planned otherwise, SQLite reads the mailbox once per hit.
-            await sql<{ uid: number }>`with hits as materialized (select rowid as id from blob_fts where blob_fts match ${ftsQuery(words)})
+            await sql<{ uid: number }>`with hits as materialized (select rowid as id from blob_fts where blob_fts match ${ftsQuery(words)}
+                union select id from blob_text where partial = 1 and ${partial} = 1)
               select m.uid from hits cross join blob_text t on t.id = hits.id cross join messages m indexed by messages_blob_hash on m.blob_hash = t.hash
               where m.mailbox_id = ${mailboxId} order by m.uid`.execute(this.db)
           : await sql<{ uid: number }>`select m.uid from messages m join blob_text t on t.hash = m.blob_hash
-              where m.mailbox_id = ${mailboxId} and t.tsv @@ to_tsquery('simple', ${tsQuery(words)}) order by m.uid`.execute(this.db);
+              where m.mailbox_id = ${mailboxId} and (t.tsv @@ to_tsquery('simple', ${tsQuery(words)}) or t.partial = ${partial}) order by m.uid`.execute(this.db);
       return found.rows.map((r) => num(r.uid));
     });
   }

@@ -271,6 +271,7 @@ function migration009(dialect: Dialect): Migration {
           .createTable('blob_text')
           .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
           .addColumn('hash', 'text', (c) => c.notNull().unique())
+          .addColumn('partial', 'integer', (c) => c.notNull().defaultTo(0))
           .execute();
         await sql`create virtual table blob_fts using fts5(body, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2')`.execute(db);
         // A blob's words go with it, whoever deletes it.
@@ -281,9 +282,12 @@ function migration009(dialect: Dialect): Migration {
           .createTable('blob_text')
           .addColumn('hash', 'text', (c) => c.primaryKey().references('blobs.hash').onDelete('cascade'))
           .addColumn('tsv', sql`tsvector`, (c) => c.notNull())
+          .addColumn('partial', 'integer', (c) => c.notNull().defaultTo(0))
           .execute();
         await sql`create index blob_text_tsv on blob_text using gin (tsv)`.execute(db);
       }
+      // Messages whose text was cut short (text-index.ts), for searches that must not miss them.
+      await sql`create index blob_text_partial on blob_text (hash) where partial = 1`.execute(db);
       // From the hits to their messages without reading the whole mailbox.
       await db.schema.createIndex('messages_blob_hash').on('messages').column('blob_hash').execute();
       await indexAllBlobs(db, dialect);

@@ -213,4 +213,6 @@ export interface BlobTextTable {
   /** SQLite only: the FTS5 rowid. */
   id: Generated<number>;
   hash: string;
+  /** 1 when the message's text was cut short for the index. */
+  partial: Generated<number>;
 }

@@ -501,6 +501,10 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       await store.expunge(box.id);
       assert.deepEqual(await search('zeppelin'), []);
       assert.equal((await store.searchText(other.id, 'zeppelin')).length, 1);
+      // A message too long to index whole is offered to searches that must not miss it (IMAP).
+      const long = await store.append(box.id, Buffer.from(`From: a@example.org\r\n\r\n${'filler '.repeat(30_000)}albatross\r\n`), []);
+      assert.deepEqual(await search('albatross'), []);
+      assert.deepEqual(await store.searchText(box.id, 'albatross', { orPartial: true }), [long.uid]);
       await store.deleteMailbox(box.id);
       await store.deleteMailbox(other.id);
     });

@@ -6,13 +6,20 @@ import { sql, type Kysely } from 'kysely';
 import { decodeWords, partText } from '../imap/message/decode.js';
 import { parseMime, type MimePart } from '../imap/message/mime.js';
 
-/** Text kept for the index per message; the rest of a very long message is not searchable. */
-export const MAX_INDEXED_TEXT = 256 * 1024;
+/**
+ * Text kept for the index per message (a tsvector holds at most 1 MB). The index marks a message
+ * cut short as partial, so IMAP SEARCH still reads it; the webmail finds it by its start.
+ */
+export const MAX_INDEXED_TEXT = 128 * 1024;
 /** Words a query may have. */
 const MAX_QUERY_WORDS = 16;
 
-function collect(raw: Buffer, part: MimePart, out: string[], budget: { left: number }): void {
-  if (budget.left <= 0) return;
+interface Budget {
+  left: number;
+  cut: boolean;
+}
+
+function collect(raw: Buffer, part: MimePart, out: string[], budget: Budget): void {
   if (part.parts) {
     for (const child of part.parts) collect(raw, child, out, budget);
     return;
@@ -22,9 +29,16 @@ function collect(raw: Buffer, part: MimePart, out: string[], budget: { left: num
     return;
   }
   if (part.type !== 'TEXT') return;
+  if (budget.left <= 0) {
+    budget.cut = true;
+    return;
+  }
   let text = partText(raw, part);
   if (part.subtype === 'HTML') text = htmlText(text);
-  text = text.slice(0, budget.left);
+  if (text.length > budget.left) {
+    budget.cut = true;
+    text = text.slice(0, budget.left);
+  }
   budget.left -= text.length;
   out.push(text);
 }
@@ -42,19 +56,24 @@ function htmlText(html: string): string {
     .replace(/&#39;|&apos;/gi, "'");
 }
 
-/** The searchable text of a message: header and text parts, decoded, at most MAX_INDEXED_TEXT characters. */
-export function messageText(raw: Buffer): string {
+/**
+ * The searchable text of a message: header and text parts, decoded, at most MAX_INDEXED_TEXT
+ * characters; `partial` when some was left out (or the message could not be read).
+ */
+export function messageText(raw: Buffer): { text: string; partial: boolean } {
   const out: string[] = [];
+  const budget: Budget = { left: MAX_INDEXED_TEXT, cut: false };
   try {
     const root = parseMime(raw);
     const header = decodeWords(raw.subarray(root.headerStart, Math.min(root.bodyStart, root.headerStart + MAX_INDEXED_TEXT)).toString('utf8'));
     out.push(header);
-    collect(raw, root, out, { left: MAX_INDEXED_TEXT - header.length });
+    budget.left -= header.length;
+    collect(raw, root, out, budget);
   } catch {
-    return ''; // a message too broken to read stays findable by its header fields
+    return { text: '', partial: true };
   }
   // NUL cannot go into PostgreSQL text.
-  return out.join('\n').replace(/\u0000/g, ' ');
+  return { text: out.join('\n').replace(/\u0000/g, ' '), partial: budget.cut };
 }
 
 /** A query's words: letters and digits only, so no query syntax of either engine gets through. */
@@ -74,12 +93,13 @@ export function tsQuery(words: string[]): string {
 
 /** Indexes a blob's words once (a blob already indexed is left alone); deleting the blob drops them (migration 009). */
 export async function indexBlobText(db: Kysely<any>, dialect: 'sqlite' | 'postgres', hash: string, raw: Buffer): Promise<void> {
+  const { text, partial } = messageText(raw);
   if (dialect === 'sqlite') {
-    const row = await sql<{ id: number }>`insert into blob_text (hash) values (${hash}) on conflict (hash) do nothing returning id`.execute(db);
+    const row = await sql<{ id: number }>`insert into blob_text (hash, partial) values (${hash}, ${partial ? 1 : 0}) on conflict (hash) do nothing returning id`.execute(db);
     const id = row.rows[0]?.id;
-    if (id !== undefined) await sql`insert into blob_fts (rowid, body) values (${id}, ${messageText(raw)})`.execute(db);
+    if (id !== undefined) await sql`insert into blob_fts (rowid, body) values (${id}, ${text})`.execute(db);
   } else {
-    await sql`insert into blob_text (hash, tsv) values (${hash}, to_tsvector('simple', ${messageText(raw)})) on conflict (hash) do nothing`.execute(db);
+    await sql`insert into blob_text (hash, tsv, partial) values (${hash}, to_tsvector('simple', ${text}), ${partial ? 1 : 0}) on conflict (hash) do nothing`.execute(db);
   }
 }
 

@@ -267,9 +267,10 @@ export interface Store {
   listUids(mailboxId: number): Promise<number[]>;
   /**
    * Full-text search (issue 21): UIDs of the mailbox whose header or text has every word of
-   * `query` as a word prefix, case-insensitively (text-index.ts). Every stored blob is indexed.
+   * `query` as a word prefix, case-insensitively (text-index.ts). Every stored blob is indexed;
+   * `orPartial` adds the messages whose text was too long to index whole (IMAP reads those).
    */
-  searchText(mailboxId: number, query: string): Promise<number[]>;
+  searchText(mailboxId: number, query: string, options?: { orPartial?: boolean }): Promise<number[]>;
   getMessage(mailboxId: number, uid: number): Promise<MessageMeta | undefined>;
   getBlob(hash: string): Promise<Buffer | undefined>;
   getBlobMeta(hash: string): Promise<string | null>;

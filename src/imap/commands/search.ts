@@ -68,8 +68,8 @@ function requiredTextKeys(key: SearchKey): Extract<SearchKey, { kind: 'body' | '
 
 /**
  * RFC 3501 6.4.4 BODY and TEXT through the store's full-text index (issue 21): a message the
- * index does not find for a required key is left out before any content is read; the rest are
- * still checked for the exact substring. Like other servers' full-text search, the
+ * index does not find for a required key is left out before any content is read (unless its
+ * text was too long to index whole); the rest are still checked for the exact substring. Like other servers' full-text search, the
  * index matches words by their start, so a string found only inside a word is not found.
  */
 async function fullTextExclusions(s: Session, key: SearchKey): Promise<((uid: number) => boolean) | undefined> {
@@ -78,7 +78,7 @@ async function fullTextExclusions(s: Session, key: SearchKey): Promise<((uid: nu
   const store = s.ctx.deps.store;
   const excluded = new Set<number>();
   for (const k of keys) {
-    const keep = new Set(await store.searchText(s.selected!.id, k.value));
+    const keep = new Set(await store.searchText(s.selected!.id, k.value, { orPartial: true }));
     for (const uid of s.selected!.uids) if (!keep.has(uid)) excluded.add(uid);
   }
   return (uid) => excluded.has(uid);
