@@ -760,8 +760,11 @@ export abstract class KyselyStore implements Store {
                 union select id from blob_text where partial = 1 and ${partial} = 1)
               select m.uid from hits cross join blob_text t on t.id = hits.id cross join messages m indexed by messages_blob_hash on m.blob_hash = t.hash
               where m.mailbox_id = ${mailboxId} order by m.uid`.execute(this.db)
-          : await sql<{ uid: number }>`select m.uid from messages m join blob_text t on t.hash = m.blob_hash
-              where m.mailbox_id = ${mailboxId} and (t.tsv @@ to_tsquery('simple', ${tsQuery(words)}) or t.partial = ${partial}) order by m.uid`.execute(this.db);
+          : // Hits first here too (GIN), then their messages by blob hash.
+            await sql<{ uid: number }>`with hits as materialized (select hash from blob_text where tsv @@ to_tsquery('simple', ${tsQuery(words)})
+                union select hash from blob_text where partial = 1 and ${partial} = 1)
+              select m.uid from hits join messages m on m.blob_hash = hits.hash
+              where m.mailbox_id = ${mailboxId} order by m.uid`.execute(this.db);
       return found.rows.map((r) => num(r.uid));
     });
   }
