@@ -51,14 +51,38 @@ function addServerCommand(program: Command, name: string, description: string): 
     .option('--trusted-gateway <address...>', 'gateway addresses whose PROXY header and XCLIENT this node believes')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action(async (options) => {
-      const config = configFrom({
-        ...options,
-        listen: { smtp: options.smtp, submission: options.submission, pop3: options.pop3, imap: options.imap, http: options.http, https: options.https },
-        trustedGateways: options.trustedGateway,
-      });
+      const readConfig = () =>
+        configFrom({
+          ...options,
+          listen: { smtp: options.smtp, submission: options.submission, pop3: options.pop3, imap: options.imap, http: options.http, https: options.https },
+          trustedGateways: options.trustedGateway,
+        });
+      const config = readConfig();
       if (options.nodes !== undefined) return (await import('./local-cluster.js')).runLocalCluster(config, options.config, options.nodes);
       const [{ startServer }, { EXIT_RESTART }] = await Promise.all([import('../server.js'), import('../cluster/membership.js')]);
-      // After an operator's stop the process exits 0 (stays down); after a restart EXIT_RESTART, for its supervisor.
+      if (name === 'start') {
+        // A plain `quill start` has no supervisor to start it again: after a restart request the
+        // server (already closed) starts anew in this process, with its configuration read again.
+        // After a stop the process exits 0.
+        let server: Awaited<ReturnType<typeof startServer>>;
+        const run = async (current: typeof config): Promise<void> => {
+          server = await startServer(current, {
+            nodeId: options.id,
+            onStopRequested: (request) => {
+              if (request !== 'restart') process.exit(0);
+              process.stderr.write('quill: restarting in this process (configuration read again)\n');
+              run(readConfig()).catch((error: unknown) => {
+                process.stderr.write(`quill: could not start again: ${(error as Error).message}\n`);
+                process.exit(1);
+              });
+            },
+          });
+        };
+        await run(config);
+        stopOnSignals('finishing open transactions', () => server.close());
+        return;
+      }
+      // A cluster node: after an operator's stop it exits 0 (stays down); after a restart EXIT_RESTART, for its supervisor.
       const server = await startServer(config, { nodeId: options.id, onStopRequested: (request) => process.exit(request === 'restart' ? EXIT_RESTART : 0) });
       stopOnSignals('finishing open transactions', () => server.close());
     });

@@ -519,6 +519,10 @@ class GroupedStoreImpl implements Partial<Store> {
     return (await this.storeForId(args[0])).listUids(...args);
   }
 
+  async searchText(...args: Parameters<Store['searchText']>) {
+    return (await this.storeForId(args[0])).searchText(...args);
+  }
+
   async getMessage(...args: Parameters<Store['getMessage']>) {
     const store = await this.storeForId(args[0]);
     const meta = await store.getMessage(...args);

@@ -3,6 +3,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Database, DriveNodeTable, DriveUploadTable, MessageTable, MailboxTable, UserTable, OutboundTable, AuditLogTable } from './schema.js';
+import { ftsQuery, indexBlobText, queryWords, tsQuery } from './text-index.js';
 import {
   DEFAULT_MAILBOXES,
   DRIVE_UPLOAD_TTL_MS,
@@ -768,6 +769,29 @@ export abstract class KyselyStore implements Store {
       .values({ hash, size: raw.length, data: raw, refs })
       .onConflict((oc) => oc.column('hash').doUpdateSet({ refs: sql`blobs.refs + excluded.refs` }))
       .execute();
+    await indexBlobText(tx, this.kind, hash, raw);
+  }
+
+  async searchText(mailboxId: number, query: string, options: { orPartial?: boolean } = {}): Promise<number[]> {
+    const words = queryWords(query);
+    if (words.length === 0) return [];
+    const partial = options.orPartial ? 1 : 2; // `partial = 2` matches nothing
+    return this.read(async () => {
+      const found =
+        this.kind === 'sqlite'
+          ? // The hits first, materialized, then their messages by blob hash (CROSS JOIN keeps the
+            // order, INDEXED BY the index): planned otherwise, SQLite reads the mailbox once per hit.
+            await sql<{ uid: number }>`with hits as materialized (select rowid as id from blob_fts where blob_fts match ${ftsQuery(words)}
+                union select id from blob_text where partial = 1 and ${partial} = 1)
+              select m.uid from hits cross join blob_text t on t.id = hits.id cross join messages m indexed by messages_blob_hash on m.blob_hash = t.hash
+              where m.mailbox_id = ${mailboxId} order by m.uid`.execute(this.db)
+          : // Hits first here too (GIN), then their messages by blob hash.
+            await sql<{ uid: number }>`with hits as materialized (select hash from blob_text where tsv @@ to_tsquery('simple', ${tsQuery(words)})
+                union select hash from blob_text where partial = 1 and ${partial} = 1)
+              select m.uid from hits join messages m on m.blob_hash = hits.hash
+              where m.mailbox_id = ${mailboxId} order by m.uid`.execute(this.db);
+      return found.rows.map((r) => num(r.uid));
+    });
   }
 
   private async insertMessage(tx: Tx, mailboxId: number, uid: number, hash: string, size: number, flags: string[], internalDate: number, modseq: number): Promise<void> {

@@ -2,6 +2,7 @@
 // builder so the same steps run on SQLite and PostgreSQL.
 import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { migration007Groups } from './directory.js';
+import { indexAllBlobs } from './text-index.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -258,6 +259,43 @@ function migration008(): Migration {
 }
 
 /**
+ * Full-text search over bodies (issue 21), by blob hash. SQLite: blob_text numbers the hashes
+ * and a contentless FTS5 table holds their words under that number. PostgreSQL: a tsvector
+ * per hash with a GIN index. Blobs already stored are indexed here, once.
+ */
+function migration009(dialect: Dialect): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      if (dialect === 'sqlite') {
+        await db.schema
+          .createTable('blob_text')
+          .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+          .addColumn('hash', 'text', (c) => c.notNull().unique())
+          .addColumn('partial', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await sql`create virtual table blob_fts using fts5(body, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2')`.execute(db);
+        // A blob's words go with it, whoever deletes it.
+        await sql`create trigger blobs_text_gone after delete on blobs begin delete from blob_text where hash = old.hash; end`.execute(db);
+        await sql`create trigger blob_text_gone after delete on blob_text begin delete from blob_fts where rowid = old.id; end`.execute(db);
+      } else {
+        await db.schema
+          .createTable('blob_text')
+          .addColumn('hash', 'text', (c) => c.primaryKey().references('blobs.hash').onDelete('cascade'))
+          .addColumn('tsv', sql`tsvector`, (c) => c.notNull())
+          .addColumn('partial', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await sql`create index blob_text_tsv on blob_text using gin (tsv)`.execute(db);
+      }
+      // Messages whose text was cut short (text-index.ts), for searches that must not miss them.
+      await sql`create index blob_text_partial on blob_text (hash) where partial = 1`.execute(db);
+      // From the hits to their messages without reading the whole mailbox.
+      await db.schema.createIndex('messages_blob_hash').on('messages').column('blob_hash').execute();
+      await indexAllBlobs(db, dialect);
+    },
+  };
+}
+
+/**
  * IMAP subscriptions to names with no mailbox (RFC 3501 6.3.6: a subscription outlives its
  * mailbox). A subscribed mailbox that exists keeps the flag on its own row.
  */
@@ -277,7 +315,7 @@ function migration010Subscriptions(): Migration {
 export function migrations(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
-      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '005_drive': migration005(dialect), '006_audit': migration006(dialect), '007_groups': migration007Groups(), '008_blob_meta': migration008(), '010_imap_subscriptions': migration010Subscriptions() };
+      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '005_drive': migration005(dialect), '006_audit': migration006(dialect), '007_groups': migration007Groups(), '008_blob_meta': migration008(), '009_full_text': migration009(dialect), '010_imap_subscriptions': migration010Subscriptions() };
     },
   };
 }

@@ -199,6 +199,8 @@ export interface Database {
   subscriptions: SubscriptionTable;
   blobs: BlobTable;
   blob_meta: BlobMetaTable;
+  /** Full-text index by blob hash (migration 009); the words live in blob_fts (SQLite) or tsv (PostgreSQL). */
+  blob_text: BlobTextTable;
   messages: MessageTable;
   expunged: ExpungedTable;
   changes: ChangeTable;
@@ -214,3 +216,10 @@ export interface Database {
   audit_log: AuditLogTable;
 }
 
+export interface BlobTextTable {
+  /** SQLite only: the FTS5 rowid. */
+  id: Generated<number>;
+  hash: string;
+  /** 1 when the message's text was cut short for the index. */
+  partial: Generated<number>;
+}

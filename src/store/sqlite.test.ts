@@ -78,4 +78,23 @@ describe('sqlite migrations', () => {
     assert.deepEqual(await store.getBlob('h-parsed'), Buffer.from('one'));
     await store.close();
   });
+
+  it('indexes the words of mail stored before full-text search (009)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'quill-migrate-'));
+    const first = await SqliteStore.open(dir);
+    await first.addDomain('example.com');
+    const user = await first.addUser({ address: 'old@example.com', passwordHash: 'x' });
+    const inbox = (await first.getMailbox(user.id, 'INBOX'))!;
+    const { uid } = await first.append(inbox.id, Buffer.from('Subject: old\r\n\r\nA letter about marmalade.\r\n'), []);
+    await first.close();
+    // Back to the state before 009: its tables, triggers and index gone, and not recorded as run.
+    const raw = new BetterSqlite3(path.join(dir, 'quill.db'));
+    raw.exec(`drop trigger blobs_text_gone; drop trigger blob_text_gone; drop table blob_fts; drop table blob_text; drop index messages_blob_hash;
+      delete from kysely_migration where name = '009_full_text'`);
+    raw.close();
+
+    const store = await SqliteStore.open(dir);
+    assert.deepEqual(await store.searchText(inbox.id, 'marmalade'), [uid]);
+    await store.close();
+  });
 });

@@ -455,6 +455,60 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       await store.removeUser('carol@example.com');
     });
 
+    it('finds messages by the words of their bodies, HTML, encoded parts and text attachments (issue 21)', async () => {
+      const box = await store.createMailbox(alice, 'Searchable');
+      const plain = Buffer.from('From: a@example.org\r\nSubject: one\r\n\r\nThe zeppelin lands at dawn.\r\n');
+      const html = Buffer.from(
+        'From: a@example.org\r\nSubject: two\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<style>.zeppelin{}</style><p>Crème <b>brûlée</b> for&nbsp;dessert</p>\r\n',
+      );
+      const mixed = Buffer.from(
+        [
+          'From: a@example.org',
+          'Subject: three',
+          'Content-Type: multipart/mixed; boundary=b',
+          '',
+          '--b',
+          'Content-Type: text/plain; charset=iso-8859-1',
+          'Content-Transfer-Encoding: quoted-printable',
+          '',
+          'Gr=FC=DFe aus K=F6ln',
+          '--b',
+          'Content-Type: text/plain; name=notes.txt',
+          'Content-Disposition: attachment; filename=notes.txt',
+          'Content-Transfer-Encoding: base64',
+          '',
+          Buffer.from('the quarterly walrus report').toString('base64'),
+          '--b--',
+          '',
+        ].join('\r\n'),
+      );
+      const one = await store.append(box.id, plain, []);
+      const two = await store.append(box.id, html, []);
+      const three = (await store.deliver(mixed, [{ userId: alice, mailbox: 'Searchable' }])).copies[0]!.uid;
+      const search = (q: string) => store.searchText(box.id, q);
+      assert.deepEqual(await search('zeppelin'), [one.uid], 'a plain body word; not the HTML part’s style sheet');
+      assert.deepEqual(await search('ZEPP'), [one.uid], 'word prefixes, any case');
+      assert.deepEqual(await search('brûlée dessert'), [two.uid], 'HTML text, every word');
+      assert.deepEqual(await search('köln'), [three], 'quoted-printable Latin-1');
+      assert.deepEqual(await search('walrus'), [three], 'a text attachment');
+      assert.deepEqual(await search('zeppelin walrus'), [], 'all words must match');
+      assert.deepEqual(await search('"; drop table blobs; --'), [], 'query syntax is not passed through');
+      // Another user's mail with the same words is not found here; deleting drops the words.
+      const other = await store.createMailbox(bob, 'Elsewhere');
+      await store.append(other.id, Buffer.from('From: x@example.org\r\n\r\nzeppelin\r\n'), []);
+      assert.deepEqual(await search('zeppelin'), [one.uid]);
+      await store.setFlags(box.id, [one.uid], 'add', ['\\Deleted']);
+      await store.expunge(box.id);
+      assert.deepEqual(await search('zeppelin'), []);
+      assert.equal((await store.searchText(other.id, 'zeppelin')).length, 1);
+      // A message too long to index whole is offered to searches that must not miss it (IMAP).
+      const long = await store.append(box.id, Buffer.from(`From: a@example.org\r\n\r\n${'filler '.repeat(30_000)}albatross\r\n`), []);
+      assert.deepEqual(await search('albatross'), []);
+      assert.deepEqual(await store.searchText(box.id, 'albatross', { orPartial: true }), [long.uid]);
+      await store.deleteMailbox(box.id);
+      await store.deleteMailbox(other.id);
+    });
+
     it('removes a user with all mail', async () => {
       await store.removeUser('bob@example.com');
       assert.equal(await store.getUser('bob@example.com'), undefined);

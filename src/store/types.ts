@@ -273,6 +273,12 @@ export interface Store {
   listMessages(mailboxId: number, range?: { fromUid?: number; toUid?: number; changedSince?: number; limit?: number }): Promise<MessageMeta[]>;
   /** UIDs of all messages of a mailbox, ascending: what a session needs for its sequence map. */
   listUids(mailboxId: number): Promise<number[]>;
+  /**
+   * Full-text search (issue 21): UIDs of the mailbox whose header or text has every word of
+   * `query` as a word prefix, case-insensitively (text-index.ts). Every stored blob is indexed;
+   * `orPartial` adds the messages whose text was too long to index whole (IMAP reads those).
+   */
+  searchText(mailboxId: number, query: string, options?: { orPartial?: boolean }): Promise<number[]>;
   getMessage(mailboxId: number, uid: number): Promise<MessageMeta | undefined>;
   getBlob(hash: string): Promise<Buffer | undefined>;
   getBlobMeta(hash: string): Promise<string | null>;

@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database, MailboxTable, UserTable } from './schema.js';
 import { isGroupedStore, type Group, type GroupedStore } from './grouped-store.js';
 import { deleteOrphanMetas } from './kysely-store.js';
+import { indexBlobText } from './text-index.js';
 import { StoreError, type Store } from './types.js';
 
 export interface MoveResult {
@@ -297,6 +298,8 @@ async function copyMissingBlobs(src: Db, dst: Db, refs: Map<string, number>): Pr
         .values(rows.map((r) => ({ hash: r.hash, size: num(r.size), data: r.data, refs: 0 })))
         .onConflict((oc) => oc.column('hash').doNothing())
         .execute();
+      // Their words for full-text search (groups are PostgreSQL).
+      for (const r of rows) await indexBlobText(dst, 'postgres', r.hash, Buffer.from(r.data));
       // Their parses too, so the user's first search in the new group need not parse everything again.
       const metas = await src.selectFrom('blob_meta').select(['hash', 'meta']).where('hash', 'in', few).execute();
       if (metas.length > 0) await dst.insertInto('blob_meta').values(metas).onConflict((oc) => oc.column('hash').doNothing()).execute();

@@ -223,13 +223,11 @@ describe('admin console in a browser', { skip: !existsSync(CHROMIUM) && `no chro
     await row.getByText('disabled', { exact: true }).waitFor();
     assert.equal((await server.store.getUser('cid@example.com'))?.disabled, true);
 
-    // A store without groups answers 501; its message is shown as an alert.
+    // A store without groups cannot move users between them: the console does not offer it.
     await row.getByRole('button', { name: 'Manage cid@example.com' }).click();
-    await page.getByLabel('Store group for cid@example.com').fill('g2');
-    await page.getByRole('group', { name: 'Manage cid@example.com' }).getByRole('button', { name: 'Move', exact: true }).click();
-    const alert = page.getByRole('alert');
-    await alert.waitFor();
-    assert.match(await alert.innerText(), /group/);
+    await page.getByLabel('Quota of cid@example.com in MiB (0 = unlimited)').waitFor();
+    assert.equal(await page.getByLabel('Store group for cid@example.com').count(), 0);
+    assert.equal(await page.getByRole('group', { name: 'Manage cid@example.com' }).getByRole('button', { name: 'Move', exact: true }).count(), 0);
     await page.context().close();
   });
 

@@ -375,14 +375,14 @@ describe('admin API', () => {
     }
   });
 
-  it('restarts a node: `quill start` closes and exits with 75 for its supervisor', async () => {
+  // (A plain `quill start` restarts in its own process instead: test/start-restart.test.ts.)
+  it('restarts a node: `quill node` closes and exits with 75 for its supervisor', async () => {
     const { spawn } = await import('node:child_process');
-    const { hostname } = await import('node:os');
     const listen = ['--smtp', '--submission', '--pop3', '--imap', '--http'].flatMap((flag) => [flag, '127.0.0.1:0']);
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'start', ...storeArgs(), ...listen], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const id = `restart-node-${process.pid}`;
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'node', '--id', id, ...storeArgs(), ...listen], { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
-      const id = `${hostname()}-${child.pid}`;
       await until('the child node', async () => ((await server.store.listMembers()).some((m) => m.id === id) ? true : undefined), 30_000);
       assert.deepEqual((await admin.post(`/api/admin/nodes/${encodeURIComponent(id)}/restart`)).body, { ok: true });
       assert.equal(await exited, 75);

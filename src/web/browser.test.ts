@@ -92,7 +92,7 @@ describe('web app in a browser', { skip: !existsSync(CHROMIUM) && `no chromium a
   it('replies, and the reply reaches the sender with a Sent copy', async () => {
     await page.getByRole('button', { name: 'Reply', exact: true }).click();
     const dialog = page.getByRole('dialog', { name: 'New message' });
-    assert.equal(await dialog.getByLabel('To').inputValue(), 'vic@example.com');
+    assert.equal(await dialog.getByLabel('To').inputValue(), 'Vic <vic@example.com>');
     // The cursor starts in the text, above the quote.
     await page.waitForFunction(() => document.activeElement?.getAttribute('aria-label') === 'Message');
     await page.keyboard.type('Thanks, read it.');
@@ -139,7 +139,7 @@ describe('web app in a browser', { skip: !existsSync(CHROMIUM) && `no chromium a
     await page.getByRole('button', { name: 'Delete', exact: true }).click();
     await page.getByRole('status').filter({ hasText: 'Moved to Trash.' }).waitFor();
     await page.getByText('Nothing in INBOX matches').waitFor();
-    await page.getByRole('navigation').getByRole('button', { name: /^Trash/ }).click();
+    await page.getByRole('navigation', { name: 'Mailboxes' }).getByRole('link', { name: /^Trash/ }).click();
     await page.getByRole('button', { name: /Hello <img src=x/ }).waitFor();
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.getByRole('button', { name: 'Log in' }).waitFor();

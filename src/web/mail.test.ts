@@ -115,7 +115,7 @@ describe('web mail', () => {
     const html: string = reply.body.html;
     assert.equal(reply.body.subject, 'hostile');
     assert.deepEqual(reply.body.from, [{ name: 'Mallory', address: 'mallory@evil.test' }]);
-    for (const bad of [/<script/i, /alert/, /onerror/i, /onclick/i, /javascript:/i, /<iframe/i, /<form/i, /<input/i, /<style/i, /tracker\.test/, /url\(/i]) {
+    for (const bad of [/<script/i, /alert/, /onerror/i, /onclick/i, /javascript:/i, /<iframe/i, /<form/i, /<input/i, /tracker\.test/, /url\(/i]) {
       assert.doesNotMatch(html, bad, `${bad} survived: ${html}`);
     }
     assert.match(html, /<p>Hello <b>there<\/b><\/p>/);
@@ -124,11 +124,37 @@ describe('web mail', () => {
     assert.match(html, /<img alt="pixel" \/>/, 'remote image kept without its source');
     assert.match(html, /<img src="data:image\/png;base64,iVBORw0KGgo=" alt="inline" \/>/, 'inline images stay');
     assert.doesNotMatch(html, /data:text|src="x"/, 'no relative or non-image sources');
-    assert.equal(reply.body.remoteImages, 1);
+    assert.match(html, /<style>body\{background:none\}<\/style>/, 'the style sheet stays, its remote url() does not');
+    assert.equal(reply.body.remoteImages, 2, 'the pixel and the style sheet background');
 
     const allowed = await client.get(`/api/messages/INBOX/${uid}?images=1`);
     assert.match(allowed.body.html, /<img src="https:\/\/tracker.test\/pixel.gif" alt="pixel" \/>/);
     assert.doesNotMatch(allowed.body.html, /onerror|<script/i);
+  });
+
+  it('does not list an inline (cid:) image of the HTML again as an attachment', async () => {
+    const raw = rawMessage([
+      'From: a@example.org',
+      'Subject: inline picture',
+      'Content-Type: multipart/related; boundary=r',
+      '',
+      '--r',
+      'Content-Type: text/html; charset=utf-8',
+      '',
+      '<p>Look: <img src="cid:pic@x" alt="pic"></p>',
+      '--r',
+      'Content-Type: image/png',
+      'Content-ID: <pic@x>',
+      'Content-Transfer-Encoding: base64',
+      '',
+      'iVBORw0KGgo=',
+      '--r--',
+    ]);
+    const { copies } = await server.store.deliver(raw, [{ userId: fay }]);
+    const view = await client.get(`/api/messages/INBOX/${copies[0]!.uid}`);
+    assert.match(view.body.html, /<img src="data:image\/png;base64,/);
+    assert.equal(view.body.attachments.length, 1);
+    assert.equal(view.body.attachments[0].embedded, true, 'shown in the text, so the page does not list it');
   });
 
   it('lists attachments and downloads them byte for byte', async () => {
@@ -139,7 +165,7 @@ describe('web mail', () => {
     const view = await client.get(`/api/messages/INBOX/${uid}`);
     assert.equal(view.body.subject, 'Bericht für dich');
     assert.equal(view.body.text.trim(), 'see attached');
-    assert.deepEqual(view.body.attachments, [{ index: 0, filename, contentType: 'application/octet-stream', size: bytes.length, inline: false }]);
+    assert.deepEqual(view.body.attachments, [{ index: 0, filename, contentType: 'application/octet-stream', size: bytes.length, inline: false, embedded: false }]);
 
     const response = await fetch(`${client.base}/api/messages/INBOX/${uid}/attachments/0`, { headers: { cookie: client.cookie } });
     assert.equal(response.status, 200);

@@ -7,6 +7,7 @@ import type { Mailbox, MessageMeta, Store } from '../store/types.js';
 import { Errors } from './errors.js';
 import { contentDisposition, parseMessage, summarize, viewMessage, type AddressOut } from './message-view.js';
 import { accountOf } from './sessions.js';
+import { groupThreads } from './threads.js';
 
 const SORTS = ['date', '-date', 'size', '-size', 'uid', '-uid'] as const;
 type Sort = (typeof SORTS)[number];
@@ -72,6 +73,20 @@ export async function specialMailbox(store: Store, userId: number, use: '\\Trash
 
 type Summary = Awaited<ReturnType<typeof summarize>>;
 
+/** INBOX first, then the special mailboxes in the order people look for them, then the rest. */
+const SPECIAL_ORDER = ['\\Drafts', '\\Sent', '\\Archive', '\\Junk', '\\Trash'];
+function mailboxRank(mailbox: Mailbox): number {
+  if (mailbox.name === 'INBOX') return 0;
+  const special = mailbox.specialUse ? SPECIAL_ORDER.indexOf(mailbox.specialUse) : -1;
+  return special >= 0 ? 1 + special : 10;
+}
+
+/** Conversations are built from this many of the newest messages of a mailbox. */
+const THREAD_SCAN = 5000;
+
+const BULK_ACTIONS = ['move', 'delete', 'read', 'unread', 'flag', 'unflag'] as const;
+type BulkAction = (typeof BULK_ACTIONS)[number];
+
 /** List summaries kept by content hash (a few hundred bytes each), least recently used out first. */
 const SUMMARY_CACHE = 50_000;
 
@@ -97,7 +112,7 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
 
   app.get('/mailboxes', async (request) => {
     const { user } = accountOf(request);
-    const mailboxes = await store.listMailboxes(user.id);
+    const mailboxes = (await store.listMailboxes(user.id)).sort((a, b) => mailboxRank(a) - mailboxRank(b) || a.name.localeCompare(b.name));
     const out = [];
     for (const mailbox of mailboxes) {
       const status = await store.mailboxStatus(mailbox.id);
@@ -169,14 +184,136 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
         }
         return { mailbox: mailbox.name, total: all.length, offset, limit, sort, messages };
       }
-      // Search: subject and addresses, in sort order, over at most SEARCH_SCAN messages.
+      // Search: subject and addresses, in sort order, over at most SEARCH_SCAN messages, and body words.
       const needle = q.toLowerCase();
+      const inBody = new Set(await store.searchText(mailbox.id, q));
       const matches = [];
       for (const meta of all.slice(0, SEARCH_SCAN)) {
         const summary = await summaryOf(meta);
-        if (summary && matchesSearch(summary, needle)) matches.push(summary);
+        if (summary && (inBody.has(meta.uid) || matchesSearch(summary, needle))) matches.push(summary);
       }
       return { mailbox: mailbox.name, total: matches.length, offset, limit, sort, q, complete: all.length <= SEARCH_SCAN, messages: matches.slice(offset, offset + limit) };
+    },
+  );
+
+  type Row = NonNullable<Awaited<ReturnType<typeof summaryRow>>>;
+  async function summaryRow(meta: MessageMeta) {
+    const summary = await summaryOfBlob(meta.blobHash);
+    return summary && { uid: meta.uid, flags: meta.flags, size: meta.size, internalDate: meta.internalDate.toISOString(), ...summary };
+  }
+  async function threadsOf(mailbox: Mailbox, q?: string): Promise<{ threads: Row[][]; complete: boolean }> {
+    const all = sortMessages(await store.listMessages(mailbox.id), '-date');
+    const rows: Row[] = [];
+    for (const meta of all.slice(0, THREAD_SCAN)) {
+      const row = await summaryRow(meta);
+      if (row) rows.push(row);
+    }
+    const threads = groupThreads(rows);
+    if (!q) return { threads, complete: true };
+    // Subject and addresses here, body words through the store's full-text index.
+    const needle = q.toLowerCase();
+    const inBody = new Set(await store.searchText(mailbox.id, q));
+    return { threads: threads.filter((thread) => thread.some((row) => inBody.has(row.uid) || matchesSearch(row, needle))), complete: all.length <= THREAD_SCAN };
+  }
+
+  // The message list as conversations, newest activity first (issue 21).
+  app.get<{ Params: { name: string }; Querystring: { offset: number; limit: number; q?: string } }>(
+    '/mailboxes/:name/conversations',
+    {
+      schema: {
+        params: nameParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            offset: { type: 'integer', minimum: 0, default: 0 },
+            limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
+            q: { type: 'string', minLength: 1, maxLength: 200 },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const { user } = accountOf(request);
+      const { offset, limit, q } = request.query;
+      const mailbox = await mailboxOf(store, user.id, request.params.name);
+      const { threads, complete } = await threadsOf(mailbox, q);
+      const conversations = threads.slice(offset, offset + limit).map((thread) => {
+        const newest = thread[0]!;
+        const oldest = thread.at(-1)!;
+        const senders = new Map<string, AddressOut>();
+        for (const row of [...thread].reverse()) for (const a of row.from) senders.set(a.address.toLowerCase(), a);
+        return {
+          uid: newest.uid,
+          uids: thread.map((row) => row.uid),
+          count: thread.length,
+          unseen: thread.filter((row) => !row.flags.includes('\\Seen')).length,
+          flagged: thread.some((row) => row.flags.includes('\\Flagged')),
+          hasAttachments: thread.some((row) => row.hasAttachments),
+          subject: oldest.subject,
+          from: [...senders.values()],
+          to: newest.to,
+          date: newest.date ?? newest.internalDate,
+          preview: newest.preview,
+        };
+      });
+      return { mailbox: mailbox.name, total: threads.length, offset, limit, complete, ...(q ? { q } : {}), conversations };
+    },
+  );
+
+  // One conversation: the thread that holds a message, oldest first.
+  app.get<{ Params: MessageParams }>('/mailboxes/:mailbox/threads/:uid', { schema: { params: messageParams } }, async (request) => {
+    const { user } = accountOf(request);
+    const mailbox = await mailboxOf(store, user.id, request.params.mailbox);
+    const { threads } = await threadsOf(mailbox);
+    const thread = threads.find((t) => t.some((row) => row.uid === request.params.uid));
+    if (!thread) throw Errors.notFound('That message is no longer here.');
+    return { mailbox: mailbox.name, messages: [...thread].reverse() };
+  });
+
+  // Many messages at once (multi-select); the UID map lets the page undo a move or delete.
+  app.post<{ Params: { name: string }; Body: { uids: number[]; action: BulkAction; to?: string } }>(
+    '/mailboxes/:name/bulk',
+    {
+      schema: {
+        params: nameParams,
+        body: {
+          type: 'object',
+          required: ['uids', 'action'],
+          additionalProperties: false,
+          properties: {
+            uids: { type: 'array', minItems: 1, maxItems: 5000, items: { type: 'integer', minimum: 1 } },
+            action: { type: 'string', enum: BULK_ACTIONS },
+            to: { type: 'string', minLength: 1, maxLength: 1000 },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const { user } = accountOf(request);
+      const { uids, action, to } = request.body;
+      const mailbox = await mailboxOf(store, user.id, request.params.name);
+      const flagChange: Record<string, ['add' | 'remove', string]> = { read: ['add', '\\Seen'], unread: ['remove', '\\Seen'], flag: ['add', '\\Flagged'], unflag: ['remove', '\\Flagged'] };
+      if (action in flagChange) {
+        const [op, flag] = flagChange[action]!;
+        await store.setFlags(mailbox.id, uids, op, [flag]);
+        return { mailbox: mailbox.name, count: uids.length };
+      }
+      let target: Mailbox;
+      if (action === 'move') {
+        if (!to) throw Errors.badRequest('Choose the folder to move to.');
+        target = await mailboxOf(store, user.id, to);
+        if (target.id === mailbox.id) throw Errors.badRequest(`Those messages are already in ${mailbox.name}.`);
+      } else {
+        target = await specialMailbox(store, user.id, '\\Trash', 'Trash');
+        if (target.id === mailbox.id) {
+          await store.setFlags(mailbox.id, uids, 'add', ['\\Deleted']);
+          const gone = await store.expunge(mailbox.id, uids);
+          return { mailbox: mailbox.name, deleted: true, count: gone.length };
+        }
+      }
+      const { map } = await store.move(mailbox.id, uids, target.id);
+      return { mailbox: target.name, deleted: false, count: map.length, map };
     },
   );
 

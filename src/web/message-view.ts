@@ -16,6 +16,8 @@ export interface AttachmentOut {
   contentType: string;
   size: number;
   inline: boolean;
+  /** Shown inside the HTML (a cid: image), so not listed again. */
+  embedded: boolean;
 }
 
 function flatten(list: EmailAddress[]): AddressOut[] {
@@ -27,23 +29,49 @@ function addresses(value: AddressObject | AddressObject[] | undefined): AddressO
   return (Array.isArray(value) ? value : [value]).flatMap((object) => flatten(object.value));
 }
 
-/** List fields from the header block alone (the body is not parsed). */
+/** How much of a message the preview line reads: the first text is near the start. */
+const PREVIEW_BYTES = 32 * 1024;
+const PREVIEW_CHARS = 160;
+
+/** The first words of the text, without quoted lines, signatures or runs of white space. */
+export function previewOf(text: string): string {
+  const lines: string[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    if (/^-- ?$/.test(line) || /^-{5,} ?Forwarded message/i.test(line)) break;
+    if (/^\s*>/.test(line) || /^On .+wrote:\s*$/.test(line)) continue;
+    lines.push(line);
+  }
+  const flat = lines.join(' ').replace(/\s+/g, ' ').trim();
+  return flat.length > PREVIEW_CHARS ? `${flat.slice(0, PREVIEW_CHARS - 1)}…` : flat;
+}
+
+function referencesOf(value: string | string[] | undefined): string[] {
+  return typeof value === 'string' ? value.split(/\s+/).filter(Boolean) : (value ?? []);
+}
+
+/** List fields: the header block, and a preview line from the first text of the body. */
 export async function summarize(raw: Buffer) {
   const header = raw.subarray(0, findBodyStart(raw, 0, raw.length));
   const parsed = await simpleParser(header, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
   const contentType = parsed.headers.get('content-type');
   const type = typeof contentType === 'object' && contentType && 'value' in contentType ? String(contentType.value) : '';
+  // The start of the message is enough for the first text part; a cut-off attachment is ignored.
+  const start = await simpleParser(raw.subarray(0, PREVIEW_BYTES), { skipTextToHtml: true, skipImageLinks: true }).catch(() => undefined);
   return {
     subject: parsed.subject ?? '',
     from: addresses(parsed.from),
     to: addresses(parsed.to),
     date: parsed.date?.toISOString() ?? null,
     hasAttachments: /^multipart\/mixed$/i.test(type),
+    messageId: parsed.messageId ?? null,
+    inReplyTo: parsed.inReplyTo ?? null,
+    references: referencesOf(parsed.references),
+    preview: previewOf(start?.text ?? ''),
   };
 }
 
-// Presentation attributes HTML mail relies on; no style sheets, whose url() would load
-// remote content behind the user's back.
+// Presentation attributes HTML mail relies on. Style sheets stay (the frame is their scope)
+// with @import and remote url() taken out unless the reader asked for remote content.
 const ALLOWED_ATTRIBUTES: sanitizeHtml.IOptions['allowedAttributes'] = {
   a: ['href', 'name', 'title', 'target', 'rel'],
   img: ['src', 'alt', 'title', 'width', 'height'],
@@ -52,7 +80,7 @@ const ALLOWED_ATTRIBUTES: sanitizeHtml.IOptions['allowedAttributes'] = {
   th: ['width', 'colspan', 'rowspan', 'align', 'valign', 'bgcolor'],
   tr: ['align', 'valign', 'bgcolor'],
   font: ['color', 'face', 'size'],
-  '*': ['dir', 'lang', 'align', 'style'],
+  '*': ['dir', 'lang', 'align', 'style', 'class'],
 };
 
 // Inline styles survive only as these properties with plain values (no url(), no expression()).
@@ -62,6 +90,25 @@ const ALLOWED_STYLES = Object.fromEntries(
     (property) => [property, [PLAIN_VALUE]],
   ),
 );
+
+/**
+ * A message's style sheet for its own frame: no @import, no remote url() unless asked, no
+ * expression(); `</` cannot occur (the parser ended the element there).
+ */
+export function safeStyleSheet(css: string, images: boolean): { css: string; remote: number } {
+  let remote = 0;
+  const out = css
+    .replace(/@import[^;]*;?/gi, '')
+    .replace(/expression\s*\(/gi, 'invalid(')
+    .replace(/url\s*\(\s*(['"]?)([^'")]*)\1\s*\)/gi, (whole, _quote: string, target: string) => {
+      if (/^data:image\//i.test(target)) return whole;
+      const isRemote = /^(?:https?:)?\/\//i.test(target);
+      if (isRemote) remote++;
+      return images && isRemote ? whole : 'none';
+    })
+    .replace(/<\//g, '');
+  return { css: out, remote };
+}
 
 const REMOTE = /^\s*(?:https?:)?\/\//i;
 const INLINE_IMAGE = /^\s*data:image\/[\w.+-]+[;,]/i;
@@ -74,7 +121,8 @@ const INLINE_IMAGE = /^\s*data:image\/[\w.+-]+[;,]/i;
 export function sanitizeMailHtml(html: string, images: boolean): { html: string; remoteImages: number } {
   let remoteImages = 0;
   const clean = sanitizeHtml(html, {
-    allowedTags: [...sanitizeHtml.defaults.allowedTags, 'img', 'font', 'center'],
+    allowedTags: [...sanitizeHtml.defaults.allowedTags, 'img', 'font', 'center', 'style'],
+    allowVulnerableTags: true, // <style> only: its text is filtered below and the frame runs no script
     allowedAttributes: ALLOWED_ATTRIBUTES,
     allowedStyles: { '*': ALLOWED_STYLES },
     allowedSchemes: ['http', 'https', 'mailto'],
@@ -94,7 +142,12 @@ export function sanitizeMailHtml(html: string, images: boolean): { html: string;
       },
     },
   });
-  return { html: clean, remoteImages };
+  const out = clean.replace(/(<style[^>]*>)([\s\S]*?)(<\/style>)/gi, (_, open: string, css: string, close: string) => {
+    const sheet = safeStyleSheet(css, images);
+    remoteImages += sheet.remote;
+    return open + sheet.css + close;
+  });
+  return { html: out, remoteImages };
 }
 
 function attachmentOut(attachment: Attachment, index: number): AttachmentOut {
@@ -104,6 +157,7 @@ function attachmentOut(attachment: Attachment, index: number): AttachmentOut {
     contentType: attachment.contentType,
     size: attachment.size,
     inline: attachment.contentDisposition === 'inline' || attachment.related === true,
+    embedded: attachment.related === true,
   };
 }
 

@@ -8,12 +8,30 @@ import type { ServiceDeps } from '../service.js';
 import { SmtpReply } from '../smtp/codes.js';
 import { resolveRecipient, storeMessage, type Recipient } from '../smtp/delivery.js';
 import type { Store, User } from '../store/types.js';
-import { Errors, HttpError } from './errors.js';
+import { Errors, HttpError, humanBytes } from './errors.js';
 import { messageOf, specialMailbox } from './mail.js';
 import { parseMessage } from './message-view.js';
 import { accountOf } from './sessions.js';
 
-const addressList = { type: 'array', maxItems: 1000, items: { type: 'string', minLength: 3, maxLength: 320, pattern: '^[^\\s@<>",;]+@[^\\s@<>",;]+$' } } as const;
+// One recipient: a bare address, or `Display Name <address>` (RFC 5322 §3.4 name-addr; the
+// name may be quoted and hold commas).
+const ADDR = '[^\\s@<>",;]+@[^\\s@<>",;]+';
+const addressList = { type: 'array', maxItems: 1000, items: { type: 'string', minLength: 3, maxLength: 400, pattern: `^\\s*(?:${ADDR}|[^<>]*<${ADDR}>)\\s*$` } } as const;
+
+interface Mailbox {
+  name: string;
+  address: string;
+}
+
+/** `Bob Builder <bob@example.com>`, `"Builder, Bob" <bob@example.com>` or `bob@example.com`. */
+export function parseRecipient(value: string): Mailbox {
+  const match = /^\s*(.*?)\s*<([^<>]+)>\s*$/.exec(value);
+  if (!match) return { name: '', address: value.trim() };
+  const name = match[1]!.replace(/^"(.*)"$/, '$1').replace(/\\(.)/g, '$1');
+  return { name, address: match[2]!.trim() };
+}
+
+const recipients = (list: string[] | undefined): Mailbox[] => (list ?? []).map(parseRecipient);
 
 interface ComposeBody {
   to?: string[];
@@ -27,6 +45,8 @@ interface ComposeBody {
   attachments?: { filename: string; contentType?: string; content: string }[];
   /** A message whose attachments go along (forward). */
   forward?: { mailbox: string; uid: number };
+  /** The sender's display name for From. */
+  fromName?: string;
 }
 
 const composeProperties = {
@@ -37,6 +57,7 @@ const composeProperties = {
   text: { type: 'string' },
   html: { type: 'string' },
   inReplyTo: { type: 'string', maxLength: 998 },
+  fromName: { type: 'string', maxLength: 100, pattern: '^[^\\u0000-\\u001f\\u007f<>]*$' },
   references: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 998 } },
   attachments: {
     type: 'array',
@@ -88,7 +109,7 @@ async function resolveAll(store: Store, addresses: string[]): Promise<Recipient[
 }
 
 /** The message as RFC 5322 bytes; Bcc in the header only when kept as a draft. */
-async function compose(store: Store, user: User, body: ComposeBody, options: { keepBcc: boolean; maxBytes: number }): Promise<{ raw: Buffer; messageId: string }> {
+async function compose(store: Store, user: User, body: ComposeBody, options: { keepBcc: boolean; maxBytes: number; fromName?: string }): Promise<{ raw: Buffer; messageId: string }> {
   const attachments: { filename: string; contentType?: string; content: Buffer }[] = (body.attachments ?? []).map((a) => ({
     filename: a.filename,
     contentType: a.contentType,
@@ -101,10 +122,10 @@ async function compose(store: Store, user: User, body: ComposeBody, options: { k
     }
   }
   const message = new MailComposer({
-    from: user.address,
-    to: body.to,
-    cc: body.cc,
-    bcc: body.bcc,
+    from: options.fromName ? { name: options.fromName, address: user.address } : user.address,
+    to: recipients(body.to),
+    cc: recipients(body.cc),
+    bcc: recipients(body.bcc),
     subject: body.subject,
     text: body.text ?? '',
     html: body.html,
@@ -117,7 +138,7 @@ async function compose(store: Store, user: User, body: ComposeBody, options: { k
   }).compile();
   message.keepBcc = options.keepBcc;
   const raw = await message.build();
-  if (raw.length > options.maxBytes) throw new HttpError(413, `message is larger than ${options.maxBytes} bytes`);
+  if (raw.length > options.maxBytes) throw new HttpError(413, `The message is ${humanBytes(raw.length)}, larger than the ${humanBytes(options.maxBytes)} allowed. Leave out an attachment or send it as a Drive link.`);
   return { raw, messageId: message.messageId() };
 }
 
@@ -136,11 +157,12 @@ export function sendRoutes(app: FastifyInstance, deps: ServiceDeps): void {
   app.post<{ Body: ComposeBody & { draft?: number } }>('/send', { schema: sendSchema, bodyLimit }, async (request, reply) => {
     const { user } = accountOf(request);
     const body = request.body;
-    const recipients = [...new Set([...(body.to ?? []), ...(body.cc ?? []), ...(body.bcc ?? [])].map((a) => a.trim().toLowerCase()))];
-    if (recipients.length === 0) throw Errors.badRequest('no recipients');
-    if (recipients.length > config.limits.recipients) throw Errors.badRequest(`at most ${config.limits.recipients} recipients`);
-    const resolved = await resolveAll(store, recipients);
-    const { raw, messageId } = await compose(store, user, body, { keepBcc: false, maxBytes });
+    const all = [...recipients(body.to), ...recipients(body.cc), ...recipients(body.bcc)];
+    const addresses = [...new Set(all.map((a) => a.address.toLowerCase()))];
+    if (addresses.length === 0) throw Errors.badRequest('Add at least one recipient in To, Cc or Bcc.');
+    if (addresses.length > config.limits.recipients) throw Errors.badRequest(`A message can go to at most ${config.limits.recipients} recipients.`);
+    const resolved = await resolveAll(store, addresses);
+    const { raw, messageId } = await compose(store, user, body, { keepBcc: false, maxBytes, fromName: body.fromName });
     const result = await storeMessage(store, raw, resolved, { sender: user.address, sentCopyUserId: user.id });
     await dropDraft(store, user.id, body.draft);
     void reply.code(201);
@@ -149,7 +171,7 @@ export function sendRoutes(app: FastifyInstance, deps: ServiceDeps): void {
 
   app.post<{ Body: ComposeBody & { replaces?: number } }>('/drafts', { schema: draftSchema, bodyLimit }, async (request, reply) => {
     const { user } = accountOf(request);
-    const { raw } = await compose(store, user, request.body, { keepBcc: true, maxBytes });
+    const { raw } = await compose(store, user, request.body, { keepBcc: true, maxBytes, fromName: request.body.fromName });
     const drafts = await specialMailbox(store, user.id, '\\Drafts', 'Drafts');
     const { uid } = await store.append(drafts.id, raw, ['\\Draft', '\\Seen']);
     await dropDraft(store, user.id, request.body.replaces);

@@ -46,16 +46,42 @@ async function searchSelected(s: Session, key: SearchKey): Promise<Found[]> {
     const found = quickSearch(selected, key, scope, entries, shared);
     if (found) return found;
   }
+  const excluded = await fullTextExclusions(s, key);
   const candidates: Candidate[] = [];
   // Both ascending by UID: walk them together for the sequence numbers.
   for (let i = 0, seq = 0; i < entries.length; i++) {
     const meta = entries[i]!;
     while (uids[seq] !== meta.uid) seq++;
-    if (selected.isGone(meta.uid)) continue;
+    if (selected.isGone(meta.uid) || excluded?.(meta.uid)) continue;
     candidates.push({ seq: seq + 1, meta, recent: selected.isRecent(meta.uid) });
   }
   const found = await runSearch(key, candidates, scope, s.ctx.cache);
   return found.map((c) => ({ seq: c.seq, uid: c.meta.uid, modseq: c.meta.modseq, meta: c.meta }));
+}
+
+/** BODY and TEXT keys every match must satisfy (the key itself, or parts of an AND). */
+function requiredTextKeys(key: SearchKey): Extract<SearchKey, { kind: 'body' | 'text' }>[] {
+  if (key.kind === 'body' || key.kind === 'text') return [key];
+  if (key.kind === 'and') return key.keys.flatMap(requiredTextKeys);
+  return [];
+}
+
+/**
+ * RFC 3501 6.4.4 BODY and TEXT through the store's full-text index (issue 21): a message the
+ * index does not find for a required key is left out before any content is read (unless its
+ * text was too long to index whole); the rest are still checked for the exact substring. Like other servers' full-text search, the
+ * index matches words by their start, so a string found only inside a word is not found.
+ */
+async function fullTextExclusions(s: Session, key: SearchKey): Promise<((uid: number) => boolean) | undefined> {
+  const keys = requiredTextKeys(key).filter((k) => /[\p{L}\p{N}]/u.test(k.value));
+  if (keys.length === 0) return undefined;
+  const store = s.ctx.deps.store;
+  const excluded = new Set<number>();
+  for (const k of keys) {
+    const keep = new Set(await store.searchText(s.selected!.id, k.value, { orPartial: true }));
+    for (const uid of s.selected!.uids) if (!keep.has(uid)) excluded.add(uid);
+  }
+  return (uid) => excluded.has(uid);
 }
 
 /** A search answered from the index alone; undefined when some message needs content (a summary not loaded yet). */

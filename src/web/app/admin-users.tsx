@@ -90,20 +90,23 @@ function ManageUser({ user, run, busy, onChanged }: { user: AdminUser; run: Run;
           Set quota
         </button>
       </form>
-      <form
-        onSubmit={async (e) => {
-          e.preventDefault();
-          if (await run(() => api('POST', `${base}/move`, { group }), `${user.address} moved to ${group}.`)) onChanged();
-        }}
-      >
-        <label>
-          Store group for {user.address}
-          <input required value={group} onInput={(e) => setGroup(e.currentTarget.value)} />
-        </label>
-        <button type="submit" disabled={busy}>
-          Move
-        </button>
-      </form>
+      {/* Only a store of several PostgreSQL groups can move a user: elsewhere it is not offered. */}
+      {user.group !== null && (
+        <form
+          onSubmit={async (e) => {
+            e.preventDefault();
+            if (await run(() => api('POST', `${base}/move`, { group }), `${user.address} moved to ${group}.`)) onChanged();
+          }}
+        >
+          <label>
+            Store group for {user.address}
+            <input required value={group} onInput={(e) => setGroup(e.currentTarget.value)} />
+          </label>
+          <button type="submit" disabled={busy}>
+            Move
+          </button>
+        </form>
+      )}
     </div>
   );
 }

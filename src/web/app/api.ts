@@ -11,6 +11,17 @@ export class ApiError extends Error {
 
 let csrfToken = '';
 
+/** A sentence for an answer without one (a proxy's error page, say). */
+const STATUS_TEXT: Record<number, string> = {
+  401: 'Your session has ended. Log in again.',
+  403: 'That is not allowed.',
+  404: 'That is no longer here.',
+  413: 'That is too large to send in one piece.',
+  502: 'The mail server is not answering. Try again in a moment.',
+  503: 'The mail server is busy or restarting. Try again in a moment.',
+  504: 'The mail server took too long to answer. Try again in a moment.',
+};
+
 export function setCsrfToken(token: string): void {
   csrfToken = token;
 }
@@ -31,7 +42,7 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     throw new ApiError(0, 'The server cannot be reached. Check your connection.');
   }
   const data = response.headers.get('content-type')?.startsWith('application/json') ? await response.json() : undefined;
-  if (!response.ok) throw new ApiError(response.status, (data as { error?: string } | undefined)?.error ?? `HTTP ${response.status}`);
+  if (!response.ok) throw new ApiError(response.status, (data as { error?: string } | undefined)?.error ?? STATUS_TEXT[response.status] ?? `The server answered ${response.status}. Try again in a moment.`);
   return data as T;
 }
 
@@ -69,6 +80,38 @@ export interface Summary {
   to: Address[];
   date: string | null;
   hasAttachments: boolean;
+  messageId: string | null;
+  preview: string;
+}
+
+export interface Conversation {
+  /** The newest message's UID: the conversation's name in URLs. */
+  uid: number;
+  uids: number[];
+  count: number;
+  unseen: number;
+  flagged: boolean;
+  hasAttachments: boolean;
+  subject: string;
+  from: Address[];
+  to: Address[];
+  date: string;
+  preview: string;
+}
+
+export interface ConversationList {
+  total: number;
+  complete: boolean;
+  offset: number;
+  limit: number;
+  conversations: Conversation[];
+}
+
+export interface BulkResult {
+  mailbox: string;
+  deleted?: boolean;
+  count: number;
+  map?: [number, number][];
 }
 
 export interface MessageList {
@@ -86,6 +129,7 @@ export interface AttachmentInfo {
   contentType: string;
   size: number;
   inline: boolean;
+  embedded: boolean;
 }
 
 export interface MessageView {

@@ -16,11 +16,40 @@ export interface Draft {
   draftUid?: number;
 }
 
-const splitAddresses = (value: string) =>
-  value
-    .split(/[,;\s]+/)
-    .map((a) => a.trim())
-    .filter(Boolean);
+/**
+ * A To/Cc/Bcc line as a list: commas or semicolons separate, except inside quotes or angle
+ * brackets, so `"Builder, Bob" <bob@example.com>, ann@example.com` is two recipients.
+ */
+export function splitAddresses(value: string): string[] {
+  const out: string[] = [];
+  let current = '';
+  let quoted = false;
+  let angle = false;
+  for (const char of value) {
+    if (char === '"' && !angle) quoted = !quoted;
+    else if (char === '<' && !quoted) angle = true;
+    else if (char === '>' && !quoted) angle = false;
+    if ((char === ',' || char === ';') && !quoted && !angle) {
+      out.push(current);
+      current = '';
+    } else current += char;
+  }
+  out.push(current);
+  return out.map((a) => a.trim()).filter(Boolean);
+}
+
+const ADDRESS = /^[^\s@<>",;]+@[^\s@<>",;]+$/;
+
+/** The first entry that is not an address a server would take, if any. */
+export function badAddress(list: string[]): string | undefined {
+  return list.find((entry) => {
+    const angle = /<([^<>]*)>\s*$/.exec(entry);
+    return !ADDRESS.test(angle ? angle[1]!.trim() : entry);
+  });
+}
+
+/** How long typing must pause before the draft is saved. */
+const AUTOSAVE_MS = 1500;
 
 function toBase64(file: File): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -31,11 +60,10 @@ function toBase64(file: File): Promise<string> {
   });
 }
 
-export function Compose({ draft, onClose, onSent }: { draft: Draft; onClose: () => void; onSent: () => void }) {
+export function Compose({ draft, fromName, onClose, onSent }: { draft: Draft; fromName?: string; onClose: (saved: boolean) => void; onSent: () => void }) {
   const [to, setTo] = useState(draft.to);
   const [cc, setCc] = useState(draft.cc);
   const [bcc, setBcc] = useState(draft.bcc ?? '');
-  const [draftUid, setDraftUid] = useState(draft.draftUid);
   const [saved, setSaved] = useState('');
   const [subject, setSubject] = useState(draft.subject);
   const [text, setText] = useState(draft.text);
@@ -43,6 +71,12 @@ export function Compose({ draft, onClose, onSent }: { draft: Draft; onClose: () 
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
   const body = useRef<HTMLTextAreaElement>(null);
+  // What the saving code reads: the latest fields, the draft's UID in Drafts, and whether
+  // anything changed since the last save. Saves run one after another (each replaces the last).
+  const state = useRef({ draftUid: draft.draftUid, dirty: false, sent: false, saving: Promise.resolve(true) });
+  const fields = useRef({ to, cc, bcc, subject, text, files });
+  fields.current = { to, cc, bcc, subject, text, files };
+  const timer = useRef<ReturnType<typeof setTimeout>>();
 
   // A reply starts with the cursor above the quote.
   useEffect(() => {
@@ -50,9 +84,20 @@ export function Compose({ draft, onClose, onSent }: { draft: Draft; onClose: () 
       body.current.focus();
       body.current.setSelectionRange(0, 0);
     }
+    return () => clearTimeout(timer.current);
   }, []);
 
+  function changed<T>(set: (value: T) => void) {
+    return (value: T) => {
+      set(value);
+      state.current.dirty = true;
+      clearTimeout(timer.current);
+      timer.current = setTimeout(() => void save(), AUTOSAVE_MS);
+    };
+  }
+
   async function message() {
+    const { to, cc, bcc, subject, text, files } = fields.current;
     const attachments = await Promise.all(files.map(async (file) => ({ filename: file.name, content: await toBase64(file) })));
     return {
       to: splitAddresses(to),
@@ -61,17 +106,26 @@ export function Compose({ draft, onClose, onSent }: { draft: Draft; onClose: () 
       subject,
       text,
       attachments,
+      ...(fromName ? { fromName } : {}),
       ...(draft.inReplyTo ? { inReplyTo: draft.inReplyTo, references: draft.references ?? [] } : {}),
       ...(draft.forward ? { forward: { mailbox: draft.forward.mailbox, uid: draft.forward.uid } } : {}),
     };
   }
 
-  async function send(event: Event) {
-    event.preventDefault();
-    setBusy(true);
+  async function send() {
+    clearTimeout(timer.current);
     setError('');
+    const { to, cc, bcc } = fields.current;
+    const all = [...splitAddresses(to), ...splitAddresses(cc), ...splitAddresses(bcc)];
+    if (all.length === 0) return setError('Add at least one recipient in To, Cc or Bcc.');
+    const bad = badAddress(all);
+    if (bad) return setError(`“${bad}” is not an email address. Write it as name@example.com or Name <name@example.com>.`);
+    setBusy(true);
+    await state.current.saving; // a save under way finishes first, so its draft is the one removed
     try {
+      const { draftUid } = state.current;
       await api('POST', '/api/send', { ...(await message()), ...(draftUid ? { draft: draftUid } : {}) });
+      state.current.sent = true;
       onSent();
     } catch (e) {
       setError((e as Error).message);
@@ -79,56 +133,102 @@ export function Compose({ draft, onClose, onSent }: { draft: Draft; onClose: () 
     }
   }
 
-  async function save() {
-    setBusy(true);
-    setError('');
-    try {
-      const result = await api<{ uid: number }>('POST', '/api/drafts', { ...(await message()), ...(draftUid ? { replaces: draftUid } : {}) });
-      setDraftUid(result.uid);
-      setSaved(`Draft saved at ${new Date().toLocaleTimeString()}.`);
-    } catch (e) {
-      setError((e as Error).message);
+  /** Saves to Drafts when something changed; true when nothing is left unsaved. */
+  function save(): Promise<boolean> {
+    clearTimeout(timer.current);
+    const run = async () => {
+      if (!state.current.dirty || state.current.sent) return true;
+      state.current.dirty = false;
+      try {
+        const { draftUid } = state.current;
+        // Addresses half typed are kept as they are; the server checks them when sending.
+        const content = await message();
+        const keep = (list: string[]) => list.filter((a) => !badAddress([a]));
+        const result = await api<{ uid: number }>('POST', '/api/drafts', { ...content, to: keep(content.to), cc: keep(content.cc), bcc: keep(content.bcc), ...(draftUid ? { replaces: draftUid } : {}) });
+        state.current.draftUid = result.uid;
+        setSaved(`Draft saved at ${new Date().toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}.`);
+        setError('');
+        return true;
+      } catch (e) {
+        state.current.dirty = true;
+        setError(`The draft could not be saved: ${(e as Error).message}`);
+        return false;
+      }
+    };
+    state.current.saving = state.current.saving.then(run, run);
+    return state.current.saving;
+  }
+
+  /** Escape and Close keep the work: saved to Drafts first, and the window stays if that fails. */
+  async function close() {
+    const hadChanges = state.current.dirty;
+    if (await save()) onClose(hadChanges || state.current.draftUid !== draft.draftUid);
+  }
+
+  function onKeyDown(event: KeyboardEvent) {
+    const target = event.target as HTMLElement;
+    if (event.key === 'Escape') {
+      event.preventDefault();
+      void close();
+    } else if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      if (!busy) void send();
+    } else if (event.key === 'Enter' && target.tagName === 'INPUT') {
+      event.preventDefault(); // Enter in a one-line field never sends: it moves on
+      const inputs = [...(event.currentTarget as HTMLFormElement).querySelectorAll<HTMLElement>('input:not([type=file]), textarea')];
+      inputs[inputs.indexOf(target) + 1]?.focus();
     }
-    setBusy(false);
   }
 
   return (
-    <form class="compose" onSubmit={send} onKeyDown={(e) => e.key === 'Escape' && onClose()} aria-label="Compose">
+    <form
+      class="compose"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void send();
+      }}
+      onKeyDown={onKeyDown}
+      aria-label="Compose"
+    >
       <label>
-        To <input required value={to} onInput={(e) => setTo(e.currentTarget.value)} autofocus={!draft.to} />
+        To <input value={to} onInput={(e) => changed(setTo)(e.currentTarget.value)} autofocus={!draft.to} placeholder="Name <name@example.com>, …" />
       </label>
       <label>
-        Cc <input value={cc} onInput={(e) => setCc(e.currentTarget.value)} />
+        Cc <input value={cc} onInput={(e) => changed(setCc)(e.currentTarget.value)} />
       </label>
       <label>
-        Bcc <input value={bcc} onInput={(e) => setBcc(e.currentTarget.value)} />
+        Bcc <input value={bcc} onInput={(e) => changed(setBcc)(e.currentTarget.value)} />
       </label>
       <label>
-        Subject <input value={subject} onInput={(e) => setSubject(e.currentTarget.value)} />
+        Subject <input value={subject} onInput={(e) => changed(setSubject)(e.currentTarget.value)} />
       </label>
-      <textarea ref={body} aria-label="Message" rows={14} value={text} onInput={(e) => setText(e.currentTarget.value)} />
+      <textarea ref={body} aria-label="Message" rows={14} value={text} onInput={(e) => changed(setText)(e.currentTarget.value)} />
       <label>
-        Attachments <input type="file" multiple onChange={(e) => setFiles([...(e.currentTarget.files ?? [])])} />
+        Attachments <input type="file" multiple onChange={(e) => changed(setFiles)([...(e.currentTarget.files ?? [])])} />
       </label>
       {draft.forward && draft.forward.attachments > 0 && (
         <p class="hint">
           {draft.forward.attachments} attachment{draft.forward.attachments > 1 ? 's' : ''} of the original message go along.
         </p>
       )}
-      {saved && <p class="hint">{saved}</p>}
+      {saved && (
+        <p class="hint" role="status">
+          {saved}
+        </p>
+      )}
       {error && (
         <p class="error" role="alert">
           {error}
         </p>
       )}
       <div class="actions">
-        <button type="submit" disabled={busy}>
+        <button type="submit" class="primary" disabled={busy} title="Send (Ctrl+Enter)">
           {busy ? 'Sending…' : 'Send'}
         </button>
-        <button type="button" onClick={save} disabled={busy}>
+        <button type="button" onClick={() => ((state.current.dirty = true), void save())} disabled={busy}>
           Save draft
         </button>
-        <button type="button" onClick={onClose}>
+        <button type="button" onClick={() => void close()} title="Close and keep the draft (Escape)">
           Close
         </button>
       </div>
