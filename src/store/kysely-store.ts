@@ -909,6 +909,8 @@ export abstract class KyselyStore implements Store {
         .onConflict((oc) => oc.column('hash').doUpdateSet({ refs: sql`blobs.refs + excluded.refs` }))
         .execute();
     }
+    // Full-text words of each new blob (issue 21), in the same transaction as the blob.
+    for (const [hash, { raw }] of blobs) await indexBlobText(tx, this.kind, hash, raw);
 
     // Each target's mailbox (INBOX when the named one is missing), found in one query.
     const targets = live.flatMap((i) => batch[i]!.targets.map((target) => ({ item: i, target, name: canonicalMailboxName(target.mailbox ?? 'INBOX') })));
