@@ -209,7 +209,7 @@ describe('web mail', () => {
     assert.equal(created.status, 201);
     assert.deepEqual(created.body, { name: 'Projects/Quill' });
     assert.equal((await client.post('/api/mailboxes', { name: 'Projects/Quill' })).status, 409);
-    for (const bad of ['', '/lead', 'trail/', 'a//b', 'wild*', 'per%cent', 'tab\there']) {
+    for (const bad of ['', '/lead', 'trail/', 'a//b', 'wild*', 'per%cent', 'tab\there', '..', 'a/../../b', '.', 'a/./b']) {
       assert.equal((await client.post('/api/mailboxes', { name: bad })).status, 400, JSON.stringify(bad));
     }
     assert.equal((await client.post('/api/mailboxes', { name: 'x' }, { csrf: false })).status, 403);

@@ -3,6 +3,7 @@
 // from Trash for good).
 import type { FastifyInstance } from 'fastify';
 import type { ServiceDeps } from '../service.js';
+import { mailboxNameProblem } from '../store/mailbox-name.js';
 import type { Mailbox, MessageMeta, Store } from '../store/types.js';
 import { Errors } from './errors.js';
 import { contentDisposition, parseMessage, summarize, viewMessage, type AddressOut } from './message-view.js';
@@ -37,6 +38,12 @@ function matchesSearch(summary: { subject: string; from: AddressOut[]; to: Addre
 const flagList = { type: 'array', maxItems: 20, items: { type: 'string', pattern: '^\\\\?[A-Za-z0-9$_.-]{1,64}$' } } as const;
 
 // A new mailbox name: '/'-separated levels, none empty; no control characters or IMAP wildcards.
+/** The rule IMAP CREATE and import use too (src/store/mailbox-name.ts): no "." or ".." levels among others. */
+function checkMailboxName(name: string): void {
+  const problem = mailboxNameProblem(name);
+  if (problem) throw Errors.badRequest(problem);
+}
+
 const mailboxName = { type: 'string', minLength: 1, maxLength: 200, pattern: '^(?!/)(?!.*//)(?!.*/$)[^\\u0000-\\u001f\\u007f%*]+$' } as const;
 const nameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 1000 } } } as const;
 
@@ -126,6 +133,7 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
     { schema: { body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: mailboxName } } } },
     async (request, reply) => {
       const { user } = accountOf(request);
+      checkMailboxName(request.body.name);
       const mailbox = await store.createMailbox(user.id, request.body.name);
       void reply.code(201);
       return { name: mailbox.name };
@@ -137,6 +145,7 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
     { schema: { params: nameParams, body: { type: 'object', required: ['to'], additionalProperties: false, properties: { to: mailboxName } } } },
     async (request) => {
       const { user } = accountOf(request);
+      checkMailboxName(request.body.to);
       await store.renameMailbox(user.id, request.params.name, request.body.to);
       return { name: (await mailboxOf(store, user.id, request.body.to)).name };
     },
