@@ -84,6 +84,8 @@ describe('inbound judge pool', () => {
     assert.equal(judged.action, 'accept');
     assert.match(judged.headers, /spf=temperror/);
     assert.match(judged.headers, /dmarc=temperror/);
+    // Replaced at once, or after a second when the worker had only just started.
+    for (let i = 0; i < 40 && pool.workers()[0] === before[0]; i++) await new Promise((resolve) => setTimeout(resolve, 100));
     const now = pool.workers();
     assert.equal(now.length, 2);
     assert.notEqual(now[0], before[0]);

@@ -46,6 +46,9 @@ interface Job {
 interface Slot {
   worker: Worker;
   jobs: Map<number, Job>;
+  /** False once its worker is gone, until the replacement is spawned. */
+  alive: boolean;
+  started: number;
 }
 
 export function defaultWorkers(): number {
@@ -89,8 +92,10 @@ export class JudgePool {
   judge(raw: Buffer, facts: SmtpFacts): Promise<InboundVerdict> {
     if (this.closed) return Promise.resolve(temperrorVerdict(this.options.hostname, facts, 'verifier stopped'));
     // The least busy worker; checks are mostly CPU, but a DNS wait lets a worker take another.
-    let slot = this.slots[0]!;
-    for (const candidate of this.slots) if (candidate.jobs.size < slot.jobs.size) slot = candidate;
+    let slot: Slot | undefined;
+    for (const candidate of this.slots) if (candidate.alive && (!slot || candidate.jobs.size < slot.jobs.size)) slot = candidate;
+    // Every worker is being restarted after dying at start-up: do not wait for one.
+    if (!slot) return Promise.resolve(temperrorVerdict(this.options.hostname, facts, 'no verifier thread running'));
     const id = this.nextJob++;
     const limit = (this.options.policy.budgetMs ?? 2500) + (this.options.graceMs ?? 10_000);
     return new Promise((resolve) => {
@@ -109,8 +114,10 @@ export class JudgePool {
 
   private spawn(): Slot {
     const { file, entry } = workerEntry();
-    const worker = new Worker(file, { workerData: { setup: this.setup, entry } });
-    const slot: Slot = { worker, jobs: new Map() };
+    // The process's node flags, but not one that only applies to the main entry (--input-type).
+    const execArgv = process.execArgv.filter((flag) => !flag.startsWith('--input-type'));
+    const worker = new Worker(file, { workerData: { setup: this.setup, entry }, execArgv });
+    const slot: Slot = { worker, jobs: new Map(), alive: true, started: Date.now() };
     worker.on('message', (message: FromWorker) => this.onMessage(slot, message));
     // An uncaught error in the worker is followed by its exit, handled there.
     worker.on('error', () => {});
@@ -152,11 +159,17 @@ export class JudgePool {
   /** A worker died or overran: its messages get temperror, a new worker takes its place. */
   private lose(slot: Slot, why: string): void {
     const index = this.slots.indexOf(slot);
-    if (index < 0) return;
+    if (index < 0 || !slot.alive) return;
+    slot.alive = false;
     this.fail(slot, why);
-    if (this.closed) return;
-    this.slots[index] = this.spawn();
     void slot.worker.terminate();
     this.options.onWorkerLost?.(why);
+    if (this.closed) return;
+    const replace = () => {
+      if (!this.closed && this.slots[index] === slot) this.slots[index] = this.spawn();
+    };
+    // A worker that dies at once (a broken install) is restarted once a second, not in a loop.
+    if (Date.now() - slot.started >= 1000) replace();
+    else setTimeout(replace, 1000).unref();
   }
 }
