@@ -1,5 +1,7 @@
 // One thread of the inbound judge pool (pool.ts): runs judgeInbound for the main thread and asks
 // the main thread's resolver for every DNS answer, so the node keeps one cache and one budget.
+// First: mailauth must be loaded after the key cache is in place.
+import './key-cache.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Resolver } from '../dns/resolver.js';
 import { judgeInbound } from './inbound.js';

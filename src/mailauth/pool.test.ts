@@ -6,6 +6,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import type { Resolver } from '../dns/resolver.js';
 import { judgeInbound, type InboundPolicy, type SmtpFacts } from './inbound.js';
+import { keyCacheStats } from './key-cache.js';
 import { JudgePool } from './pool.js';
 import { dkimSignature } from './sign.js';
 
@@ -94,5 +95,28 @@ describe('inbound judge pool', () => {
     const again = await pool.judge(await signed(message('alice@strict.test')), { ip: '192.0.2.10', helo: 'client.test', sender: 'alice@strict.test' });
     assert.match(again.headers, /dkim=pass/);
     assert.equal(again.action, 'accept');
+  });
+});
+
+describe('DKIM key cache', () => {
+  it('parses a key record once and gives the same verdicts from the cached key: pass, and fail for a forged body', async () => {
+    const judge = (raw: Buffer) => judgeInbound(raw, { ip: '192.0.2.10', helo: 'client.test', sender: 'alice@strict.test' }, { hostname: 'mx.example.com', resolver, policy });
+    assert.ok(keyCacheStats.installed, 'installed before mailauth was loaded');
+    const lookups = () => asked.filter((name) => name === 'sel._domainkey.strict.test').length;
+    const before = { ...keyCacheStats, lookups: lookups() };
+    const first = await judge(await signed(message('alice@strict.test')));
+    const second = await judge(await signed(message('alice@strict.test')));
+    assert.match(first.headers, /dkim=pass/);
+    assert.match(second.headers, /dkim=pass/);
+    assert.ok(keyCacheStats.hits > before.hits, 'the second message used the parsed key');
+    assert.equal(lookups() - before.lookups, 2, 'the key record is still looked up for every message');
+    // A good signature over another message's header: the cached key must still say no.
+    const good = await signed(message('alice@strict.test'));
+    const forged = Buffer.from(good.toString().replace('Subject: hello', 'Subject: hullo'));
+    const hits = keyCacheStats.hits;
+    const verdict = await judge(forged);
+    assert.ok(keyCacheStats.hits > hits);
+    assert.match(verdict.headers, /dkim=fail/);
+    assert.match(verdict.headers, /dmarc=pass/, 'SPF still aligns');
   });
 });
