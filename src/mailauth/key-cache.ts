@@ -47,3 +47,8 @@ if (!tools.getPublicKey.cached) {
   tools.getPublicKey = Object.assign(cached, { cached: true as const });
   keyCacheStats.installed = true;
 }
+
+/** Forgets every parsed key (bench/judge-cpu.ts measures with and without the cache). */
+export function clearKeyCache(): void {
+  keys.clear();
+}
