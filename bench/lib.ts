@@ -150,6 +150,8 @@ export interface QuillOptions {
    * Without it both are off (no network).
    */
   dnsServers?: string[];
+  /** With dnsServers: inbound.workers (0 judges on the main thread, as before the judge pool). */
+  inboundWorkers?: number;
 }
 
 function quillCli(args: string[]): void {
@@ -176,7 +178,7 @@ export async function startQuill(options: QuillOptions): Promise<Quill> {
       'log:',
       '  level: warn',
       ...(options.dnsServers
-        ? ['dns:', `  servers: [${options.dnsServers.join(', ')}]`]
+        ? ['dns:', `  servers: [${options.dnsServers.join(', ')}]`, ...(options.inboundWorkers === undefined ? [] : ['inbound:', `  workers: ${options.inboundWorkers}`])]
         : ['smtp:', '  reverseLookup: false', 'inbound:', '  verify: false']),
       'outbound:',
       ...(options.outbound ?? ['  enabled: false']),

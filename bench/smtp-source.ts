@@ -6,7 +6,7 @@
 // The rate is accept-and-deliver: messages in the mailbox divided by the time from the first
 // connection to the last message stored (Quillmail's 250 comes after the store; Postfix's comes
 // before virtual(8) writes the Maildir, so its delivery is waited for).
-//   node --import tsx bench/smtp-source.ts [--sessions 20] [--messages 5000] [--size 10240] [--only quill|postfix]
+//   node --import tsx bench/smtp-source.ts [--sessions 20] [--messages 5000] [--size 10240] [--only quill|postfix] [--main-thread-row]
 // smtp-source has no option to bind a client address: its connections come from 127.0.0.1.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -45,8 +45,8 @@ async function smtpSource(port: number): Promise<number> {
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
-async function quillRow(name: string, dnsServers: string[] | undefined, note: string): Promise<Row> {
-  const quill = await startQuill({ domain: DOMAIN, users: USERS, password: 'bench-password', dnsServers });
+async function quillRow(name: string, dnsServers: string[] | undefined, note: string, inboundWorkers?: number): Promise<Row> {
+  const quill = await startQuill({ domain: DOMAIN, users: USERS, password: 'bench-password', dnsServers, inboundWorkers });
   try {
     const sourceSeconds = await smtpSource(quill.ports.smtp);
     const store = await openStore(loadConfig(join(quill.dir, 'quill.yaml')));
@@ -80,6 +80,13 @@ async function main(): Promise<void> {
       const row = await quillRow('quillmail (defaults)', [dns.address], '');
       row.note = `inbound checks on, ${dns.totalQueries()} DNS queries in all`;
       rows.push(row);
+      // The same defaults with the checks on the main thread (inbound.workers: 0), as before the judge pool.
+      if (process.argv.includes('--main-thread-row')) {
+        const before = dns.totalQueries();
+        const main = await quillRow('quillmail (defaults, inbound.workers 0)', [dns.address], '');
+        main.note = `inbound checks on the main thread, ${dns.totalQueries() - before} DNS queries in all`;
+        rows.push(main);
+      }
     } finally {
       await dns.close();
     }

@@ -146,6 +146,9 @@ const inboundSchema = z
     spfFail: z.enum(['accept', 'quarantine', 'reject']).default('accept'),
     /** Time for all of one message's SPF/DKIM/DMARC lookups; past it they are temperror (RFC 7208 2.6.6, RFC 7489 6.6.3). */
     budgetMs: z.number().int().positive().default(2500),
+    /** Worker threads that run the checks, so the thread that accepts and stores mail is not busy
+     * with DKIM hashing; 0 runs them on the main thread. Default max(1, cores - 1). */
+    workers: z.number().int().nonnegative().max(64).optional(),
   })
   .strict();
 

@@ -1,6 +1,7 @@
 // Judging inbound mail on the MX port: SPF (RFC 7208), DKIM (RFC 6376), DMARC (RFC 7489)
 // and ARC (RFC 8617) through mailauth, summed up in one Authentication-Results header
 // (RFC 8601), and what the configured policy does with a failure.
+import './key-cache.js';
 import { authenticate } from 'mailauth';
 import { withDeadline, type Resolver } from '../dns/resolver.js';
 
