@@ -71,6 +71,8 @@ export class SqliteStore extends KyselyStore {
   private readonly ownChanges = new Set<number>();
   private readonly pollIntervalMs: number;
   private subscribers = 0;
+  /** PRAGMA data_version when the change rows were last read: it moves when another connection commits. */
+  private dataVersion = -1;
   /** The WAL file, opened for fsync; committed frames are written to it by COMMIT. */
   private walFd: number | undefined;
   private syncing: Promise<void> | undefined;
@@ -173,6 +175,20 @@ export class SqliteStore extends KyselyStore {
   private startNext(): Promise<void> {
     this.nextSync = undefined;
     return this.durable()!;
+  }
+
+  syncChanges(): boolean {
+    if (this.subscribers === 0) return false;
+    try {
+      const version = Number(this.raw.pragma('data_version', { simple: true }));
+      if (version === this.dataVersion) return true;
+      this.dataVersion = version;
+    } catch {
+      return false;
+    }
+    // poll() has no await: it reads and announces before this returns.
+    void this.poll();
+    return true;
   }
 
   private polling = false;
