@@ -85,7 +85,7 @@ export class Authenticator {
       return { ok: false, reason: 'locked' };
     }
     // Counted as a failure until it proves otherwise: parallel attempts see each other.
-    this.throttle.failed(address, remoteIp);
+    this.throttle.attempt(address, remoteIp);
     let user: User | undefined;
     let valid = false;
     try {
@@ -104,6 +104,7 @@ export class Authenticator {
       this.verified.remember(user, password);
       return { ok: true, user };
     }
+    this.throttle.attemptFailed(remoteIp);
     await sleep(this.limits.authFailureDelayMs);
     return { ok: false, reason: user && valid ? 'disabled' : 'invalid' };
   }

@@ -141,17 +141,32 @@ export class LoginThrottle {
     this.pairs.add(pairKey(account, remoteIp));
   }
 
-  /** Takes back a failure counted while the attempt was checked, when no check could be made (a store fault). */
+  /**
+   * A password about to be checked: counted as a failure of the account and the pair at once, so
+   * parallel guesses at one account cannot all pass the check before any counts. The address and
+   * network count only failures that happened (attemptFailed): twenty users logging in at once
+   * from one NAT or proxy must not lock that address out (their parallelism is bounded by
+   * connectionsPerIp, their failures counted when they fail).
+   */
+  attempt(account: string, remoteIp: string): void {
+    this.accounts.add(accountKey(account));
+    this.pairs.add(pairKey(account, remoteIp));
+  }
+
+  /** The attempt failed: its account and pair count stand, the address and network count it now. */
+  attemptFailed(remoteIp: string): void {
+    this.addresses.add(addressKey(remoteIp));
+    this.networks.add(networkKey(remoteIp));
+  }
+
+  /** Takes back the count of an attempt when no check could be made (a store fault). */
   withdraw(account: string, remoteIp: string): void {
-    this.addresses.remove(addressKey(remoteIp));
-    this.networks.remove(networkKey(remoteIp));
     this.accounts.remove(accountKey(account));
     this.pairs.remove(pairKey(account, remoteIp));
   }
 
   /**
-   * A success (counted as a failure while it was checked, so parallel guesses cannot all pass
-   * the check before any counts): that count is withdrawn, the pair's own failures cleared and
+   * A success (counted as a failure while it was checked, see attempt): that count is withdrawn, the pair's own failures cleared and
    * the pair known. The account's and the address's other failures keep counting.
    */
   succeeded(account: string, remoteIp: string): void {

@@ -2,7 +2,7 @@
 // process's mailbox indexes and to the sessions of the user concerned (no polling per client).
 // Sessions on the same mailbox that wake together catch up through one shared index, so one
 // store read serves them all.
-import type { ChangeEvent, Store } from '../store/types.js';
+import type { ChangeEvent, Mailbox, Store } from '../store/types.js';
 import { MailboxIndexes } from './mailbox-index.js';
 
 export interface ChangeSubscriber {
@@ -18,8 +18,15 @@ export class ChangeHub {
   private generation = 0;
   private readonly lastByUser = new Map<number, number>();
   private readonly unsubscribe: () => void;
+  /**
+   * Each connected user's mailbox list (STATUS and LIST read it per command): dropped at any
+   * 'mailbox' change of the user (create, delete, rename) from the feed, and only used where the
+   * store can bring the feed up to date with other processes first (Store.syncChanges). Counts
+   * are not kept here (the mailbox indexes have them), nor subscriptions (read from the store).
+   */
+  private readonly mailboxLists = new Map<number, Promise<Mailbox[]>>();
 
-  constructor(store: Store) {
+  constructor(private readonly store: Store) {
     this.indexes = new MailboxIndexes(store);
     this.unsubscribe = store.onChange((event) => this.dispatch(event));
   }
@@ -37,6 +44,7 @@ export class ChangeHub {
     if (set.size === 0) {
       this.byUser.delete(subscriber.userId);
       this.lastByUser.delete(subscriber.userId);
+      this.mailboxLists.delete(subscriber.userId);
     }
   }
 
@@ -49,11 +57,31 @@ export class ChangeHub {
     return this.byUser.get(userId)?.size ?? 0;
   }
 
+  /** The user's mailboxes by name as listMailboxes orders them; uidnext, highestModseq and recentUid may be old. */
+  async mailboxes(userId: number): Promise<Mailbox[]> {
+    if (!this.byUser.has(userId) || this.store.syncChanges?.() !== true) return this.store.listMailboxes(userId);
+    let list = this.mailboxLists.get(userId);
+    if (!list) {
+      const read = this.store.listMailboxes(userId);
+      this.mailboxLists.set(userId, (list = read));
+      read.catch(() => {
+        if (this.mailboxLists.get(userId) === read) this.mailboxLists.delete(userId);
+      });
+    }
+    return list;
+  }
+
+  /** A mailbox by canonical name, from mailboxes(). */
+  async mailbox(userId: number, name: string): Promise<Mailbox | undefined> {
+    return (await this.mailboxes(userId)).find((m) => m.name === name);
+  }
+
   close(): void {
     this.unsubscribe();
   }
 
   private dispatch(event: ChangeEvent): void {
+    if (event.kind === 'mailbox') this.mailboxLists.delete(event.userId);
     this.indexes.changed(event);
     const set = this.byUser.get(event.userId);
     if (!set) return;

@@ -97,4 +97,27 @@ describe('IMAP updates across servers sharing a store', () => {
       writer.close();
     }
   });
+
+  it("answers LIST and STATUS with the other server's CREATE, RENAME and DELETE at once (the cached mailbox list is brought up to date first)", async () => {
+    const { client: reader } = await ImapWire.connect(first.port('imap'));
+    const { client: writer } = await ImapWire.connect(second.port('imap'));
+    const listed = async (): Promise<string[]> => (await reader.command('LIST "" "Cache*"')).untagged;
+    try {
+      await reader.login('erin@example.com', 'pw');
+      await writer.login('erin@example.com', 'pw');
+      assert.deepEqual(await listed(), []);
+      assert.match((await writer.command('CREATE CacheA')).tagged, /OK/);
+      assert.deepEqual(await listed(), ['* LIST (\\HasNoChildren) "/" CacheA']);
+      assert.match((await reader.command('STATUS CacheA (MESSAGES)')).untagged[0]!, /STATUS CacheA \(MESSAGES 0\)/);
+      assert.match((await writer.command('RENAME CacheA CacheB')).tagged, /OK/);
+      assert.deepEqual(await listed(), ['* LIST (\\HasNoChildren) "/" CacheB']);
+      assert.match((await reader.command('STATUS CacheA (MESSAGES)')).tagged, /NO \[NONEXISTENT\]/);
+      assert.match((await writer.command('DELETE CacheB')).tagged, /OK/);
+      assert.deepEqual(await listed(), []);
+      assert.match((await reader.command('STATUS CacheB (MESSAGES)')).tagged, /NO \[NONEXISTENT\]/);
+    } finally {
+      reader.close();
+      writer.close();
+    }
+  });
 });

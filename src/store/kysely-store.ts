@@ -247,6 +247,39 @@ export abstract class KyselyStore implements Store {
     for (const event of events) this.emit(event);
   }
 
+  /** Called right after a COMMIT with its change rows, before they are durable and announced. */
+  protected noteCommitted(_events: ChangeEvent[]): void {}
+
+  /**
+   * For a backend whose COMMIT returns before the data is on disk (SQLite with its fsync moved off
+   * the event loop): a promise of an fsync started after every COMMIT so far. Nothing is answered
+   * or announced before it settles. Undefined: COMMIT itself is durable.
+   */
+  protected durable(): Promise<void> | undefined {
+    return undefined;
+  }
+
+  /** Settles a committed write once durable(), announcing its changes first (in commit order). */
+  private whenDurable(changes: ChangeEvent[], ok: () => void, failed: (error: unknown) => void): void {
+    const sync = this.durable();
+    if (!sync) {
+      this.afterCommit(changes);
+      ok();
+      return;
+    }
+    sync.then(
+      () => {
+        this.afterCommit(changes);
+        ok();
+      },
+      (error: unknown) => {
+        // Committed, but not known to be on disk: announced (the database shows it), reported as failed.
+        this.afterCommit(changes);
+        failed(new StoreError('unavailable', `commit not confirmed on disk: ${error instanceof Error ? error.message : String(error)}`, { cause: error }));
+      },
+    );
+  }
+
   /** Called inside a transaction just before COMMIT (PostgreSQL sends NOTIFY here). */
   protected async beforeCommit(_tx: Transaction<Database>, _events: ChangeEvent[]): Promise<void> {}
 
@@ -283,6 +316,7 @@ export abstract class KyselyStore implements Store {
           bodyDone = true;
           return out;
         });
+        this.noteCommitted(changes);
         return { result, changes };
       } catch (error) {
         if (bodyDone && this.ambiguousCommit && !(error instanceof StoreError)) {
@@ -336,8 +370,7 @@ export abstract class KyselyStore implements Store {
     } catch (error) {
       unavailable(error);
     }
-    this.afterCommit(done.changes);
-    return done.result;
+    return new Promise<T>((resolve, reject) => this.whenDurable(done.changes, () => resolve(done.result), reject));
   }
 
   /**
@@ -356,7 +389,15 @@ export abstract class KyselyStore implements Store {
         const batch = this.writeQueue.splice(0, take);
         if (batch.length === 1) {
           const only = batch[0]!;
-          await this.writeAlone(only.fn).then(only.resolve, only.reject);
+          let alone: { result: unknown; changes: ChangeEvent[] };
+          try {
+            alone = await this.transact(only.fn);
+          } catch (error) {
+            settleFailed(only, error);
+            continue;
+          }
+          // Not awaited: the next transaction runs while this one's fsync is under way.
+          this.whenDurable(alone.changes, () => only.resolve(alone.result), only.reject);
           continue;
         }
         const outcomes: ({ ok: true; result: unknown } | { ok: false; error: unknown })[] = [];
@@ -383,12 +424,16 @@ export abstract class KyselyStore implements Store {
           for (const item of batch) settleFailed(item, error);
           continue;
         }
-        this.afterCommit(done.changes);
-        batch.forEach((item, i) => {
-          const outcome = outcomes[i]!;
-          if (outcome.ok) item.resolve(outcome.result);
-          else settleFailed(item, outcome.error);
-        });
+        this.whenDurable(
+          done.changes,
+          () =>
+            batch.forEach((item, i) => {
+              const outcome = outcomes[i]!;
+              if (outcome.ok) item.resolve(outcome.result);
+              else settleFailed(item, outcome.error);
+            }),
+          (error) => batch.forEach((item) => item.reject(error)),
+        );
       }
     } finally {
       this.writing = false;
@@ -858,8 +903,20 @@ export abstract class KyselyStore implements Store {
       }
     }
     if (done) {
-      this.afterCommit(done.changes);
-      batch.forEach((item, i) => item.resolve(done!.result[i]!));
+      const { result } = done;
+      await new Promise<void>((resolve) =>
+        this.whenDurable(
+          done!.changes,
+          () => {
+            batch.forEach((item, i) => item.resolve(result[i]!));
+            resolve();
+          },
+          (error) => {
+            batch.forEach((item) => item.reject(error));
+            resolve();
+          },
+        ),
+      );
       return;
     }
     for (const item of batch) {

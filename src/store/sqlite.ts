@@ -1,6 +1,11 @@
-// Embedded default store: one SQLite file in WAL mode, synchronous=FULL so a commit is on
-// disk before SMTP says 250. Several processes (server, CLI, other nodes) may share it.
-import { mkdirSync } from 'node:fs';
+// Embedded default store: one SQLite file in WAL mode. A commit is on disk before anything is
+// answered (SMTP's 250, IMAP's OK): SQLite's synchronous=FULL is that and an fsync of the WAL
+// after every COMMIT, which would block the event loop ~10 ms per commit. So the connection runs
+// synchronous=NORMAL (WAL fsynced at checkpoints, as FULL does) and the per-commit fsync of the
+// WAL is done here, on libuv's thread pool, one fsync for all commits made while the previous
+// one ran; writes are settled only after it (KyselyStore.durable). Several processes (server,
+// CLI, other nodes) may share the file.
+import { close as closeFd, fsync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { CompiledQuery, Kysely, Migrator, SqliteDialect, SqliteDriver, type DatabaseConnection, type SqliteDialectConfig } from 'kysely';
@@ -66,6 +71,12 @@ export class SqliteStore extends KyselyStore {
   private readonly ownChanges = new Set<number>();
   private readonly pollIntervalMs: number;
   private subscribers = 0;
+  /** PRAGMA data_version when the change rows were last read: it moves when another connection commits. */
+  private dataVersion = -1;
+  /** The WAL file, opened for fsync; committed frames are written to it by COMMIT. */
+  private walFd: number | undefined;
+  private syncing: Promise<void> | undefined;
+  private nextSync: Promise<void> | undefined;
 
   private constructor(
     db: Kysely<Database>,
@@ -98,6 +109,13 @@ export class SqliteStore extends KyselyStore {
     const store = new SqliteStore(db, file, raw, options);
     await store.migrate();
     store.lastChangeId = await store.maxChangeId();
+    try {
+      // From here every write goes through KyselyStore.write, which waits for durable().
+      store.walFd = openSync(`${file}-wal`, 'r');
+      raw.pragma('synchronous = NORMAL');
+    } catch {
+      // No WAL file to sync (a read-only or odd file system): COMMIT stays synchronous=FULL.
+    }
     return store;
   }
 
@@ -131,9 +149,46 @@ export class SqliteStore extends KyselyStore {
     };
   }
 
-  protected override afterCommit(events: ChangeEvent[]): void {
+  /** Own change rows are announced after the fsync: the poll must not announce them first. */
+  protected override noteCommitted(events: ChangeEvent[]): void {
     for (const event of events) this.ownChanges.add(event.id);
-    super.afterCommit(events);
+  }
+
+  /** An fsync of the WAL started after every COMMIT so far (one in flight at a time, the next shared). */
+  protected override durable(): Promise<void> | undefined {
+    const fd = this.walFd;
+    if (fd === undefined) return undefined;
+    if (!this.syncing) {
+      this.syncing = new Promise<void>((resolve, reject) => fsync(fd, (error) => (error ? reject(error) : resolve()))).finally(() => {
+        this.syncing = undefined;
+      });
+      return this.syncing;
+    }
+    // The running fsync may have started before this COMMIT: wait for the one after it.
+    this.nextSync ??= this.syncing.then(
+      () => this.startNext(),
+      () => this.startNext(),
+    );
+    return this.nextSync;
+  }
+
+  private startNext(): Promise<void> {
+    this.nextSync = undefined;
+    return this.durable()!;
+  }
+
+  syncChanges(): boolean {
+    if (this.subscribers === 0) return false;
+    try {
+      const version = Number(this.raw.pragma('data_version', { simple: true }));
+      if (version === this.dataVersion) return true;
+      this.dataVersion = version;
+    } catch {
+      return false;
+    }
+    // poll() has no await: it reads and announces before this returns.
+    void this.poll();
+    return true;
   }
 
   private polling = false;
@@ -171,5 +226,9 @@ export class SqliteStore extends KyselyStore {
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = undefined;
     await super.close();
+    await this.nextSync?.catch(() => undefined);
+    await this.syncing?.catch(() => undefined);
+    if (this.walFd !== undefined) closeFd(this.walFd, () => undefined);
+    this.walFd = undefined;
   }
 }

@@ -366,6 +366,12 @@ export interface Store {
 
   // Change feed: wakes IDLE sessions in every process that shares the store.
   onChange(listener: ChangeListener): () => void;
+  /**
+   * Announces, before returning, every change other processes committed so far, where the backend
+   * can tell cheaply that there are some (SQLite: PRAGMA data_version); then what a listener kept
+   * current from the feed is current. Returns false (or is absent) where it cannot.
+   */
+  syncChanges?(): boolean;
 }
 
 export type StoreErrorCode = 'conflict' | 'not-found' | 'quota' | 'invalid' | 'unavailable';

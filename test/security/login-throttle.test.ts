@@ -59,6 +59,13 @@ for (const protocol of ['imap', 'pop3', 'submission', 'http'] as Protocol[]) {
       assert.ok(checked <= 10, `${checked} of 30 parallel guesses were checked: ${replies.join(' | ')}`);
     });
 
+    it('lets many users log in at once from one address (a NAT, a proxy): logins in progress are not failures of the address', async () => {
+      const users = Array.from({ length: 14 }, (_, i) => `crowd${i}@example.com`);
+      for (const user of users) await server.addUser(user, `${user}-pw`);
+      const replies = await Promise.all(users.map((user) => tryLogin(protocol, port, '127.0.3.1', user, `${user}-pw`)));
+      assert.equal(replies.filter((reply) => succeeded(protocol, reply)).length, users.length, replies.join(' | '));
+    });
+
     it('throttles an account guessed from many addresses, except for addresses it logged in from', async () => {
       // 30 failures for dave spread over 30 addresses, each under the per-address limit.
       await server.addUser('dave@example.com', 'dave-pw');

@@ -123,7 +123,7 @@ export async function status(s: Session, args: ImapValue[]): Promise<void> {
   arity(args, 2);
   const name = mailboxName(args[0]);
   const items = statusItems(args[1]);
-  const mailbox = await s.ctx.deps.store.getMailbox(s.userId, name);
+  const mailbox = await s.ctx.hub.mailbox(s.userId, name);
   if (!mailbox) throw no(`no mailbox ${name}`, CODE.nonexistent);
   await sendStatus(s, mailbox, items);
 }
@@ -211,7 +211,9 @@ async function runList(s: Session, request: ListRequest, command: 'LIST' | 'LSUB
     return;
   }
   const { store } = s.ctx.deps;
-  const mailboxes = await store.listMailboxes(s.userId);
+  // Subscriptions are read from the store; the rest of the list is the hub's copy.
+  const subscriptions = command === 'LSUB' || request.subscribedOnly || request.returnSubscribed || request.recursiveMatch === true;
+  const mailboxes = subscriptions ? await store.listMailboxes(s.userId) : await s.ctx.hub.mailboxes(s.userId);
   const byWire = new Map<string, Mailbox>();
   for (const mailbox of mailboxes) byWire.set(encodeMailboxName(mailbox.name), mailbox);
   // Subscriptions whose mailbox is gone (RFC 3501 6.3.6): listed by LSUB and LIST (SUBSCRIBED) only.
