@@ -60,7 +60,7 @@ function toBase64(file: File): Promise<string> {
   });
 }
 
-export function Compose({ draft, fromName, onClose, onSent }: { draft: Draft; fromName?: string; onClose: (saved: boolean) => void; onSent: () => void }) {
+export function Compose({ draft, onClose, onSent }: { draft: Draft; onClose: (saved: boolean) => void; onSent: () => void }) {
   const [to, setTo] = useState(draft.to);
   const [cc, setCc] = useState(draft.cc);
   const [bcc, setBcc] = useState(draft.bcc ?? '');
@@ -106,7 +106,6 @@ export function Compose({ draft, fromName, onClose, onSent }: { draft: Draft; fr
       subject,
       text,
       attachments,
-      ...(fromName ? { fromName } : {}),
       ...(draft.inReplyTo ? { inReplyTo: draft.inReplyTo, references: draft.references ?? [] } : {}),
       ...(draft.forward ? { forward: { mailbox: draft.forward.mailbox, uid: draft.forward.uid } } : {}),
     };
