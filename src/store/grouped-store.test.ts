@@ -101,6 +101,7 @@ describe('grouped store', { skip }, () => {
     try {
       await store.addDomain('example.com');
       const a = await store.addUserIn({ address: 'a@example.com', passwordHash: 'x' }, 'g0');
+      await store.setDisplayName('a@example.com', 'Ann Able');
       await store.deliver(msg('before'), [{ userId: a.id }]);
       // The mover dies right after the source let the user go: the directory switch never happens.
       const switchUser = store.directory.switchUser.bind(store.directory);
@@ -120,6 +121,7 @@ describe('grouped store', { skip }, () => {
       assert.deepEqual(await store.directory.lookup('a@example.com'), { group: 'g1', userId: now.id });
       const inbox = (await store.getMailbox(now.id, 'INBOX'))!;
       assert.deepEqual((await store.listMessages(inbox.id)).map((m) => m.uid), [1, 2]);
+      assert.equal((await store.getUser('a@example.com'))?.displayName, 'Ann Able', 'the display name moved along');
     } finally {
       await store.close();
     }

@@ -454,6 +454,10 @@ class GroupedStoreImpl implements Partial<Store> {
     return (await this.mustLocate(args[0])).store.setPassword(...args);
   }
 
+  async setDisplayName(...args: Parameters<Store['setDisplayName']>) {
+    return (await this.mustLocate(args[0])).store.setDisplayName(...args);
+  }
+
   async setQuota(...args: Parameters<Store['setQuota']>) {
     return (await this.mustLocate(args[0])).store.setQuota(...args);
   }

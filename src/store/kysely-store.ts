@@ -101,6 +101,7 @@ function toUser(row: Selectable<UserTable>): User {
     isAdmin: num(row.is_admin) === 1,
     disabled: num(row.disabled) === 1,
     createdAt: new Date(num(row.created_at)),
+    displayName: row.display_name,
   };
 }
 
@@ -572,6 +573,10 @@ export abstract class KyselyStore implements Store {
     await this.updateUser(address, { is_admin: isAdmin ? 1 : 0 });
   }
 
+  async setDisplayName(address: string, displayName: string): Promise<void> {
+    await this.updateUser(address, { display_name: displayName });
+  }
+
   async searchUsers(query: { q?: string; offset?: number; limit?: number }): Promise<{ users: User[]; total: number }> {
     // Addresses are stored lower-case, so a lower-case LIKE is case-insensitive on both backends.
     const pattern = query.q ? `%${query.q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%` : undefined;
@@ -589,7 +594,7 @@ export abstract class KyselyStore implements Store {
     });
   }
 
-  private async updateUser(address: string, values: { password_hash?: string; quota_bytes?: number; disabled?: number; is_admin?: number }): Promise<void> {
+  private async updateUser(address: string, values: { password_hash?: string; quota_bytes?: number; disabled?: number; is_admin?: number; display_name?: string }): Promise<void> {
     await this.write(async (tx) => {
       const result = await tx.updateTable('users').set(values).where('address', '=', address.toLowerCase()).executeTakeFirst();
       if (Number(result.numUpdatedRows) === 0) throw new StoreError('not-found', `no user ${address.toLowerCase()}`);

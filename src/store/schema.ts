@@ -20,6 +20,8 @@ export interface UserTable {
   is_admin: number;
   disabled: number;
   created_at: number;
+  /** Migration 011. */
+  display_name: Generated<string>;
 }
 
 export interface MailboxTable {

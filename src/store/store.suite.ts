@@ -333,6 +333,16 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       await store.createSession({ idHash: 'gone-with-bob', userId: bob, csrfToken: 't', expiresAt: later });
     });
 
+    it('keeps a display name per user (migration 011)', async () => {
+      assert.equal((await store.getUser('bob@example.com'))?.displayName, '', 'none until set');
+      await store.setDisplayName('BOB@example.com', 'Bob “the” Builder');
+      assert.equal((await store.getUser('bob@example.com'))?.displayName, 'Bob “the” Builder');
+      assert.equal((await store.getUser('alice@example.com'))?.displayName, '', 'only that user');
+      await store.setDisplayName('bob@example.com', '');
+      assert.equal((await store.getUser('bob@example.com'))?.displayName, '');
+      await assert.rejects(store.setDisplayName('ghost@example.com', 'Ghost'), (e: StoreError) => e.code === 'not-found');
+    });
+
     it('disables users, makes admins and finds users page by page', async () => {
       await store.setUserDisabled('BOB@example.com', true);
       assert.equal((await store.getUser('bob@example.com'))?.disabled, true);

@@ -17,6 +17,8 @@ export interface User {
   isAdmin: boolean;
   disabled: boolean;
   createdAt: Date;
+  /** The name the webmail puts in From; '' when none was set. */
+  displayName: string;
 }
 
 export interface Mailbox {
@@ -233,6 +235,8 @@ export interface Store {
   listUsers(domain?: string): Promise<User[]>;
   removeUser(address: string): Promise<void>;
   setPassword(address: string, passwordHash: string): Promise<void>;
+  /** The webmail's From name (migration 011); '' clears it. */
+  setDisplayName(address: string, displayName: string): Promise<void>;
   setQuota(address: string, quotaBytes: number): Promise<void>;
   /** A disabled user can log in nowhere and receives no mail. */
   setUserDisabled(address: string, disabled: boolean): Promise<void>;

@@ -89,6 +89,7 @@ async function syncUser(src: Db, dst: Db, user: Selectable<UserTable>, dstUserId
     is_admin: num(user.is_admin),
     disabled: num(user.disabled),
     created_at: num(user.created_at),
+    display_name: user.display_name,
   };
   let userId = dstUserId;
   if (userId === undefined) {

@@ -33,7 +33,7 @@ describe('web accounts', () => {
 
     const me = await client.get('/api/me');
     assert.equal(me.status, 200);
-    assert.deepEqual(me.body, { user: { address: 'ann@example.com', isAdmin: false, quotaBytes: 0, usedBytes: 0 }, csrfToken: client.csrfToken });
+    assert.deepEqual(me.body, { user: { address: 'ann@example.com', displayName: '', isAdmin: false, quotaBytes: 0, usedBytes: 0 }, csrfToken: client.csrfToken });
     assert.equal(me.headers.get('cache-control'), 'no-store');
 
     // Only the hash of the cookie's id is stored.

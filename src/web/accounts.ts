@@ -14,6 +14,8 @@ import { accountOf, clearSessionCookie, publicUser, sameSecret, startSession } f
 const address = { type: 'string', minLength: 3, maxLength: 320 } as const;
 const password = { type: 'string', minLength: 1, maxLength: 1024 } as const;
 const newPassword = { type: 'string', minLength: 8, maxLength: 1024 } as const;
+/** A From display name: one line, no angle brackets (they would make it an address). */
+export const DISPLAY_NAME = { type: 'string', maxLength: 100, pattern: '^[^\\u0000-\\u001f\\u007f<>]*$' } as const;
 
 // A plain mailbox address: what sign-up accepts as a new account's name.
 const NEW_ADDRESS = /^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?@[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$/i;
@@ -52,6 +54,19 @@ export function accountRoutes(app: FastifyInstance, deps: ServiceDeps): void {
     const { user, session } = accountOf(request);
     return { user: publicUser(user), csrfToken: session.csrfToken };
   });
+
+  // Webmail settings kept on the server, so every browser of the user sees them (issue 21).
+  app.get('/settings', async (request) => ({ displayName: accountOf(request).user.displayName }));
+
+  app.put<{ Body: { displayName: string } }>(
+    '/settings',
+    { schema: { body: { type: 'object', required: ['displayName'], additionalProperties: false, properties: { displayName: DISPLAY_NAME } } } },
+    async (request) => {
+      const displayName = request.body.displayName.trim();
+      await store.setDisplayName(accountOf(request).user.address, displayName);
+      return { displayName };
+    },
+  );
 
   app.post<{ Body: { currentPassword: string; newPassword: string } }>(
     '/password',

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ServiceDeps } from '../service.js';
 import { mailboxNameProblem } from '../store/mailbox-name.js';
 import type { Mailbox, MessageMeta, Store } from '../store/types.js';
+import { contactRoutes } from './contacts.js';
 import { Errors } from './errors.js';
 import { contentDisposition, parseMessage, summarize, viewMessage, type AddressOut } from './message-view.js';
 import { accountOf } from './sessions.js';
@@ -116,6 +117,8 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
     if (summaries.size > SUMMARY_CACHE) summaries.delete(summaries.keys().next().value!);
     return summary;
   };
+
+  contactRoutes(app, store, summaryOfBlob);
 
   app.get('/mailboxes', async (request) => {
     const { user } = accountOf(request);

@@ -61,6 +61,7 @@ export async function summarize(raw: Buffer) {
     subject: parsed.subject ?? '',
     from: addresses(parsed.from),
     to: addresses(parsed.to),
+    cc: addresses(parsed.cc),
     date: parsed.date?.toISOString() ?? null,
     hasAttachments: /^multipart\/mixed$/i.test(type),
     messageId: parsed.messageId ?? null,

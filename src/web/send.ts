@@ -8,6 +8,7 @@ import type { ServiceDeps } from '../service.js';
 import { SmtpReply } from '../smtp/codes.js';
 import { resolveRecipient, storeMessage, type Recipient } from '../smtp/delivery.js';
 import type { Store, User } from '../store/types.js';
+import { DISPLAY_NAME } from './accounts.js';
 import { Errors, HttpError, humanBytes } from './errors.js';
 import { messageOf, specialMailbox } from './mail.js';
 import { parseMessage } from './message-view.js';
@@ -45,7 +46,7 @@ interface ComposeBody {
   attachments?: { filename: string; contentType?: string; content: string }[];
   /** A message whose attachments go along (forward). */
   forward?: { mailbox: string; uid: number };
-  /** The sender's display name for From. */
+  /** The sender's display name for From; without it, the one in the user's settings. */
   fromName?: string;
 }
 
@@ -57,7 +58,7 @@ const composeProperties = {
   text: { type: 'string' },
   html: { type: 'string' },
   inReplyTo: { type: 'string', maxLength: 998 },
-  fromName: { type: 'string', maxLength: 100, pattern: '^[^\\u0000-\\u001f\\u007f<>]*$' },
+  fromName: DISPLAY_NAME,
   references: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 998 } },
   attachments: {
     type: 'array',
@@ -121,8 +122,9 @@ async function compose(store: Store, user: User, body: ComposeBody, options: { k
       attachments.push({ filename: original.filename ?? 'attachment', contentType: original.contentType, content: original.content });
     }
   }
+  const fromName = options.fromName || user.displayName;
   const message = new MailComposer({
-    from: options.fromName ? { name: options.fromName, address: user.address } : user.address,
+    from: fromName ? { name: fromName, address: user.address } : user.address,
     to: recipients(body.to),
     cc: recipients(body.cc),
     bcc: recipients(body.bcc),

@@ -88,6 +88,6 @@ export function accountOf(request: FastifyRequest): Account {
 }
 
 export function publicUser(user: User) {
-  return { address: user.address, isAdmin: user.isAdmin, quotaBytes: user.quotaBytes, usedBytes: user.usedBytes };
+  return { address: user.address, displayName: user.displayName, isAdmin: user.isAdmin, quotaBytes: user.quotaBytes, usedBytes: user.usedBytes };
 }
 

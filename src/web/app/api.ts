@@ -53,6 +53,8 @@ export interface Address {
 
 export interface UserInfo {
   address: string;
+  /** The From name of sent mail (settings, kept on the server). */
+  displayName: string;
   isAdmin: boolean;
   quotaBytes: number;
   usedBytes: number;

@@ -1,6 +1,6 @@
 // Writing a message: recipients, subject, text and attachments; sent through /api/send.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api } from './api.js';
+import { api, type Address } from './api.js';
 
 export interface Draft {
   to: string;
@@ -48,6 +48,139 @@ export function badAddress(list: string[]): string | undefined {
   });
 }
 
+/** Where the recipient being typed starts: after the last comma or semicolon outside quotes and angle brackets. */
+function lastEntryStart(value: string): number {
+  let start = 0;
+  let quoted = false;
+  let angle = false;
+  for (let i = 0; i < value.length; i++) {
+    const char = value[i];
+    if (char === '"' && !angle) quoted = !quoted;
+    else if (char === '<' && !quoted) angle = true;
+    else if (char === '>' && !quoted) angle = false;
+    else if ((char === ',' || char === ';') && !quoted && !angle) start = i + 1;
+  }
+  return start;
+}
+
+/** `Name <address>`, the name quoted when it holds characters that would split or end it (RFC 5322 §3.4). */
+export function formatAddress(a: Address): string {
+  if (!a.name) return a.address;
+  const name = /[,;<>"@()[\]:\\]/.test(a.name) ? `"${a.name.replace(/["\\]/g, '\\$&')}"` : a.name;
+  return `${name} <${a.address}>`;
+}
+
+/**
+ * A To/Cc/Bcc field that suggests people from mail already exchanged (/api/contacts) for the
+ * recipient being typed: arrows move, Enter or Tab picks, Escape closes the list, a click picks.
+ */
+function AddressField({ label, value, onValue, autofocus, placeholder }: { label: string; value: string; onValue: (value: string) => void; autofocus?: boolean; placeholder?: string }) {
+  const [suggestions, setSuggestions] = useState<Address[]>([]);
+  const [active, setActive] = useState(0);
+  const asked = useRef(0);
+  const timer = useRef<ReturnType<typeof setTimeout>>();
+  const input = useRef<HTMLInputElement>(null);
+  const listId = `suggest-${label.toLowerCase()}`;
+  useEffect(() => () => clearTimeout(timer.current), []);
+
+  function suggest(text: string) {
+    clearTimeout(timer.current);
+    const typed = text.slice(lastEntryStart(text)).trim();
+    const ask = ++asked.current;
+    if (!typed || typed.includes('<')) return setSuggestions([]);
+    timer.current = setTimeout(async () => {
+      try {
+        const { contacts } = await api<{ contacts: Address[] }>('GET', `/api/contacts?q=${encodeURIComponent(typed.slice(0, 200))}`);
+        if (ask !== asked.current) return; // a later keystroke asked again
+        setSuggestions(contacts);
+        setActive(0);
+      } catch {
+        setSuggestions([]); // suggestions are a help, never an error
+      }
+    }, 120);
+  }
+
+  function pick(contact: Address) {
+    const start = lastEntryStart(value);
+    const before = value.slice(0, start).trimEnd();
+    onValue(`${before ? `${before} ` : ''}${formatAddress(contact)}, `);
+    asked.current++;
+    setSuggestions([]);
+    input.current?.focus();
+  }
+
+  function onKeyDown(event: KeyboardEvent) {
+    if (suggestions.length === 0) return;
+    if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+      event.preventDefault();
+      const step = event.key === 'ArrowDown' ? 1 : -1;
+      setActive((active + step + suggestions.length) % suggestions.length);
+    } else if ((event.key === 'Enter' && !event.ctrlKey && !event.metaKey) || (event.key === 'Tab' && !event.shiftKey)) {
+      // Picks the suggestion; the form never sees this Enter (it would move on, never send).
+      event.preventDefault();
+      event.stopPropagation();
+      pick(suggestions[active]!);
+    } else if (event.key === 'Escape') {
+      event.stopPropagation(); // closes the list, not the message
+      asked.current++;
+      setSuggestions([]);
+    }
+  }
+
+  const open = suggestions.length > 0;
+  return (
+    <div class="address-field">
+      <label>
+        {label}{' '}
+        <input
+          ref={input}
+          value={value}
+          autofocus={autofocus}
+          placeholder={placeholder}
+          autocomplete="off"
+          role="combobox"
+          aria-autocomplete="list"
+          aria-expanded={open}
+          aria-controls={listId}
+          aria-activedescendant={open ? `${listId}-${active}` : undefined}
+          onInput={(e) => {
+            onValue(e.currentTarget.value);
+            suggest(e.currentTarget.value);
+          }}
+          onKeyDown={onKeyDown}
+          onBlur={() => {
+            asked.current++;
+            setSuggestions([]);
+          }}
+        />
+      </label>
+      {open && (
+        <ul class="suggestions" role="listbox" id={listId} aria-label={`Suggestions for ${label}`}>
+          {suggestions.map((contact, i) => (
+            <li
+              key={contact.address}
+              id={`${listId}-${i}`}
+              role="option"
+              aria-selected={i === active}
+              // mousedown would take the focus from the field (and close the list) before the click
+              onMouseDown={(e) => e.preventDefault()}
+              onClick={() => pick(contact)}
+            >
+              {contact.name ? (
+                <>
+                  <span class="suggestion-name">{contact.name}</span> <span class="suggestion-address">&lt;{contact.address}&gt;</span>
+                </>
+              ) : (
+                <span class="suggestion-address">{contact.address}</span>
+              )}
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
 /** How long typing must pause before the draft is saved. */
 const AUTOSAVE_MS = 1500;
 
@@ -60,7 +193,7 @@ function toBase64(file: File): Promise<string> {
   });
 }
 
-export function Compose({ draft, fromName, onClose, onSent }: { draft: Draft; fromName?: string; onClose: (saved: boolean) => void; onSent: () => void }) {
+export function Compose({ draft, onClose, onSent }: { draft: Draft; onClose: (saved: boolean) => void; onSent: () => void }) {
   const [to, setTo] = useState(draft.to);
   const [cc, setCc] = useState(draft.cc);
   const [bcc, setBcc] = useState(draft.bcc ?? '');
@@ -106,7 +239,6 @@ export function Compose({ draft, fromName, onClose, onSent }: { draft: Draft; fr
       subject,
       text,
       attachments,
-      ...(fromName ? { fromName } : {}),
       ...(draft.inReplyTo ? { inReplyTo: draft.inReplyTo, references: draft.references ?? [] } : {}),
       ...(draft.forward ? { forward: { mailbox: draft.forward.mailbox, uid: draft.forward.uid } } : {}),
     };
@@ -190,15 +322,9 @@ export function Compose({ draft, fromName, onClose, onSent }: { draft: Draft; fr
       onKeyDown={onKeyDown}
       aria-label="Compose"
     >
-      <label>
-        To <input value={to} onInput={(e) => changed(setTo)(e.currentTarget.value)} autofocus={!draft.to} placeholder="Name <name@example.com>, …" />
-      </label>
-      <label>
-        Cc <input value={cc} onInput={(e) => changed(setCc)(e.currentTarget.value)} />
-      </label>
-      <label>
-        Bcc <input value={bcc} onInput={(e) => changed(setBcc)(e.currentTarget.value)} />
-      </label>
+      <AddressField label="To" value={to} onValue={changed(setTo)} autofocus={!draft.to} placeholder="Name <name@example.com>, …" />
+      <AddressField label="Cc" value={cc} onValue={changed(setCc)} />
+      <AddressField label="Bcc" value={bcc} onValue={changed(setBcc)} />
       <label>
         Subject <input value={subject} onInput={(e) => changed(setSubject)(e.currentTarget.value)} />
       </label>

@@ -53,20 +53,18 @@ function editDraft(view: MessageView): Draft {
 const MAILBOX_ICONS: Record<string, typeof Inbox> = { '\\Drafts': FileText, '\\Sent': Send, '\\Trash': Trash2, '\\Archive': Archive, '\\Junk': ShieldAlert };
 const mailboxIcon = (m: MailboxInfo) => (m.name === 'INBOX' ? Inbox : (m.specialUse && MAILBOX_ICONS[m.specialUse]) || Folder);
 
-/** The display name for From, kept per user in this browser. */
-const displayNameKey = (address: string) => `quill.displayName.${address}`;
-
-function SettingsForm({ user, onClose }: { user: UserInfo; onClose: () => void }) {
-  const [displayName, setDisplayName] = useState(() => localStorage.getItem(displayNameKey(user.address)) ?? '');
+function SettingsForm({ user, onClose, onDisplayName }: { user: UserInfo; onClose: () => void; onDisplayName: (name: string) => void }) {
+  const [displayName, setDisplayName] = useState(user.displayName);
   const [currentPassword, setCurrent] = useState('');
   const [newPassword, setNew] = useState('');
   const [message, setMessage] = useState('');
   const [done, setDone] = useState(false);
   async function submit(event: Event) {
     event.preventDefault();
-    localStorage.setItem(displayNameKey(user.address), displayName.trim());
-    if (!newPassword) return onClose();
     try {
+      // Kept on the server: the From name of mail sent from any browser.
+      if (displayName.trim() !== user.displayName) onDisplayName((await api<{ displayName: string }>('PUT', '/api/settings', { displayName })).displayName);
+      if (!newPassword) return onClose();
       await api('POST', '/api/password', { currentPassword, newPassword });
       setDone(true);
       setMessage('Password changed. Your other sessions have been logged out.');
@@ -117,6 +115,7 @@ interface Notice {
 }
 
 export function Mail({ user, onLogout }: { user: UserInfo; onLogout: () => void }) {
+  const [displayName, setDisplayName] = useState(user.displayName);
   const route = useMailRoute();
   const current = route.folder;
   const [mailboxes, setMailboxes] = useState<MailboxInfo[]>([]);
@@ -545,7 +544,6 @@ export function Mail({ user, onLogout }: { user: UserInfo; onLogout: () => void 
         <div class="overlay" role="dialog" aria-modal="true" aria-label="New message">
           <Compose
             draft={draft}
-            fromName={localStorage.getItem(displayNameKey(user.address)) || undefined}
             onClose={(saved) => {
               setDraft(null);
               if (saved) {
@@ -568,7 +566,7 @@ export function Mail({ user, onLogout }: { user: UserInfo; onLogout: () => void 
       )}
       {settingsOpen && (
         <div class="overlay" role="dialog" aria-modal="true" aria-label="Settings">
-          <SettingsForm user={user} onClose={() => setSettingsOpen(false)} />
+          <SettingsForm user={{ ...user, displayName }} onDisplayName={setDisplayName} onClose={() => setSettingsOpen(false)} />
         </div>
       )}
     </div>
