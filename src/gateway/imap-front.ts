@@ -251,10 +251,13 @@ class NodeLink {
     }
   }
 
+  /** Called when a write fills the link's buffer (the node reads slower than the client sends). */
+  onFull: (() => void) | undefined;
+
   /** False when the link was gone already: the node never got the bytes. */
   send(bytes: Buffer | string): boolean {
     if (this.closed || this.socket.destroyed) return false;
-    this.socket.write(bytes);
+    if (!this.socket.write(bytes)) this.onFull?.();
     return true;
   }
 
@@ -340,6 +343,8 @@ export class ImapFront {
   private ended = false;
   /** A read from the node is being handled: bytes for the client wait in `held` (see toClient). */
   private holding = false;
+  /** The node link whose buffer is full: the client is not read until it drains. */
+  private linkFull: NodeLink | undefined;
   private held: Buffer[] | undefined;
   /** The node said BYE to the client: its closing ends the session. */
   private goodbye = false;
@@ -420,7 +425,7 @@ export class ImapFront {
       if (this.moving) await this.moving;
       const event = this.events.shift();
       if (event) {
-        if (this.events.length < 4) this.client.resume();
+        if (this.events.length < 4 && !this.linkFull) this.client.resume();
         return event;
       }
       if (this.clientGone || this.ended) return undefined;
@@ -734,6 +739,21 @@ export class ImapFront {
   }
 
   private attachLink(link: NodeLink): void {
+    // Backpressure client -> node: while the node's buffer is full, the client is not read.
+    link.onFull = () => {
+      if (this.linkFull === link) return;
+      this.linkFull = link;
+      this.client.pause();
+      const release = () => {
+        link.socket.off('drain', release);
+        link.socket.off('close', release);
+        if (this.linkFull !== link) return;
+        this.linkFull = undefined;
+        if (this.events.length < 4) this.client.resume();
+      };
+      link.socket.on('drain', release);
+      link.socket.on('close', release);
+    };
     link.onClose = () => {
       if (this.link !== link || this.ended) return;
       // After the node's BYE the session is over (LOGOUT, autologout); otherwise it moves.
