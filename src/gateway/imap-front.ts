@@ -22,8 +22,10 @@ import { isLoopback, type Authenticator } from '../auth/authenticator.js';
 import type { Config } from '../config/config.js';
 import { astring, atomText, isAtom } from '../imap/args.js';
 import { chunksAsLine, CommandReader, parseCommand, ParseError, type Chunks, type Command, type ReaderEvent } from '../imap/parser.js';
+import { imapReaderLimits, readerProblemReply } from '../imap/reader-limits.js';
 import type { ImapValue } from '../imap/value.js';
 import { proxyLine } from '../net/proxy-header.js';
+import { isSaslMechanism, SASL_MECHANISMS, SaslError, saslExchange } from '../protocol/sasl.js';
 import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';
 import { MAX_EVENTS, parseUids, reconcile, type KnownView, type NodeFacts, type ViewEvent } from './imap-view.js';
@@ -50,8 +52,6 @@ export const gatewayStats = {
 const STREAM_OVER = 256 * 1024;
 /** Longest line from a node before the link counts as broken. */
 const NODE_LINE_MAX = 1024 * 1024;
-/** Literals allowed before login (LOGIN with a literal password). */
-const PRE_AUTH_LITERAL = 8 * 1024;
 /** Nodes tried for one move before the client gets BYE. */
 const MAX_ATTEMPTS = 3;
 /** How often sessions look for a draining node under them. */
@@ -82,6 +82,8 @@ export interface ImapFrontDeps {
 
 /** The new node answered the rebuild differently: the client cannot be carried over. */
 class CannotCarry extends Error {}
+/** The client went away in the middle of an AUTHENTICATE exchange. */
+class ClientLeft extends Error {}
 
 /** One response from a node: whole, or a piece of one too big to hold. */
 type NodeOutput = { kind: 'response'; head: string; bytes: Buffer } | { kind: 'stream'; head: string; bytes: Buffer; first: boolean; end: boolean };
@@ -249,10 +251,13 @@ class NodeLink {
     }
   }
 
+  /** Called when a write fills the link's buffer (the node reads slower than the client sends). */
+  onFull: (() => void) | undefined;
+
   /** False when the link was gone already: the node never got the bytes. */
   send(bytes: Buffer | string): boolean {
     if (this.closed || this.socket.destroyed) return false;
-    this.socket.write(bytes);
+    if (!this.socket.write(bytes)) this.onFull?.();
     return true;
   }
 
@@ -338,6 +343,8 @@ export class ImapFront {
   private ended = false;
   /** A read from the node is being handled: bytes for the client wait in `held` (see toClient). */
   private holding = false;
+  /** The node link whose buffer is full: the client is not read until it drains. */
+  private linkFull: NodeLink | undefined;
   private held: Buffer[] | undefined;
   /** The node said BYE to the client: its closing ends the session. */
   private goodbye = false;
@@ -373,15 +380,10 @@ export class ImapFront {
   }
 
   private attachReader(socket: net.Socket): void {
-    const limits = this.deps.config.limits;
+    // The nodes' own limits (src/imap/reader-limits.ts): ID's long line, APPEND's message size,
+    // imap.commandLiteralBytes for all of one command's literals.
     this.reader = new CommandReader(
-      {
-        lineLength: limits.lineLength,
-        literalSize: (first) => {
-          if (!this.user) return PRE_AUTH_LITERAL;
-          return /^\S+ APPEND /i.test(first) ? limits.messageSize : Math.max(limits.lineLength * 8, 64 * 1024);
-        },
-      },
+      imapReaderLimits(this.deps.config, () => this.user !== undefined),
       (event) => {
         // A synchronizing literal accepted here: the gateway holds the command until it is whole.
         if (event.kind === 'continue') return void this.write('+ Ready for literal data\r\n');
@@ -423,7 +425,7 @@ export class ImapFront {
       if (this.moving) await this.moving;
       const event = this.events.shift();
       if (event) {
-        if (this.events.length < 4) this.client.resume();
+        if (this.events.length < 4 && !this.linkFull) this.client.resume();
         return event;
       }
       if (this.clientGone || this.ended) return undefined;
@@ -524,15 +526,16 @@ export class ImapFront {
   private preAuthCapabilities(): string[] {
     const caps = [...CAPS_BASE];
     if (this.deps.tlsContext && !this.secure) caps.push('STARTTLS');
-    caps.push(this.plaintextAllowed() ? 'AUTH=PLAIN' : 'LOGINDISABLED');
+    if (this.plaintextAllowed()) caps.push(...SASL_MECHANISMS.map((mechanism) => `AUTH=${mechanism}`));
+    else caps.push('LOGINDISABLED');
     return caps;
   }
 
   /** One command before login; false ends the session. */
   private async preAuth(event: ReaderEvent): Promise<boolean> {
     if (event.kind === 'error') {
-      this.write(`${event.tag ?? '*'} BAD ${event.problem === 'line-too-long' ? 'line too long' : 'literal too big'}\r\n`);
-      return this.countBad();
+      this.write(readerProblemReply(event));
+      return !event.close && this.countBad();
     }
     if (event.kind !== 'command') return true;
     let command: Command;
@@ -615,7 +618,7 @@ export class ImapFront {
     return true;
   }
 
-  /** LOGIN and AUTHENTICATE PLAIN (RFC 3501 6.2.2-3, RFC 4616, SASL-IR RFC 4959), checked here. */
+  /** LOGIN and AUTHENTICATE PLAIN or LOGIN (RFC 3501 6.2.2-3, RFC 4616, SASL-IR RFC 4959), checked here. */
   private async login(command: Command): Promise<boolean> {
     const { tag, name, args } = command;
     let address: string;
@@ -631,7 +634,8 @@ export class ImapFront {
         password = astring(args[1], 'password');
       } else {
         if (args.length < 1 || args.length > 2) throw new Error('AUTHENTICATE takes a mechanism');
-        if (atomText(args[0]) !== 'PLAIN') {
+        const mechanism = atomText(args[0]) ?? '';
+        if (!isSaslMechanism(mechanism)) {
           this.write(`${tag} NO [CANNOT] mechanism not supported\r\n`);
           return true;
         }
@@ -639,29 +643,27 @@ export class ImapFront {
           this.write(`${tag} NO [PRIVACYREQUIRED] use STARTTLS first\r\n`);
           return true;
         }
-        let response: string;
-        if (args.length === 2) response = astring(args[1], 'initial response');
-        else {
-          this.write('+ \r\n');
-          const answer = await this.nextEvent();
-          if (!answer || answer.kind !== 'command') return false;
-          response = chunksAsLine(answer.chunks).trim();
+        // The exchange is the nodes' own (src/protocol/sasl.ts).
+        const initial = args.length === 2 ? astring(args[1], 'initial response') : undefined;
+        try {
+          ({ authcid: address, password } = await saslExchange(mechanism, initial, async (challenge) => {
+            this.write(`+ ${challenge}\r\n`);
+            const answer = await this.nextEvent();
+            if (!answer || answer.kind !== 'command') throw new ClientLeft();
+            return chunksAsLine(answer.chunks).trim();
+          }));
+        } catch (error) {
+          if (error instanceof ClientLeft) return false;
+          if (error instanceof SaslError && error.reason === 'bad-authzid') {
+            this.write(`${tag} NO [AUTHENTICATIONFAILED] ${error.message}\r\n`);
+            return true;
+          }
+          if (error instanceof SaslError && error.reason === 'cancelled') {
+            this.write(`${tag} BAD ${error.message}\r\n`);
+            return true;
+          }
+          throw error;
         }
-        if (response === '=') response = '';
-        if (response === '*') {
-          this.write(`${tag} BAD authentication cancelled\r\n`);
-          return true;
-        }
-        if (!/^[A-Za-z0-9+/]*={0,2}$/.test(response)) throw new Error('invalid base64 in authentication response');
-        const parts = Buffer.from(response, 'base64').toString('utf8').split('\0');
-        if (parts.length !== 3) throw new Error('malformed PLAIN response');
-        const [authzid, authcid, secret] = parts as [string, string, string];
-        if (authzid && authzid.toLowerCase() !== authcid.toLowerCase()) {
-          this.write(`${tag} NO [AUTHENTICATIONFAILED] authorization identity must be the user\r\n`);
-          return true;
-        }
-        address = authcid;
-        password = secret;
       }
     } catch (error) {
       this.write(`${tag} BAD ${(error as Error).message}\r\n`);
@@ -737,6 +739,21 @@ export class ImapFront {
   }
 
   private attachLink(link: NodeLink): void {
+    // Backpressure client -> node: while the node's buffer is full, the client is not read.
+    link.onFull = () => {
+      if (this.linkFull === link) return;
+      this.linkFull = link;
+      this.client.pause();
+      const release = () => {
+        link.socket.off('drain', release);
+        link.socket.off('close', release);
+        if (this.linkFull !== link) return;
+        this.linkFull = undefined;
+        if (this.events.length < 4) this.client.resume();
+      };
+      link.socket.on('drain', release);
+      link.socket.on('close', release);
+    };
     link.onClose = () => {
       if (this.link !== link || this.ended) return;
       // After the node's BYE the session is over (LOGOUT, autologout); otherwise it moves.
@@ -756,8 +773,9 @@ export class ImapFront {
   /** One client event after login: framed, recorded, passed to the node. */
   private forward(event: ReaderEvent): void {
     if (event.kind === 'error') {
-      const text = event.problem === 'line-too-long' ? 'line too long' : event.problem === 'too-many-literals' ? 'too many literals' : 'literal too big';
-      this.write(`${event.tag ?? '*'} ${event.problem === 'literal-too-big' && event.command === 'APPEND' ? 'NO [TOOBIG]' : 'BAD'} ${text}\r\n`);
+      this.write(readerProblemReply(event));
+      // RFC 7888 4: the rest of a non-synchronizing literal is not read; the session ends.
+      if (event.close) this.end();
       return;
     }
     if (event.kind !== 'command') return;

@@ -23,6 +23,7 @@ import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';
 import { connectNode } from './connect.js';
 import { backoff, LinkLost, NodeRefused } from './node-link.js';
+import { isSaslMechanism, SASL_MECHANISMS, SaslError, saslExchange } from '../protocol/sasl.js';
 import { encodeXtext } from '../protocol/xtext.js';
 
 /** Nodes a session may move to before the client gets a temporary error. */
@@ -353,7 +354,7 @@ export class Pop3Front {
     const lines = ['TOP', 'UIDL', 'RESP-CODES', 'AUTH-RESP-CODE', 'PIPELINING'];
     if (this.user === undefined) {
       if (this.deps.tlsContext && !this.secure) lines.push('STLS');
-      if (this.plaintextAllowed) lines.push('USER', 'SASL PLAIN');
+      if (this.plaintextAllowed) lines.push('USER', `SASL ${SASL_MECHANISMS.join(' ')}`);
     }
     lines.push('IMPLEMENTATION Quillmail');
     await this.say(['+OK capability list follows', ...lines, '.'].join('\r\n'));
@@ -401,30 +402,30 @@ export class Pop3Front {
     return this.login(name, rest);
   }
 
-  /** RFC 5034 AUTH with PLAIN (RFC 4616) only, as the nodes offer it. */
+  /** RFC 5034 AUTH with PLAIN (RFC 4616) and LOGIN, as the nodes offer them (src/protocol/sasl.ts). */
   private async authCommand(words: string[]): Promise<boolean> {
     const [mechanism, initial] = words;
     if (mechanism === undefined) {
-      await this.say(this.plaintextAllowed ? '+OK\r\nPLAIN\r\n.' : '+OK\r\n.');
+      await this.say(['+OK', ...(this.plaintextAllowed ? SASL_MECHANISMS : []), '.'].join('\r\n'));
       return true;
     }
-    if (mechanism.toUpperCase() !== 'PLAIN') return this.refuse(`-ERR unsupported mechanism ${mechanism}`);
+    if (!isSaslMechanism(mechanism)) return this.refuse(`-ERR unsupported mechanism ${mechanism}`);
     if (!this.plaintextAllowed) return this.authFailed('-ERR [AUTH] plaintext authentication is not allowed without TLS; use STLS first');
-    let response = initial;
-    if (response === undefined) {
-      await this.say('+ ');
-      const line = await this.reader.line();
-      if (line === undefined) return this.refuse('-ERR line too long');
-      response = line.toString('utf8');
+    let credentials;
+    try {
+      credentials = await saslExchange(mechanism, initial, async (challenge) => {
+        await this.say(`+ ${challenge}`);
+        const line = await this.reader.line();
+        if (line === undefined) throw new SaslError('malformed', 'line too long');
+        return line.toString('utf8');
+      });
+    } catch (error) {
+      if (!(error instanceof SaslError)) throw error;
+      if (error.reason === 'malformed-base64') return this.refuse('-ERR malformed base64');
+      if (error.reason === 'bad-authzid') return this.authFailed('-ERR [AUTH] logging in as another user is not allowed');
+      return this.authFailed(`-ERR [AUTH] ${error.message}`);
     }
-    if (response === '*') return this.authFailed('-ERR [AUTH] authentication cancelled');
-    if (response === '=') response = '';
-    if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(response)) return this.refuse('-ERR malformed base64');
-    const parts = Buffer.from(response, 'base64').toString('utf8').split('\0');
-    if (parts.length !== 3) return this.authFailed('-ERR [AUTH] malformed PLAIN response');
-    const [authzid, authcid, password] = parts as [string, string, string];
-    if (authzid !== '' && authzid.toLowerCase() !== authcid.toLowerCase()) return this.authFailed('-ERR [AUTH] logging in as another user is not allowed');
-    return this.login(authcid, password);
+    return this.login(credentials.authcid, credentials.password);
   }
 
   private async authFailed(text: string): Promise<boolean> {

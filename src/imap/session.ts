@@ -1,6 +1,7 @@
 // One IMAP connection (RFC 3501 3): reads commands from the socket through the streaming
 // reader, runs them one at a time in order through the command table (which says in which
 // states each is allowed), and writes every response through the one writer.
+import { imapReaderLimits, READER_PROBLEM_TEXT } from './reader-limits.js';
 import { isGatewayLink } from '../net/gateway-link.js';
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
@@ -19,7 +20,7 @@ import { SASL_MECHANISMS } from './commands/auth.js';
 import { CODE, ImapError, storeErrorReply } from './errors.js';
 import type { ChangeHub, ChangeSubscriber } from './hub.js';
 import type { MessageCache } from './message/parsed.js';
-import { CommandReader, parseCommand, ParseError, type Command, type ReaderEvent, type ReaderProblem } from './parser.js';
+import { CommandReader, parseCommand, ParseError, type Command, type ReaderEvent } from './parser.js';
 import type { SelectedMailbox } from './selected.js';
 import { atom, type ImapValue } from './value.js';
 import { continuation, status, untagged, type StatusKind } from './writer.js';
@@ -42,14 +43,6 @@ const NO_EXPUNGE_DURING = new Set(['FETCH', 'STORE', 'SEARCH', 'SORT', 'THREAD',
 const INFLATE_CHUNK = 16 * 1024;
 
 /** Literals allowed before login (LOGIN with a literal password) and for commands other than APPEND. */
-const PRE_AUTH_LITERAL = 8 * 1024;
-
-const READER_PROBLEM_TEXT: Record<ReaderProblem, string> = {
-  'line-too-long': 'line too long',
-  'literal-too-big': 'literal too big',
-  'command-too-big': 'literals of this command too big in all',
-  'too-many-literals': 'too many literals',
-};
 
 export class Session implements ChangeSubscriber {
   state: State = 'not-authenticated';
@@ -152,22 +145,8 @@ export class Session implements ChangeSubscriber {
   };
 
   private newReader(): CommandReader {
-    const limits = this.ctx.deps.config.limits;
     return new CommandReader(
-      {
-        lineLength: limits.lineLength,
-        longLine: { length: Math.max(limits.imapIdLineLength, limits.lineLength), allowed: (head) => /^[^\s(){%*"\\\]]+ ID /i.test(head) },
-        literalSize: (first) => {
-          if (this.state === 'not-authenticated') return PRE_AUTH_LITERAL;
-          return /^\S+ APPEND /i.test(first) ? limits.messageSize : Math.max(limits.lineLength * 8, 64 * 1024);
-        },
-        // All literals of one command together: APPEND one message (and its mailbox name).
-        commandBytes: (first) => {
-          if (this.state === 'not-authenticated') return 2 * PRE_AUTH_LITERAL;
-          const perCommand = this.ctx.deps.config.imap.commandLiteralBytes;
-          return /^\S+ APPEND /i.test(first) ? limits.messageSize + perCommand : perCommand;
-        },
-      },
+      imapReaderLimits(this.ctx.deps.config, () => this.state !== 'not-authenticated'),
       (event) => this.onEvent(event),
     );
   }

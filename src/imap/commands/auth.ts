@@ -1,5 +1,6 @@
 // Not-authenticated state (RFC 3501 6.2): STARTTLS, AUTHENTICATE PLAIN (RFC 4616) and LOGIN
 // (draft-murchison-sasl-login), with the initial response of SASL-IR (RFC 4959), and LOGIN.
+import { isSaslMechanism, SASL_MECHANISMS as SASL, SaslError, saslExchange } from '../../protocol/sasl.js';
 import { astring, atomText } from '../args.js';
 import { bad, CODE, no } from '../errors.js';
 import { chunksAsLine } from '../parser.js';
@@ -26,31 +27,24 @@ export async function login(s: Session, args: ImapValue[]): Promise<CommandResul
 }
 
 /** The mechanisms AUTHENTICATE takes (advertised as AUTH=... while plaintext is allowed). */
-export const SASL_MECHANISMS = ['PLAIN', 'LOGIN'];
+export const SASL_MECHANISMS: readonly string[] = SASL;
 
-// RFC 3501 6.2.2, RFC 4959 initial response
+// RFC 3501 6.2.2, RFC 4959 initial response; the exchange itself is src/protocol/sasl.ts.
 export async function authenticate(s: Session, args: ImapValue[]): Promise<CommandResult> {
   arity(args, 1, 2);
-  const mechanism = atomText(args[0]);
-  if (mechanism !== 'PLAIN' && mechanism !== 'LOGIN') throw no(`mechanism ${astring(args[0], 'mechanism')} is not supported`, CODE.cannot);
+  const mechanism = atomText(args[0]) ?? '';
+  if (!isSaslMechanism(mechanism)) throw no(`mechanism ${astring(args[0], 'mechanism')} is not supported`, CODE.cannot);
   if (!s.plaintextAllowed()) throw no('use STARTTLS first', CODE.privacyRequired);
-  let initial: string | undefined;
-  if (args.length === 2) {
-    initial = astring(args[1], 'initial response');
-    if (initial === '=') initial = '';
+  const initial = args.length === 2 ? astring(args[1], 'initial response') : undefined;
+  let credentials;
+  try {
+    credentials = await saslExchange(mechanism, initial, (challenge) => ask(s, challenge));
+  } catch (error) {
+    if (!(error instanceof SaslError)) throw error;
+    if (error.reason === 'bad-authzid') throw no(error.message, CODE.authenticationFailed);
+    throw bad(error.message);
   }
-  if (mechanism === 'LOGIN') {
-    // draft-murchison-sasl-login: the user name, then the password, each asked for (base64 prompts).
-    const user = decode(initial ?? (await ask(s, 'VXNlcm5hbWU6')));
-    const password = decode(await ask(s, 'UGFzc3dvcmQ6'));
-    return authenticateUser(s, user, password);
-  }
-  // RFC 4616 PLAIN: authzid NUL authcid NUL password.
-  const parts = decode(initial ?? (await ask(s, ''))).split('\0');
-  if (parts.length !== 3) throw bad('malformed PLAIN response');
-  const [authzid, authcid, password] = parts as [string, string, string];
-  if (authzid && authzid.toLowerCase() !== authcid.toLowerCase()) throw no('authorization identity must be the user', CODE.authenticationFailed);
-  return authenticateUser(s, authcid, password);
+  return authenticateUser(s, credentials.authcid, credentials.password);
 }
 
 /** Sends a continuation with the (base64) challenge and reads the client's line. */
@@ -59,13 +53,6 @@ async function ask(s: Session, challenge: string): Promise<string> {
   const event = await s.next();
   if (!event || event.kind !== 'command') throw bad('authentication exchange failed');
   return chunksAsLine(event.chunks).trim();
-}
-
-/** A client response: "*" cancels (RFC 3501 6.2.2), otherwise base64. */
-function decode(response: string): string {
-  if (response === '*') throw bad('authentication cancelled');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(response)) throw bad('invalid base64 in authentication response');
-  return Buffer.from(response, 'base64').toString('utf8');
 }
 
 /**
