@@ -36,14 +36,6 @@ export function summaryOf(parsed: ParsedMessage): HeaderSummary {
 /** Messages read or parsed per store round trip. */
 const BATCH = 500;
 
-/**
- * Bytes of new parses handed to the store and not yet written. The first search of a large
- * mailbox parses every message far faster than the store writes them: without a bound every
- * parse's JSON waited in the store's queue at once (~2 KB each, hundreds of MB at 100,000
- * messages, and the heap kept that size afterwards). Past it, parsing waits for the oldest write.
- */
-const PENDING_WRITE_BYTES = 8 * 1024 * 1024;
-
 /** An LRU of parsed messages by content hash, in front of the Store's parse cache (blob_meta). */
 export class MessageCache {
   private readonly parsed = new Map<string, ParsedMessage>();
@@ -51,9 +43,6 @@ export class MessageCache {
   /** Parses being loaded by parsedMany, by hash. */
   private readonly loading = new Map<string, Promise<Map<string, ParsedMessage>>>();
   private blobBytes = 0;
-  /** Parse writes under way, oldest first, with their bytes. */
-  private readonly writing: { done: Promise<void>; bytes: number }[] = [];
-  private writingBytes = 0;
 
   constructor(
     private readonly store: Store,
@@ -131,8 +120,7 @@ export class MessageCache {
           }
           // Stored for next time without holding up this command, a hundred to a write: a store
           // that shares transactions then gives other sessions' commands a turn every few ms.
-          for (let j = 0; j < writes.length; j += 100) this.writeBack(writes.slice(j, j + 100));
-          while (this.writingBytes > PENDING_WRITE_BYTES && this.writing.length > 0) await this.writing[0]!.done;
+          for (let j = 0; j < writes.length; j += 100) this.store.setBlobMetas(writes.slice(j, j + 100)).catch(() => undefined);
         }
         if (keep) for (const hash of batch) if (out.has(hash)) this.remember(hash, out.get(hash)!);
       }
@@ -144,23 +132,6 @@ export class MessageCache {
     };
     promise.then(forget, forget);
     return promise;
-  }
-
-  /** Stores parses in the background, counted in `writingBytes` until written (or failed: redone next time). */
-  private writeBack(writes: [string, string][]): void {
-    let bytes = 0;
-    for (const [hash, json] of writes) bytes += hash.length + json.length;
-    const entry = { done: Promise.resolve(), bytes };
-    entry.done = this.store
-      .setBlobMetas(writes)
-      .catch(() => undefined)
-      .finally(() => {
-        const at = this.writing.indexOf(entry);
-        if (at >= 0) this.writing.splice(at, 1);
-        this.writingBytes -= bytes;
-      });
-    this.writing.push(entry);
-    this.writingBytes += bytes;
   }
 
   /** The bytes of many messages, one store read per batch; missing blobs are left out. */
