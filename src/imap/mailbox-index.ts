@@ -228,10 +228,11 @@ class PackedSummary implements HeaderSummary {
   }
 }
 
-/** One message of an index as callers see it: a view reading the columns it was made from. */
+/**
+ * One message of an index as callers see it: a view reading the columns it was made from (5
+ * fields, kept by the index for every message while the columns stand, so FETCH 1:* makes none).
+ */
 class Entry implements IndexEntry {
-  private held: HeaderSummary | undefined;
-
   constructor(
     private readonly owner: MailboxIndex,
     private readonly columns: Columns,
@@ -261,16 +262,18 @@ class Entry implements IndexEntry {
     return this.columns.modseqs[this.i]!;
   }
 
+  /** Read from its packed form each time: nothing of it stays with the entry. */
   get summary(): HeaderSummary | undefined {
-    if (this.held) return this.held;
     const packed = this.columns.summaries[this.i];
-    return packed === undefined ? undefined : (this.held = new PackedSummary(packed));
+    return packed === undefined ? undefined : new PackedSummary(packed);
   }
 
-  /** Kept packed in the index for later searches; this entry keeps the object for the command at hand. */
+  /** Kept packed in the index (and in the columns this entry reads, should they be older). */
   set summary(summary: HeaderSummary | undefined) {
-    this.held = summary;
-    if (summary) this.owner.keepSummary(this.uid, summary);
+    if (!summary) return;
+    const packed = packSummary(summary);
+    this.columns.summaries[this.i] = packed;
+    this.owner.keepSummary(this.uid, packed);
   }
 }
 
@@ -279,6 +282,8 @@ export class MailboxIndex {
   uids: number[] = [];
   /** The messages' metadata and summaries, position i for uids[i]. */
   private columns = new Columns(16, new FlagSets());
+  /** The entries of `columns`, made on first use (see all()). */
+  private view: { columns: Columns; entries: IndexEntry[] } | undefined;
   /** Every change up to this modseq is applied. */
   modseq = 0;
   private counted: { uids: number[]; modseq: number; loadGen: number; unseen: number; size: number } | undefined;
@@ -358,27 +363,38 @@ export class MailboxIndex {
 
   get(uid: number): IndexEntry | undefined {
     const i = lowerBound(this.uids, uid);
-    return this.uids[i] === uid ? new Entry(this, this.columns, i, uid) : undefined;
+    return this.uids[i] === uid ? this.all()[i] : undefined;
   }
 
   /** The entries of ascending UIDs that are still in the index. */
   pick(uids: number[]): IndexEntry[] {
     const out: IndexEntry[] = [];
     const all = this.uids;
+    const entries = this.all();
     let i = 0;
     for (const uid of uids) {
       // The next one is usually right here (a range); else a binary search over what is left.
       if (all[i] !== undefined && all[i]! < uid) i = all[i + 1] === uid ? i + 1 : lowerBoundFrom(all, uid, i + 1);
-      if (all[i] === uid) out.push(new Entry(this, this.columns, i, uid));
+      if (all[i] === uid) out.push(entries[i]!);
     }
     return out;
   }
 
-  /** All entries, ascending by UID (made per call: keep the array only for the command at hand). */
+  /**
+   * All entries, ascending by UID (do not change the array). Kept while the columns stand:
+   * appends extend it, an expunge makes a new one (whoever holds the old one keeps reading it).
+   */
   all(): readonly IndexEntry[] {
-    const out = new Array<IndexEntry>(this.uids.length);
-    for (let i = 0; i < out.length; i++) out[i] = new Entry(this, this.columns, i, this.uids[i]!);
-    return out;
+    const view = this.view;
+    const uids = this.uids;
+    if (view && view.columns === this.columns && view.entries.length <= uids.length) {
+      for (let i = view.entries.length; i < uids.length; i++) view.entries.push(new Entry(this, this.columns, i, uids[i]!));
+      return view.entries;
+    }
+    const entries = new Array<IndexEntry>(uids.length);
+    for (let i = 0; i < entries.length; i++) entries[i] = new Entry(this, this.columns, i, uids[i]!);
+    this.view = { columns: this.columns, entries };
+    return entries;
   }
 
   /** The distinct flag lists messages have now (SELECT's FLAGS names every keyword in use). */
@@ -396,10 +412,10 @@ export class MailboxIndex {
     return 0;
   }
 
-  /** Keeps a message's header summary, packed, while the message is in the index. */
-  keepSummary(uid: number, summary: HeaderSummary): void {
+  /** Keeps a message's packed header summary while the message is in the index. */
+  keepSummary(uid: number, packed: string): void {
     const i = lowerBound(this.uids, uid);
-    if (this.uids[i] === uid) this.columns.summaries[i] = packSummary(summary);
+    if (this.uids[i] === uid) this.columns.summaries[i] = packed;
   }
 
   /** Messages whose metadata changed after a modseq: undefined when the log no longer reaches back that far. */
