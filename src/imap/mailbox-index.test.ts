@@ -6,7 +6,8 @@ import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { tempDir } from '../../test/helpers.js';
 import { SqliteStore } from '../store/sqlite.js';
-import { MailboxIndex, MailboxIndexes } from './mailbox-index.js';
+import { loadSummaries, MailboxIndex, MailboxIndexes } from './mailbox-index.js';
+import { MessageCache, parseMessage, summaryOf } from './message/parsed.js';
 
 const msg = (subject: string): Buffer => Buffer.from(`Subject: ${subject}\r\n\r\nbody\r\n`);
 
@@ -127,5 +128,102 @@ describe('shared mailbox index', () => {
     assert.ok(indexes.peek(boxes[2]!.id));
     assert.ok(indexes.peek(boxes[0]!.id), 'an index in use is never evicted');
     indexes.release(held);
+  });
+
+  // The index holds messages column-wise: every field read back must be the store's, by UID, across gaps.
+  const sameAsStore = async (index: MailboxIndex, mailboxId: number): Promise<void> => {
+    const rows = await store.listMessages(mailboxId);
+    assert.deepEqual(index.uids, rows.map((r) => r.uid));
+    for (const row of rows) {
+      const e = index.get(row.uid)!;
+      assert.deepEqual(
+        { id: e.id, mailboxId: e.mailboxId, uid: e.uid, blobHash: e.blobHash, size: e.size, date: e.internalDate.getTime(), flags: [...e.flags].sort(), modseq: e.modseq },
+        { id: row.id, mailboxId: row.mailboxId, uid: row.uid, blobHash: row.blobHash, size: row.size, date: row.internalDate.getTime(), flags: [...row.flags].sort(), modseq: row.modseq },
+      );
+    }
+  };
+
+  it('keeps every field of every message across UID gaps, an expunge in the middle and appends after it', async () => {
+    const box = await store.createMailbox(userId, 'Columns1');
+    for (let i = 1; i <= 10; i++) await store.append(box.id, msg(`gap ${i}`.padEnd(10 + i, 'x')), i % 2 ? ['\\Seen'] : [], new Date(Date.UTC(2026, 0, i)));
+    const index = new MailboxIndex(box.id, store);
+    index.markStale();
+    await index.fresh();
+    await loadSummaries(index.all(), new MessageCache(store));
+    const before = index.get(4)!;
+    const hashOf4 = before.blobHash;
+
+    await store.setFlags(box.id, [3, 4, 7], 'add', ['\\Deleted']);
+    await store.expunge(box.id);
+    await store.append(box.id, msg('gap 11'), ['$Label1']);
+    await store.setFlags(box.id, [8], 'add', ['\\Flagged']);
+    index.markStale();
+    await index.fresh();
+    assert.deepEqual(index.uids, [1, 2, 5, 6, 8, 9, 10, 11]);
+    await sameAsStore(index, box.id);
+    assert.equal(index.get(3), undefined);
+    assert.equal(index.get(0), undefined);
+    assert.equal(index.get(12), undefined);
+    assert.deepEqual(index.pick([1, 3, 4, 5, 7, 8, 11, 12]).map((e) => e.uid), [1, 5, 8, 11]);
+    assert.deepEqual(index.all().map((e) => e.uid), index.uids);
+    assert.equal(before.blobHash, hashOf4, 'an entry taken before the expunge still reads its own message');
+    // Summaries stayed with their messages; the new one has none until asked.
+    for (const uid of [1, 2, 5, 6, 8, 9, 10]) assert.equal(index.get(uid)!.summary?.root.envelope?.[1], `gap ${uid}`.padEnd(10 + uid, 'x'));
+    assert.equal(index.get(11)!.summary, undefined);
+    assert.deepEqual(await index.status(0), { messages: 8, unseen: 5, recent: 8, size: index.all().reduce((n, e) => n + e.size, 0), uidnext: 12, highestModseq: index.modseq });
+  });
+
+  it('numbers flag lists with many keywords, and renumbers once old lists outnumber the messages', async () => {
+    const box = await store.createMailbox(userId, 'Columns2');
+    const keywords = Array.from({ length: 40 }, (_, i) => `kw${i}`);
+    await store.append(box.id, msg('many'), keywords);
+    await store.append(box.id, msg('some'), ['\\Seen', ...keywords.slice(30)]);
+    await store.append(box.id, msg('none'), []);
+    const index = new MailboxIndex(box.id, store);
+    index.markStale();
+    await index.fresh();
+    await sameAsStore(index, box.id);
+    assert.equal(index.firstUnseenUid(), 1);
+    const inUse = new Set(index.flagListsInUse().flat());
+    for (const k of keywords) assert.ok(inUse.has(k), k);
+
+    // 150 distinct lists on message 3 (more than 64 + 2 per message): old lists are dropped.
+    for (let i = 0; i < 150; i++) {
+      await store.setFlags(box.id, [3], 'replace', [`churn${i}`, ...(i === 149 ? ['\\Seen'] : [])]);
+      index.markStale();
+      await index.fresh();
+    }
+    await store.setFlags(box.id, [1], 'add', ['\\Seen']);
+    index.markStale();
+    await index.fresh();
+    await sameAsStore(index, box.id);
+    assert.deepEqual(new Set(index.flagListsInUse().flat()), new Set(['\\Seen', 'churn149', ...keywords]));
+    assert.equal(index.firstUnseenUid(), 0);
+    assert.equal((await index.status(0))!.unseen, 0);
+  });
+
+  it('packs header summaries: folded fields for SEARCH, the envelope and References as they were', async () => {
+    const box = await store.createMailbox(userId, 'Columns3');
+    const raw = Buffer.from(
+      'From: =?utf-8?q?Ren=C3=A9e?= <renee@example.org>\r\nTo: a@example.com, "B  Two" <b@example.com>\r\n' +
+        'Subject: =?utf-8?q?Caf=C3=A9_=01_Two?=   SPACES\r\nReferences: <r1@x> <r2@x>\r\nMessage-ID: <m@x>\r\n\r\nbody\r\n',
+    );
+    await store.append(box.id, raw, []);
+    const index = new MailboxIndex(box.id, store);
+    index.markStale();
+    await index.fresh();
+    const first = index.all();
+    await loadSummaries(first, new MessageCache(store));
+    const original = summaryOf(parseMessage(raw));
+    const packed = index.get(1)!.summary!;
+    assert.notEqual(packed, original);
+    assert.deepEqual(packed.root.envelope, original.root.envelope);
+    assert.ok(first[0]!.summary, 'the entries given to loadSummaries read it too');
+    assert.equal(packed.references, '<r1@x> <r2@x>');
+    assert.equal(packed.folded?.subject, 'café   two spaces');
+    assert.equal(packed.folded?.from, 'renée <renee@example.org>');
+    assert.equal(packed.folded?.to, 'a@example.com, b two <b@example.com>');
+    assert.equal(packed.folded?.cc, '');
+    assert.equal(packed.folded?.bcc, '');
   });
 });

@@ -65,13 +65,13 @@ export async function select(s: Session, args: ImapValue[], info: CommandInfo): 
   if (s.ctx.hub.userGeneration(s.userId) > generation) selected.dirtySince = s.ctx.hub.userGeneration(s.userId);
 
   // RFC 3501 7.2.6: FLAGS names every keyword in use, so FETCH responses use only those.
-  for (const meta of index.all()) selected.learnKeywords(meta.flags);
+  for (const flags of index.flagListsInUse()) selected.learnKeywords(flags);
   const [flagsResponse, permanentFlags] = selected.flagsResponses();
   s.send(flagsResponse!);
   s.send([selected.exists, atom('EXISTS')]);
   s.send([selected.recentCount(), atom('RECENT')]);
-  const firstUnseen = index.all().find((m) => !m.flags.includes('\\Seen'));
-  const unseenSeq = firstUnseen ? selected.seqOf(firstUnseen.uid) : 0;
+  const firstUnseen = index.firstUnseenUid();
+  const unseenSeq = firstUnseen > 0 ? selected.seqOf(firstUnseen) : 0;
   if (unseenSeq > 0) s.untaggedStatus('OK', 'first unseen', `UNSEEN ${unseenSeq}`);
   s.send(permanentFlags!);
   // From the index, not the mailbox row read first: a message the index has not caught up with

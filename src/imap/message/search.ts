@@ -493,6 +493,14 @@ function envelopeText(root: Pick<MimePart, 'envelope'>, index: number): string |
 
 const ENVELOPE_INDEX = { subject: 1, from: 2, to: 5, cc: 6, bcc: 7 } as const;
 
+/** The envelope fields SEARCH compares, in the order a packed summary keeps them (mailbox-index.ts). */
+export const SEARCH_FIELDS = ['subject', 'from', 'to', 'cc', 'bcc'] as const;
+
+/** A field as SEARCH compares it: decoded and folded, computed ahead for a packed summary. */
+export function foldedField(root: Pick<MimePart, 'envelope'>, field: (typeof SEARCH_FIELDS)[number]): string {
+  return fold(envelopeFieldText(root, field));
+}
+
 /** What FROM/TO/CC/BCC/SUBJECT search: the decoded field, addresses as `name <mailbox@host>`. */
 function envelopeFieldText(root: Pick<MimePart, 'envelope'>, field: keyof typeof ENVELOPE_INDEX): string {
   const value = root.envelope?.[ENVELOPE_INDEX[field]];
