@@ -2,22 +2,15 @@
 // closes and exits 75 on a restart request (for its supervisor to start it again) and 0 on a
 // stop; in `quill start --nodes 1` the gateway starts again in-process on a restart.
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { rmSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SqliteStore } from '../src/store/sqlite.js';
 import type { Member } from '../src/store/types.js';
-import { tempDir } from './helpers.js';
+import { tempDir, runQuill as quill } from './helpers.js';
 
-function quill(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 function spawnQuill(args: string[]): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
   let output = '';

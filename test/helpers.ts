@@ -1,4 +1,5 @@
 // Shared by tests: a fresh server on port 0 with its own data directory, and users in it.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +9,16 @@ import { startServer, type RunningServer } from '../src/server.js';
 import { hashPassword } from '../src/util/password.js';
 import { silentLogger } from '../src/util/logger.js';
 import { testStoreUrl } from './pg-server.js';
+
+/** `quill ARGS` from the source tree (through tsx), with `input` on its standard input: its exit code and output. */
+export function runQuill(args: string[], input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, ['--import', 'tsx', path.resolve('src/cli/main.ts'), ...args], { timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+    child.stdin!.end(input);
+  });
+}
 
 /** A DNS with no records at all: tests never reach the network. */
 export const emptyResolver: Resolver = {

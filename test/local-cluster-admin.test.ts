@@ -1,21 +1,14 @@
 // `quill admin restart` and `quill admin stop` against `quill start --nodes 1`: a restarted
 // node exits 75 and the local cluster starts it again; a stopped node exits 0 and stays down.
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SqliteStore } from '../src/store/sqlite.js';
 import type { Member } from '../src/store/types.js';
-import { tempDir } from './helpers.js';
+import { tempDir, runQuill as quill } from './helpers.js';
 
-function quill(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 describe('quill admin stop and restart on a local cluster', () => {
   const data = tempDir('quill-local-admin-');

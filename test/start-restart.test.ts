@@ -1,21 +1,14 @@
 // `quill admin restart` against a plain `quill start` (no supervisor): the process starts its
 // server again by itself instead of exiting 75 and staying down (issue 21).
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SqliteStore } from '../src/store/sqlite.js';
 import type { Member } from '../src/store/types.js';
-import { tempDir } from './helpers.js';
+import { tempDir, runQuill as quill } from './helpers.js';
 
-function quill(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 describe('quill start restarts itself', () => {
   const data = tempDir('quill-start-restart-');

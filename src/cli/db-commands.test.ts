@@ -1,7 +1,7 @@
 // `quill db` and `--store` as an operator uses them: the real CLI against a throwaway
 // PostgreSQL, then `quill start --store` taking mail over SMTP into that database.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,17 +9,10 @@ import { after, before, describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
 import { postgresAvailable, startPostgres, type PgServer } from '../../test/pg-server.js';
 import { PostgresStore } from '../store/postgres.js';
+import { runQuill as quill } from '../../test/helpers.js';
 
 const MAIN = path.resolve('src/cli/main.ts');
 
-function quill(args: string[], input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { timeout: 30_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-    child.stdin!.end(input);
-  });
-}
 
 describe('quill db and --store', { skip: postgresAvailable() ? false : 'PostgreSQL 15 is not installed' }, () => {
   let pg: PgServer;

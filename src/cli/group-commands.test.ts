@@ -1,21 +1,11 @@
 // `quill group` and `quill user move` as an operator uses them: a single-group PostgreSQL store
 // grows a second group, users are placed and moved, all through the real CLI.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { postgresAvailable, startPostgres, type PgServer } from '../../test/pg-server.js';
+import { runQuill as quill } from '../../test/helpers.js';
 
-const MAIN = path.resolve('src/cli/main.ts');
 
-function quill(args: string[], input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { timeout: 30_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-    child.stdin!.end(input);
-  });
-}
 
 async function ok(args: string[]): Promise<string> {
   const result = await quill(args);
