@@ -3,27 +3,14 @@
 // non-admin sees no console and gets 403 from the admin API; a raw message view shows the
 // stored bytes as text and appears in the audit log.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '../../test/helpers.js';
 import { hashPassword } from '../util/password.js';
-import { PUBLIC_DIR } from './static.js';
+import { launchBrowser, noChromium } from '../../test/browser-kit.js';
 
-const CHROMIUM = process.env.QUILL_CHROMIUM ?? '/usr/bin/chromium';
-const APP_DIR = path.resolve('src/web/app');
 const NODE = 'node-a';
-
-/** The build is stale when any source of the app is newer than its index.html. */
-function needsBuild(): boolean {
-  const index = path.join(PUBLIC_DIR, 'index.html');
-  if (!existsSync(index)) return true;
-  const built = statSync(index).mtimeMs;
-  return readdirSync(APP_DIR).some((name) => statSync(path.join(APP_DIR, name)).mtimeMs > built);
-}
 
 async function logIn(page: Page, base: string, address: string, password: string): Promise<void> {
   await page.goto(base);
@@ -33,7 +20,7 @@ async function logIn(page: Page, base: string, address: string, password: string
   await page.getByText('No messages in INBOX.').or(page.getByRole('button', { name: /^INBOX/ })).first().waitFor();
 }
 
-describe('admin console in a browser', { skip: !existsSync(CHROMIUM) && `no chromium at ${CHROMIUM}` }, () => {
+describe('admin console in a browser', { skip: noChromium }, () => {
   let server: TestServer;
   let browser: Browser;
   let base: string;
@@ -50,16 +37,12 @@ describe('admin console in a browser', { skip: !existsSync(CHROMIUM) && `no chro
   };
 
   before(async () => {
-    if (needsBuild()) {
-      const built = spawnSync(process.execPath, [path.resolve('node_modules/vite/bin/vite.js'), 'build', '--config', 'src/web/app/vite.config.ts'], { stdio: 'inherit', timeout: 120_000 });
-      assert.equal(built.status, 0, 'vite build');
-    }
     // No queue worker: a message to a remote domain stays in the queue for the Queue page.
     server = await startTestServer({ nodeId: NODE, overrides: { outbound: { enabled: false } } });
     base = `http://127.0.0.1:${server.port('http')}`;
     await server.store.addUser({ address: 'ada@example.com', passwordHash: await hashPassword('ada-password'), isAdmin: true });
     await server.addUser('bob@example.com', 'bob-password');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+    browser = await launchBrowser();
   });
   after(async () => {
     await browser?.close();

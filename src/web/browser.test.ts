@@ -2,17 +2,12 @@
 // sent by SMTP appear live, read it without its scripts running, reply, forward with the
 // attachment, search, delete, log out; sign up on a phone-sized screen.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { simpleParser } from 'mailparser';
 import nodemailer from 'nodemailer';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '../../test/helpers.js';
-import { PUBLIC_DIR } from './static.js';
-
-const CHROMIUM = process.env.QUILL_CHROMIUM ?? '/usr/bin/chromium';
+import { launchBrowser, noChromium } from '../../test/browser-kit.js';
 
 // Each payload sets a marker if it ever runs.
 const XSS_SUBJECT = 'Hello <img src=x onerror="window.top.__xss=1">';
@@ -25,7 +20,7 @@ const XSS_HTML = [
   '<svg onload="window.top.__xss = 5"></svg>',
 ].join('\n');
 
-describe('web app in a browser', { skip: !existsSync(CHROMIUM) && `no chromium at ${CHROMIUM}` }, () => {
+describe('web app in a browser', { skip: noChromium }, () => {
   let server: TestServer;
   let browser: Browser;
   let page: Page;
@@ -33,15 +28,11 @@ describe('web app in a browser', { skip: !existsSync(CHROMIUM) && `no chromium a
   const problems: string[] = [];
 
   before(async () => {
-    if (!existsSync(path.join(PUBLIC_DIR, 'index.html'))) {
-      const built = spawnSync(process.execPath, [path.resolve('node_modules/vite/bin/vite.js'), 'build', '--config', 'src/web/app/vite.config.ts'], { stdio: 'inherit', timeout: 120_000 });
-      assert.equal(built.status, 0, 'vite build');
-    }
     server = await startTestServer();
     base = `http://127.0.0.1:${server.port('http')}`;
     await server.addUser('una@example.com', 'una-password');
     await server.addUser('vic@example.com', 'vic-password');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+    browser = await launchBrowser();
     page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
     page.on('console', (message) => {

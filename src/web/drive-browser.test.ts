@@ -3,19 +3,16 @@
 // to resume), see them listed with their sizes, download one byte-exact, delete, and a
 // hostile file name stays text.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '../../test/helpers.js';
-import { PUBLIC_DIR } from './static.js';
+import { launchBrowser, noChromium } from '../../test/browser-kit.js';
 
-const CHROMIUM = process.env.QUILL_CHROMIUM ?? '/usr/bin/chromium';
 const XSS_NAME = '<img src=x onerror="window.__xss=7">.txt';
 
-describe('drive in a browser', { skip: !existsSync(CHROMIUM) && `no chromium at ${CHROMIUM}` }, () => {
+describe('drive in a browser', { skip: noChromium }, () => {
   let server: TestServer;
   let browser: Browser;
   let page: Page;
@@ -23,14 +20,10 @@ describe('drive in a browser', { skip: !existsSync(CHROMIUM) && `no chromium at 
   const problems: string[] = [];
 
   before(async () => {
-    if (!existsSync(path.join(PUBLIC_DIR, 'index.html'))) {
-      const built = spawnSync(process.execPath, [path.resolve('node_modules/vite/bin/vite.js'), 'build', '--config', 'src/web/app/vite.config.ts'], { stdio: 'inherit', timeout: 120_000 });
-      assert.equal(built.status, 0, 'vite build');
-    }
     server = await startTestServer();
     base = `http://127.0.0.1:${server.port('http')}`;
     await server.addUser('una@example.com', 'una-password', { quotaBytes: 50 * 1024 * 1024 });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+    browser = await launchBrowser();
     page = await browser.newPage({ viewport: { width: 1200, height: 800 }, acceptDownloads: true });
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
     page.on('console', (message) => {

@@ -2,20 +2,15 @@
 // work, `Name <address>` recipients, human errors, URLs that survive reload and Back,
 // conversations as one row, and undo of a delete.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ImapFlow } from 'imapflow';
 import { simpleParser } from 'mailparser';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '../../test/helpers.js';
-import { PUBLIC_DIR } from './static.js';
 import { rawMessage } from './test-kit.js';
+import { launchBrowser, noChromium } from '../../test/browser-kit.js';
 
-const CHROMIUM = process.env.QUILL_CHROMIUM ?? '/usr/bin/chromium';
-
-describe('webmail a person would choose (issue 21)', { skip: !existsSync(CHROMIUM) && `no chromium at ${CHROMIUM}` }, () => {
+describe('webmail a person would choose (issue 21)', { skip: noChromium }, () => {
   let server: TestServer;
   let browser: Browser;
   let page: Page;
@@ -24,15 +19,11 @@ describe('webmail a person would choose (issue 21)', { skip: !existsSync(CHROMIU
   const problems: string[] = [];
 
   before(async () => {
-    if (!existsSync(path.join(PUBLIC_DIR, 'index.html'))) {
-      const built = spawnSync(process.execPath, [path.resolve('node_modules/vite/bin/vite.js'), 'build', '--config', 'src/web/app/vite.config.ts'], { stdio: 'inherit', timeout: 120_000 });
-      assert.equal(built.status, 0, 'vite build');
-    }
     server = await startTestServer();
     base = `http://127.0.0.1:${server.port('http')}`;
     una = await server.addUser('una@example.com', 'una-password');
     await server.addUser('bob@example.com', 'bob-password');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+    browser = await launchBrowser();
     page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
     await page.goto(base);

@@ -2,19 +2,14 @@
 // suggestions from mail already exchanged, the display name kept on the server (seen from a
 // second browser), and a forward's quoted Date written for people.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { simpleParser } from 'mailparser';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '../../test/helpers.js';
-import { PUBLIC_DIR } from './static.js';
 import { rawMessage } from './test-kit.js';
+import { launchBrowser, noChromium } from '../../test/browser-kit.js';
 
-const CHROMIUM = process.env.QUILL_CHROMIUM ?? '/usr/bin/chromium';
-
-describe('webmail: suggestions, display name, forward date (issue 21)', { skip: !existsSync(CHROMIUM) && `no chromium at ${CHROMIUM}` }, () => {
+describe('webmail: suggestions, display name, forward date (issue 21)', { skip: noChromium }, () => {
   let server: TestServer;
   let browser: Browser;
   let base: string;
@@ -23,15 +18,11 @@ describe('webmail: suggestions, display name, forward date (issue 21)', { skip: 
   const contexts: BrowserContext[] = [];
 
   before(async () => {
-    if (!existsSync(path.join(PUBLIC_DIR, 'index.html'))) {
-      const built = spawnSync(process.execPath, [path.resolve('node_modules/vite/bin/vite.js'), 'build', '--config', 'src/web/app/vite.config.ts'], { stdio: 'inherit', timeout: 120_000 });
-      assert.equal(built.status, 0, 'vite build');
-    }
     server = await startTestServer();
     base = `http://127.0.0.1:${server.port('http')}`;
     alice = await server.addUser('alice@example.com', 'alice-password');
     await server.addUser('bob@example.com', 'bob-password');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+    browser = await launchBrowser();
   });
   after(async () => {
     await browser?.close();
