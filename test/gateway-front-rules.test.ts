@@ -202,9 +202,12 @@ describe('the gateway fronts follow the nodes’ rules', () => {
     client.socket.pause();
     // The node's answers (3 x 4 MB) fill the way back; then the node stops reading, and so must the gateway.
     for (let n = 0; n < 3; n++) client.send(`f${n} FETCH 1 BODY[]\r\n`);
-    // Long ID lines (RFC 2971, past limits.lineLength): many bytes in few commands.
-    const line = Array.from({ length: 20 }, (_, i) => `"k${i}" "${'v'.repeat(900)}"`).join(' ');
-    const total = 600;
+    // Long ID lines (RFC 2971: up to 30 pairs, past limits.lineLength): many bytes in few commands.
+    // More bytes (~48 MB) than the kernel's socket buffers on the way can hold (client send, gateway
+    // receive and send, node receive: ~20 MB at Linux's default maximums), so what the client still
+    // holds shows whether the gateway stopped reading.
+    const line = Array.from({ length: 30 }, (_, i) => `"k${i}" "${'v'.repeat(1000)}"`).join(' ');
+    const total = 1600;
     for (let n = 0; n < total; n++) client.send(`i${n} ID (${line})\r\n`);
     const sent = total * (line.length + 12);
     // Wait until the bytes have stopped moving for 2 s (a gateway without backpressure takes them all in ~2 s).
