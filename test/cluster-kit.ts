@@ -124,6 +124,16 @@ export interface ClusterOptions {
   nodeArgs?: string[];
 }
 
+/** Whether `work` settled within `ms`; if not, says so on stderr and stops waiting. */
+async function within(ms: number, what: string, work: Promise<unknown> | undefined): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const done = await Promise.race([Promise.resolve(work).then(() => true), late]);
+  clearTimeout(timer);
+  if (!done) process.stderr.write(`cluster-kit: ${what} did not finish within ${ms} ms\n`);
+  return done;
+}
+
 export class TestCluster {
   readonly data = tempDir('quill-cluster-');
   readonly nodes = new Map<string, ChildProcess>();
@@ -153,8 +163,13 @@ export class TestCluster {
   }
 
   async close(): Promise<void> {
-    await this.gateway?.close();
-    for (const id of this.nodes.keys()) await this.stopNode(id, 'SIGTERM');
+    // Teardown is bounded: a gateway or node that does not finish within 15 s is reported on
+    // stderr and (a node) killed, so a slow shutdown shows up as a line, not a file timeout.
+    await within(15_000, 'gateway close', this.gateway?.close());
+    for (const id of this.nodes.keys()) {
+      const stopped = await within(15_000, `node ${id} after SIGTERM`, this.stopNode(id, 'SIGTERM'));
+      if (!stopped) await this.stopNode(id, 'SIGKILL');
+    }
     await this.store?.close();
   }
 
