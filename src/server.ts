@@ -23,6 +23,7 @@ import { processMetrics } from './metrics/metrics.js';
 import { watchNode } from './metrics/node-metrics.js';
 import { configurePasswords } from './util/password.js';
 import { loadTls } from './util/tls.js';
+import { VERSION } from './version.js';
 
 export interface RunningServer {
   store: Store;
@@ -50,7 +51,6 @@ function commitCheckReporter(logger: Logger, node: string): PostgresOptions['onC
 
 export { openStore };
 
-export const VERSION = '0.1.0';
 
 export interface ServerOptions {
   logger?: Logger;

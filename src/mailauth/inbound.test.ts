@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
-import type { Resolver } from '../queue/route.js';
+import type { Resolver } from '../dns/resolver.js';
 import { judgeInbound, type InboundPolicy } from './inbound.js';
 import { dkimSignature } from './sign.js';
 

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
 import { startTestServer, tempDir, type TestServer } from '../../test/helpers.js';
 import { SqliteStore } from '../store/sqlite.js';
-import type { Resolver } from '../queue/route.js';
+import type { Resolver } from '../dns/resolver.js';
 import type { DeliveryTarget } from '../store/types.js';
 import { runSmtplib, splitReceived, storedMessages } from './test-support.js';
 import { dataBlock, WireClient } from './wire-client.js';

@@ -1,6 +1,6 @@
 // Commands valid in every state (RFC 3501 6.1) and the small extensions that sit beside
 // them: ID (RFC 2971), ENABLE (RFC 5161), NAMESPACE (RFC 2342).
-import { VERSION } from '../../server.js';
+import { VERSION } from '../../version.js';
 import { astring, atomText, isAtom, list } from '../args.js';
 import { bad } from '../errors.js';
 import type { Session } from '../session.js';
