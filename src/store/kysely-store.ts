@@ -186,6 +186,8 @@ interface QueuedWrite {
   fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<unknown>;
   /** Rows it writes, roughly: a shared transaction stops taking writes past GROUP_ROWS. */
   rows: number;
+  /** Whether it is answered only once durable() (else right after COMMIT; see KyselyStore.lazyWrite). */
+  durable: boolean;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -260,8 +262,25 @@ export abstract class KyselyStore implements Store {
     return undefined;
   }
 
+  /**
+   * Whether flag changes, expunges and \Recent claims wait for durable() like every other write
+   * (store.fsyncFlagChanges). When false they are answered and announced right after COMMIT and
+   * reach the disk with the next fsync (laterDurable): a power cut can undo the last of them, as
+   * with Dovecot's default mail_fsync=optimized, never a stored message nor the file's consistency.
+   */
+  protected fsyncFlagChanges = true;
+
+  /** After a COMMIT answered before its fsync: make sure an fsync follows soon. */
+  protected laterDurable(): void {}
+
   /** Settles a committed write once durable(), announcing its changes first (in commit order). */
-  private whenDurable(changes: ChangeEvent[], ok: () => void, failed: (error: unknown) => void): void {
+  private whenDurable(changes: ChangeEvent[], ok: () => void, failed: (error: unknown) => void, durable = true): void {
+    if (!durable) {
+      this.laterDurable();
+      this.afterCommit(changes);
+      ok();
+      return;
+    }
     const sync = this.durable();
     if (!sync) {
       this.afterCommit(changes);
@@ -348,10 +367,10 @@ export abstract class KyselyStore implements Store {
   private writing = false;
 
   /** Runs fn in a transaction, turns driver errors into StoreErrors, then publishes changes. */
-  protected async write<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>, rows = 1): Promise<T> {
+  protected async write<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>, rows = 1, durable = true): Promise<T> {
     if (this.coalesceWrites) {
       return new Promise<T>((resolve, reject) => {
-        this.writeQueue.push({ fn, rows, resolve: resolve as (value: unknown) => void, reject });
+        this.writeQueue.push({ fn, rows, durable, resolve: resolve as (value: unknown) => void, reject });
         if (!this.writing) {
           // Started after this turn of the event loop: the commands of other sessions read in the
           // same turn join this transaction (better-sqlite3 runs a whole transaction before the
@@ -361,17 +380,22 @@ export abstract class KyselyStore implements Store {
         }
       });
     }
-    return this.writeAlone(fn);
+    return this.writeAlone(fn, durable);
   }
 
-  private async writeAlone<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>): Promise<T> {
+  /** A write that may be answered before its fsync (flag changes, expunges, \Recent claims): see fsyncFlagChanges. */
+  protected lazyWrite<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>, rows = 1): Promise<T> {
+    return this.write(fn, rows, this.fsyncFlagChanges);
+  }
+
+  private async writeAlone<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>, durable: boolean): Promise<T> {
     let done: { result: T; changes: ChangeEvent[] };
     try {
       done = await this.transact(fn);
     } catch (error) {
       unavailable(error);
     }
-    return new Promise<T>((resolve, reject) => this.whenDurable(done.changes, () => resolve(done.result), reject));
+    return new Promise<T>((resolve, reject) => this.whenDurable(done.changes, () => resolve(done.result), reject, durable));
   }
 
   /**
@@ -398,13 +422,12 @@ export abstract class KyselyStore implements Store {
             continue;
           }
           // Not awaited: the next transaction runs while this one's fsync is under way.
-          this.whenDurable(alone.changes, () => only.resolve(alone.result), only.reject);
+          this.whenDurable(alone.changes, () => only.resolve(alone.result), only.reject, only.durable);
           continue;
         }
-        const outcomes: ({ ok: true; result: unknown } | { ok: false; error: unknown })[] = [];
-        let done: { changes: ChangeEvent[] };
+        const outcomes: ({ ok: true; result: unknown; changes: ChangeEvent[] } | { ok: false; error: unknown })[] = [];
         try {
-          done = await this.transact(async (tx, changes) => {
+          await this.transact(async (tx, changes) => {
             for (const [i, item] of batch.entries()) {
               await sql.raw(`savepoint w${i}`).execute(tx);
               const own: ChangeEvent[] = [];
@@ -412,7 +435,7 @@ export abstract class KyselyStore implements Store {
                 const result = await item.fn(tx, own);
                 await sql.raw(`release savepoint w${i}`).execute(tx);
                 changes.push(...own);
-                outcomes.push({ ok: true, result });
+                outcomes.push({ ok: true, result, changes: own });
               } catch (error) {
                 // Undo this write alone; if even that fails, the whole transaction fails below.
                 await sql.raw(`rollback to savepoint w${i}`).execute(tx);
@@ -425,16 +448,26 @@ export abstract class KyselyStore implements Store {
           for (const item of batch) settleFailed(item, error);
           continue;
         }
-        this.whenDurable(
-          done.changes,
-          () =>
-            batch.forEach((item, i) => {
-              const outcome = outcomes[i]!;
-              if (outcome.ok) item.resolve(outcome.result);
-              else settleFailed(item, outcome.error);
-            }),
-          (error) => batch.forEach((item) => item.reject(error)),
-        );
+        // Writes that need not wait are answered now (lazyWrite), the others once the fsync is done.
+        for (const durable of [false, true]) {
+          const picked = [...batch.keys()].filter((i) => batch[i]!.durable === durable);
+          if (picked.length === 0) continue;
+          const changes = picked.flatMap((i) => {
+            const outcome = outcomes[i]!;
+            return outcome.ok ? outcome.changes : [];
+          });
+          this.whenDurable(
+            changes,
+            () =>
+              picked.forEach((i) => {
+                const outcome = outcomes[i]!;
+                if (outcome.ok) batch[i]!.resolve(outcome.result);
+                else settleFailed(batch[i]!, outcome.error);
+              }),
+            (error) => picked.forEach((i) => batch[i]!.reject(error)),
+            durable,
+          );
+        }
       }
     } finally {
       this.writing = false;
@@ -787,7 +820,7 @@ export abstract class KyselyStore implements Store {
   }
 
   async claimRecent(mailboxId: number, upTo?: number): Promise<number> {
-    return this.write(async (tx) => {
+    return this.lazyWrite(async (tx) => {
       const mailbox = await tx.selectFrom('mailboxes').select(['recent_uid', 'uidnext']).where('id', '=', mailboxId).executeTakeFirst();
       if (!mailbox) throw new StoreError('not-found', 'no such mailbox');
       const old = num(mailbox.recent_uid);
@@ -1182,7 +1215,7 @@ export abstract class KyselyStore implements Store {
 
   async setFlags(mailboxId: number, uids: number[], op: FlagOp, flags: string[], unchangedSince?: number): Promise<{ updated: FlagUpdate[]; failed: number[] }> {
     const wanted = normalizeFlags(flags);
-    return this.write(async (tx, changes) => {
+    return this.lazyWrite(async (tx, changes) => {
       const rows = await this.selectByUids(tx, mailboxId, uids);
       const updated: FlagUpdate[] = [];
       const failed: number[] = [];
@@ -1224,7 +1257,7 @@ export abstract class KyselyStore implements Store {
   }
 
   async expunge(mailboxId: number, uids?: number[], onlyDeleted = true): Promise<number[]> {
-    return this.write((tx, changes) => this.expungeIn(tx, mailboxId, uids, onlyDeleted, changes));
+    return this.lazyWrite((tx, changes) => this.expungeIn(tx, mailboxId, uids, onlyDeleted, changes));
   }
 
   private async expungeIn(tx: Transaction<Database>, mailboxId: number, uids: number[] | undefined, onlyDeleted: boolean, changes: ChangeEvent[]): Promise<number[]> {

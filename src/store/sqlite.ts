@@ -3,8 +3,9 @@
 // after every COMMIT, which would block the event loop ~10 ms per commit. So the connection runs
 // synchronous=NORMAL (WAL fsynced at checkpoints, as FULL does) and the per-commit fsync of the
 // WAL is done here, on libuv's thread pool, one fsync for all commits made while the previous
-// one ran; writes are settled only after it (KyselyStore.durable). Several processes (server,
-// CLI, other nodes) may share the file.
+// one ran; writes are settled only after it (KyselyStore.durable). Flag changes, expunges and
+// \Recent claims are answered right after COMMIT unless store.fsyncFlagChanges (KyselyStore.lazyWrite),
+// and are on disk within LAZY_FSYNC_MS. Several processes (server, CLI, other nodes) may share the file.
 import { close as closeFd, fsync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -30,6 +31,9 @@ class QuillSqliteDialect extends SqliteDialect {
     return new ImmediateSqliteDriver(this.settings);
   }
 }
+
+/** The longest a commit answered before its fsync (store.fsyncFlagChanges: false) waits for one. */
+export const LAZY_FSYNC_MS = 1000;
 
 /** Prepared statements kept for reuse: most queries repeat with other parameters. */
 const STATEMENT_CACHE = 256;
@@ -60,6 +64,8 @@ export interface SqliteOptions {
   /** How often other processes' changes are picked up for IDLE (ms). */
   pollIntervalMs?: number;
   busyTimeoutMs?: number;
+  /** store.fsyncFlagChanges: flag changes, expunges and \Recent claims wait for the WAL fsync too (default false). */
+  fsyncFlagChanges?: boolean;
 }
 
 export class SqliteStore extends KyselyStore {
@@ -77,6 +83,8 @@ export class SqliteStore extends KyselyStore {
   private walFd: number | undefined;
   private syncing: Promise<void> | undefined;
   private nextSync: Promise<void> | undefined;
+  /** An fsync due for commits answered before theirs (laterDurable). */
+  private lazySync: NodeJS.Timeout | undefined;
 
   private constructor(
     db: Kysely<Database>,
@@ -86,6 +94,7 @@ export class SqliteStore extends KyselyStore {
   ) {
     super(db);
     this.pollIntervalMs = options.pollIntervalMs ?? 100;
+    this.fsyncFlagChanges = options.fsyncFlagChanges ?? false;
   }
 
   /** Opens (creating if needed) the store in a data directory and applies migrations. */
@@ -172,6 +181,16 @@ export class SqliteStore extends KyselyStore {
     return this.nextSync;
   }
 
+  /** A commit was answered before its fsync: one follows within LAZY_FSYNC_MS (sooner if a durable write comes). */
+  protected override laterDurable(): void {
+    if (this.walFd === undefined || this.lazySync) return;
+    this.lazySync = setTimeout(() => {
+      this.lazySync = undefined;
+      void this.durable()?.catch(() => undefined);
+    }, LAZY_FSYNC_MS);
+    this.lazySync.unref();
+  }
+
   private startNext(): Promise<void> {
     this.nextSync = undefined;
     return this.durable()!;
@@ -226,6 +245,11 @@ export class SqliteStore extends KyselyStore {
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = undefined;
     await super.close();
+    if (this.lazySync) {
+      clearTimeout(this.lazySync);
+      this.lazySync = undefined;
+      await this.durable()?.catch(() => undefined);
+    }
     await this.nextSync?.catch(() => undefined);
     await this.syncing?.catch(() => undefined);
     if (this.walFd !== undefined) closeFd(this.walFd, () => undefined);
