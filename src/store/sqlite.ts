@@ -10,7 +10,7 @@ import { close as closeFd, fsync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { CompiledQuery, Kysely, Migrator, SqliteDialect, SqliteDriver, type DatabaseConnection, type SqliteDialectConfig } from 'kysely';
-import { KyselyStore } from './kysely-store.js';
+import { KyselyStore, type SqlText } from './kysely-store.js';
 import { migrations } from './migrations.js';
 import type { Database } from './schema.js';
 import { sqliteStatus } from './store-status.js';
@@ -77,6 +77,8 @@ export class SqliteStore extends KyselyStore {
   private readonly ownChanges = new Set<number>();
   private readonly pollIntervalMs: number;
   private subscribers = 0;
+  /** Prepared statements of query(), by SQL text (a fixed set of texts). */
+  private readonly statements = new Map<string, BetterSqlite3.Statement>();
   /** PRAGMA data_version when the change rows were last read: it moves when another connection commits. */
   private dataVersion = -1;
   /** The WAL file, opened for fsync; committed frames are written to it by COMMIT. */
@@ -156,6 +158,29 @@ export class SqliteStore extends KyselyStore {
         this.pollTimer = undefined;
       }
     };
+  }
+
+  /**
+   * A kept prepared statement run on the connection at once, skipping Kysely. Safe inside a write
+   * (its transaction holds the one connection) and outside any transaction (better-sqlite3 runs a
+   * statement whole before anything else runs). A read while a transaction is open goes through
+   * Kysely instead, which waits for the transaction to end: it must not see uncommitted rows.
+   */
+  protected override query<R>(db: Parameters<KyselyStore['query']>[0], text: SqlText, params: readonly unknown[]): Promise<R[]> {
+    if (db === this.db && this.raw.inTransaction) return super.query(db, text, params);
+    const sql = typeof text === 'string' ? text : text.sqlite;
+    try {
+      let statement = this.statements.get(sql);
+      if (!statement) {
+        statement = this.raw.prepare(sql);
+        if (this.statements.size < STATEMENT_CACHE) this.statements.set(sql, statement);
+      }
+      if (statement.reader) return Promise.resolve(statement.all(...params) as R[]);
+      statement.run(...params);
+      return Promise.resolve([]);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Own change rows are announced after the fsync: the poll must not announce them first. */
