@@ -165,11 +165,11 @@ describe('sqlite migrations', () => {
     const inbox = (await first.getMailbox(user.id, 'INBOX'))!;
     const { uid } = await first.append(inbox.id, Buffer.from('Subject: old\r\n\r\nA letter about marmalade.\r\n'), []);
     await first.close();
-    // Back to the state before 009 (and so before 010 and 011): their tables, triggers, index and column gone, and not recorded as run.
+    // Back to the state before 009 (and so before 010, 011 and 013): their tables, triggers, indexes and column gone, and not recorded as run.
     const raw = new BetterSqlite3(path.join(dir, 'quill.db'));
     raw.exec(`drop trigger blobs_text_gone; drop trigger blob_text_gone; drop table blob_fts; drop table blob_text; drop index messages_blob_hash;
-      drop table subscriptions; alter table users drop column display_name;
-      delete from kysely_migration where name in ('009_full_text', '010_imap_subscriptions', '011_display_name')`);
+      drop table subscriptions; alter table users drop column display_name; drop index expunged_mailbox_modseq;
+      delete from kysely_migration where name in ('009_full_text', '010_imap_subscriptions', '011_display_name', '013_expunged_modseq')`);
     raw.close();
 
     const store = await SqliteStore.open(dir);
