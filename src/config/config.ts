@@ -290,9 +290,17 @@ export const configSchema = z
         connectTimeoutSeconds: seconds.default(5),
         /** Apply pending schema migrations at start (under an advisory lock; several nodes may start at once). */
         migrate: z.boolean().default(true),
+        /**
+         * SQLite: whether flag changes (STORE), expunges and \Recent claims wait for the WAL fsync
+         * before OK, as messages always do (APPEND, SMTP's 250, COPY). Default false, like Dovecot's
+         * mail_fsync=optimized: they are answered right after COMMIT and on disk within a second; a
+         * power cut can undo the last of them, never lose a stored message. PostgreSQL commits are
+         * durable either way.
+         */
+        fsyncFlagChanges: z.boolean().default(false),
       })
       .strict()
-      .default({ poolSize: 10, statementTimeoutSeconds: 30, connectTimeoutSeconds: 5, migrate: true }),
+      .default({ poolSize: 10, statementTimeoutSeconds: 30, connectTimeoutSeconds: 5, migrate: true, fsyncFlagChanges: false }),
     smtp: z
       .object({
         /** Allow AUTH without TLS for clients on the loopback interface. */

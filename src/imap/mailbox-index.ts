@@ -412,6 +412,15 @@ export class MailboxIndex {
     return 0;
   }
 
+  /** UIDs of the messages flagged \\Deleted (EXPUNGE), ascending. */
+  deletedUids(): number[] {
+    const { n, flags, flagSets } = this.columns;
+    const deleted = flagSets.lists.map((list) => list.some((f) => f === '\\Deleted' || f.toLowerCase() === '\\deleted'));
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) if (deleted[flags[i]!]) out.push(this.uids[i]!);
+    return out;
+  }
+
   /** Keeps a message's packed header summary while the message is in the index. */
   keepSummary(uid: number, packed: string): void {
     const i = lowerBound(this.uids, uid);

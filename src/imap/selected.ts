@@ -87,6 +87,21 @@ export class SelectedMailbox {
     return false;
   }
 
+  /**
+   * Adds UIDs lo..hi to what is \Recent here: joined to the last range when they follow it, and
+   * ranges below the lowest UID still shown dropped, so a long session keeps a few ranges.
+   */
+  private addRecent(lo: number, hi: number): void {
+    const recent = this.recent;
+    const last = recent[recent.length - 1];
+    if (last && last[1] + 1 >= lo) last[1] = Math.max(last[1], hi);
+    else recent.push([lo, hi]);
+    const lowest = this.uids.length > 0 ? this.uids[0]! : Infinity;
+    let drop = 0;
+    while (drop < recent.length - 1 && recent[drop]![1] < lowest) drop++;
+    if (drop > 0) recent.splice(0, drop);
+  }
+
   isGone(uid: number): boolean {
     return this.gone.size > 0 && this.gone.has(uid);
   }
@@ -158,7 +173,7 @@ export class SelectedMailbox {
         if (options.claimRecent && index.recentUid < top) {
           index.noteRecent(top);
           const before = await options.claimRecent(top);
-          if (before < top) this.recent.push([before + 1, top]);
+          if (before < top) this.addRecent(before + 1, top);
         }
         // The same messages as the index: share its array instead of copying.
         this.uids = this.gone.size === 0 && this.uids.length + added.length === fresh.length ? fresh : this.uids.concat(added);

@@ -98,6 +98,30 @@ describe('IMAP updates across servers sharing a store', () => {
     }
   });
 
+  it("EXPUNGE on one server at once removes what the other server's session just flagged \\Deleted", async () => {
+    const { client: flagger } = await ImapWire.connect(first.port('imap'));
+    const { client: expunger } = await ImapWire.connect(second.port('imap'));
+    try {
+      await flagger.login('erin@example.com', 'pw');
+      await expunger.login('erin@example.com', 'pw');
+      await flagger.command('CREATE Sweep');
+      for (const subject of ['one', 'two', 'three']) {
+        const raw = `Subject: ${subject}\r\n\r\nbody\r\n`;
+        await flagger.command(`APPEND Sweep {${raw.length}+}\r\n${raw}`);
+      }
+      await expunger.command('SELECT Sweep');
+      await flagger.command('SELECT Sweep');
+      assert.match((await flagger.command('UID STORE 1,3 +FLAGS.SILENT (\\Deleted)')).tagged, /OK/);
+      // No wait for the change feed's polling: the expunging server must see both flags now.
+      const { untagged } = await expunger.command('EXPUNGE');
+      assert.deepEqual(untagged.filter((line) => line.endsWith('EXPUNGE')), ['* 1 EXPUNGE', '* 2 EXPUNGE']);
+      assert.deepEqual((await expunger.command('UID SEARCH ALL')).untagged, ['* SEARCH 2']);
+    } finally {
+      flagger.close();
+      expunger.close();
+    }
+  });
+
   it("answers LIST and STATUS with the other server's CREATE, RENAME and DELETE at once (the cached mailbox list is brought up to date first)", async () => {
     const { client: reader } = await ImapWire.connect(first.port('imap'));
     const { client: writer } = await ImapWire.connect(second.port('imap'));

@@ -1,7 +1,7 @@
 // The one IMAP response writer (RFC 3501 7, 9): value trees to bytes. Strings become quoted
 // strings when they can, literals otherwise (8-bit text, CR/LF, long text); Buffers are
 // always literals, sent byte for byte.
-import type { ImapValue } from './value.js';
+import type { ImapAtom, ImapValue } from './value.js';
 
 export type StatusKind = 'OK' | 'NO' | 'BAD' | 'BYE' | 'PREAUTH';
 
@@ -11,6 +11,8 @@ const QUOTED_MAX = 1024;
 class Out {
   private parts: Buffer[] = [];
   private text = '';
+  /** Whether a literal was written (the output is then not one line of text). */
+  hasLiteral = false;
 
   str(s: string): void {
     this.text += s;
@@ -19,6 +21,7 @@ class Out {
   private partBytes = 0;
 
   literal(bytes: Buffer): void {
+    this.hasLiteral = true;
     this.text += `{${bytes.length}}\r\n`;
     const head = Buffer.from(this.text, 'utf8');
     this.parts.push(head, bytes);
@@ -131,6 +134,16 @@ export function valueText(v: ImapValue): string {
   const out = new Out();
   out.value(v);
   return out.done().subarray(0, -2).toString('utf8');
+}
+
+/**
+ * A value written out once as an atom that goes on the wire as it is (FETCH keeps those of a
+ * message's ENVELOPE and BODYSTRUCTURE); undefined when it needs a literal.
+ */
+export function wireAtom(v: ImapValue): ImapAtom | undefined {
+  const out = new Out();
+  out.value(v);
+  return out.hasLiteral ? undefined : { atom: out.bytes().toString('utf8') };
 }
 
 /** A mailbox name on the wire: an atom when it can be one (as Dovecot sends them), else a string. */

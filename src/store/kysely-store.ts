@@ -1,7 +1,7 @@
 // The Store implemented once over Kysely; the SQLite and PostgreSQL backends differ only
 // in how they connect, how they are told of changes made by other processes, and pragmas.
 import { createHash, randomUUID } from 'node:crypto';
-import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { CompiledQuery, sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Database, DriveNodeTable, DriveUploadTable, MessageTable, MailboxTable, UserTable, OutboundTable, AuditLogTable } from './schema.js';
 import { ftsQuery, indexBlobText, queryWords, tsQuery } from './text-index.js';
 import {
@@ -89,6 +89,30 @@ export function canonicalMailboxName(name: string): string {
 }
 
 const num = (v: number | string | bigint): number => Number(v);
+
+/**
+ * A statement as SQL text run by KyselyStore.query: the same text on both engines (`?` for each
+ * parameter), or one per engine where they differ.
+ */
+export type SqlText = string | { sqlite: string; postgres: string };
+
+/** `?` placeholders as PostgreSQL numbers them ($1, $2, ...), made once per text. */
+const pgTexts = new Map<string, string>();
+function pgText(text: string): string {
+  let out = pgTexts.get(text);
+  if (out === undefined) {
+    let n = 0;
+    out = text.replace(/\?/g, () => `$${++n}`);
+    if (pgTexts.size < 1000) pgTexts.set(text, out);
+  }
+  return out;
+}
+
+/** Messages of a mailbox by UID: one statement text whatever the number of UIDs. */
+const MESSAGES_BY_UIDS: SqlText = {
+  sqlite: 'select * from messages where mailbox_id = ? and uid in (select value from json_each(?)) order by uid',
+  postgres: 'select * from messages where mailbox_id = $1 and uid = any($2::bigint[]) order by uid',
+};
 
 function toUser(row: Selectable<UserTable>): User {
   return {
@@ -186,6 +210,8 @@ interface QueuedWrite {
   fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<unknown>;
   /** Rows it writes, roughly: a shared transaction stops taking writes past GROUP_ROWS. */
   rows: number;
+  /** Whether it is answered only once durable() (else right after COMMIT; see KyselyStore.lazyWrite). */
+  durable: boolean;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -260,8 +286,25 @@ export abstract class KyselyStore implements Store {
     return undefined;
   }
 
+  /**
+   * Whether flag changes, expunges and \Recent claims wait for durable() like every other write
+   * (store.fsyncFlagChanges). When false they are answered and announced right after COMMIT and
+   * reach the disk with the next fsync (laterDurable): a power cut can undo the last of them, as
+   * with Dovecot's default mail_fsync=optimized, never a stored message nor the file's consistency.
+   */
+  protected fsyncFlagChanges = true;
+
+  /** After a COMMIT answered before its fsync: make sure an fsync follows soon. */
+  protected laterDurable(): void {}
+
   /** Settles a committed write once durable(), announcing its changes first (in commit order). */
-  private whenDurable(changes: ChangeEvent[], ok: () => void, failed: (error: unknown) => void): void {
+  private whenDurable(changes: ChangeEvent[], ok: () => void, failed: (error: unknown) => void, durable = true): void {
+    if (!durable) {
+      this.laterDurable();
+      this.afterCommit(changes);
+      ok();
+      return;
+    }
     const sync = this.durable();
     if (!sync) {
       this.afterCommit(changes);
@@ -330,12 +373,13 @@ export abstract class KyselyStore implements Store {
   }
 
   private async recordChange(tx: Tx, userId: number, mailboxId: number | null, kind: ChangeKind, out: ChangeEvent[]): Promise<void> {
-    const row = await tx
-      .insertInto('changes')
-      .values({ user_id: userId, mailbox_id: mailboxId, kind, created_at: Date.now() })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    out.push({ id: num(row.id), userId, mailboxId, kind });
+    const [row] = await this.query<{ id: number | string }>(tx, 'insert into changes (user_id, mailbox_id, kind, created_at) values (?, ?, ?, ?) returning id', [
+      userId,
+      mailboxId,
+      kind,
+      Date.now(),
+    ]);
+    out.push({ id: num(row!.id), userId, mailboxId, kind });
   }
 
   /**
@@ -348,10 +392,10 @@ export abstract class KyselyStore implements Store {
   private writing = false;
 
   /** Runs fn in a transaction, turns driver errors into StoreErrors, then publishes changes. */
-  protected async write<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>, rows = 1): Promise<T> {
+  protected async write<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>, rows = 1, durable = true): Promise<T> {
     if (this.coalesceWrites) {
       return new Promise<T>((resolve, reject) => {
-        this.writeQueue.push({ fn, rows, resolve: resolve as (value: unknown) => void, reject });
+        this.writeQueue.push({ fn, rows, durable, resolve: resolve as (value: unknown) => void, reject });
         if (!this.writing) {
           // Started after this turn of the event loop: the commands of other sessions read in the
           // same turn join this transaction (better-sqlite3 runs a whole transaction before the
@@ -361,17 +405,22 @@ export abstract class KyselyStore implements Store {
         }
       });
     }
-    return this.writeAlone(fn);
+    return this.writeAlone(fn, durable);
   }
 
-  private async writeAlone<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>): Promise<T> {
+  /** A write that may be answered before its fsync (flag changes, expunges, \Recent claims): see fsyncFlagChanges. */
+  protected lazyWrite<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>, rows = 1): Promise<T> {
+    return this.write(fn, rows, this.fsyncFlagChanges);
+  }
+
+  private async writeAlone<T>(fn: (tx: Transaction<Database>, changes: ChangeEvent[]) => Promise<T>, durable: boolean): Promise<T> {
     let done: { result: T; changes: ChangeEvent[] };
     try {
       done = await this.transact(fn);
     } catch (error) {
       unavailable(error);
     }
-    return new Promise<T>((resolve, reject) => this.whenDurable(done.changes, () => resolve(done.result), reject));
+    return new Promise<T>((resolve, reject) => this.whenDurable(done.changes, () => resolve(done.result), reject, durable));
   }
 
   /**
@@ -398,25 +447,24 @@ export abstract class KyselyStore implements Store {
             continue;
           }
           // Not awaited: the next transaction runs while this one's fsync is under way.
-          this.whenDurable(alone.changes, () => only.resolve(alone.result), only.reject);
+          this.whenDurable(alone.changes, () => only.resolve(alone.result), only.reject, only.durable);
           continue;
         }
-        const outcomes: ({ ok: true; result: unknown } | { ok: false; error: unknown })[] = [];
-        let done: { changes: ChangeEvent[] };
+        const outcomes: ({ ok: true; result: unknown; changes: ChangeEvent[] } | { ok: false; error: unknown })[] = [];
         try {
-          done = await this.transact(async (tx, changes) => {
+          await this.transact(async (tx, changes) => {
             for (const [i, item] of batch.entries()) {
-              await sql.raw(`savepoint w${i}`).execute(tx);
+              await this.query(tx, `savepoint w${i}`, []);
               const own: ChangeEvent[] = [];
               try {
                 const result = await item.fn(tx, own);
-                await sql.raw(`release savepoint w${i}`).execute(tx);
+                await this.query(tx, `release savepoint w${i}`, []);
                 changes.push(...own);
-                outcomes.push({ ok: true, result });
+                outcomes.push({ ok: true, result, changes: own });
               } catch (error) {
                 // Undo this write alone; if even that fails, the whole transaction fails below.
-                await sql.raw(`rollback to savepoint w${i}`).execute(tx);
-                await sql.raw(`release savepoint w${i}`).execute(tx);
+                await this.query(tx, `rollback to savepoint w${i}`, []);
+                await this.query(tx, `release savepoint w${i}`, []);
                 outcomes.push({ ok: false, error });
               }
             }
@@ -425,16 +473,26 @@ export abstract class KyselyStore implements Store {
           for (const item of batch) settleFailed(item, error);
           continue;
         }
-        this.whenDurable(
-          done.changes,
-          () =>
-            batch.forEach((item, i) => {
-              const outcome = outcomes[i]!;
-              if (outcome.ok) item.resolve(outcome.result);
-              else settleFailed(item, outcome.error);
-            }),
-          (error) => batch.forEach((item) => item.reject(error)),
-        );
+        // Writes that need not wait are answered now (lazyWrite), the others once the fsync is done.
+        for (const durable of [false, true]) {
+          const picked = [...batch.keys()].filter((i) => batch[i]!.durable === durable);
+          if (picked.length === 0) continue;
+          const changes = picked.flatMap((i) => {
+            const outcome = outcomes[i]!;
+            return outcome.ok ? outcome.changes : [];
+          });
+          this.whenDurable(
+            changes,
+            () =>
+              picked.forEach((i) => {
+                const outcome = outcomes[i]!;
+                if (outcome.ok) batch[i]!.resolve(outcome.result);
+                else settleFailed(batch[i]!, outcome.error);
+              }),
+            (error) => picked.forEach((i) => batch[i]!.reject(error)),
+            durable,
+          );
+        }
       }
     } finally {
       this.writing = false;
@@ -447,6 +505,21 @@ export abstract class KyselyStore implements Store {
     } catch (error) {
       unavailable(error);
     }
+  }
+
+  /**
+   * Runs one statement from its SQL text, without Kysely's query building: for the statements IMAP
+   * runs on every command (flag changes, expunges, appends, an index catching up). `db` is the
+   * write's transaction inside write(), else this.db. SQLite runs it as a kept prepared statement.
+   */
+  protected async query<R>(db: Tx, text: SqlText, params: readonly unknown[]): Promise<R[]> {
+    const compiled = typeof text === 'string' ? (this.kind === 'postgres' ? pgText(text) : text) : text[this.kind];
+    return (await db.executeQuery<R>(CompiledQuery.raw(compiled, params as unknown[]))).rows;
+  }
+
+  /** A UID list as MESSAGES_BY_UIDS takes it. */
+  private uidList(uids: number[]): unknown {
+    return this.kind === 'sqlite' ? JSON.stringify(uids) : uids;
   }
 
   async ping(): Promise<void> {
@@ -645,14 +718,12 @@ export abstract class KyselyStore implements Store {
   }
 
   async getMailbox(userId: number, name: string): Promise<Mailbox | undefined> {
-    const row = await this.read(() =>
-      this.db.selectFrom('mailboxes').selectAll().where('user_id', '=', userId).where('name', '=', canonicalMailboxName(name)).executeTakeFirst(),
-    );
+    const [row] = await this.read(() => this.query<Selectable<MailboxTable>>(this.db, 'select * from mailboxes where user_id = ? and name = ?', [userId, canonicalMailboxName(name)]));
     return row && toMailbox(row);
   }
 
   async getMailboxById(id: number): Promise<Mailbox | undefined> {
-    const row = await this.read(() => this.db.selectFrom('mailboxes').selectAll().where('id', '=', id).executeTakeFirst());
+    const [row] = await this.read(() => this.query<Selectable<MailboxTable>>(this.db, 'select * from mailboxes where id = ?', [id]));
     return row && toMailbox(row);
   }
 
@@ -681,7 +752,7 @@ export abstract class KyselyStore implements Store {
     const counts = new Map<string, number>();
     for (const hash of hashes) counts.set(hash, (counts.get(hash) ?? 0) + 1);
     for (const [hash, n] of counts) {
-      await tx.updateTable('blobs').set({ refs: sql`refs - ${n}` }).where('hash', '=', hash).execute();
+      await this.query(tx, 'update blobs set refs = refs - ? where hash = ?', [n, hash]);
     }
     if (counts.size > 0) {
       await tx.deleteFrom('blobs').where('hash', 'in', [...counts.keys()]).where('refs', '<=', 0).execute();
@@ -787,12 +858,12 @@ export abstract class KyselyStore implements Store {
   }
 
   async claimRecent(mailboxId: number, upTo?: number): Promise<number> {
-    return this.write(async (tx) => {
-      const mailbox = await tx.selectFrom('mailboxes').select(['recent_uid', 'uidnext']).where('id', '=', mailboxId).executeTakeFirst();
+    return this.lazyWrite(async (tx) => {
+      const [mailbox] = await this.query<{ recent_uid: number | string; uidnext: number | string }>(tx, 'select recent_uid, uidnext from mailboxes where id = ?', [mailboxId]);
       if (!mailbox) throw new StoreError('not-found', 'no such mailbox');
       const old = num(mailbox.recent_uid);
       const top = Math.min(upTo ?? Infinity, num(mailbox.uidnext) - 1);
-      if (top > old) await tx.updateTable('mailboxes').set({ recent_uid: top }).where('id', '=', mailboxId).execute();
+      if (top > old) await this.query(tx, 'update mailboxes set recent_uid = ? where id = ?', [top, mailboxId]);
       return old;
     });
   }
@@ -802,12 +873,11 @@ export abstract class KyselyStore implements Store {
   /** Allocates the next UID and modseq of a mailbox for `count` new messages. */
   private async allocate(tx: Tx, mailboxId: number, count: number): Promise<{ firstUid: number; modseq: number; uidvalidity: number; userId: number }> {
     // Read-modify-write in one statement: on PostgreSQL the row lock makes concurrent allocations wait.
-    const mailbox = await tx
-      .updateTable('mailboxes')
-      .set({ uidnext: sql`uidnext + ${count}`, highest_modseq: sql`highest_modseq + 1` })
-      .where('id', '=', mailboxId)
-      .returning(['uidnext', 'highest_modseq', 'uidvalidity', 'user_id'])
-      .executeTakeFirst();
+    const [mailbox] = await this.query<{ uidnext: number | string; highest_modseq: number | string; uidvalidity: number | string; user_id: number | string }>(
+      tx,
+      'update mailboxes set uidnext = uidnext + ?, highest_modseq = highest_modseq + 1 where id = ? returning uidnext, highest_modseq, uidvalidity, user_id',
+      [count, mailboxId],
+    );
     if (!mailbox) throw new StoreError('not-found', 'no such mailbox');
     return { firstUid: num(mailbox.uidnext) - count, modseq: num(mailbox.highest_modseq), uidvalidity: num(mailbox.uidvalidity), userId: num(mailbox.user_id) };
   }
@@ -845,20 +915,17 @@ export abstract class KyselyStore implements Store {
   }
 
   private async insertMessage(tx: Tx, mailboxId: number, uid: number, hash: string, size: number, flags: string[], internalDate: number, modseq: number): Promise<void> {
-    await tx
-      .insertInto('messages')
-      .values({
-        mailbox_id: mailboxId,
-        uid,
-        blob_hash: hash,
-        size,
-        internal_date: internalDate,
-        flags: flags.join(' '),
-        seen: hasFlag(flags, '\\Seen'),
-        deleted: hasFlag(flags, '\\Deleted'),
-        modseq,
-      })
-      .execute();
+    await this.query(tx, 'insert into messages (mailbox_id, uid, blob_hash, size, internal_date, flags, seen, deleted, modseq) values (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+      mailboxId,
+      uid,
+      hash,
+      size,
+      internalDate,
+      flags.join(' '),
+      hasFlag(flags, '\\Seen'),
+      hasFlag(flags, '\\Deleted'),
+      modseq,
+    ]);
   }
 
   deliver(raw: Buffer, targets: DeliveryTarget[], options: DeliveryOptions = {}): Promise<DeliveryResult> {
@@ -1081,12 +1148,11 @@ export abstract class KyselyStore implements Store {
   async append(mailboxId: number, raw: Buffer, flags: string[], internalDate?: Date): Promise<{ uid: number; uidvalidity: number; modseq: number }> {
     const hash = hashBytes(raw);
     return this.write(async (tx, changes) => {
-      const owner = await tx
-        .selectFrom('mailboxes')
-        .innerJoin('users', 'users.id', 'mailboxes.user_id')
-        .select(['users.id as user_id', 'users.quota_bytes', 'users.used_bytes'])
-        .where('mailboxes.id', '=', mailboxId)
-        .executeTakeFirst();
+      const [owner] = await this.query<{ user_id: number | string; quota_bytes: number | string; used_bytes: number | string }>(
+        tx,
+        'select users.id as user_id, users.quota_bytes, users.used_bytes from mailboxes inner join users on users.id = mailboxes.user_id where mailboxes.id = ?',
+        [mailboxId],
+      );
       if (!owner) throw new StoreError('not-found', 'no such mailbox');
       if (num(owner.quota_bytes) > 0 && num(owner.used_bytes) + raw.length > num(owner.quota_bytes)) {
         throw new StoreError('quota', 'quota exceeded');
@@ -1094,22 +1160,22 @@ export abstract class KyselyStore implements Store {
       const { firstUid, modseq, uidvalidity, userId } = await this.allocate(tx, mailboxId, 1);
       await this.putBlob(tx, hash, raw, 1);
       await this.insertMessage(tx, mailboxId, firstUid, hash, raw.length, normalizeFlags(flags), (internalDate ?? new Date()).getTime(), modseq);
-      await tx.updateTable('users').set({ used_bytes: sql`used_bytes + ${raw.length}` }).where('id', '=', userId).execute();
+      await this.query(tx, 'update users set used_bytes = used_bytes + ? where id = ?', [raw.length, userId]);
       await this.recordChange(tx, userId, mailboxId, 'append', changes);
       return { uid: firstUid, uidvalidity, modseq };
     });
   }
 
   async listMessages(mailboxId: number, range: { fromUid?: number; toUid?: number; changedSince?: number; limit?: number } = {}): Promise<MessageMeta[]> {
-    const rows = await this.read(() => {
-      let q = this.db.selectFrom('messages').selectAll().where('mailbox_id', '=', mailboxId);
-      if (range.fromUid !== undefined) q = q.where('uid', '>=', range.fromUid);
-      if (range.toUid !== undefined) q = q.where('uid', '<=', range.toUid);
-      if (range.changedSince !== undefined) q = q.where('modseq', '>', range.changedSince);
-      q = q.orderBy('uid');
-      if (range.limit !== undefined) q = q.limit(range.limit);
-      return q.execute();
-    });
+    // One of 16 statement texts, by the bounds given.
+    let text = 'select * from messages where mailbox_id = ?';
+    const params: number[] = [mailboxId];
+    if (range.fromUid !== undefined) (text += ' and uid >= ?'), params.push(range.fromUid);
+    if (range.toUid !== undefined) (text += ' and uid <= ?'), params.push(range.toUid);
+    if (range.changedSince !== undefined) (text += ' and modseq > ?'), params.push(range.changedSince);
+    text += ' order by uid';
+    if (range.limit !== undefined) (text += ' limit ?'), params.push(range.limit);
+    const rows = await this.read(() => this.query<Selectable<MessageTable>>(this.db, text, params));
     return rows.map(toMessage);
   }
 
@@ -1182,7 +1248,7 @@ export abstract class KyselyStore implements Store {
 
   async setFlags(mailboxId: number, uids: number[], op: FlagOp, flags: string[], unchangedSince?: number): Promise<{ updated: FlagUpdate[]; failed: number[] }> {
     const wanted = normalizeFlags(flags);
-    return this.write(async (tx, changes) => {
+    return this.lazyWrite(async (tx, changes) => {
       const rows = await this.selectByUids(tx, mailboxId, uids);
       const updated: FlagUpdate[] = [];
       const failed: number[] = [];
@@ -1201,11 +1267,13 @@ export abstract class KyselyStore implements Store {
         else next = current.filter((f) => !hasFlag(wanted, f));
         if (next.join(' ') === current.join(' ')) continue;
         if (modseq === 0) ({ modseq, userId } = await this.allocate(tx, mailboxId, 0));
-        await tx
-          .updateTable('messages')
-          .set({ flags: next.join(' '), seen: hasFlag(next, '\\Seen'), deleted: hasFlag(next, '\\Deleted'), modseq })
-          .where('id', '=', row.id)
-          .execute();
+        await this.query(tx, 'update messages set flags = ?, seen = ?, deleted = ?, modseq = ? where id = ?', [
+          next.join(' '),
+          hasFlag(next, '\\Seen'),
+          hasFlag(next, '\\Deleted'),
+          modseq,
+          row.id,
+        ]);
         updated.push({ uid: num(row.uid), flags: next, modseq });
       }
       if (updated.length > 0) await this.recordChange(tx, userId, mailboxId, 'flags', changes);
@@ -1218,19 +1286,19 @@ export abstract class KyselyStore implements Store {
     // Chunked to stay under the bound-parameter limits of both engines.
     for (let i = 0; i < uids.length; i += 500) {
       const chunk = uids.slice(i, i + 500);
-      out.push(...(await tx.selectFrom('messages').selectAll().where('mailbox_id', '=', mailboxId).where('uid', 'in', chunk).orderBy('uid').execute()));
+      out.push(...(await this.query<Selectable<MessageTable>>(tx, MESSAGES_BY_UIDS, [mailboxId, this.uidList(chunk)])));
     }
     return out;
   }
 
   async expunge(mailboxId: number, uids?: number[], onlyDeleted = true): Promise<number[]> {
-    return this.write((tx, changes) => this.expungeIn(tx, mailboxId, uids, onlyDeleted, changes));
+    return this.lazyWrite((tx, changes) => this.expungeIn(tx, mailboxId, uids, onlyDeleted, changes));
   }
 
   private async expungeIn(tx: Transaction<Database>, mailboxId: number, uids: number[] | undefined, onlyDeleted: boolean, changes: ChangeEvent[]): Promise<number[]> {
     let rows: Selectable<MessageTable>[];
     if (uids) rows = await this.selectByUids(tx, mailboxId, uids);
-    else rows = await tx.selectFrom('messages').selectAll().where('mailbox_id', '=', mailboxId).where('deleted', '=', 1).orderBy('uid').execute();
+    else rows = await this.query<Selectable<MessageTable>>(tx, 'select * from messages where mailbox_id = ? and deleted = 1 order by uid', [mailboxId]);
     if (onlyDeleted) rows = rows.filter((r) => num(r.deleted) === 1);
     if (rows.length === 0) return [];
     const { modseq, userId } = await this.allocate(tx, mailboxId, 0);
@@ -1244,14 +1312,14 @@ export abstract class KyselyStore implements Store {
         .execute();
     }
     const freed = rows.reduce((sum, r) => sum + num(r.size), 0);
-    await tx.updateTable('users').set({ used_bytes: sql`used_bytes - ${freed}` }).where('id', '=', userId).execute();
+    await this.query(tx, 'update users set used_bytes = used_bytes - ? where id = ?', [freed, userId]);
     await this.releaseBlobs(tx, rows.map((r) => r.blob_hash));
     await this.recordChange(tx, userId, mailboxId, 'expunge', changes);
     return rows.map((r) => num(r.uid));
   }
 
   async expungedSince(mailboxId: number, modseq: number): Promise<number[]> {
-    const rows = await this.read(() => this.db.selectFrom('expunged').select('uid').where('mailbox_id', '=', mailboxId).where('modseq', '>', modseq).orderBy('uid').execute());
+    const rows = await this.read(() => this.query<{ uid: number | string }>(this.db, 'select uid from expunged where mailbox_id = ? and modseq > ? order by uid', [mailboxId, modseq]));
     return rows.map((r) => num(r.uid));
   }
 

@@ -321,10 +321,23 @@ function migration011DisplayName(): Migration {
   };
 }
 
+/**
+ * Tombstones are kept for QRESYNC and never pruned, and every catch-up of a mailbox index asks for
+ * those above a modseq (Store.expungedSince): by (mailbox_id, modseq), not a scan of the mailbox's
+ * every expunge so far.
+ */
+function migration013ExpungedModseq(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema.createIndex('expunged_mailbox_modseq').on('expunged').columns(['mailbox_id', 'modseq']).execute();
+    },
+  };
+}
+
 export function migrations(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
-      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '005_drive': migration005(dialect), '006_audit': migration006(dialect), '007_groups': migration007Groups(), '008_blob_meta': migration008(), '009_full_text': migration009(dialect), '010_imap_subscriptions': migration010Subscriptions(), '011_display_name': migration011DisplayName() };
+      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '005_drive': migration005(dialect), '006_audit': migration006(dialect), '007_groups': migration007Groups(), '008_blob_meta': migration008(), '009_full_text': migration009(dialect), '010_imap_subscriptions': migration010Subscriptions(), '011_display_name': migration011DisplayName(), '013_expunged_modseq': migration013ExpungedModseq() };
     },
   };
 }

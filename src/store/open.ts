@@ -12,5 +12,5 @@ export async function openStore(config: Readonly<Config>, onCommitCheck?: Postgr
     return openPostgres(url, { poolSize, statementTimeoutMs: statementTimeoutSeconds * 1000, connectTimeoutMs: connectTimeoutSeconds * 1000, migrate, onCommitCheck });
   }
   const { SqliteStore } = await import('./sqlite.js');
-  return SqliteStore.open(config.data, { maxDatabaseBytes: config.store.maxDatabaseBytes });
+  return SqliteStore.open(config.data, { maxDatabaseBytes: config.store.maxDatabaseBytes, fsyncFlagChanges: config.store.fsyncFlagChanges });
 }

@@ -59,6 +59,84 @@ describe('sqlite group commit', () => {
   });
 });
 
+describe('sqlite fsync before answering (store.fsyncFlagChanges)', () => {
+  /** A store whose WAL fsync is held until release(): writes that wait for it cannot settle before. */
+  async function heldStore(fsyncFlagChanges?: boolean) {
+    const store = await SqliteStore.open(mkdtempSync(path.join(tmpdir(), 'quill-fsync-')), { fsyncFlagChanges });
+    await store.addDomain('example.com');
+    const user = await store.addUser({ address: 'f@example.com', passwordHash: 'x' });
+    await store.deliver(Buffer.from('Subject: one\r\n\r\nbody\r\n'), [{ userId: user.id }]);
+    await store.deliver(Buffer.from('Subject: two\r\n\r\nbody\r\n'), [{ userId: user.id }]);
+    const inbox = (await store.getMailbox(user.id, 'INBOX'))!;
+    const spied = store as unknown as { durable: () => Promise<void> | undefined };
+    const real = spied.durable.bind(store);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let syncs = 0;
+    spied.durable = () => (syncs++, gate.then(() => real()));
+    return { store, user, inbox, release, syncs: () => syncs };
+  }
+  /** Waits until a read shows a write committed, then a few turns of the event loop for its answer. */
+  async function committed(visible: () => Promise<boolean>): Promise<void> {
+    while (!(await visible())) await new Promise((resolve) => setImmediate(resolve));
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+  }
+  const settled = <T>(promise: Promise<T>) => {
+    const state = { done: false };
+    promise.then(() => (state.done = true), () => (state.done = true));
+    return state;
+  };
+
+  it('answers flag changes, expunges and \\Recent claims before the fsync, messages only after it', async () => {
+    const { store, user, inbox, release, syncs } = await heldStore();
+    // Issued together: one shared transaction, answered in two parts.
+    const append = store.append(inbox.id, Buffer.from('Subject: three\r\n\r\nbody\r\n'), []);
+    const delivery = store.deliver(Buffer.from('Subject: four\r\n\r\nbody\r\n'), [{ userId: user.id }]);
+    const appended = settled(append);
+    const delivered = settled(delivery);
+    const flagging = store.setFlags(inbox.id, [1, 2], 'add', ['\\Deleted', 'kw']);
+    const flagged = settled(flagging);
+    // Committed (a read shows it), so answered at once; the messages stay unanswered until the fsync.
+    await committed(() => store.getMessage(inbox.id, 2).then((m) => m!.flags.includes('kw')));
+    assert.equal(flagged.done, true, 'STORE waited for the fsync');
+    assert.deepEqual((await flagging).updated.map((u) => u.uid), [1, 2]);
+    const expunging = store.expunge(inbox.id, [1]);
+    const expunged = settled(expunging);
+    await committed(() => store.getMessage(inbox.id, 1).then((m) => m === undefined));
+    assert.equal(expunged.done, true, 'EXPUNGE waited for the fsync');
+    assert.deepEqual(await expunging, [1]);
+    const claiming = store.claimRecent(inbox.id, 2);
+    const claimed = settled(claiming);
+    await committed(() => store.getMailboxById(inbox.id).then((m) => m!.recentUid === 2));
+    assert.equal(claimed.done, true, 'the \\Recent claim waited for the fsync');
+    assert.equal(appended.done, false, 'APPEND answered before its fsync');
+    assert.equal(delivered.done, false, 'delivery answered before its fsync');
+    release();
+    assert.equal((await append).uid, 3);
+    assert.equal((await delivery).stored, true);
+    assert.deepEqual((await store.listMessages(inbox.id)).map((m) => m.uid), [2, 3, 4]);
+    const before = syncs();
+    await store.setFlags(inbox.id, [2], 'remove', ['kw']);
+    await store.close();
+    assert.ok(syncs() > before, 'close() fsyncs what was answered before its fsync');
+  });
+
+  it('makes flag changes and expunges wait for the fsync when fsyncFlagChanges is set', async () => {
+    const { store, inbox, release } = await heldStore(true);
+    const flagged = store.setFlags(inbox.id, [1], 'add', ['\\Deleted']);
+    const state = settled(flagged);
+    // The change is committed (a read shows it) but not answered before the fsync.
+    await committed(() => store.getMessage(inbox.id, 1).then((m) => m!.flags.includes('\\Deleted')));
+    assert.equal(state.done, false);
+    const expunged = settled(store.expunge(inbox.id));
+    await committed(() => store.getMessage(inbox.id, 1).then((m) => m === undefined));
+    assert.equal(expunged.done, false);
+    release();
+    assert.equal((await flagged).updated.length, 1);
+    await store.close();
+  });
+});
+
 describe('sqlite migrations', () => {
   it('moves cached parses out of the blobs table (008) and keeps them', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'quill-migrate-'));
@@ -87,11 +165,11 @@ describe('sqlite migrations', () => {
     const inbox = (await first.getMailbox(user.id, 'INBOX'))!;
     const { uid } = await first.append(inbox.id, Buffer.from('Subject: old\r\n\r\nA letter about marmalade.\r\n'), []);
     await first.close();
-    // Back to the state before 009 (and so before 010 and 011): their tables, triggers, index and column gone, and not recorded as run.
+    // Back to the state before 009 (and so before 010, 011 and 013): their tables, triggers, indexes and column gone, and not recorded as run.
     const raw = new BetterSqlite3(path.join(dir, 'quill.db'));
     raw.exec(`drop trigger blobs_text_gone; drop trigger blob_text_gone; drop table blob_fts; drop table blob_text; drop index messages_blob_hash;
-      drop table subscriptions; alter table users drop column display_name;
-      delete from kysely_migration where name in ('009_full_text', '010_imap_subscriptions', '011_display_name')`);
+      drop table subscriptions; alter table users drop column display_name; drop index expunged_mailbox_modseq;
+      delete from kysely_migration where name in ('009_full_text', '010_imap_subscriptions', '011_display_name', '013_expunged_modseq')`);
     raw.close();
 
     const store = await SqliteStore.open(dir);

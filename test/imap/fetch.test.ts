@@ -343,6 +343,17 @@ test('broken MIME: missing boundaries, digest defaults, bad Content-Type and enc
   (await raw.command('NOOP')).ok();
 });
 
+test('ENVELOPE, BODY and BODYSTRUCTURE come back the same when fetched again (8-bit and literal-bearing ones too)', async (t) => {
+  const { raw } = await corpus(t);
+  const first = fetches((await raw.command('FETCH 1:* (ENVELOPE BODY BODYSTRUCTURE)')).ok());
+  // Again, one at a time and in another order of items: the same values for every message.
+  for (const seq of first.keys()) {
+    const again = fetchOf((await raw.command(`FETCH ${seq} (BODYSTRUCTURE ENVELOPE BODY)`)).ok(), seq);
+    for (const item of ['ENVELOPE', 'BODY', 'BODYSTRUCTURE']) assert.deepEqual(again[item], first.get(seq)![item], `message ${seq} ${item}`);
+  }
+  assert.equal(parseEnvelope(first.get(seqOf('eightBit'))!.ENVELOPE).subject !== undefined, true);
+});
+
 test('macros ALL, FAST, FULL and the simple items UID, FLAGS, INTERNALDATE', async (t) => {
   const { raw } = await corpus(t);
   const expect = { FAST: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE'], ALL: ['ENVELOPE', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE'], FULL: ['BODY', 'ENVELOPE', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE'] };

@@ -1,5 +1,6 @@
 // APPEND (RFC 3501 6.3.11) with APPENDUID (RFC 4315) and the APPENDLIMIT (RFC 7889).
 import { dateTime, flagList, isAtom, mailboxName } from '../args.js';
+import { StoreError } from '../../store/types.js';
 import { bad, CODE, no } from '../errors.js';
 import type { Session } from '../session.js';
 import type { ImapValue } from '../value.js';
@@ -20,8 +21,16 @@ export async function append(s: Session, args: ImapValue[]): Promise<CommandResu
   if (raw.length > s.ctx.deps.config.limits.messageSize) throw no('message too big', CODE.tooBig);
   if (raw.length === 0) throw no('empty message', CODE.cannot);
   const { store } = s.ctx.deps;
-  const mailbox = await store.getMailbox(s.userId, name);
+  // From the user's mailbox list the hub keeps (as STATUS does), not a store read per APPEND.
+  const mailbox = await s.ctx.hub.mailbox(s.userId, name);
   if (!mailbox) throw no(`no mailbox ${name}`, CODE.tryCreate);
-  const result = await store.append(mailbox.id, raw, flags, date);
+  let result: Awaited<ReturnType<typeof store.append>>;
+  try {
+    result = await store.append(mailbox.id, raw, flags, date);
+  } catch (error) {
+    // Deleted meanwhile (by another session or process).
+    if (error instanceof StoreError && error.code === 'not-found') throw no(`no mailbox ${name}`, CODE.tryCreate);
+    throw error;
+  }
   return { code: `APPENDUID ${result.uidvalidity} ${result.uid}`, text: 'APPEND completed' };
 }

@@ -14,7 +14,15 @@ export async function expunge(s: Session, args: ImapValue[], info: CommandInfo):
   if (info.uid) {
     const uids = selected.resolve(sequenceSet(args[0]), true);
     removed = uids.length > 0 ? await store.expunge(selected.id, uids, true) : [];
-  } else removed = await store.expunge(selected.id);
+  } else {
+    // The \Deleted messages from the shared index, caught up with every commit so far (other
+    // processes' too where the store can tell at once): the store then reads only those rows,
+    // and with none there is no write at all. It expunges only those still \Deleted.
+    const sure = store.syncChanges?.() === true;
+    await selected.index.fresh();
+    const deleted = sure ? selected.index.deletedUids() : undefined;
+    removed = deleted === undefined ? await store.expunge(selected.id) : deleted.length > 0 ? await store.expunge(selected.id, deleted, true) : [];
+  }
   selected.expunged(removed);
   for (const values of selected.announceExpunges(s.enabled.has('QRESYNC'))) s.send(values);
 }

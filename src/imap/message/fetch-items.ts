@@ -1,6 +1,7 @@
 // FETCH data items (RFC 3501 6.4.5, RFC 3516 BINARY, RFC 7162 MODSEQ/CHANGEDSINCE):
 // parsing the attribute list and building one message's response data.
 import { atom, type ImapValue } from '../value.js';
+import { wireAtom } from '../writer.js';
 import { bodyStructure } from './body-structure.js';
 import { decodeTransfer } from './decode.js';
 import { findPart } from './mime.js';
@@ -157,6 +158,25 @@ export interface FetchMessage {
 /** A content transfer encoding BINARY cannot undo (RFC 3516 4.3: NO [UNKNOWN-CTE]). */
 export class UnknownCteError extends Error {}
 
+/**
+ * ENVELOPE, BODY and BODYSTRUCTURE of a parsed message as written out the first time (they never
+ * change for the same content): later FETCHes send the text instead of building and writing the
+ * tree again. Kept as long as the parse cache keeps the message.
+ */
+const wireCache = new WeakMap<ParsedMessage, { ENVELOPE?: ImapValue; BODY?: ImapValue; BODYSTRUCTURE?: ImapValue }>();
+
+function structure(parsed: ParsedMessage, kind: 'ENVELOPE' | 'BODY' | 'BODYSTRUCTURE'): ImapValue {
+  let cached = wireCache.get(parsed);
+  if (!cached) wireCache.set(parsed, (cached = {}));
+  let value = cached[kind];
+  if (value === undefined) {
+    const tree = kind === 'ENVELOPE' ? (parsed.root.envelope ?? null) : bodyStructure(parsed.root, kind === 'BODYSTRUCTURE');
+    // One with a literal in it (8-bit text) stays a tree.
+    value = cached[kind] = wireAtom(tree) ?? tree;
+  }
+  return value;
+}
+
 /** The data items of one FETCH response, in the order asked (names as atoms). */
 export function fetchData(items: FetchItem[], msg: FetchMessage): ImapValue[] {
   const out: ImapValue[] = [];
@@ -186,13 +206,9 @@ export function fetchData(items: FetchItem[], msg: FetchMessage): ImapValue[] {
         out.push(atom('MODSEQ'), [msg.modseq]);
         break;
       case 'ENVELOPE':
-        out.push(atom('ENVELOPE'), parsed().root.envelope ?? null);
-        break;
       case 'BODY':
-        out.push(atom('BODY'), bodyStructure(parsed().root, false));
-        break;
       case 'BODYSTRUCTURE':
-        out.push(atom('BODYSTRUCTURE'), bodyStructure(parsed().root, true));
+        out.push(atom(item.kind), structure(parsed(), item.kind));
         break;
       case 'RFC822':
         out.push(atom('RFC822'), raw());
