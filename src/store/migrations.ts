@@ -321,10 +321,24 @@ function migration011DisplayName(): Migration {
   };
 }
 
+/**
+ * Full-text indexing leaves the delivery transaction (issue 19): a write that stores a blob only
+ * queues its hash here, in the same transaction, and the indexer of text-indexer.ts indexes it
+ * after the commit, deleting the row in the transaction that adds the words. A crash leaves the
+ * row, so nothing stays unindexed.
+ */
+function migration012TextPending(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('text_pending').addColumn('hash', 'text', (c) => c.primaryKey()).execute();
+    },
+  };
+}
+
 export function migrations(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
-      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '005_drive': migration005(dialect), '006_audit': migration006(dialect), '007_groups': migration007Groups(), '008_blob_meta': migration008(), '009_full_text': migration009(dialect), '010_imap_subscriptions': migration010Subscriptions(), '011_display_name': migration011DisplayName() };
+      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '005_drive': migration005(dialect), '006_audit': migration006(dialect), '007_groups': migration007Groups(), '008_blob_meta': migration008(), '009_full_text': migration009(dialect), '010_imap_subscriptions': migration010Subscriptions(), '011_display_name': migration011DisplayName(), '012_text_pending': migration012TextPending() };
     },
   };
 }

@@ -60,6 +60,8 @@ export interface SqliteOptions {
   /** How often other processes' changes are picked up for IDLE (ms). */
   pollIntervalMs?: number;
   busyTimeoutMs?: number;
+  /** How long the process must have stored nothing before the full-text indexer runs (ms; text-indexer.ts). */
+  textIndexIdleMs?: number;
 }
 
 export class SqliteStore extends KyselyStore {
@@ -116,6 +118,7 @@ export class SqliteStore extends KyselyStore {
     } catch {
       // No WAL file to sync (a read-only or odd file system): COMMIT stays synchronous=FULL.
     }
+    store.startTextIndexer({ idleMs: options.textIndexIdleMs });
     return store;
   }
 

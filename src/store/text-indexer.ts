@@ -1,0 +1,144 @@
+// Full-text indexing after the commit (issue 19). Reading a 10 KB message's words costs about as
+// much as storing it, so a write that stores a blob only queues its hash in text_pending
+// (migration 012), and this indexer adds the words later in transactions of its own: a few blobs
+// a round, when the process has written nothing for a moment (and one round a second at least
+// under steady load), so deliveries keep the CPU and no turn of the event loop runs long.
+// A search first indexes what is still queued for its mailbox, so mail delivered a moment ago is
+// found. A queue row is deleted in the transaction that adds the words: after a crash it is
+// still there, and the next start indexes it. Each process runs one; where several share a
+// PostgreSQL store, the DELETE ... RETURNING decides which of them writes a blob's words.
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Database } from './schema.js';
+import { insertBlobText, messageText } from './text-index.js';
+
+/** Blobs a round reads at most. */
+const BATCH = 32;
+/** Parsing a round does at most (ms); what is left waits for the next round. */
+const ROUND_BUDGET_MS = 8;
+/** Longest the indexer waits for a quiet moment under steady load (ms). */
+const MAX_DEFER_MS = 1000;
+/** A look at the queue now and then, for rows whose write was not seen here (another process's, or a failed round's). */
+const SWEEP_MS = 30_000;
+
+export interface TextIndexerHost {
+  readonly db: Kysely<Database>;
+  dialect(): 'sqlite' | 'postgres';
+  /** Runs fn in a write transaction of the store (its group commit and durability). */
+  write(fn: (tx: Transaction<Database>) => Promise<void>): Promise<void>;
+}
+
+export interface TextIndexerOptions {
+  /** How long the process must have queued nothing before the indexer starts a round (ms). */
+  idleMs?: number;
+}
+
+export class TextIndexer {
+  private idleMs = 100;
+  private started = false;
+  private timer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private lastWrite = 0;
+  private lastRound = 0;
+
+  constructor(private readonly host: TextIndexerHost) {}
+
+  /** Starts indexing in the background, beginning with whatever an earlier run left queued. */
+  start(options: TextIndexerOptions = {}): void {
+    this.idleMs = options.idleMs ?? this.idleMs;
+    this.started = true;
+    this.lastRound = Date.now();
+    this.schedule(this.idleMs);
+    this.sweepTimer = setInterval(() => this.schedule(0), SWEEP_MS);
+    this.sweepTimer.unref();
+  }
+
+  /** Waits for a round under way; nothing more runs. */
+  async stop(): Promise<void> {
+    this.started = false;
+    clearTimeout(this.timer);
+    clearInterval(this.sweepTimer);
+    this.timer = this.sweepTimer = undefined;
+    await this.running;
+  }
+
+  /** A write queued blobs: they are indexed once the process has been quiet for a moment. */
+  noteWrite(): void {
+    this.lastWrite = Date.now();
+    this.schedule(this.idleMs);
+  }
+
+  /** Indexes now the queued blobs of a mailbox's messages: a search of it must find them. */
+  async catchUp(mailboxId: number): Promise<void> {
+    const { rows } = await sql<{ hash: string }>`select distinct p.hash from text_pending p join messages m on m.blob_hash = p.hash
+      where m.mailbox_id = ${mailboxId}`.execute(this.host.db);
+    const queue = rows.map((row) => row.hash);
+    while (queue.length > 0) {
+      queue.unshift(...(await this.round(queue.splice(0, BATCH))).left);
+      if (queue.length > 0) await nextTurn();
+    }
+  }
+
+  private schedule(delayMs: number): void {
+    if (!this.started || this.timer || this.running) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.tick();
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  private tick(): void {
+    if (!this.started || this.running) return;
+    const now = Date.now();
+    const quietFor = now - this.lastWrite;
+    const sinceRound = now - this.lastRound;
+    if (quietFor < this.idleMs && sinceRound < MAX_DEFER_MS) {
+      this.schedule(Math.min(this.idleMs - quietFor, MAX_DEFER_MS - sinceRound));
+      return;
+    }
+    this.lastRound = now;
+    this.running = this.round().then(
+      ({ more }) => {
+        this.running = undefined;
+        // Queued while the round ran, perhaps after it read the queue: look again once quiet.
+        if (more) this.schedule(0);
+        else if (this.lastWrite >= now) this.schedule(this.idleMs);
+      },
+      () => {
+        // The store is unavailable: the sweep tries again.
+        this.running = undefined;
+      },
+    );
+  }
+
+  /**
+   * One round: reads up to BATCH queued blobs (of `hashes` when given), reads their words for
+   * at most ROUND_BUDGET_MS, and indexes those in one transaction. `left`: the ones read but not
+   * reached; `more`: whether the queue may hold more.
+   */
+  private async round(hashes?: string[]): Promise<{ left: string[]; more: boolean }> {
+    if (hashes?.length === 0) return { left: [], more: false };
+    // No bytes for a blob already indexed (stored twice) or gone: its row is only dropped.
+    const { rows } = await sql<{ hash: string; data: Buffer | null }>`select p.hash, case when t.hash is null then b.data end as data
+      from text_pending p left join blobs b on b.hash = p.hash left join blob_text t on t.hash = p.hash
+      ${hashes ? sql`where p.hash in (${sql.join(hashes)})` : sql``} limit ${BATCH}`.execute(this.host.db);
+    if (rows.length === 0) return { left: [], more: false };
+    const texts = new Map<string, { text: string; partial: boolean } | null>();
+    const left: string[] = [];
+    const began = performance.now();
+    for (const row of rows) {
+      if (texts.size > 0 && performance.now() - began > ROUND_BUDGET_MS) left.push(row.hash);
+      else texts.set(row.hash, row.data ? messageText(Buffer.isBuffer(row.data) ? row.data : Buffer.from(row.data)) : null);
+    }
+    await this.host.write(async (tx) => {
+      const taken = await tx.deleteFrom('text_pending').where('hash', 'in', [...texts.keys()]).returning('hash').execute();
+      for (const { hash } of taken) {
+        const text = texts.get(hash);
+        if (text) await insertBlobText(tx, this.host.dialect(), hash, text);
+      }
+    });
+    return { left, more: rows.length === BATCH || left.length > 0 };
+  }
+}
