@@ -132,6 +132,21 @@ export class TextIndexer {
       if (texts.size > 0 && performance.now() - began > ROUND_BUDGET_MS) left.push(row.hash);
       else texts.set(row.hash, row.data ? messageText(Buffer.isBuffer(row.data) ? row.data : Buffer.from(row.data)) : null);
     }
+    try {
+      await this.index(texts);
+    } catch {
+      // One blob the engine refuses must not hold up the queue: each alone, and one refused
+      // alone is kept as text too long to index (IMAP SEARCH reads it; text-index.ts).
+      for (const [hash, text] of texts) {
+        const one = new Map([[hash, text]]);
+        await this.index(one).catch(() => this.index(new Map([[hash, text && { text: '', partial: true }]])));
+      }
+    }
+    return { left, more: rows.length === BATCH || left.length > 0 };
+  }
+
+  /** Takes blobs off the queue and adds their words, in one transaction (null: nothing to add). */
+  private async index(texts: Map<string, { text: string; partial: boolean } | null>): Promise<void> {
     await this.host.write(async (tx) => {
       const taken = await tx.deleteFrom('text_pending').where('hash', 'in', [...texts.keys()]).returning('hash').execute();
       for (const { hash } of taken) {
@@ -139,6 +154,5 @@ export class TextIndexer {
         if (text) await insertBlobText(tx, this.host.dialect(), hash, text);
       }
     });
-    return { left, more: rows.length === BATCH || left.length > 0 };
   }
 }
