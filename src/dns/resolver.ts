@@ -26,6 +26,8 @@ export interface Resolver {
    * 0 when it is not. Lets a copy of the answer elsewhere (the judge threads) live no longer.
    */
   cachedMs?(method: CachedMethod, name: string): number;
+  /** Counts answers given from such copies as cache hits (metrics). */
+  countCopiedHits?(hits: number, negativeHits: number): void;
 }
 
 /** The lookups whose answers the cache keeps by name. */
@@ -220,6 +222,11 @@ export class CachingResolver implements Resolver {
     const type = METHOD_TYPES[method];
     const entry = type && this.cache.get(`${type} ${name.toLowerCase().replace(/\.$/, '')}`);
     return entry ? Math.max(0, entry.expires - this.now()) : 0;
+  }
+
+  countCopiedHits(hits: number, negativeHits: number): void {
+    for (let i = 0; i < hits; i++) this.counters.inc('hit');
+    for (let i = 0; i < negativeHits; i++) this.counters.inc('negative_hit');
   }
 
   /** The records of one type at a name: from the cache, a query in flight, or a new query. */

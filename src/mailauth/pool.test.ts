@@ -102,10 +102,15 @@ describe('DNS answers in the judge threads', () => {
   it('keeps an answer in the worker as long as the main thread caches it, and asks again for one it does not', async () => {
     // The main thread's cache holds the SPF answers for a minute (a record, and "no such name"), the DMARC ones not at all.
     const counted: string[] = [];
+    const copied = { hits: 0, negativeHits: 0 };
     const caching: Resolver = {
       ...resolver,
       resolveTxt: (name) => (counted.push(name), resolver.resolveTxt(name)),
       cachedMs: (method, name) => (method === 'resolveTxt' && (name === 'strict.test' || name === 'nowhere.test') ? 60_000 : 0),
+      countCopiedHits: (hits, negativeHits) => {
+        copied.hits += hits;
+        copied.negativeHits += negativeHits;
+      },
     };
     const single = new JudgePool({ hostname: 'mx.example.com', policy, resolver: caching, size: 1 });
     try {
@@ -116,6 +121,7 @@ describe('DNS answers in the judge threads', () => {
       const none = { ip: '192.0.2.10', helo: 'client.test', sender: 'bob@nowhere.test' };
       for (let i = 0; i < 2; i++) assert.match((await single.judge(message('bob@nowhere.test'), none)).headers, /spf=none/);
       assert.equal(counted.filter((name) => name === 'nowhere.test').length, 1, 'a negative answer is kept as long');
+      assert.deepEqual(copied, { hits: 2, negativeHits: 1 }, 'answers from the copies count as cache hits');
     } finally {
       await single.close();
     }

@@ -21,9 +21,15 @@ export type ToWorker =
   | { type: 'dns'; id: number; value?: unknown; error?: { message: string; code?: string }; cachedMs: number };
 
 export type FromWorker =
-  | { type: 'verdict'; id: number; verdict: InboundVerdict }
-  | { type: 'failed'; id: number; message: string }
-  | { type: 'dns'; id: number; method: Exclude<keyof Resolver, 'cachedMs'>; arg: string };
+  | { type: 'verdict'; id: number; verdict: InboundVerdict; hits: DnsHits }
+  | { type: 'failed'; id: number; message: string; hits: DnsHits }
+  | { type: 'dns'; id: number; method: Exclude<keyof Resolver, 'cachedMs' | 'countCopiedHits'>; arg: string };
+
+/** Answers a worker gave from its copies since its last verdict, for the resolver's metrics. */
+export interface DnsHits {
+  hits: number;
+  negativeHits: number;
+}
 
 export interface JudgePoolOptions {
   hostname: string;
@@ -144,6 +150,7 @@ export class JudgePool {
       );
       return;
     }
+    if (message.hits.hits + message.hits.negativeHits > 0) this.options.resolver.countCopiedHits?.(message.hits.hits, message.hits.negativeHits);
     const job = slot.jobs.get(message.id);
     if (!job) return;
     slot.jobs.delete(message.id);
