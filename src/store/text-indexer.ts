@@ -16,10 +16,14 @@ import { insertBlobText, messageText } from './text-index.js';
 const BATCH = 32;
 /** Parsing a round does at most (ms); what is left waits for the next round. */
 const ROUND_BUDGET_MS = 8;
+/** Writes a search's catch-up keeps in flight while it reads on. */
+const MAX_WRITES = 4;
 /** Longest the indexer waits for a quiet moment under steady load (ms). */
 const MAX_DEFER_MS = 1000;
 /** A look at the queue now and then, for rows whose write was not seen here (another process's, or a failed round's). */
 const SWEEP_MS = 30_000;
+
+type Words = ReturnType<typeof messageText>;
 
 export interface TextIndexerHost {
   readonly db: Kysely<Database>;
@@ -74,10 +78,22 @@ export class TextIndexer {
     const { rows } = await sql<{ hash: string }>`select distinct p.hash from text_pending p join messages m on m.blob_hash = p.hash
       where m.mailbox_id = ${mailboxId}`.execute(this.host.db);
     const queue = rows.map((row) => row.hash);
-    while (queue.length > 0) {
-      queue.unshift(...(await this.round(queue.splice(0, BATCH))).left);
+    // The next words are read while earlier ones are written (a few writes at a time): they share
+    // commits and fsyncs, and the search waits on parsing rather than on the disk.
+    const writing = new Set<Promise<void>>();
+    let failure: unknown;
+    while (queue.length > 0 && failure === undefined) {
+      const { texts, left } = await this.prepare(queue.splice(0, BATCH));
+      queue.unshift(...left);
+      const write: Promise<void> = this.store(texts)
+        .catch((error: unknown) => void (failure ??= error))
+        .finally(() => writing.delete(write));
+      writing.add(write);
+      if (writing.size >= MAX_WRITES) await Promise.race(writing);
       if (queue.length > 0) await nextTurn();
     }
+    await Promise.all(writing);
+    if (failure !== undefined) throw failure;
   }
 
   private schedule(delayMs: number): void {
@@ -113,40 +129,48 @@ export class TextIndexer {
     );
   }
 
+  /** One round of the background indexer; `more`: whether the queue may hold more. */
+  private async round(): Promise<{ more: boolean }> {
+    const { texts, more } = await this.prepare();
+    await this.store(texts);
+    return { more };
+  }
+
   /**
-   * One round: reads up to BATCH queued blobs (of `hashes` when given), reads their words for
-   * at most ROUND_BUDGET_MS, and indexes those in one transaction. `left`: the ones read but not
-   * reached; `more`: whether the queue may hold more.
+   * Reads up to BATCH queued blobs (of `hashes` when given) and their words, for at most
+   * ROUND_BUDGET_MS. `left`: the ones read but not reached; `more`: whether the queue may hold more.
    */
-  private async round(hashes?: string[]): Promise<{ left: string[]; more: boolean }> {
-    if (hashes?.length === 0) return { left: [], more: false };
+  private async prepare(hashes?: string[]): Promise<{ texts: Map<string, Words | null>; left: string[]; more: boolean }> {
+    const texts = new Map<string, Words | null>();
+    const left: string[] = [];
+    if (hashes?.length === 0) return { texts, left, more: false };
     // No bytes for a blob already indexed (stored twice) or gone: its row is only dropped.
     const { rows } = await sql<{ hash: string; data: Buffer | null }>`select p.hash, case when t.hash is null then b.data end as data
       from text_pending p left join blobs b on b.hash = p.hash left join blob_text t on t.hash = p.hash
       ${hashes ? sql`where p.hash in (${sql.join(hashes)})` : sql``} limit ${BATCH}`.execute(this.host.db);
-    if (rows.length === 0) return { left: [], more: false };
-    const texts = new Map<string, { text: string; partial: boolean } | null>();
-    const left: string[] = [];
     const began = performance.now();
     for (const row of rows) {
       if (texts.size > 0 && performance.now() - began > ROUND_BUDGET_MS) left.push(row.hash);
       else texts.set(row.hash, row.data ? messageText(Buffer.isBuffer(row.data) ? row.data : Buffer.from(row.data)) : null);
     }
+    return { texts, left, more: rows.length === BATCH || left.length > 0 };
+  }
+
+  /** Indexes prepared words; one blob the engine refuses must not hold up the queue. */
+  private async store(texts: Map<string, Words | null>): Promise<void> {
+    if (texts.size === 0) return;
     try {
       await this.index(texts);
     } catch {
-      // One blob the engine refuses must not hold up the queue: each alone, and one refused
-      // alone is kept as text too long to index (IMAP SEARCH reads it; text-index.ts).
+      // Each alone, and one refused alone is kept as text too long to index (IMAP SEARCH reads it; text-index.ts).
       for (const [hash, text] of texts) {
-        const one = new Map([[hash, text]]);
-        await this.index(one).catch(() => this.index(new Map([[hash, text && { text: '', partial: true }]])));
+        await this.index(new Map([[hash, text]])).catch(() => this.index(new Map([[hash, text && { text: '', partial: true }]])));
       }
     }
-    return { left, more: rows.length === BATCH || left.length > 0 };
   }
 
   /** Takes blobs off the queue and adds their words, in one transaction (null: nothing to add). */
-  private async index(texts: Map<string, { text: string; partial: boolean } | null>): Promise<void> {
+  private async index(texts: Map<string, Words | null>): Promise<void> {
     await this.host.write(async (tx) => {
       const taken = await tx.deleteFrom('text_pending').where('hash', 'in', [...texts.keys()]).returning('hash').execute();
       for (const { hash } of taken) {
