@@ -16,6 +16,8 @@ import { insertBlobText, messageText } from './text-index.js';
 const BATCH = 32;
 /** Parsing a round does at most (ms); what is left waits for the next round. */
 const ROUND_BUDGET_MS = 8;
+/** Bytes of blobs read at once (a round reads its blobs a few at a time, not all 32 together). */
+const READ_BYTES = 4 * 1024 * 1024;
 /** Writes a search's catch-up keeps in flight while it reads on. */
 const MAX_WRITES = 4;
 /** Longest the indexer waits for a quiet moment under steady load (ms). */
@@ -144,15 +146,33 @@ export class TextIndexer {
     const texts = new Map<string, Words | null>();
     const left: string[] = [];
     if (hashes?.length === 0) return { texts, left, more: false };
-    // No bytes for a blob already indexed (stored twice) or gone: its row is only dropped.
-    const { rows } = await sql<{ hash: string; data: Buffer | null }>`select p.hash, case when t.hash is null then b.data end as data
+    // Sizes first; a blob already indexed (stored twice) or gone has no bytes to read: its row is only dropped.
+    const { rows } = await sql<{ hash: string; size: number | string | null }>`select p.hash, case when t.hash is null then b.size end as size
       from text_pending p left join blobs b on b.hash = p.hash left join blob_text t on t.hash = p.hash
       ${hashes ? sql`where p.hash in (${sql.join(hashes)})` : sql``} limit ${BATCH}`.execute(this.host.db);
     const began = performance.now();
-    for (const row of rows) {
-      if (texts.size > 0 && performance.now() - began > ROUND_BUDGET_MS) left.push(row.hash);
-      else texts.set(row.hash, row.data ? messageText(Buffer.isBuffer(row.data) ? row.data : Buffer.from(row.data)) : null);
+    const overBudget = () => texts.size > 0 && performance.now() - began > ROUND_BUDGET_MS;
+    for (let i = 0; i < rows.length && !overBudget(); ) {
+      // The bytes of the next few blobs, READ_BYTES at most unless one alone is larger.
+      const group: string[] = [];
+      for (let bytes = 0; i < rows.length && (group.length === 0 || bytes + Number(rows[i]!.size ?? 0) <= READ_BYTES); i++) {
+        const row = rows[i]!;
+        if (row.size === null) texts.set(row.hash, null);
+        else {
+          group.push(row.hash);
+          bytes += Number(row.size);
+        }
+      }
+      if (group.length === 0) continue;
+      const data = await this.host.db.selectFrom('blobs').select(['hash', 'data']).where('hash', 'in', group).execute();
+      const byHash = new Map(data.map((row) => [row.hash, row.data]));
+      for (const hash of group) {
+        const raw = byHash.get(hash);
+        if (overBudget()) left.push(hash);
+        else texts.set(hash, raw ? messageText(Buffer.isBuffer(raw) ? raw : Buffer.from(raw)) : null);
+      }
     }
+    for (const row of rows) if (!texts.has(row.hash) && !left.includes(row.hash)) left.push(row.hash);
     return { texts, left, more: rows.length === BATCH || left.length > 0 };
   }
 
