@@ -21,7 +21,18 @@ export interface Resolver {
   reverse?(ip: string): Promise<string[]>;
   /** PTR records at a name already in in-addr.arpa/ip6.arpa form (SPF's ptr mechanism). */
   resolvePtr?(name: string): Promise<string[]>;
+  /**
+   * How much longer (ms) the answer a lookup just gave stays cached here, positive or negative;
+   * 0 when it is not. Lets a copy of the answer elsewhere (the judge threads) live no longer.
+   */
+  cachedMs?(method: CachedMethod, name: string): number;
+  /** Counts answers given from such copies as cache hits (metrics). */
+  countCopiedHits?(hits: number, negativeHits: number): void;
 }
+
+/** The lookups whose answers the cache keeps by name. */
+export type CachedMethod = 'resolveMx' | 'resolve4' | 'resolve6' | 'resolveTxt' | 'resolvePtr';
+const METHOD_TYPES: Record<CachedMethod, Rtype> = { resolveMx: 'MX', resolve4: 'A', resolve6: 'AAAA', resolveTxt: 'TXT', resolvePtr: 'PTR' };
 
 export interface DnsOptions {
   /** "host" or "host:port" ("[v6]:port"); default: the nameservers in /etc/resolv.conf. */
@@ -205,6 +216,17 @@ export class CachingResolver implements Resolver {
     if (listed) return [listed];
     if (isLoopback(bare)) return [];
     return this.resolvePtr(reverseName(bare));
+  }
+
+  cachedMs(method: CachedMethod, name: string): number {
+    const type = METHOD_TYPES[method];
+    const entry = type && this.cache.get(`${type} ${name.toLowerCase().replace(/\.$/, '')}`);
+    return entry ? Math.max(0, entry.expires - this.now()) : 0;
+  }
+
+  countCopiedHits(hits: number, negativeHits: number): void {
+    for (let i = 0; i < hits; i++) this.counters.inc('hit');
+    for (let i = 0; i < negativeHits; i++) this.counters.inc('negative_hit');
   }
 
   /** The records of one type at a name: from the cache, a query in flight, or a new query. */

@@ -98,6 +98,36 @@ describe('inbound judge pool', () => {
   });
 });
 
+describe('DNS answers in the judge threads', () => {
+  it('keeps an answer in the worker as long as the main thread caches it, and asks again for one it does not', async () => {
+    // The main thread's cache holds the SPF answers for a minute (a record, and "no such name"), the DMARC ones not at all.
+    const counted: string[] = [];
+    const copied = { hits: 0, negativeHits: 0 };
+    const caching: Resolver = {
+      ...resolver,
+      resolveTxt: (name) => (counted.push(name), resolver.resolveTxt(name)),
+      cachedMs: (method, name) => (method === 'resolveTxt' && (name === 'strict.test' || name === 'nowhere.test') ? 60_000 : 0),
+      countCopiedHits: (hits, negativeHits) => {
+        copied.hits += hits;
+        copied.negativeHits += negativeHits;
+      },
+    };
+    const single = new JudgePool({ hostname: 'mx.example.com', policy, resolver: caching, size: 1 });
+    try {
+      const facts = { ip: '192.0.2.10', helo: 'client.test', sender: 'alice@strict.test' };
+      for (let i = 0; i < 3; i++) assert.match((await single.judge(message('alice@strict.test'), facts)).headers, /spf=pass/);
+      assert.equal(counted.filter((name) => name === 'strict.test').length, 1, 'SPF asked of the main thread once');
+      assert.equal(counted.filter((name) => name === '_dmarc.strict.test').length, 3, 'DMARC asked every time');
+      const none = { ip: '192.0.2.10', helo: 'client.test', sender: 'bob@nowhere.test' };
+      for (let i = 0; i < 2; i++) assert.match((await single.judge(message('bob@nowhere.test'), none)).headers, /spf=none/);
+      assert.equal(counted.filter((name) => name === 'nowhere.test').length, 1, 'a negative answer is kept as long');
+      assert.deepEqual(copied, { hits: 2, negativeHits: 1 }, 'answers from the copies count as cache hits');
+    } finally {
+      await single.close();
+    }
+  });
+});
+
 describe('DKIM key cache', () => {
   it('parses a key record once and gives the same verdicts from the cached key: pass, and fail for a forged body', async () => {
     const judge = (raw: Buffer) => judgeInbound(raw, { ip: '192.0.2.10', helo: 'client.test', sender: 'alice@strict.test' }, { hostname: 'mx.example.com', resolver, policy });

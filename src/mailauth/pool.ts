@@ -18,12 +18,18 @@ export interface WorkerSetup {
 
 export type ToWorker =
   | { type: 'judge'; id: number; raw: Uint8Array; facts: SmtpFacts }
-  | { type: 'dns'; id: number; value?: unknown; error?: { message: string; code?: string } };
+  | { type: 'dns'; id: number; value?: unknown; error?: { message: string; code?: string }; cachedMs: number };
 
 export type FromWorker =
-  | { type: 'verdict'; id: number; verdict: InboundVerdict }
-  | { type: 'failed'; id: number; message: string }
-  | { type: 'dns'; id: number; method: keyof Resolver; arg: string };
+  | { type: 'verdict'; id: number; verdict: InboundVerdict; hits: DnsHits }
+  | { type: 'failed'; id: number; message: string; hits: DnsHits }
+  | { type: 'dns'; id: number; method: Exclude<keyof Resolver, 'cachedMs' | 'countCopiedHits'>; arg: string };
+
+/** Answers a worker gave from its copies since its last verdict, for the resolver's metrics. */
+export interface DnsHits {
+  hits: number;
+  negativeHits: number;
+}
 
 export interface JudgePoolOptions {
   hostname: string;
@@ -132,15 +138,19 @@ export class JudgePool {
       const { resolver } = this.options;
       const fn = resolver[message.method] as ((arg: string) => Promise<unknown>) | undefined;
       const answer = fn ? fn.call(resolver, message.arg) : Promise.reject(Object.assign(new Error(`no ${message.method}`), { code: 'ENOTFOUND' }));
+      // The worker keeps the answer as long as the cache here does: later messages from the same
+      // domain then wait on no thread hop, however busy this thread is.
+      const cachedMs = () => (message.method === 'reverse' ? 0 : (resolver.cachedMs?.(message.method, message.arg) ?? 0));
       answer.then(
-        (value) => slot.worker.postMessage({ type: 'dns', id: message.id, value } satisfies ToWorker),
+        (value) => slot.worker.postMessage({ type: 'dns', id: message.id, value, cachedMs: cachedMs() } satisfies ToWorker),
         (error: unknown) => {
           const e = error as { message?: string; code?: string };
-          slot.worker.postMessage({ type: 'dns', id: message.id, error: { message: String(e?.message ?? error), code: e?.code } } satisfies ToWorker);
+          slot.worker.postMessage({ type: 'dns', id: message.id, error: { message: String(e?.message ?? error), code: e?.code }, cachedMs: cachedMs() } satisfies ToWorker);
         },
       );
       return;
     }
+    if (message.hits.hits + message.hits.negativeHits > 0) this.options.resolver.countCopiedHits?.(message.hits.hits, message.hits.negativeHits);
     const job = slot.jobs.get(message.id);
     if (!job) return;
     slot.jobs.delete(message.id);

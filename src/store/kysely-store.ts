@@ -3,7 +3,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { CompiledQuery, sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Database, DriveNodeTable, DriveUploadTable, MessageTable, MailboxTable, UserTable, OutboundTable, AuditLogTable } from './schema.js';
-import { ftsQuery, indexBlobText, queryWords, tsQuery } from './text-index.js';
+import { ftsQuery, queryWords, tsQuery } from './text-index.js';
+import { TextIndexer, type TextIndexerOptions } from './text-indexer.js';
 import {
   DEFAULT_MAILBOXES,
   DRIVE_UPLOAD_TTL_MS,
@@ -249,8 +250,26 @@ export abstract class KyselyStore implements Store {
   private flushScheduled = false;
   private flushing: Promise<void> = Promise.resolve();
   private listeners = new Set<ChangeListener>();
+  /** Adds the words of stored blobs after their commit (text-indexer.ts). */
+  private readonly textIndexer: TextIndexer;
 
-  constructor(protected readonly db: Kysely<Database>) {}
+  constructor(protected readonly db: Kysely<Database>) {
+    // kind is a field of the subclass, not set yet here.
+    this.textIndexer = new TextIndexer({ db, dialect: () => this.kind, write: (fn) => this.write(fn) });
+  }
+
+  /** Starts the background full-text indexer (once the schema is current). */
+  protected startTextIndexer(options?: TextIndexerOptions): void {
+    this.textIndexer.start(options);
+  }
+
+  /** Queues new blobs for the full-text indexer, in the transaction that stores them (migration 012). */
+  private async queueText(tx: Tx, hashes: string[]): Promise<void> {
+    for (const chunk of chunks(hashes, 500)) {
+      await tx.insertInto('text_pending').values(chunk.map((hash) => ({ hash }))).onConflict((oc) => oc.column('hash').doNothing()).execute();
+    }
+    this.textIndexer.noteWrite();
+  }
 
   // ---- change feed -------------------------------------------------------
 
@@ -527,6 +546,7 @@ export abstract class KyselyStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.textIndexer.stop();
     await this.flushing;
     await this.db.destroy();
   }
@@ -889,7 +909,7 @@ export abstract class KyselyStore implements Store {
       .values({ hash, size: raw.length, data: raw, refs })
       .onConflict((oc) => oc.column('hash').doUpdateSet({ refs: sql`blobs.refs + excluded.refs` }))
       .execute();
-    await indexBlobText(tx, this.kind, hash, raw);
+    await this.queueText(tx, [hash]);
   }
 
   async searchText(mailboxId: number, query: string, options: { orPartial?: boolean } = {}): Promise<number[]> {
@@ -897,6 +917,8 @@ export abstract class KyselyStore implements Store {
     if (words.length === 0) return [];
     const partial = options.orPartial ? 1 : 2; // `partial = 2` matches nothing
     return this.read(async () => {
+      // Mail stored a moment ago may still wait for the indexer.
+      await this.textIndexer.catchUp(mailboxId);
       const found =
         this.kind === 'sqlite'
           ? // The hits first, materialized, then their messages by blob hash (CROSS JOIN keeps the
@@ -1038,8 +1060,8 @@ export abstract class KyselyStore implements Store {
         .onConflict((oc) => oc.column('hash').doUpdateSet({ refs: sql`blobs.refs + excluded.refs` }))
         .execute();
     }
-    // Full-text words of each new blob (issue 21), in the same transaction as the blob.
-    for (const [hash, { raw }] of blobs) await indexBlobText(tx, this.kind, hash, raw);
+    // Full-text words of each new blob (issue 21): queued here, indexed after the commit.
+    await this.queueText(tx, [...blobs.keys()]);
 
     // Each target's mailbox (INBOX when the named one is missing), found in one query.
     const targets = live.flatMap((i) => batch[i]!.targets.map((target) => ({ item: i, target, name: canonicalMailboxName(target.mailbox ?? 'INBOX') })));

@@ -322,6 +322,20 @@ function migration011DisplayName(): Migration {
 }
 
 /**
+ * Full-text indexing leaves the delivery transaction (issue 19): a write that stores a blob only
+ * queues its hash here, in the same transaction, and the indexer of text-indexer.ts indexes it
+ * after the commit, deleting the row in the transaction that adds the words. A crash leaves the
+ * row, so nothing stays unindexed.
+ */
+function migration012TextPending(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('text_pending').addColumn('hash', 'text', (c) => c.primaryKey()).execute();
+    },
+  };
+}
+
+/**
  * Tombstones are kept for QRESYNC and never pruned, and every catch-up of a mailbox index asks for
  * those above a modseq (Store.expungedSince): by (mailbox_id, modseq), not a scan of the mailbox's
  * every expunge so far.
@@ -337,7 +351,7 @@ function migration013ExpungedModseq(): Migration {
 export function migrations(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
-      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '005_drive': migration005(dialect), '006_audit': migration006(dialect), '007_groups': migration007Groups(), '008_blob_meta': migration008(), '009_full_text': migration009(dialect), '010_imap_subscriptions': migration010Subscriptions(), '011_display_name': migration011DisplayName(), '013_expunged_modseq': migration013ExpungedModseq() };
+      return { '001_initial': migration001(dialect), '002_members': migration002(), '003_outbound_delivery': migration003(), '004_web_sessions': migration004(), '005_drive': migration005(dialect), '006_audit': migration006(dialect), '007_groups': migration007Groups(), '008_blob_meta': migration008(), '009_full_text': migration009(dialect), '010_imap_subscriptions': migration010Subscriptions(), '011_display_name': migration011DisplayName(), '012_text_pending': migration012TextPending(), '013_expunged_modseq': migration013ExpungedModseq() };
     },
   };
 }

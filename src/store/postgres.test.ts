@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { sql, type Kysely } from 'kysely';
 import { postgresAvailable, startPostgres, type PgServer } from '../../test/pg-server.js';
 import { hashBytes } from './kysely-store.js';
 import { parsePgUrl } from './pg-pool.js';
@@ -90,6 +91,27 @@ describe('postgres store', { skip }, () => {
       assert.ok(await b.getBlob(blobHash));
     } finally {
       await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('indexes after a restart what was left queued, two processes sharing the queue', async () => {
+    // A writer that never pauses long enough for its indexer, stopped with its mail still queued.
+    const busy = await open(undefined, { textIndexIdleMs: 3_600_000 });
+    const url = urls.get(busy)!;
+    const { userId, inbox } = await withUser(busy);
+    await Promise.all(Array.from({ length: 40 }, (_, i) => busy.deliver(msg(`pangolin ${i}`), [{ userId }])));
+    await busy.close();
+    const watcher = await open(url, { textIndexIdleMs: 3_600_000 });
+    const db = (watcher as unknown as { db: Kysely<unknown> }).db;
+    const count = async (table: string) => Number((await sql<{ n: string }>`select count(*) as n from ${sql.table(table)}`.execute(db)).rows[0]!.n);
+    assert.deepEqual([await count('text_pending'), await count('blob_text')], [40, 0], 'deliveries only queue their words');
+    const [a, b] = await Promise.all([open(url, { textIndexIdleMs: 10 }), open(url, { textIndexIdleMs: 10 })]);
+    try {
+      for (let waited = 0; (await count('text_pending')) > 0 && waited < 10_000; waited += 50) await sleep(50);
+      assert.deepEqual([await count('text_pending'), await count('blob_text')], [0, 40]);
+      assert.equal((await watcher.searchText(inbox, 'pangolin')).length, 40);
+    } finally {
+      await Promise.all([a.close(), b.close(), watcher.close()]);
     }
   });
 

@@ -36,6 +36,8 @@ export interface PostgresOptions {
   commitCheckMs?: number;
   /** Told of every lookup of a COMMIT whose outcome was unknown, with its result (logs, metrics). */
   onCommitCheck?: (check: CommitCheck) => void;
+  /** How long the process must have stored nothing before the full-text indexer runs (ms; text-indexer.ts). */
+  textIndexIdleMs?: number;
 }
 
 /** One lookup of a COMMIT cut off mid-way: what it found and how long it took. */
@@ -132,6 +134,8 @@ export class PostgresStore extends KyselyStore {
       // Change rows only serve feed replays after a reconnect, markers only a COMMIT in doubt.
       store.pruneTimer = setInterval(() => store.pruneChanges().catch(() => undefined), 60_000);
       store.pruneTimer.unref();
+      // Not on a schema of unknown age (`quill db` commands).
+      if (!options.anySchema) store.startTextIndexer({ idleMs: options.textIndexIdleMs });
     } catch (error) {
       await store.close().catch(() => undefined);
       throw storeError(`cannot open store ${store.location}`, error);

@@ -203,6 +203,8 @@ export interface Database {
   blob_meta: BlobMetaTable;
   /** Full-text index by blob hash (migration 009); the words live in blob_fts (SQLite) or tsv (PostgreSQL). */
   blob_text: BlobTextTable;
+  /** Blobs whose words are not indexed yet (migration 012, text-indexer.ts). */
+  text_pending: TextPendingTable;
   messages: MessageTable;
   expunged: ExpungedTable;
   changes: ChangeTable;
@@ -216,6 +218,10 @@ export interface Database {
   drive_chunks: DriveChunkTable;
   drive_uploads: DriveUploadTable;
   audit_log: AuditLogTable;
+}
+
+export interface TextPendingTable {
+  hash: string;
 }
 
 export interface BlobTextTable {

@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { migrations } from './migrations.js';
@@ -137,6 +138,36 @@ describe('sqlite fsync before answering (store.fsyncFlagChanges)', () => {
   });
 });
 
+describe('sqlite full-text indexer', () => {
+  it('indexes mail after its commit, finds it at once, and indexes after a restart what was left queued', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'quill-fts-'));
+    // A writer that never pauses long enough for the indexer: only searches index.
+    const busy = await SqliteStore.open(dir, { textIndexIdleMs: 3_600_000 });
+    await busy.addDomain('example.com');
+    const user = await busy.addUser({ address: 'f@example.com', passwordHash: 'x' });
+    const inbox = (await busy.getMailbox(user.id, 'INBOX'))!;
+    const raw = new BetterSqlite3(path.join(dir, 'quill.db'), { readonly: true });
+    const queued = () => (raw.prepare('select count(*) as n from text_pending').get() as { n: number }).n;
+    const indexed = () => (raw.prepare('select count(*) as n from blob_text').get() as { n: number }).n;
+
+    const first = await busy.deliver(Buffer.from('Subject: zoo\r\n\r\nA quokka smiles.\r\n'), [{ userId: user.id }]);
+    assert.deepEqual([queued(), indexed()], [1, 0], 'the delivery only queued its words');
+    assert.deepEqual(await busy.searchText(inbox.id, 'quokka'), [first.copies[0]!.uid], 'a search indexes what it needs first');
+    assert.deepEqual([queued(), indexed()], [0, 1]);
+
+    // Stopped (as by a crash) with a message queued: the next start indexes it unasked.
+    const second = await busy.deliver(Buffer.from('Subject: zoo\r\n\r\nA wombat digs.\r\n'), [{ userId: user.id }]);
+    await busy.close();
+    assert.equal(queued(), 1);
+    const store = await SqliteStore.open(dir, { textIndexIdleMs: 10 });
+    for (let waited = 0; queued() > 0 && waited < 10_000; waited += 20) await sleep(20);
+    assert.deepEqual([queued(), indexed()], [0, 2]);
+    assert.deepEqual(await store.searchText(inbox.id, 'wombat'), [second.copies[0]!.uid]);
+    raw.close();
+    await store.close();
+  });
+});
+
 describe('sqlite migrations', () => {
   it('moves cached parses out of the blobs table (008) and keeps them', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'quill-migrate-'));
@@ -165,11 +196,11 @@ describe('sqlite migrations', () => {
     const inbox = (await first.getMailbox(user.id, 'INBOX'))!;
     const { uid } = await first.append(inbox.id, Buffer.from('Subject: old\r\n\r\nA letter about marmalade.\r\n'), []);
     await first.close();
-    // Back to the state before 009 (and so before 010, 011 and 013): their tables, triggers, indexes and column gone, and not recorded as run.
+    // Back to the state before 009 (and so before 010 to 013): their tables, triggers, indexes and column gone, and not recorded as run.
     const raw = new BetterSqlite3(path.join(dir, 'quill.db'));
     raw.exec(`drop trigger blobs_text_gone; drop trigger blob_text_gone; drop table blob_fts; drop table blob_text; drop index messages_blob_hash;
-      drop table subscriptions; alter table users drop column display_name; drop index expunged_mailbox_modseq;
-      delete from kysely_migration where name in ('009_full_text', '010_imap_subscriptions', '011_display_name', '013_expunged_modseq')`);
+      drop table subscriptions; alter table users drop column display_name; drop table text_pending; drop index expunged_mailbox_modseq;
+      delete from kysely_migration where name in ('009_full_text', '010_imap_subscriptions', '011_display_name', '012_text_pending', '013_expunged_modseq')`);
     raw.close();
 
     const store = await SqliteStore.open(dir);

@@ -66,6 +66,8 @@ export interface SqliteOptions {
   busyTimeoutMs?: number;
   /** store.fsyncFlagChanges: flag changes, expunges and \Recent claims wait for the WAL fsync too (default false). */
   fsyncFlagChanges?: boolean;
+  /** How long the process must have stored nothing before the full-text indexer runs (ms; text-indexer.ts). */
+  textIndexIdleMs?: number;
 }
 
 export class SqliteStore extends KyselyStore {
@@ -132,6 +134,7 @@ export class SqliteStore extends KyselyStore {
     } catch {
       // No WAL file to sync (a read-only or odd file system): COMMIT stays synchronous=FULL.
     }
+    store.startTextIndexer({ idleMs: options.textIndexIdleMs });
     return store;
   }
 

@@ -2,8 +2,7 @@
 // PostgreSQL host's role and how far its replay lags behind the primary's WAL. Best effort:
 // a figure that cannot be read is null, a host that does not answer has the role 'unknown'.
 import { stat } from 'node:fs/promises';
-import pg from 'pg';
-import { clientConfig, type PgHost, type PgUrl, type PoolSettings } from './pg-pool.js';
+import type { PgHost, PgUrl, PoolSettings } from './pg-pool.js';
 import type { StoreStatus } from './types.js';
 
 async function sizeOf(file: string): Promise<number | null> {
@@ -28,6 +27,8 @@ type HostStatus = { host: string; role: 'primary' | 'standby' | 'unknown'; lsn: 
 
 async function probe(url: PgUrl, host: PgHost, settings: PoolSettings): Promise<HostStatus> {
   const name = `${host.host}:${host.port}`;
+  // Loaded here: the SQLite store (and so every CLI command) imports this file, and pg costs ~50 ms to load.
+  const [{ default: pg }, { clientConfig }] = await Promise.all([import('pg'), import('./pg-pool.js')]);
   const client = new pg.Client(clientConfig(url, host, { ...settings, connectTimeoutMs: Math.min(settings.connectTimeoutMs, 2_000) }));
   client.on('error', () => undefined);
   try {

@@ -93,13 +93,22 @@ export function tsQuery(words: string[]): string {
 
 /** Indexes a blob's words once (a blob already indexed is left alone); deleting the blob drops them (migration 009). */
 export async function indexBlobText(db: Kysely<any>, dialect: 'sqlite' | 'postgres', hash: string, raw: Buffer): Promise<void> {
-  const { text, partial } = messageText(raw);
+  await insertBlobText(db, dialect, hash, messageText(raw));
+}
+
+/**
+ * Stores the words of a blob from messageText(), unless it is indexed already or no longer
+ * stored (the indexer reads the text before its transaction, and the blob may go meanwhile).
+ */
+export async function insertBlobText(db: Kysely<any>, dialect: 'sqlite' | 'postgres', hash: string, { text, partial }: { text: string; partial: boolean }): Promise<void> {
+  const stored = sql`exists (select 1 from blobs where hash = ${hash})`;
   if (dialect === 'sqlite') {
-    const row = await sql<{ id: number }>`insert into blob_text (hash, partial) values (${hash}, ${partial ? 1 : 0}) on conflict (hash) do nothing returning id`.execute(db);
+    const row = await sql<{ id: number }>`insert into blob_text (hash, partial) select ${hash}, ${partial ? 1 : 0} where ${stored} on conflict (hash) do nothing returning id`.execute(db);
     const id = row.rows[0]?.id;
     if (id !== undefined) await sql`insert into blob_fts (rowid, body) values (${id}, ${text})`.execute(db);
   } else {
-    await sql`insert into blob_text (hash, tsv, partial) values (${hash}, to_tsvector('simple', ${text}), ${partial ? 1 : 0}) on conflict (hash) do nothing`.execute(db);
+    await sql`insert into blob_text (hash, tsv, partial) select cast(${hash} as text), to_tsvector('simple', cast(${text} as text)), cast(${partial ? 1 : 0} as integer)
+      where ${stored} on conflict (hash) do nothing`.execute(db);
   }
 }
 

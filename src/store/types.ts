@@ -279,7 +279,8 @@ export interface Store {
   listUids(mailboxId: number): Promise<number[]>;
   /**
    * Full-text search (issue 21): UIDs of the mailbox whose header or text has every word of
-   * `query` as a word prefix, case-insensitively (text-index.ts). Every stored blob is indexed;
+   * `query` as a word prefix, case-insensitively (text-index.ts). Every stored blob is indexed
+   * (after its commit, text-indexer.ts; a search first indexes what its mailbox still has queued);
    * `orPartial` adds the messages whose text was too long to index whole (IMAP reads those).
    */
   searchText(mailboxId: number, query: string, options?: { orPartial?: boolean }): Promise<number[]>;
