@@ -29,8 +29,7 @@ import { isSaslMechanism, SASL_MECHANISMS, SaslError, saslExchange } from '../pr
 import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';
 import { MAX_EVENTS, parseUids, reconcile, type KnownView, type NodeFacts, type ViewEvent } from './imap-view.js';
-import { connectNode } from './connect.js';
-import { LinkLost, NodeRefused } from './node-link.js';
+import { firstTaker, LinkLost, NodeRefused, openNodeSocket } from './node-link.js';
 
 /** Counters for the metrics endpoint: failovers, drain migrations and how they ended. */
 export const gatewayStats = {
@@ -204,7 +203,6 @@ class NodeLink {
         this.wake();
       }
     });
-    socket.on('error', () => undefined);
     socket.on('data', (chunk: Buffer) => {
       try {
         this.reader.push(chunk);
@@ -220,9 +218,7 @@ class NodeLink {
   }
 
   static async open(nodeId: string, address: string, timeoutMs: number, client: net.Socket, secret: string | undefined): Promise<NodeLink> {
-    const socket = await connectNode(address, timeoutMs, secret).catch((error: Error) => {
-      throw new LinkLost(error.message);
-    });
+    const socket = await openNodeSocket(address, timeoutMs, secret);
     // The node believes the PROXY line only from a trusted gateway; it names the client.
     socket.write(proxyLine(client));
     return new NodeLink(nodeId, socket);
@@ -707,24 +703,17 @@ export class ImapFront {
 
   /** Opens a node session for the user on the least loaded node: greeting, XQUILL-LOGIN. */
   private async openSession(avoid?: string): Promise<{ link: NodeLink; caps: string }> {
-    const candidates = this.deps.directory.candidates('imap', this.user).filter((node) => node.id !== avoid);
-    if (candidates.length === 0) throw new LinkLost('no node available');
-    let lastError: unknown;
-    for (const node of candidates) {
-      let link: NodeLink | undefined;
-      try {
-        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.raw, this.deps.config.cluster.secret);
-        const caps = await this.login2node(link);
-        this.deps.directory.noteOpened(node.id, 'imap');
-        return { link, caps };
-      } catch (error) {
-        link?.close();
-        lastError = error;
-        if (error instanceof CannotCarry) throw error;
-        this.deps.directory.markFailed(node.id, error);
-      }
-    }
-    throw new LinkLost(`no node could take the session: ${(lastError as Error)?.message}`);
+    const { link, node, set: caps } = await firstTaker(
+      this.deps.directory.candidates('imap', this.user).filter((node) => node.id !== avoid),
+      this.deps.directory,
+      {
+        open: (node) => NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.raw, this.deps.config.cluster.secret),
+        setUp: (link) => this.login2node(link),
+        ends: (error) => error instanceof CannotCarry,
+      },
+    );
+    this.deps.directory.noteOpened(node.id, 'imap');
+    return { link, caps };
   }
 
   private async login2node(link: NodeLink): Promise<string> {

@@ -14,8 +14,9 @@ import type { Config } from '../config/config.js';
 import type { Logger } from '../util/logger.js';
 import { processMetrics } from '../metrics/metrics.js';
 import type { NodeDirectory } from './directory.js';
-import { connectNode } from './connect.js';
-import { LinkLost, NodeRefused } from './node-link.js';
+import { firstTaker, LineLink, LinkLost, NodeRefused, openNodeSocket, withFailover } from './node-link.js';
+import { dataEnd, tailAfter } from '../protocol/dot-stuffing.js';
+import { SocketReader } from '../protocol/socket-reader.js';
 import { encodeXtext } from '../protocol/xtext.js';
 
 /** The MAIL parameter nodes read the transaction id from (src/smtp/listener.ts). */
@@ -43,149 +44,17 @@ interface Reply {
   text: string;
 }
 
-/** Reads CRLF lines and raw bytes from a socket, in order, with a line-length limit. */
-class Reader {
-  private buffer: Buffer = Buffer.alloc(0);
-  private waiter: (() => void) | undefined;
-  private ended = false;
-  /** Inside a line over the limit: its bytes are dropped up to its end. */
-  private skipping = false;
-
-  constructor(
-    private socket: net.Socket,
-    private readonly maxLine: number,
-  ) {
-    this.attach(socket);
-  }
-
-  private readonly onData = (chunk: Buffer) => {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
-    // Backpressure: past the high-water mark the peer's bytes wait in its socket, not here.
-    if (this.buffer.length >= READ_HIGH_WATER) this.socket.pause();
-    this.wake();
-  };
-
-  /** Reads on once what is held is below the high-water mark again. */
-  private taken(): void {
-    if (this.buffer.length < READ_HIGH_WATER && this.socket.isPaused() && !this.socket.destroyed) this.socket.resume();
-  }
-
-  private readonly onClose = () => {
-    this.ended = true;
-    this.wake();
-  };
-
-  private attach(socket: net.Socket): void {
-    this.socket = socket;
-    socket.on('data', this.onData);
-    socket.once('close', this.onClose);
-  }
-
-  /** Stops reading the current socket (before it is wrapped in TLS). */
-  detach(): void {
-    this.socket.off('data', this.onData);
-    this.socket.off('close', this.onClose);
-  }
-
-  /** Reads from a new socket and forgets the old one's bytes (RFC 3207 4.2: nothing sent before TLS counts). */
-  reset(socket: net.Socket): void {
-    this.buffer = Buffer.alloc(0);
-    this.ended = false;
-    this.skipping = false;
-    this.attach(socket);
-  }
-
-  private wake(): void {
-    const waiter = this.waiter;
-    this.waiter = undefined;
-    waiter?.();
-  }
-
-  private wait(): Promise<void> {
-    if (this.ended) throw new LinkLost('connection closed');
-    return new Promise((resolve) => (this.waiter = resolve));
-  }
-
-  /** The next line without CRLF; undefined for a line over the limit (its bytes are dropped). */
-  async line(): Promise<string | undefined> {
-    for (;;) {
-      const end = this.buffer.indexOf('\r\n');
-      if (end >= 0) {
-        const line = this.buffer.subarray(0, end);
-        this.buffer = this.buffer.subarray(end + 2);
-        this.taken();
-        return line.length > this.maxLine ? undefined : line.toString('utf8');
-      }
-      if (this.buffer.length > this.maxLine * 4) {
-        // Drop an endless line as it comes, keeping only its tail to find its end.
-        this.buffer = this.buffer.subarray(this.buffer.length - 1);
-        this.skipping = true;
-        this.taken();
-      }
-      await this.wait();
-      if (this.skipping && this.buffer.indexOf('\r\n') >= 0) {
-        this.buffer = this.buffer.subarray(this.buffer.indexOf('\r\n') + 2);
-        this.skipping = false;
-        return undefined;
-      }
-    }
-  }
-
-  /** Whatever bytes are there (waiting for some). */
-  async chunk(): Promise<Buffer> {
-    while (this.buffer.length === 0) await this.wait();
-    const out = this.buffer;
-    this.buffer = Buffer.alloc(0);
-    this.taken();
-    return out;
-  }
-
-  /** Complete lines already received and not yet read (RFC 2920: what a client pipelined). */
-  peekLines(max: number): string[] {
-    const lines: string[] = [];
-    let from = 0;
-    while (!this.skipping && lines.length < max) {
-      const end = this.buffer.indexOf('\r\n', from);
-      if (end < 0 || end - from > this.maxLine) break;
-      lines.push(this.buffer.subarray(from, end).toString('utf8'));
-      from = end + 2;
-    }
-    return lines;
-  }
-
-  /** Whether the peer has sent bytes not read yet. */
-  get pending(): boolean {
-    return this.buffer.length > 0;
-  }
-
-  /** Puts back bytes read too far (the rest after a DATA terminator). */
-  unread(bytes: Buffer): void {
-    if (bytes.length > 0) this.buffer = Buffer.concat([bytes, this.buffer]);
-  }
-}
-
-/** A plain connection to one node, with a reader for its multi-line replies. */
-class NodeLink {
-  readonly reader: Reader;
-
-  private constructor(
-    readonly nodeId: string,
-    readonly socket: net.Socket,
-  ) {
-    this.reader = new Reader(socket, 64 * 1024);
-    socket.on('error', () => undefined);
-  }
-
+/** A plain connection to one node's SMTP listener, read in replies. */
+class NodeLink extends LineLink {
   static async open(nodeId: string, address: string, timeoutMs: number, secret: string | undefined): Promise<NodeLink> {
-    const socket = await connectNode(address, timeoutMs, secret);
-    return new NodeLink(nodeId, socket);
+    return new NodeLink(nodeId, await openNodeSocket(address, timeoutMs, secret));
   }
 
   /** One reply, multi-line joined (RFC 5321 4.2.1). */
   async reply(): Promise<Reply> {
     const lines: string[] = [];
     for (;;) {
-      const line = await this.reader.line();
+      const line = await this.reader.text();
       if (line === undefined || !/^\d{3}[ -]/.test(line)) throw new LinkLost(`bad reply from node: ${line}`);
       lines.push(line);
       if (line[3] !== ' ') continue;
@@ -201,33 +70,9 @@ class NodeLink {
     }
   }
 
-  send(data: string | Buffer): void {
-    if (this.socket.destroyed) throw new LinkLost('node connection closed');
-    this.socket.write(data);
-  }
-
-  /** Resolves once the node's socket has room again (backpressure); at once when it has. */
-  drained(): Promise<void> {
-    const socket = this.socket;
-    if (!socket.writableNeedDrain || socket.destroyed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        socket.off('drain', done);
-        socket.off('close', done);
-        resolve();
-      };
-      socket.on('drain', done);
-      socket.on('close', done);
-    });
-  }
-
   async command(line: string): Promise<Reply> {
     this.send(`${line}\r\n`);
     return this.reply();
-  }
-
-  close(): void {
-    this.socket.destroy();
   }
 }
 
@@ -244,13 +89,12 @@ interface Recorded {
   dataDone: boolean;
 }
 
-const DATA_END = Buffer.from('\r\n.\r\n');
 /** Bytes a reader holds before it pauses its socket. */
 const READ_HIGH_WATER = 256 * 1024;
 
 export class SmtpFront {
   private client: net.Socket;
-  private readonly reader: Reader;
+  private readonly reader: SocketReader;
   private link: NodeLink | undefined;
   private secure = false;
   private readonly recorded: Recorded = { rcpts: [], inData: false, dataDone: false };
@@ -276,7 +120,7 @@ export class SmtpFront {
     this.client = socket;
     // On an implicit-TLS listener (465, RFC 8314 3.3) the socket is encrypted from the start.
     this.secure = socket instanceof tls.TLSSocket;
-    this.reader = new Reader(socket, deps.config.limits.lineLength);
+    this.reader = new SocketReader(socket, { maxLine: deps.config.limits.lineLength, highWater: READ_HIGH_WATER, onEnd: () => new LinkLost('connection closed') });
     this.log = deps.logger.child({ proto: deps.protocol, remote: socket.remoteAddress });
     socket.setTimeout(deps.config.limits.idleTimeoutSeconds * 1000, () => this.say('421 4.4.2 Idle too long, closing connection').then(() => this.end()));
   }
@@ -301,7 +145,7 @@ export class SmtpFront {
       }
       await this.say(`220 ${this.deps.config.hostname} ESMTP Quillmail`);
       for (;;) {
-        const line = await this.reader.line();
+        const line = await this.reader.text();
         if (line === undefined) {
           await this.say('500 5.5.2 Line too long');
           continue;
@@ -474,7 +318,7 @@ export class SmtpFront {
     let password: string;
     const ask = async (prompt: string): Promise<string | undefined> => {
       await this.say(`334 ${prompt}`);
-      const answer = await this.reader.line();
+      const answer = await this.reader.text();
       return answer === undefined || answer === '*' || BARE_LINE_BREAK.test(answer) ? undefined : answer;
     };
     if (mechanism.toUpperCase() === 'PLAIN') {
@@ -605,58 +449,47 @@ export class SmtpFront {
   }
 
   /** Sends a command to the node, replaying the session on another node if this one is lost. */
-  private async exchange(line: string, along: string[] = []): Promise<Reply> {
-    for (let attempt = 0; ; attempt++) {
+  private exchange(line: string, along: string[] = []): Promise<Reply> {
+    return this.onNode(async () => {
       try {
         const link = await this.ensureLink();
         this.busy = true;
         if (this.prefetched.length > 0) {
           // Sent already with an earlier MAIL: only its reply is due.
           if (this.prefetched.shift() !== line) throw new LinkLost('pipelined commands out of step');
-          return await link.reply().finally(() => (this.busy = false));
+          return await link.reply();
         }
         link.send(`${[line, ...along].join('\r\n')}\r\n`);
         this.prefetched.push(...along);
-        return await link.reply().finally(() => (this.busy = false));
+        return await link.reply();
       } catch (error) {
         this.prefetched = [];
-        if (!(error instanceof LinkLost) || attempt >= MAX_REPLAYS) return this.lost(error);
-        this.failover(error);
+        throw error;
+      } finally {
+        this.busy = false;
       }
-    }
+    });
   }
 
   /** Passes DATA bytes on; a lost node gets the session and the bytes so far replayed elsewhere. */
-  private async forward(bytes: Buffer): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const link = await this.ensureLink();
-        // After a replay, the bytes so far (these included) were already sent.
-        if (attempt === 0) link.send(bytes);
-        // A node slower than its client: the client's next bytes wait in its own socket (the
-        // reader holds one chunk at a time), not in the gateway's memory.
-        await link.drained();
-        return;
-      } catch (error) {
-        if (!(error instanceof LinkLost) || attempt >= MAX_REPLAYS) {
-          await this.lost(error);
-          return;
-        }
-        this.failover(error);
-      }
-    }
+  private forward(bytes: Buffer): Promise<void> {
+    return this.onNode(async (attempt) => {
+      const link = await this.ensureLink();
+      // After a replay, the bytes so far (these included) were already sent.
+      if (attempt === 0) link.send(bytes);
+      // A node slower than its client: the client's next bytes wait in its own socket (the
+      // reader holds one chunk at a time), not in the gateway's memory.
+      await link.drained();
+    });
   }
 
-  private async awaitReply(): Promise<Reply> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const link = await this.ensureLink();
-        return await link.reply();
-      } catch (error) {
-        if (!(error instanceof LinkLost) || attempt >= MAX_REPLAYS) return this.lost(error);
-        this.failover(error);
-      }
-    }
+  private awaitReply(): Promise<Reply> {
+    return this.onNode(async () => (await this.ensureLink()).reply());
+  }
+
+  /** A step on the node link; a lost link replays the session on another node (no pause: the client waits). */
+  private onNode<T>(step: (attempt: number) => Promise<T>): Promise<T> {
+    return withFailover({ maxMoves: MAX_REPLAYS, step, moved: (cause) => this.failover(cause), giveUp: (cause) => this.lost(cause), pause: async () => undefined });
   }
 
   private failover(cause: unknown): void {
@@ -667,7 +500,7 @@ export class SmtpFront {
     this.log.warn({ node: lost }, 'gateway: node lost mid-session; replaying the session on another node');
   }
 
-  private lost(error: unknown): Reply {
+  private lost(error: unknown): never {
     this.log.warn({ err: (error as Error).message }, 'gateway: no node could take the session');
     this.link?.close();
     this.link = undefined;
@@ -678,34 +511,23 @@ export class SmtpFront {
   private async ensureLink(): Promise<NodeLink> {
     if (this.link) return this.link;
     // A submission session's user has a home node; mail from other servers has no user.
-    const candidates = this.deps.directory.candidates(this.deps.protocol, this.recorded.user);
-    if (candidates.length === 0) throw new LinkLost('no node available');
-    let lastError: unknown;
-    for (const node of candidates) {
-      let link: NodeLink | undefined;
-      try {
-        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.deps.config.cluster.secret);
-        await this.bringUp(link);
-        this.link = link;
-        this.prefetched = [];
-        // A node that closes an idle link (its own timeout, a restart) is simply left: the next
-        // command opens a new one and replays. Replies it sent unasked go with it.
-        link.socket.once('close', () => {
-          if (this.link === link && !this.busy) this.link = undefined;
-        });
-        this.deps.directory.noteOpened(node.id, this.deps.protocol);
-        // quill_gateway_failovers_total: the session was replayed on a new link (rare: no cached child).
-        if (this.linked) processMetrics().gatewayFailovers.labels(this.deps.gatewayId, this.deps.protocol).inc();
-        this.linked = true;
-        return link;
-      } catch (error) {
-        link?.close();
-        lastError = error;
-        if (error instanceof RefusedByNode) throw error;
-        this.deps.directory.markFailed(node.id, error);
-      }
-    }
-    throw new LinkLost(`no node could take the session: ${(lastError as Error)?.message}`);
+    const { link, node } = await firstTaker(this.deps.directory.candidates(this.deps.protocol, this.recorded.user), this.deps.directory, {
+      open: (node) => NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.deps.config.cluster.secret),
+      setUp: (link) => this.bringUp(link),
+      ends: (error) => error instanceof RefusedByNode,
+    });
+    this.link = link;
+    this.prefetched = [];
+    // A node that closes an idle link (its own timeout, a restart) is simply left: the next
+    // command opens a new one and replays. Replies it sent unasked go with it.
+    link.socket.once('close', () => {
+      if (this.link === link && !this.busy) this.link = undefined;
+    });
+    this.deps.directory.noteOpened(node.id, this.deps.protocol);
+    // quill_gateway_failovers_total: the session was replayed on a new link (rare: no cached child).
+    if (this.linked) processMetrics().gatewayFailovers.labels(this.deps.gatewayId, this.deps.protocol).inc();
+    this.linked = true;
+    return link;
   }
 
   /** Greeting, XCLIENT, EHLO, and the transaction so far: the node is where the client thinks it is. */
@@ -740,20 +562,3 @@ class RefusedByNode extends NodeRefused {}
 
 /** Ends the session after telling the client. */
 class ClientGone extends Error {}
-
-
-/**
- * Where the DATA terminator (RFC 5321 4.1.1.4, CRLF . CRLF) ends in `chunk`, -1 when it is not in
- * it; `tail` holds the up to 4 bytes before the chunk, for a terminator split between reads.
- */
-export function dataEnd(tail: Buffer, chunk: Buffer): number {
-  const edge = Buffer.concat([tail, chunk.subarray(0, DATA_END.length - 1)]).indexOf(DATA_END);
-  if (edge >= 0) return edge + DATA_END.length - tail.length;
-  const at = chunk.indexOf(DATA_END);
-  return at < 0 ? -1 : at + DATA_END.length;
-}
-
-/** The last 4 bytes up to the end of `chunk` (`tail`: those before it), for dataEnd on the next read. */
-export function tailAfter(tail: Buffer, chunk: Buffer): Buffer {
-  return chunk.length >= 4 ? Buffer.from(chunk.subarray(chunk.length - 4)) : Buffer.concat([tail, chunk]).subarray(-4);
-}

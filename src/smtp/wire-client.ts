@@ -1,6 +1,7 @@
 // A bare SMTP client for tests that need to send what real clients never would: raw bytes,
 // pipelined commands, half messages. Reads replies (multi-line aware) in order.
 import net from 'node:net';
+import { dotStuffed, terminatorAfter } from '../protocol/dot-stuffing.js';
 
 export interface WireReply {
   code: number;
@@ -84,6 +85,5 @@ export class WireClient {
 
 /** Dot-stuffs a message and adds the final dot (RFC 5321 4.5.2). */
 export function dataBlock(message: Buffer): Buffer {
-  const stuffed = Buffer.from(message.toString('latin1').replace(/(^|\r\n)\./g, '$1..'), 'latin1');
-  return Buffer.concat([stuffed, Buffer.from(message.subarray(-2).equals(Buffer.from('\r\n')) ? '.\r\n' : '\r\n.\r\n')]);
+  return Buffer.concat([...dotStuffed(message), terminatorAfter(message)]);
 }
