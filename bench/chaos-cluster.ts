@@ -8,7 +8,7 @@
 //   node --import tsx bench/chaos-cluster.ts [--mode kill|stop] [--seconds 30]
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImapFlow } from 'imapflow';
-import { noteStall, tally, TestCluster, type Tally } from '../test/cluster-kit.js';
+import { noteStall, SLOW_MS, tally, TestCluster, type Tally } from '../test/cluster-kit.js';
 
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string) => {
@@ -93,6 +93,7 @@ async function main(): Promise<void> {
   console.log(`POP3 sessions ${seen.pop3Sessions} (RETR ${seen.pop3Retrieved}, [SYS/TEMP] ${seen.pop3TempErrors}), IMAP fetches ${seen.imapFetches}, IMAP drops ${seen.imapDrops}`);
   console.log(`client errors ${seen.errors.length}${seen.errors.length ? `: ${[...new Set(seen.errors)].slice(0, 8).join(' | ')}` : ''}`);
   console.log(`longest client stall ${seen.longestStall.ms} ms (${seen.longestStall.what})`);
+  if (seen.slow.length > 0) console.log(`operations over ${SLOW_MS} ms: ${seen.slow.map((s) => `${s.what} ${s.ms} ms at ${s.at} ms`).join('; ')}`);
   await cluster.close();
 }
 
