@@ -258,8 +258,27 @@ class NodeLink {
   }
 
   /** Runs one command of the gateway's own: its untagged responses and its tagged status line. */
-  async command(tag: string, text: string | Buffer, timeoutMs: number): Promise<{ untagged: string[]; status: string }> {
+  command(tag: string, text: string | Buffer, timeoutMs: number): Promise<{ untagged: string[]; status: string }> {
     this.send(typeof text === 'string' ? `${tag} ${text}\r\n` : Buffer.concat([Buffer.from(`${tag} `), text]));
+    return this.completion(tag, timeoutMs);
+  }
+
+  /**
+   * Commands of the gateway's own sent at once (RFC 3501 5.5: the node answers them in order), each
+   * one's responses read in turn: one round trip where the node would otherwise wait for each.
+   */
+  pipeline(commands: { tag: string; text: string | Buffer }[], timeoutMs: number): Promise<{ untagged: string[]; status: string }>[] {
+    this.send(Buffer.concat(commands.map(({ tag, text }) => Buffer.concat([Buffer.from(`${tag} `), Buffer.from(text), Buffer.from(typeof text === 'string' ? '\r\n' : '')]))));
+    let before: Promise<unknown> = Promise.resolve();
+    return commands.map(({ tag }) => {
+      const done = before.then(() => this.completion(tag, timeoutMs));
+      before = done.catch(() => undefined);
+      return done;
+    });
+  }
+
+  /** The responses up to and including the tagged status line of `tag`. */
+  private async completion(tag: string, timeoutMs: number): Promise<{ untagged: string[]; status: string }> {
     const untagged: string[] = [];
     for (;;) {
       const out = await this.next(timeoutMs);
@@ -1132,11 +1151,24 @@ export class ImapFront {
     // A pending SELECT replaces the view anyway.
     if (!selected || first?.select) return;
     if (!selected.events) throw new CannotCarry('your mailbox changed too much while your session moved between servers; please reconnect');
+    // The second link changesSince asks on is opened and logged in meanwhile: it sees the mailbox
+    // only once the view below is taken, as before, but its round trips overlap the SELECT's.
+    const aux = this.openAux(link);
     let view: { uids: number[]; uidValidity: number; modseq: number; uidNext: number } | undefined;
-    for (let round = 0; round < 3 && !view; round++) view = await this.reselect(link, selected, timeout);
-    if (!view) throw new CannotCarry('the mailbox kept changing while your session moved between servers; please reconnect');
+    try {
+      for (let round = 0; round < 3 && !view; round++) view = await this.reselect(link, selected, timeout);
+    } catch (error) {
+      void aux.then((a) => a?.close());
+      throw error;
+    }
+    if (!view) {
+      void aux.then((a) => a?.close());
+      throw new CannotCarry('the mailbox kept changing while your session moved between servers; please reconnect');
+    }
     // Every change (new message, flags, expunge) raises HIGHESTMODSEQ: unchanged, nothing to ask.
-    const changes = view.modseq === selected.modseq ? { vanished: [], changed: [] } : await this.changesSince(link, selected, view.uidValidity, timeout);
+    let changes: Pick<NodeFacts, 'vanished' | 'changed'> = { vanished: [], changed: [] };
+    if (view.modseq === selected.modseq) void aux.then((a) => a?.close());
+    else changes = await this.changesSince(aux, selected, view.uidValidity, timeout);
     const facts: NodeFacts = { uidValidity: view.uidValidity, uids: view.uids, ...changes };
     // CONDSTORE is on once ENABLEd or named in the SELECT (RFC 7162 3.1): FETCH then carries MODSEQ.
     const condstore = this.enabled.has('CONDSTORE') || this.enabled.has('QRESYNC') || /CONDSTORE|QRESYNC/i.test(selected.command.toString('latin1'));
@@ -1168,7 +1200,9 @@ export class ImapFront {
 
   /** SELECT again and list the new node's view; undefined when it changed meanwhile (try again). */
   private async reselect(link: NodeLink, selected: Selected, timeout: number): Promise<{ uids: number[]; uidValidity: number; modseq: number; uidNext: number } | undefined> {
-    const reply = await link.command(this.nextTag(), selected.command.subarray(1), timeout);
+    // The listing goes along with the SELECT: one round trip (RFC 3501 5.5, answered in order).
+    const [selecting, listing] = link.pipeline([{ tag: this.nextTag(), text: selected.command.subarray(1) }, { tag: this.nextTag(), text: 'UID FETCH 1:* (UID)' }], timeout);
+    const reply = await selecting!;
     if (!/^OK/i.test(reply.status)) throw new CannotCarry(`the mailbox cannot be opened again: ${reply.status}`);
     const code = (name: string) => {
       for (const line of reply.untagged) {
@@ -1184,11 +1218,11 @@ export class ImapFront {
     if (!exists || uidValidity === undefined || modseq === undefined || uidNext === undefined) throw new CannotCarry('the new server did not describe the mailbox');
     if (uidValidity !== selected.uidValidity) throw new CannotCarry('the mailbox was recreated (UIDVALIDITY changed); please reconnect');
     const count = Number(exists[1]);
-    if (count === 0) return { uids: [], uidValidity, modseq, uidNext };
-    const listing = await link.command(this.nextTag(), 'UID FETCH 1:* (UID)', timeout);
-    if (!/^OK/i.test(listing.status)) throw new CannotCarry(`the mailbox cannot be listed: ${listing.status}`);
+    const listed = await listing!;
+    if (count === 0) return listed.untagged.length === 0 ? { uids: [], uidValidity, modseq, uidNext } : undefined;
+    if (!/^OK/i.test(listed.status)) throw new CannotCarry(`the mailbox cannot be listed: ${listed.status}`);
     const uids: number[] = [];
-    for (const line of listing.untagged) {
+    for (const line of listed.untagged) {
       const m = /^\* (\d+) FETCH \(UID (\d+)\)$/i.exec(line);
       if (m && Number(m[1]) === uids.length + 1) uids.push(Number(m[2]));
       else return undefined; // EXISTS, EXPUNGE or anything unexpected: the view moved
@@ -1196,21 +1230,40 @@ export class ImapFront {
     return uids.length === count ? { uids, uidValidity, modseq, uidNext } : undefined;
   }
 
+  /** A second link to the main link's node, logged in as the user (for changesSince); undefined when it cannot be had. */
+  private async openAux(main: NodeLink): Promise<NodeLink | undefined> {
+    const node = this.deps.directory.candidates('imap').find((n) => n.id === main.nodeId) ?? this.deps.directory.list().find((n) => n.id === main.nodeId);
+    const address = node && ('address' in node ? node.address : node.member.addresses.imap);
+    if (!address) return undefined;
+    let aux: NodeLink | undefined;
+    try {
+      aux = await NodeLink.open(main.nodeId, address, this.deps.config.gateway.connectTimeoutMs, this.raw, this.deps.config.cluster.secret);
+      await this.login2node(aux);
+      return aux;
+    } catch {
+      aux?.close();
+      return undefined;
+    }
+  }
+
   /**
    * UIDs expunged and flags changed since the client's known modseq, asked on a second
    * connection to the same node with QRESYNC (RFC 7162 3.2.5), so that the session's own
    * responses stay the kind the client enabled.
    */
-  private async changesSince(main: NodeLink, selected: Selected, uidValidity: number, timeout: number): Promise<Pick<NodeFacts, 'vanished' | 'changed'>> {
-    const node = this.deps.directory.candidates('imap').find((n) => n.id === main.nodeId) ?? this.deps.directory.list().find((n) => n.id === main.nodeId);
-    const address = node && ('address' in node ? node.address : node.member.addresses.imap);
-    if (!address) throw new LinkLost('node address unknown');
-    const aux = await NodeLink.open(main.nodeId, address, this.deps.config.gateway.connectTimeoutMs, this.raw, this.deps.config.cluster.secret);
+  private async changesSince(opening: Promise<NodeLink | undefined>, selected: Selected, uidValidity: number, timeout: number): Promise<Pick<NodeFacts, 'vanished' | 'changed'>> {
+    const aux = await opening;
+    if (!aux) throw new LinkLost('no second link to the new node');
     try {
-      await this.login2node(aux);
-      const enable = await aux.command(this.nextTag(), 'ENABLE QRESYNC', timeout);
-      if (!/^OK/i.test(enable.status)) throw new CannotCarry('the new server cannot tell what changed (no QRESYNC)');
-      const reply = await aux.command(this.nextTag(), `EXAMINE ${wireAstring(selected.name)} (QRESYNC (${uidValidity} ${selected.modseq}))`, timeout);
+      const [enable, examine] = aux.pipeline(
+        [
+          { tag: this.nextTag(), text: 'ENABLE QRESYNC' },
+          { tag: this.nextTag(), text: `EXAMINE ${wireAstring(selected.name)} (QRESYNC (${uidValidity} ${selected.modseq}))` },
+        ],
+        timeout,
+      );
+      if (!/^OK/i.test((await enable!).status)) throw new CannotCarry('the new server cannot tell what changed (no QRESYNC)');
+      const reply = await examine!;
       if (!/^OK/i.test(reply.status)) throw new CannotCarry(`the mailbox cannot be examined: ${reply.status}`);
       const vanished: number[] = [];
       const changed: NodeFacts['changed'] = [];
