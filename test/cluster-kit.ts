@@ -50,6 +50,31 @@ export function noteStall(seen: Tally, started: number, what: string): void {
   if (ms > SLOW_MS) seen.slow.push({ at: started - seen.started, ms, what });
 }
 
+/** The longest one client operation may take before the load counts it as hung (an error naming it). */
+export const OP_LIMIT_MS = 20_000;
+
+/** `work`, or an error saying what did not finish within `ms` (no wait in a chaos run is unbounded). */
+export function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms)));
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
+/** Waits for every named piece of work; past `ms`, an error naming those still running. */
+export async function allWithin(ms: number, named: Record<string, Promise<unknown>[]>): Promise<void> {
+  const running = new Set<string>();
+  const all = Object.entries(named).flatMap(([name, works]) =>
+    works.map((work, i) => {
+      const label = works.length > 1 ? `${name}[${i}]` : name;
+      running.add(label);
+      return work.finally(() => running.delete(label));
+    }),
+  );
+  await bounded(Promise.all(all), ms, 'the load').catch((error: Error) => {
+    throw new Error(running.size > 0 ? `${[...running].join(', ')} did not finish within ${ms} ms` : error.message);
+  });
+}
+
 /** Where the load's clients connect from: not the gateway's (or the nodes') own address. */
 export const CLIENT_ADDRESSES = { smtp: '127.0.0.2', pop3: '127.0.0.3' };
 
@@ -70,10 +95,10 @@ class Pop3Wire {
     socket.on('error', () => undefined);
   }
   static connect(port: number): Promise<Pop3Wire> {
-    return new Promise((resolve, reject) => {
+    return bounded(new Promise((resolve, reject) => {
       const socket = net.connect({ host: '127.0.0.1', port, localAddress: CLIENT_ADDRESSES.pop3 }, () => resolve(new Pop3Wire(socket)));
       socket.once('error', reject);
-    });
+    }), OP_LIMIT_MS, 'a POP3 connect');
   }
   private async take(end: (d: Buffer) => number): Promise<Buffer> {
     for (;;) {
@@ -84,7 +109,7 @@ class Pop3Wire {
         return out;
       }
       if (this.closed) throw new Pop3Closed();
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      await bounded(new Promise<void>((resolve) => this.waiters.push(resolve)), OP_LIMIT_MS, 'a POP3 reply');
     }
   }
   async line(): Promise<string> {
@@ -232,10 +257,14 @@ export class TestCluster {
         const id = `${tag}-${s}-${i}`;
         const started = Date.now();
         try {
-          await transport.sendMail({
-            envelope: { from: 'load@elsewhere.test', to: ['bob@example.com', `pop${i % POP3_CLIENTS}@example.com`] },
-            raw: `From: load@elsewhere.test\r\nTo: bob@example.com\r\nSubject: ${id}\r\nMessage-ID: <${id}@elsewhere.test>\r\n\r\n${'x'.repeat(1000 + ((i * 7919) % 20_000))}\r\n`,
-          });
+          await bounded(
+            transport.sendMail({
+              envelope: { from: 'load@elsewhere.test', to: ['bob@example.com', `pop${i % POP3_CLIENTS}@example.com`] },
+              raw: `From: load@elsewhere.test\r\nTo: bob@example.com\r\nSubject: ${id}\r\nMessage-ID: <${id}@elsewhere.test>\r\n\r\n${'x'.repeat(1000 + ((i * 7919) % 20_000))}\r\n`,
+            }),
+            OP_LIMIT_MS,
+            'the delivery',
+          );
           seen.acknowledged.push(id);
           noteStall(seen, started, `smtp ${id}`);
         } catch (error) {
