@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { startGateway, type RunningGateway } from '../src/gateway/gateway.js';
 import { unstuffed } from '../src/protocol/dot-stuffing.js';
-import { readProxyHeader } from '../src/net/proxy-header.js';
+import { readProxyHeader } from '../src/protocol/proxy-header.js';
 import { ok, poplib } from '../src/pop3/test-kit.js';
 import { openStore } from '../src/server.js';
 import type { Store } from '../src/store/types.js';

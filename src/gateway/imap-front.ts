@@ -24,7 +24,7 @@ import { astring, atomText, isAtom } from '../imap/args.js';
 import { chunksAsLine, CommandReader, parseCommand, ParseError, type Chunks, type Command, type ReaderEvent } from '../imap/parser.js';
 import { imapReaderLimits, readerProblemReply } from '../imap/reader-limits.js';
 import type { ImapValue } from '../imap/value.js';
-import { proxyLine } from '../net/proxy-header.js';
+import { proxyLine } from '../protocol/proxy-header.js';
 import { isSaslMechanism, SASL_MECHANISMS, SaslError, saslExchange } from '../protocol/sasl.js';
 import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';

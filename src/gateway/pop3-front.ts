@@ -18,7 +18,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { isLoopback, type Authenticator } from '../auth/authenticator.js';
 import type { Config } from '../config/config.js';
-import { proxyLine } from '../net/proxy-header.js';
+import { proxyLine } from '../protocol/proxy-header.js';
 import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';
 import { type Candidate, firstTaker, LineLink, LinkLost, NodeRefused, openNodeSocket, withFailover } from './node-link.js';

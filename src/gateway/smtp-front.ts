@@ -16,6 +16,7 @@ import { processMetrics } from '../metrics/metrics.js';
 import type { NodeDirectory } from './directory.js';
 import { firstTaker, LineLink, LinkLost, NodeRefused, openNodeSocket, withFailover } from './node-link.js';
 import { dataEnd, tailAfter } from '../protocol/dot-stuffing.js';
+import { PROXY_UNKNOWN } from '../protocol/proxy-header.js';
 import { SocketReader } from '../protocol/socket-reader.js';
 import { encodeXtext } from '../protocol/xtext.js';
 
@@ -539,7 +540,7 @@ export class SmtpFront {
     };
     // The node believes the PROXY header and XCLIENT only from trusted gateways; UNKNOWN keeps
     // the gateway's own address for that check, XCLIENT ADDR then names the client.
-    link.send('PROXY UNKNOWN\r\n');
+    link.send(PROXY_UNKNOWN);
     await expect('greeting', link.reply(), (c) => c === 220);
     const address = (this.client.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
     const parts = [`ADDR=${address}`, `PORT=${this.client.remotePort ?? 0}`];
