@@ -55,6 +55,9 @@ const NODE_LINE_MAX = 1024 * 1024;
 const MAX_ATTEMPTS = 3;
 /** How often sessions look for a draining node under them. */
 const DRAIN_CHECK_MS = 250;
+/** Views taken of the new node before a move gives up on matching the client's (the change feed's lag). */
+const CATCH_UP_ROUNDS = 5;
+const CATCH_UP_PAUSE_MS = 100;
 /** Drain moves at once: a node with thousands of sessions empties steadily, not in one stampede. */
 const MAX_DRAIN_MOVES = 64;
 
@@ -1151,28 +1154,15 @@ export class ImapFront {
     // A pending SELECT replaces the view anyway.
     if (!selected || first?.select) return;
     if (!selected.events) throw new CannotCarry('your mailbox changed too much while your session moved between servers; please reconnect');
-    // The second link changesSince asks on is opened and logged in meanwhile: it sees the mailbox
-    // only once the view below is taken, as before, but its round trips overlap the SELECT's.
-    const aux = this.openAux(link);
-    let view: { uids: number[]; uidValidity: number; modseq: number; uidNext: number } | undefined;
-    try {
-      for (let round = 0; round < 3 && !view; round++) view = await this.reselect(link, selected, timeout);
-    } catch (error) {
-      void aux.then((a) => a?.close());
-      throw error;
+    // A node learns of mail another node stored a moment later (the change feed): a move right
+    // after a delivery can find the new node one message behind what the client was told. It
+    // catches up within moments; the view is taken again a few times before the client hears BYE.
+    let survey = await this.survey(link, selected, timeout);
+    for (let round = 1; !survey.result.ok && round < CATCH_UP_ROUNDS; round++) {
+      await new Promise((resolve) => setTimeout(resolve, CATCH_UP_PAUSE_MS));
+      survey = await this.survey(link, selected, timeout);
     }
-    if (!view) {
-      void aux.then((a) => a?.close());
-      throw new CannotCarry('the mailbox kept changing while your session moved between servers; please reconnect');
-    }
-    // Every change (new message, flags, expunge) raises HIGHESTMODSEQ: unchanged, nothing to ask.
-    let changes: Pick<NodeFacts, 'vanished' | 'changed'> = { vanished: [], changed: [] };
-    if (view.modseq === selected.modseq) void aux.then((a) => a?.close());
-    else changes = await this.changesSince(aux, selected, view.uidValidity, timeout);
-    const facts: NodeFacts = { uidValidity: view.uidValidity, uids: view.uids, ...changes };
-    // CONDSTORE is on once ENABLEd or named in the SELECT (RFC 7162 3.1): FETCH then carries MODSEQ.
-    const condstore = this.enabled.has('CONDSTORE') || this.enabled.has('QRESYNC') || /CONDSTORE|QRESYNC/i.test(selected.command.toString('latin1'));
-    const result = reconcile(selected, facts, { qresync: this.enabled.has('QRESYNC'), condstore });
+    const { view, result } = survey;
     if (!result.ok) {
       this.log.warn({ why: result.why }, 'gateway: IMAP view cannot be carried over');
       throw new CannotCarry(`mailbox state changed while your session moved between servers (${result.why}); please reconnect`);
@@ -1196,6 +1186,32 @@ export class ImapFront {
     }
     gatewayStats.imapReconciled += result.responses.length;
     this.selected = base;
+  }
+
+  /** The new node's view of the selected mailbox, and what the client must be told to match it. */
+  private async survey(link: NodeLink, selected: Selected, timeout: number): Promise<{ view: { uids: number[]; uidValidity: number; modseq: number; uidNext: number }; result: ReturnType<typeof reconcile> }> {
+    // The second link changesSince asks on is opened and logged in meanwhile: it sees the mailbox
+    // only once the view below is taken, but its round trips overlap the SELECT's.
+    const aux = this.openAux(link);
+    let view: { uids: number[]; uidValidity: number; modseq: number; uidNext: number } | undefined;
+    try {
+      for (let round = 0; round < 3 && !view; round++) view = await this.reselect(link, selected, timeout);
+    } catch (error) {
+      void aux.then((a) => a?.close());
+      throw error;
+    }
+    if (!view) {
+      void aux.then((a) => a?.close());
+      throw new CannotCarry('the mailbox kept changing while your session moved between servers; please reconnect');
+    }
+    // Every change (new message, flags, expunge) raises HIGHESTMODSEQ: unchanged, nothing to ask.
+    let changes: Pick<NodeFacts, 'vanished' | 'changed'> = { vanished: [], changed: [] };
+    if (view.modseq === selected.modseq) void aux.then((a) => a?.close());
+    else changes = await this.changesSince(aux, selected, view.uidValidity, timeout);
+    const facts: NodeFacts = { uidValidity: view.uidValidity, uids: view.uids, ...changes };
+    // CONDSTORE is on once ENABLEd or named in the SELECT (RFC 7162 3.1): FETCH then carries MODSEQ.
+    const condstore = this.enabled.has('CONDSTORE') || this.enabled.has('QRESYNC') || /CONDSTORE|QRESYNC/i.test(selected.command.toString('latin1'));
+    return { view, result: reconcile(selected, facts, { qresync: this.enabled.has('QRESYNC'), condstore }) };
   }
 
   /** SELECT again and list the new node's view; undefined when it changed meanwhile (try again). */
