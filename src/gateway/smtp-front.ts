@@ -17,6 +17,7 @@ import type { NodeDirectory } from './directory.js';
 import { firstTaker, LineLink, LinkLost, NodeRefused, openNodeSocket, withFailover } from './node-link.js';
 import { dataEnd, tailAfter } from '../protocol/dot-stuffing.js';
 import { PROXY_UNKNOWN } from '../protocol/proxy-header.js';
+import { replyLine, SmtpCode, SmtpReplies } from '../protocol/smtp-replies.js';
 import { SocketReader } from '../protocol/socket-reader.js';
 import { encodeXtext } from '../protocol/xtext.js';
 
@@ -63,7 +64,7 @@ class NodeLink extends LineLink {
       // RFC 5321 3.8: 421 means the node is closing the channel (shutting down, over its
       // connection limit, or said so unasked while idle): the session moves to another node
       // rather than the client hearing it. The node answered: it stays in rotation.
-      if (code === 421) {
+      if (code === SmtpCode.ServiceClosing) {
         this.socket.destroy();
         throw new NodeRefused(`node closing the channel: ${line}`);
       }
@@ -123,7 +124,7 @@ export class SmtpFront {
     this.secure = socket instanceof tls.TLSSocket;
     this.reader = new SocketReader(socket, { maxLine: deps.config.limits.lineLength, highWater: READ_HIGH_WATER, onEnd: () => new LinkLost('connection closed') });
     this.log = deps.logger.child({ proto: deps.protocol, remote: socket.remoteAddress });
-    socket.setTimeout(deps.config.limits.idleTimeoutSeconds * 1000, () => this.say('421 4.4.2 Idle too long, closing connection').then(() => this.end()));
+    socket.setTimeout(deps.config.limits.idleTimeoutSeconds * 1000, () => this.say(replyLine(SmtpReplies.idleTooLong)).then(() => this.end()));
   }
 
   /** The node the session is on now, if any (tests and `quill status` use it). */
@@ -140,22 +141,22 @@ export class SmtpFront {
         await new Promise((resolve) => setTimeout(resolve, delay));
         if (this.reader.pending) {
           this.log.warn('gateway: early talker refused');
-          await this.say(`554 5.5.0 ${this.deps.config.hostname} talking before the greeting, goodbye`);
+          await this.say(replyLine(SmtpReplies.talkingEarly(this.deps.config.hostname)));
           return;
         }
       }
-      await this.say(`220 ${this.deps.config.hostname} ESMTP Quillmail`);
+      await this.say(`${SmtpCode.Ready} ${this.deps.config.hostname} ESMTP Quillmail`);
       for (;;) {
         const line = await this.reader.text();
         if (line === undefined) {
-          await this.say('500 5.5.2 Line too long');
+          await this.say(replyLine(SmtpReplies.lineTooLong));
           continue;
         }
         // One framing rule on both sides (RFC 5321 2.3.8, 4.1.1): a command line ends at CRLF
         // and holds no other CR or LF, nor NUL. Such a line is refused here, never forwarded: the
         // node would read it as two commands, and the replies would be out of step.
         if (BARE_LINE_BREAK.test(line)) {
-          if (!(await this.refuse('500 5.5.2 Syntax error: bare CR, LF or NUL in command line'))) break;
+          if (!(await this.refuse(replyLine(SmtpReplies.bareLineBreak)))) break;
           continue;
         }
         if (!(await this.handle(line))) break;
@@ -208,16 +209,16 @@ export class SmtpFront {
       case 'AUTH':
         return this.authenticate(line);
       case 'NOOP':
-        await this.say('250 2.0.0 OK');
+        await this.say(replyLine(SmtpReplies.ok));
         return true;
       case 'QUIT':
-        await this.say(`221 2.0.0 ${this.deps.config.hostname} closing connection`);
+        await this.say(replyLine(SmtpReplies.closing(this.deps.config.hostname)));
         this.link?.send('QUIT\r\n');
         return false;
       case 'RSET':
         this.clearTransaction();
         if (this.link) await this.exchange('RSET');
-        await this.say('250 2.0.0 Flushed');
+        await this.say(replyLine(SmtpReplies.flushed));
         return true;
       case 'MAIL':
         return this.mail(line);
@@ -226,24 +227,24 @@ export class SmtpFront {
       case 'DATA':
         return this.data();
       case 'BDAT':
-        return this.refuse('502 5.5.1 BDAT not supported, use DATA');
+        return this.refuse(replyLine(SmtpReplies.bdatNotSupported));
       case 'VRFY':
       case 'EXPN':
       case 'HELP':
         // Known verbs the node answers. Nothing else passes: XCLIENT, XFORWARD and the like are
         // the gateway's own words to a node, never a client's.
-        if (!this.recorded.ehlo) return this.refuse('503 5.5.1 Say EHLO first');
+        if (!this.recorded.ehlo) return this.refuse(replyLine(SmtpReplies.ehloFirst));
         await this.say((await this.exchange(line)).text);
         return true;
       default:
-        return this.refuse('500 5.5.1 Command unrecognized');
+        return this.refuse(replyLine(SmtpReplies.unrecognized));
     }
   }
 
   private async refuse(text: string): Promise<boolean> {
     await this.say(text);
     if (++this.badCommands >= this.deps.config.limits.badCommands) {
-      await this.say('421 4.7.0 Too many bad commands, closing connection');
+      await this.say(replyLine(SmtpReplies.tooManyBadCommands));
       return false;
     }
     return true;
@@ -256,13 +257,13 @@ export class SmtpFront {
 
   private async hello(line: string, verb: string): Promise<boolean> {
     const name = line.slice(verb.length).trim();
-    if (!name || /\s/.test(name)) return this.refuse(`501 5.5.4 Syntax: ${verb} hostname`);
+    if (!name || /\s/.test(name)) return this.refuse(replyLine(SmtpReplies.helloSyntax(verb)));
     this.clearTransaction();
     this.recorded.ehlo = `${verb} ${name}`;
     // The node's session restarts with the new greeting at the next command that needs it.
     this.dropLink();
     if (verb === 'HELO') {
-      await this.say(`250 ${this.deps.config.hostname}`);
+      await this.say(`${SmtpCode.Ok} ${this.deps.config.hostname}`);
       return true;
     }
     const { config, protocol } = this.deps;
@@ -276,8 +277,8 @@ export class SmtpFront {
 
   /** RFC 3207: TLS ends at the gateway; the session starts over inside it. */
   private async startTls(): Promise<boolean> {
-    if (!this.deps.tlsContext || this.secure) return this.refuse('503 5.5.1 TLS not available');
-    await this.say('220 2.0.0 Ready to start TLS');
+    if (!this.deps.tlsContext || this.secure) return this.refuse(replyLine(SmtpReplies.tlsNotAvailable));
+    await this.say(replyLine(SmtpReplies.readyForTls));
     const plain = this.client;
     plain.setTimeout(0);
     this.reader.detach();
@@ -300,7 +301,7 @@ export class SmtpFront {
     this.client = secured;
     this.secure = true;
     this.reader.reset(secured);
-    secured.setTimeout(this.deps.config.limits.idleTimeoutSeconds * 1000, () => this.say('421 4.4.2 Idle too long, closing connection').then(() => this.end()));
+    secured.setTimeout(this.deps.config.limits.idleTimeoutSeconds * 1000, () => this.say(replyLine(SmtpReplies.idleTooLong)).then(() => this.end()));
     this.recorded.ehlo = undefined;
     this.recorded.user = undefined;
     this.clearTransaction();
@@ -310,52 +311,52 @@ export class SmtpFront {
 
   /** RFC 4954 AUTH PLAIN and LOGIN, checked here; the node learns the login through XCLIENT. */
   private async authenticate(line: string): Promise<boolean> {
-    if (this.deps.protocol !== 'submission') return this.refuse('502 5.5.1 AUTH not available here');
-    if (!this.recorded.ehlo) return this.refuse('503 5.5.1 Say EHLO first');
-    if (this.recorded.user) return this.refuse('503 5.5.1 Already authenticated');
-    if (!this.plainAuthAllowed()) return this.refuse('530 5.7.0 Must issue a STARTTLS command first');
+    if (this.deps.protocol !== 'submission') return this.refuse(replyLine(SmtpReplies.authNotHere));
+    if (!this.recorded.ehlo) return this.refuse(replyLine(SmtpReplies.ehloFirst));
+    if (this.recorded.user) return this.refuse(replyLine(SmtpReplies.alreadyAuthenticated));
+    if (!this.plainAuthAllowed()) return this.refuse(replyLine(SmtpReplies.startTlsFirst));
     const [, mechanism = '', initial] = line.split(' ');
     let username: string;
     let password: string;
     const ask = async (prompt: string): Promise<string | undefined> => {
-      await this.say(`334 ${prompt}`);
+      await this.say(`${SmtpCode.AuthContinue} ${prompt}`);
       const answer = await this.reader.text();
       return answer === undefined || answer === '*' || BARE_LINE_BREAK.test(answer) ? undefined : answer;
     };
     if (mechanism.toUpperCase() === 'PLAIN') {
       const response = initial && initial !== '=' ? initial : await ask('');
-      if (response === undefined) return this.refuse('501 5.7.0 Authentication cancelled');
+      if (response === undefined) return this.refuse(replyLine(SmtpReplies.authCancelled));
       const [authzid = '', authcid = '', secret = ''] = Buffer.from(response, 'base64').toString('utf8').split('\0');
-      if (authzid && authzid.toLowerCase() !== authcid.toLowerCase()) return this.refuse('535 5.7.8 Authentication credentials invalid');
+      if (authzid && authzid.toLowerCase() !== authcid.toLowerCase()) return this.refuse(replyLine(SmtpReplies.authInvalid));
       username = authcid;
       password = secret;
     } else if (mechanism.toUpperCase() === 'LOGIN') {
       const user = initial ?? (await ask(Buffer.from('Username:').toString('base64')));
-      if (user === undefined) return this.refuse('501 5.7.0 Authentication cancelled');
+      if (user === undefined) return this.refuse(replyLine(SmtpReplies.authCancelled));
       const pass = await ask(Buffer.from('Password:').toString('base64'));
-      if (pass === undefined) return this.refuse('501 5.7.0 Authentication cancelled');
+      if (pass === undefined) return this.refuse(replyLine(SmtpReplies.authCancelled));
       username = Buffer.from(user, 'base64').toString('utf8');
       password = Buffer.from(pass, 'base64').toString('utf8');
     } else {
-      return this.refuse('504 5.5.4 Unrecognized authentication type');
+      return this.refuse(replyLine(SmtpReplies.unknownMechanism));
     }
     const result = await this.deps.auth.authenticate(username, password, this.client.remoteAddress ?? '');
     if (result.ok) {
       this.recorded.user = result.user.address;
       this.dropLink();
       this.log.info({ user: result.user.address }, 'authenticated');
-      await this.say('235 2.7.0 Authentication successful');
+      await this.say(replyLine(SmtpReplies.authSucceeded));
       return true;
     }
     if (result.reason === 'locked') {
-      await this.say('454 4.7.0 Too many failed logins from your address, try again later');
+      await this.say(replyLine(SmtpReplies.authLocked));
       return true;
     }
     if (++this.authFailures >= this.deps.config.limits.authFailures) {
-      await this.say('421 4.7.0 Too many failed authentications, closing connection');
+      await this.say(replyLine(SmtpReplies.tooManyAuthFailures));
       return false;
     }
-    await this.say('535 5.7.8 Authentication credentials invalid');
+    await this.say(replyLine(SmtpReplies.authInvalid));
     return true;
   }
 
@@ -375,9 +376,9 @@ export class SmtpFront {
   }
 
   private async mail(line: string): Promise<boolean> {
-    if (!this.recorded.ehlo) return this.refuse('503 5.5.1 Say EHLO first');
+    if (!this.recorded.ehlo) return this.refuse(replyLine(SmtpReplies.ehloFirst));
     // The transaction id is the gateway's to give (RFC 5321 4.1.1.11: 555 for a parameter not taken).
-    if (TXN_PARAM_RE.test(line)) return this.refuse(`555 5.5.4 ${TXN_PARAM} parameter not recognized`);
+    if (TXN_PARAM_RE.test(line)) return this.refuse(replyLine(SmtpReplies.parameterNotRecognized(TXN_PARAM)));
     // Each transaction gets its own id: a replay of it on another node is stored once.
     const tagged = `${line} ${TXN_PARAM}=${this.deps.gatewayId}.${this.txnPrefix}${(++this.txnCount).toString(36)}`;
     this.clearTransaction();
@@ -399,7 +400,7 @@ export class SmtpFront {
   }
 
   private async rcpt(line: string): Promise<boolean> {
-    if (!this.recorded.ehlo) return this.refuse('503 5.5.1 Say EHLO first');
+    if (!this.recorded.ehlo) return this.refuse(replyLine(SmtpReplies.ehloFirst));
     const reply = await this.exchange(line);
     if (reply.code >= 200 && reply.code < 300) this.recorded.rcpts.push(line);
     await this.say(reply.text);
@@ -414,7 +415,7 @@ export class SmtpFront {
     }
     const start = await this.exchange('DATA');
     await this.say(start.text);
-    if (start.code !== 354) return true;
+    if (start.code !== SmtpCode.StartData) return true;
     this.recorded.data = [];
     this.recorded.inData = true;
     this.busy = true;
@@ -505,7 +506,7 @@ export class SmtpFront {
     this.log.warn({ err: (error as Error).message }, 'gateway: no node could take the session');
     this.link?.close();
     this.link = undefined;
-    throw new ClientGone('451 4.3.2 Mail node unavailable, try again later');
+    throw new ClientGone(replyLine(SmtpReplies.nodeUnavailable));
   }
 
   /** The node link, opened and brought up to the recorded state when there is none. */
@@ -541,12 +542,12 @@ export class SmtpFront {
     // The node believes the PROXY header and XCLIENT only from trusted gateways; UNKNOWN keeps
     // the gateway's own address for that check, XCLIENT ADDR then names the client.
     link.send(PROXY_UNKNOWN);
-    await expect('greeting', link.reply(), (c) => c === 220);
+    await expect('greeting', link.reply(), (c) => c === SmtpCode.Ready);
     const address = (this.client.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
     const parts = [`ADDR=${address}`, `PORT=${this.client.remotePort ?? 0}`];
     if (this.recorded.user) parts.push(`LOGIN=${encodeXtext(this.recorded.user)}`);
-    await expect('XCLIENT (is this gateway in the node\'s trustedGateways, with the same cluster.secret?)', link.command(`XCLIENT ${parts.join(' ')}`), (c) => c === 220);
-    await expect('EHLO', link.command(this.recorded.ehlo ?? `EHLO ${this.deps.config.hostname}`), (c) => c === 250);
+    await expect('XCLIENT (is this gateway in the node\'s trustedGateways, with the same cluster.secret?)', link.command(`XCLIENT ${parts.join(' ')}`), (c) => c === SmtpCode.Ready);
+    await expect('EHLO', link.command(this.recorded.ehlo ?? `EHLO ${this.deps.config.hostname}`), (c) => c === SmtpCode.Ok);
     const { mail, rcpts, data, inData } = this.recorded;
     if (!mail) return;
     if (inData && !data) throw new RefusedByNode('message too large to replay');
@@ -557,7 +558,7 @@ export class SmtpFront {
     await expect('MAIL replay', link.reply(), (c) => c >= 200 && c < 300);
     for (let i = 0; i < rcpts.length; i++) await expect('RCPT replay', link.reply(), (c) => c >= 200 && c < 300);
     if (!inData) return;
-    await expect('DATA replay', link.reply(), (c) => c === 354);
+    await expect('DATA replay', link.reply(), (c) => c === SmtpCode.StartData);
     for (const chunk of data!) link.send(chunk);
   }
 }
