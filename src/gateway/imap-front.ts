@@ -1168,7 +1168,10 @@ export class ImapFront {
       throw new CannotCarry(`mailbox state changed while your session moved between servers (${result.why}); please reconnect`);
     }
     this.log.info({ responses: result.responses.length, expunged: result.expunged, added: result.added, inCommand: this.pending.length > 0 }, 'gateway: IMAP view reconciled');
-    const base: Selected = { ...selected, uidValidity: view.uidValidity, modseq: view.modseq, uidNext: view.uidNext, exists0: view.uids.length, told: view.uids.length, events: [] };
+    // Every message listed counts as known: a UIDNEXT that a listed UID has passed already (the
+    // node's SELECT and its listing a moment apart) would leave it out of the next move's count.
+    const uidNext = Math.max(view.uidNext, (view.uids[view.uids.length - 1] ?? 0) + 1);
+    const base: Selected = { ...selected, uidValidity: view.uidValidity, modseq: view.modseq, uidNext, exists0: view.uids.length, told: view.uids.length, events: [] };
     const inCommand = this.pending.length > 0;
     if (!inCommand) {
       // Between commands: no EXPUNGE may go now (RFC 3501 7.4.1); told at the next command.
