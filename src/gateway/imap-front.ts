@@ -18,8 +18,7 @@
 // read a compressed stream it does not end itself.
 import net from 'node:net';
 import tls from 'node:tls';
-import { isLoopback, type Authenticator } from '../auth/authenticator.js';
-import type { Config } from '../config/config.js';
+import { isLoopback } from '../auth/authenticator.js';
 import { astring, atomText, isAtom } from '../imap/args.js';
 import { chunksAsLine, CommandReader, parseCommand, ParseError, type Chunks, type Command, type ReaderEvent } from '../imap/parser.js';
 import { imapReaderLimits, readerProblemReply } from '../imap/reader-limits.js';
@@ -29,7 +28,7 @@ import { isSaslMechanism, SASL_MECHANISMS, SaslError, saslExchange } from '../pr
 import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';
 import { MAX_EVENTS, parseUids, reconcile, type KnownView, type NodeFacts, type ViewEvent } from './imap-view.js';
-import { firstTaker, LinkLost, NodeRefused, openNodeSocket } from './node-link.js';
+import { firstTaker, type FrontDeps, LinkLost, NodeRefused, openNodeSocket } from './node-link.js';
 
 /** Counters for the metrics endpoint: failovers, drain migrations and how they ended. */
 export const gatewayStats = {
@@ -72,12 +71,7 @@ const REPLAYABLE = new Set([
 /** Commands that name messages by sequence number: meaningless once the numbering changed. */
 const BY_SEQUENCE = new Set(['FETCH', 'STORE', 'SEARCH', 'SORT', 'THREAD', 'COPY', 'MOVE']);
 
-export interface ImapFrontDeps {
-  config: Readonly<Config>;
-  directory: NodeDirectory;
-  auth: Authenticator;
-  tlsContext?: tls.SecureContext;
-  logger: Logger;
+export interface ImapFrontDeps extends FrontDeps {
   /** Called for each session moved off a lost node (the gateway's metrics). */
   onFailover?: () => void;
 }

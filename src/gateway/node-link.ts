@@ -5,8 +5,22 @@
 // BAD), is alive and stays in rotation for everyone else; the session tries another node or
 // the client hears the refusal.
 import type net from 'node:net';
+import type tls from 'node:tls';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { Config } from '../config/config.js';
+import type { Logger } from '../util/logger.js';
+import type { NodeDirectory } from './directory.js';
 import { SocketReader } from '../protocol/socket-reader.js';
 import { connectNode } from './connect.js';
+
+/** What every front is given: the config, the nodes, the login check, TLS and a logger. */
+export interface FrontDeps {
+  config: Readonly<Config>;
+  directory: NodeDirectory;
+  auth: Authenticator;
+  tlsContext?: tls.SecureContext;
+  logger: Logger;
+}
 
 /** The link to the node is gone or unusable: the session moves (or the client hears an error). */
 export class LinkLost extends Error {}

@@ -16,12 +16,10 @@
 // TLS), and a failover does not count as a failed login if the password changed meanwhile.
 import net from 'node:net';
 import tls from 'node:tls';
-import { isLoopback, type Authenticator } from '../auth/authenticator.js';
-import type { Config } from '../config/config.js';
+import { isLoopback } from '../auth/authenticator.js';
 import { proxyLine } from '../protocol/proxy-header.js';
 import type { Logger } from '../util/logger.js';
-import type { NodeDirectory } from './directory.js';
-import { type Candidate, firstTaker, LineLink, LinkLost, NodeRefused, openNodeSocket, withFailover } from './node-link.js';
+import { type Candidate, firstTaker, type FrontDeps, LineLink, LinkLost, NodeRefused, openNodeSocket, withFailover } from './node-link.js';
 import { isSaslMechanism, SASL_MECHANISMS, SaslError, saslExchange } from '../protocol/sasl.js';
 import { dataEnd, tailAfter, unstuffLine } from '../protocol/dot-stuffing.js';
 import { SocketReader } from '../protocol/socket-reader.js';
@@ -34,12 +32,7 @@ const LOCK_WAIT_MS = 3_000;
 const SYS_TEMP_MOVED = '-ERR [SYS/TEMP] the maildrop changed while the session moved to another mail node; please log in again';
 const SYS_TEMP_NO_NODE = '-ERR [SYS/TEMP] no mail node available, try again later';
 
-export interface Pop3FrontDeps {
-  config: Readonly<Config>;
-  directory: NodeDirectory;
-  auth: Authenticator;
-  tlsContext?: tls.SecureContext;
-  logger: Logger;
+export interface Pop3FrontDeps extends FrontDeps {
   /** Counts sessions moved to another node after theirs was lost (metrics). */
   onFailover?: () => void;
 }

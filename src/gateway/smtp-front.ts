@@ -9,12 +9,10 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
-import { isLoopback, type Authenticator } from '../auth/authenticator.js';
-import type { Config } from '../config/config.js';
+import { isLoopback } from '../auth/authenticator.js';
 import type { Logger } from '../util/logger.js';
 import { processMetrics } from '../metrics/metrics.js';
-import type { NodeDirectory } from './directory.js';
-import { firstTaker, LineLink, LinkLost, NodeRefused, openNodeSocket, withFailover } from './node-link.js';
+import { firstTaker, type FrontDeps, LineLink, LinkLost, NodeRefused, openNodeSocket, withFailover } from './node-link.js';
 import { dataEnd, tailAfter } from '../protocol/dot-stuffing.js';
 import { PROXY_UNKNOWN } from '../protocol/proxy-header.js';
 import { replyLine, SmtpCode, SmtpReplies } from '../protocol/smtp-replies.js';
@@ -30,13 +28,8 @@ const BARE_LINE_BREAK = /[\r\n\0]/;
 /** Nodes a session may fail over to before the client gets a temporary error. */
 const MAX_REPLAYS = 3;
 
-export interface SmtpFrontDeps {
+export interface SmtpFrontDeps extends FrontDeps {
   protocol: 'smtp' | 'submission';
-  config: Readonly<Config>;
-  directory: NodeDirectory;
-  auth: Authenticator;
-  tlsContext?: tls.SecureContext;
-  logger: Logger;
   gatewayId: string;
 }
 
