@@ -2,7 +2,7 @@
 // accept, connect to the node, send the PROXY v1 line, and pipe both ways without looking at a byte.
 //   node --import tsx bench/pipe-forwarder.ts LISTEN_PORT NODE_PORT [LISTEN_PORT NODE_PORT ...]
 import net from 'node:net';
-import { proxyLine } from '../src/net/proxy-header.js';
+import { proxyLine } from '../src/protocol/proxy-header.js';
 
 const args = process.argv.slice(2).map(Number);
 for (let i = 0; i + 1 < args.length; i += 2) {

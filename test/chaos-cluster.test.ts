@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImapFlow } from 'imapflow';
-import { TestCluster, tally, type Tally } from './cluster-kit.js';
+import { allWithin, bounded, OP_LIMIT_MS, TestCluster, tally, type Tally } from './cluster-kit.js';
 
 const NODES = ['k-1', 'k-2', 'k-3'];
 const IMAP_CLIENTS = 2;
@@ -48,15 +48,15 @@ describe('cluster chaos through the gateway', () => {
         client.on('error', () => (dropped = true));
         client.on('close', () => (dropped = true));
         try {
-          await client.connect();
-          await client.mailboxOpen('INBOX');
+          await bounded(client.connect(), OP_LIMIT_MS, 'connect');
+          await bounded(client.mailboxOpen('INBOX'), OP_LIMIT_MS, 'SELECT');
           while (!done() && !dropped) {
             const idle = client.idle().catch(() => undefined);
             await sleep(250);
-            const newest = await client.fetchOne('*', { uid: true, envelope: true });
+            const newest = await bounded(client.fetchOne('*', { uid: true, envelope: true }), OP_LIMIT_MS, 'FETCH');
             if (newest && !/^chaos|^rolling/.test(newest.envelope?.subject ?? '')) seen.errors.push(`imap${c}: odd newest message ${JSON.stringify(newest.envelope?.subject)}`);
             seen.imapFetches++;
-            await idle;
+            await bounded(idle, OP_LIMIT_MS, 'the end of IDLE');
           }
           if (done() && !dropped) {
             // The final view: every UID the server shows this session. A node learns of mail
@@ -65,13 +65,13 @@ describe('cluster chaos through the gateway', () => {
             let uids: number[] = [];
             const stored = (await storedUids()).join();
             for (let round = 0; round < 40; round++) {
-              await client.noop();
-              uids = ((await client.search({ all: true }, { uid: true })) || []).sort((a, b) => a - b);
+              await bounded(client.noop(), OP_LIMIT_MS, 'NOOP');
+              uids = ((await bounded(client.search({ all: true }, { uid: true }), OP_LIMIT_MS, 'SEARCH')) || []).sort((a, b) => a - b);
               if (uids.join() === stored) break;
               await sleep(250);
             }
             finals[c]!(uids);
-            await client.logout();
+            await bounded(client.logout(), OP_LIMIT_MS, 'LOGOUT').catch(() => undefined);
             return;
           }
         } catch (error) {
@@ -123,8 +123,9 @@ describe('cluster chaos through the gateway', () => {
       await sleep(2000 + Math.random() * 2000);
     }
     faultsOver = true;
-    await Promise.all([allSent, ...pop3, ...imap.runs, ...restarts]);
-    const views = await Promise.all(imap.finalViews);
+    // Bounded, naming what hung, well inside the file's 120 s.
+    await allWithin(45_000, { 'SMTP senders': [allSent], 'POP3 readers': pop3, 'IMAP clients': imap.runs, 'node restarts': restarts });
+    const views = await bounded(Promise.all(imap.finalViews), 5_000, "the IMAP clients' final views");
 
     const counts = `${seen.acknowledged.length} messages, ${seen.pop3Sessions} POP3 sessions (${seen.pop3Retrieved} RETR, ${seen.pop3TempErrors} [SYS/TEMP]), ${seen.imapFetches} IMAP fetches, ${seen.imapDrops} IMAP drops; killed ${killed.join(' ')}`;
     console.log(`# chaos: ${counts}`);

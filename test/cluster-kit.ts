@@ -12,6 +12,7 @@ import { openStore } from '../src/server.js';
 import type { Store } from '../src/store/types.js';
 import { createLogger, silentLogger } from '../src/util/logger.js';
 import { hashPassword } from '../src/util/password.js';
+import { unstuffed } from '../src/protocol/dot-stuffing.js';
 import { tempDir, testConfig } from './helpers.js';
 
 const run = promisify(execFile);
@@ -30,16 +31,48 @@ export interface Tally {
   imapDrops: number;
   /** The longest any one client operation (a delivery, a POP3 command, an IMAP fetch) took, and which. */
   longestStall: { ms: number; what: string };
+  /** Operations that took over SLOW_MS: when they started (ms since the tally began), how long, which. */
+  slow: { at: number; ms: number; what: string }[];
+  started: number;
 }
 
+/** An operation this slow is listed by itself (the stall target is under 1 s). */
+export const SLOW_MS = 700;
+
 export function tally(): Tally {
-  return { acknowledged: [], errors: [], pop3Sessions: 0, pop3Retrieved: 0, pop3TempErrors: 0, imapFetches: 0, imapDrops: 0, longestStall: { ms: 0, what: '' } };
+  return { acknowledged: [], errors: [], pop3Sessions: 0, pop3Retrieved: 0, pop3TempErrors: 0, imapFetches: 0, imapDrops: 0, longestStall: { ms: 0, what: '' }, slow: [], started: Date.now() };
 }
 
 /** Counts an operation's time towards the longest stall. */
 export function noteStall(seen: Tally, started: number, what: string): void {
   const ms = Date.now() - started;
   if (ms > seen.longestStall.ms) seen.longestStall = { ms, what };
+  if (ms > SLOW_MS) seen.slow.push({ at: started - seen.started, ms, what });
+}
+
+/** The longest one client operation may take before the load counts it as hung (an error naming it). */
+export const OP_LIMIT_MS = 20_000;
+
+/** `work`, or an error saying what did not finish within `ms` (no wait in a chaos run is unbounded). */
+export function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms)));
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
+/** Waits for every named piece of work; past `ms`, an error naming those still running. */
+export async function allWithin(ms: number, named: Record<string, Promise<unknown>[]>): Promise<void> {
+  const running = new Set<string>();
+  const all = Object.entries(named).flatMap(([name, works]) =>
+    works.map((work, i) => {
+      const label = works.length > 1 ? `${name}[${i}]` : name;
+      running.add(label);
+      return work.finally(() => running.delete(label));
+    }),
+  );
+  await bounded(Promise.all(all), ms, 'the load').catch((error: Error) => {
+    throw new Error(running.size > 0 ? `${[...running].join(', ')} did not finish within ${ms} ms` : error.message);
+  });
 }
 
 /** Where the load's clients connect from: not the gateway's (or the nodes') own address. */
@@ -62,10 +95,10 @@ class Pop3Wire {
     socket.on('error', () => undefined);
   }
   static connect(port: number): Promise<Pop3Wire> {
-    return new Promise((resolve, reject) => {
+    return bounded(new Promise((resolve, reject) => {
       const socket = net.connect({ host: '127.0.0.1', port, localAddress: CLIENT_ADDRESSES.pop3 }, () => resolve(new Pop3Wire(socket)));
       socket.once('error', reject);
-    });
+    }), OP_LIMIT_MS, 'a POP3 connect');
   }
   private async take(end: (d: Buffer) => number): Promise<Buffer> {
     for (;;) {
@@ -76,7 +109,7 @@ class Pop3Wire {
         return out;
       }
       if (this.closed) throw new Pop3Closed();
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      await bounded(new Promise<void>((resolve) => this.waiters.push(resolve)), OP_LIMIT_MS, 'a POP3 reply');
     }
   }
   async line(): Promise<string> {
@@ -97,7 +130,7 @@ class Pop3Wire {
       return at >= 0 ? at + 5 : -1;
     });
     const body = raw.length === 3 ? Buffer.alloc(0) : raw.subarray(0, raw.length - 3);
-    return { status, body: Buffer.from(body.toString('latin1').replace(/(^|\r\n)\./g, '$1'), 'latin1') };
+    return { status, body: unstuffed(body) };
   }
   destroy(): void {
     this.socket.destroy();
@@ -224,10 +257,14 @@ export class TestCluster {
         const id = `${tag}-${s}-${i}`;
         const started = Date.now();
         try {
-          await transport.sendMail({
-            envelope: { from: 'load@elsewhere.test', to: ['bob@example.com', `pop${i % POP3_CLIENTS}@example.com`] },
-            raw: `From: load@elsewhere.test\r\nTo: bob@example.com\r\nSubject: ${id}\r\nMessage-ID: <${id}@elsewhere.test>\r\n\r\n${'x'.repeat(1000 + ((i * 7919) % 20_000))}\r\n`,
-          });
+          await bounded(
+            transport.sendMail({
+              envelope: { from: 'load@elsewhere.test', to: ['bob@example.com', `pop${i % POP3_CLIENTS}@example.com`] },
+              raw: `From: load@elsewhere.test\r\nTo: bob@example.com\r\nSubject: ${id}\r\nMessage-ID: <${id}@elsewhere.test>\r\n\r\n${'x'.repeat(1000 + ((i * 7919) % 20_000))}\r\n`,
+            }),
+            OP_LIMIT_MS,
+            'the delivery',
+          );
           seen.acknowledged.push(id);
           noteStall(seen, started, `smtp ${id}`);
         } catch (error) {

@@ -11,7 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { startGateway, type RunningGateway } from '../src/gateway/gateway.js';
-import { readProxyHeader } from '../src/net/proxy-header.js';
+import { unstuffed } from '../src/protocol/dot-stuffing.js';
+import { readProxyHeader } from '../src/protocol/proxy-header.js';
 import { ok, poplib } from '../src/pop3/test-kit.js';
 import { openStore } from '../src/server.js';
 import type { Store } from '../src/store/types.js';
@@ -79,7 +80,7 @@ function multilineEnd(d: Buffer): number {
 /** The body of a RETR response, unstuffed (RFC 1939 3). */
 function unstuff(response: Buffer): Buffer {
   const body = response.subarray(response.indexOf('\r\n') + 2, response.length - 3);
-  return Buffer.from(body.toString('latin1').replace(/(^|\r\n)\./g, '$1'), 'latin1');
+  return unstuffed(body);
 }
 
 interface NodeProcess {

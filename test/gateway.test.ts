@@ -6,7 +6,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startGateway, type RunningGateway } from '../src/gateway/gateway.js';
-import { readProxyHeader } from '../src/net/proxy-header.js';
+import { readProxyHeader } from '../src/protocol/proxy-header.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { silentLogger } from '../src/util/logger.js';
 import { hashPassword } from '../src/util/password.js';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ResponseReader } from './imap-front.js';
-import { dataEnd, tailAfter } from './smtp-front.js';
+import { dataEnd, tailAfter } from '../protocol/dot-stuffing.js';
 
 const RUNS = { seed: 17, numRuns: 2000, interruptAfterTimeLimit: 3000 } as const;
 

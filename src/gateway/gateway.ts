@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { Membership, type StopRequest } from '../cluster/membership.js';
 import { splitHostPort, type Config, type ProtocolName } from '../config/config.js';
 import { listen } from '../net/listen.js';
-import { proxyLine } from '../net/proxy-header.js';
+import { proxyLine } from '../protocol/proxy-header.js';
 import type { Store } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
 import { Authenticator } from '../auth/authenticator.js';

@@ -10,7 +10,7 @@ import { TLSSocket } from 'node:tls';
 import type { Config } from '../config/config.js';
 import { splitHostPort } from '../config/config.js';
 import { gatewayHello } from '../net/gateway-link.js';
-import { proxyLine } from '../net/proxy-header.js';
+import { proxyLine } from '../protocol/proxy-header.js';
 import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';
 

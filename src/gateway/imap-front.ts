@@ -18,19 +18,17 @@
 // read a compressed stream it does not end itself.
 import net from 'node:net';
 import tls from 'node:tls';
-import { isLoopback, type Authenticator } from '../auth/authenticator.js';
-import type { Config } from '../config/config.js';
+import { isLoopback } from '../auth/authenticator.js';
 import { astring, atomText, isAtom } from '../imap/args.js';
 import { chunksAsLine, CommandReader, parseCommand, ParseError, type Chunks, type Command, type ReaderEvent } from '../imap/parser.js';
 import { imapReaderLimits, readerProblemReply } from '../imap/reader-limits.js';
 import type { ImapValue } from '../imap/value.js';
-import { proxyLine } from '../net/proxy-header.js';
+import { proxyLine } from '../protocol/proxy-header.js';
 import { isSaslMechanism, SASL_MECHANISMS, SaslError, saslExchange } from '../protocol/sasl.js';
 import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';
 import { MAX_EVENTS, parseUids, reconcile, type KnownView, type NodeFacts, type ViewEvent } from './imap-view.js';
-import { connectNode } from './connect.js';
-import { LinkLost, NodeRefused } from './node-link.js';
+import { firstTaker, type FrontDeps, LinkLost, NodeRefused, openNodeSocket } from './node-link.js';
 
 /** Counters for the metrics endpoint: failovers, drain migrations and how they ended. */
 export const gatewayStats = {
@@ -56,6 +54,9 @@ const NODE_LINE_MAX = 1024 * 1024;
 const MAX_ATTEMPTS = 3;
 /** How often sessions look for a draining node under them. */
 const DRAIN_CHECK_MS = 250;
+/** Views taken of the new node before a move gives up on matching the client's (the change feed's lag). */
+const CATCH_UP_ROUNDS = 5;
+const CATCH_UP_PAUSE_MS = 100;
 /** Drain moves at once: a node with thousands of sessions empties steadily, not in one stampede. */
 const MAX_DRAIN_MOVES = 64;
 
@@ -70,12 +71,7 @@ const REPLAYABLE = new Set([
 /** Commands that name messages by sequence number: meaningless once the numbering changed. */
 const BY_SEQUENCE = new Set(['FETCH', 'STORE', 'SEARCH', 'SORT', 'THREAD', 'COPY', 'MOVE']);
 
-export interface ImapFrontDeps {
-  config: Readonly<Config>;
-  directory: NodeDirectory;
-  auth: Authenticator;
-  tlsContext?: tls.SecureContext;
-  logger: Logger;
+export interface ImapFrontDeps extends FrontDeps {
   /** Called for each session moved off a lost node (the gateway's metrics). */
   onFailover?: () => void;
 }
@@ -204,7 +200,6 @@ class NodeLink {
         this.wake();
       }
     });
-    socket.on('error', () => undefined);
     socket.on('data', (chunk: Buffer) => {
       try {
         this.reader.push(chunk);
@@ -220,9 +215,7 @@ class NodeLink {
   }
 
   static async open(nodeId: string, address: string, timeoutMs: number, client: net.Socket, secret: string | undefined): Promise<NodeLink> {
-    const socket = await connectNode(address, timeoutMs, secret).catch((error: Error) => {
-      throw new LinkLost(error.message);
-    });
+    const socket = await openNodeSocket(address, timeoutMs, secret);
     // The node believes the PROXY line only from a trusted gateway; it names the client.
     socket.write(proxyLine(client));
     return new NodeLink(nodeId, socket);
@@ -262,8 +255,27 @@ class NodeLink {
   }
 
   /** Runs one command of the gateway's own: its untagged responses and its tagged status line. */
-  async command(tag: string, text: string | Buffer, timeoutMs: number): Promise<{ untagged: string[]; status: string }> {
+  command(tag: string, text: string | Buffer, timeoutMs: number): Promise<{ untagged: string[]; status: string }> {
     this.send(typeof text === 'string' ? `${tag} ${text}\r\n` : Buffer.concat([Buffer.from(`${tag} `), text]));
+    return this.completion(tag, timeoutMs);
+  }
+
+  /**
+   * Commands of the gateway's own sent at once (RFC 3501 5.5: the node answers them in order), each
+   * one's responses read in turn: one round trip where the node would otherwise wait for each.
+   */
+  pipeline(commands: { tag: string; text: string | Buffer }[], timeoutMs: number): Promise<{ untagged: string[]; status: string }>[] {
+    this.send(Buffer.concat(commands.map(({ tag, text }) => Buffer.concat([Buffer.from(`${tag} `), Buffer.from(text), Buffer.from(typeof text === 'string' ? '\r\n' : '')]))));
+    let before: Promise<unknown> = Promise.resolve();
+    return commands.map(({ tag }) => {
+      const done = before.then(() => this.completion(tag, timeoutMs));
+      before = done.catch(() => undefined);
+      return done;
+    });
+  }
+
+  /** The responses up to and including the tagged status line of `tag`. */
+  private async completion(tag: string, timeoutMs: number): Promise<{ untagged: string[]; status: string }> {
     const untagged: string[] = [];
     for (;;) {
       const out = await this.next(timeoutMs);
@@ -707,24 +719,17 @@ export class ImapFront {
 
   /** Opens a node session for the user on the least loaded node: greeting, XQUILL-LOGIN. */
   private async openSession(avoid?: string): Promise<{ link: NodeLink; caps: string }> {
-    const candidates = this.deps.directory.candidates('imap', this.user).filter((node) => node.id !== avoid);
-    if (candidates.length === 0) throw new LinkLost('no node available');
-    let lastError: unknown;
-    for (const node of candidates) {
-      let link: NodeLink | undefined;
-      try {
-        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.raw, this.deps.config.cluster.secret);
-        const caps = await this.login2node(link);
-        this.deps.directory.noteOpened(node.id, 'imap');
-        return { link, caps };
-      } catch (error) {
-        link?.close();
-        lastError = error;
-        if (error instanceof CannotCarry) throw error;
-        this.deps.directory.markFailed(node.id, error);
-      }
-    }
-    throw new LinkLost(`no node could take the session: ${(lastError as Error)?.message}`);
+    const { link, node, set: caps } = await firstTaker(
+      this.deps.directory.candidates('imap', this.user).filter((node) => node.id !== avoid),
+      this.deps.directory,
+      {
+        open: (node) => NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.raw, this.deps.config.cluster.secret),
+        setUp: (link) => this.login2node(link),
+        ends: (error) => error instanceof CannotCarry,
+      },
+    );
+    this.deps.directory.noteOpened(node.id, 'imap');
+    return { link, caps };
   }
 
   private async login2node(link: NodeLink): Promise<string> {
@@ -1143,21 +1148,24 @@ export class ImapFront {
     // A pending SELECT replaces the view anyway.
     if (!selected || first?.select) return;
     if (!selected.events) throw new CannotCarry('your mailbox changed too much while your session moved between servers; please reconnect');
-    let view: { uids: number[]; uidValidity: number; modseq: number; uidNext: number } | undefined;
-    for (let round = 0; round < 3 && !view; round++) view = await this.reselect(link, selected, timeout);
-    if (!view) throw new CannotCarry('the mailbox kept changing while your session moved between servers; please reconnect');
-    // Every change (new message, flags, expunge) raises HIGHESTMODSEQ: unchanged, nothing to ask.
-    const changes = view.modseq === selected.modseq ? { vanished: [], changed: [] } : await this.changesSince(link, selected, view.uidValidity, timeout);
-    const facts: NodeFacts = { uidValidity: view.uidValidity, uids: view.uids, ...changes };
-    // CONDSTORE is on once ENABLEd or named in the SELECT (RFC 7162 3.1): FETCH then carries MODSEQ.
-    const condstore = this.enabled.has('CONDSTORE') || this.enabled.has('QRESYNC') || /CONDSTORE|QRESYNC/i.test(selected.command.toString('latin1'));
-    const result = reconcile(selected, facts, { qresync: this.enabled.has('QRESYNC'), condstore });
+    // A node learns of mail another node stored a moment later (the change feed): a move right
+    // after a delivery can find the new node one message behind what the client was told. It
+    // catches up within moments; the view is taken again a few times before the client hears BYE.
+    let survey = await this.survey(link, selected, timeout);
+    for (let round = 1; !survey.result.ok && round < CATCH_UP_ROUNDS; round++) {
+      await new Promise((resolve) => setTimeout(resolve, CATCH_UP_PAUSE_MS));
+      survey = await this.survey(link, selected, timeout);
+    }
+    const { view, result } = survey;
     if (!result.ok) {
       this.log.warn({ why: result.why }, 'gateway: IMAP view cannot be carried over');
       throw new CannotCarry(`mailbox state changed while your session moved between servers (${result.why}); please reconnect`);
     }
     this.log.info({ responses: result.responses.length, expunged: result.expunged, added: result.added, inCommand: this.pending.length > 0 }, 'gateway: IMAP view reconciled');
-    const base: Selected = { ...selected, uidValidity: view.uidValidity, modseq: view.modseq, uidNext: view.uidNext, exists0: view.uids.length, told: view.uids.length, events: [] };
+    // Every message listed counts as known: a UIDNEXT that a listed UID has passed already (the
+    // node's SELECT and its listing a moment apart) would leave it out of the next move's count.
+    const uidNext = Math.max(view.uidNext, (view.uids[view.uids.length - 1] ?? 0) + 1);
+    const base: Selected = { ...selected, uidValidity: view.uidValidity, modseq: view.modseq, uidNext, exists0: view.uids.length, told: view.uids.length, events: [] };
     const inCommand = this.pending.length > 0;
     if (!inCommand) {
       // Between commands: no EXPUNGE may go now (RFC 3501 7.4.1); told at the next command.
@@ -1177,9 +1185,37 @@ export class ImapFront {
     this.selected = base;
   }
 
+  /** The new node's view of the selected mailbox, and what the client must be told to match it. */
+  private async survey(link: NodeLink, selected: Selected, timeout: number): Promise<{ view: { uids: number[]; uidValidity: number; modseq: number; uidNext: number }; result: ReturnType<typeof reconcile> }> {
+    // The second link changesSince asks on is opened and logged in meanwhile: it sees the mailbox
+    // only once the view below is taken, but its round trips overlap the SELECT's.
+    const aux = this.openAux(link);
+    let view: { uids: number[]; uidValidity: number; modseq: number; uidNext: number } | undefined;
+    try {
+      for (let round = 0; round < 3 && !view; round++) view = await this.reselect(link, selected, timeout);
+    } catch (error) {
+      void aux.then((a) => a?.close());
+      throw error;
+    }
+    if (!view) {
+      void aux.then((a) => a?.close());
+      throw new CannotCarry('the mailbox kept changing while your session moved between servers; please reconnect');
+    }
+    // Every change (new message, flags, expunge) raises HIGHESTMODSEQ: unchanged, nothing to ask.
+    let changes: Pick<NodeFacts, 'vanished' | 'changed'> = { vanished: [], changed: [] };
+    if (view.modseq === selected.modseq) void aux.then((a) => a?.close());
+    else changes = await this.changesSince(aux, selected, view.uidValidity, timeout);
+    const facts: NodeFacts = { uidValidity: view.uidValidity, uids: view.uids, ...changes };
+    // CONDSTORE is on once ENABLEd or named in the SELECT (RFC 7162 3.1): FETCH then carries MODSEQ.
+    const condstore = this.enabled.has('CONDSTORE') || this.enabled.has('QRESYNC') || /CONDSTORE|QRESYNC/i.test(selected.command.toString('latin1'));
+    return { view, result: reconcile(selected, facts, { qresync: this.enabled.has('QRESYNC'), condstore }) };
+  }
+
   /** SELECT again and list the new node's view; undefined when it changed meanwhile (try again). */
   private async reselect(link: NodeLink, selected: Selected, timeout: number): Promise<{ uids: number[]; uidValidity: number; modseq: number; uidNext: number } | undefined> {
-    const reply = await link.command(this.nextTag(), selected.command.subarray(1), timeout);
+    // The listing goes along with the SELECT: one round trip (RFC 3501 5.5, answered in order).
+    const [selecting, listing] = link.pipeline([{ tag: this.nextTag(), text: selected.command.subarray(1) }, { tag: this.nextTag(), text: 'UID FETCH 1:* (UID)' }], timeout);
+    const reply = await selecting!;
     if (!/^OK/i.test(reply.status)) throw new CannotCarry(`the mailbox cannot be opened again: ${reply.status}`);
     const code = (name: string) => {
       for (const line of reply.untagged) {
@@ -1195,11 +1231,11 @@ export class ImapFront {
     if (!exists || uidValidity === undefined || modseq === undefined || uidNext === undefined) throw new CannotCarry('the new server did not describe the mailbox');
     if (uidValidity !== selected.uidValidity) throw new CannotCarry('the mailbox was recreated (UIDVALIDITY changed); please reconnect');
     const count = Number(exists[1]);
-    if (count === 0) return { uids: [], uidValidity, modseq, uidNext };
-    const listing = await link.command(this.nextTag(), 'UID FETCH 1:* (UID)', timeout);
-    if (!/^OK/i.test(listing.status)) throw new CannotCarry(`the mailbox cannot be listed: ${listing.status}`);
+    const listed = await listing!;
+    if (count === 0) return listed.untagged.length === 0 ? { uids: [], uidValidity, modseq, uidNext } : undefined;
+    if (!/^OK/i.test(listed.status)) throw new CannotCarry(`the mailbox cannot be listed: ${listed.status}`);
     const uids: number[] = [];
-    for (const line of listing.untagged) {
+    for (const line of listed.untagged) {
       const m = /^\* (\d+) FETCH \(UID (\d+)\)$/i.exec(line);
       if (m && Number(m[1]) === uids.length + 1) uids.push(Number(m[2]));
       else return undefined; // EXISTS, EXPUNGE or anything unexpected: the view moved
@@ -1207,21 +1243,40 @@ export class ImapFront {
     return uids.length === count ? { uids, uidValidity, modseq, uidNext } : undefined;
   }
 
+  /** A second link to the main link's node, logged in as the user (for changesSince); undefined when it cannot be had. */
+  private async openAux(main: NodeLink): Promise<NodeLink | undefined> {
+    const node = this.deps.directory.candidates('imap').find((n) => n.id === main.nodeId) ?? this.deps.directory.list().find((n) => n.id === main.nodeId);
+    const address = node && ('address' in node ? node.address : node.member.addresses.imap);
+    if (!address) return undefined;
+    let aux: NodeLink | undefined;
+    try {
+      aux = await NodeLink.open(main.nodeId, address, this.deps.config.gateway.connectTimeoutMs, this.raw, this.deps.config.cluster.secret);
+      await this.login2node(aux);
+      return aux;
+    } catch {
+      aux?.close();
+      return undefined;
+    }
+  }
+
   /**
    * UIDs expunged and flags changed since the client's known modseq, asked on a second
    * connection to the same node with QRESYNC (RFC 7162 3.2.5), so that the session's own
    * responses stay the kind the client enabled.
    */
-  private async changesSince(main: NodeLink, selected: Selected, uidValidity: number, timeout: number): Promise<Pick<NodeFacts, 'vanished' | 'changed'>> {
-    const node = this.deps.directory.candidates('imap').find((n) => n.id === main.nodeId) ?? this.deps.directory.list().find((n) => n.id === main.nodeId);
-    const address = node && ('address' in node ? node.address : node.member.addresses.imap);
-    if (!address) throw new LinkLost('node address unknown');
-    const aux = await NodeLink.open(main.nodeId, address, this.deps.config.gateway.connectTimeoutMs, this.raw, this.deps.config.cluster.secret);
+  private async changesSince(opening: Promise<NodeLink | undefined>, selected: Selected, uidValidity: number, timeout: number): Promise<Pick<NodeFacts, 'vanished' | 'changed'>> {
+    const aux = await opening;
+    if (!aux) throw new LinkLost('no second link to the new node');
     try {
-      await this.login2node(aux);
-      const enable = await aux.command(this.nextTag(), 'ENABLE QRESYNC', timeout);
-      if (!/^OK/i.test(enable.status)) throw new CannotCarry('the new server cannot tell what changed (no QRESYNC)');
-      const reply = await aux.command(this.nextTag(), `EXAMINE ${wireAstring(selected.name)} (QRESYNC (${uidValidity} ${selected.modseq}))`, timeout);
+      const [enable, examine] = aux.pipeline(
+        [
+          { tag: this.nextTag(), text: 'ENABLE QRESYNC' },
+          { tag: this.nextTag(), text: `EXAMINE ${wireAstring(selected.name)} (QRESYNC (${uidValidity} ${selected.modseq}))` },
+        ],
+        timeout,
+      );
+      if (!/^OK/i.test((await enable!).status)) throw new CannotCarry('the new server cannot tell what changed (no QRESYNC)');
+      const reply = await examine!;
       if (!/^OK/i.test(reply.status)) throw new CannotCarry(`the mailbox cannot be examined: ${reply.status}`);
       const vanished: number[] = [];
       const changed: NodeFacts['changed'] = [];

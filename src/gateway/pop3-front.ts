@@ -16,14 +16,13 @@
 // TLS), and a failover does not count as a failed login if the password changed meanwhile.
 import net from 'node:net';
 import tls from 'node:tls';
-import { isLoopback, type Authenticator } from '../auth/authenticator.js';
-import type { Config } from '../config/config.js';
-import { proxyLine } from '../net/proxy-header.js';
+import { isLoopback } from '../auth/authenticator.js';
+import { proxyLine } from '../protocol/proxy-header.js';
 import type { Logger } from '../util/logger.js';
-import type { NodeDirectory } from './directory.js';
-import { connectNode } from './connect.js';
-import { backoff, LinkLost, NodeRefused } from './node-link.js';
+import { type Candidate, firstTaker, type FrontDeps, LineLink, LinkLost, NodeRefused, openNodeSocket, withFailover } from './node-link.js';
 import { isSaslMechanism, SASL_MECHANISMS, SaslError, saslExchange } from '../protocol/sasl.js';
+import { dataEnd, tailAfter, unstuffLine } from '../protocol/dot-stuffing.js';
+import { SocketReader } from '../protocol/socket-reader.js';
 import { encodeXtext } from '../protocol/xtext.js';
 
 /** Nodes a session may move to before the client gets a temporary error. */
@@ -33,12 +32,7 @@ const LOCK_WAIT_MS = 3_000;
 const SYS_TEMP_MOVED = '-ERR [SYS/TEMP] the maildrop changed while the session moved to another mail node; please log in again';
 const SYS_TEMP_NO_NODE = '-ERR [SYS/TEMP] no mail node available, try again later';
 
-export interface Pop3FrontDeps {
-  config: Readonly<Config>;
-  directory: NodeDirectory;
-  auth: Authenticator;
-  tlsContext?: tls.SecureContext;
-  logger: Logger;
+export interface Pop3FrontDeps extends FrontDeps {
   /** Counts sessions moved to another node after theirs was lost (metrics). */
   onFailover?: () => void;
 }
@@ -49,133 +43,14 @@ class SessionOver extends Error {}
 /** The client went away. */
 class ClientGone extends Error {}
 
-const TERMINATOR = Buffer.from('\r\n.\r\n');
-/** Bytes read ahead from a socket before it is paused. */
-const HIGH_WATER = 64 * 1024;
-
-/** Reads CRLF lines and raw bytes from a socket, in order. */
-class Reader {
-  private buffer: Buffer = Buffer.alloc(0);
-  private waiter: (() => void) | undefined;
-  private ended = false;
-
-  constructor(
-    private socket: net.Socket,
-    private readonly maxLine: number,
-    private readonly onEnd: () => Error,
-  ) {
-    this.attach(socket);
-  }
-
-  private readonly onData = (chunk: Buffer) => {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
-    // Backpressure: a node's big RETR waits in its socket, not in the gateway's memory.
-    if (this.buffer.length >= HIGH_WATER) this.socket.pause();
-    this.wake();
-  };
-
-  private drained(): void {
-    if (this.buffer.length < HIGH_WATER && this.socket.isPaused()) this.socket.resume();
-  }
-
-  private readonly onClose = () => {
-    this.ended = true;
-    this.wake();
-  };
-
-  private attach(socket: net.Socket): void {
-    this.socket = socket;
-    socket.on('data', this.onData);
-    socket.once('close', this.onClose);
-  }
-
-  detach(): void {
-    this.socket.off('data', this.onData);
-    this.socket.off('close', this.onClose);
-  }
-
-  /** Reads from a new socket; bytes of the old one are forgotten (RFC 2595 4). */
-  reset(socket: net.Socket): void {
-    this.buffer = Buffer.alloc(0);
-    this.ended = false;
-    this.attach(socket);
-  }
-
-  private wake(): void {
-    const waiter = this.waiter;
-    this.waiter = undefined;
-    waiter?.();
-  }
-
-  private wait(): Promise<void> {
-    if (this.ended) throw this.onEnd();
-    return new Promise((resolve) => (this.waiter = resolve));
-  }
-
-  /** The next line without CRLF; undefined for a line over the limit (dropped). */
-  async line(): Promise<Buffer | undefined> {
-    let skipping = false;
-    for (;;) {
-      const end = this.buffer.indexOf('\r\n');
-      if (end >= 0) {
-        const line = this.buffer.subarray(0, end);
-        this.buffer = this.buffer.subarray(end + 2);
-        this.drained();
-        return skipping || line.length > this.maxLine ? undefined : line;
-      }
-      if (this.buffer.length > this.maxLine + 2) {
-        this.buffer = this.buffer.subarray(this.buffer.length - 1);
-        skipping = true;
-        this.drained();
-      }
-      await this.wait();
-    }
-  }
-
-  async chunk(): Promise<Buffer> {
-    while (this.buffer.length === 0) await this.wait();
-    const out = this.buffer;
-    this.buffer = Buffer.alloc(0);
-    this.drained();
-    return out;
-  }
-
-  unread(bytes: Buffer): void {
-    if (bytes.length > 0) this.buffer = Buffer.concat([bytes, this.buffer]);
-  }
-}
-
 /** A plain connection to a node's POP3 listener. */
-class NodeLink {
-  readonly reader: Reader;
-  private constructor(
-    readonly nodeId: string,
-    readonly socket: net.Socket,
-  ) {
-    this.reader = new Reader(socket, 64 * 1024, () => new LinkLost('node connection closed'));
-    socket.on('error', () => undefined);
-  }
-
+class NodeLink extends LineLink {
   static async open(nodeId: string, address: string, timeoutMs: number, secret: string | undefined): Promise<NodeLink> {
-    const socket = await connectNode(address, timeoutMs, secret).catch((error: Error) => {
-      throw new LinkLost(error.message);
-    });
-    return new NodeLink(nodeId, socket);
-  }
-
-  async line(): Promise<string> {
-    const line = await this.reader.line();
-    if (line === undefined) throw new LinkLost('overlong line from node');
-    return line.toString('utf8');
-  }
-
-  send(line: string): void {
-    if (this.socket.destroyed) throw new LinkLost('node connection closed');
-    this.socket.write(`${line}\r\n`);
+    return new NodeLink(nodeId, await openNodeSocket(address, timeoutMs, secret));
   }
 
   async command(line: string): Promise<string> {
-    this.send(line);
+    this.send(`${line}\r\n`);
     return this.line();
   }
 
@@ -185,12 +60,8 @@ class NodeLink {
     for (;;) {
       const line = await this.line();
       if (line === '.') return lines;
-      lines.push(line.startsWith('.') ? line.slice(1) : line);
+      lines.push(unstuffLine(line));
     }
-  }
-
-  close(): void {
-    this.socket.destroy();
   }
 }
 
@@ -207,7 +78,7 @@ interface Pending {
 export class Pop3Front {
   private client: net.Socket;
   private readonly plain: net.Socket;
-  private readonly reader: Reader;
+  private readonly reader: SocketReader;
   private link: NodeLink | undefined;
   private secure = false;
   private pendingUser: string | undefined;
@@ -232,7 +103,7 @@ export class Pop3Front {
     this.plain = socket;
     // An implicit-TLS listener (POP3S, RFC 8314 3.3) hands over a socket already secured.
     this.secure = socket instanceof tls.TLSSocket;
-    this.reader = new Reader(socket, deps.config.limits.lineLength, () => new ClientGone());
+    this.reader = new SocketReader(socket, { maxLine: deps.config.limits.lineLength, onEnd: () => new ClientGone() });
     this.log = deps.logger.child({ proto: 'pop3', remote: socket.remoteAddress });
     this.idleTimer(socket);
   }
@@ -442,43 +313,57 @@ export class Pop3Front {
       return this.authFailed(result.reason === 'locked' ? '-ERR [AUTH] too many failed logins from your address; try again later' : '-ERR [AUTH] authentication failed');
     }
     const user = result.user.address;
-    for (const node of this.deps.directory.candidates('pop3', user)) {
-      let link: NodeLink | undefined;
-      try {
-        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.deps.config.cluster.secret);
-        link.send(proxyLine(this.plain).trimEnd());
-        await greeting(link);
-        // The user's previous session may still be letting go of the maildrop lock (its QUIT
-        // answered, its cleanup not yet run): a short wait before [IN-USE] reaches the client.
-        let reply = await link.command(`XCLIENT LOGIN=${encodeXtext(user)}`);
-        for (let wait = 0; reply.includes('[IN-USE]') && wait < 10; wait++) {
-          await new Promise((resolve) => setTimeout(resolve, 100));
-          reply = await link.command(`XCLIENT LOGIN=${encodeXtext(user)}`);
-        }
-        if (!reply.startsWith('+OK')) {
-          // The node's own refusal ([IN-USE], a user gone): the client hears it.
-          link.send('QUIT');
-          link.close();
-          await this.say(reply);
-          return true;
-        }
-        this.view = (await this.uidl(link)).map(([, uid]) => uid);
-        this.extra = false;
-        this.marks.clear();
-        this.adopt(link);
-        this.deps.directory.noteOpened(node.id, 'pop3');
-        this.user = user;
-        this.log.info({ user, node: node.id, messages: this.view.length }, 'gateway POP3 login');
-        await this.say(reply);
-        return true;
-      } catch (error) {
-        link?.close();
-        if (!(error instanceof LinkLost)) throw error;
-        this.deps.directory.markFailed(node.id, error);
-      }
+    let taken;
+    try {
+      taken = await firstTaker(this.deps.directory.candidates('pop3', user), this.deps.directory, {
+        open: (node) => this.openLink(node),
+        setUp: async (link) => {
+          // The user's previous session may still be letting go of the maildrop lock (its QUIT
+          // answered, its cleanup not yet run): a short wait before [IN-USE] reaches the client.
+          let reply = await link.command(`XCLIENT LOGIN=${encodeXtext(user)}`);
+          for (let wait = 0; reply.includes('[IN-USE]') && wait < 10; wait++) {
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            reply = await link.command(`XCLIENT LOGIN=${encodeXtext(user)}`);
+          }
+          return { reply, view: reply.startsWith('+OK') ? (await this.uidl(link)).map(([, uid]) => uid) : undefined };
+        },
+        ends: (error) => !(error instanceof LinkLost),
+      });
+    } catch (error) {
+      if (!(error instanceof LinkLost)) throw error;
+      await this.say(SYS_TEMP_NO_NODE);
+      return true;
     }
-    await this.say(SYS_TEMP_NO_NODE);
+    const { link, node, set: { reply, view } } = taken;
+    if (!view) {
+      // The node's own refusal ([IN-USE], a user gone): the client hears it.
+      link.send('QUIT\r\n');
+      link.close();
+      await this.say(reply);
+      return true;
+    }
+    this.view = view;
+    this.extra = false;
+    this.marks.clear();
+    this.adopt(link);
+    this.deps.directory.noteOpened(node.id, 'pop3');
+    this.user = user;
+    this.log.info({ user, node: node.id, messages: view.length }, 'gateway POP3 login');
+    await this.say(reply);
     return true;
+  }
+
+  /** A link to the node, past its greeting, the client named with the PROXY header. */
+  private async openLink(node: Candidate): Promise<NodeLink> {
+    const link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.deps.config.cluster.secret);
+    try {
+      link.send(proxyLine(this.plain));
+      await greeting(link);
+      return link;
+    } catch (error) {
+      link.close();
+      throw error;
+    }
   }
 
   /** The node's unique-id listing: [number, unique-id] of messages not marked. */
@@ -505,32 +390,19 @@ export class Pop3Front {
    */
   private async ensureLink(): Promise<NodeLink> {
     if (this.link) return this.link;
-    const candidates = this.deps.directory.candidates('pop3', this.user);
-    if (candidates.length === 0) throw new LinkLost('no node available');
-    let lastError: unknown;
-    for (const node of candidates) {
-      let link: NodeLink | undefined;
-      try {
-        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.deps.config.cluster.secret);
-        await this.takeOver(link);
-        this.adopt(link);
-        this.deps.directory.noteOpened(node.id, 'pop3');
-        this.log.info({ user: this.user, node: node.id, marks: this.marks.size }, 'gateway: POP3 session moved to another node');
-        return link;
-      } catch (error) {
-        link?.close();
-        if (!(error instanceof LinkLost)) throw error;
-        lastError = error;
-        this.deps.directory.markFailed(node.id, error);
-      }
-    }
-    throw new LinkLost(`no node could take the session: ${(lastError as Error)?.message}`);
+    const { link, node } = await firstTaker(this.deps.directory.candidates('pop3', this.user), this.deps.directory, {
+      open: (node) => this.openLink(node),
+      setUp: (link) => this.takeOver(link),
+      ends: (error) => !(error instanceof LinkLost),
+    });
+    this.adopt(link);
+    this.deps.directory.noteOpened(node.id, 'pop3');
+    this.log.info({ user: this.user, node: node.id, marks: this.marks.size }, 'gateway: POP3 session moved to another node');
+    return link;
   }
 
   /** Logs in on the new node and brings it to the session's state. */
   private async takeOver(link: NodeLink): Promise<void> {
-    link.send(proxyLine(this.plain).trimEnd());
-    await greeting(link);
     await this.xclient(link);
     const listed = await this.uidl(link);
     const view = this.view ?? [];
@@ -538,7 +410,7 @@ export class Pop3Front {
     for (let i = 0; i < view.length; i++) {
       const entry = listed[i];
       if (!entry || entry[0] !== i + 1 || entry[1] !== view[i]) {
-        link.send('QUIT');
+        link.send('QUIT\r\n');
         throw new SessionOver(SYS_TEMP_MOVED);
       }
     }
@@ -599,23 +471,27 @@ export class Pop3Front {
     else if (name === 'STAT') kind = 'stat';
     else if (name === 'RSET') kind = 'rset';
     const pending: Pending = { line, kind, forwarded: 0 };
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const link = await this.ensureLink();
-        this.busy = true;
-        const status = await this.carry(link, pending);
-        if (name === 'DELE' && status.startsWith('+OK')) this.marks.add(Number(words[0]));
-        if (name === 'RSET' && status.startsWith('+OK')) this.marks.clear();
-        return true;
-      } catch (error) {
-        if (!(error instanceof LinkLost)) throw error;
-        if (attempt >= MAX_FAILOVERS) throw new SessionOver(SYS_TEMP_NO_NODE);
-        this.lostNode(error);
-        await backoff(attempt);
-      } finally {
-        this.busy = false;
-      }
-    }
+    return this.onNode(SYS_TEMP_NO_NODE, async () => {
+      const link = await this.ensureLink();
+      this.busy = true;
+      const status = await this.carry(link, pending);
+      if (name === 'DELE' && status.startsWith('+OK')) this.marks.add(Number(words[0]));
+      if (name === 'RSET' && status.startsWith('+OK')) this.marks.clear();
+      return true;
+    });
+  }
+
+  /** A step on the node link; a lost link moves the session to another node, up to MAX_FAILOVERS times, then the client hears `lastWord`. */
+  private onNode<T>(lastWord: string, step: () => Promise<T>): Promise<T> {
+    return withFailover({
+      maxMoves: MAX_FAILOVERS,
+      step: () => step().finally(() => (this.busy = false)),
+      moved: (cause) => this.lostNode(cause),
+      giveUp: (cause) => {
+        if (!(cause instanceof LinkLost)) throw cause;
+        throw new SessionOver(lastWord);
+      },
+    });
   }
 
   /** Sends the pending command and relays its response; returns the status line. */
@@ -684,17 +560,17 @@ export class Pop3Front {
     await pass(Buffer.from(`${status}\r\n`));
     if (!status.startsWith('+OK')) return status;
     // The status line's CRLF counts for a terminator right after it (an empty body).
-    let tail = Buffer.from('\r\n');
+    let tail: Buffer = Buffer.from('\r\n');
     for (;;) {
       const chunk = await link.reader.chunk();
-      const end = terminatorEnd(tail, chunk);
+      const end = dataEnd(tail, chunk);
       if (end >= 0) {
         link.reader.unread(chunk.subarray(end));
         await pass(chunk.subarray(0, end));
         return status;
       }
       await pass(chunk);
-      tail = Buffer.from(chunk.length >= 4 ? chunk.subarray(chunk.length - 4) : Buffer.concat([tail, chunk]).subarray(-4));
+      tail = tailAfter(tail, chunk);
     }
   }
 
@@ -712,34 +588,21 @@ export class Pop3Front {
       await this.say(reply);
       return false;
     }
-    for (let attempt = 0; ; attempt++) {
-      try {
-        if (!this.link) await this.finishElsewhere();
-        this.busy = true;
-        const reply = await this.link!.command('QUIT');
-        await this.say(reply);
-        return false;
-      } catch (error) {
-        if (!(error instanceof LinkLost)) throw error;
-        if (attempt >= MAX_FAILOVERS) throw new SessionOver('-ERR [SYS/TEMP] no mail node available; some deleted messages not removed');
-        this.lostNode(error);
-        await backoff(attempt);
-      } finally {
-        this.busy = false;
-      }
-    }
+    return this.onNode('-ERR [SYS/TEMP] no mail node available; some deleted messages not removed', async () => {
+      if (!this.link) await this.finishElsewhere();
+      this.busy = true;
+      const reply = await this.link!.command('QUIT');
+      await this.say(reply);
+      return false;
+    });
   }
 
   /** For QUIT: a new node with the marked messages that are still there marked again. */
   private async finishElsewhere(): Promise<void> {
     const view = this.view ?? [];
-    let lastError: unknown;
-    for (const node of this.deps.directory.candidates('pop3', this.user)) {
-      let link: NodeLink | undefined;
-      try {
-        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.deps.config.cluster.secret);
-        link.send(proxyLine(this.plain).trimEnd());
-        await greeting(link);
+    const { link, node, set: again } = await firstTaker(this.deps.directory.candidates('pop3', this.user), this.deps.directory, {
+      open: (node) => this.openLink(node),
+      setUp: async (link) => {
         await this.xclient(link);
         const numbers = new Map((await this.uidl(link)).map(([number, uid]) => [uid, number]));
         let again = 0;
@@ -750,17 +613,12 @@ export class Pop3Front {
           if (!reply.startsWith('+OK')) throw new SessionOver('-ERR [SYS/TEMP] some deleted messages not removed');
           again++;
         }
-        this.log.info({ user: this.user, node: node.id, marks: this.marks.size, again }, 'gateway: POP3 QUIT finished on another node');
-        this.adopt(link);
-        return;
-      } catch (error) {
-        link?.close();
-        if (!(error instanceof LinkLost)) throw error;
-        lastError = error;
-        this.deps.directory.markFailed(node.id, error);
-      }
-    }
-    throw new LinkLost(`no node could take the session: ${(lastError as Error)?.message}`);
+        return again;
+      },
+      ends: (error) => !(error instanceof LinkLost),
+    });
+    this.log.info({ user: this.user, node: node.id, marks: this.marks.size, again }, 'gateway: POP3 QUIT finished on another node');
+    this.adopt(link);
   }
 }
 
@@ -768,13 +626,4 @@ export class Pop3Front {
 async function greeting(link: NodeLink): Promise<void> {
   const line = await link.line();
   if (!line.startsWith('+OK')) throw new NodeRefused(`node greeting: ${line}`);
-}
-
-/** Where a multi-line response's terminator ends in `chunk` (tail: the bytes before it), or -1. */
-function terminatorEnd(tail: Buffer, chunk: Buffer): number {
-  const joined = Buffer.concat([tail, chunk.subarray(0, TERMINATOR.length)]);
-  const early = joined.indexOf(TERMINATOR);
-  if (early >= 0) return early + TERMINATOR.length - tail.length;
-  const at = chunk.indexOf(TERMINATOR);
-  return at >= 0 ? at + TERMINATOR.length : -1;
 }

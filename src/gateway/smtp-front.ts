@@ -9,13 +9,14 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
-import { isLoopback, type Authenticator } from '../auth/authenticator.js';
-import type { Config } from '../config/config.js';
+import { isLoopback } from '../auth/authenticator.js';
 import type { Logger } from '../util/logger.js';
 import { processMetrics } from '../metrics/metrics.js';
-import type { NodeDirectory } from './directory.js';
-import { connectNode } from './connect.js';
-import { LinkLost, NodeRefused } from './node-link.js';
+import { firstTaker, type FrontDeps, LineLink, LinkLost, NodeRefused, openNodeSocket, withFailover } from './node-link.js';
+import { dataEnd, tailAfter } from '../protocol/dot-stuffing.js';
+import { PROXY_UNKNOWN } from '../protocol/proxy-header.js';
+import { replyLine, SmtpCode, SmtpReplies } from '../protocol/smtp-replies.js';
+import { SocketReader } from '../protocol/socket-reader.js';
 import { encodeXtext } from '../protocol/xtext.js';
 
 /** The MAIL parameter nodes read the transaction id from (src/smtp/listener.ts). */
@@ -27,13 +28,8 @@ const BARE_LINE_BREAK = /[\r\n\0]/;
 /** Nodes a session may fail over to before the client gets a temporary error. */
 const MAX_REPLAYS = 3;
 
-export interface SmtpFrontDeps {
+export interface SmtpFrontDeps extends FrontDeps {
   protocol: 'smtp' | 'submission';
-  config: Readonly<Config>;
-  directory: NodeDirectory;
-  auth: Authenticator;
-  tlsContext?: tls.SecureContext;
-  logger: Logger;
   gatewayId: string;
 }
 
@@ -43,149 +39,17 @@ interface Reply {
   text: string;
 }
 
-/** Reads CRLF lines and raw bytes from a socket, in order, with a line-length limit. */
-class Reader {
-  private buffer: Buffer = Buffer.alloc(0);
-  private waiter: (() => void) | undefined;
-  private ended = false;
-  /** Inside a line over the limit: its bytes are dropped up to its end. */
-  private skipping = false;
-
-  constructor(
-    private socket: net.Socket,
-    private readonly maxLine: number,
-  ) {
-    this.attach(socket);
-  }
-
-  private readonly onData = (chunk: Buffer) => {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
-    // Backpressure: past the high-water mark the peer's bytes wait in its socket, not here.
-    if (this.buffer.length >= READ_HIGH_WATER) this.socket.pause();
-    this.wake();
-  };
-
-  /** Reads on once what is held is below the high-water mark again. */
-  private taken(): void {
-    if (this.buffer.length < READ_HIGH_WATER && this.socket.isPaused() && !this.socket.destroyed) this.socket.resume();
-  }
-
-  private readonly onClose = () => {
-    this.ended = true;
-    this.wake();
-  };
-
-  private attach(socket: net.Socket): void {
-    this.socket = socket;
-    socket.on('data', this.onData);
-    socket.once('close', this.onClose);
-  }
-
-  /** Stops reading the current socket (before it is wrapped in TLS). */
-  detach(): void {
-    this.socket.off('data', this.onData);
-    this.socket.off('close', this.onClose);
-  }
-
-  /** Reads from a new socket and forgets the old one's bytes (RFC 3207 4.2: nothing sent before TLS counts). */
-  reset(socket: net.Socket): void {
-    this.buffer = Buffer.alloc(0);
-    this.ended = false;
-    this.skipping = false;
-    this.attach(socket);
-  }
-
-  private wake(): void {
-    const waiter = this.waiter;
-    this.waiter = undefined;
-    waiter?.();
-  }
-
-  private wait(): Promise<void> {
-    if (this.ended) throw new LinkLost('connection closed');
-    return new Promise((resolve) => (this.waiter = resolve));
-  }
-
-  /** The next line without CRLF; undefined for a line over the limit (its bytes are dropped). */
-  async line(): Promise<string | undefined> {
-    for (;;) {
-      const end = this.buffer.indexOf('\r\n');
-      if (end >= 0) {
-        const line = this.buffer.subarray(0, end);
-        this.buffer = this.buffer.subarray(end + 2);
-        this.taken();
-        return line.length > this.maxLine ? undefined : line.toString('utf8');
-      }
-      if (this.buffer.length > this.maxLine * 4) {
-        // Drop an endless line as it comes, keeping only its tail to find its end.
-        this.buffer = this.buffer.subarray(this.buffer.length - 1);
-        this.skipping = true;
-        this.taken();
-      }
-      await this.wait();
-      if (this.skipping && this.buffer.indexOf('\r\n') >= 0) {
-        this.buffer = this.buffer.subarray(this.buffer.indexOf('\r\n') + 2);
-        this.skipping = false;
-        return undefined;
-      }
-    }
-  }
-
-  /** Whatever bytes are there (waiting for some). */
-  async chunk(): Promise<Buffer> {
-    while (this.buffer.length === 0) await this.wait();
-    const out = this.buffer;
-    this.buffer = Buffer.alloc(0);
-    this.taken();
-    return out;
-  }
-
-  /** Complete lines already received and not yet read (RFC 2920: what a client pipelined). */
-  peekLines(max: number): string[] {
-    const lines: string[] = [];
-    let from = 0;
-    while (!this.skipping && lines.length < max) {
-      const end = this.buffer.indexOf('\r\n', from);
-      if (end < 0 || end - from > this.maxLine) break;
-      lines.push(this.buffer.subarray(from, end).toString('utf8'));
-      from = end + 2;
-    }
-    return lines;
-  }
-
-  /** Whether the peer has sent bytes not read yet. */
-  get pending(): boolean {
-    return this.buffer.length > 0;
-  }
-
-  /** Puts back bytes read too far (the rest after a DATA terminator). */
-  unread(bytes: Buffer): void {
-    if (bytes.length > 0) this.buffer = Buffer.concat([bytes, this.buffer]);
-  }
-}
-
-/** A plain connection to one node, with a reader for its multi-line replies. */
-class NodeLink {
-  readonly reader: Reader;
-
-  private constructor(
-    readonly nodeId: string,
-    readonly socket: net.Socket,
-  ) {
-    this.reader = new Reader(socket, 64 * 1024);
-    socket.on('error', () => undefined);
-  }
-
+/** A plain connection to one node's SMTP listener, read in replies. */
+class NodeLink extends LineLink {
   static async open(nodeId: string, address: string, timeoutMs: number, secret: string | undefined): Promise<NodeLink> {
-    const socket = await connectNode(address, timeoutMs, secret);
-    return new NodeLink(nodeId, socket);
+    return new NodeLink(nodeId, await openNodeSocket(address, timeoutMs, secret));
   }
 
   /** One reply, multi-line joined (RFC 5321 4.2.1). */
   async reply(): Promise<Reply> {
     const lines: string[] = [];
     for (;;) {
-      const line = await this.reader.line();
+      const line = await this.reader.text();
       if (line === undefined || !/^\d{3}[ -]/.test(line)) throw new LinkLost(`bad reply from node: ${line}`);
       lines.push(line);
       if (line[3] !== ' ') continue;
@@ -193,7 +57,7 @@ class NodeLink {
       // RFC 5321 3.8: 421 means the node is closing the channel (shutting down, over its
       // connection limit, or said so unasked while idle): the session moves to another node
       // rather than the client hearing it. The node answered: it stays in rotation.
-      if (code === 421) {
+      if (code === SmtpCode.ServiceClosing) {
         this.socket.destroy();
         throw new NodeRefused(`node closing the channel: ${line}`);
       }
@@ -201,33 +65,9 @@ class NodeLink {
     }
   }
 
-  send(data: string | Buffer): void {
-    if (this.socket.destroyed) throw new LinkLost('node connection closed');
-    this.socket.write(data);
-  }
-
-  /** Resolves once the node's socket has room again (backpressure); at once when it has. */
-  drained(): Promise<void> {
-    const socket = this.socket;
-    if (!socket.writableNeedDrain || socket.destroyed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        socket.off('drain', done);
-        socket.off('close', done);
-        resolve();
-      };
-      socket.on('drain', done);
-      socket.on('close', done);
-    });
-  }
-
   async command(line: string): Promise<Reply> {
     this.send(`${line}\r\n`);
     return this.reply();
-  }
-
-  close(): void {
-    this.socket.destroy();
   }
 }
 
@@ -244,13 +84,12 @@ interface Recorded {
   dataDone: boolean;
 }
 
-const DATA_END = Buffer.from('\r\n.\r\n');
 /** Bytes a reader holds before it pauses its socket. */
 const READ_HIGH_WATER = 256 * 1024;
 
 export class SmtpFront {
   private client: net.Socket;
-  private readonly reader: Reader;
+  private readonly reader: SocketReader;
   private link: NodeLink | undefined;
   private secure = false;
   private readonly recorded: Recorded = { rcpts: [], inData: false, dataDone: false };
@@ -276,9 +115,9 @@ export class SmtpFront {
     this.client = socket;
     // On an implicit-TLS listener (465, RFC 8314 3.3) the socket is encrypted from the start.
     this.secure = socket instanceof tls.TLSSocket;
-    this.reader = new Reader(socket, deps.config.limits.lineLength);
+    this.reader = new SocketReader(socket, { maxLine: deps.config.limits.lineLength, highWater: READ_HIGH_WATER, onEnd: () => new LinkLost('connection closed') });
     this.log = deps.logger.child({ proto: deps.protocol, remote: socket.remoteAddress });
-    socket.setTimeout(deps.config.limits.idleTimeoutSeconds * 1000, () => this.say('421 4.4.2 Idle too long, closing connection').then(() => this.end()));
+    socket.setTimeout(deps.config.limits.idleTimeoutSeconds * 1000, () => this.say(replyLine(SmtpReplies.idleTooLong)).then(() => this.end()));
   }
 
   /** The node the session is on now, if any (tests and `quill status` use it). */
@@ -295,22 +134,22 @@ export class SmtpFront {
         await new Promise((resolve) => setTimeout(resolve, delay));
         if (this.reader.pending) {
           this.log.warn('gateway: early talker refused');
-          await this.say(`554 5.5.0 ${this.deps.config.hostname} talking before the greeting, goodbye`);
+          await this.say(replyLine(SmtpReplies.talkingEarly(this.deps.config.hostname)));
           return;
         }
       }
-      await this.say(`220 ${this.deps.config.hostname} ESMTP Quillmail`);
+      await this.say(`${SmtpCode.Ready} ${this.deps.config.hostname} ESMTP Quillmail`);
       for (;;) {
-        const line = await this.reader.line();
+        const line = await this.reader.text();
         if (line === undefined) {
-          await this.say('500 5.5.2 Line too long');
+          await this.say(replyLine(SmtpReplies.lineTooLong));
           continue;
         }
         // One framing rule on both sides (RFC 5321 2.3.8, 4.1.1): a command line ends at CRLF
         // and holds no other CR or LF, nor NUL. Such a line is refused here, never forwarded: the
         // node would read it as two commands, and the replies would be out of step.
         if (BARE_LINE_BREAK.test(line)) {
-          if (!(await this.refuse('500 5.5.2 Syntax error: bare CR, LF or NUL in command line'))) break;
+          if (!(await this.refuse(replyLine(SmtpReplies.bareLineBreak)))) break;
           continue;
         }
         if (!(await this.handle(line))) break;
@@ -363,16 +202,16 @@ export class SmtpFront {
       case 'AUTH':
         return this.authenticate(line);
       case 'NOOP':
-        await this.say('250 2.0.0 OK');
+        await this.say(replyLine(SmtpReplies.ok));
         return true;
       case 'QUIT':
-        await this.say(`221 2.0.0 ${this.deps.config.hostname} closing connection`);
+        await this.say(replyLine(SmtpReplies.closing(this.deps.config.hostname)));
         this.link?.send('QUIT\r\n');
         return false;
       case 'RSET':
         this.clearTransaction();
         if (this.link) await this.exchange('RSET');
-        await this.say('250 2.0.0 Flushed');
+        await this.say(replyLine(SmtpReplies.flushed));
         return true;
       case 'MAIL':
         return this.mail(line);
@@ -381,24 +220,24 @@ export class SmtpFront {
       case 'DATA':
         return this.data();
       case 'BDAT':
-        return this.refuse('502 5.5.1 BDAT not supported, use DATA');
+        return this.refuse(replyLine(SmtpReplies.bdatNotSupported));
       case 'VRFY':
       case 'EXPN':
       case 'HELP':
         // Known verbs the node answers. Nothing else passes: XCLIENT, XFORWARD and the like are
         // the gateway's own words to a node, never a client's.
-        if (!this.recorded.ehlo) return this.refuse('503 5.5.1 Say EHLO first');
+        if (!this.recorded.ehlo) return this.refuse(replyLine(SmtpReplies.ehloFirst));
         await this.say((await this.exchange(line)).text);
         return true;
       default:
-        return this.refuse('500 5.5.1 Command unrecognized');
+        return this.refuse(replyLine(SmtpReplies.unrecognized));
     }
   }
 
   private async refuse(text: string): Promise<boolean> {
     await this.say(text);
     if (++this.badCommands >= this.deps.config.limits.badCommands) {
-      await this.say('421 4.7.0 Too many bad commands, closing connection');
+      await this.say(replyLine(SmtpReplies.tooManyBadCommands));
       return false;
     }
     return true;
@@ -411,13 +250,13 @@ export class SmtpFront {
 
   private async hello(line: string, verb: string): Promise<boolean> {
     const name = line.slice(verb.length).trim();
-    if (!name || /\s/.test(name)) return this.refuse(`501 5.5.4 Syntax: ${verb} hostname`);
+    if (!name || /\s/.test(name)) return this.refuse(replyLine(SmtpReplies.helloSyntax(verb)));
     this.clearTransaction();
     this.recorded.ehlo = `${verb} ${name}`;
     // The node's session restarts with the new greeting at the next command that needs it.
     this.dropLink();
     if (verb === 'HELO') {
-      await this.say(`250 ${this.deps.config.hostname}`);
+      await this.say(`${SmtpCode.Ok} ${this.deps.config.hostname}`);
       return true;
     }
     const { config, protocol } = this.deps;
@@ -431,8 +270,8 @@ export class SmtpFront {
 
   /** RFC 3207: TLS ends at the gateway; the session starts over inside it. */
   private async startTls(): Promise<boolean> {
-    if (!this.deps.tlsContext || this.secure) return this.refuse('503 5.5.1 TLS not available');
-    await this.say('220 2.0.0 Ready to start TLS');
+    if (!this.deps.tlsContext || this.secure) return this.refuse(replyLine(SmtpReplies.tlsNotAvailable));
+    await this.say(replyLine(SmtpReplies.readyForTls));
     const plain = this.client;
     plain.setTimeout(0);
     this.reader.detach();
@@ -455,7 +294,7 @@ export class SmtpFront {
     this.client = secured;
     this.secure = true;
     this.reader.reset(secured);
-    secured.setTimeout(this.deps.config.limits.idleTimeoutSeconds * 1000, () => this.say('421 4.4.2 Idle too long, closing connection').then(() => this.end()));
+    secured.setTimeout(this.deps.config.limits.idleTimeoutSeconds * 1000, () => this.say(replyLine(SmtpReplies.idleTooLong)).then(() => this.end()));
     this.recorded.ehlo = undefined;
     this.recorded.user = undefined;
     this.clearTransaction();
@@ -465,52 +304,52 @@ export class SmtpFront {
 
   /** RFC 4954 AUTH PLAIN and LOGIN, checked here; the node learns the login through XCLIENT. */
   private async authenticate(line: string): Promise<boolean> {
-    if (this.deps.protocol !== 'submission') return this.refuse('502 5.5.1 AUTH not available here');
-    if (!this.recorded.ehlo) return this.refuse('503 5.5.1 Say EHLO first');
-    if (this.recorded.user) return this.refuse('503 5.5.1 Already authenticated');
-    if (!this.plainAuthAllowed()) return this.refuse('530 5.7.0 Must issue a STARTTLS command first');
+    if (this.deps.protocol !== 'submission') return this.refuse(replyLine(SmtpReplies.authNotHere));
+    if (!this.recorded.ehlo) return this.refuse(replyLine(SmtpReplies.ehloFirst));
+    if (this.recorded.user) return this.refuse(replyLine(SmtpReplies.alreadyAuthenticated));
+    if (!this.plainAuthAllowed()) return this.refuse(replyLine(SmtpReplies.startTlsFirst));
     const [, mechanism = '', initial] = line.split(' ');
     let username: string;
     let password: string;
     const ask = async (prompt: string): Promise<string | undefined> => {
-      await this.say(`334 ${prompt}`);
-      const answer = await this.reader.line();
+      await this.say(`${SmtpCode.AuthContinue} ${prompt}`);
+      const answer = await this.reader.text();
       return answer === undefined || answer === '*' || BARE_LINE_BREAK.test(answer) ? undefined : answer;
     };
     if (mechanism.toUpperCase() === 'PLAIN') {
       const response = initial && initial !== '=' ? initial : await ask('');
-      if (response === undefined) return this.refuse('501 5.7.0 Authentication cancelled');
+      if (response === undefined) return this.refuse(replyLine(SmtpReplies.authCancelled));
       const [authzid = '', authcid = '', secret = ''] = Buffer.from(response, 'base64').toString('utf8').split('\0');
-      if (authzid && authzid.toLowerCase() !== authcid.toLowerCase()) return this.refuse('535 5.7.8 Authentication credentials invalid');
+      if (authzid && authzid.toLowerCase() !== authcid.toLowerCase()) return this.refuse(replyLine(SmtpReplies.authInvalid));
       username = authcid;
       password = secret;
     } else if (mechanism.toUpperCase() === 'LOGIN') {
       const user = initial ?? (await ask(Buffer.from('Username:').toString('base64')));
-      if (user === undefined) return this.refuse('501 5.7.0 Authentication cancelled');
+      if (user === undefined) return this.refuse(replyLine(SmtpReplies.authCancelled));
       const pass = await ask(Buffer.from('Password:').toString('base64'));
-      if (pass === undefined) return this.refuse('501 5.7.0 Authentication cancelled');
+      if (pass === undefined) return this.refuse(replyLine(SmtpReplies.authCancelled));
       username = Buffer.from(user, 'base64').toString('utf8');
       password = Buffer.from(pass, 'base64').toString('utf8');
     } else {
-      return this.refuse('504 5.5.4 Unrecognized authentication type');
+      return this.refuse(replyLine(SmtpReplies.unknownMechanism));
     }
     const result = await this.deps.auth.authenticate(username, password, this.client.remoteAddress ?? '');
     if (result.ok) {
       this.recorded.user = result.user.address;
       this.dropLink();
       this.log.info({ user: result.user.address }, 'authenticated');
-      await this.say('235 2.7.0 Authentication successful');
+      await this.say(replyLine(SmtpReplies.authSucceeded));
       return true;
     }
     if (result.reason === 'locked') {
-      await this.say('454 4.7.0 Too many failed logins from your address, try again later');
+      await this.say(replyLine(SmtpReplies.authLocked));
       return true;
     }
     if (++this.authFailures >= this.deps.config.limits.authFailures) {
-      await this.say('421 4.7.0 Too many failed authentications, closing connection');
+      await this.say(replyLine(SmtpReplies.tooManyAuthFailures));
       return false;
     }
-    await this.say('535 5.7.8 Authentication credentials invalid');
+    await this.say(replyLine(SmtpReplies.authInvalid));
     return true;
   }
 
@@ -530,9 +369,9 @@ export class SmtpFront {
   }
 
   private async mail(line: string): Promise<boolean> {
-    if (!this.recorded.ehlo) return this.refuse('503 5.5.1 Say EHLO first');
+    if (!this.recorded.ehlo) return this.refuse(replyLine(SmtpReplies.ehloFirst));
     // The transaction id is the gateway's to give (RFC 5321 4.1.1.11: 555 for a parameter not taken).
-    if (TXN_PARAM_RE.test(line)) return this.refuse(`555 5.5.4 ${TXN_PARAM} parameter not recognized`);
+    if (TXN_PARAM_RE.test(line)) return this.refuse(replyLine(SmtpReplies.parameterNotRecognized(TXN_PARAM)));
     // Each transaction gets its own id: a replay of it on another node is stored once.
     const tagged = `${line} ${TXN_PARAM}=${this.deps.gatewayId}.${this.txnPrefix}${(++this.txnCount).toString(36)}`;
     this.clearTransaction();
@@ -554,7 +393,7 @@ export class SmtpFront {
   }
 
   private async rcpt(line: string): Promise<boolean> {
-    if (!this.recorded.ehlo) return this.refuse('503 5.5.1 Say EHLO first');
+    if (!this.recorded.ehlo) return this.refuse(replyLine(SmtpReplies.ehloFirst));
     const reply = await this.exchange(line);
     if (reply.code >= 200 && reply.code < 300) this.recorded.rcpts.push(line);
     await this.say(reply.text);
@@ -569,7 +408,7 @@ export class SmtpFront {
     }
     const start = await this.exchange('DATA');
     await this.say(start.text);
-    if (start.code !== 354) return true;
+    if (start.code !== SmtpCode.StartData) return true;
     this.recorded.data = [];
     this.recorded.inData = true;
     this.busy = true;
@@ -605,58 +444,47 @@ export class SmtpFront {
   }
 
   /** Sends a command to the node, replaying the session on another node if this one is lost. */
-  private async exchange(line: string, along: string[] = []): Promise<Reply> {
-    for (let attempt = 0; ; attempt++) {
+  private exchange(line: string, along: string[] = []): Promise<Reply> {
+    return this.onNode(async () => {
       try {
         const link = await this.ensureLink();
         this.busy = true;
         if (this.prefetched.length > 0) {
           // Sent already with an earlier MAIL: only its reply is due.
           if (this.prefetched.shift() !== line) throw new LinkLost('pipelined commands out of step');
-          return await link.reply().finally(() => (this.busy = false));
+          return await link.reply();
         }
         link.send(`${[line, ...along].join('\r\n')}\r\n`);
         this.prefetched.push(...along);
-        return await link.reply().finally(() => (this.busy = false));
+        return await link.reply();
       } catch (error) {
         this.prefetched = [];
-        if (!(error instanceof LinkLost) || attempt >= MAX_REPLAYS) return this.lost(error);
-        this.failover(error);
+        throw error;
+      } finally {
+        this.busy = false;
       }
-    }
+    });
   }
 
   /** Passes DATA bytes on; a lost node gets the session and the bytes so far replayed elsewhere. */
-  private async forward(bytes: Buffer): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const link = await this.ensureLink();
-        // After a replay, the bytes so far (these included) were already sent.
-        if (attempt === 0) link.send(bytes);
-        // A node slower than its client: the client's next bytes wait in its own socket (the
-        // reader holds one chunk at a time), not in the gateway's memory.
-        await link.drained();
-        return;
-      } catch (error) {
-        if (!(error instanceof LinkLost) || attempt >= MAX_REPLAYS) {
-          await this.lost(error);
-          return;
-        }
-        this.failover(error);
-      }
-    }
+  private forward(bytes: Buffer): Promise<void> {
+    return this.onNode(async (attempt) => {
+      const link = await this.ensureLink();
+      // After a replay, the bytes so far (these included) were already sent.
+      if (attempt === 0) link.send(bytes);
+      // A node slower than its client: the client's next bytes wait in its own socket (the
+      // reader holds one chunk at a time), not in the gateway's memory.
+      await link.drained();
+    });
   }
 
-  private async awaitReply(): Promise<Reply> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const link = await this.ensureLink();
-        return await link.reply();
-      } catch (error) {
-        if (!(error instanceof LinkLost) || attempt >= MAX_REPLAYS) return this.lost(error);
-        this.failover(error);
-      }
-    }
+  private awaitReply(): Promise<Reply> {
+    return this.onNode(async () => (await this.ensureLink()).reply());
+  }
+
+  /** A step on the node link; a lost link replays the session on another node (no pause: the client waits). */
+  private onNode<T>(step: (attempt: number) => Promise<T>): Promise<T> {
+    return withFailover({ maxMoves: MAX_REPLAYS, step, moved: (cause) => this.failover(cause), giveUp: (cause) => this.lost(cause), pause: async () => undefined });
   }
 
   private failover(cause: unknown): void {
@@ -667,45 +495,34 @@ export class SmtpFront {
     this.log.warn({ node: lost }, 'gateway: node lost mid-session; replaying the session on another node');
   }
 
-  private lost(error: unknown): Reply {
+  private lost(error: unknown): never {
     this.log.warn({ err: (error as Error).message }, 'gateway: no node could take the session');
     this.link?.close();
     this.link = undefined;
-    throw new ClientGone('451 4.3.2 Mail node unavailable, try again later');
+    throw new ClientGone(replyLine(SmtpReplies.nodeUnavailable));
   }
 
   /** The node link, opened and brought up to the recorded state when there is none. */
   private async ensureLink(): Promise<NodeLink> {
     if (this.link) return this.link;
     // A submission session's user has a home node; mail from other servers has no user.
-    const candidates = this.deps.directory.candidates(this.deps.protocol, this.recorded.user);
-    if (candidates.length === 0) throw new LinkLost('no node available');
-    let lastError: unknown;
-    for (const node of candidates) {
-      let link: NodeLink | undefined;
-      try {
-        link = await NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.deps.config.cluster.secret);
-        await this.bringUp(link);
-        this.link = link;
-        this.prefetched = [];
-        // A node that closes an idle link (its own timeout, a restart) is simply left: the next
-        // command opens a new one and replays. Replies it sent unasked go with it.
-        link.socket.once('close', () => {
-          if (this.link === link && !this.busy) this.link = undefined;
-        });
-        this.deps.directory.noteOpened(node.id, this.deps.protocol);
-        // quill_gateway_failovers_total: the session was replayed on a new link (rare: no cached child).
-        if (this.linked) processMetrics().gatewayFailovers.labels(this.deps.gatewayId, this.deps.protocol).inc();
-        this.linked = true;
-        return link;
-      } catch (error) {
-        link?.close();
-        lastError = error;
-        if (error instanceof RefusedByNode) throw error;
-        this.deps.directory.markFailed(node.id, error);
-      }
-    }
-    throw new LinkLost(`no node could take the session: ${(lastError as Error)?.message}`);
+    const { link, node } = await firstTaker(this.deps.directory.candidates(this.deps.protocol, this.recorded.user), this.deps.directory, {
+      open: (node) => NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.deps.config.cluster.secret),
+      setUp: (link) => this.bringUp(link),
+      ends: (error) => error instanceof RefusedByNode,
+    });
+    this.link = link;
+    this.prefetched = [];
+    // A node that closes an idle link (its own timeout, a restart) is simply left: the next
+    // command opens a new one and replays. Replies it sent unasked go with it.
+    link.socket.once('close', () => {
+      if (this.link === link && !this.busy) this.link = undefined;
+    });
+    this.deps.directory.noteOpened(node.id, this.deps.protocol);
+    // quill_gateway_failovers_total: the session was replayed on a new link (rare: no cached child).
+    if (this.linked) processMetrics().gatewayFailovers.labels(this.deps.gatewayId, this.deps.protocol).inc();
+    this.linked = true;
+    return link;
   }
 
   /** Greeting, XCLIENT, EHLO, and the transaction so far: the node is where the client thinks it is. */
@@ -717,21 +534,25 @@ export class SmtpFront {
     };
     // The node believes the PROXY header and XCLIENT only from trusted gateways; UNKNOWN keeps
     // the gateway's own address for that check, XCLIENT ADDR then names the client.
-    link.send('PROXY UNKNOWN\r\n');
-    await expect('greeting', link.reply(), (c) => c === 220);
+    link.send(PROXY_UNKNOWN);
+    await expect('greeting', link.reply(), (c) => c === SmtpCode.Ready);
     const address = (this.client.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
     const parts = [`ADDR=${address}`, `PORT=${this.client.remotePort ?? 0}`];
     if (this.recorded.user) parts.push(`LOGIN=${encodeXtext(this.recorded.user)}`);
-    await expect('XCLIENT (is this gateway in the node\'s trustedGateways, with the same cluster.secret?)', link.command(`XCLIENT ${parts.join(' ')}`), (c) => c === 220);
-    await expect('EHLO', link.command(this.recorded.ehlo ?? `EHLO ${this.deps.config.hostname}`), (c) => c === 250);
+    await expect('XCLIENT (is this gateway in the node\'s trustedGateways, with the same cluster.secret?)', link.command(`XCLIENT ${parts.join(' ')}`), (c) => c === SmtpCode.Ready);
+    await expect('EHLO', link.command(this.recorded.ehlo ?? `EHLO ${this.deps.config.hostname}`), (c) => c === SmtpCode.Ok);
     const { mail, rcpts, data, inData } = this.recorded;
     if (!mail) return;
-    await expect('MAIL replay', link.command(mail), (c) => c >= 200 && c < 300);
-    for (const rcpt of rcpts) await expect('RCPT replay', link.command(rcpt), (c) => c >= 200 && c < 300);
+    if (inData && !data) throw new RefusedByNode('message too large to replay');
+    // The transaction so far in one group (RFC 2920 3.1: MAIL, RCPTs and a DATA last; nodes
+    // offer PIPELINING), its replies read in order: one round trip however many recipients.
+    const group = [mail, ...rcpts, ...(inData ? ['DATA'] : [])];
+    link.send(`${group.join('\r\n')}\r\n`);
+    await expect('MAIL replay', link.reply(), (c) => c >= 200 && c < 300);
+    for (let i = 0; i < rcpts.length; i++) await expect('RCPT replay', link.reply(), (c) => c >= 200 && c < 300);
     if (!inData) return;
-    if (!data) throw new RefusedByNode('message too large to replay');
-    await expect('DATA replay', link.command('DATA'), (c) => c === 354);
-    for (const chunk of data) link.send(chunk);
+    await expect('DATA replay', link.reply(), (c) => c === SmtpCode.StartData);
+    for (const chunk of data!) link.send(chunk);
   }
 }
 
@@ -740,20 +561,3 @@ class RefusedByNode extends NodeRefused {}
 
 /** Ends the session after telling the client. */
 class ClientGone extends Error {}
-
-
-/**
- * Where the DATA terminator (RFC 5321 4.1.1.4, CRLF . CRLF) ends in `chunk`, -1 when it is not in
- * it; `tail` holds the up to 4 bytes before the chunk, for a terminator split between reads.
- */
-export function dataEnd(tail: Buffer, chunk: Buffer): number {
-  const edge = Buffer.concat([tail, chunk.subarray(0, DATA_END.length - 1)]).indexOf(DATA_END);
-  if (edge >= 0) return edge + DATA_END.length - tail.length;
-  const at = chunk.indexOf(DATA_END);
-  return at < 0 ? -1 : at + DATA_END.length;
-}
-
-/** The last 4 bytes up to the end of `chunk` (`tail`: those before it), for dataEnd on the next read. */
-export function tailAfter(tail: Buffer, chunk: Buffer): Buffer {
-  return chunk.length >= 4 ? Buffer.from(chunk.subarray(chunk.length - 4)) : Buffer.concat([tail, chunk]).subarray(-4);
-}

@@ -9,7 +9,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Config } from '../config/config.js';
-import { fromTrustedGateway, readProxyHeader } from './proxy-header.js';
+import { fromTrustedGateway, readProxyHeader } from '../protocol/proxy-header.js';
 
 export const HELLO_VERB = 'QUILL-GATEWAY';
 const PROOF_WINDOW_MS = 60_000;

@@ -2,7 +2,8 @@
 // that arrive later are not part of the session), with deletion marks applied at QUIT.
 import type { Store } from '../store/types.js';
 import { RESP_CODE, syntaxError, userError } from './errors.js';
-import { endsWithCrlf, transmittedSize } from './framing.js';
+import { endsWithCrlf } from '../protocol/dot-stuffing.js';
+import { transmittedSize } from './framing.js';
 
 export interface MaildropMessage {
   /** Message number, 1..n (RFC 1939 5). */

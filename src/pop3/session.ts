@@ -10,7 +10,7 @@ import type { Logger } from '../util/logger.js';
 import type { CounterFamily } from '../metrics/metrics.js';
 import { COMMANDS } from './commands/index.js';
 import { ConnectionClosed, Pop3Error, RESP_CODE, authError, syntaxError, userError } from './errors.js';
-import { dotStuffed, terminatorAfter } from './framing.js';
+import { dotStuffed, terminatorAfter } from '../protocol/dot-stuffing.js';
 import { LineReader, type LineEvent } from './line-reader.js';
 import { Maildrop, type CrlfCache, type MaildropLocks } from './maildrop.js';
 

@@ -1,17 +1,10 @@
 // Reply codes (RFC 5321 4.2.3) and the enhanced status codes (RFC 3463) that go with them.
 // Every refusal our hooks make is one of the replies below, so each code is decided here.
 
-export const Code = {
-  ServiceClosing: 421,
-  LocalError: 451,
-  InsufficientStorage: 452,
-  TemporaryAuthFailure: 454,
-  AuthRequired: 530,
-  AuthInvalid: 535,
-  MailboxUnavailable: 550,
-  MailboxNameNotAllowed: 553,
-  TransactionFailed: 554,
-} as const;
+import { SmtpCode, SmtpReplies, type SmtpReplyParts } from '../protocol/smtp-replies.js';
+
+/** The codes, named once for the node and the gateway (src/protocol/smtp-replies.ts). */
+export const Code = SmtpCode;
 
 /**
  * A reply our hooks hand to smtp-server. The text starts with its enhanced status code;
@@ -30,9 +23,11 @@ export class SmtpReply extends Error {
 /** An enhanced status code at the start of a reply text (RFC 3463 2). */
 export const ENHANCED_PREFIX = /^[245]\.\d{1,3}\.\d{1,3} /;
 
+const fromParts = ({ code, enhanced, text }: SmtpReplyParts) => new SmtpReply(code, enhanced, text);
+
 export const Replies = {
   tooManyConnections: () => new SmtpReply(Code.ServiceClosing, '4.7.0', 'Too many connections, try again later'),
-  tooManyBadCommands: () => new SmtpReply(Code.ServiceClosing, '4.7.0', 'Too many bad commands, closing connection'),
+  tooManyBadCommands: () => fromParts(SmtpReplies.tooManyBadCommands),
   shuttingDown: () => new SmtpReply(Code.ServiceClosing, '4.3.2', 'Server shutting down, try again later'),
   temporaryFailure: () => new SmtpReply(Code.LocalError, '4.3.0', 'Temporary local failure, try again later'),
   mailboxFull: () => new SmtpReply(Code.InsufficientStorage, '4.2.2', 'Mailbox full'),
@@ -43,10 +38,10 @@ export const Replies = {
   policyRejected: (reason: string) => new SmtpReply(Code.MailboxUnavailable, '5.7.1', `Message refused by policy: ${reason}`),
   // Submission (RFC 6409, RFC 4954)
   authRequired: () => new SmtpReply(Code.AuthRequired, '5.7.0', 'Authentication required'),
-  authInvalid: () => new SmtpReply(Code.AuthInvalid, '5.7.8', 'Authentication credentials invalid'),
-  authLocked: () => new SmtpReply(Code.TemporaryAuthFailure, '4.7.0', 'Too many failed logins from your address, try again later'),
+  authInvalid: () => fromParts(SmtpReplies.authInvalid),
+  authLocked: () => fromParts(SmtpReplies.authLocked),
   authUnavailable: () => new SmtpReply(Code.TemporaryAuthFailure, '4.7.0', 'Temporary authentication failure'),
-  tooManyAuthFailures: () => new SmtpReply(Code.ServiceClosing, '4.7.0', 'Too many failed authentications, closing connection'),
+  tooManyAuthFailures: () => fromParts(SmtpReplies.tooManyAuthFailures),
   senderNotOwned: () => new SmtpReply(Code.MailboxNameNotAllowed, '5.7.1', 'Sender address does not belong to you'),
   headerSenderNotOwned: (field: 'From' | 'Sender', user: string) =>
     new SmtpReply(Code.MailboxUnavailable, '5.7.1', `The ${field}: header must name your own address (${user}), not someone else's`),

@@ -1,6 +1,8 @@
 // A bare SMTP client for tests that need to send what real clients never would: raw bytes,
 // pipelined commands, half messages. Reads replies (multi-line aware) in order.
 import net from 'node:net';
+import { dotStuffed, terminatorAfter } from '../protocol/dot-stuffing.js';
+import { SocketReader } from '../protocol/socket-reader.js';
 
 export interface WireReply {
   code: number;
@@ -9,19 +11,18 @@ export interface WireReply {
 }
 
 export class WireClient {
-  private buffer = '';
-  private replies: WireReply[] = [];
-  private waiters: { resolve: (reply: WireReply) => void; reject: (error: Error) => void }[] = [];
-  private pendingLines: string[] = [];
+  private readonly reader: SocketReader;
+  /** Reads queue behind each other: replies are taken in the order they were asked for. */
+  private reading: Promise<unknown> = Promise.resolve();
   closed = false;
   private closedWaiters: (() => void)[] = [];
 
   private constructor(readonly socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk.toString('latin1')));
+    // Never paused: a test may leave replies unread and wait for the close behind them.
+    this.reader = new SocketReader(socket, { maxLine: 1024 * 1024, highWater: Number.POSITIVE_INFINITY, onEnd: () => new Error('connection closed') });
     socket.on('error', () => undefined);
     socket.on('close', () => {
       this.closed = true;
-      for (const waiter of this.waiters.splice(0)) waiter.reject(new Error('connection closed'));
       for (const resolve of this.closedWaiters.splice(0)) resolve();
     });
   }
@@ -35,30 +36,18 @@ export class WireClient {
     return new WireClient(socket);
   }
 
-  private onData(text: string): void {
-    this.buffer += text;
-    let index: number;
-    while ((index = this.buffer.indexOf('\r\n')) >= 0) {
-      const line = this.buffer.slice(0, index);
-      this.buffer = this.buffer.slice(index + 2);
-      this.pendingLines.push(line);
-      if (line.length < 4 || line[3] !== '-') {
-        const lines = this.pendingLines.map((l) => l.slice(4));
-        this.pendingLines = [];
-        const reply = { code: Number(line.slice(0, 3)), lines, text: `${line.slice(0, 3)} ${lines.join('\n')}` };
-        const waiter = this.waiters.shift();
-        if (waiter) waiter.resolve(reply);
-        else this.replies.push(reply);
-      }
-    }
-  }
-
-  /** The next reply from the server. */
+  /** The next reply from the server (RFC 5321 4.2.1: lines with "-" after the code continue it). */
   read(): Promise<WireReply> {
-    const reply = this.replies.shift();
-    if (reply) return Promise.resolve(reply);
-    if (this.closed) return Promise.reject(new Error('connection closed'));
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    const next = this.reading.then(async () => {
+      const lines: string[] = [];
+      for (;;) {
+        const line = (await this.reader.line())?.toString('latin1') ?? '';
+        lines.push(line.slice(4));
+        if (line.length < 4 || line[3] !== '-') return { code: Number(line.slice(0, 3)), lines, text: `${line.slice(0, 3)} ${lines.join('\n')}` };
+      }
+    });
+    this.reading = next.catch(() => undefined);
+    return next;
   }
 
   write(data: string | Buffer): void {
@@ -84,6 +73,5 @@ export class WireClient {
 
 /** Dot-stuffs a message and adds the final dot (RFC 5321 4.5.2). */
 export function dataBlock(message: Buffer): Buffer {
-  const stuffed = Buffer.from(message.toString('latin1').replace(/(^|\r\n)\./g, '$1..'), 'latin1');
-  return Buffer.concat([stuffed, Buffer.from(message.subarray(-2).equals(Buffer.from('\r\n')) ? '.\r\n' : '\r\n.\r\n')]);
+  return Buffer.concat([...dotStuffed(message), terminatorAfter(message)]);
 }

@@ -5,7 +5,7 @@
 // any address, a gateway's host included).
 import type { FastifyInstance } from 'fastify';
 import { processMetrics, scrapeAllowed } from '../metrics/metrics.js';
-import { fromTrustedGateway } from '../net/proxy-header.js';
+import { fromTrustedGateway } from '../protocol/proxy-header.js';
 import type { ServiceDeps } from '../service.js';
 
 type Child = { inc(): void };

@@ -4,7 +4,7 @@
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { expectsGatewayLink, HELLO_VERB, markGatewayLink, readGatewayHello, type GatewayTrust } from '../net/gateway-link.js';
-import { readProxyHeader } from '../net/proxy-header.js';
+import { readProxyHeader } from '../protocol/proxy-header.js';
 import type { Logger } from '../util/logger.js';
 
 const PREFIX = Buffer.from('PROXY ');

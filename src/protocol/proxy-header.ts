@@ -12,13 +12,16 @@ export interface ProxiedAddress {
   remotePort: number;
 }
 
+/** The header that names no client: the node keeps the connection's own address (the gateway's). */
+export const PROXY_UNKNOWN = 'PROXY UNKNOWN\r\n';
+
 /** The line a gateway sends for a client socket. */
 export function proxyLine(client: Pick<Socket, 'remoteAddress' | 'remotePort' | 'localAddress' | 'localPort'>): string {
   const src = plainAddress(client.remoteAddress);
   const dst = plainAddress(client.localAddress);
-  if (!src || !dst || client.remotePort === undefined || client.localPort === undefined) return 'PROXY UNKNOWN\r\n';
+  if (!src || !dst || client.remotePort === undefined || client.localPort === undefined) return PROXY_UNKNOWN;
   const family = src.includes(':') || dst.includes(':') ? 'TCP6' : 'TCP4';
-  if (family === 'TCP6' && !(src.includes(':') && dst.includes(':'))) return 'PROXY UNKNOWN\r\n';
+  if (family === 'TCP6' && !(src.includes(':') && dst.includes(':'))) return PROXY_UNKNOWN;
   return `PROXY ${family} ${src} ${dst} ${client.remotePort} ${client.localPort}\r\n`;
 }
 
