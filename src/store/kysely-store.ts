@@ -285,6 +285,17 @@ export abstract class KyselyStore implements Store {
   /** Called inside a transaction just before COMMIT (PostgreSQL sends NOTIFY here). */
   protected async beforeCommit(_tx: Transaction<Database>, _events: ChangeEvent[]): Promise<void> {}
 
+  /**
+   * Where a statement that writes change rows may announce them itself (PostgreSQL: NOTIFY's
+   * channel and this process's tag), saving beforeCommit its round trip. Undefined: it may not.
+   */
+  protected changeNotice(): { channel: string; origin: string } | undefined {
+    return undefined;
+  }
+
+  /** Change events already announced by the statement that wrote them: beforeCommit skips them. */
+  private readonly announced = new WeakSet<ChangeEvent>();
+
   /** Errors after which the whole transaction may simply run again (deadlock, serialization). */
   protected isRetryable(_error: unknown): boolean {
     return false;
@@ -314,7 +325,10 @@ export abstract class KyselyStore implements Store {
       try {
         const result = await this.db.transaction().execute(async (tx) => {
           out = await fn(tx, changes);
-          await this.beforeCommit(tx, changes);
+          await this.beforeCommit(
+            tx,
+            changes.filter((event) => !this.announced.has(event)),
+          );
           bodyDone = true;
           return out;
         });
@@ -1055,9 +1069,9 @@ export abstract class KyselyStore implements Store {
   }
 
   /**
-   * deliverBatch on PostgreSQL: the same rows, written by one statement (pg-deliver.ts), then the
-   * full-text step and outbound entries. A batch costs BEGIN, that statement, the full-text
-   * statements, NOTIFY and COMMIT.
+   * deliverBatch on PostgreSQL: the same rows, written and announced (NOTIFY) by one statement
+   * (pg-deliver.ts), then the full-text step and outbound entries. A batch costs BEGIN, that
+   * statement, the full-text statements and COMMIT.
    */
   private async deliverBatchInOneStatement(tx: Transaction<Database>, batch: readonly PendingDelivery[], changes: ChangeEvent[], marker: string | undefined): Promise<DeliveryResult[]> {
     const results: DeliveryResult[] = batch.map(() => ({ stored: false, copies: [], outboundIds: [] }));
@@ -1095,9 +1109,11 @@ export abstract class KyselyStore implements Store {
         targetOf.push({ i, userId: target.userId });
       }
     }
+    const notice = this.changeNotice();
     const out = await writeDeliveryBatch(tx, {
       now,
       marker,
+      notice,
       items: candidates.map(({ item }) => ({ txn: item.options.txnId ?? null, hash: item.hash, refs: item.targets.length + (item.options.outbound?.recipients.length ?? 0) })),
       blobs: [...blobs].map(([hash, raw]) => ({ hash, raw })),
       targets,
@@ -1107,7 +1123,11 @@ export abstract class KyselyStore implements Store {
       const { i, userId } = targetOf[p.target]!;
       results[i]!.copies.push({ userId, mailboxId: p.mailboxId, uid: p.uid, uidvalidity: p.uidvalidity });
     }
-    for (const c of out.changes) changes.push({ id: c.id, userId: c.userId, mailboxId: c.mailboxId, kind: 'append' });
+    for (const c of out.changes) {
+      const event: ChangeEvent = { id: c.id, userId: c.userId, mailboxId: c.mailboxId, kind: 'append' };
+      if (notice) this.announced.add(event);
+      changes.push(event);
+    }
     const live = out.live.map((n) => candidates[n]!);
 
     // Full-text words of each new blob (issue 21), in the same transaction as the blob.

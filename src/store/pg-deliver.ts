@@ -1,6 +1,6 @@
 // A batch of deliveries written to PostgreSQL in one statement (issue 23): the transaction ids,
-// blobs, the mailboxes' UID and modseq counters, messages, users' byte counts and change rows,
-// as data-modifying CTEs, so the batch costs one round trip instead of one per table. The
+// blobs, the mailboxes' UID and modseq counters, messages, users' byte counts, change rows and
+// their NOTIFY, as data-modifying CTEs, so the batch costs one round trip instead of one per table. The
 // caller (KyselyStore.deliverBatch) prepares the rows and turns the answer into results; the
 // full-text step and outbound entries stay separate statements after it.
 import { sql, type Transaction } from 'kysely';
@@ -32,6 +32,11 @@ export interface PgBatchInput {
   now: number;
   /** A commit marker to insert into txns with the batch (its outcome can then be looked up). */
   marker?: string;
+  /**
+   * NOTIFY the change rows on this channel, tagged with origin, in the change feed's format
+   * (pg-change-feed.ts: {"o": origin, "e": [[id, userId, mailboxId, kind], ...]}).
+   */
+  notice?: { channel: string; origin: string };
   items: PgBatchItem[];
   /** One entry per distinct hash among the items. */
   blobs: { hash: string; raw: Buffer }[];
@@ -52,6 +57,9 @@ export interface PgBatchOutput {
 
 const num = (v: unknown): number => Number(v);
 
+/** Change events per NOTIFY payload: some 70 bytes each at most (three bigints and the kind). */
+const NOTIFY_EVENTS = 80;
+
 /**
  * Writes the batch. Data-modifying CTEs all run on the statement's snapshot, so each step takes
  * what the previous one decided from its RETURNING: the claimed txn ids decide the live items,
@@ -62,6 +70,14 @@ const num = (v: unknown): number => Number(v);
 export async function writeDeliveryBatch(tx: Transaction<Database>, input: PgBatchInput): Promise<PgBatchOutput> {
   const { items, targets, blobs } = input;
   const blobRows = blobs.length > 0 ? sql.join(blobs.map((b) => sql`(${b.hash}::text, ${b.raw.length}::bigint, ${b.raw}::bytea)`)) : sql`(null::text, null::bigint, null::bytea)`;
+  // Sent at COMMIT, in order, only if the transaction commits (as beforeCommit's NOTIFY).
+  // NOTIFY_EVENTS per payload keeps each well below PostgreSQL's 8000-byte limit.
+  const notify = input.notice
+    ? sql`(select count(pg_notify(${input.notice.channel}, payload)) from (
+          select json_build_object('o', ${input.notice.origin}::text, 'e', json_agg(json_build_array(id, user_id, mailbox_id, 'append') order by id))::text as payload
+            from (select *, (row_number() over (order by id) - 1) / ${NOTIFY_EVENTS} as part from changed) c
+            group by part order by part) p) as notified`
+    : sql`0 as notified`;
   const { rows } = await sql<{
     live: number[];
     p_target: number[];
@@ -136,7 +152,8 @@ export async function writeDeliveryBatch(tx: Transaction<Database>, input: PgBat
       array(select ord from target where ord not in (select ord from numbered) order by ord) as unplaced,
       array(select id from changed order by id) as c_id,
       array(select user_id from changed order by id) as c_user,
-      array(select mailbox_id from changed order by id) as c_mailbox`.execute(tx);
+      array(select mailbox_id from changed order by id) as c_mailbox,
+      ${notify}`.execute(tx);
   const row = rows[0]!;
   return {
     live: row.live.map(num),
