@@ -5,6 +5,7 @@ import { CompiledQuery, sql, type Kysely, type Selectable, type Transaction } fr
 import type { Database, DriveNodeTable, DriveUploadTable, MessageTable, MailboxTable, UserTable, OutboundTable, AuditLogTable } from './schema.js';
 import { ftsQuery, queryWords, tsQuery } from './text-index.js';
 import { TextIndexer, type TextIndexerOptions } from './text-indexer.js';
+import { writeDeliveryBatch, type PgBatchTarget } from './pg-deliver.js';
 import {
   DEFAULT_MAILBOXES,
   DRIVE_UPLOAD_TTL_MS,
@@ -346,6 +347,17 @@ export abstract class KyselyStore implements Store {
   /** Called inside a transaction just before COMMIT (PostgreSQL sends NOTIFY here). */
   protected async beforeCommit(_tx: Transaction<Database>, _events: ChangeEvent[]): Promise<void> {}
 
+  /**
+   * Where a statement that writes change rows may announce them itself (PostgreSQL: NOTIFY's
+   * channel and this process's tag), saving beforeCommit its round trip. Undefined: it may not.
+   */
+  protected changeNotice(): { channel: string; origin: string } | undefined {
+    return undefined;
+  }
+
+  /** Change events already announced by the statement that wrote them: beforeCommit skips them. */
+  private readonly announced = new WeakSet<ChangeEvent>();
+
   /** Errors after which the whole transaction may simply run again (deadlock, serialization). */
   protected isRetryable(_error: unknown): boolean {
     return false;
@@ -375,7 +387,10 @@ export abstract class KyselyStore implements Store {
       try {
         const result = await this.db.transaction().execute(async (tx) => {
           out = await fn(tx, changes);
-          await this.beforeCommit(tx, changes);
+          await this.beforeCommit(
+            tx,
+            changes.filter((event) => !this.announced.has(event)),
+          );
           bodyDone = true;
           return out;
         });
@@ -979,8 +994,7 @@ export abstract class KyselyStore implements Store {
       const marker = this.ambiguousCommit ? `${COMMIT_MARKER_PREFIX}${randomUUID()}` : undefined;
       try {
         done = await this.transact(async (tx, collected) => {
-          if (marker) await tx.insertInto('txns').values({ id: marker, created_at: Date.now() }).execute();
-          return this.deliverBatch(tx, batch, collected);
+          return this.deliverBatch(tx, batch, collected, marker);
         });
       } catch (error) {
         if (!(error instanceof AmbiguousCommitError)) break;
@@ -1029,9 +1043,11 @@ export abstract class KyselyStore implements Store {
    * per recipient. The messages a batch puts in one mailbox share one modseq (RFC 7162 3.1:
    * one operation, one mod-sequence). Outbound entries go one by one (their ids are returned).
    */
-  private async deliverBatch(tx: Transaction<Database>, batch: readonly PendingDelivery[], changes: ChangeEvent[]): Promise<DeliveryResult[]> {
+  private async deliverBatch(tx: Transaction<Database>, batch: readonly PendingDelivery[], changes: ChangeEvent[], marker?: string): Promise<DeliveryResult[]> {
+    if (this.kind === 'postgres') return this.deliverBatchInOneStatement(tx, batch, changes, marker);
     const results: DeliveryResult[] = batch.map(() => ({ stored: false, copies: [], outboundIds: [] }));
     const now = Date.now();
+    if (marker) await tx.insertInto('txns').values({ id: marker, created_at: now }).execute();
     let live = batch.map((_, i) => i);
     const txnIds = [...new Set(batch.map((item) => item.options.txnId).filter((id): id is string => id !== undefined))];
     if (txnIds.length > 0) {
@@ -1135,6 +1151,78 @@ export abstract class KyselyStore implements Store {
 
     for (const i of live) {
       const item = batch[i]!;
+      results[i]!.stored = true;
+      for (const recipient of item.options.outbound?.recipients ?? []) results[i]!.outboundIds.push(await this.queueOutbound(tx, item, recipient, now));
+    }
+    return results;
+  }
+
+  /**
+   * deliverBatch on PostgreSQL: the same rows, written and announced (NOTIFY) by one statement
+   * (pg-deliver.ts), then the full-text step and outbound entries. A batch costs BEGIN, that
+   * statement, the full-text statements and COMMIT.
+   */
+  private async deliverBatchInOneStatement(tx: Transaction<Database>, batch: readonly PendingDelivery[], changes: ChangeEvent[], marker: string | undefined): Promise<DeliveryResult[]> {
+    const results: DeliveryResult[] = batch.map(() => ({ stored: false, copies: [], outboundIds: [] }));
+    const now = Date.now();
+    // Within one batch the first item with a transaction id takes it; the others store nothing.
+    const seenIds = new Set<string>();
+    const candidates = batch
+      .map((item, i) => ({ item, i }))
+      .filter(({ item }) => {
+        const id = item.options.txnId;
+        if (id === undefined) return true;
+        if (seenIds.has(id)) return false;
+        seenIds.add(id);
+        return true;
+      });
+    const blobs = new Map<string, Buffer>();
+    for (const { item } of candidates) if (!blobs.has(item.hash)) blobs.set(item.hash, item.raw);
+    const targets: PgBatchTarget[] = [];
+    const targetOf: { i: number; userId: number }[] = [];
+    for (const [n, { item, i }] of candidates.entries()) {
+      const internalDate = (item.options.internalDate ?? new Date()).getTime();
+      for (const target of item.targets) {
+        const flags = normalizeFlags(target.flags ?? []);
+        targets.push({
+          item: n,
+          userId: target.userId,
+          name: canonicalMailboxName(target.mailbox ?? 'INBOX'),
+          hash: item.hash,
+          size: item.raw.length,
+          internalDate,
+          flags: flags.join(' '),
+          seen: hasFlag(flags, '\\Seen'),
+          deleted: hasFlag(flags, '\\Deleted'),
+        });
+        targetOf.push({ i, userId: target.userId });
+      }
+    }
+    const notice = this.changeNotice();
+    const out = await writeDeliveryBatch(tx, {
+      now,
+      marker,
+      notice,
+      items: candidates.map(({ item }) => ({ txn: item.options.txnId ?? null, hash: item.hash, refs: item.targets.length + (item.options.outbound?.recipients.length ?? 0) })),
+      blobs: [...blobs].map(([hash, raw]) => ({ hash, raw })),
+      targets,
+    });
+    if (out.unplaced.length > 0) throw new StoreError('not-found', `user ${targetOf[out.unplaced[0]!]!.userId} has no INBOX`);
+    for (const p of out.placed) {
+      const { i, userId } = targetOf[p.target]!;
+      results[i]!.copies.push({ userId, mailboxId: p.mailboxId, uid: p.uid, uidvalidity: p.uidvalidity });
+    }
+    for (const c of out.changes) {
+      const event: ChangeEvent = { id: c.id, userId: c.userId, mailboxId: c.mailboxId, kind: 'append' };
+      if (notice) this.announced.add(event);
+      changes.push(event);
+    }
+    const live = out.live.map((n) => candidates[n]!);
+
+    // Full-text words of each new blob (issue 21): queued here, indexed after the commit.
+    await this.queueText(tx, [...new Set(live.map(({ item }) => item.hash))]);
+
+    for (const { item, i } of live) {
       results[i]!.stored = true;
       for (const recipient of item.options.outbound?.recipients ?? []) results[i]!.outboundIds.push(await this.queueOutbound(tx, item, recipient, now));
     }

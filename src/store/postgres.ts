@@ -258,6 +258,10 @@ export class PostgresStore extends KyselyStore {
     return 'unknown';
   }
 
+  protected override changeNotice(): { channel: string; origin: string } {
+    return { channel: CHANGE_CHANNEL, origin: this.origin };
+  }
+
   /** NOTIFY in the writing transaction: listeners hear of it only if it commits. */
   protected override async beforeCommit(tx: Transaction<Database>, events: ChangeEvent[]): Promise<void> {
     if (events.length === 0) return;

@@ -124,6 +124,57 @@ export function runStoreSuite(name: string, factory: StoreFactory): void {
       assert.equal((await store.mailboxStatus(inbox.id)).messages, before + 50);
     });
 
+    it('writes a batch as single deliveries would: repeated ids, missing mailboxes, flags, byte counts, one modseq per mailbox', async () => {
+      const dora = (await store.addUser({ address: 'dora@example.com', passwordHash: 'x' })).id;
+      await store.deliver(msg('replayed'), [{ userId: dora }], { txnId: 'batch-old' });
+      const inbox = (await store.getMailbox(dora, 'INBOX'))!;
+      const archive = (await store.getMailbox(dora, 'Archive'))!;
+      const shared = msg('shared body');
+      // Delivered in one turn of the event loop, so they share a batch where the backend groups them.
+      const first = [{ userId: dora }, { userId: dora, mailbox: 'Archive', flags: ['\\seen', 'x'] }];
+      const results = await Promise.all([
+        store.deliver(msg('replayed'), [{ userId: dora }], { txnId: 'batch-old' }),
+        store.deliver(msg('first'), first, { txnId: 'batch-new' }),
+        store.deliver(msg('first'), first, { txnId: 'batch-new' }),
+        store.deliver(shared, [{ userId: dora, mailbox: 'No Such Box' }]),
+        store.deliver(shared, [{ userId: dora, flags: ['\\Deleted'] }]),
+      ]);
+      // Of the two with one id, one stores (the first in the batch; either where they race).
+      assert.equal(results[0]!.stored, false);
+      assert.deepEqual(results[0]!.copies, []);
+      assert.equal(results[1]!.stored !== results[2]!.stored, true);
+      const stored = [results[1]!.stored ? results[1]! : results[2]!, results[3]!, results[4]!];
+      assert.ok(stored.every((r) => r.stored));
+      assert.deepEqual(
+        stored[0]!.copies.map((c) => c.mailboxId),
+        [inbox.id, archive.id],
+      );
+      assert.equal(results[3]!.copies[0]!.mailboxId, inbox.id, 'a missing mailbox falls back to INBOX');
+      const inInbox = await store.listMessages(inbox.id);
+      assert.deepEqual(
+        inInbox.map((m) => m.uid),
+        [1, 2, 3, 4],
+      );
+      assert.deepEqual(stored.map((r) => r.copies[0]!.uid).sort(), [2, 3, 4]);
+      assert.deepEqual(inInbox.find((m) => m.uid === results[4]!.copies[0]!.uid)!.flags, ['\\Deleted']);
+      const inArchive = await store.listMessages(archive.id);
+      assert.deepEqual(inArchive.map((m) => [m.uid, m.flags]), [[1, ['\\Seen', 'x']]]);
+      const status = await store.mailboxStatus(inbox.id);
+      assert.equal(status.messages, 4);
+      assert.equal(status.unseen, 4);
+      assert.equal(status.uidnext, 5);
+      // Newer than the first delivery's modseq; the last one's is the mailbox's highest.
+      const box = (await store.getMailboxById(inbox.id))!;
+      assert.ok(inInbox.slice(1).every((m) => m.modseq <= box.highestModseq && m.modseq > inInbox[0]!.modseq));
+      assert.equal(inInbox[3]!.modseq, box.highestModseq);
+      const sharedCopies = inInbox.filter((m) => m.uid === results[3]!.copies[0]!.uid || m.uid === results[4]!.copies[0]!.uid);
+      assert.equal(sharedCopies[0]!.blobHash, sharedCopies[1]!.blobHash, 'one blob for the same bytes');
+      assert.deepEqual(await store.getBlob(sharedCopies[0]!.blobHash), shared);
+      const bytes = [msg('replayed'), msg('first'), msg('first'), shared, shared].reduce((n, b) => n + b.length, 0);
+      assert.equal((await store.getUser('dora@example.com'))!.usedBytes, bytes);
+      await store.removeUser('dora@example.com');
+    });
+
     it('enforces quota on append and reports status', async () => {
       const inbox = (await store.getMailbox(bob, 'INBOX'))!;
       await assert.rejects(store.append(inbox.id, Buffer.alloc(2000, 'a'), []), (e: StoreError) => e.code === 'quota');
