@@ -2,7 +2,6 @@
 import { Option, type Command } from 'commander';
 import { EXIT_RESTART } from '../cluster/membership.js';
 import { openStore } from '../store/open.js';
-import { createLogger } from '../util/logger.js';
 import { addStoreOptions, configFrom, stopOnSignals } from './common.js';
 
 export function addGatewayCommand(program: Command): void {
@@ -27,6 +26,8 @@ export function addGatewayCommand(program: Command): void {
         listen: { smtp: options.smtp, submission: options.submission, pop3: options.pop3, imap: options.imap, http: options.http },
         implicitTls: { submissions: options.submissions, imaps: options.imaps, pop3s: options.pop3s, https: options.https },
       });
+      // Loaded here: pino is not needed by the commands that do not serve (CLI start-up).
+      const { createLogger } = await import('../util/logger.js');
       const logger = createLogger(config.log.level);
       const store = await openStore(config);
       const { startGateway } = await import('../gateway/gateway.js');

@@ -3,7 +3,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { CompiledQuery, sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Database, DriveNodeTable, DriveUploadTable, MessageTable, MailboxTable, UserTable, OutboundTable, AuditLogTable } from './schema.js';
-import { ftsQuery, queryWords, tsQuery } from './text-index.js';
+import { ftsQuery, queryWords, tsQuery } from './text-query.js';
 import { TextIndexer, type TextIndexerOptions } from './text-indexer.js';
 import { writeDeliveryBatch, type PgBatchTarget } from './pg-deliver.js';
 import {

@@ -2,7 +2,6 @@
 // builder so the same steps run on SQLite and PostgreSQL.
 import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { migration007Groups } from './directory.js';
-import { indexAllBlobs } from './text-index.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -290,6 +289,7 @@ function migration009(dialect: Dialect): Migration {
       await sql`create index blob_text_partial on blob_text (hash) where partial = 1`.execute(db);
       // From the hits to their messages without reading the whole mailbox.
       await db.schema.createIndex('messages_blob_hash').on('messages').column('blob_hash').execute();
+      const { indexAllBlobs } = await import('./text-index.js');
       await indexAllBlobs(db, dialect);
     },
   };

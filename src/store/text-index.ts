@@ -1,7 +1,7 @@
 // Full-text search over messages (issue 21): the words of a message's header (decoded) and of
 // its text parts (and of text attachments, which cost nothing more to read) are indexed by blob
-// hash when the blob is first stored; the header is there so IMAP SEARCH TEXT can use it too. SQLite keeps them in an FTS5 table, PostgreSQL in a tsvector with a GIN index;
-// both match every word of a query as a word prefix, case-insensitively.
+// hash once the blob is stored (after its commit, text-indexer.ts); the header is there so IMAP SEARCH TEXT can use it too. SQLite keeps them in an FTS5 table, PostgreSQL in a tsvector with a GIN index;
+// both match every word of a query as a word prefix, case-insensitively (the query side: text-query.ts).
 import { sql, type Kysely } from 'kysely';
 import { decodeWords, partText } from '../imap/message/decode.js';
 import { parseMime, type MimePart } from '../imap/message/mime.js';
@@ -11,8 +11,6 @@ import { parseMime, type MimePart } from '../imap/message/mime.js';
  * cut short as partial, so IMAP SEARCH still reads it; the webmail finds it by its start.
  */
 export const MAX_INDEXED_TEXT = 128 * 1024;
-/** Words a query may have. */
-const MAX_QUERY_WORDS = 16;
 
 interface Budget {
   left: number;
@@ -74,21 +72,6 @@ export function messageText(raw: Buffer): { text: string; partial: boolean } {
   }
   // NUL cannot go into PostgreSQL text.
   return { text: out.join('\n').replace(/\u0000/g, ' '), partial: budget.cut };
-}
-
-/** A query's words: letters and digits only, so no query syntax of either engine gets through. */
-export function queryWords(query: string): string[] {
-  return (query.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).slice(0, MAX_QUERY_WORDS);
-}
-
-/** FTS5 MATCH text: every word as a quoted prefix term (FTS5 §3.2, §3.3). */
-export function ftsQuery(words: string[]): string {
-  return words.map((word) => `"${word}"*`).join(' ');
-}
-
-/** to_tsquery text: every word as a prefix (`word:*`) joined by AND. */
-export function tsQuery(words: string[]): string {
-  return words.map((word) => `${word}:*`).join(' & ');
 }
 
 /** Indexes a blob's words once (a blob already indexed is left alone); deleting the blob drops them (migration 009). */

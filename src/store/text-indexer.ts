@@ -10,7 +10,10 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from './schema.js';
-import { insertBlobText, messageText } from './text-index.js';
+import type { messageText } from './text-index.js';
+
+/** The indexing side, with its MIME and charset modules, loaded at the first round. */
+const textIndex = () => import('./text-index.js');
 
 /** Blobs a round reads at most. */
 const BATCH = 32;
@@ -150,6 +153,7 @@ export class TextIndexer {
     const { rows } = await sql<{ hash: string; size: number | string | null }>`select p.hash, case when t.hash is null then b.size end as size
       from text_pending p left join blobs b on b.hash = p.hash left join blob_text t on t.hash = p.hash
       ${hashes ? sql`where p.hash in (${sql.join(hashes)})` : sql``} limit ${BATCH}`.execute(this.host.db);
+    const { messageText } = await textIndex();
     const began = performance.now();
     const overBudget = () => texts.size > 0 && performance.now() - began > ROUND_BUDGET_MS;
     for (let i = 0; i < rows.length && !overBudget(); ) {
@@ -191,6 +195,7 @@ export class TextIndexer {
 
   /** Takes blobs off the queue and adds their words, in one transaction (null: nothing to add). */
   private async index(texts: Map<string, Words | null>): Promise<void> {
+    const { insertBlobText } = await textIndex();
     await this.host.write(async (tx) => {
       const taken = await tx.deleteFrom('text_pending').where('hash', 'in', [...texts.keys()]).returning('hash').execute();
       for (const { hash } of taken) {
