@@ -387,10 +387,7 @@ export abstract class KyselyStore implements Store {
       try {
         const result = await this.db.transaction().execute(async (tx) => {
           out = await fn(tx, changes);
-          await this.beforeCommit(
-            tx,
-            changes.filter((event) => !this.announced.has(event)),
-          );
+          await this.beforeCommit(tx, changes.filter((event) => !this.announced.has(event)));
           bodyDone = true;
           return out;
         });

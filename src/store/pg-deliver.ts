@@ -121,7 +121,8 @@ export async function writeDeliveryBatch(tx: Transaction<Database>, input: PgBat
         left join mailboxes named on named.user_id = t.user_id and named.name = t.name
         left join mailboxes inbox on inbox.user_id = t.user_id and inbox.name = 'INBOX'
     ),
-    per_mailbox as (select mailbox_id, count(*) as n from placed where mailbox_id is not null group by mailbox_id),
+    -- In id order, as the row locks are best taken (another node's batch takes them in the same order).
+    per_mailbox as (select mailbox_id, count(*) as n from placed where mailbox_id is not null group by mailbox_id order by mailbox_id),
     counters as (
       update mailboxes set uidnext = mailboxes.uidnext + c.n, highest_modseq = mailboxes.highest_modseq + 1
         from per_mailbox c where mailboxes.id = c.mailbox_id
@@ -135,7 +136,7 @@ export async function writeDeliveryBatch(tx: Transaction<Database>, input: PgBat
       insert into messages (mailbox_id, uid, blob_hash, size, internal_date, flags, seen, deleted, modseq)
         select mailbox_id, uid, hash, size, internal_date, flags, seen, deleted, modseq from numbered order by ord
     ),
-    per_user as (select user_id, sum(size) as n from numbered group by user_id),
+    per_user as (select user_id, sum(size) as n from numbered group by user_id order by user_id),
     used as (update users set used_bytes = users.used_bytes + u.n from per_user u where users.id = u.user_id),
     changed as (
       insert into changes (user_id, mailbox_id, kind, created_at)
