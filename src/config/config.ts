@@ -103,6 +103,12 @@ const imapSchema = z
     listWildcards: z.number().int().positive().default(64),
     /** Literal bytes one command may carry in all (APPEND: this on top of limits.messageSize); past it NO/BAD [TOOBIG]. */
     commandLiteralBytes: size.default(1024 * 1024),
+    /**
+     * SEARCH BODY/TEXT narrowed through the full-text index first: fast on big mailboxes, but the
+     * index matches words by their start (as Dovecot's fts plugins do), so a string found only
+     * inside a word is missed. Off: the exact substring search RFC 3501 6.4.4 asks for.
+     */
+    searchFullTextIndex: z.boolean().default(false),
   })
   .strict();
 

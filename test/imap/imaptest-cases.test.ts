@@ -226,3 +226,16 @@ test('imaptest sort-display-to: SORT=DISPLAY, a group sorts by its name (RFC 595
   // a (group), b@c.d, empty (group), foo aar, foo bar, z (group)
   assert.deepEqual(sorted, [4, 2, 6, 3, 1, 5]);
 });
+
+test('imaptest search-body: SEARCH BODY and TEXT find a string inside a word (RFC 3501 6.4.4, a substring)', async (t) => {
+  const body = crlf('From: a@example.com\nSubject: letters\n\nasdfghjkl qwerty\n');
+  const other = crlf('From: a@example.com\nSubject: other\n\nnothing here\n');
+  const box = await scratch(t, [other, body]);
+  const raw = await wire(t);
+  (await raw.command(`SELECT ${quote(box)}`)).ok();
+  const found = async (command: string) => ((await raw.command(command)).ok().all('SEARCH')[0]?.text ?? '').replace(/^\* SEARCH ?/i, '');
+  assert.equal(await found('SEARCH BODY sdfghjk'), '2');
+  assert.equal(await found('SEARCH TEXT fghj'), '2');
+  assert.equal(await found('SEARCH BODY asdfghjkl'), '2');
+  assert.equal(await found('SEARCH BODY zxcv'), '');
+});

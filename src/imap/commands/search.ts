@@ -67,12 +67,15 @@ function requiredTextKeys(key: SearchKey): Extract<SearchKey, { kind: 'body' | '
 }
 
 /**
- * RFC 3501 6.4.4 BODY and TEXT through the store's full-text index (issue 21): a message the
- * index does not find for a required key is left out before any content is read (unless its
- * text was too long to index whole); the rest are still checked for the exact substring. Like other servers' full-text search, the
- * index matches words by their start, so a string found only inside a word is not found.
+ * BODY and TEXT through the store's full-text index (issue 21), when `imap.searchFullTextIndex`
+ * is on: a message the index does not find for a required key is left out before any content is
+ * read (unless its text was too long to index whole); the rest are still checked for the exact
+ * substring. Like other servers' full-text search, the index matches words by their start, so a
+ * string found only inside a word is not found: off by default, as RFC 3501 6.4.4 asks for the
+ * substring wherever it is.
  */
 async function fullTextExclusions(s: Session, key: SearchKey): Promise<((uid: number) => boolean) | undefined> {
+  if (!s.ctx.deps.config.imap.searchFullTextIndex) return undefined;
   const keys = requiredTextKeys(key).filter((k) => /[\p{L}\p{N}]/u.test(k.value));
   if (keys.length === 0) return undefined;
   const store = s.ctx.deps.store;
