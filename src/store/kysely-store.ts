@@ -110,6 +110,25 @@ function pgText(text: string): string {
   return out;
 }
 
+/** Statements over a list of values (a JSON array on SQLite, an array on PostgreSQL): one text whatever the length. */
+const DELETE_MESSAGES: SqlText = {
+  sqlite: 'delete from messages where id in (select value from json_each(?))',
+  postgres: 'delete from messages where id = any($1::bigint[])',
+};
+const INSERT_EXPUNGED: SqlText = {
+  // "where true": SQLite's upsert after a SELECT needs a WHERE to parse.
+  sqlite: 'insert into expunged (mailbox_id, uid, modseq) select ?, value, ? from json_each(?) where true on conflict (mailbox_id, uid) do update set modseq = excluded.modseq',
+  postgres: 'insert into expunged (mailbox_id, uid, modseq) select $1, u, $2 from unnest($3::bigint[]) as u on conflict (mailbox_id, uid) do update set modseq = excluded.modseq',
+};
+const DELETE_UNUSED_BLOBS: SqlText = {
+  sqlite: 'delete from blobs where hash in (select value from json_each(?)) and refs <= 0',
+  postgres: 'delete from blobs where hash = any($1::text[]) and refs <= 0',
+};
+const DELETE_ORPHAN_METAS: SqlText = {
+  sqlite: 'delete from blob_meta where hash in (select value from json_each(?)) and not exists (select 1 from blobs where blobs.hash = blob_meta.hash)',
+  postgres: 'delete from blob_meta where hash = any($1::text[]) and not exists (select 1 from blobs where blobs.hash = blob_meta.hash)',
+};
+
 /** Messages of a mailbox by UID: one statement text whatever the number of UIDs. */
 const MESSAGES_BY_UIDS: SqlText = {
   sqlite: 'select * from messages where mailbox_id = ? and uid in (select value from json_each(?)) order by uid',
@@ -548,9 +567,9 @@ export abstract class KyselyStore implements Store {
     return (await db.executeQuery<R>(CompiledQuery.raw(compiled, params as unknown[]))).rows;
   }
 
-  /** A UID list as MESSAGES_BY_UIDS takes it. */
-  private uidList(uids: number[]): unknown {
-    return this.kind === 'sqlite' ? JSON.stringify(uids) : uids;
+  /** A list of values as MESSAGES_BY_UIDS and the other list statements take it. */
+  private uidList(values: readonly (number | string)[]): unknown {
+    return this.kind === 'sqlite' ? JSON.stringify(values) : values;
   }
 
   async ping(): Promise<void> {
@@ -787,8 +806,9 @@ export abstract class KyselyStore implements Store {
       await this.query(tx, 'update blobs set refs = refs - ? where hash = ?', [n, hash]);
     }
     if (counts.size > 0) {
-      await tx.deleteFrom('blobs').where('hash', 'in', [...counts.keys()]).where('refs', '<=', 0).execute();
-      await deleteOrphanMetas(tx, [...counts.keys()]);
+      const list = this.uidList([...counts.keys()]);
+      await this.query(tx, DELETE_UNUSED_BLOBS, [list]);
+      await this.query(tx, DELETE_ORPHAN_METAS, [list]);
     }
   }
 
@@ -1409,15 +1429,8 @@ export abstract class KyselyStore implements Store {
     if (onlyDeleted) rows = rows.filter((r) => num(r.deleted) === 1);
     if (rows.length === 0) return [];
     const { modseq, userId } = await this.allocate(tx, mailboxId, 0);
-    const ids = rows.map((r) => r.id);
-    for (let i = 0; i < ids.length; i += 500) await tx.deleteFrom('messages').where('id', 'in', ids.slice(i, i + 500)).execute();
-    for (let i = 0; i < rows.length; i += 200) {
-      await tx
-        .insertInto('expunged')
-        .values(rows.slice(i, i + 200).map((r) => ({ mailbox_id: mailboxId, uid: num(r.uid), modseq })))
-        .onConflict((oc) => oc.columns(['mailbox_id', 'uid']).doUpdateSet({ modseq }))
-        .execute();
-    }
+    await this.query(tx, DELETE_MESSAGES, [this.uidList(rows.map((r) => num(r.id)))]);
+    await this.query(tx, INSERT_EXPUNGED, [mailboxId, modseq, this.uidList(rows.map((r) => num(r.uid)))]);
     const freed = rows.reduce((sum, r) => sum + num(r.size), 0);
     await this.query(tx, 'update users set used_bytes = used_bytes - ? where id = ?', [freed, userId]);
     await this.releaseBlobs(tx, rows.map((r) => r.blob_hash));

@@ -81,6 +81,7 @@ export class SqliteStore extends KyselyStore {
   private subscribers = 0;
   /** Prepared statements of query(), by SQL text (a fixed set of texts). */
   private readonly statements = new Map<string, BetterSqlite3.Statement>();
+  private dataVersionStatement: BetterSqlite3.Statement | undefined;
   /** PRAGMA data_version when the change rows were last read: it moves when another connection commits. */
   private dataVersion = -1;
   /** The WAL file, opened for fsync; committed frames are written to it by COMMIT. */
@@ -232,7 +233,9 @@ export class SqliteStore extends KyselyStore {
   syncChanges(): boolean {
     if (this.subscribers === 0) return false;
     try {
-      const version = Number(this.raw.pragma('data_version', { simple: true }));
+      // A kept statement: pragma() prepares one per call, and this runs before every STATUS, LIST and EXPUNGE.
+      this.dataVersionStatement ??= this.raw.prepare('pragma data_version').pluck();
+      const version = Number(this.dataVersionStatement.get());
       if (version === this.dataVersion) return true;
       this.dataVersion = version;
     } catch {

@@ -177,17 +177,22 @@ function structure(parsed: ParsedMessage, kind: 'ENVELOPE' | 'BODY' | 'BODYSTRUC
   return value;
 }
 
+function parsedOf(msg: FetchMessage): ParsedMessage {
+  if (!msg.parsed) throw new Error('message content not loaded');
+  return msg.parsed;
+}
+
+function rawOf(msg: FetchMessage): Buffer {
+  if (!msg.raw) throw new Error('message bytes not loaded');
+  return msg.raw;
+}
+
 /** The data items of one FETCH response, in the order asked (names as atoms). */
 export function fetchData(items: FetchItem[], msg: FetchMessage): ImapValue[] {
   const out: ImapValue[] = [];
-  const parsed = (): ParsedMessage => {
-    if (!msg.parsed) throw new Error('message content not loaded');
-    return msg.parsed;
-  };
-  const raw = (): Buffer => {
-    if (!msg.raw) throw new Error('message bytes not loaded');
-    return msg.raw;
-  };
+  // Plain functions of msg, not closures made per message (FETCH 1:* calls this once per message).
+  const parsed = parsedOf;
+  const raw = rawOf;
   for (const item of items) {
     switch (item.kind) {
       case 'UID':
@@ -208,31 +213,31 @@ export function fetchData(items: FetchItem[], msg: FetchMessage): ImapValue[] {
       case 'ENVELOPE':
       case 'BODY':
       case 'BODYSTRUCTURE':
-        out.push(atom(item.kind), structure(parsed(), item.kind));
+        out.push(atom(item.kind), structure(parsed(msg), item.kind));
         break;
       case 'RFC822':
-        out.push(atom('RFC822'), raw());
+        out.push(atom('RFC822'), raw(msg));
         break;
       case 'RFC822.HEADER':
-        out.push(atom('RFC822.HEADER'), sectionBytes(raw(), parsed().root, { path: [], text: 'HEADER' }));
+        out.push(atom('RFC822.HEADER'), sectionBytes(raw(msg), parsed(msg).root, { path: [], text: 'HEADER' }));
         break;
       case 'RFC822.TEXT':
-        out.push(atom('RFC822.TEXT'), sectionBytes(raw(), parsed().root, { path: [], text: 'TEXT' }));
+        out.push(atom('RFC822.TEXT'), sectionBytes(raw(msg), parsed(msg).root, { path: [], text: 'TEXT' }));
         break;
       case 'BODY[]': {
-        const bytes = sectionBytes(raw(), parsed().root, item.section);
+        const bytes = sectionBytes(raw(msg), parsed(msg).root, item.section);
         const name = `BODY[${formatSection(item.section)}]${item.partial ? `<${item.partial.origin}>` : ''}`;
         out.push(atom(name), bytes && item.partial ? partial(bytes, item.partial.origin, item.partial.length) : bytes);
         break;
       }
       case 'BINARY': {
-        const bytes = binaryBytes(raw(), parsed(), item.path);
+        const bytes = binaryBytes(raw(msg), parsed(msg), item.path);
         const name = `BINARY[${item.path.join('.')}]${item.partial ? `<${item.partial.origin}>` : ''}`;
         out.push(atom(name), bytes && item.partial ? partial(bytes, item.partial.origin, item.partial.length) : bytes);
         break;
       }
       case 'BINARY.SIZE':
-        out.push(atom(`BINARY.SIZE[${item.path.join('.')}]`), binaryBytes(raw(), parsed(), item.path)?.length ?? null);
+        out.push(atom(`BINARY.SIZE[${item.path.join('.')}]`), binaryBytes(raw(msg), parsed(msg), item.path)?.length ?? null);
         break;
     }
   }
