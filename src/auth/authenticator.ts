@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { processMetrics } from '../metrics/metrics.js';
 import type { Store, User } from '../store/types.js';
 import { dummyHash, hashPassword, needsRehash, verifyPassword } from '../util/password.js';
-import { LoginThrottle, type ThrottleLimits } from './throttle.js';
+import { LoginThrottle, pairKey, type ThrottleLimits } from './throttle.js';
 
 export interface AuthLimits extends ThrottleLimits {
   authFailureDelayMs: number;
@@ -67,6 +67,9 @@ export class Authenticator {
     this.verified = new VerifiedCache(limits.authCacheSeconds * 1000, limits.authCacheEntries);
   }
 
+  /** The last login in progress per (account, address) pair: the next one waits for it (bounded by connections). */
+  private readonly inFlight = new Map<string, Promise<void>>();
+
   /** Whether the client address (or its network) failed too often, whatever the account (sign-up asks this). */
   isLocked(remoteIp: string): boolean {
     return this.throttle.addressBlocked(remoteIp);
@@ -78,9 +81,32 @@ export class Authenticator {
     await sleep(this.limits.authFailureDelayMs);
   }
 
-  /** Verifies an address and password. Store errors propagate (they are temporary failures). */
+  /**
+   * Verifies an address and password. Store errors propagate (they are temporary failures).
+   * Logins for one account from one address are checked one after another: a client opening
+   * its connections at once gets them all once the first succeeded (the pair is then known and
+   * the verified cache answers), where counted in parallel the eleventh would find ten
+   * "failures" in progress; a guesser gains nothing from parallel connections either.
+   */
   async authenticate(address: string, password: string, remoteIp: string): Promise<AuthResult> {
+    const key = pairKey(address, remoteIp);
+    const before = this.inFlight.get(key);
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    this.inFlight.set(key, mine);
+    try {
+      await before;
+      return await this.check(address, password, remoteIp, release);
+    } finally {
+      release();
+      if (this.inFlight.get(key) === mine) this.inFlight.delete(key);
+    }
+  }
+
+  /** One login's check; `counted` lets the next login of the pair go on before this one's failure delay. */
+  private async check(address: string, password: string, remoteIp: string, counted: () => void): Promise<AuthResult> {
     if (this.throttle.blocked(address, remoteIp)) {
+      counted();
       await sleep(this.limits.authFailureDelayMs);
       return { ok: false, reason: 'locked' };
     }
@@ -105,6 +131,7 @@ export class Authenticator {
       return { ok: true, user };
     }
     this.throttle.attemptFailed(remoteIp);
+    counted();
     await sleep(this.limits.authFailureDelayMs);
     return { ok: false, reason: user && valid ? 'disabled' : 'invalid' };
   }

@@ -178,6 +178,7 @@ export class LoginThrottle {
   }
 }
 
-function pairKey(account: string, remoteIp: string): string {
+/** One account from one client address (by its /64 for IPv6). */
+export function pairKey(account: string, remoteIp: string): string {
   return `${accountKey(account)} ${addressKey(remoteIp)}`;
 }

@@ -66,6 +66,14 @@ for (const protocol of ['imap', 'pop3', 'submission', 'http'] as Protocol[]) {
       assert.equal(replies.filter((reply) => succeeded(protocol, reply)).length, users.length, replies.join(' | '));
     });
 
+    it('lets one account log in many times at once from one address (a client opening its connections)', async () => {
+      await server.addUser('fay@example.com', 'fay-pw');
+      const replies = await Promise.all(Array.from({ length: 16 }, () => tryLogin(protocol, port, '127.0.4.1', 'fay@example.com', 'fay-pw')));
+      // POP3 locks the maildrop (RFC 1939 8): one session gets it, the others' passwords were accepted.
+      const accepted = (reply: string) => succeeded(protocol, reply) || (protocol === 'pop3' && /^-ERR \[IN-USE\]/.test(reply));
+      assert.equal(replies.filter(accepted).length, 16, replies.join(' | '));
+    });
+
     it('throttles an account guessed from many addresses, except for addresses it logged in from', async () => {
       // 30 failures for dave spread over 30 addresses, each under the per-address limit.
       await server.addUser('dave@example.com', 'dave-pw');
