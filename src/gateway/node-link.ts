@@ -12,6 +12,7 @@ import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';
 import { SocketReader } from '../protocol/socket-reader.js';
 import { connectNode } from './connect.js';
+import { roomOrClose } from '../net/room.js';
 
 /** What every front is given: the config, the nodes, the login check, TLS and a logger. */
 export interface FrontDeps {
@@ -139,15 +140,7 @@ export class LineLink {
   drained(): Promise<void> {
     const socket = this.socket;
     if (!socket.writableNeedDrain || socket.destroyed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        socket.off('drain', done);
-        socket.off('close', done);
-        resolve();
-      };
-      socket.on('drain', done);
-      socket.on('close', done);
-    });
+    return roomOrClose(socket).then(() => undefined);
   }
 
   close(): void {

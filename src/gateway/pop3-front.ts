@@ -24,6 +24,7 @@ import { isSaslMechanism, SASL_MECHANISMS, SaslError, saslExchange } from '../pr
 import { dataEnd, tailAfter, unstuffLine } from '../protocol/dot-stuffing.js';
 import { SocketReader } from '../protocol/socket-reader.js';
 import { encodeXtext } from '../protocol/xtext.js';
+import { roomOrClose } from '../net/room.js';
 
 /** Nodes a session may move to before the client gets a temporary error. */
 const MAX_FAILOVERS = 3;
@@ -153,15 +154,8 @@ export class Pop3Front {
     const client = this.client;
     if (client.destroyed || !client.writable) return Promise.reject(new ClientGone());
     if (client.write(bytes)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const settle = () => {
-        client.off('drain', settle);
-        client.off('close', settle);
-        if (client.destroyed) reject(new ClientGone());
-        else resolve();
-      };
-      client.on('drain', settle);
-      client.on('close', settle);
+    return roomOrClose(client).then((open) => {
+      if (!open) throw new ClientGone();
     });
   }
 

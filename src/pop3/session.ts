@@ -13,6 +13,7 @@ import { ConnectionClosed, Pop3Error, RESP_CODE, authError, syntaxError, userErr
 import { dotStuffed, terminatorAfter } from '../protocol/dot-stuffing.js';
 import { LineReader, type LineEvent } from './line-reader.js';
 import { Maildrop, type CrlfCache, type MaildropLocks } from './maildrop.js';
+import { roomOrClose } from '../net/room.js';
 
 /** Session states as RFC 1939 3 names them. */
 export type Pop3State = 'AUTHORIZATION' | 'TRANSACTION' | 'UPDATE';
@@ -398,16 +399,7 @@ export class Session {
     const stream = this.stream;
     if (this.gone || !stream.writable) throw new ConnectionClosed();
     if (stream.write(data)) return;
-    await new Promise<void>((resolve, reject) => {
-      const settle = () => {
-        stream.off('drain', settle);
-        stream.off('close', settle);
-        if (stream.destroyed) reject(new ConnectionClosed());
-        else resolve();
-      };
-      stream.on('drain', settle);
-      stream.on('close', settle);
-    });
+    if (!(await roomOrClose(stream))) throw new ConnectionClosed();
   }
 
   private cleanup(): void {
