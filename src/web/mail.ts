@@ -184,27 +184,22 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
       const { offset, limit, sort, q } = request.query;
       const mailbox = await mailboxOf(store, user.id, request.params.name);
       const all = sortMessages(await store.listMessages(mailbox.id), sort);
-      const summaryOf = async (meta: MessageMeta) => {
-        const summary = await summaryOfBlob(meta.blobHash);
-        return summary && { uid: meta.uid, flags: meta.flags, size: meta.size, internalDate: meta.internalDate.toISOString(), ...summary };
-      };
       if (q === undefined) {
         const messages = [];
         for (const meta of all.slice(offset, offset + limit)) {
-          const summary = await summaryOf(meta);
+          const summary = await summaryRow(meta);
           if (summary) messages.push(summary);
         }
         return { mailbox: mailbox.name, total: all.length, offset, limit, sort, messages };
       }
-      // Search: subject and addresses, in sort order, over at most SEARCH_SCAN messages, and body words.
-      const needle = q.toLowerCase();
-      const inBody = new Set(await store.searchText(mailbox.id, q));
-      const matches = [];
+      // Search, in sort order, over at most SEARCH_SCAN messages.
+      const matches = await searchMatcher(mailbox, q);
+      const found = [];
       for (const meta of all.slice(0, SEARCH_SCAN)) {
-        const summary = await summaryOf(meta);
-        if (summary && (inBody.has(meta.uid) || matchesSearch(summary, needle))) matches.push(summary);
+        const summary = await summaryRow(meta);
+        if (summary && matches(summary)) found.push(summary);
       }
-      return { mailbox: mailbox.name, total: matches.length, offset, limit, sort, q, complete: all.length <= SEARCH_SCAN, messages: matches.slice(offset, offset + limit) };
+      return { mailbox: mailbox.name, total: found.length, offset, limit, sort, q, complete: all.length <= SEARCH_SCAN, messages: found.slice(offset, offset + limit) };
     },
   );
 
@@ -222,10 +217,15 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
     }
     const threads = groupThreads(rows);
     if (!q) return { threads, complete: true };
-    // Subject and addresses here, body words through the store's full-text index.
+    const matches = await searchMatcher(mailbox, q);
+    return { threads: threads.filter((thread) => thread.some(matches)), complete: all.length <= THREAD_SCAN };
+  }
+
+  /** The webmail's search: subject and addresses of the summary, body words through the store's full-text index. */
+  async function searchMatcher(mailbox: Mailbox, q: string): Promise<(row: Row) => boolean> {
     const needle = q.toLowerCase();
     const inBody = new Set(await store.searchText(mailbox.id, q));
-    return { threads: threads.filter((thread) => thread.some((row) => inBody.has(row.uid) || matchesSearch(row, needle))), complete: all.length <= THREAD_SCAN };
+    return (row) => inBody.has(row.uid) || matchesSearch(row, needle);
   }
 
   // The message list as conversations, newest activity first (issue 21).
