@@ -162,6 +162,13 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
     return { deleted: true };
   });
 
+  /** A page of a mailbox's list and its search string, for the messages and the conversations. */
+  const LIST_PAGE = {
+    offset: { type: 'integer', minimum: 0, default: 0 },
+    limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
+    q: { type: 'string', minLength: 1, maxLength: 200 },
+  } as const;
+
   app.get<{ Params: { name: string }; Querystring: { offset: number; limit: number; sort: Sort; q?: string } }>(
     '/mailboxes/:name/messages',
     {
@@ -171,10 +178,8 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
           type: 'object',
           additionalProperties: false,
           properties: {
-            offset: { type: 'integer', minimum: 0, default: 0 },
-            limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
+            ...LIST_PAGE,
             sort: { type: 'string', enum: SORTS, default: '-date' },
-            q: { type: 'string', minLength: 1, maxLength: 200 },
           },
         },
       },
@@ -238,9 +243,7 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
           type: 'object',
           additionalProperties: false,
           properties: {
-            offset: { type: 'integer', minimum: 0, default: 0 },
-            limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
-            q: { type: 'string', minLength: 1, maxLength: 200 },
+            ...LIST_PAGE,
           },
         },
       },
