@@ -153,6 +153,8 @@ export class TextIndexer {
     const { rows } = await sql<{ hash: string; size: number | string | null }>`select p.hash, case when t.hash is null then b.size end as size
       from text_pending p left join blobs b on b.hash = p.hash left join blob_text t on t.hash = p.hash
       ${hashes ? sql`where p.hash in (${sql.join(hashes)})` : sql``} limit ${BATCH}`.execute(this.host.db);
+    // An empty queue (most starts, and every CLI command) loads no MIME module.
+    if (rows.length === 0) return { texts, left, more: false };
     const { messageText } = await textIndex();
     const began = performance.now();
     const overBudget = () => texts.size > 0 && performance.now() - began > ROUND_BUDGET_MS;
