@@ -162,12 +162,12 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
     return { deleted: true };
   });
 
-  /** A page of a mailbox's list and its search string, for the messages and the conversations. */
+  /** A page of a mailbox's list, and its search string, for the messages and the conversations. */
   const LIST_PAGE = {
     offset: { type: 'integer', minimum: 0, default: 0 },
     limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
-    q: { type: 'string', minLength: 1, maxLength: 200 },
   } as const;
+  const LIST_SEARCH = { q: { type: 'string', minLength: 1, maxLength: 200 } } as const;
 
   app.get<{ Params: { name: string }; Querystring: { offset: number; limit: number; sort: Sort; q?: string } }>(
     '/mailboxes/:name/messages',
@@ -180,6 +180,7 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
           properties: {
             ...LIST_PAGE,
             sort: { type: 'string', enum: SORTS, default: '-date' },
+            ...LIST_SEARCH,
           },
         },
       },
@@ -244,6 +245,7 @@ export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
           additionalProperties: false,
           properties: {
             ...LIST_PAGE,
+            ...LIST_SEARCH,
           },
         },
       },
