@@ -1,5 +1,15 @@
-// The one Store interface that all protocol code uses (DESIGN.md "Store").
-// Backends: SQLite (embedded default) now, PostgreSQL in the cluster.
+// The store's data types and the Store, the union of its roles (src/store/roles/, DESIGN.md
+// "Store"). Backends: SQLite (embedded default), PostgreSQL, several PostgreSQL groups.
+import type { Blobs } from './roles/blobs.js';
+import type { Cluster } from './roles/cluster.js';
+import type { Directory } from './roles/directory.js';
+import type { Drive } from './roles/drive.js';
+import type { Mailstore } from './roles/mailstore.js';
+import type { Queue } from './roles/queue.js';
+import type { WebState } from './roles/web-state.js';
+
+export type { Blobs, Cluster, Directory, Drive, Mailstore, Queue, WebState };
+export type { ChangeFeed } from './roles/mailstore.js';
 
 export interface Domain {
   id: number;
@@ -214,169 +224,17 @@ export function driveNameProblem(name: string): string | null {
   return null;
 }
 
-export interface Store {
+/**
+ * The whole store: every role (src/store/roles/), as one backend implements them. Code that needs
+ * only some roles takes only those (e.g. POP3 takes `Mailstore & Blobs`).
+ */
+export interface Store extends Directory, Mailstore, Blobs, Queue, Cluster, WebState, Drive {
   readonly kind: 'sqlite' | 'postgres';
-
   /** Cheap round trip for /healthz. */
   ping(): Promise<void>;
   close(): Promise<void>;
-
-  // Domains
-  addDomain(name: string): Promise<Domain>;
-  getDomain(name: string): Promise<Domain | undefined>;
-  listDomains(): Promise<Domain[]>;
-  /** Fails with StoreError('conflict') while the domain still has users. */
-  removeDomain(name: string): Promise<void>;
-
-  // Users. Addresses are stored lower-case; lookups are case-insensitive.
-  addUser(input: { address: string; passwordHash: string; quotaBytes?: number; isAdmin?: boolean }): Promise<User>;
-  getUser(address: string): Promise<User | undefined>;
-  getUserById(id: number): Promise<User | undefined>;
-  listUsers(domain?: string): Promise<User[]>;
-  removeUser(address: string): Promise<void>;
-  setPassword(address: string, passwordHash: string): Promise<void>;
-  /** The webmail's From name (migration 011); '' clears it. */
-  setDisplayName(address: string, displayName: string): Promise<void>;
-  setQuota(address: string, quotaBytes: number): Promise<void>;
-  /** A disabled user can log in nowhere and receives no mail. */
-  setUserDisabled(address: string, disabled: boolean): Promise<void>;
-  setUserAdmin(address: string, isAdmin: boolean): Promise<void>;
-  /** Users whose address contains `q` (case-insensitive), ordered by address, one page and the total. */
-  searchUsers(query: { q?: string; offset?: number; limit?: number }): Promise<{ users: User[]; total: number }>;
-
-  // Mailboxes. Names use '/' as the hierarchy separator; INBOX is case-insensitive.
-  listMailboxes(userId: number): Promise<Mailbox[]>;
-  getMailbox(userId: number, name: string): Promise<Mailbox | undefined>;
-  getMailboxById(id: number): Promise<Mailbox | undefined>;
-  /** A new mailbox, subscribed unless `subscribed` is false (IMAP CREATE: RFC 3501 does not subscribe). */
-  createMailbox(userId: number, name: string, specialUse?: string | null, subscribed?: boolean): Promise<Mailbox>;
-  deleteMailbox(mailboxId: number): Promise<void>;
-  /** Renames a mailbox and its children; RENAME of INBOX moves its messages (RFC 3501 6.3.5). */
-  renameMailbox(userId: number, from: string, to: string): Promise<void>;
-  setSubscribed(mailboxId: number, subscribed: boolean): Promise<void>;
-  /**
-   * Subscriptions to names with no mailbox (RFC 3501 6.3.6): a subscribed mailbox leaves its name
-   * here when deleted, and a mailbox created under such a name takes the subscription back.
-   */
-  listLostSubscriptions(userId: number): Promise<string[]>;
-  /** Drops a subscription to a name with no mailbox; false when there was none. */
-  dropLostSubscription(userId: number, name: string): Promise<boolean>;
-  mailboxStatus(mailboxId: number): Promise<MailboxStatus>;
-  /**
-   * Claims \Recent (RFC 3501 2.3.2) for one session: raises the mailbox's recent watermark to
-   * `upTo` (default: the highest UID) and returns the old one; the UIDs in (old, new] are recent
-   * in the claiming session only.
-   */
-  claimRecent(mailboxId: number, upTo?: number): Promise<number>;
-
-  // Messages
-  /** Stores one message for many recipients with one copy of the bytes, durably (group commit). */
-  deliver(raw: Buffer, targets: DeliveryTarget[], options?: DeliveryOptions): Promise<DeliveryResult>;
-  append(mailboxId: number, raw: Buffer, flags: string[], internalDate?: Date): Promise<{ uid: number; uidvalidity: number; modseq: number }>;
-  /** Messages ordered by UID. `fromUid`/`toUid` are inclusive; `changedSince` filters by modseq. */
-  listMessages(mailboxId: number, range?: { fromUid?: number; toUid?: number; changedSince?: number; limit?: number }): Promise<MessageMeta[]>;
-  /** UIDs of all messages of a mailbox, ascending: what a session needs for its sequence map. */
-  listUids(mailboxId: number): Promise<number[]>;
-  /**
-   * Full-text search (issue 21): UIDs of the mailbox whose header or text has every word of
-   * `query` as a word prefix, case-insensitively (text-index.ts). Every stored blob is indexed
-   * (after its commit, text-indexer.ts; a search first indexes what its mailbox still has queued);
-   * `orPartial` adds the messages whose text was too long to index whole (IMAP reads those).
-   */
-  searchText(mailboxId: number, query: string, options?: { orPartial?: boolean }): Promise<number[]>;
-  getMessage(mailboxId: number, uid: number): Promise<MessageMeta | undefined>;
-  getBlob(hash: string): Promise<Buffer | undefined>;
-  getBlobMeta(hash: string): Promise<string | null>;
-  setBlobMeta(hash: string, meta: string): Promise<void>;
-  /** Blobs by hash in one read (missing ones left out): for FETCH and SEARCH over many messages. */
-  getBlobs(hashes: string[]): Promise<Map<string, Buffer>>;
-  /** The cached parse of many blobs in one read (blobs without one, or missing, left out). */
-  getBlobMetas(hashes: string[]): Promise<Map<string, string>>;
-  /** Caches the parse of many blobs in one transaction (blobs no longer stored are skipped). */
-  setBlobMetas(entries: [hash: string, meta: string][]): Promise<void>;
-  /** CONDSTORE-aware flag update: messages with modseq > unchangedSince are left alone and reported. */
-  setFlags(mailboxId: number, uids: number[], op: FlagOp, flags: string[], unchangedSince?: number): Promise<{ updated: FlagUpdate[]; failed: number[] }>;
-  /** Removes messages (all \Deleted ones when uids is omitted, or those of the list that are \Deleted). */
-  expunge(mailboxId: number, uids?: number[], onlyDeleted?: boolean): Promise<number[]>;
-  /** UIDs expunged after a modseq (QRESYNC VANISHED). */
-  expungedSince(mailboxId: number, modseq: number): Promise<number[]>;
-  copy(fromMailboxId: number, uids: number[], toMailboxId: number): Promise<{ map: [number, number][]; uidvalidity: number }>;
-  move(fromMailboxId: number, uids: number[], toMailboxId: number): Promise<{ map: [number, number][]; uidvalidity: number }>;
-
-  // Outbound queue
-  listOutbound(): Promise<OutboundEntry[]>;
-  getOutbound(id: number): Promise<OutboundEntry | undefined>;
-  deleteOutbound(id: number): Promise<boolean>;
-  /** Hold, release or retry now ('queued' also makes the entry due at once). */
-  setOutboundStatus(id: number, status: 'queued' | 'held'): Promise<boolean>;
-  /**
-   * Leases due entries to one worker: an entry leased by a live worker is never handed to
-   * another, and a lease that runs out (its worker died) makes the entry due again.
-   */
-  leaseOutbound(owner: string, leaseMs: number, limit: number): Promise<OutboundEntry[]>;
-  /** Ends a leased entry: delivered or bounced. False when the lease was lost meanwhile. */
-  finishOutbound(id: number, owner: string): Promise<boolean>;
-  /** Records a failed attempt and when to try again; marks the warning DSN as sent when asked. */
-  deferOutbound(id: number, owner: string, error: string, nextAttemptAt: Date, warned?: boolean): Promise<boolean>;
-  /** Gives a leased entry back untried, due again at `until` (a rate limit): no attempt counted. */
-  postponeOutbound(id: number, owner: string, until: Date): Promise<boolean>;
-
-  // DKIM keys per domain
-  setDkimKey(domain: string, selector: string, privateKeyPem: string): Promise<void>;
-  getDkimKey(domain: string): Promise<{ selector: string; privateKeyPem: string } | undefined>;
-
-  // Membership (DESIGN.md "Membership"): heartbeats of nodes and gateways.
-  /** Writes a member's heartbeat; returns the state an operator requested, if any. */
-  heartbeat(member: Omit<Member, 'requestedState' | 'beatAt'>): Promise<MemberRequest | null>;
-  listMembers(): Promise<Member[]>;
-  /** Asks a member to change state; false when no such member. */
-  requestMemberState(id: string, state: MemberRequest | null): Promise<boolean>;
-  removeMember(id: string): Promise<void>;
-
-  // Web sessions, in the store so any node serves any session behind the gateway.
-  createSession(session: Omit<WebSession, 'createdAt'>): Promise<void>;
-  /** Undefined when unknown or expired. */
-  getSession(idHash: string): Promise<WebSession | undefined>;
-  deleteSession(idHash: string): Promise<void>;
-  /** Ends a user's sessions, all but `keepIdHash` (after a password change). */
-  deleteUserSessions(userId: number, keepIdHash?: string): Promise<void>;
-
-  // Audit log of operator actions (issue 9)
-  addAudit(entry: Omit<AuditEntry, 'id' | 'at'>): Promise<AuditEntry>;
-  /** Newest first; `before` is an entry id, for the next page. */
-  listAudit(query: { limit: number; before?: number }): Promise<AuditEntry[]>;
   /** Where the data lives and how big it is (SQLite) or which host is primary and how far behind the standbys are (PostgreSQL). */
   status(): Promise<StoreStatus>;
-
-  // Drive (issue 8): folders and files per user; bytes count against the same quota as mail.
-  /** A folder's entries, folders first, then by name. Fails with 'not-found' for a missing folder. */
-  listDrive(userId: number, parentId: number | null): Promise<DriveNode[]>;
-  getDriveNode(userId: number, id: number): Promise<DriveNode | undefined>;
-  createDriveFolder(userId: number, parentId: number | null, name: string): Promise<DriveNode>;
-  /** Renames and/or moves a node; a folder cannot move into itself or below itself. */
-  updateDriveNode(userId: number, id: number, change: { name?: string; parentId?: number | null }): Promise<DriveNode>;
-  /** Deletes a file, or a folder with everything in it; returns the bytes freed from the quota. */
-  deleteDriveNode(userId: number, id: number): Promise<number>;
-  /** Starts an upload; refused with 'quota' when the file would not fit, 'conflict' when the name is taken. */
-  createDriveUpload(userId: number, input: { parentId: number | null; name: string; size: number; contentType?: string | null; ttlMs?: number }): Promise<DriveUpload>;
-  getDriveUpload(userId: number, id: string): Promise<DriveUpload | undefined>;
-  /**
-   * Stores the next chunk of an upload, committed on its own. `offset` must be the bytes
-   * received so far ('conflict' otherwise). The last chunk creates the file in the same commit.
-   */
-  appendDriveUpload(userId: number, id: string, offset: number, data: Buffer): Promise<{ upload: DriveUpload; file: DriveNode | null }>;
-  cancelDriveUpload(userId: number, id: string): Promise<void>;
-  /** A file's bytes from `start` to `end` inclusive (whole file by default), one chunk at a time. */
-  readDriveFile(userId: number, fileId: number, range?: { start: number; end: number }): AsyncGenerator<Buffer>;
-
-  // Change feed: wakes IDLE sessions in every process that shares the store.
-  onChange(listener: ChangeListener): () => void;
-  /**
-   * Announces, before returning, every change other processes committed so far, where the backend
-   * can tell cheaply that there are some (SQLite: PRAGMA data_version); then what a listener kept
-   * current from the feed is current. Returns false (or is absent) where it cannot.
-   */
-  syncChanges?(): boolean;
 }
 
 export type StoreErrorCode = 'conflict' | 'not-found' | 'quota' | 'invalid' | 'unavailable';
