@@ -12,7 +12,20 @@
 // every part has committed.
 import { sql, type Kysely } from 'kysely';
 import { Directory, GROUP_ID_SPAN, groupIndexOf, MAX_GROUPS, type DirectoryDatabase, type GroupInfo, type UserPlacement } from './directory.js';
-import { KyselyStore } from './kysely-store.js';
+import { KyselyBlobs } from './kysely/blobs.js';
+import { KyselyCluster } from './kysely/cluster.js';
+import { KyselyDirectory } from './kysely/directory.js';
+import { KyselyDrive } from './kysely/drive.js';
+import { KyselyMailstore } from './kysely/mailstore.js';
+import { KyselyQueue } from './kysely/queue.js';
+import { KyselyWebState } from './kysely/web-state.js';
+import { BLOBS_METHODS } from './roles/blobs.js';
+import { CLUSTER_METHODS } from './roles/cluster.js';
+import { DIRECTORY_METHODS } from './roles/directory.js';
+import { DRIVE_METHODS } from './roles/drive.js';
+import { MAILSTORE_METHODS } from './roles/mailstore.js';
+import { QUEUE_METHODS } from './roles/queue.js';
+import { WEB_STATE_METHODS } from './roles/web-state.js';
 import { redactPgUrl } from './pg-pool.js';
 import { PostgresStore, type PostgresOptions } from './postgres.js';
 import type { Database } from './schema.js';
@@ -812,9 +825,10 @@ class GroupedStoreImpl implements Partial<Store> {
 // Store methods this file does not name (added to the interface later) route by their first
 // argument: a number is an id (of a user, mailbox, drive node, ...) and names its group by
 // arithmetic; an address names its user's group; anything else goes to the directory database.
-for (const name of Object.getOwnPropertyNames(KyselyStore.prototype)) {
-  if (name === 'constructor' || Object.prototype.hasOwnProperty.call(GroupedStoreImpl.prototype, name)) continue;
-  const original = Object.getOwnPropertyDescriptor(KyselyStore.prototype, name)?.value as unknown;
+const roleImpls = [KyselyDirectory, KyselyMailstore, KyselyBlobs, KyselyQueue, KyselyCluster, KyselyWebState, KyselyDrive].map((impl) => impl.prototype as object);
+for (const name of [...DIRECTORY_METHODS, ...MAILSTORE_METHODS, ...BLOBS_METHODS, ...QUEUE_METHODS, ...CLUSTER_METHODS, ...WEB_STATE_METHODS, ...DRIVE_METHODS] as string[]) {
+  if (Object.prototype.hasOwnProperty.call(GroupedStoreImpl.prototype, name)) continue;
+  const original = roleImpls.map((proto) => Object.getOwnPropertyDescriptor(proto, name)?.value as unknown).find((m) => m !== undefined);
   if (typeof original !== 'function') continue;
   const call = (target: Store, args: unknown[]) => (target as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!(...args);
   const value =
