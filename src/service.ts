@@ -6,9 +6,10 @@ import type { Store } from './store/types.js';
 import type { Logger } from './util/logger.js';
 import type { TlsMaterial } from './util/tls.js';
 
-export interface ServiceDeps {
+/** `S`: the store roles the listener uses (e.g. POP3: `Directory & Mailstore & Blobs`); the root hands in the whole Store. */
+export interface ServiceDeps<S = Store> {
   config: Readonly<Config>;
-  store: Store;
+  store: S;
   logger: Logger;
   tls: TlsMaterial;
   auth: Authenticator;

@@ -6,7 +6,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { processMetrics } from '../metrics/metrics.js';
-import type { Store, User } from '../store/types.js';
+import type { Directory, User } from '../store/types.js';
 import { dummyHash, hashPassword, needsRehash, verifyPassword } from '../util/password.js';
 import { LoginThrottle, pairKey, type ThrottleLimits } from './throttle.js';
 
@@ -60,7 +60,7 @@ export class Authenticator {
   private readonly verified: VerifiedCache;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Directory,
     private readonly limits: AuthLimits,
   ) {
     this.throttle = new LoginThrottle(limits);

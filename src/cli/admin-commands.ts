@@ -5,7 +5,7 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { isAlive } from '../cluster/membership.js';
-import type { MemberRequest, Store } from '../store/types.js';
+import type { Cluster, MemberRequest, WebState } from '../store/types.js';
 import { addStoreOptions, requireUser, table, UsageError, withStore, type StoreOptions } from './common.js';
 
 /** Who runs the CLI, as the audit log names them. */
@@ -17,7 +17,7 @@ export function cliActor(): string {
   }
 }
 
-export async function auditCli(store: Store, action: string, target: string, detail: Record<string, unknown> | null = null): Promise<void> {
+export async function auditCli(store: WebState, action: string, target: string, detail: Record<string, unknown> | null = null): Promise<void> {
   await store.addAudit({ actor: cliActor(), action, target, detail, node: null });
 }
 
@@ -51,7 +51,7 @@ function commandPath(command: Command): string {
   return names.join(' ');
 }
 
-async function requestStop(store: Store, id: string, request: MemberRequest): Promise<void> {
+async function requestStop(store: Cluster, id: string, request: MemberRequest): Promise<void> {
   const member = (await store.listMembers()).find((m) => m.id === id);
   if (!member) throw new UsageError(`no node or gateway ${id} (see quill status)`);
   if (!isAlive(member)) throw new UsageError(`${member.kind} ${id} is not running`);

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { loadConfig, type Config, type ConfigOverrides } from '../config/config.js';
 import { openStore } from '../store/open.js';
-import type { Store, User } from '../store/types.js';
+import type { Directory, Store, User } from '../store/types.js';
 
 /** A mistake in how the command was called: exit code 2. */
 export class UsageError extends Error {}
@@ -27,7 +27,7 @@ export async function withStore<T>(options: StoreOptions, fn: (store: Store) => 
   }
 }
 
-export async function requireUser(store: Store, address: string): Promise<User> {
+export async function requireUser(store: Directory, address: string): Promise<User> {
   const user = await store.getUser(address);
   if (!user) throw new UsageError(`no user ${address.toLowerCase()}`);
   return user;

@@ -4,6 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../config/config.js';
 import { StoreError } from '../store/types.js';
+import { VERSION } from '../version.js';
 import { configurePasswords, hashPassword } from '../util/password.js';
 import { formatSize, parseSize } from '../util/size.js';
 import { addStoreOptions, configFrom, stopOnSignals, table, UsageError, withStore, type StoreOptions } from './common.js';
@@ -91,7 +92,7 @@ function addServerCommand(program: Command, name: string, description: string): 
 function buildProgram(): Command {
   const program = new Command('quill')
     .description('Quillmail: SMTP, submission, IMAP, POP3 and HTTP over one store')
-    .version(process.env.npm_package_version ?? '0.1.0')
+    .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });

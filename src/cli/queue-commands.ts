@@ -3,7 +3,7 @@ import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypt
 import type { Command } from 'commander';
 import { headerBlock } from '../queue/dsn.js';
 import { loadConfig } from '../config/config.js';
-import type { Store } from '../store/types.js';
+import type { Queue } from '../store/types.js';
 import { formatSize } from '../util/size.js';
 import { addStoreOptions, table, UsageError, withStore, type StoreOptions } from './common.js';
 
@@ -59,7 +59,7 @@ export function addQueueCommands(program: Command): void {
       });
     });
 
-  const actions: [string, string, (id: number, store: Store) => Promise<boolean>, string][] = [
+  const actions: [string, string, (id: number, store: Queue) => Promise<boolean>, string][] = [
     ['retry', 'try a message again now', (id, store) => store.setOutboundStatus(id, 'queued'), 'will be retried now'],
     ['release', 'release a held message', (id, store) => store.setOutboundStatus(id, 'queued'), 'released'],
     ['hold', 'keep a message in the queue without sending it', (id, store) => store.setOutboundStatus(id, 'held'), 'held'],

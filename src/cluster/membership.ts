@@ -4,7 +4,7 @@
 // or 'restarting' goes to the member's stop listener (the server closes gracefully; the CLI
 // then exits 0 for a stop and EXIT_RESTART for a restart, so the supervisor starts it again).
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { LoadFigures, Member, MemberKind, MemberState, Store } from '../store/types.js';
+import type { Cluster, LoadFigures, Member, MemberKind, MemberState } from '../store/types.js';
 
 /** What an operator's stop request asks for. */
 export type StopRequest = 'stop' | 'restart';
@@ -76,7 +76,7 @@ export class Membership {
   private stopRequested = false;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Cluster,
     private readonly info: MemberInfo,
     private readonly connections: () => Record<string, number>,
     private readonly logger: Logger,

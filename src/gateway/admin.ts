@@ -7,7 +7,7 @@ import { splitHostPort } from '../config/config.js';
 import { Counter } from 'prom-client';
 import { processMetrics, scrapeAllowed, type Metrics } from '../metrics/metrics.js';
 import { listen } from '../net/listen.js';
-import type { Store } from '../store/types.js';
+import type { StoreHandle } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';
 import { gatewayStats } from './imap-front.js';
@@ -20,7 +20,7 @@ export interface GatewayAdmin {
 export interface GatewayAdminDeps {
   address: string;
   gatewayId: string;
-  store: Store;
+  store: StoreHandle;
   directory: NodeDirectory;
   token: string | undefined;
   logger: Logger;

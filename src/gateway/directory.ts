@@ -15,7 +15,7 @@ import { isAlive } from '../cluster/membership.js';
 import { splitHostPort } from '../config/config.js';
 import { dropConnections, watchLinks } from './connect.js';
 import { provesNodeDown } from './node-link.js';
-import type { Member, Store } from '../store/types.js';
+import type { Cluster, Member } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
 
 export interface NodeView {
@@ -52,7 +52,7 @@ export class NodeDirectory {
   private readonly suspected = new Set<string>();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Cluster,
     private readonly options: DirectoryOptions,
     private readonly logger: Logger,
   ) {}

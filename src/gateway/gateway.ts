@@ -9,7 +9,8 @@ import { Membership, type StopRequest } from '../cluster/membership.js';
 import { splitHostPort, type Config, type ProtocolName } from '../config/config.js';
 import { listen } from '../net/listen.js';
 import { proxyLine } from '../protocol/proxy-header.js';
-import type { Store } from '../store/types.js';
+import type { Cluster, Directory, StoreHandle } from '../store/types.js';
+import { VERSION } from '../version.js';
 import type { Logger } from '../util/logger.js';
 import { Authenticator } from '../auth/authenticator.js';
 import { loadTls } from '../util/tls.js';
@@ -378,7 +379,8 @@ export interface RunningGateway {
 
 export async function startGateway(
   config: Readonly<Config>,
-  store: Store,
+  /** Users (a front's own AUTH, screening), the membership (which nodes to send to), and a health probe. */
+  store: Directory & Cluster & StoreHandle,
   logger: Logger,
   /** adminListen: the admin endpoint's HOST:PORT (`--admin`), ahead of config gateway.adminListen. */
   options: {
@@ -403,7 +405,7 @@ export async function startGateway(
   const tlsMaterial = await loadTls(config.data, config.hostname, config.tls);
   const membership = new Membership(
     store,
-    { id: gatewayId, kind: 'gateway', version: '0.1.0', addresses },
+    { id: gatewayId, kind: 'gateway', version: VERSION, addresses },
     () => Object.fromEntries([...proxies, ...tlsProxies].map(([name, proxy]) => [name, proxy.active])),
     logger,
   );

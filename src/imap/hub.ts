@@ -2,7 +2,7 @@
 // process's mailbox indexes and to the sessions of the user concerned (no polling per client).
 // Sessions on the same mailbox that wake together catch up through one shared index, so one
 // store read serves them all.
-import type { ChangeEvent, Mailbox, Store } from '../store/types.js';
+import type { ChangeEvent, Mailbox, Mailstore } from '../store/types.js';
 import { MailboxIndexes } from './mailbox-index.js';
 
 export interface ChangeSubscriber {
@@ -21,12 +21,12 @@ export class ChangeHub {
   /**
    * Each connected user's mailbox list (STATUS and LIST read it per command): dropped at any
    * 'mailbox' change of the user (create, delete, rename) from the feed, and only used where the
-   * store can bring the feed up to date with other processes first (Store.syncChanges). Counts
+   * store can bring the feed up to date with other processes first (Mailstore.syncChanges). Counts
    * are not kept here (the mailbox indexes have them), nor subscriptions (read from the store).
    */
   private readonly mailboxLists = new Map<number, Promise<Mailbox[]>>();
 
-  constructor(private readonly store: Store) {
+  constructor(private readonly store: Mailstore) {
     this.indexes = new MailboxIndexes(store);
     this.unsubscribe = store.onChange((event) => this.dispatch(event));
   }

@@ -15,7 +15,7 @@
 //
 // Sessions keep their own sequence map (expunges are announced later, RFC 3501 7.4.1) but start
 // from the index's UID array, which is replaced rather than changed, so idle sessions share it.
-import type { ChangeEvent, MailboxStatus, MessageMeta, Store } from '../store/types.js';
+import type { ChangeEvent, MailboxStatus, Mailstore, MessageMeta } from '../store/types.js';
 import type { MimePart } from './message/mime.js';
 import { summaryOf, type HeaderSummary, type MessageCache } from './message/parsed.js';
 import { foldedField, SEARCH_FIELDS } from './message/search.js';
@@ -295,7 +295,7 @@ export class MailboxIndex {
   uidNext = 1;
   /**
    * The mailbox's \Recent watermark as last seen (it only grows): a session need not try to
-   * claim UIDs at or below it (RFC 3501 2.3.2, Store.claimRecent), so after one session has
+   * claim UIDs at or below it (RFC 3501 2.3.2, Mailstore.claimRecent), so after one session has
    * claimed new mail the others skip the store round trip.
    */
   recentUid = 0;
@@ -316,7 +316,7 @@ export class MailboxIndex {
 
   constructor(
     readonly mailboxId: number,
-    private readonly store: Store,
+    private readonly store: Mailstore,
   ) {}
 
   get size(): number {
@@ -584,7 +584,7 @@ export class MailboxIndexes {
   private readonly indexes = new Map<number, MailboxIndex>();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Mailstore,
     private readonly limits: IndexLimits = { idleMessages: 200_000 },
   ) {}
 

@@ -11,7 +11,7 @@ import zlib from 'node:zlib';
 import { frozenSince } from '../cluster/freeze.js';
 import { isLoopback } from '../auth/authenticator.js';
 import type { ServiceDeps } from '../service.js';
-import { StoreError, type ChangeEvent, type User } from '../store/types.js';
+import { StoreError, type Blobs, type ChangeEvent, type Directory, type Mailstore, type User } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
 import type { CounterFamily } from '../metrics/metrics.js';
 import { atomText } from './args.js';
@@ -27,8 +27,11 @@ import { continuation, status, untagged, type StatusKind } from './writer.js';
 
 export type State = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
 
+/** What IMAP uses of the store: users (LOGIN, QUOTA), mailboxes and messages, their bytes and parses. */
+export type ImapStore = Directory & Mailstore & Blobs;
+
 export interface ImapContext {
-  deps: ServiceDeps;
+  deps: ServiceDeps<ImapStore>;
   log: Logger;
   hub: ChangeHub;
   cache: MessageCache;

@@ -2,7 +2,7 @@
 import { createWriteStream, existsSync, lstatSync, mkdirSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
-import type { Store, User } from '../store/types.js';
+import type { Blobs, Mailstore, User } from '../store/types.js';
 import { canonicalMailboxName } from '../store/kysely-store.js';
 import { mailboxNameProblem } from '../store/mailbox-name.js';
 import { listMaildirFolders, listMaildirMessages, maildirFolderDir, maildirFolderName, readMaildirMessage, writeMaildirMessage } from './maildir.js';
@@ -46,7 +46,7 @@ function isWithin(base: string, full: string): boolean {
 /** How many deliveries are in flight at once: enough for group commit to batch fsyncs. */
 const IN_FLIGHT = 64;
 
-export async function importMessages(store: Store, user: User, items: AsyncIterable<ImportItem> | Iterable<ImportItem>): Promise<TransferReport> {
+export async function importMessages(store: Mailstore, user: User, items: AsyncIterable<ImportItem> | Iterable<ImportItem>): Promise<TransferReport> {
   const known = new Set((await store.listMailboxes(user.id)).map((m) => m.name));
   const report: TransferReport = { messages: 0, bytes: 0, folders: [], skipped: [] };
   const inFlight = new Set<Promise<void>>();
@@ -88,7 +88,7 @@ export function* maildirItems(root: string): Generator<ImportItem> {
 }
 
 /** Writes every mailbox (or one) as Maildir++ or as one mboxrd file per mailbox. */
-export async function exportMail(store: Store, user: User, format: 'mbox' | 'maildir', dest: string, only?: string): Promise<TransferReport> {
+export async function exportMail(store: Mailstore & Blobs, user: User, format: 'mbox' | 'maildir', dest: string, only?: string): Promise<TransferReport> {
   const report: TransferReport = { messages: 0, bytes: 0, folders: [], skipped: [] };
   const mailboxes = (await store.listMailboxes(user.id)).filter((m) => only === undefined || m.name === canonicalMailboxName(only));
   mkdirSync(dest, { recursive: true });

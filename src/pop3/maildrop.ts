@@ -1,6 +1,6 @@
 // The maildrop of a POP3 session: the user's INBOX as it was at login (RFC 1939 8: messages
 // that arrive later are not part of the session), with deletion marks applied at QUIT.
-import type { Store } from '../store/types.js';
+import type { Blobs, Mailstore } from '../store/types.js';
 import { RESP_CODE, syntaxError, userError } from './errors.js';
 import { endsWithCrlf } from '../protocol/dot-stuffing.js';
 import { transmittedSize } from './framing.js';
@@ -53,14 +53,14 @@ export class MaildropLocks {
 
 export class Maildrop {
   private constructor(
-    private readonly store: Store,
+    private readonly store: Mailstore & Blobs,
     private readonly crlf: CrlfCache,
     readonly mailboxId: number,
     private readonly uidvalidity: number,
     private readonly messages: MaildropMessage[],
   ) {}
 
-  static async open(store: Store, crlf: CrlfCache, userId: number): Promise<Maildrop> {
+  static async open(store: Mailstore & Blobs, crlf: CrlfCache, userId: number): Promise<Maildrop> {
     const inbox = await store.getMailbox(userId, 'INBOX');
     if (!inbox) throw userError('no INBOX for this user', RESP_CODE.sysPerm);
     const metas = await store.listMessages(inbox.id);

@@ -8,12 +8,12 @@ import { acceptClient, gatewayTrust } from '../net/gateway-link.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { RESP_CODE } from './errors.js';
 import { CrlfCache, MaildropLocks } from './maildrop.js';
-import { Session, type SessionContext } from './session.js';
+import { Session, type Pop3Store, type SessionContext } from './session.js';
 
 // How long a refused connection may take to read its one line before it is destroyed.
 const REFUSED_GRACE_MS = 5000;
 
-export async function startPop3(deps: ServiceDeps): Promise<Service> {
+export async function startPop3(deps: ServiceDeps<Pop3Store>): Promise<Service> {
   const { host, port } = splitHostPort(deps.config.listen.pop3);
   const limits = deps.config.limits;
   const log = deps.logger.child({ proto: 'pop3' });

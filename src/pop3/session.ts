@@ -5,7 +5,7 @@ import { TLSSocket } from 'node:tls';
 import { isLoopback } from '../auth/authenticator.js';
 import { isGatewayLink } from '../net/gateway-link.js';
 import type { ServiceDeps } from '../service.js';
-import { StoreError, type User } from '../store/types.js';
+import { StoreError, type Blobs, type Directory, type Mailstore, type User } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
 import type { CounterFamily } from '../metrics/metrics.js';
 import { COMMANDS } from './commands/index.js';
@@ -15,12 +15,15 @@ import { LineReader, type LineEvent } from './line-reader.js';
 import { Maildrop, type CrlfCache, type MaildropLocks } from './maildrop.js';
 import { roomOrClose } from '../net/room.js';
 
+/** What POP3 uses of the store: the user (for the maildrop's owner), the INBOX's messages and their bytes. */
+export type Pop3Store = Directory & Mailstore & Blobs;
+
 /** Session states as RFC 1939 3 names them. */
 export type Pop3State = 'AUTHORIZATION' | 'TRANSACTION' | 'UPDATE';
 
 /** What all sessions of one listener share. */
 export interface SessionContext {
-  deps: ServiceDeps;
+  deps: ServiceDeps<Pop3Store>;
   log: Logger;
   locks: MaildropLocks;
   crlf: CrlfCache;
@@ -89,7 +92,7 @@ export class Session {
     return this.context.deps.config;
   }
 
-  get deps(): ServiceDeps {
+  get deps(): ServiceDeps<Pop3Store> {
     return this.context.deps;
   }
 

@@ -7,16 +7,18 @@ import { randomBytes } from 'node:crypto';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import type { Config } from '../config/config.js';
 import { dkimSignature } from '../mailauth/sign.js';
-import type { OutboundEntry, Store } from '../store/types.js';
+import type { Blobs, Directory, Mailstore, OutboundEntry, Queue } from '../store/types.js';
 import type { Logger } from '../util/logger.js';
 import { processMetrics, type CounterFamily } from '../metrics/metrics.js';
 import { buildDsn, type DsnRecipient } from './dsn.js';
-import { NoRouteError, routeFor, type Hop, type Resolver } from './route.js';
+import type { Resolver } from '../dns/resolver.js';
+import { NoRouteError, routeFor, type Hop } from './route.js';
 
 const LEASE_MS = 10 * 60_000;
 
 export interface WorkerDeps {
-  store: Store;
+  /** The queue it works through, the bytes it sends, and delivery for bounces (DSNs) to local senders. */
+  store: Queue & Blobs & Directory & Mailstore;
   config: Readonly<Config>;
   logger: Logger;
   resolver: Resolver;

@@ -1,7 +1,10 @@
 // What the SMTP hooks ask of the store: who a recipient is, and storing one message for all
 // recipients of a transaction in one durable deliver call.
-import type { DeliveryOptions, DeliveryResult, DeliveryTarget, Store } from '../store/types.js';
+import type { DeliveryOptions, DeliveryResult, DeliveryTarget, Directory, Mailstore } from '../store/types.js';
 import { Replies } from './codes.js';
+
+/** What SMTP (MX and submission) uses of the store: who a recipient is, and delivery. */
+export type SmtpStore = Directory & Mailstore;
 
 export type Recipient = { kind: 'local'; address: string; userId: number } | { kind: 'foreign'; address: string };
 
@@ -13,7 +16,7 @@ export function domainOf(address: string): string {
  * Local when the domain is ours: then the user must exist (550 5.1.1) and have room
  * (452 4.2.2, RFC 3463 3.3 "mailbox full"); `incomingBytes` is the size the client declared, if any.
  */
-export async function resolveRecipient(store: Store, address: string, incomingBytes: number): Promise<Recipient> {
+export async function resolveRecipient(store: Directory, address: string, incomingBytes: number): Promise<Recipient> {
   if (!address.includes('@')) throw Replies.unknownUser(); // a bare "postmaster": we keep no aliases
   if (!(await store.getDomain(domainOf(address)))) return { kind: 'foreign', address };
   const user = await store.getUser(address);
@@ -27,7 +30,7 @@ export async function resolveRecipient(store: Store, address: string, incomingBy
  * outbound queue entries in the same commit. Resolves once the commit is durable.
  */
 export function storeMessage(
-  store: Store,
+  store: Mailstore,
   raw: Buffer,
   recipients: Recipient[],
   extra: { sender: string; mailbox?: string; sentCopyUserId?: number; txnId?: string },

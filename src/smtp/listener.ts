@@ -17,7 +17,7 @@ import { processMetrics } from '../metrics/metrics.js';
 import { Replies, SmtpReply } from './codes.js';
 import { gatewayTrust } from '../net/gateway-link.js';
 import { QuillSmtpServer, type GatewayAwareSession } from './connection.js';
-import { resolveRecipient, storeMessage, type Recipient } from './delivery.js';
+import { resolveRecipient, storeMessage, type Recipient, type SmtpStore } from './delivery.js';
 import { readMessage, receivedHeader } from './message.js';
 
 export interface SessionContext {
@@ -72,7 +72,7 @@ function gatewayTxnId(session: SMTPServerSession): string | undefined {
   return viaGateway && typeof value === 'string' && /^[A-Za-z0-9._-]{8,80}$/.test(value) ? value : undefined;
 }
 
-export async function startListener(deps: ServiceDeps, spec: ListenerSpec): Promise<Service> {
+export async function startListener(deps: ServiceDeps<SmtpStore>, spec: ListenerSpec): Promise<Service> {
   const { config, store } = deps;
   const { limits } = config;
   const { host, port } = splitHostPort(spec.listen);

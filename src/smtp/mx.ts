@@ -5,9 +5,10 @@ import { judgeInbound, type InboundVerdict, type SmtpFacts } from '../mailauth/i
 import { defaultWorkers, JudgePool } from '../mailauth/pool.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { Replies } from './codes.js';
+import type { SmtpStore } from './delivery.js';
 import { startListener } from './listener.js';
 
-export async function startSmtp(deps: ServiceDeps): Promise<Service> {
+export async function startSmtp(deps: ServiceDeps<SmtpStore>): Promise<Service> {
   const { config } = deps;
   const log = deps.logger.child({ proto: 'smtp' });
   const workers = config.inbound.workers ?? defaultWorkers();

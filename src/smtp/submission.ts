@@ -4,13 +4,14 @@ import type { SMTPServerAuthentication, SMTPServerSession } from 'smtp-server';
 import { isLoopback } from '../auth/authenticator.js';
 import type { Service, ServiceDeps } from '../service.js';
 import { Replies } from './codes.js';
+import type { SmtpStore } from './delivery.js';
 import { startListener, type SessionContext, type SessionUser } from './listener.js';
 import { checkHeaderSenders, mayUseAddress } from './sender-check.js';
 import { fixUpSubmission } from './submission-fixups.js';
 
 const userOf = (session: SMTPServerSession): SessionUser | undefined => (session.user ? (session.user as SessionUser) : undefined);
 
-export function startSubmission(deps: ServiceDeps): Promise<Service> {
+export function startSubmission(deps: ServiceDeps<SmtpStore>): Promise<Service> {
   const { config } = deps;
 
   async function authenticate(auth: SMTPServerAuthentication, session: SMTPServerSession, context: SessionContext): Promise<SessionUser> {

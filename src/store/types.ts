@@ -224,11 +224,8 @@ export function driveNameProblem(name: string): string | null {
   return null;
 }
 
-/**
- * The whole store: every role (src/store/roles/), as one backend implements them. Code that needs
- * only some roles takes only those (e.g. POP3 takes `Mailstore & Blobs`).
- */
-export interface Store extends Directory, Mailstore, Blobs, Queue, Cluster, WebState, Drive {
+/** The store as a whole, apart from its roles: which backend, is it there, where is its data. */
+export interface StoreHandle {
   readonly kind: 'sqlite' | 'postgres';
   /** Cheap round trip for /healthz. */
   ping(): Promise<void>;
@@ -236,6 +233,12 @@ export interface Store extends Directory, Mailstore, Blobs, Queue, Cluster, WebS
   /** Where the data lives and how big it is (SQLite) or which host is primary and how far behind the standbys are (PostgreSQL). */
   status(): Promise<StoreStatus>;
 }
+
+/**
+ * The whole store: every role (src/store/roles/), as one backend implements them. Code that needs
+ * only some roles takes only those (e.g. POP3 takes `Directory & Mailstore & Blobs`).
+ */
+export interface Store extends StoreHandle, Directory, Mailstore, Blobs, Queue, Cluster, WebState, Drive {}
 
 export type StoreErrorCode = 'conflict' | 'not-found' | 'quota' | 'invalid' | 'unavailable';
 

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { addressKey, WindowCounter } from '../auth/throttle.js';
 import type { ServiceDeps } from '../service.js';
 import { domainOf } from '../smtp/delivery.js';
-import { StoreError } from '../store/types.js';
+import { StoreError, type Directory, type WebState } from '../store/types.js';
 import { hashPassword } from '../util/password.js';
 import { Errors } from './errors.js';
 import { accountOf, clearSessionCookie, publicUser, sameSecret, startSession } from './sessions.js';
@@ -20,7 +20,7 @@ export const DISPLAY_NAME = { type: 'string', maxLength: 100, pattern: '^[^\\u00
 // A plain mailbox address: what sign-up accepts as a new account's name.
 const NEW_ADDRESS = /^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?@[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$/i;
 
-export function accountRoutes(app: FastifyInstance, deps: ServiceDeps): void {
+export function accountRoutes(app: FastifyInstance, deps: ServiceDeps<Directory & WebState>): void {
   const { store, auth, config } = deps;
   const lifetimeHours = config.web.sessionHours;
   const signups = new WindowCounter(3600_000, config.limits.authThrottleEntries);

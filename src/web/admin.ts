@@ -8,7 +8,7 @@ import { isAlive } from '../cluster/membership.js';
 import { headerBlock } from '../queue/dsn.js';
 import type { ServiceDeps } from '../service.js';
 import { isGroupedStore } from '../store/grouped-store.js';
-import type { Mailbox, Member, MemberRequest, OutboundEntry, Store, StoreStatus, User } from '../store/types.js';
+import type { Directory, Mailbox, Mailstore, Member, MemberRequest, OutboundEntry, Store, StoreStatus, User } from '../store/types.js';
 import { moveUser } from '../store/user-move.js';
 import { hashPassword } from '../util/password.js';
 import { Errors, HttpError } from './errors.js';
@@ -103,13 +103,13 @@ export function rawText(bytes: Buffer): { raw: string; encoding: 'utf8' | 'latin
   }
 }
 
-async function userOrThrow(store: Store, wanted: string): Promise<User> {
+async function userOrThrow(store: Directory, wanted: string): Promise<User> {
   const user = await store.getUser(wanted);
   if (!user) throw Errors.notFound(`no user ${wanted.toLowerCase()}`);
   return user;
 }
 
-async function mailboxOf(store: Store, user: User, mailboxId: number): Promise<Mailbox> {
+async function mailboxOf(store: Mailstore, user: User, mailboxId: number): Promise<Mailbox> {
   const mailbox = await store.getMailboxById(mailboxId);
   if (!mailbox || mailbox.userId !== user.id) throw Errors.notFound(`no mailbox ${mailboxId} of ${user.address}`);
   return mailbox;

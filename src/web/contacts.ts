@@ -4,7 +4,7 @@
 // per user until INBOX or Sent gets a new message (their UIDNEXT moves), so a keystroke costs
 // one mailbox listing and a filter, never a read of the mailboxes.
 import type { FastifyInstance } from 'fastify';
-import type { Store } from '../store/types.js';
+import type { Mailstore } from '../store/types.js';
 import type { AddressOut } from './message-view.js';
 import { accountOf } from './sessions.js';
 
@@ -34,7 +34,7 @@ function matches(contact: Contact, needle: string): boolean {
   return [...name.split(/[\s,."'()-]+/), ...contact.address.split(/[@._+-]+/)].some((word) => word.startsWith(needle));
 }
 
-export function contactRoutes(app: FastifyInstance, store: Store, summaryOfBlob: (hash: string) => Promise<Headers | undefined>): void {
+export function contactRoutes(app: FastifyInstance, store: Mailstore, summaryOfBlob: (hash: string) => Promise<Headers | undefined>): void {
   const cache = new Map<number, { key: string; contacts: Promise<Contact[]> }>();
 
   async function build(own: string, received: number | undefined, sent: number | undefined): Promise<Contact[]> {

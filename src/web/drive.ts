@@ -5,7 +5,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ServiceDeps } from '../service.js';
-import { DRIVE_NAME_MAX_BYTES, StoreError, type DriveNode, type DriveUpload, type Store } from '../store/types.js';
+import { DRIVE_NAME_MAX_BYTES, StoreError, type DriveNode, type DriveUpload, type Directory, type Drive, type WebState } from '../store/types.js';
 import { Errors } from './errors.js';
 import { contentDisposition } from './message-view.js';
 import { accountOf } from './sessions.js';
@@ -43,7 +43,7 @@ function uploadOut(upload: DriveUpload) {
 }
 
 /** The folders from the root down to `folderId` (breadcrumbs). */
-async function pathTo(store: Store, userId: number, folderId: number | null): Promise<{ id: number; name: string }[]> {
+async function pathTo(store: Drive, userId: number, folderId: number | null): Promise<{ id: number; name: string }[]> {
   const path: { id: number; name: string }[] = [];
   for (let at = folderId; at !== null && path.length < 256; ) {
     const node = await store.getDriveNode(userId, at);
@@ -87,7 +87,7 @@ function sendOffset(reply: FastifyReply, upload: DriveUpload) {
   return uploadOut(upload);
 }
 
-export function driveRoutes(app: FastifyInstance, deps: ServiceDeps): void {
+export function driveRoutes(app: FastifyInstance, deps: ServiceDeps<Drive & Directory & WebState>): void {
   const { store } = deps;
 
   // Its own scope, so the raw-stream body parser applies to the drive's routes only.

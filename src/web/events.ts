@@ -3,14 +3,14 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { ServiceDeps } from '../service.js';
-import type { ChangeEvent } from '../store/types.js';
+import type { ChangeEvent, Directory, Mailstore, WebState } from '../store/types.js';
 import { accountOf } from './sessions.js';
 
 const KEEPALIVE_MS = 25_000;
 /** A client this far behind is dropped (EventSource reconnects and the page reloads its lists). */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 
-export function eventRoutes(app: FastifyInstance, deps: ServiceDeps, streams: Set<ServerResponse>): void {
+export function eventRoutes(app: FastifyInstance, deps: ServiceDeps<Directory & WebState & Mailstore>, streams: Set<ServerResponse>): void {
   const { store } = deps;
 
   app.get('/events', async (request, reply) => {

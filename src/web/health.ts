@@ -2,8 +2,9 @@
 // node is not draining). The gateway probes /healthz and reads `node` from it.
 import type { FastifyInstance } from 'fastify';
 import type { ServiceDeps } from '../service.js';
+import type { Cluster, StoreHandle } from '../store/types.js';
 
-export function healthRoutes(app: FastifyInstance, deps: ServiceDeps): void {
+export function healthRoutes(app: FastifyInstance, deps: ServiceDeps<StoreHandle & Cluster>): void {
   app.get('/healthz', async (_request, reply) => {
     try {
       await deps.store.ping();

@@ -4,7 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ServiceDeps } from '../service.js';
 import { mailboxNameProblem } from '../store/mailbox-name.js';
-import type { Mailbox, MessageMeta, Store } from '../store/types.js';
+import type { Blobs, Directory, Mailbox, Mailstore, MessageMeta, WebState } from '../store/types.js';
 import { contactRoutes } from './contacts.js';
 import { Errors } from './errors.js';
 import { contentDisposition, parseMessage, summarize, viewMessage, type AddressOut } from './message-view.js';
@@ -59,13 +59,13 @@ interface MessageParams {
   uid: number;
 }
 
-async function mailboxOf(store: Store, userId: number, name: string): Promise<Mailbox> {
+async function mailboxOf(store: Mailstore, userId: number, name: string): Promise<Mailbox> {
   const mailbox = await store.getMailbox(userId, name);
   if (!mailbox) throw Errors.notFound(`no mailbox ${name}`);
   return mailbox;
 }
 
-export async function messageOf(store: Store, userId: number, params: MessageParams): Promise<{ mailbox: Mailbox; meta: MessageMeta; raw: Buffer }> {
+export async function messageOf(store: Mailstore & Blobs, userId: number, params: MessageParams): Promise<{ mailbox: Mailbox; meta: MessageMeta; raw: Buffer }> {
   const mailbox = await mailboxOf(store, userId, params.mailbox);
   const meta = await store.getMessage(mailbox.id, params.uid);
   const raw = meta && (await store.getBlob(meta.blobHash));
@@ -74,7 +74,7 @@ export async function messageOf(store: Store, userId: number, params: MessagePar
 }
 
 /** A special mailbox of the user (RFC 6154): by its special use, else by name, created when missing. */
-export async function specialMailbox(store: Store, userId: number, use: '\\Trash' | '\\Drafts', name: string): Promise<Mailbox> {
+export async function specialMailbox(store: Mailstore, userId: number, use: '\\Trash' | '\\Drafts', name: string): Promise<Mailbox> {
   const mailboxes = await store.listMailboxes(userId);
   return mailboxes.find((m) => m.specialUse === use) ?? mailboxes.find((m) => m.name === name) ?? (await store.createMailbox(userId, name, use));
 }
@@ -98,7 +98,7 @@ type BulkAction = (typeof BULK_ACTIONS)[number];
 /** List summaries kept by content hash (a few hundred bytes each), least recently used out first. */
 const SUMMARY_CACHE = 50_000;
 
-export function mailRoutes(app: FastifyInstance, deps: ServiceDeps): void {
+export function mailRoutes(app: FastifyInstance, deps: ServiceDeps<Directory & WebState & Mailstore & Blobs>): void {
   const { store } = deps;
   // Parsing headers is most of a list's or a search's time, and the same messages are listed
   // again and again; a summary depends only on the bytes its hash names, so users can share it.

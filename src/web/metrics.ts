@@ -10,7 +10,7 @@ import type { ServiceDeps } from '../service.js';
 
 type Child = { inc(): void };
 
-export function metricsRoutes(app: FastifyInstance, deps: ServiceDeps): void {
+export function metricsRoutes(app: FastifyInstance, deps: ServiceDeps<unknown>): void {
   const metrics = processMetrics();
   const node = deps.nodeId ?? 'local';
   const token = deps.config.metrics.token;

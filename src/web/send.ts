@@ -7,7 +7,7 @@ import MailComposer from 'nodemailer/lib/mail-composer';
 import type { ServiceDeps } from '../service.js';
 import { SmtpReply } from '../smtp/codes.js';
 import { resolveRecipient, storeMessage, type Recipient } from '../smtp/delivery.js';
-import type { Store, User } from '../store/types.js';
+import type { Blobs, Directory, Mailstore, User, WebState } from '../store/types.js';
 import { DISPLAY_NAME } from './accounts.js';
 import { Errors, HttpError, humanBytes } from './errors.js';
 import { messageOf, specialMailbox } from './mail.js';
@@ -95,7 +95,7 @@ const draftSchema = {
 } as const;
 
 /** Like RCPT TO: a local address must exist and have room; anything else goes out. */
-async function resolveAll(store: Store, addresses: string[]): Promise<Recipient[]> {
+async function resolveAll(store: Directory, addresses: string[]): Promise<Recipient[]> {
   const out: Recipient[] = [];
   for (const address of addresses) {
     try {
@@ -110,7 +110,7 @@ async function resolveAll(store: Store, addresses: string[]): Promise<Recipient[
 }
 
 /** The message as RFC 5322 bytes; Bcc in the header only when kept as a draft. */
-async function compose(store: Store, user: User, body: ComposeBody, options: { keepBcc: boolean; maxBytes: number; fromName?: string }): Promise<{ raw: Buffer; messageId: string }> {
+async function compose(store: Mailstore & Blobs, user: User, body: ComposeBody, options: { keepBcc: boolean; maxBytes: number; fromName?: string }): Promise<{ raw: Buffer; messageId: string }> {
   const attachments: { filename: string; contentType?: string; content: Buffer }[] = (body.attachments ?? []).map((a) => ({
     filename: a.filename,
     contentType: a.contentType,
@@ -144,14 +144,14 @@ async function compose(store: Store, user: User, body: ComposeBody, options: { k
   return { raw, messageId: message.messageId() };
 }
 
-async function dropDraft(store: Store, userId: number, uid: number | undefined): Promise<void> {
+async function dropDraft(store: Mailstore, userId: number, uid: number | undefined): Promise<void> {
   if (uid === undefined) return;
   const drafts = await specialMailbox(store, userId, '\\Drafts', 'Drafts');
   await store.setFlags(drafts.id, [uid], 'add', ['\\Deleted']);
   await store.expunge(drafts.id, [uid]);
 }
 
-export function sendRoutes(app: FastifyInstance, deps: ServiceDeps): void {
+export function sendRoutes(app: FastifyInstance, deps: ServiceDeps<Directory & WebState & Mailstore & Blobs>): void {
   const { store, config } = deps;
   const maxBytes = config.limits.messageSize;
   const bodyLimit = Math.ceil(maxBytes * 1.4) + 1024 * 1024; // base64 attachments in JSON

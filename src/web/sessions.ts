@@ -3,7 +3,7 @@
 // request must echo in X-CSRF-Token.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Store, User, WebSession } from '../store/types.js';
+import type { Directory, User, WebSession, WebState } from '../store/types.js';
 import { Errors } from './errors.js';
 
 export const SESSION_COOKIE = 'quill_session';
@@ -42,7 +42,7 @@ export function sameSecret(a: string, b: string): boolean {
 }
 
 /** Starts a session for a user who just proved who they are; sets the cookie. */
-export async function startSession(store: Store, user: User, lifetimeHours: number, request: FastifyRequest, reply: FastifyReply): Promise<WebSession> {
+export async function startSession(store: WebState, user: User, lifetimeHours: number, request: FastifyRequest, reply: FastifyReply): Promise<WebSession> {
   const id = randomBytes(32).toString('base64url');
   const session = { idHash: hashSessionId(id), userId: user.id, csrfToken: randomBytes(32).toString('base64url'), expiresAt: new Date(Date.now() + lifetimeHours * 3_600_000) };
   await store.createSession(session);
@@ -64,7 +64,7 @@ export function clearSessionCookie(request: FastifyRequest, reply: FastifyReply)
  * The API's gate, before the body is read: a live session for every route not marked
  * public (401), and the CSRF token on every state-changing request (403).
  */
-export function requireAccount(store: Store) {
+export function requireAccount(store: Directory & WebState) {
   return async (request: FastifyRequest): Promise<void> => {
     if (request.routeOptions.config.public) return;
     const id = request.cookies[SESSION_COOKIE];

@@ -3,7 +3,7 @@
 // SPECIAL-USE (RFC 6154) and LIST-STATUS (RFC 5819). Names travel in modified UTF-7 and
 // are matched in that form; the store keeps them in Unicode.
 import { mailboxNameProblem } from '../../store/mailbox-name.js';
-import type { Mailbox, Store } from '../../store/types.js';
+import type { Mailbox, Mailstore } from '../../store/types.js';
 import { astring, atomText, list, mailboxName } from '../args.js';
 import { bad, CODE, no } from '../errors.js';
 import { MailboxPattern } from '../mailbox-pattern.js';
@@ -35,7 +35,7 @@ function checkName(name: string): void {
   if (problem) throw no(problem, CODE.cannot);
 }
 
-async function createParents(store: Store, userId: number, name: string): Promise<void> {
+async function createParents(store: Mailstore, userId: number, name: string): Promise<void> {
   const levels = name.split(SEP);
   for (let i = 1; i < levels.length; i++) {
     const parent = levels.slice(0, i).join(SEP);

@@ -1,7 +1,7 @@
 // What the IMAP server keeps about a message's content, parsed once per content hash and
 // cached as JSON beside the blob (Store.setBlobMeta), plus a small in-process cache so
 // sessions share the work. Metadata (flags, size, dates) never needs any of this.
-import type { Store } from '../../store/types.js';
+import type { Blobs } from '../../store/types.js';
 import { HeaderMap } from './header.js';
 import { parseMime, type MimePart } from './mime.js';
 
@@ -45,7 +45,7 @@ export class MessageCache {
   private blobBytes = 0;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Blobs,
     private readonly limits = { parsedEntries: 5000, blobBytes: 32 * 1024 * 1024 },
   ) {}
 
