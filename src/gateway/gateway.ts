@@ -379,7 +379,7 @@ export interface RunningGateway {
 
 export async function startGateway(
   config: Readonly<Config>,
-  /** Users (a front's own AUTH, screening), the membership (which nodes to send to), and a health probe. */
+  /** Users (logins are checked at the front), the membership (which nodes to send to), and a health probe. */
   store: Directory & Cluster & StoreHandle,
   logger: Logger,
   /** adminListen: the admin endpoint's HOST:PORT (`--admin`), ahead of config gateway.adminListen. */
