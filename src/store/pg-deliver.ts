@@ -1,7 +1,7 @@
 // A batch of deliveries written to PostgreSQL in one statement (issue 23): the transaction ids,
 // blobs, the mailboxes' UID and modseq counters, messages, users' byte counts, change rows and
 // their NOTIFY, as data-modifying CTEs, so the batch costs one round trip instead of one per table. The
-// caller (KyselyStore.deliverBatch) prepares the rows and turns the answer into results; the
+// caller (Deliveries.deliverBatch, kysely/deliver.ts) prepares the rows and turns the answer into results; the
 // full-text step and outbound entries stay separate statements after it.
 import { sql, type Transaction } from 'kysely';
 import type { Database } from './schema.js';
