@@ -81,6 +81,7 @@ export class GroupRouter {
   private readonly placements = new Map<string, { placement: UserPlacement; at: number }>();
   /** Which store returned a blob hash last (message listings, outbound entries). */
   readonly blobHomes = new Map<string, PostgresStore>();
+  /** The grouped store's change feed: every group's events (attach subscribes to each). */
   readonly listeners = new Set<ChangeListener>();
   private reloading: Promise<void> | undefined;
   /** Groups that could not be opened: tried again on use, at most every GROUP_RETRY_MS. */
@@ -96,16 +97,15 @@ export class GroupRouter {
 
   /** Opens the groups (a group that is down is tried again on use). */
   protected async openGroups(groups: GroupInfo[]): Promise<void> {
-    const store = this;
     try {
       // A group that is down does not keep the node from serving the others.
       for (const info of groups) {
-        await store.attachOrMarkDown(info).catch((error: unknown) => {
+        await this.attachOrMarkDown(info).catch((error: unknown) => {
           if (!(error instanceof StoreError && error.code === 'unavailable')) throw error;
         });
       }
     } catch (error) {
-      await Promise.allSettled(store.stores.map((s) => s.close()));
+      await Promise.allSettled(this.stores.map((s) => s.close()));
       throw error;
     }
   }
