@@ -24,7 +24,7 @@ import { DRIVE_METHODS } from './roles/drive.js';
 import { MAILSTORE_METHODS } from './roles/mailstore.js';
 import { QUEUE_METHODS } from './roles/queue.js';
 import { WEB_STATE_METHODS } from './roles/web-state.js';
-import { StoreError, type ChangeListener, type Store, type User } from './types.js';
+import { StoreError, type Blobs, type ChangeListener, type Cluster, type Directory as DirectoryRole, type Drive, type Mailstore, type Queue, type Store, type User, type WebState } from './types.js';
 import { groupedBlobs } from './grouped/blobs.js';
 import { groupedDirectory } from './grouped/directory.js';
 import { forward } from './grouped/forward.js';
@@ -59,7 +59,10 @@ export function isGroupedStore(store: Store): store is GroupedStore {
   return store instanceof GroupedStoreImpl;
 }
 
-class GroupedStoreImpl extends GroupRouter {
+/** The role methods the grouped store has from its role objects (see the constructor). */
+interface GroupedStoreImpl extends DirectoryRole, Omit<Mailstore, 'onChange' | 'syncChanges'>, Blobs, Queue, Cluster, WebState, Drive {}
+
+class GroupedStoreImpl extends GroupRouter implements Store {
   readonly kind = 'postgres' as const;
 
   private constructor(directoryStore: PostgresStore, directoryUrl: string, options: PostgresOptions) {
