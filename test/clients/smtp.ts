@@ -1,8 +1,8 @@
 // A bare SMTP client for tests that need to send what real clients never would: raw bytes,
 // pipelined commands, half messages. Reads replies (multi-line aware) in order.
 import net from 'node:net';
-import { dotStuffed, terminatorAfter } from '../protocol/dot-stuffing.js';
-import { SocketReader } from '../protocol/socket-reader.js';
+import { dotStuffed, terminatorAfter } from '../../src/protocol/dot-stuffing.js';
+import { SocketReader } from '../../src/protocol/socket-reader.js';
 
 export interface WireReply {
   code: number;
