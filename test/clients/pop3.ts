@@ -1,19 +1,23 @@
-// A small POP3 client on raw sockets: what the tests use to send exact bytes and read exact
-// replies (and what a health check can use). Lines end at LF; multi-line bodies are
-// un-stuffed (RFC 1939 3) and returned as the exact bytes between status and terminator.
+// The tests' POP3 client on raw sockets, to send exact bytes and read exact replies, with the
+// shared line framing (src/protocol/socket-reader.ts). Lines end at CRLF; multi-line bodies are
+// un-stuffed (RFC 1939 3: the server stuffs a dot after every line break, bare LFs included)
+// and returned as the exact bytes between status and terminator.
 import net from 'node:net';
 import tls from 'node:tls';
+import { SocketReader } from '../../src/protocol/socket-reader.js';
+
+class ServerClosed extends Error {}
 
 export class Pop3Client {
   greeting = '';
-  private buffered: Buffer = Buffer.alloc(0);
-  private ended = false;
-  private wakeReader: (() => void) | undefined;
+  private readonly reader: SocketReader;
   private readonly closedPromise: Promise<void>;
 
   private constructor(private socket: net.Socket) {
     this.closedPromise = new Promise((resolve) => socket.once('close', () => resolve()));
-    this.attach(socket);
+    // Never paused by the reader (stall() pauses on purpose); lines as long as a test's message.
+    this.reader = new SocketReader(socket, { maxLine: 256 * 1024 * 1024, highWater: Number.POSITIVE_INFINITY, onEnd: () => new ServerClosed() });
+    socket.on('error', () => undefined);
   }
 
   /** Connects and reads the greeting; `preface` is written first (a gateway's PROXY line). */
@@ -59,15 +63,15 @@ export class Pop3Client {
 
   /** The TLS handshake on the open connection, after the server's +OK to STLS. */
   async upgrade(): Promise<void> {
-    this.socket.removeAllListeners('data');
-    this.buffered = Buffer.alloc(0);
+    this.reader.detach();
     const secure = tls.connect({ socket: this.socket, rejectUnauthorized: false });
     await new Promise<void>((resolve, reject) => {
       secure.once('secureConnect', resolve);
       secure.once('error', reject);
     });
     this.socket = secure;
-    this.attach(secure);
+    secure.on('error', () => undefined);
+    this.reader.reset(secure);
   }
 
   write(data: string | Buffer): void {
@@ -78,7 +82,7 @@ export class Pop3Client {
   async readLine(): Promise<string> {
     const line = await this.readRawLine();
     if (line === undefined) throw new Error('connection closed by server');
-    return line.toString('utf8').replace(/\r?\n$/, '');
+    return line.toString('utf8');
   }
 
   /** A multi-line body after its +OK line: exact bytes, stuffing removed, terminator dropped. */
@@ -87,8 +91,11 @@ export class Pop3Client {
     for (;;) {
       const line = await this.readRawLine();
       if (line === undefined) throw new Error('connection closed inside a multi-line response');
-      if (line.equals(Buffer.from('.\r\n'))) return Buffer.concat(parts);
-      parts.push(line[0] === 0x2e ? line.subarray(1) : line);
+      if (line.length === 1 && line[0] === 0x2e) return Buffer.concat(parts);
+      // Bare LFs stay inside a line: a dot after one is stuffing too.
+      for (const piece of line.toString('latin1').split('\n').map((text, i, all) => (i < all.length - 1 ? `${text}\n` : `${text}\r\n`))) {
+        parts.push(Buffer.from(piece.startsWith('.') ? piece.slice(1) : piece, 'latin1'));
+      }
     }
   }
 
@@ -118,38 +125,13 @@ export class Pop3Client {
     this.socket.destroy();
   }
 
-  private attach(socket: net.Socket): void {
-    socket.on('data', (chunk: Buffer) => {
-      this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
-      this.wake();
-    });
-    socket.on('end', () => {
-      this.ended = true;
-      this.wake();
-    });
-    socket.on('close', () => {
-      this.ended = true;
-      this.wake();
-    });
-    socket.on('error', () => undefined);
-  }
-
-  private wake(): void {
-    const wake = this.wakeReader;
-    this.wakeReader = undefined;
-    wake?.();
-  }
-
+  /** The next line without its CRLF; undefined once the server has closed and everything it sent is read. */
   private async readRawLine(): Promise<Buffer | undefined> {
-    for (;;) {
-      const lf = this.buffered.indexOf(0x0a);
-      if (lf !== -1) {
-        const line = this.buffered.subarray(0, lf + 1);
-        this.buffered = this.buffered.subarray(lf + 1);
-        return line;
-      }
-      if (this.ended) return undefined;
-      await new Promise<void>((resolve) => (this.wakeReader = resolve));
+    try {
+      return (await this.reader.line()) ?? Buffer.alloc(0);
+    } catch (error) {
+      if (error instanceof ServerClosed) return undefined;
+      throw error;
     }
   }
 }
