@@ -25,10 +25,13 @@ export class WireClient {
     // Never paused: a test may leave replies unread and wait for the close behind them.
     this.reader = new SocketReader(socket, { maxLine: 1024 * 1024, highWater: Number.POSITIVE_INFINITY, onEnd: () => new Error('connection closed') });
     socket.on('error', () => undefined);
-    socket.on('close', () => {
+    // The server's end of input counts as its close: the reader stops there too.
+    const onClosed = () => {
       this.closed = true;
       for (const resolve of this.closedWaiters.splice(0)) resolve();
-    });
+    };
+    socket.once('end', onClosed);
+    socket.once('close', onClosed);
   }
 
   /** localAddress: the client's own address (tests bind to 127.0.0.2 and up). */
