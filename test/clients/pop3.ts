@@ -1,10 +1,19 @@
 // The tests' POP3 client on raw sockets, to send exact bytes and read exact replies, with the
-// shared line framing (src/protocol/socket-reader.ts). Lines end at CRLF; multi-line bodies are
-// un-stuffed (RFC 1939 3: the server stuffs a dot after every line break, bare LFs included)
-// and returned as the exact bytes between status and terminator.
+// shared line framing and dot-stuffing (src/protocol/): lines end at CRLF; multi-line bodies are
+// un-stuffed (RFC 1939 3) and returned as the exact bytes between status and terminator.
 import net from 'node:net';
 import tls from 'node:tls';
+import { unstuffed } from '../../src/protocol/dot-stuffing.js';
 import { SocketReader } from '../../src/protocol/socket-reader.js';
+
+const CRLF = Buffer.from('\r\n');
+
+/** The server closed the connection before the line or body asked for. */
+export class Pop3Closed extends Error {
+  constructor(message = 'connection closed by server') {
+    super(message);
+  }
+}
 
 class ServerClosed extends Error {}
 
@@ -81,21 +90,18 @@ export class Pop3Client {
   /** The next line without its line ending; throws when the server closed first. */
   async readLine(): Promise<string> {
     const line = await this.readRawLine();
-    if (line === undefined) throw new Error('connection closed by server');
+    if (line === undefined) throw new Pop3Closed();
     return line.toString('utf8');
   }
 
-  /** A multi-line body after its +OK line: exact bytes, stuffing removed, terminator dropped. */
+  /** A multi-line body after its +OK line: exact bytes, stuffing removed (src/protocol/dot-stuffing.ts), terminator dropped. */
   async readBody(): Promise<Buffer> {
-    const parts: Buffer[] = [];
+    const lines: Buffer[] = [];
     for (;;) {
       const line = await this.readRawLine();
-      if (line === undefined) throw new Error('connection closed inside a multi-line response');
-      if (line.length === 1 && line[0] === 0x2e) return Buffer.concat(parts);
-      // Bare LFs stay inside a line: a dot after one is stuffing too.
-      for (const piece of line.toString('latin1').split('\n').map((text, i, all) => (i < all.length - 1 ? `${text}\n` : `${text}\r\n`))) {
-        parts.push(Buffer.from(piece.startsWith('.') ? piece.slice(1) : piece, 'latin1'));
-      }
+      if (line === undefined) throw new Pop3Closed('connection closed inside a multi-line response');
+      if (line.length === 1 && line[0] === 0x2e) return unstuffed(Buffer.concat(lines.flatMap((bytes) => [bytes, CRLF])));
+      lines.push(line);
     }
   }
 
