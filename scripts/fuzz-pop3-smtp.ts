@@ -4,7 +4,7 @@
 // Prints the seed first, so a failure can be replayed with --seed.
 import { parseArgs } from 'node:util';
 import { startTestServer } from '../test/helpers.js';
-import { fuzzLiveServer, fuzzPop3LineReader, fuzzSubmissionHeaders } from '../test/security/pop3-smtp-fuzz.js';
+import { fuzzLiveServer, fuzzLineFraming, fuzzSubmissionHeaders } from '../test/security/pop3-smtp-fuzz.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '60' }, seed: { type: 'string' } } });
 const seconds = Number(values.seconds);
@@ -19,7 +19,7 @@ const phase = async (name: string, work: () => unknown) => {
   console.log(`${name}: ok${typeof runs === 'number' ? `, ${runs} sessions` : ''} in ${((Date.now() - start) / 1000).toFixed(1)} s`);
 };
 
-await phase('pop3 line reader', () => fuzzPop3LineReader(budget));
+await phase('line framing', () => fuzzLineFraming(budget));
 await phase('submission headers', () => fuzzSubmissionHeaders(budget));
 const server = await startTestServer({ overrides: { outbound: { enabled: false } } });
 try {

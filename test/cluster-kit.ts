@@ -2,7 +2,6 @@
 // sharing one embedded store, and the SMTP and POP3 clients that load it while faults strike.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import nodemailer from 'nodemailer';
@@ -12,7 +11,7 @@ import { openStore } from '../src/server.js';
 import type { Store } from '../src/store/types.js';
 import { createLogger, silentLogger } from '../src/util/logger.js';
 import { hashPassword } from '../src/util/password.js';
-import { unstuffed } from '../src/protocol/dot-stuffing.js';
+import { Pop3Client, Pop3Closed } from './clients/pop3.js';
 import { tempDir, testConfig } from './helpers.js';
 
 const run = promisify(execFile);
@@ -78,66 +77,6 @@ export async function allWithin(ms: number, named: Record<string, Promise<unknow
 /** Where the load's clients connect from: not the gateway's (or the nodes') own address. */
 export const CLIENT_ADDRESSES = { smtp: '127.0.0.2', pop3: '127.0.0.3' };
 
-/** A POP3 client on a raw socket; every reply is checked as it comes. */
-class Pop3Wire {
-  private data: Buffer = Buffer.alloc(0);
-  private closed = false;
-  private waiters: (() => void)[] = [];
-  private constructor(private readonly socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.data = this.data.length === 0 ? chunk : Buffer.concat([this.data, chunk]);
-      this.waiters.splice(0).forEach((w) => w());
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.waiters.splice(0).forEach((w) => w());
-    });
-    socket.on('error', () => undefined);
-  }
-  static connect(port: number): Promise<Pop3Wire> {
-    return bounded(new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port, localAddress: CLIENT_ADDRESSES.pop3 }, () => resolve(new Pop3Wire(socket)));
-      socket.once('error', reject);
-    }), OP_LIMIT_MS, 'a POP3 connect');
-  }
-  private async take(end: (d: Buffer) => number): Promise<Buffer> {
-    for (;;) {
-      const at = end(this.data);
-      if (at >= 0) {
-        const out = this.data.subarray(0, at);
-        this.data = this.data.subarray(at);
-        return out;
-      }
-      if (this.closed) throw new Pop3Closed();
-      await bounded(new Promise<void>((resolve) => this.waiters.push(resolve)), OP_LIMIT_MS, 'a POP3 reply');
-    }
-  }
-  async line(): Promise<string> {
-    const bytes = await this.take((d) => (d.indexOf('\r\n') >= 0 ? d.indexOf('\r\n') + 2 : -1));
-    return bytes.toString('utf8').slice(0, -2);
-  }
-  async command(line: string): Promise<string> {
-    this.socket.write(`${line}\r\n`);
-    return this.line();
-  }
-  /** Status line and unstuffed body of a multi-line response; no body after -ERR. */
-  async multiline(line: string): Promise<{ status: string; body?: Buffer }> {
-    const status = await this.command(line);
-    if (!status.startsWith('+OK')) return { status };
-    const raw = await this.take((d) => {
-      if (d.subarray(0, 3).toString() === '.\r\n') return 3;
-      const at = d.indexOf('\r\n.\r\n');
-      return at >= 0 ? at + 5 : -1;
-    });
-    const body = raw.length === 3 ? Buffer.alloc(0) : raw.subarray(0, raw.length - 3);
-    return { status, body: unstuffed(body) };
-  }
-  destroy(): void {
-    this.socket.destroy();
-  }
-}
-
-export class Pop3Closed extends Error {}
 
 export class Pop3Reply extends Error {
   constructor(
@@ -279,19 +218,21 @@ export class TestCluster {
   pop3Readers(seen: Tally, done: () => boolean): Promise<void>[] {
     return Array.from({ length: POP3_CLIENTS }, async (_, c) => {
       while (!done()) {
-        let wire: Pop3Wire | undefined;
+        let wire: Pop3Client | undefined;
         let last = 'connect';
         try {
-          wire = await Pop3Wire.connect(this.gateway.port('pop3'));
+          const started = Date.now();
+          wire = await bounded(Pop3Client.connect(this.gateway.port('pop3'), { localAddress: CLIENT_ADDRESSES.pop3 }), OP_LIMIT_MS, 'a POP3 greeting');
+          if (!/^\+OK /.test(wire.greeting)) throw new Pop3Reply('', wire.greeting);
+          noteStall(seen, started, `pop${c} greeting`);
           const expect = async (line: string, pattern: RegExp) => {
             last = line;
             const started = Date.now();
-            const reply = line === '' ? await wire!.line() : await wire!.command(line);
+            const reply = await bounded(wire!.command(line), OP_LIMIT_MS, 'a POP3 reply');
             if (!pattern.test(reply)) throw new Pop3Reply(line, reply);
-            noteStall(seen, started, `pop${c} ${line || 'greeting'}`);
+            noteStall(seen, started, `pop${c} ${line}`);
             return reply;
           };
-          await expect('', /^\+OK /);
           await expect(`USER pop${c}@example.com`, /^\+OK/);
           await expect('PASS pw', /^\+OK maildrop locked/);
           seen.pop3Sessions++;
@@ -300,7 +241,7 @@ export class TestCluster {
             const count = Number(stat.split(' ')[1]);
             last = 'UIDL';
             let started = Date.now();
-            const uidl = await wire.multiline('UIDL');
+            const uidl = await bounded(wire.multiline('UIDL'), OP_LIMIT_MS, 'a POP3 reply');
             noteStall(seen, started, `pop${c} UIDL`);
             if (!uidl.body) throw new Pop3Reply('UIDL', uidl.status);
             const listed = uidl.body.toString().split('\r\n').filter(Boolean);
@@ -309,7 +250,7 @@ export class TestCluster {
               const n = 1 + ((round * 31 + c) % count);
               last = `RETR ${n}`;
               started = Date.now();
-              const message = await wire.multiline(`RETR ${n}`);
+              const message = await bounded(wire.multiline(`RETR ${n}`), OP_LIMIT_MS, 'a POP3 reply');
               noteStall(seen, started, `pop${c} RETR`);
               const octets = Number(/^\+OK (\d+) octets/.exec(message.status)?.[1] ?? -1);
               if (!message.body || message.body.length !== octets || !/\r\nSubject: \S+\r\n/.test(message.body.toString('latin1'))) {

@@ -11,7 +11,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { gatewayHello } from '../src/net/gateway-link.js';
 import { TestCluster } from './cluster-kit.js';
-import { SmtpWire } from './smtp-wire.js';
+import { WireClient } from './clients/smtp.js';
 
 const SECRET = 'test-cluster-secret-0123456789';
 
@@ -65,11 +65,11 @@ describe('gateway links and framing', () => {
     assert.match(i.text, /^a OK/m, i.text);
     const p = await talk(pop3, `${gatewayHello(SECRET)}${proxy}XCLIENT LOGIN=bob@example.com\r\nSTAT\r\n`, /\+OK \d+ \d+\r\n/);
     assert.match(p.text, /\+OK \d+ \d+\r\n/, p.text);
-    const link = new SmtpWire(net.connect(smtp));
+    const link = new WireClient(net.connect(smtp));
     try {
       link.socket.write(`${gatewayHello(SECRET)}PROXY UNKNOWN\r\n`);
       assert.match(await link.reply(), /^220 /);
-      assert.match(await link.command('XCLIENT ADDR=127.0.0.9 LOGIN=bob@example.com'), /^220 /);
+      assert.match(await link.exchange('XCLIENT ADDR=127.0.0.9 LOGIN=bob@example.com'), /^220 /);
     } finally {
       link.socket.destroy();
     }
@@ -81,18 +81,18 @@ describe('gateway links and framing', () => {
   });
 
   it('refuses a line with a bare LF once and keeps the SMTP session in step', async () => {
-    const wire = await SmtpWire.connect(cluster.gateway.port('smtp'), { localAddress: '127.0.0.2' });
+    const wire = await WireClient.connect(cluster.gateway.port('smtp'), { localAddress: '127.0.0.2' });
     try {
       assert.match(await wire.reply(), /^220 /);
-      assert.match(await wire.command('EHLO client.test'), /^250/);
-      assert.match(await wire.command('MAIL FROM:<load@elsewhere.test>'), /^250 /);
-      assert.match(await wire.command('RCPT TO:<bob@example.com>\nRCPT TO:<bob@example.com>'), /^500 5\.5\.2 /);
-      assert.match(await wire.command('RCPT TO:<bob@example.com>'), /^250 /);
-      assert.match(await wire.command('DATA'), /^354 /);
-      assert.match(await wire.command('Subject: framing\r\n\r\nbody\r\n.'), /^250 /);
-      assert.match(await wire.command('QUIT'), /^221 /);
+      assert.match(await wire.exchange('EHLO client.test'), /^250/);
+      assert.match(await wire.exchange('MAIL FROM:<load@elsewhere.test>'), /^250 /);
+      assert.match(await wire.exchange('RCPT TO:<bob@example.com>\nRCPT TO:<bob@example.com>'), /^500 5\.5\.2 /);
+      assert.match(await wire.exchange('RCPT TO:<bob@example.com>'), /^250 /);
+      assert.match(await wire.exchange('DATA'), /^354 /);
+      assert.match(await wire.exchange('Subject: framing\r\n\r\nbody\r\n.'), /^250 /);
+      assert.match(await wire.exchange('QUIT'), /^221 /);
       await new Promise((resolve) => setTimeout(resolve, 100));
-      assert.equal(wire.unread, '', 'no reply left over');
+      assert.equal(wire.pending, false, 'no reply left over');
     } finally {
       wire.socket.destroy();
     }
@@ -100,25 +100,25 @@ describe('gateway links and framing', () => {
   });
 
   it('passes only known verbs and refuses a transaction id of the client\'s own', async () => {
-    const wire = await SmtpWire.connect(cluster.gateway.port('smtp'), { localAddress: '127.0.0.3' });
+    const wire = await WireClient.connect(cluster.gateway.port('smtp'), { localAddress: '127.0.0.3' });
     try {
       await wire.reply();
-      await wire.command('EHLO client.test');
-      assert.match(await wire.command('XCLIENT ADDR=10.0.0.1 LOGIN=bob@example.com'), /^500 5\.5\.1 /);
-      assert.match(await wire.command('XQUILL-LOGIN bob@example.com'), /^500 5\.5\.1 /);
-      assert.match(await wire.command('MAIL FROM:<load@elsewhere.test> XQUILL-TXN=forged-transaction-1'), /^555 5\.5\.4 /);
-      assert.match(await wire.command('MAIL FROM:<load@elsewhere.test>'), /^250 /);
-      assert.match(await wire.command('QUIT'), /^221 /);
+      await wire.exchange('EHLO client.test');
+      assert.match(await wire.exchange('XCLIENT ADDR=10.0.0.1 LOGIN=bob@example.com'), /^500 5\.5\.1 /);
+      assert.match(await wire.exchange('XQUILL-LOGIN bob@example.com'), /^500 5\.5\.1 /);
+      assert.match(await wire.exchange('MAIL FROM:<load@elsewhere.test> XQUILL-TXN=forged-transaction-1'), /^555 5\.5\.4 /);
+      assert.match(await wire.exchange('MAIL FROM:<load@elsewhere.test>'), /^250 /);
+      assert.match(await wire.exchange('QUIT'), /^221 /);
     } finally {
       wire.socket.destroy();
     }
   });
 
   it('closes a STARTTLS handshake that stalls', async () => {
-    const wire = await SmtpWire.connect(cluster.gateway.port('smtp'), { localAddress: '127.0.0.2' });
+    const wire = await WireClient.connect(cluster.gateway.port('smtp'), { localAddress: '127.0.0.2' });
     await wire.reply();
-    assert.match(await wire.command('EHLO client.test'), /STARTTLS/);
-    assert.match(await wire.command('STARTTLS'), /^220 /);
+    assert.match(await wire.exchange('EHLO client.test'), /STARTTLS/);
+    assert.match(await wire.exchange('STARTTLS'), /^220 /);
     // Not a byte of the handshake: the gateway gives up after 500 ms (gateway.tlsHandshakeTimeoutMs).
     const started = Date.now();
     await new Promise<void>((resolve) => (wire.closed ? resolve() : wire.socket.once('close', () => resolve())));

@@ -10,7 +10,7 @@ import { startGateway, type RunningGateway } from '../src/gateway/gateway.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { silentLogger } from '../src/util/logger.js';
 import { startTestServer, tempDir, testConfig, type TestServer } from './helpers.js';
-import { SmtpWire } from './smtp-wire.js';
+import { WireClient } from './clients/smtp.js';
 
 describe('gateway SMTP and a node saying 421 unasked', () => {
   const data = tempDir('quill-gw-421-');
@@ -82,16 +82,16 @@ describe('gateway SMTP and a node saying 421 unasked', () => {
 
   it('moves the transaction to another node; the client never hears the 421', async () => {
     assert.equal(gateway.directory.candidates('smtp')[0]?.id, 'a-stand-in', 'the stand-in is picked first');
-    const wire = await SmtpWire.connect(gateway.port('smtp'));
+    const wire = await WireClient.connect(gateway.port('smtp'));
     assert.match(await wire.reply(), /^220 /);
-    assert.match(await wire.command('EHLO client.example.net'), /^250[ -]/);
-    assert.match(await wire.command('MAIL FROM:<sender@example.net>'), /^250 /);
-    assert.match(await wire.command('RCPT TO:<ann@example.com>'), /^250 /);
+    assert.match(await wire.exchange('EHLO client.example.net'), /^250[ -]/);
+    assert.match(await wire.exchange('MAIL FROM:<sender@example.net>'), /^250 /);
+    assert.match(await wire.exchange('RCPT TO:<ann@example.com>'), /^250 /);
     await sleep(300); // the stand-in has said 421 by now, and still holds the connection
-    assert.match(await wire.command('DATA'), /^354 /);
+    assert.match(await wire.exchange('DATA'), /^354 /);
     wire.socket.write('Subject: after a 421\r\n\r\nstored once, on the real node\r\n.\r\n');
     assert.match(await wire.reply(), /^250 /);
-    await wire.command('QUIT');
+    await wire.exchange('QUIT');
     assert.equal(standInTransactions, 1);
     const user = (await store.getUser('ann@example.com'))!;
     const inbox = (await store.getMailbox(user.id, 'INBOX'))!;

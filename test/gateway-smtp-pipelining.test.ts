@@ -8,7 +8,7 @@ import { startGateway, type RunningGateway } from '../src/gateway/gateway.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { silentLogger } from '../src/util/logger.js';
 import { startTestServer, tempDir, testConfig, type TestServer } from './helpers.js';
-import { SmtpWire } from './smtp-wire.js';
+import { WireClient } from './clients/smtp.js';
 
 describe('SMTP pipelining through the gateway', () => {
   const data = tempDir('quill-gw-pipe-');
@@ -48,7 +48,7 @@ describe('SMTP pipelining through the gateway', () => {
   const message = (subject: string) => `Subject: ${subject}\r\n\r\nPipelined.\r\n.\r\n`;
 
   it('answers every pipelined command in order, on one node and after a move to another', async () => {
-    const client = await SmtpWire.connect(gateway.port('smtp'));
+    const client = await WireClient.connect(gateway.port('smtp'));
     assert.match(await client.reply(), /^220 /);
     client.socket.write('EHLO pipe.test\r\n');
     assert.match(await client.reply(), /PIPELINING/);

@@ -13,7 +13,7 @@ import type { Store } from '../src/store/types.js';
 import { silentLogger } from '../src/util/logger.js';
 import { hashPassword } from '../src/util/password.js';
 import { tempDir, testConfig } from './helpers.js';
-import { SmtpWire } from './smtp-wire.js';
+import { WireClient } from './clients/smtp.js';
 
 interface NodeProcess {
   child: ChildProcess;
@@ -100,23 +100,23 @@ describe('SMTP through the gateway', () => {
   });
 
   it('refuses a wrong password at the gateway, and the node still wants a login', async () => {
-    const client = await SmtpWire.connect(gateway.port('submission'));
+    const client = await WireClient.connect(gateway.port('submission'));
     assert.match(await client.reply(), /^220 /);
-    assert.match(await client.command('EHLO client.test'), /250-STARTTLS/);
-    assert.match(await client.command(`AUTH PLAIN ${Buffer.from('\0alice@example.com\0wrong').toString('base64')}`), /^535 5\.7\.8/);
-    assert.match(await client.command('MAIL FROM:<alice@example.com>'), /^530 /, 'the node still requires auth');
-    assert.match(await client.command(`NOOP ${'x'.repeat(100_000)}`), /^500 5\.5\.2 /, 'a 100 KB line is refused');
-    assert.match(await client.command('NOOP'), /^250 /, 'and the session goes on');
-    assert.match(await client.command('QUIT'), /^221 /);
+    assert.match(await client.exchange('EHLO client.test'), /250-STARTTLS/);
+    assert.match(await client.exchange(`AUTH PLAIN ${Buffer.from('\0alice@example.com\0wrong').toString('base64')}`), /^535 5\.7\.8/);
+    assert.match(await client.exchange('MAIL FROM:<alice@example.com>'), /^530 /, 'the node still requires auth');
+    assert.match(await client.exchange(`NOOP ${'x'.repeat(100_000)}`), /^500 5\.5\.2 /, 'a 100 KB line is refused');
+    assert.match(await client.exchange('NOOP'), /^250 /, 'and the session goes on');
+    assert.match(await client.exchange('QUIT'), /^221 /);
   });
 
   it('finishes a message whose node is killed in the middle of DATA, storing it once', async () => {
-    const client = await SmtpWire.connect(gateway.port('smtp'));
+    const client = await WireClient.connect(gateway.port('smtp'));
     assert.match(await client.reply(), /^220 /);
-    assert.match(await client.command('EHLO sender.test'), /^250/);
-    assert.match(await client.command('MAIL FROM:<carol@elsewhere.test>'), /^250/);
-    assert.match(await client.command('RCPT TO:<bob@example.com>'), /^250/);
-    assert.match(await client.command('DATA'), /^354/);
+    assert.match(await client.exchange('EHLO sender.test'), /^250/);
+    assert.match(await client.exchange('MAIL FROM:<carol@elsewhere.test>'), /^250/);
+    assert.match(await client.exchange('RCPT TO:<bob@example.com>'), /^250/);
+    assert.match(await client.exchange('DATA'), /^354/);
     client.socket.write('From: carol@elsewhere.test\r\nTo: bob@example.com\r\nSubject: survives a node\r\n\r\nFirst half.\r\n');
     await sleep(200);
     const [nodeId] = gateway.frontSessions('smtp');
@@ -127,7 +127,7 @@ describe('SMTP through the gateway', () => {
     await died;
     client.socket.write('Second half.\r\n.\r\n');
     assert.match(await client.reply(), /^250 /, 'the client is told the message is stored');
-    assert.match(await client.command('QUIT'), /^221 /);
+    assert.match(await client.exchange('QUIT'), /^221 /);
     const copies = (await inbox(store, 'bob@example.com')).filter((m) => m.includes('Subject: survives a node'));
     assert.equal(copies.length, 1);
     assert.ok(copies[0]!.endsWith('\r\n\r\nFirst half.\r\nSecond half.\r\n'), 'both halves, exactly');
@@ -141,15 +141,15 @@ describe('SMTP through the gateway', () => {
     const send = async (txn: string | undefined, xclient: boolean) => {
       const socket = net.connect({ host, port });
       await new Promise((resolve) => socket.once('connect', resolve));
-      const wire = new SmtpWire(socket);
+      const wire = new WireClient(socket);
       socket.write('PROXY UNKNOWN\r\n');
       assert.match(await wire.reply(), /^220 /);
-      if (xclient) assert.match(await wire.command('XCLIENT ADDR=192.0.2.7 PORT=4000'), /^220 /);
-      assert.match(await wire.command('EHLO replay.test'), /^250/);
-      assert.match(await wire.command(`MAIL FROM:<dave@elsewhere.test>${txn ? ` XQUILL-TXN=${txn}` : ''}`), /^250/);
-      assert.match(await wire.command('RCPT TO:<bob@example.com>'), /^250/);
-      assert.match(await wire.command('DATA'), /^354/);
-      const reply = await wire.command(`Subject: replayed ${txn ?? 'untagged'}\r\n\r\nOnce.\r\n.`);
+      if (xclient) assert.match(await wire.exchange('XCLIENT ADDR=192.0.2.7 PORT=4000'), /^220 /);
+      assert.match(await wire.exchange('EHLO replay.test'), /^250/);
+      assert.match(await wire.exchange(`MAIL FROM:<dave@elsewhere.test>${txn ? ` XQUILL-TXN=${txn}` : ''}`), /^250/);
+      assert.match(await wire.exchange('RCPT TO:<bob@example.com>'), /^250/);
+      assert.match(await wire.exchange('DATA'), /^354/);
+      const reply = await wire.exchange(`Subject: replayed ${txn ?? 'untagged'}\r\n\r\nOnce.\r\n.`);
       socket.end('QUIT\r\n');
       return reply;
     };

@@ -12,15 +12,15 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TestCluster } from './cluster-kit.js';
 import { tempDir } from './helpers.js';
-import { SmtpWire } from './smtp-wire.js';
+import { WireClient } from './clients/smtp.js';
 
 /** One pipelined SMTP session (RFC 2920): EHLO; MAIL, RCPT, DATA in one write; the message and QUIT in one. */
 async function deliver(port: number, subject: string, localAddress: string): Promise<string[]> {
-  const wire = await SmtpWire.connect(port, { localAddress });
+  const wire = await WireClient.connect(port, { localAddress });
   const seen: string[] = [];
   try {
     seen.push(await wire.reply());
-    seen.push(await wire.command('EHLO client.test'));
+    seen.push(await wire.exchange('EHLO client.test'));
     wire.socket.write('MAIL FROM:<load@elsewhere.test>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n');
     for (let i = 0; i < 3; i++) seen.push(await wire.reply());
     if (!seen[4]!.startsWith('354')) return seen;
@@ -91,7 +91,7 @@ describe('a node that refuses is not a dead node', () => {
     gateway: { probeIntervalMs: 600_000 },
     nodeArgs: ['--config', nodeConfig],
   });
-  const full: SmtpWire[] = [];
+  const full: WireClient[] = [];
   before(() => cluster.start());
   after(async () => {
     for (const wire of full) wire.socket.destroy();
@@ -101,7 +101,7 @@ describe('a node that refuses is not a dead node', () => {
   it('keeps a node that answered 421 in rotation for IMAP, POP3 and the next SMTP client', async () => {
     const node = await cluster.nodeAddress('r-1', 'smtp');
     for (let i = 0; i < 2; i++) {
-      const wire = await SmtpWire.connect(node.port, { host: node.host, localAddress: '127.0.0.2' });
+      const wire = await WireClient.connect(node.port, { host: node.host, localAddress: '127.0.0.2' });
       assert.match(await wire.reply(), /^220 /);
       full.push(wire);
     }

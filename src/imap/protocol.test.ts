@@ -5,7 +5,7 @@ import net from 'node:net';
 import zlib from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { startTestServer, type TestServer } from '../../test/helpers.js';
-import { ImapWire } from './test-client.js';
+import { ImapWire } from '../../test/clients/imap.js';
 
 const USER = 'carol@example.com';
 const PASS = 'carol-pw';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestServer, tempDir, type TestServer } from '../../test/helpers.js';
-import { ImapWire } from './test-client.js';
+import { ImapWire } from '../../test/clients/imap.js';
 
 describe('IMAP updates across servers sharing a store', () => {
   const dataDir = tempDir('quill-imap-shared-');

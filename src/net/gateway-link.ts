@@ -9,6 +9,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Config } from '../config/config.js';
+import { readFirstLine, type FirstLineTrouble } from '../protocol/first-line.js';
 import { fromTrustedGateway, readProxyHeader } from '../protocol/proxy-header.js';
 
 export const HELLO_VERB = 'QUILL-GATEWAY';
@@ -103,39 +104,18 @@ export class GatewayProofError extends Error {}
  * (resolves at once otherwise). Bytes after it are put back; the socket is left paused.
  * Rejects on a missing, wrong, stale or replayed proof, or after timeoutMs.
  */
-export function readGatewayHello(socket: Socket, trust: GatewayTrust, timeoutMs = 5_000): Promise<void> {
+export async function readGatewayHello(socket: Socket, trust: GatewayTrust, timeoutMs = 5_000): Promise<void> {
   const proofs = trust.proofs;
-  if (!proofs) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    let buffered: Buffer = Buffer.alloc(0);
-    const done = (error?: Error) => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('close', onClose);
-      socket.pause();
-      if (error) reject(error);
-      else resolve();
-    };
-    const onData = (chunk: Buffer) => {
-      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      const end = buffered.indexOf('\r\n');
-      if (end < 0) {
-        if (buffered.length > MAX_HELLO_BYTES) done(new GatewayProofError('no gateway proof'));
-        return;
-      }
-      const ok = end + 2 <= MAX_HELLO_BYTES && proofs.check(buffered.subarray(0, end).toString('latin1'));
-      if (!ok) return done(new GatewayProofError('gateway proof missing or wrong'));
-      const rest = Buffer.from(buffered.subarray(end + 2));
-      done();
-      if (rest.length > 0) socket.unshift(rest);
-    };
-    const onClose = () => done(new GatewayProofError('connection closed before the gateway proof'));
-    const timer = setTimeout(() => done(new GatewayProofError('no gateway proof in time')), timeoutMs);
-    socket.on('data', onData);
-    socket.once('close', onClose);
-    socket.resume();
-  });
+  if (!proofs) return;
+  const line = await readFirstLine(socket, { maxBytes: MAX_HELLO_BYTES, timeoutMs, error: (trouble) => new GatewayProofError(HELLO_TROUBLE[trouble]) });
+  if (!proofs.check(line.toString('latin1'))) throw new GatewayProofError('gateway proof missing or wrong');
 }
+
+const HELLO_TROUBLE: Record<FirstLineTrouble, string> = {
+  'too-long': 'no gateway proof',
+  closed: 'connection closed before the gateway proof',
+  timeout: 'no gateway proof in time',
+};
 
 /**
  * Hands a new connection on with the client's address: the one a gateway link's PROXY header

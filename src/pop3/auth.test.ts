@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { startTestServer, tempDir, testConfig, type TestServer } from '../../test/helpers.js';
 import { startServer } from '../server.js';
 import { hashPassword } from '../util/password.js';
-import { Pop3Client } from './client.js';
+import { Pop3Client } from '../../test/clients/pop3.js';
 import { error, ok, poplib, waitFor } from './test-kit.js';
 
 const plain = (authzid: string, authcid: string, password: string) => Buffer.from(`${authzid}\0${authcid}\0${password}`).toString('base64');

@@ -9,7 +9,7 @@ import { SqliteStore } from '../store/sqlite.js';
 import { StoreError, type Store } from '../store/types.js';
 import { silentLogger } from '../util/logger.js';
 import { hashPassword } from '../util/password.js';
-import { Pop3Client } from './client.js';
+import { Pop3Client } from '../../test/clients/pop3.js';
 import { waitFor } from './test-kit.js';
 
 type Faultable = 'listMessages' | 'expunge';

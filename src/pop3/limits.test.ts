@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestServer, type TestServer } from '../../test/helpers.js';
-import { Pop3Client } from './client.js';
+import { Pop3Client } from '../../test/clients/pop3.js';
 import { waitFor } from './test-kit.js';
 
 describe('POP3 bad input', () => {

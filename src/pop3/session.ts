@@ -11,7 +11,7 @@ import type { CounterFamily } from '../metrics/metrics.js';
 import { COMMANDS } from './commands/index.js';
 import { ConnectionClosed, Pop3Error, RESP_CODE, authError, syntaxError, userError } from './errors.js';
 import { dotStuffed, terminatorAfter } from '../protocol/dot-stuffing.js';
-import { LineReader, type LineEvent } from './line-reader.js';
+import { SocketReader } from '../protocol/socket-reader.js';
 import { Maildrop, type CrlfCache, type MaildropLocks } from './maildrop.js';
 import { roomOrClose } from '../net/room.js';
 
@@ -51,9 +51,7 @@ export class Session {
 
   private stream: Socket;
   private secure = false;
-  private readonly reader: LineReader;
-  private queue: LineEvent[] = [];
-  private waiter: ((event: LineEvent | undefined) => void) | undefined;
+  private readonly reader: SocketReader;
   private inputEnded = false;
   private ending = false;
   private gone = false;
@@ -75,7 +73,8 @@ export class Session {
     readonly id: number,
   ) {
     this.log = context.log.child({ session: id, remote: this.remoteIp });
-    this.reader = new LineReader(context.deps.config.limits.lineLength);
+    // RFC 1939 3 asks for CRLF; a bare LF ends a command line too, as POP3 servers accept.
+    this.reader = new SocketReader(socket, { maxLine: context.deps.config.limits.lineLength, bareLf: true, onEnd: () => new ConnectionClosed() });
     this.stream = socket;
     // Each reply leaves in as few writes as it can (below); with Nagle on, the last small piece
     // of a multi-line reply would still wait for the client's delayed ACK (~40 ms).
@@ -153,10 +152,9 @@ export class Session {
 
   /** The next line from the client, for a SASL exchange inside a command (RFC 5034 4). */
   async readContinuation(): Promise<string> {
-    const event = await this.nextEvent();
-    if (!event) throw new ConnectionClosed();
-    if (event.kind === 'too-long') throw syntaxError('line too long');
-    return event.line.toString('utf8');
+    const line = await this.reader.line();
+    if (line === undefined) throw syntaxError('line too long');
+    return line.toString('utf8');
   }
 
   /** Authenticates, locks and opens the maildrop, and enters TRANSACTION (RFC 1939 7 PASS). */
@@ -225,9 +223,8 @@ export class Session {
   async startTls(): Promise<void> {
     const plain = this.stream;
     this.unlisten();
+    this.reader.detach();
     plain.pause();
-    this.queue = [];
-    this.reader.reset();
     // Wrap in the same tick as the +OK goes out, before the client can send its hello.
     plain.write('+OK begin TLS negotiation\r\n');
     const secure = new TLSSocket(plain, { isServer: true, secureContext: this.deps.tls.context });
@@ -248,6 +245,7 @@ export class Session {
     this.secure = true;
     this.pendingUser = undefined;
     this.log.info({ protocol: secure.getProtocol(), cipher: secure.getCipher().name }, 'tls');
+    this.reader.reset(secure);
     this.listen(secure);
   }
 
@@ -261,7 +259,6 @@ export class Session {
       this.stream.destroy();
       this.socket.destroy();
     }, END_GRACE_MS).unref();
-    this.wake();
   }
 
   /** Drops the connection at once (idle timeout, shutdown): no UPDATE (RFC 1939 3). */
@@ -270,25 +267,19 @@ export class Session {
     this.ending = true;
     this.stream.destroy();
     this.socket.destroy();
-    this.wake();
   }
 
+  // Reading is the SocketReader's; these say why the session ended, and when it idled too long.
   private listen(stream: Socket): void {
-    const onData = (chunk: Buffer) => this.onData(chunk);
-    const onEnd = () => {
-      this.inputEnded = true;
-      this.wake();
-    };
+    const onEnd = () => (this.inputEnded = true);
     const onClose = () => this.onGone();
     // RFC 1939 3: the autologout timer; expiry closes without a response and without UPDATE.
     const onTimeout = () => this.abort('idle timeout');
-    stream.on('data', onData);
     stream.on('end', onEnd);
     stream.on('close', onClose);
     stream.on('timeout', onTimeout);
     stream.setTimeout(this.config.limits.idleTimeoutSeconds * 1000);
     this.unlisten = () => {
-      stream.off('data', onData);
       stream.off('end', onEnd);
       stream.off('close', onClose);
       stream.off('timeout', onTimeout);
@@ -296,48 +287,23 @@ export class Session {
     };
   }
 
-  private onData(chunk: Buffer): void {
-    for (const event of this.reader.push(chunk)) this.queue.push(event);
-    if (this.waiter && this.queue.length > 0) {
-      const waiter = this.waiter;
-      this.waiter = undefined;
-      waiter(this.queue.shift());
-    }
-    // While a command runs, stop reading: pipelined input waits in the socket, not in memory.
-    if (!this.waiter) this.stream.pause();
-  }
-
   private onGone(): void {
     this.gone = true;
     this.socket.destroy(); // the TCP socket under a TLS stream that closed
     this.markClosed();
-    this.wake();
-  }
-
-  private wake(): void {
-    if (!this.waiter) return;
-    const waiter = this.waiter;
-    this.waiter = undefined;
-    waiter(undefined);
-  }
-
-  private nextEvent(): Promise<LineEvent | undefined> {
-    const event = this.queue.shift();
-    if (event) return Promise.resolve(event);
-    if (this.ending || this.gone || this.inputEnded) return Promise.resolve(undefined);
-    this.stream.resume();
-    return new Promise((resolve) => (this.waiter = resolve));
   }
 
   private async run(): Promise<void> {
     this.log.info('connect');
     try {
       await this.reply(`+OK ${this.config.hostname} Quillmail POP3 server ready`);
-      for (;;) {
-        const event = await this.nextEvent();
-        if (!event || this.ending) break;
-        if (event.kind === 'too-long') await this.fail(syntaxError(`line too long (limit ${this.config.limits.lineLength} octets)`));
-        else await this.execute(event.line);
+      // Pipelined commands (RFC 2449 6.6) wait in the reader, and past its high-water mark in
+      // the socket, while one runs; the reader throws ConnectionClosed at the end of input.
+      while (!this.ending) {
+        const line = await this.reader.line();
+        if (this.ending) break;
+        if (line === undefined) await this.fail(syntaxError(`line too long (limit ${this.config.limits.lineLength} octets)`));
+        else await this.execute(line);
       }
     } catch (error) {
       if (!(error instanceof ConnectionClosed)) this.log.error({ err: (error as Error).message }, 'session failed');

@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
 import { startTestServer, tempDir, type TestServer } from '../../test/helpers.js';
-import { Pop3Client } from './client.js';
+import { Pop3Client } from '../../test/clients/pop3.js';
 import { error, joined, ok, poplib, waitFor } from './test-kit.js';
 
 const DOTS = Buffer.from(

@@ -3,6 +3,7 @@
 //   PROXY TCP4 203.0.113.7 192.0.2.1 51234 25\r\n
 // and a node believes it only from the gateways it trusts.
 import type { Socket } from 'node:net';
+import { readFirstLine, type FirstLineTrouble } from './first-line.js';
 
 /** The longest v1 header, CRLF included (spec 2.1). */
 const MAX_V1_BYTES = 107;
@@ -51,42 +52,16 @@ export function parseProxyLine(line: string): ProxiedAddress | undefined {
  * Rejects on a malformed header, on more than 107 bytes without CRLF, or after timeoutMs.
  * The socket is left paused: the protocol attaches its reader and calls resume().
  */
-export function readProxyHeader(socket: Socket, timeoutMs = 5_000): Promise<ProxiedAddress | undefined> {
-  return new Promise((resolve, reject) => {
-    let buffered = Buffer.alloc(0);
-    const done = (error: Error | undefined, value?: ProxiedAddress) => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('close', onClose);
-      socket.pause();
-      if (error) reject(error);
-      else resolve(value);
-    };
-    const onData = (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      const end = buffered.indexOf('\r\n');
-      if (end < 0) {
-        if (buffered.length > MAX_V1_BYTES) done(new ProxyHeaderError('PROXY header too long'));
-        return;
-      }
-      if (end + 2 > MAX_V1_BYTES) return done(new ProxyHeaderError('PROXY header too long'));
-      let header: ProxiedAddress | undefined;
-      try {
-        header = parseProxyLine(buffered.subarray(0, end).toString('latin1'));
-      } catch (error) {
-        return done(error as Error);
-      }
-      // Stop reading first, then hand the protocol's bytes back to the stream.
-      const rest = Buffer.from(buffered.subarray(end + 2));
-      done(undefined, header);
-      if (rest.length > 0) socket.unshift(rest);
-    };
-    const onClose = () => done(new ProxyHeaderError('connection closed before the PROXY header'));
-    const timer = setTimeout(() => done(new ProxyHeaderError('no PROXY header in time')), timeoutMs);
-    socket.on('data', onData);
-    socket.once('close', onClose);
-  });
+export async function readProxyHeader(socket: Socket, timeoutMs = 5_000): Promise<ProxiedAddress | undefined> {
+  const line = await readFirstLine(socket, { maxBytes: MAX_V1_BYTES, timeoutMs, error: (trouble) => new ProxyHeaderError(PROXY_TROUBLE[trouble]) });
+  return parseProxyLine(line.toString('latin1'));
 }
+
+const PROXY_TROUBLE: Record<FirstLineTrouble, string> = {
+  'too-long': 'PROXY header too long',
+  closed: 'connection closed before the PROXY header',
+  timeout: 'no PROXY header in time',
+};
 
 /** Whether connections from this address must start with a PROXY header. */
 export function fromTrustedGateway(remoteAddress: string | undefined, trusted: readonly string[]): boolean {

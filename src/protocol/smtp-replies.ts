@@ -46,6 +46,7 @@ export const SmtpReplies = {
   readyForTls: reply(SmtpCode.Ready, '2.0.0', 'Ready to start TLS'),
   authSucceeded: reply(SmtpCode.AuthSucceeded, '2.7.0', 'Authentication successful'),
   idleTooLong: reply(SmtpCode.ServiceClosing, '4.4.2', 'Idle too long, closing connection'),
+  linkNotAuthenticated: reply(SmtpCode.ServiceClosing, '4.7.0', 'Gateway link not authenticated'),
   tooManyBadCommands: reply(SmtpCode.ServiceClosing, '4.7.0', 'Too many bad commands, closing connection'),
   tooManyAuthFailures: reply(SmtpCode.ServiceClosing, '4.7.0', 'Too many failed authentications, closing connection'),
   nodeUnavailable: reply(SmtpCode.LocalError, '4.3.2', 'Mail node unavailable, try again later'),

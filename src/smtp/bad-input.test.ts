@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestServer, type TestServer } from '../../test/helpers.js';
 import { splitReceived, storedMessages } from './test-support.js';
-import { dataBlock, WireClient } from './wire-client.js';
+import { dataBlock, WireClient } from '../../test/clients/smtp.js';
 
 async function open(port: number): Promise<WireClient> {
   const client = await WireClient.connect(port);

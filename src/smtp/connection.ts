@@ -8,6 +8,7 @@ import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { expectsGatewayLink, isGatewayLink, markGatewayLink, readGatewayHello, type GatewayTrust } from '../net/gateway-link.js';
+import { replyLine, SmtpReplies } from '../protocol/smtp-replies.js';
 import { ENHANCED_PREFIX, Replies } from './codes.js';
 
 /** The session as the listener's hooks see it: whether it came over a verified gateway link. */
@@ -94,7 +95,7 @@ export class QuillSmtpServer extends SMTPServer {
       },
       (error: Error) => {
         socket.on('error', () => undefined);
-        if (!socket.destroyed) socket.end('421 4.7.0 Gateway link not authenticated\r\n');
+        if (!socket.destroyed) socket.end(`${replyLine(SmtpReplies.linkNotAuthenticated)}\r\n`);
         setTimeout(() => socket.destroy(), 1_000).unref();
         callback(error);
       },

@@ -13,7 +13,7 @@ import nodemailer from 'nodemailer';
 import { startTestServer, tempDir, type TestServer } from '../../test/helpers.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { splitReceived, storedMessages } from './test-support.js';
-import { dataBlock, WireClient } from './wire-client.js';
+import { dataBlock, WireClient } from '../../test/clients/smtp.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const run = promisify(execFile);

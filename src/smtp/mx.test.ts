@@ -8,7 +8,7 @@ import { SqliteStore } from '../store/sqlite.js';
 import type { Resolver } from '../dns/resolver.js';
 import type { DeliveryTarget } from '../store/types.js';
 import { runSmtplib, splitReceived, storedMessages } from './test-support.js';
-import { dataBlock, WireClient } from './wire-client.js';
+import { dataBlock, WireClient } from '../../test/clients/smtp.js';
 
 const RECEIVED = /^Received: from client\.example \((?:[a-z0-9.-]+ )?\[127\.0\.0\.1\]\)\r\n\tby mx\.test\.example with (ESMTPS?) id [a-z0-9]+\.\d+(;?)\r\n(?:\tfor <([^>]+)>;\r\n)?\t\w{3}, \d{2} \w{3} \d{4} \d\d:\d\d:\d\d \+0000\r\n$/;
 

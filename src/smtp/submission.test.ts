@@ -11,7 +11,7 @@ import { emptyResolver, startTestServer, tempDir, testConfig, type TestServer } 
 import { startServer } from '../server.js';
 import { hashPassword } from '../util/password.js';
 import { runSmtplib, splitReceived, storedMessages } from './test-support.js';
-import { dataBlock, WireClient } from './wire-client.js';
+import { dataBlock, WireClient } from '../../test/clients/smtp.js';
 
 const run = promisify(execFile);
 

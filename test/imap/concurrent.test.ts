@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { flow, quote, requires, scratch, wire } from './kit.js';
-import { fetches, type Response, type Wire } from './wire.js';
+import { fetches, type Response, type Wire } from '../clients/imap.js';
 
 const msg = (subject: string): Buffer => Buffer.from(`From: a@example.com\r\nSubject: ${subject}\r\n\r\nbody ${subject}\r\n`);
 

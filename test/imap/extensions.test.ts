@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { constants, createDeflateRaw, createInflateRaw } from 'node:zlib';
 import { capabilities, flow, imaplib, pyOk, quote, requires, scratch, target, wire } from './kit.js';
-import { fetches, fetchOf, Wire, type Reply } from './wire.js';
+import { fetches, fetchOf, Wire, type Reply } from '../clients/imap.js';
 
 const msg = (subject: string, pad = 0): Buffer =>
   Buffer.from(`From: a@example.com\r\nSubject: ${subject}\r\nMessage-ID: <${subject}@example.com>\r\n\r\n${'y'.repeat(pad)}body ${subject}\r\n`);

@@ -6,7 +6,7 @@ import { test, type TestContext } from 'node:test';
 import { attachment, crlf, digest, eightBit, headersOnly, nested, noBoundary, simple } from '../fixtures/messages.js';
 import { flow, imaplib, pyOk, quote, scratch, target, wire } from './kit.js';
 import { outline, parseEnvelope, parsePart, partAt } from './mime.js';
-import { bytes, fetches, fetchOf, str, type Wire } from './wire.js';
+import { bytes, fetches, fetchOf, str, type Wire } from '../clients/imap.js';
 
 /** Latin-1 bytes 0x80-0xFF, a 5,000-byte line, tabs, and no CRLF at the very end. */
 const rough = Buffer.concat([

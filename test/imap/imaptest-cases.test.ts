@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { crlf } from '../fixtures/messages.js';
 import { quote, requires, scratch, target, wire } from './kit.js';
-import { fetches, type Response, type Wire } from './wire.js';
+import { fetches, type Response, type Wire } from '../clients/imap.js';
 
 const msg = (subject: string): Buffer => crlf(`From: a@example.com\nSubject: ${subject}\n\nbody ${subject}\n`);
 

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { quote, removeMailbox, scratch, target, uniqueName, Wire } from './kit.js';
-import { fetches, str, type Value } from './wire.js';
+import { fetches, str, type Value } from '../clients/imap.js';
 
 const msg = (subject: string): Buffer => Buffer.from(`From: a@example.com\r\nSubject: ${subject}\r\n\r\nbody ${subject}\r\n`);
 

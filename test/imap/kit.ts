@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import type { TestContext } from 'node:test';
 import { ImapFlow } from 'imapflow';
 import { beforeStop, target, uniqueName, type Account, type Target } from './target.js';
-import { quote, Wire } from './wire.js';
+import { quote, Wire } from '../clients/imap.js';
 
 export { target, uniqueName, quote, Wire };
 

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { capabilities, flow, imaplib, pyOk, quote, removeMailbox, requires, scratch, target, uniqueName, wire } from './kit.js';
-import { str, type Reply, type Value, type Wire } from './wire.js';
+import { str, type Reply, type Value, type Wire } from '../clients/imap.js';
 
 interface Listed {
   flags: string[];

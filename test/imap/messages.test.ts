@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { capabilities, flow, imaplib, pyOk, quote, removeMailbox, scratch, target, uniqueName, wire } from './kit.js';
-import { fetches, fetchOf, str, type Reply, type Response, type Value } from './wire.js';
+import { fetches, fetchOf, str, type Reply, type Response, type Value } from '../clients/imap.js';
 
 const msg = (subject: string, extra = ''): Buffer =>
   Buffer.from(`From: a@example.com\r\nTo: b@example.com\r\nSubject: ${subject}\r\nMessage-ID: <${subject}@example.com>\r\n\r\nbody of ${subject}\r\n${extra}`);

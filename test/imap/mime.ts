@@ -1,6 +1,6 @@
 // BODYSTRUCTURE and ENVELOPE as typed objects (RFC 3501 7.4.2), so tests can compare what
 // matters without depending on a server's quoting or letter case.
-import { str, type Value } from './wire.js';
+import { str, type Value } from '../clients/imap.js';
 
 export interface Part {
   type: string;

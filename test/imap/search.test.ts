@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { attachment, crlf, eightBit, nested, simple } from '../fixtures/messages.js';
 import { capabilities, flow, imaplib, pyOk, quote, requires, scratch, target, wire } from './kit.js';
-import { fetches, type Reply, type Wire } from './wire.js';
+import { fetches, type Reply, type Wire } from '../clients/imap.js';
 
 const padding = 'x'.repeat(76);
 const MESSAGES = [

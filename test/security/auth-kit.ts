@@ -1,25 +1,17 @@
-// Shared by the login and sign-up security tests: a line client that binds a chosen loopback
-// address (so the server sees 127.0.0.2, 127.0.0.3...), one login attempt per protocol on a
-// fresh connection, and a second client whose NOOPs are timed while an attack runs.
+// Shared by the login and sign-up security tests: a line client (on the shared socket reader)
+// that binds a chosen loopback address (so the server sees 127.0.0.2, 127.0.0.3...), one login
+// attempt per protocol on a fresh connection, and a second client whose NOOPs are timed while an
+// attack runs.
 import http from 'node:http';
 import net from 'node:net';
+import { SocketReader } from '../../src/protocol/socket-reader.js';
 
 export class LineClient {
-  private buffer = '';
-  private waiters: (() => void)[] = [];
-  closed = false;
+  private readonly reader: SocketReader;
 
   private constructor(private readonly socket: net.Socket) {
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => {
-      this.buffer += chunk;
-      this.wake();
-    });
+    this.reader = new SocketReader(socket, { maxLine: 1024 * 1024, highWater: Number.POSITIVE_INFINITY, onEnd: () => new Error('connection closed by server') });
     socket.on('error', () => undefined);
-    socket.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
   }
 
   static connect(port: number, localAddress: string): Promise<LineClient> {
@@ -29,26 +21,13 @@ export class LineClient {
     });
   }
 
-  private wake(): void {
-    for (const waiter of this.waiters.splice(0)) waiter();
-  }
-
   send(line: string): void {
     this.socket.write(`${line}\r\n`);
   }
 
   /** The next line without CRLF; throws when the server closed first. */
   async line(): Promise<string> {
-    for (;;) {
-      const end = this.buffer.indexOf('\r\n');
-      if (end >= 0) {
-        const line = this.buffer.slice(0, end);
-        this.buffer = this.buffer.slice(end + 2);
-        return line;
-      }
-      if (this.closed) throw new Error('connection closed by server');
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
-    }
+    return (await this.reader.line())?.toString('latin1') ?? '';
   }
 
   /** Lines up to and including the first that matches. */

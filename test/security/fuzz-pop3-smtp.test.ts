@@ -4,13 +4,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestServer, type TestServer } from '../helpers.js';
 import { answeredWithin, whileTimingNoops } from './auth-kit.js';
-import { fuzzLiveServer, fuzzPop3LineReader, fuzzSubmissionHeaders } from './pop3-smtp-fuzz.js';
+import { fuzzLiveServer, fuzzLineFraming, fuzzSubmissionHeaders } from './pop3-smtp-fuzz.js';
 
 const SEED = 17;
 
 describe('fuzz: POP3 and SMTP readers in process', () => {
-  it('POP3 LineReader frames any bytes cut anywhere as RFC 1939 says, holding at most the limit', () => {
-    fuzzPop3LineReader({ seed: SEED, numRuns: 2000, timeLimitMs: 2000 });
+  it('the shared line framing (POP3 and CRLF only) frames any bytes cut anywhere as its model says, holding at most the limit', () => {
+    fuzzLineFraming({ seed: SEED, numRuns: 2000, timeLimitMs: 2000 });
   });
 
   it('submission header fix-ups and the From/Sender check take any header without throwing', () => {

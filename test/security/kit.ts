@@ -7,7 +7,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { configSchema } from '../../src/config/config.js';
-import { ImapWire } from '../../src/imap/test-client.js';
+import { ImapWire } from '../clients/imap.js';
 import { openStore } from '../../src/server.js';
 import type { Store } from '../../src/store/types.js';
 import { hashPassword } from '../../src/util/password.js';

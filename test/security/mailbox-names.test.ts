@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { exportMail, importMessages, maildirItems } from '../../src/mailio/transfer.js';
 import { startTestServer, tempDir, type TestServer } from '../helpers.js';
-import { ImapWire } from '../../src/imap/test-client.js';
+import { ImapWire } from '../clients/imap.js';
 
 const run = promisify(execFile);
 const MESSAGE = Buffer.from('From: a@example.com\r\nSubject: hi\r\n\r\nbody\r\n');

@@ -1,13 +1,14 @@
 // Fuzzing the POP3 and SMTP command readers (issue 17), shared by the suite's short run
 // (fuzz-pop3-smtp.test.ts: fixed seed, a few seconds) and the long one (scripts/fuzz-pop3-smtp.ts).
-// - The POP3 LineReader against a model of RFC 1939 framing, over any bytes cut anywhere.
+// - The shared line framing (src/protocol/socket-reader.ts) against a model of it, over any bytes
+//   cut anywhere: POP3's (RFC 1939 3, a bare LF ends a line too) and CRLF only (SMTP, the gateway).
 // - The submission header code (fix-ups, From/Sender check) over any header bytes.
 // - Live servers over real sockets: random command lines, bytes and line endings, cut at random
 //   points. Every reply must be a well-formed protocol line, the session must end when asked
 //   (QUIT) or on its own, and the node stays responsive with bounded memory.
 import net from 'node:net';
 import fc from 'fast-check';
-import { LineReader, type LineEvent } from '../../src/pop3/line-reader.js';
+import { LineFramer, TOO_LONG } from '../../src/protocol/socket-reader.js';
 import { checkHeaderSenders } from '../../src/smtp/sender-check.js';
 import { fixUpSubmission } from '../../src/smtp/submission-fixups.js';
 
@@ -38,35 +39,38 @@ const lineBytes = fc
   .array(fc.oneof(fc.constantFrom(0x0a, 0x0d, 0x0d, 0x20, 0x41), fc.integer({ min: 0, max: 255 })), { maxLength: 400 })
   .map((bytes) => Uint8Array.from(bytes));
 
-/** What RFC 1939 framing should give for the whole input: lines at LF, CR dropped, too long flagged. */
-function modelLines(input: Buffer, max: number): string[] {
+/**
+ * What the framing should give for the whole input: lines at LF with a CR before it dropped
+ * (bareLf, RFC 1939 3 as POP3 servers take it) or at CRLF only, too long flagged.
+ */
+function modelLines(input: Buffer, max: number, bareLf: boolean): string[] {
   const out: string[] = [];
   let start = 0;
   for (;;) {
-    const lf = input.indexOf(0x0a, start);
-    if (lf < 0) {
-      // An unfinished line is flagged as soon as it cannot fit, even before its LF.
+    const end = bareLf ? input.indexOf(0x0a, start) : input.indexOf('\r\n', start);
+    if (end < 0) {
+      // An unfinished line is flagged as soon as it cannot fit, even before its end.
       if (input.length - start > max + 1) out.push('<too-long>');
       return out;
     }
-    let line = input.subarray(start, lf);
-    if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, -1);
+    let line = input.subarray(start, end);
+    if (bareLf && line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, -1);
     out.push(line.length > max ? '<too-long>' : line.toString('latin1'));
-    start = lf + 1;
+    start = end + (bareLf ? 1 : 2);
   }
 }
 
-export function fuzzPop3LineReader(budget: FuzzBudget): void {
+export function fuzzLineFraming(budget: FuzzBudget): void {
   fc.assert(
-    fc.property(chunked(lineBytes), fc.integer({ min: 1, max: 64 }), (chunks, max) => {
-      const reader = new LineReader(max);
-      const events: LineEvent[] = [];
+    fc.property(chunked(lineBytes), fc.integer({ min: 1, max: 64 }), fc.boolean(), (chunks, max, bareLf) => {
+      const framer = new LineFramer({ maxLine: max, bareLf });
+      const got: string[] = [];
       for (const chunk of chunks) {
-        events.push(...reader.push(chunk));
-        if (reader['pendingLength'] > max + 1) throw new Error(`holds ${reader['pendingLength']} bytes with a limit of ${max}`);
+        framer.push(chunk);
+        for (let line = framer.next(); line !== undefined; line = framer.next()) got.push(line === TOO_LONG ? '<too-long>' : line.toString('latin1'));
+        if (framer.held > max + 1) throw new Error(`holds ${framer.held} bytes with a limit of ${max}`);
       }
-      const got = events.map((event) => (event.kind === 'line' ? event.line.toString('latin1') : '<too-long>'));
-      const want = modelLines(Buffer.concat(chunks), max);
+      const want = modelLines(Buffer.concat(chunks), max, bareLf);
       if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`lines ${JSON.stringify(got)} instead of ${JSON.stringify(want)}`);
     }),
     settings(budget),

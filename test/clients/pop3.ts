@@ -1,19 +1,32 @@
-// A small POP3 client on raw sockets: what the tests use to send exact bytes and read exact
-// replies (and what a health check can use). Lines end at LF; multi-line bodies are
+// The tests' POP3 client on raw sockets, to send exact bytes and read exact replies, with the
+// shared line framing and dot-stuffing (src/protocol/): lines end at CRLF; multi-line bodies are
 // un-stuffed (RFC 1939 3) and returned as the exact bytes between status and terminator.
 import net from 'node:net';
 import tls from 'node:tls';
+import { unstuffed } from '../../src/protocol/dot-stuffing.js';
+import { SocketReader } from '../../src/protocol/socket-reader.js';
+
+const CRLF = Buffer.from('\r\n');
+
+/** The server closed the connection before the line or body asked for. */
+export class Pop3Closed extends Error {
+  constructor(message = 'connection closed by server') {
+    super(message);
+  }
+}
+
+class ServerClosed extends Error {}
 
 export class Pop3Client {
   greeting = '';
-  private buffered: Buffer = Buffer.alloc(0);
-  private ended = false;
-  private wakeReader: (() => void) | undefined;
+  private readonly reader: SocketReader;
   private readonly closedPromise: Promise<void>;
 
   private constructor(private socket: net.Socket) {
     this.closedPromise = new Promise((resolve) => socket.once('close', () => resolve()));
-    this.attach(socket);
+    // Never paused by the reader (stall() pauses on purpose); lines as long as a test's message.
+    this.reader = new SocketReader(socket, { maxLine: 256 * 1024 * 1024, highWater: Number.POSITIVE_INFINITY, onEnd: () => new ServerClosed() });
+    socket.on('error', () => undefined);
   }
 
   /** Connects and reads the greeting; `preface` is written first (a gateway's PROXY line). */
@@ -59,15 +72,15 @@ export class Pop3Client {
 
   /** The TLS handshake on the open connection, after the server's +OK to STLS. */
   async upgrade(): Promise<void> {
-    this.socket.removeAllListeners('data');
-    this.buffered = Buffer.alloc(0);
+    this.reader.detach();
     const secure = tls.connect({ socket: this.socket, rejectUnauthorized: false });
     await new Promise<void>((resolve, reject) => {
       secure.once('secureConnect', resolve);
       secure.once('error', reject);
     });
     this.socket = secure;
-    this.attach(secure);
+    secure.on('error', () => undefined);
+    this.reader.reset(secure);
   }
 
   write(data: string | Buffer): void {
@@ -77,18 +90,18 @@ export class Pop3Client {
   /** The next line without its line ending; throws when the server closed first. */
   async readLine(): Promise<string> {
     const line = await this.readRawLine();
-    if (line === undefined) throw new Error('connection closed by server');
-    return line.toString('utf8').replace(/\r?\n$/, '');
+    if (line === undefined) throw new Pop3Closed();
+    return line.toString('utf8');
   }
 
-  /** A multi-line body after its +OK line: exact bytes, stuffing removed, terminator dropped. */
+  /** A multi-line body after its +OK line: exact bytes, stuffing removed (src/protocol/dot-stuffing.ts), terminator dropped. */
   async readBody(): Promise<Buffer> {
-    const parts: Buffer[] = [];
+    const lines: Buffer[] = [];
     for (;;) {
       const line = await this.readRawLine();
-      if (line === undefined) throw new Error('connection closed inside a multi-line response');
-      if (line.equals(Buffer.from('.\r\n'))) return Buffer.concat(parts);
-      parts.push(line[0] === 0x2e ? line.subarray(1) : line);
+      if (line === undefined) throw new Pop3Closed('connection closed inside a multi-line response');
+      if (line.length === 1 && line[0] === 0x2e) return unstuffed(Buffer.concat(lines.flatMap((bytes) => [bytes, CRLF])));
+      lines.push(line);
     }
   }
 
@@ -118,38 +131,13 @@ export class Pop3Client {
     this.socket.destroy();
   }
 
-  private attach(socket: net.Socket): void {
-    socket.on('data', (chunk: Buffer) => {
-      this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
-      this.wake();
-    });
-    socket.on('end', () => {
-      this.ended = true;
-      this.wake();
-    });
-    socket.on('close', () => {
-      this.ended = true;
-      this.wake();
-    });
-    socket.on('error', () => undefined);
-  }
-
-  private wake(): void {
-    const wake = this.wakeReader;
-    this.wakeReader = undefined;
-    wake?.();
-  }
-
+  /** The next line without its CRLF; undefined once the server has closed and everything it sent is read. */
   private async readRawLine(): Promise<Buffer | undefined> {
-    for (;;) {
-      const lf = this.buffered.indexOf(0x0a);
-      if (lf !== -1) {
-        const line = this.buffered.subarray(0, lf + 1);
-        this.buffered = this.buffered.subarray(lf + 1);
-        return line;
-      }
-      if (this.ended) return undefined;
-      await new Promise<void>((resolve) => (this.wakeReader = resolve));
+    try {
+      return (await this.reader.line()) ?? Buffer.alloc(0);
+    } catch (error) {
+      if (error instanceof ServerClosed) return undefined;
+      throw error;
     }
   }
 }

@@ -1,8 +1,134 @@
-// A raw IMAP connection for the conformance suite: sends exactly the bytes a test names and
-// hands back every response as received, so tests can check exact bytes, response codes and
-// untagged data that client libraries hide, and can send malformed input.
-import { connect, type Socket } from 'node:net';
-import type { Account, Target } from './target.js';
+// The tests' raw IMAP clients, for exact bytes and input no real client would send. Responses
+// are framed once (responseEnd, RFC 3501 4.3 and 7): a line ending in a literal {n} carries the
+// n bytes and the rest of the line that follows them.
+// - ImapWire: a response as a line of text, a command's reply as lines (the protocol tests).
+// - Wire: responses as received, parsed on demand into values (the conformance suite, test/imap/,
+//   which runs against Quillmail or any server named by IMAP_TARGET).
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Account, Target } from '../imap/target.js';
+
+/** Where the response at the start of `buffer` ends, its CRLF included; -1 while it is incomplete. */
+export function responseEnd(buffer: Buffer): number {
+  let from = 0;
+  for (;;) {
+    const crlf = buffer.indexOf('\r\n', from);
+    if (crlf < 0) return -1;
+    const literal = /\{(\d+)\}$/.exec(buffer.subarray(Math.max(from, crlf - 24), crlf).toString('latin1'));
+    if (!literal) return crlf + 2;
+    from = crlf + 2 + Number(literal[1]);
+    if (from > buffer.length) return -1;
+  }
+}
+
+export interface LineReply {
+  untagged: string[];
+  /** The tagged completion line, e.g. "a1 OK [READ-WRITE] SELECT completed". */
+  tagged: string;
+}
+
+export class ImapWire {
+  private buf = Buffer.alloc(0);
+  private lines: string[] = [];
+  private waiters: { resolve: (line: string) => void; reject: (error: Error) => void }[] = [];
+  private nextTag = 1;
+  closed = false;
+  private closedWaiters: (() => void)[] = [];
+
+  private constructor(private socket: net.Socket) {
+    this.attach(socket);
+  }
+
+  private attach(socket: net.Socket): void {
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      this.closed = true;
+      for (const waiter of this.waiters.splice(0)) waiter.reject(new Error('connection closed'));
+      for (const resolve of this.closedWaiters.splice(0)) resolve();
+    });
+  }
+
+  /** Connects and reads the greeting. */
+  static async connect(port: number): Promise<{ client: ImapWire; greeting: string }> {
+    const socket = net.connect(port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    const client = new ImapWire(socket);
+    return { client, greeting: await client.readLine() };
+  }
+
+  private onData(chunk: Buffer): void {
+    this.buf = Buffer.concat([this.buf, chunk]);
+    for (;;) {
+      const end = responseEnd(this.buf);
+      if (end < 0) return;
+      const line = this.buf.subarray(0, end - 2).toString('latin1');
+      this.buf = this.buf.subarray(end);
+      const waiter = this.waiters.shift();
+      if (waiter) waiter.resolve(line);
+      else this.lines.push(line);
+    }
+  }
+
+  readLine(): Promise<string> {
+    const line = this.lines.shift();
+    if (line !== undefined) return Promise.resolve(line);
+    if (this.closed) return Promise.reject(new Error('connection closed'));
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  write(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  /** Reads lines up to the tagged completion of `tag`. */
+  async until(tag: string): Promise<LineReply> {
+    const untagged: string[] = [];
+    for (;;) {
+      const line = await this.readLine();
+      if (line.startsWith(`${tag} `)) return { untagged, tagged: line };
+      untagged.push(line);
+    }
+  }
+
+  /** Sends a command with a fresh tag and reads its response. */
+  async command(text: string): Promise<LineReply> {
+    const tag = `t${this.nextTag++}`;
+    this.write(`${tag} ${text}\r\n`);
+    return this.until(tag);
+  }
+
+  async login(user: string, password: string): Promise<void> {
+    const reply = await this.command(`LOGIN "${user}" "${password}"`);
+    if (!/ OK /.test(reply.tagged)) throw new Error(`login failed: ${reply.tagged}`);
+  }
+
+  /** STARTTLS, then TLS on the same socket. */
+  async startTls(): Promise<LineReply> {
+    const reply = await this.command('STARTTLS');
+    const secure = tls.connect({ socket: this.socket, rejectUnauthorized: false });
+    this.socket.removeAllListeners('data');
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', reject);
+    });
+    this.socket = secure;
+    secure.on('data', (chunk: Buffer) => this.onData(chunk));
+    return reply;
+  }
+
+  untilClosed(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.closedWaiters.push(resolve));
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
 
 /** A parsed response token: atom or string, literal bytes, NIL, or a parenthesized list. */
 export type Value = string | Buffer | null | Value[];
@@ -77,7 +203,7 @@ export class Wire {
   /** Everything the client sent, for messages when a test fails. */
   readonly sent: string[] = [];
 
-  private constructor(readonly socket: Socket) {
+  private constructor(readonly socket: net.Socket) {
     socket.on('data', (chunk: Buffer) => {
       this.buffer = Buffer.concat([this.buffer, chunk]);
       this.split();
@@ -91,7 +217,7 @@ export class Wire {
   }
 
   static async open(target: Target): Promise<Wire> {
-    const socket = connect(target.port, target.host);
+    const socket = net.connect(target.port, target.host);
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
@@ -109,20 +235,9 @@ export class Wire {
   }
 
   private split(): void {
-    let scan = 0;
-    for (;;) {
-      const crlf = this.buffer.indexOf('\r\n', scan);
-      if (crlf < 0) return;
-      const literal = /\{(\d+)\}$/.exec(this.buffer.subarray(Math.max(scan, crlf - 24), crlf).toString('latin1'));
-      if (literal) {
-        const end = crlf + 2 + Number(literal[1]);
-        if (this.buffer.length < end) return;
-        scan = end;
-        continue;
-      }
-      this.queue.push(new Response(Buffer.from(this.buffer.subarray(0, crlf + 2))));
-      this.buffer = this.buffer.subarray(crlf + 2);
-      scan = 0;
+    for (let end = responseEnd(this.buffer); end >= 0; end = responseEnd(this.buffer)) {
+      this.queue.push(new Response(Buffer.from(this.buffer.subarray(0, end))));
+      this.buffer = this.buffer.subarray(end);
     }
   }
 
