@@ -648,3 +648,70 @@ describe('IMAP through the gateway, against scripted nodes', () => {
     assert.match(client.text, /g OK/);
   });
 });
+
+describe('IMAP through the gateway, against a lone scripted node', () => {
+  const data = tempDir('quill-gw-imap-lone-');
+  let store: Store;
+  let gateway: RunningGateway;
+  /** The link the node dropped unread, as a node does after a freeze (src/cluster/freeze.ts). */
+  let fenced: net.Socket | undefined;
+  const idling = new Map<net.Socket, string>();
+  // IDLE as a node does it; the first DONE finds the node just thawed: it drops the link unread.
+  const script = (tag: string, line: string, socket: net.Socket): boolean => {
+    if (socket === fenced) return true;
+    if (/^\S+ IDLE$/i.test(line)) {
+      idling.set(socket, tag);
+      socket.write('+ idling\r\n');
+      return true;
+    }
+    if (line.toUpperCase() === 'DONE') {
+      if (!fenced) {
+        fenced = socket;
+        socket.destroy();
+      } else socket.write(`${idling.get(socket)} OK IDLE terminated\r\n`);
+      return true;
+    }
+    return false;
+  };
+  const node = new ScriptedNode('lone-a', script);
+
+  before(async () => {
+    const config = testConfig(data, { gateway: { probeIntervalMs: 200, connectTimeoutMs: 1000 } });
+    store = await openStore(config);
+    await store.addDomain('example.com');
+    await store.addUser({ address: 'erin@example.com', passwordHash: await hashPassword('pw') });
+    await node.start(store);
+    gateway = await startGateway(config, store, silentLogger(), { id: 'gw-imap-lone', protocols: ['imap'] });
+    await until('the scripted node', async () => {
+      await gateway.directory.refresh();
+      return gateway.directory.candidates('imap').length === 1;
+    });
+  });
+
+  after(async () => {
+    await gateway.close();
+    await node.stop();
+    await store.close();
+  });
+
+  it('carries a session whose only node dropped its link (alive, fenced after a freeze) back to that node', async () => {
+    const client = await RawClient.open(gateway.port('imap'));
+    client.send('a LOGIN erin@example.com pw');
+    await client.waitFor(/a OK[^\r]*\r\n/);
+    client.send('b SELECT INBOX');
+    await client.waitFor(/b OK[^\r]*\r\n/);
+    client.send('i IDLE');
+    await client.waitFor('+ idling\r\n');
+    // As imapflow does: DONE and the next command at once, without waiting for the IDLE's OK.
+    client.socket.write('DONE\r\nx FETCH 1 (UID)\r\n');
+    await client.waitFor(/x (OK|NO|BAD)[^\r]*\r\n/);
+    assert.ok(fenced, 'the node dropped the link');
+    assert.doesNotMatch(client.text, /\* BYE/);
+    assert.match(client.text, /i OK IDLE terminated\r\n/);
+    assert.match(client.text, /x OK FETCH done\r\n/);
+    assert.ok(client.text.indexOf('i OK') < client.text.indexOf('x OK'), 'in order');
+    client.send('z LOGOUT');
+    await until('logged out', () => client.closed);
+    assert.match(client.text, /z OK/);
+  });
+});
