@@ -653,22 +653,37 @@ describe('IMAP through the gateway, against a lone scripted node', () => {
   const data = tempDir('quill-gw-imap-lone-');
   let store: Store;
   let gateway: RunningGateway;
-  /** The link the node dropped unread, as a node does after a freeze (src/cluster/freeze.ts). */
-  let fenced: net.Socket | undefined;
+  /**
+   * 'fence': the first DONE finds the node just thawed from a freeze: it drops the link unread
+   * (src/cluster/freeze.ts). 'drop': the link is dropped 100 ms after the IDLE's "+", and the
+   * next connection's SELECT (the gateway's rebuild) is answered 400 ms late, so the client's DONE
+   * comes while its session is being moved.
+   */
+  let plan: 'fence' | 'drop' = 'fence';
+  let dropped: net.Socket | undefined;
   const idling = new Map<net.Socket, string>();
-  // IDLE as a node does it; the first DONE finds the node just thawed: it drops the link unread.
   const script = (tag: string, line: string, socket: net.Socket): boolean => {
-    if (socket === fenced) return true;
+    if (socket === dropped) return true;
     if (/^\S+ IDLE$/i.test(line)) {
       idling.set(socket, tag);
       socket.write('+ idling\r\n');
+      if (plan === 'drop' && !dropped) {
+        dropped = socket;
+        setTimeout(() => socket.destroy(), 100);
+      }
       return true;
     }
     if (line.toUpperCase() === 'DONE') {
-      if (!fenced) {
-        fenced = socket;
+      if (plan === 'fence' && !dropped) {
+        dropped = socket;
         socket.destroy();
       } else socket.write(`${idling.get(socket)} OK IDLE terminated\r\n`);
+      return true;
+    }
+    if (plan === 'drop' && dropped && /^\S+ (SELECT |UID FETCH 1:\* \(UID\))/i.test(line)) {
+      // The listing the gateway sends along with the SELECT is answered after it, as a node does.
+      const answer = /SELECT/i.test(line) ? '* 1 EXISTS\r\n* OK [UIDVALIDITY 9] ok\r\n* OK [UIDNEXT 2] ok\r\n* OK [HIGHESTMODSEQ 5] ok\r\n' : '* 1 FETCH (UID 1)\r\n';
+      setTimeout(() => socket.write(`${answer}${tag} OK done\r\n`), 400);
       return true;
     }
     return false;
@@ -682,10 +697,6 @@ describe('IMAP through the gateway, against a lone scripted node', () => {
     await store.addUser({ address: 'erin@example.com', passwordHash: await hashPassword('pw') });
     await node.start(store);
     gateway = await startGateway(config, store, silentLogger(), { id: 'gw-imap-lone', protocols: ['imap'] });
-    await until('the scripted node', async () => {
-      await gateway.directory.refresh();
-      return gateway.directory.candidates('imap').length === 1;
-    });
   });
 
   after(async () => {
@@ -694,7 +705,12 @@ describe('IMAP through the gateway, against a lone scripted node', () => {
     await store.close();
   });
 
-  it('carries a session whose only node dropped its link (alive, fenced after a freeze) back to that node', async () => {
+  /** A client in IDLE on the node, its mailbox selected. */
+  async function idleClient(): Promise<RawClient> {
+    await until('the scripted node listed', async () => {
+      await gateway.directory.refresh();
+      return gateway.directory.candidates('imap').length === 1;
+    });
     const client = await RawClient.open(gateway.port('imap'));
     client.send('a LOGIN erin@example.com pw');
     await client.waitFor(/a OK[^\r]*\r\n/);
@@ -702,16 +718,38 @@ describe('IMAP through the gateway, against a lone scripted node', () => {
     await client.waitFor(/b OK[^\r]*\r\n/);
     client.send('i IDLE');
     await client.waitFor('+ idling\r\n');
-    // As imapflow does: DONE and the next command at once, without waiting for the IDLE's OK.
-    client.socket.write('DONE\r\nx FETCH 1 (UID)\r\n');
+    return client;
+  }
+
+  /** The IDLE's OK, then the FETCH's, and the session goes on. */
+  async function assertCarriedOn(client: RawClient): Promise<void> {
     await client.waitFor(/x (OK|NO|BAD)[^\r]*\r\n/);
-    assert.ok(fenced, 'the node dropped the link');
+    assert.ok(dropped, 'the node dropped the link');
     assert.doesNotMatch(client.text, /\* BYE/);
     assert.match(client.text, /i OK IDLE terminated\r\n/);
     assert.match(client.text, /x OK FETCH done\r\n/);
     assert.ok(client.text.indexOf('i OK') < client.text.indexOf('x OK'), 'in order');
+    assert.equal(client.text.split('+ idling').length, 2, 'one "+" for one IDLE');
     client.send('z LOGOUT');
     await until('logged out', () => client.closed);
     assert.match(client.text, /z OK/);
+  }
+
+  it('carries a session whose only node dropped its link (alive, fenced after a freeze) back to that node', async () => {
+    plan = 'fence';
+    dropped = undefined;
+    const client = await idleClient();
+    // As imapflow does: DONE and the next command at once, without waiting for the IDLE's OK.
+    client.socket.write('DONE\r\nx FETCH 1 (UID)\r\n');
+    await assertCarriedOn(client);
+  });
+
+  it("ends a client's IDLE whose DONE and next command came while the session moved", async () => {
+    plan = 'drop';
+    dropped = undefined;
+    const client = await idleClient();
+    await until('the link dropped', () => dropped?.destroyed === true);
+    client.socket.write('DONE\r\nx FETCH 1 (UID)\r\n');
+    await assertCarriedOn(client);
   });
 });
