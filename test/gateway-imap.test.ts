@@ -108,11 +108,15 @@ describe('IMAP through the gateway', () => {
     await client.imap.mailboxOpen('INBOX');
     return client;
   }
-  /** The node the one gateway IMAP session not yet accounted for is on. */
-  function sessionNode(): string {
-    const on = gateway.frontSessions('imap').filter((id): id is string => id !== undefined);
-    assert.ok(on.length > 0, 'a session is on a node');
-    return on[on.length - 1]!;
+  /**
+   * The node the newest gateway IMAP session is on. A session being moved is on none for a moment
+   * (on a busy machine a node that froze for some 400 ms drops its gateway sessions, which then
+   * move): it is waited for, not taken for another session's node.
+   */
+  async function sessionNode(): Promise<string> {
+    let on: string | undefined;
+    await until('the newest session on a node', () => (on = gateway.frontSessions('imap').at(-1)) !== undefined, 10_000);
+    return on!;
   }
   /** Stops a node (SIGKILL unless told) and starts a replacement in the background. */
   async function kill(id: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
@@ -180,7 +184,7 @@ describe('IMAP through the gateway', () => {
     await twoNodes();
     const client = await connect('alice@example.com');
     await until('IDLE', () => client.idling);
-    const victim = sessionNode();
+    const victim = await sessionNode();
     const before = gatewayStats.imapFailovers;
     await kill(victim);
     await until('the session moved', () => gatewayStats.imapFailovers > before && gateway.frontSessions('imap').every((id) => id !== victim));
@@ -197,7 +201,7 @@ describe('IMAP through the gateway', () => {
     await twoNodes();
     const client = await connect('dave@example.com');
     await until('IDLE', () => client.idling);
-    const victim = sessionNode();
+    const victim = await sessionNode();
     await kill(victim, 'SIGTERM');
     await until('the session moved', () => gateway.frontSessions('imap').every((id) => id !== undefined && id !== victim));
     await deliver('dave@example.com', 'after the restart');
@@ -214,7 +218,7 @@ describe('IMAP through the gateway', () => {
     const stored = (await store.getBlob((await store.listMessages(users.get('bob@example.com')!.inbox, { fromUid: uid, toUid: uid }))[0]!.blobHash))!;
     await twoNodes();
     const client = await connect('bob@example.com', { autoIdle: false });
-    const victim = sessionNode();
+    const victim = await sessionNode();
     const child = nodes.get(victim)!.child;
     child.kill('SIGSTOP'); // the FETCH reaches a node that will never answer it
     const fetching = client.imap.fetchOne(String(uid), { source: true }, { uid: true });
@@ -245,7 +249,7 @@ describe('IMAP through the gateway', () => {
     await client.waitFor('a OK');
     client.send('b SELECT INBOX');
     await client.waitFor('b OK');
-    const victim = sessionNode();
+    const victim = await sessionNode();
     const resumed = gatewayStats.imapResumed;
     chunks.length = 0;
     client.send(`c UID FETCH ${uid} BODY.PEEK[]`);
@@ -278,7 +282,7 @@ describe('IMAP through the gateway', () => {
     await twoNodes();
     const client = await connect(address);
     await until('IDLE', () => client.idling);
-    const victim = sessionNode();
+    const victim = await sessionNode();
     nodes.get(victim)!.child.kill('SIGSTOP');
     await store.setFlags(box, [second], 'add', ['\\Deleted']);
     await store.expunge(box, [second]);
@@ -303,7 +307,7 @@ describe('IMAP through the gateway', () => {
     await twoNodes();
     const client = await connect('alice@example.com');
     await until('IDLE', () => client.idling);
-    const drained = sessionNode();
+    const drained = await sessionNode();
     const imapConnections = async (id: string) => (await store.listMembers()).find((m) => m.id === id)?.load.connections.imap ?? -1;
     await until('the node counts the session', async () => (await imapConnections(drained)) >= 1);
     const migrations = gatewayStats.imapMigrations;
@@ -325,7 +329,7 @@ describe('IMAP through the gateway', () => {
 
   /** Drains the node under the newest session until the session moved, then undrains it. */
   async function moveByDrain(): Promise<void> {
-    const drained = sessionNode();
+    const drained = await sessionNode();
     const migrations = gatewayStats.imapMigrations;
     assert.ok(await store.requestMemberState(drained, 'draining'));
     await until('the session moved', () => gatewayStats.imapMigrations > migrations && gateway.frontSessions('imap').every((id) => id !== drained));
