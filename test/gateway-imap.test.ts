@@ -108,11 +108,15 @@ describe('IMAP through the gateway', () => {
     await client.imap.mailboxOpen('INBOX');
     return client;
   }
-  /** The node the one gateway IMAP session not yet accounted for is on. */
-  function sessionNode(): string {
-    const on = gateway.frontSessions('imap').filter((id): id is string => id !== undefined);
-    assert.ok(on.length > 0, 'a session is on a node');
-    return on[on.length - 1]!;
+  /**
+   * The node the newest gateway IMAP session is on. A session being moved is on none for a moment
+   * (on a busy machine a node that froze for some 400 ms drops its gateway sessions, which then
+   * move): it is waited for, not taken for another session's node.
+   */
+  async function sessionNode(): Promise<string> {
+    let on: string | undefined;
+    await until('the newest session on a node', () => (on = gateway.frontSessions('imap').at(-1)) !== undefined, 10_000);
+    return on!;
   }
   /** Stops a node (SIGKILL unless told) and starts a replacement in the background. */
   async function kill(id: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
@@ -180,7 +184,7 @@ describe('IMAP through the gateway', () => {
     await twoNodes();
     const client = await connect('alice@example.com');
     await until('IDLE', () => client.idling);
-    const victim = sessionNode();
+    const victim = await sessionNode();
     const before = gatewayStats.imapFailovers;
     await kill(victim);
     await until('the session moved', () => gatewayStats.imapFailovers > before && gateway.frontSessions('imap').every((id) => id !== victim));
@@ -197,7 +201,7 @@ describe('IMAP through the gateway', () => {
     await twoNodes();
     const client = await connect('dave@example.com');
     await until('IDLE', () => client.idling);
-    const victim = sessionNode();
+    const victim = await sessionNode();
     await kill(victim, 'SIGTERM');
     await until('the session moved', () => gateway.frontSessions('imap').every((id) => id !== undefined && id !== victim));
     await deliver('dave@example.com', 'after the restart');
@@ -214,7 +218,7 @@ describe('IMAP through the gateway', () => {
     const stored = (await store.getBlob((await store.listMessages(users.get('bob@example.com')!.inbox, { fromUid: uid, toUid: uid }))[0]!.blobHash))!;
     await twoNodes();
     const client = await connect('bob@example.com', { autoIdle: false });
-    const victim = sessionNode();
+    const victim = await sessionNode();
     const child = nodes.get(victim)!.child;
     child.kill('SIGSTOP'); // the FETCH reaches a node that will never answer it
     const fetching = client.imap.fetchOne(String(uid), { source: true }, { uid: true });
@@ -245,7 +249,7 @@ describe('IMAP through the gateway', () => {
     await client.waitFor('a OK');
     client.send('b SELECT INBOX');
     await client.waitFor('b OK');
-    const victim = sessionNode();
+    const victim = await sessionNode();
     const resumed = gatewayStats.imapResumed;
     chunks.length = 0;
     client.send(`c UID FETCH ${uid} BODY.PEEK[]`);
@@ -278,7 +282,7 @@ describe('IMAP through the gateway', () => {
     await twoNodes();
     const client = await connect(address);
     await until('IDLE', () => client.idling);
-    const victim = sessionNode();
+    const victim = await sessionNode();
     nodes.get(victim)!.child.kill('SIGSTOP');
     await store.setFlags(box, [second], 'add', ['\\Deleted']);
     await store.expunge(box, [second]);
@@ -303,7 +307,7 @@ describe('IMAP through the gateway', () => {
     await twoNodes();
     const client = await connect('alice@example.com');
     await until('IDLE', () => client.idling);
-    const drained = sessionNode();
+    const drained = await sessionNode();
     const imapConnections = async (id: string) => (await store.listMembers()).find((m) => m.id === id)?.load.connections.imap ?? -1;
     await until('the node counts the session', async () => (await imapConnections(drained)) >= 1);
     const migrations = gatewayStats.imapMigrations;
@@ -325,7 +329,7 @@ describe('IMAP through the gateway', () => {
 
   /** Drains the node under the newest session until the session moved, then undrains it. */
   async function moveByDrain(): Promise<void> {
-    const drained = sessionNode();
+    const drained = await sessionNode();
     const migrations = gatewayStats.imapMigrations;
     assert.ok(await store.requestMemberState(drained, 'draining'));
     await until('the session moved', () => gatewayStats.imapMigrations > migrations && gateway.frontSessions('imap').every((id) => id !== drained));
@@ -646,5 +650,110 @@ describe('IMAP through the gateway, against scripted nodes', () => {
     client.send('g LOGOUT');
     await until('logged out', () => client.closed);
     assert.match(client.text, /g OK/);
+  });
+});
+
+describe('IMAP through the gateway, against a lone scripted node', () => {
+  const data = tempDir('quill-gw-imap-lone-');
+  let store: Store;
+  let gateway: RunningGateway;
+  /**
+   * 'fence': the first DONE finds the node just thawed from a freeze: it drops the link unread
+   * (src/cluster/freeze.ts). 'drop': the link is dropped 100 ms after the IDLE's "+", and the
+   * next connection's SELECT (the gateway's rebuild) is answered 400 ms late, so the client's DONE
+   * comes while its session is being moved.
+   */
+  let plan: 'fence' | 'drop' = 'fence';
+  let dropped: net.Socket | undefined;
+  const idling = new Map<net.Socket, string>();
+  const script = (tag: string, line: string, socket: net.Socket): boolean => {
+    if (socket === dropped) return true;
+    if (/^\S+ IDLE$/i.test(line)) {
+      idling.set(socket, tag);
+      socket.write('+ idling\r\n');
+      if (plan === 'drop' && !dropped) {
+        dropped = socket;
+        setTimeout(() => socket.destroy(), 100);
+      }
+      return true;
+    }
+    if (line.toUpperCase() === 'DONE') {
+      if (plan === 'fence' && !dropped) {
+        dropped = socket;
+        socket.destroy();
+      } else socket.write(`${idling.get(socket)} OK IDLE terminated\r\n`);
+      return true;
+    }
+    if (plan === 'drop' && dropped && /^\S+ (SELECT |UID FETCH 1:\* \(UID\))/i.test(line)) {
+      // The listing the gateway sends along with the SELECT is answered after it, as a node does.
+      const answer = /SELECT/i.test(line) ? '* 1 EXISTS\r\n* OK [UIDVALIDITY 9] ok\r\n* OK [UIDNEXT 2] ok\r\n* OK [HIGHESTMODSEQ 5] ok\r\n' : '* 1 FETCH (UID 1)\r\n';
+      setTimeout(() => socket.write(`${answer}${tag} OK done\r\n`), 400);
+      return true;
+    }
+    return false;
+  };
+  const node = new ScriptedNode('lone-a', script);
+
+  before(async () => {
+    const config = testConfig(data, { gateway: { probeIntervalMs: 200, connectTimeoutMs: 1000 } });
+    store = await openStore(config);
+    await store.addDomain('example.com');
+    await store.addUser({ address: 'erin@example.com', passwordHash: await hashPassword('pw') });
+    await node.start(store);
+    gateway = await startGateway(config, store, silentLogger(), { id: 'gw-imap-lone', protocols: ['imap'] });
+  });
+
+  after(async () => {
+    await gateway.close();
+    await node.stop();
+    await store.close();
+  });
+
+  /** A client in IDLE on the node, its mailbox selected. */
+  async function idleClient(): Promise<RawClient> {
+    await until('the scripted node listed', async () => {
+      await gateway.directory.refresh();
+      return gateway.directory.candidates('imap').length === 1;
+    });
+    const client = await RawClient.open(gateway.port('imap'));
+    client.send('a LOGIN erin@example.com pw');
+    await client.waitFor(/a OK[^\r]*\r\n/);
+    client.send('b SELECT INBOX');
+    await client.waitFor(/b OK[^\r]*\r\n/);
+    client.send('i IDLE');
+    await client.waitFor('+ idling\r\n');
+    return client;
+  }
+
+  /** The IDLE's OK, then the FETCH's, and the session goes on. */
+  async function assertCarriedOn(client: RawClient): Promise<void> {
+    await client.waitFor(/x (OK|NO|BAD)[^\r]*\r\n/);
+    assert.ok(dropped, 'the node dropped the link');
+    assert.doesNotMatch(client.text, /\* BYE/);
+    assert.match(client.text, /i OK IDLE terminated\r\n/);
+    assert.match(client.text, /x OK FETCH done\r\n/);
+    assert.ok(client.text.indexOf('i OK') < client.text.indexOf('x OK'), 'in order');
+    assert.equal(client.text.split('+ idling').length, 2, 'one "+" for one IDLE');
+    client.send('z LOGOUT');
+    await until('logged out', () => client.closed);
+    assert.match(client.text, /z OK/);
+  }
+
+  it('carries a session whose only node dropped its link (alive, fenced after a freeze) back to that node', async () => {
+    plan = 'fence';
+    dropped = undefined;
+    const client = await idleClient();
+    // As imapflow does: DONE and the next command at once, without waiting for the IDLE's OK.
+    client.socket.write('DONE\r\nx FETCH 1 (UID)\r\n');
+    await assertCarriedOn(client);
+  });
+
+  it("ends a client's IDLE whose DONE and next command came while the session moved", async () => {
+    plan = 'drop';
+    dropped = undefined;
+    const client = await idleClient();
+    await until('the link dropped', () => dropped?.destroyed === true);
+    client.socket.write('DONE\r\nx FETCH 1 (UID)\r\n');
+    await assertCarriedOn(client);
   });
 });

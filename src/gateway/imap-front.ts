@@ -28,7 +28,7 @@ import { isSaslMechanism, SASL_MECHANISMS, SaslError, saslExchange } from '../pr
 import type { Logger } from '../util/logger.js';
 import type { NodeDirectory } from './directory.js';
 import { MAX_EVENTS, parseUids, reconcile, type KnownView, type NodeFacts, type ViewEvent } from './imap-view.js';
-import { firstTaker, type FrontDeps, LinkLost, NodeRefused, openNodeSocket } from './node-link.js';
+import { backoff, firstTaker, type FrontDeps, LinkLost, NodeRefused, openNodeSocket } from './node-link.js';
 
 /** Counters for the metrics endpoint: failovers, drain migrations and how they ended. */
 export const gatewayStats = {
@@ -717,10 +717,15 @@ export class ImapFront {
     return `G${(++this.tagCounter).toString(36)}`;
   }
 
-  /** Opens a node session for the user on the least loaded node: greeting, XQUILL-LOGIN. */
-  private async openSession(avoid?: string): Promise<{ link: NodeLink; caps: string }> {
+  /**
+   * Opens a node session for the user on the least loaded node: greeting, XQUILL-LOGIN. The node
+   * a move comes from (`last`) is tried after every other: it is listed only while it answers
+   * its probe, so it dropped the link but lives (freeze.ts), and a session on it beats a BYE.
+   */
+  private async openSession(last?: string): Promise<{ link: NodeLink; caps: string }> {
+    const candidates = this.deps.directory.candidates('imap', this.user);
     const { link, node, set: caps } = await firstTaker(
-      this.deps.directory.candidates('imap', this.user).filter((node) => node.id !== avoid),
+      last === undefined ? candidates : [...candidates.filter((node) => node.id !== last), ...candidates.filter((node) => node.id === last)],
       this.deps.directory,
       {
         open: (node) => NodeLink.open(node.id, node.address, this.deps.config.gateway.connectTimeoutMs, this.raw, this.deps.config.cluster.secret),
@@ -1094,6 +1099,15 @@ export class ImapFront {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       let link: NodeLink | undefined;
       try {
+        if (attempt > 0) {
+          // A pause, and with no node left a fresh look at them: the lost node may be alive and
+          // have dropped only this link (a node fences its gateway sessions after a freeze of
+          // some 400 ms, src/cluster/freeze.ts, which a busy machine gives it), and a node may
+          // answer its probe again meanwhile.
+          await backoff(attempt);
+          if (this.ended || this.clientGone) return;
+          if (this.deps.directory.candidates('imap', this.user).length === 0) await this.deps.directory.refresh();
+        }
         const opened = await this.openSession(oldNode);
         link = opened.link;
         await this.rebuild(link, first);
