@@ -16,7 +16,7 @@
 // Sessions keep their own sequence map (expunges are announced later, RFC 3501 7.4.1) but start
 // from the index's UID array, which is replaced rather than changed, so idle sessions share it.
 import type { ChangeEvent, MailboxStatus, Mailstore, MessageMeta } from '../store/types.js';
-import type { MimePart } from './message/mime.js';
+import type { MimePart } from '../mime/mime.js';
 import { summaryOf, type HeaderSummary, type MessageCache } from './message/parsed.js';
 import { foldedField, SEARCH_FIELDS } from './message/search.js';
 import { lowerBound } from './selected.js';

@@ -1,12 +1,12 @@
 // The one suite every Store backend must pass (SQLite, PostgreSQL, PostgreSQL in groups), one
-// part per role (suite/<role>.suite.ts), each on a fresh store.
+// part per role (suite/<role>.suite.ts), all on one store per backend, each in a domain of its own.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { blobsSuite } from './suite/blobs.suite.js';
 import { clusterSuite } from './suite/cluster.suite.js';
 import { directorySuite } from './suite/directory.suite.js';
 import { driveSuite } from './suite/drive.suite.js';
-import { openWorld, type StoreFactory } from './suite/kit.js';
+import { openWorld, SharedStore, type StoreFactory } from './suite/kit.js';
 import { mailstoreSuite } from './suite/mailstore.suite.js';
 import { queueSuite } from './suite/queue.suite.js';
 import { webStateSuite } from './suite/web-state.suite.js';
@@ -16,18 +16,19 @@ export type { StoreFactory } from './suite/kit.js';
 
 export function runStoreSuite(name: string, factory: StoreFactory): void {
   describe(`store suite: ${name}`, () => {
-    directorySuite(factory);
-    mailstoreSuite(factory);
-    blobsSuite(factory);
-    queueSuite(factory);
-    clusterSuite(factory);
-    webStateSuite(factory);
-    driveSuite(factory);
+    const shared = new SharedStore(factory);
+    after(async () => shared.close());
+    directorySuite(shared);
+    mailstoreSuite(shared);
+    blobsSuite(shared);
+    queueSuite(shared);
+    clusterSuite(shared);
+    webStateSuite(shared);
+    driveSuite(shared);
 
     describe('Store', () => {
       let store: Store;
-      before(async () => ({ store } = await openWorld(factory)));
-      after(async () => store.close());
+      before(async () => ({ store } = await openWorld(shared, 'store')));
 
       it('says where its data is', async () => {
         const status = await store.status();

@@ -3,8 +3,8 @@
 // hash once the blob is stored (after its commit, text-indexer.ts); the header is there so IMAP SEARCH TEXT can use it too. SQLite keeps them in an FTS5 table, PostgreSQL in a tsvector with a GIN index;
 // both match every word of a query as a word prefix, case-insensitively (the query side: text-query.ts).
 import { sql, type Kysely } from 'kysely';
-import { decodeWords, partText } from '../imap/message/decode.js';
-import { parseMime, type MimePart } from '../imap/message/mime.js';
+import { decodeWords, partText } from '../mime/decode.js';
+import { parseMime, type MimePart } from '../mime/mime.js';
 
 /**
  * Text kept for the index per message (a tsvector holds at most 1 MB). The index marks a message

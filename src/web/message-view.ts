@@ -3,7 +3,7 @@
 // unless asked), and the attachment list.
 import { simpleParser, type AddressObject, type Attachment, type EmailAddress, type ParsedMail } from 'mailparser';
 import sanitizeHtml from 'sanitize-html';
-import { findBodyStart } from '../imap/message/header.js';
+import { findBodyStart } from '../mime/header.js';
 
 export interface AddressOut {
   name: string;

@@ -1,6 +1,6 @@
 // BODY and BODYSTRUCTURE (RFC 3501 7.4.2) from a part tree.
 import type { ImapValue } from '../value.js';
-import type { MimePart, Params } from './mime.js';
+import type { MimePart, Params } from '../../mime/mime.js';
 
 /** `extensible`: BODYSTRUCTURE (with extension data); otherwise the BODY form. */
 export function bodyStructure(part: MimePart, extensible: boolean): ImapValue[] {

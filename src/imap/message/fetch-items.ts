@@ -3,8 +3,8 @@
 import { atom, type ImapValue } from '../value.js';
 import { wireAtom } from '../writer.js';
 import { bodyStructure } from './body-structure.js';
-import { decodeTransfer } from './decode.js';
-import { findPart } from './mime.js';
+import { decodeTransfer } from '../../mime/decode.js';
+import { findPart } from '../../mime/mime.js';
 import type { ParsedMessage } from './parsed.js';
 import { formatSection, parseSection, partial, sectionBytes, SectionError, type Section } from './section.js';
 

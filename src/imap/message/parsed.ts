@@ -2,8 +2,8 @@
 // cached as JSON beside the blob (Store.setBlobMeta), plus a small in-process cache so
 // sessions share the work. Metadata (flags, size, dates) never needs any of this.
 import type { Blobs } from '../../store/types.js';
-import { HeaderMap } from './header.js';
-import { parseMime, type MimePart } from './mime.js';
+import { HeaderMap } from '../../mime/header.js';
+import { parseMime, type MimePart } from '../../mime/mime.js';
 
 /** Bumped whenever the shape or the parsing rules change, so old cache entries are redone. */
 export const PARSED_VERSION = 1;

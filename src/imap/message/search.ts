@@ -2,10 +2,10 @@
 // against messages in two passes, so keys on metadata (flags, size, dates, UIDs) never
 // load message content, and content is loaded only for messages that still need it.
 import type { ImapValue } from '../value.js';
-import { fieldValue, HeaderMap, parseHeaderFields } from './header.js';
-import { decodeWords, partText } from './decode.js';
+import { fieldValue, HeaderMap, parseHeaderFields } from '../../mime/header.js';
+import { decodeWords, partText } from '../../mime/decode.js';
 import { parseDateHeader, utcDay } from './date.js';
-import type { MimePart } from './mime.js';
+import type { MimePart } from '../../mime/mime.js';
 import type { HeaderSummary, ParsedMessage } from './parsed.js';
 import { inSet, parseSequenceSet, resolveSet, type SequenceSet } from './sequence.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as fx from '../../../test/fixtures/messages.js';
-import { parseMime } from './mime.js';
+import { parseMime } from '../../mime/mime.js';
 import { formatSection, parseSection, partial, sectionBytes, SectionError } from './section.js';
 
 const cut = (raw: Buffer, section: string): string | null => sectionBytes(raw, parseMime(raw), parseSection(section))?.toString('utf8') ?? null;

@@ -1,7 +1,7 @@
 // Body sections (RFC 3501 6.4.5 BODY[section]<partial>): parsing the section text and
 // cutting its bytes out of the raw message.
-import { parseHeaderFields, selectHeaderFields } from './header.js';
-import { findPart, type MimePart } from './mime.js';
+import { parseHeaderFields, selectHeaderFields } from '../../mime/header.js';
+import { findPart, type MimePart } from '../../mime/mime.js';
 
 export type SectionText = 'HEADER' | 'HEADER.FIELDS' | 'HEADER.FIELDS.NOT' | 'TEXT' | 'MIME';
 

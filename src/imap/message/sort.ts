@@ -1,7 +1,7 @@
 // SORT (RFC 5256 3) and DISPLAYFROM/DISPLAYTO (RFC 5957), on the cached parse only.
 import type { ImapValue } from '../value.js';
 import { parseDateHeader } from './date.js';
-import { decodeWords } from './decode.js';
+import { decodeWords } from '../../mime/decode.js';
 import type { HeaderSummary } from './parsed.js';
 import { argText, SearchSyntaxError } from './search.js';
 import { asciiCasemap, baseSubject } from './subject.js';

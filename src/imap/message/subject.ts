@@ -1,5 +1,5 @@
 // Base subject extraction (RFC 5256 2.1) for SORT SUBJECT and THREAD.
-import { decodeWords } from './decode.js';
+import { decodeWords } from '../../mime/decode.js';
 
 export interface BaseSubject {
   base: string;

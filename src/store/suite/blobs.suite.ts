@@ -1,16 +1,15 @@
 // The store suite, Blobs role (blobs, their parses and full-text search): every backend runs it (store.suite.ts).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { type Store } from '../types.js';
-import { msg, openWorld, type StoreFactory } from './kit.js';
+import { msg, openWorld, type SharedStore } from './kit.js';
 
-export function blobsSuite(factory: StoreFactory): void {
+export function blobsSuite(shared: SharedStore): void {
   describe('Blobs', () => {
     let store: Store;
     let alice: number;
     let bob: number;
-    before(async () => ({ store, alice, bob } = await openWorld(factory)));
-    after(async () => store.close());
+    before(async () => ({ store, alice, bob } = await openWorld(shared, 'blobs')));
 
     it('reads blobs and their meta in batches and writes many metas at once', async () => {
       const inbox = (await store.getMailbox(alice, 'INBOX'))!;

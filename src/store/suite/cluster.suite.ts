@@ -1,14 +1,13 @@
 // The store suite, Cluster role (membership heartbeats): every backend runs it (store.suite.ts).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { type Store } from '../types.js';
-import { openWorld, type StoreFactory } from './kit.js';
+import { openWorld, type SharedStore } from './kit.js';
 
-export function clusterSuite(factory: StoreFactory): void {
+export function clusterSuite(shared: SharedStore): void {
   describe('Cluster', () => {
     let store: Store;
-    before(async () => ({ store } = await openWorld(factory)));
-    after(async () => store.close());
+    before(async () => ({ store } = await openWorld(shared, 'cluster')));
 
     it('keeps membership heartbeats and passes requested states to the member', async () => {
       const load = { connections: { imap: 3 }, eventLoopDelayMs: 1.5, cpuPercent: 10, rssBytes: 1 << 20 };

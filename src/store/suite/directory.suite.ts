@@ -1,24 +1,24 @@
 // The store suite, Directory role (domains, users and their settings): every backend runs it (store.suite.ts).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { StoreError, type Store } from '../types.js';
-import { msg, openWorld, type StoreFactory } from './kit.js';
+import { msg, openWorld, type SharedStore } from './kit.js';
 
-export function directorySuite(factory: StoreFactory): void {
+export function directorySuite(shared: SharedStore): void {
   describe('Directory', () => {
     let store: Store;
+    let domain: string;
     let alice: number;
     let bob: number;
-    before(async () => ({ store, alice, bob } = await openWorld(factory)));
-    after(async () => store.close());
+    before(async () => ({ store, alice, bob, domain } = await openWorld(shared, 'directory')));
 
     it('keeps domains and users case-insensitively and refuses duplicates', async () => {
-      assert.equal((await store.getDomain('EXAMPLE.COM'))?.name, 'example.com');
-      assert.equal((await store.getUser('ALICE@example.com'))?.id, alice);
-      await assert.rejects(store.addDomain('example.com'), (e: StoreError) => e.code === 'conflict');
-      await assert.rejects(store.addUser({ address: 'alice@example.com', passwordHash: 'y' }), (e: StoreError) => e.code === 'conflict');
+      assert.equal((await store.getDomain(domain.toUpperCase()))?.name, domain);
+      assert.equal((await store.getUser(`ALICE@${domain}`))?.id, alice);
+      await assert.rejects(store.addDomain(domain), (e: StoreError) => e.code === 'conflict');
+      await assert.rejects(store.addUser({ address: `alice@${domain}`, passwordHash: 'y' }), (e: StoreError) => e.code === 'conflict');
       await assert.rejects(store.addUser({ address: 'x@nowhere.test', passwordHash: 'y' }), (e: StoreError) => e.code === 'not-found');
-      await assert.rejects(store.removeDomain('example.com'), (e: StoreError) => e.code === 'conflict');
+      await assert.rejects(store.removeDomain(domain), (e: StoreError) => e.code === 'conflict');
     });
 
     it('creates the default mailboxes with special-use flags', async () => {
@@ -30,47 +30,47 @@ export function directorySuite(factory: StoreFactory): void {
     });
 
     it('keeps a display name per user (migration 011)', async () => {
-      assert.equal((await store.getUser('bob@example.com'))?.displayName, '', 'none until set');
-      await store.setDisplayName('BOB@example.com', 'Bob “the” Builder');
-      assert.equal((await store.getUser('bob@example.com'))?.displayName, 'Bob “the” Builder');
-      assert.equal((await store.getUser('alice@example.com'))?.displayName, '', 'only that user');
-      await store.setDisplayName('bob@example.com', '');
-      assert.equal((await store.getUser('bob@example.com'))?.displayName, '');
-      await assert.rejects(store.setDisplayName('ghost@example.com', 'Ghost'), (e: StoreError) => e.code === 'not-found');
+      assert.equal((await store.getUser(`bob@${domain}`))?.displayName, '', 'none until set');
+      await store.setDisplayName(`BOB@${domain}`, 'Bob “the” Builder');
+      assert.equal((await store.getUser(`bob@${domain}`))?.displayName, 'Bob “the” Builder');
+      assert.equal((await store.getUser(`alice@${domain}`))?.displayName, '', 'only that user');
+      await store.setDisplayName(`bob@${domain}`, '');
+      assert.equal((await store.getUser(`bob@${domain}`))?.displayName, '');
+      await assert.rejects(store.setDisplayName(`ghost@${domain}`, 'Ghost'), (e: StoreError) => e.code === 'not-found');
     });
 
     it('disables users, makes admins and finds users page by page', async () => {
-      await store.setUserDisabled('BOB@example.com', true);
-      assert.equal((await store.getUser('bob@example.com'))?.disabled, true);
-      await store.setUserDisabled('bob@example.com', false);
-      assert.equal((await store.getUser('bob@example.com'))?.disabled, false);
-      await store.setUserAdmin('alice@example.com', true);
-      assert.equal((await store.getUser('alice@example.com'))?.isAdmin, true);
-      await store.setUserAdmin('alice@example.com', false);
-      await assert.rejects(store.setUserDisabled('ghost@example.com', true), (e: StoreError) => e.code === 'not-found');
-      for (const name of ['find_1', 'find%2', 'find-3']) await store.addUser({ address: `${name}@example.com`, passwordHash: 'x' });
+      await store.setUserDisabled(`BOB@${domain}`, true);
+      assert.equal((await store.getUser(`bob@${domain}`))?.disabled, true);
+      await store.setUserDisabled(`bob@${domain}`, false);
+      assert.equal((await store.getUser(`bob@${domain}`))?.disabled, false);
+      await store.setUserAdmin(`alice@${domain}`, true);
+      assert.equal((await store.getUser(`alice@${domain}`))?.isAdmin, true);
+      await store.setUserAdmin(`alice@${domain}`, false);
+      await assert.rejects(store.setUserDisabled(`ghost@${domain}`, true), (e: StoreError) => e.code === 'not-found');
+      for (const name of ['find_1', 'find%2', 'find-3']) await store.addUser({ address: `${name}@${domain}`, passwordHash: 'x' });
       const all = await store.searchUsers({ q: 'FIND' });
       assert.equal(all.total, 3);
-      assert.deepEqual(all.users.map((u) => u.address), ['find%2@example.com', 'find-3@example.com', 'find_1@example.com']);
+      assert.deepEqual(all.users.map((u) => u.address), [`find%2@${domain}`, `find-3@${domain}`, `find_1@${domain}`]);
       const page = await store.searchUsers({ q: 'find', offset: 1, limit: 1 });
       assert.equal(page.total, 3);
-      assert.deepEqual(page.users.map((u) => u.address), ['find-3@example.com']);
+      assert.deepEqual(page.users.map((u) => u.address), [`find-3@${domain}`]);
       // LIKE wildcards in the query are literal characters.
-      assert.deepEqual((await store.searchUsers({ q: 'find_' })).users.map((u) => u.address), ['find_1@example.com']);
-      assert.deepEqual((await store.searchUsers({ q: '%' })).users.map((u) => u.address), ['find%2@example.com']);
+      assert.deepEqual((await store.searchUsers({ q: 'find_' })).users.map((u) => u.address), [`find_1@${domain}`]);
+      assert.deepEqual((await store.searchUsers({ q: '%' })).users.map((u) => u.address), [`find%2@${domain}`]);
       assert.ok((await store.searchUsers({})).total >= 5);
-      for (const name of ['find_1', 'find%2', 'find-3']) await store.removeUser(`${name}@example.com`);
+      for (const name of ['find_1', 'find%2', 'find-3']) await store.removeUser(`${name}@${domain}`);
     });
 
     it('removes a user with all mail', async () => {
       const { copies } = await store.deliver(msg('farewell', 'only bob has these bytes'), [{ userId: bob }]);
       const hash = (await store.getMessage(copies[0]!.mailboxId, copies[0]!.uid))!.blobHash;
-      await store.createSession({ idHash: 'gone-with-bob', userId: bob, csrfToken: 't', expiresAt: new Date(Date.now() + 60_000) });
-      await store.removeUser('bob@example.com');
+      await store.createSession({ idHash: `gone-with-bob@${domain}`, userId: bob, csrfToken: 't', expiresAt: new Date(Date.now() + 60_000) });
+      await store.removeUser(`bob@${domain}`);
       assert.equal(await store.getBlob(hash), undefined, 'bytes no one refers to go');
-      assert.equal(await store.getUser('bob@example.com'), undefined);
-      await assert.rejects(store.removeUser('bob@example.com'), (e: StoreError) => e.code === 'not-found');
-      assert.equal(await store.getSession('gone-with-bob'), undefined, 'sessions go with the user');
+      assert.equal(await store.getUser(`bob@${domain}`), undefined);
+      await assert.rejects(store.removeUser(`bob@${domain}`), (e: StoreError) => e.code === 'not-found');
+      assert.equal(await store.getSession(`gone-with-bob@${domain}`), undefined, 'sessions go with the user');
     });
   });
 }

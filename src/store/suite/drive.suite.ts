@@ -1,18 +1,18 @@
 // The store suite, Drive role (folders, files and uploads): every backend runs it (store.suite.ts).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { StoreError, type Store } from '../types.js';
-import { msg, openWorld, type StoreFactory } from './kit.js';
+import { msg, openWorld, type SharedStore } from './kit.js';
 
-export function driveSuite(factory: StoreFactory): void {
+export function driveSuite(shared: SharedStore): void {
   describe('Drive', () => {
     let store: Store;
+    let domain: string;
     let alice: number;
-    before(async () => ({ store, alice } = await openWorld(factory)));
-    after(async () => store.close());
+    before(async () => ({ store, alice, domain } = await openWorld(shared, 'drive')));
 
     it('keeps a drive per user: folders, chunked files, resumable uploads, quota shared with mail', async () => {
-      const carol = (await store.addUser({ address: 'carol@example.com', passwordHash: 'x', quotaBytes: 10_000 })).id;
+      const carol = (await store.addUser({ address: `carol@${domain}`, passwordHash: 'x', quotaBytes: 10_000 })).id;
       await store.deliver(msg('mail counts too'), [{ userId: carol }]);
       const mailBytes = (await store.getUserById(carol))!.usedBytes;
       const docs = await store.createDriveFolder(carol, null, 'Docs');
@@ -81,7 +81,7 @@ export function driveSuite(factory: StoreFactory): void {
 
       const expiring = await store.createDriveUpload(carol, { parentId: null, name: 'late.bin', size: 100, ttlMs: -1 });
       assert.equal(await store.getDriveUpload(carol, expiring.id), undefined, 'expired');
-      await store.removeUser('carol@example.com');
+      await store.removeUser(`carol@${domain}`);
     });
   });
 }

@@ -1,16 +1,16 @@
 // The store suite, Mailstore role (mailboxes, messages, flags, delivery and the change feed): every backend runs it (store.suite.ts).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { StoreError, type ChangeEvent, type Store } from '../types.js';
-import { msg, openWorld, type StoreFactory } from './kit.js';
+import { msg, openWorld, type SharedStore } from './kit.js';
 
-export function mailstoreSuite(factory: StoreFactory): void {
+export function mailstoreSuite(shared: SharedStore): void {
   describe('Mailstore', () => {
     let store: Store;
+    let domain: string;
     let alice: number;
     let bob: number;
-    before(async () => ({ store, alice, bob } = await openWorld(factory)));
-    after(async () => store.close());
+    before(async () => ({ store, alice, bob, domain } = await openWorld(shared, 'mailstore')));
 
     it('delivers one copy of the bytes to many recipients, exact bytes, with UIDs in order', async () => {
       const raw = Buffer.concat([msg('multi'), Buffer.from([0xc3, 0xa9, 0x00, 0x0d, 0x0a])]);
@@ -76,7 +76,7 @@ export function mailstoreSuite(factory: StoreFactory): void {
     });
 
     it('writes a batch as single deliveries would: repeated ids, missing mailboxes, flags, byte counts, one modseq per mailbox', async () => {
-      const dora = (await store.addUser({ address: 'dora@example.com', passwordHash: 'x' })).id;
+      const dora = (await store.addUser({ address: `dora@${domain}`, passwordHash: 'x' })).id;
       await store.deliver(msg('replayed'), [{ userId: dora }], { txnId: 'batch-old' });
       const inbox = (await store.getMailbox(dora, 'INBOX'))!;
       const archive = (await store.getMailbox(dora, 'Archive'))!;
@@ -122,8 +122,8 @@ export function mailstoreSuite(factory: StoreFactory): void {
       assert.equal(sharedCopies[0]!.blobHash, sharedCopies[1]!.blobHash, 'one blob for the same bytes');
       assert.deepEqual(await store.getBlob(sharedCopies[0]!.blobHash), shared);
       const bytes = [msg('replayed'), msg('first'), msg('first'), shared, shared].reduce((n, b) => n + b.length, 0);
-      assert.equal((await store.getUser('dora@example.com'))!.usedBytes, bytes);
-      await store.removeUser('dora@example.com');
+      assert.equal((await store.getUser(`dora@${domain}`))!.usedBytes, bytes);
+      await store.removeUser(`dora@${domain}`);
     });
 
     it('enforces quota on append and reports status', async () => {
@@ -203,7 +203,7 @@ export function mailstoreSuite(factory: StoreFactory): void {
     });
 
     it('tells other store handles of changes through the change feed', async () => {
-      const peer = await factory.openPeer(store);
+      const peer = await shared.openPeer(store);
       try {
         const seen: ChangeEvent[] = [];
         const woke = new Promise<void>((resolve) => {

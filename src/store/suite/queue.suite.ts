@@ -1,30 +1,32 @@
 // The store suite, Queue role (the outbound queue and DKIM keys): every backend runs it (store.suite.ts).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { type Store } from '../types.js';
-import { msg, openWorld, type StoreFactory } from './kit.js';
+import { msg, openWorld, type SharedStore } from './kit.js';
 
-export function queueSuite(factory: StoreFactory): void {
+export function queueSuite(shared: SharedStore): void {
   describe('Queue', () => {
     let store: Store;
+    let domain: string;
     let alice: number;
-    before(async () => ({ store, alice } = await openWorld(factory)));
-    after(async () => store.close());
+    before(async () => ({ store, alice, domain } = await openWorld(shared, 'queue')));
 
     it('queues foreign recipients in the same commit and lists them', async () => {
-      const result = await store.deliver(msg('out'), [], { outbound: { sender: 'alice@example.com', recipients: ['x@remote.test', 'y@other.test'] } });
+      const result = await store.deliver(msg('out'), [], { outbound: { sender: `alice@${domain}`, recipients: ['x@remote.test', 'y@other.test'] } });
       assert.equal(result.outboundIds.length, 2);
-      const queue = await store.listOutbound();
+      // Only this part queues mail, but the store is shared: look at this delivery's entries.
+      const mine = (e: { id: number }) => result.outboundIds.includes(e.id);
+      const queue = (await store.listOutbound()).filter(mine);
       assert.deepEqual(queue.map((q) => q.domain), ['remote.test', 'other.test']);
       assert.equal(queue[0]!.status, 'queued');
       assert.equal(await store.setOutboundStatus(result.outboundIds[0]!, 'held'), true);
       assert.equal((await store.getOutbound(result.outboundIds[0]!))?.status, 'held');
       assert.equal(await store.deleteOutbound(result.outboundIds[1]!), true);
-      assert.equal((await store.listOutbound()).length, 1);
+      assert.equal((await store.listOutbound()).filter(mine).length, 1);
     });
 
     it('leases outbound entries to one worker at a time and lets dead leases expire', async () => {
-      const { outboundIds } = await store.deliver(msg('lease'), [], { outbound: { sender: 'alice@example.com', recipients: ['l1@lease.test', 'l2@lease.test'] } });
+      const { outboundIds } = await store.deliver(msg('lease'), [], { outbound: { sender: `alice@${domain}`, recipients: ['l1@lease.test', 'l2@lease.test'] } });
       const mine = (e: { id: number }) => outboundIds.includes(e.id);
       const first = (await store.leaseOutbound('worker-1', 60_000, 100)).filter(mine);
       assert.deepEqual(first.map((e) => e.id), outboundIds);
@@ -47,7 +49,7 @@ export function queueSuite(factory: StoreFactory): void {
     });
 
     it('postpones a leased entry without counting an attempt', async () => {
-      const { outboundIds } = await store.deliver(msg('postpone'), [], { outbound: { sender: 'alice@example.com', recipients: ['p1@postpone.test'] } });
+      const { outboundIds } = await store.deliver(msg('postpone'), [], { outbound: { sender: `alice@${domain}`, recipients: ['p1@postpone.test'] } });
       const mine = (e: { id: number }) => outboundIds.includes(e.id);
       assert.equal((await store.leaseOutbound('worker-1', 60_000, 100)).filter(mine).length, 1);
       assert.equal(await store.postponeOutbound(outboundIds[0]!, 'worker-2', new Date()), false, 'only the lease owner may postpone');
@@ -63,10 +65,10 @@ export function queueSuite(factory: StoreFactory): void {
     });
 
     it('keeps one DKIM key per domain', async () => {
-      assert.equal(await store.getDkimKey('example.com'), undefined);
-      await store.setDkimKey('Example.com', 's1', 'KEY1');
-      await store.setDkimKey('example.com', 's2', 'KEY2');
-      assert.deepEqual(await store.getDkimKey('EXAMPLE.com'), { selector: 's2', privateKeyPem: 'KEY2' });
+      assert.equal(await store.getDkimKey(domain), undefined);
+      await store.setDkimKey(domain.toUpperCase(), 's1', 'KEY1');
+      await store.setDkimKey(domain, 's2', 'KEY2');
+      assert.deepEqual(await store.getDkimKey(domain.toUpperCase()), { selector: 's2', privateKeyPem: 'KEY2' });
     });
   });
 }

@@ -1,16 +1,16 @@
 // The store suite, WebState role (web sessions and the audit log): every backend runs it (store.suite.ts).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { StoreError, type Store } from '../types.js';
-import { openWorld, type StoreFactory } from './kit.js';
+import { openWorld, type SharedStore } from './kit.js';
 
-export function webStateSuite(factory: StoreFactory): void {
+export function webStateSuite(shared: SharedStore): void {
   describe('WebState', () => {
     let store: Store;
+    let domain: string;
     let alice: number;
     let bob: number;
-    before(async () => ({ store, alice, bob } = await openWorld(factory)));
-    after(async () => store.close());
+    before(async () => ({ store, alice, bob, domain } = await openWorld(shared, 'web-state')));
 
     it('keeps web sessions until they expire, are deleted, or the user changes password', async () => {
       const later = new Date(Date.now() + 60_000);
@@ -33,8 +33,8 @@ export function webStateSuite(factory: StoreFactory): void {
     });
 
     it('keeps an audit log, newest first, paged by id', async () => {
-      const first = await store.addAudit({ actor: 'cli:root', action: 'user.disable', target: 'bob@example.com', detail: null, node: null });
-      const second = await store.addAudit({ actor: 'alice@example.com', action: 'view', target: 'raw', detail: { uid: 3, mailbox: 'INBOX' }, node: 'node-1' });
+      const first = await store.addAudit({ actor: 'cli:root', action: 'user.disable', target: `bob@${domain}`, detail: null, node: null });
+      const second = await store.addAudit({ actor: `alice@${domain}`, action: 'view', target: 'raw', detail: { uid: 3, mailbox: 'INBOX' }, node: 'node-1' });
       assert.ok(second.id > first.id);
       const [newest, older] = await store.listAudit({ limit: 2 });
       assert.deepEqual(newest, second);

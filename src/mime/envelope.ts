@@ -1,13 +1,15 @@
 // ENVELOPE (RFC 3501 7.4.2) from a header block: raw (undecoded) values as servers send them.
-import type { ImapValue } from '../value.js';
 import { parseAddressList, type AddressItem } from './address.js';
 import type { HeaderMap } from './header.js';
 
-export function buildEnvelope(headers: HeaderMap): ImapValue[] {
+/** A field of the envelope: a string, NIL as null, or a list. Plain JSON, and an IMAP value as it is. */
+export type EnvelopeValue = null | string | EnvelopeValue[];
+
+export function buildEnvelope(headers: HeaderMap): EnvelopeValue[] {
   const text = (name: string): string | null => headers.first(name) ?? null;
-  const addresses = (name: string): ImapValue => addressList(headers.first(name));
+  const addresses = (name: string): EnvelopeValue => addressList(headers.first(name));
   const from = addresses('from');
-  const orFrom = (value: ImapValue): ImapValue => (value === null ? from : value);
+  const orFrom = (value: EnvelopeValue): EnvelopeValue => (value === null ? from : value);
   return [
     text('date'),
     text('subject'),
@@ -25,9 +27,9 @@ export function buildEnvelope(headers: HeaderMap): ImapValue[] {
 }
 
 /** An address list as ENVELOPE wants it: NIL when empty; groups as start/end markers. */
-export function addressList(value: string | undefined): ImapValue {
+export function addressList(value: string | undefined): EnvelopeValue {
   if (value === undefined) return null;
-  const out: ImapValue[] = [];
+  const out: EnvelopeValue[] = [];
   const push = (items: AddressItem[]): void => {
     for (const item of items) {
       if ('group' in item) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import * as fx from '../../../test/fixtures/messages.js';
+import * as fx from '../../test/fixtures/messages.js';
 import { parseAddressList } from './address.js';
 import { addressList, buildEnvelope } from './envelope.js';
 import { HeaderMap } from './header.js';

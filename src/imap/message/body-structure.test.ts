@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as fx from '../../../test/fixtures/messages.js';
 import { bodyStructure } from './body-structure.js';
-import { findPart, parseMime, splitMultipart, type MimePart } from './mime.js';
+import { findPart, parseMime, splitMultipart, type MimePart } from '../../mime/mime.js';
 
 const bs = (raw: Buffer, extensible = true): string => fx.imapText(bodyStructure(parseMime(raw), extensible));
 const body = (raw: Buffer, part: MimePart | undefined): string => {

@@ -3,8 +3,7 @@
 // gives a best-effort tree, never an exception. The tree is plain JSON so it can be cached
 // per content hash (Store.setBlobMeta) and shared by every session.
 import libmime from 'libmime';
-import type { ImapValue } from '../value.js';
-import { buildEnvelope } from './envelope.js';
+import { buildEnvelope, type EnvelopeValue } from './envelope.js';
 import { findBodyStart, HeaderMap } from './header.js';
 
 export type Params = [name: string, value: string][];
@@ -34,7 +33,7 @@ export interface MimePart {
   /** The message inside a MESSAGE/RFC822 part. */
   message?: MimePart;
   /** ENVELOPE of a message (the top level, or the inside of MESSAGE/RFC822). */
-  envelope?: ImapValue[];
+  envelope?: EnvelopeValue[];
 }
 
 /** Deeper nesting is treated as opaque bodies: enough for real mail, safe for hostile mail. */
