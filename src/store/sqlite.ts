@@ -68,6 +68,8 @@ export interface SqliteOptions {
   fsyncFlagChanges?: boolean;
   /** How long the process must have stored nothing before the full-text indexer runs (ms; text-indexer.ts). */
   textIndexIdleMs?: number;
+  /** Whether this process runs the full-text indexer (default true; an IMAP child process leaves it to the server process). */
+  textIndexer?: boolean;
 }
 
 export class SqliteStore extends KyselyStore {
@@ -135,7 +137,7 @@ export class SqliteStore extends KyselyStore {
     } catch {
       // No WAL file to sync (a read-only or odd file system): COMMIT stays synchronous=FULL.
     }
-    store.startTextIndexer({ idleMs: options.textIndexIdleMs });
+    if (options.textIndexer !== false) store.startTextIndexer({ idleMs: options.textIndexIdleMs });
     return store;
   }
 
@@ -189,6 +191,29 @@ export class SqliteStore extends KyselyStore {
       return Promise.resolve([]);
     } catch (error) {
       return Promise.reject(error);
+    }
+  }
+
+  private readonly ownChangeListeners = new Set<() => void>();
+
+  /**
+   * Called after this process announced change rows it wrote itself (not ones its poll found):
+   * IMAP child processes pass the word to the others, which then poll at once (src/imap/processes.ts).
+   */
+  onOwnChanges(listener: () => void): () => void {
+    this.ownChangeListeners.add(listener);
+    return () => this.ownChangeListeners.delete(listener);
+  }
+
+  protected override afterCommit(events: ChangeEvent[]): void {
+    super.afterCommit(events);
+    if (events.length === 0) return;
+    for (const listener of this.ownChangeListeners) {
+      try {
+        listener();
+      } catch {
+        // A listener's failure must not break the writer.
+      }
     }
   }
 
