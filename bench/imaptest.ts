@@ -4,7 +4,8 @@
 // Several clients share each mailbox, changing flags, expunging and appending, so telling every session what
 // the others did (untagged FETCH/EXPUNGE/EXISTS) is on the hot path, unlike bench/imap.ts.
 //   IMAPTEST=/path/to/imaptest node --import tsx bench/imaptest.ts [--clients 20] [--users 20] [--messages 200]
-//        [--seconds 15] [--rounds 1] [--only quill|dovecot] [--mix login|persistent]
+//        [--seconds 15] [--rounds 1] [--only quill|dovecot] [--mix login|persistent] [--imap-processes 1,2]
+// --imap-processes: Quillmail once per imap.processes value in the list (default: as shipped), each beside Dovecot.
 // imaptest is built by hand for the machine and never committed (see issue 18 for the build); without
 // IMAPTEST the binary is looked up on PATH. Runs as root (Dovecot's master needs it).
 import { spawn } from 'node:child_process';
@@ -94,19 +95,24 @@ async function main(): Promise<void> {
   const users = Array.from({ length: userCount }, (_, i) => i + 1);
   const missing = dovecotMissing();
   if (missing) console.log(`skipping Dovecot: ${missing}`);
-  const quill = only === 'dovecot' ? undefined : await startQuill({ domain: DOMAIN, users: users.map((i) => `u${i}@${DOMAIN}`), password: PASSWORD });
+  const processList = option('imap-processes')?.split(',').map(Number) ?? [undefined];
+  const quills: { label: string; port: number; stop: () => Promise<void> }[] = [];
   const dovecot = only === 'quill' || missing ? undefined : await startDovecot(users.map((i) => `u${i}`), PASSWORD);
   const results: Result[] = [];
   try {
+    if (only !== 'dovecot') {
+      for (const imapProcesses of processList) {
+        const quill = await startQuill({ domain: DOMAIN, users: users.map((i) => `u${i}@${DOMAIN}`), password: PASSWORD, imapProcesses });
+        quills.push({ label: imapProcesses === undefined ? 'Quillmail' : `Quillmail (imap.processes ${imapProcesses})`, port: quill.ports.imap, stop: () => quill.stop() });
+      }
+    }
+    const servers = [...quills.map((q) => ({ label: q.label, port: q.port, user: `u%d@${DOMAIN}` })), ...(dovecot ? [{ label: 'Dovecot', port: dovecot.port, user: 'u%d' }] : [])];
     for (let round = 1; round <= rounds; round++) {
       for (const mix of mixes) {
-        // Alternating which goes first, so neither always gets the warmer machine.
-        const order = round % 2 === 1 ? ['quill', 'dovecot'] : ['dovecot', 'quill'];
-        for (const which of order) {
-          let last: Result;
-          if (which === 'quill' && quill) last = await runImaptest('Quillmail', quill.ports.imap, `u%d@${DOMAIN}`, mbox, mix);
-          else if (which === 'dovecot' && dovecot) last = await runImaptest('Dovecot', dovecot.port, 'u%d', mbox, mix);
-          else continue;
+        // Alternating the order, so none always gets the warmer machine.
+        const order = round % 2 === 1 ? servers : [...servers].reverse();
+        for (const server of order) {
+          const last = await runImaptest(server.label, server.port, server.user, mbox, mix);
           results.push(last);
           console.log(`round ${round} ${mix} ${last.server}: ${fmt(last.perSecond)} commands/s, ${last.errors} errors`);
           for (const l of last.totals) console.log(`  ${l}`);
@@ -115,18 +121,20 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await quill?.stop();
+    for (const quill of quills) await quill.stop();
     await dovecot?.stop();
   }
   console.log(`\n${clients} clients on ${userCount} users, ${messages}-message mbox, ${seconds} s per run, ${rounds} round(s)`);
-  console.log('| mix | Quillmail cmds/s | errors | Dovecot cmds/s | errors | ratio Q/D |');
-  console.log('|---|---|---|---|---|---|');
+  console.log('| mix | server | cmds/s | errors | ratio to Dovecot |');
+  console.log('|---|---|---|---|---|');
+  const mean = (rs: Result[]): number => rs.reduce((a, r) => a + r.perSecond, 0) / Math.max(1, rs.length);
   for (const mix of mixes) {
-    const q = results.filter((r) => r.mix === mix && r.server === 'Quillmail');
     const d = results.filter((r) => r.mix === mix && r.server === 'Dovecot');
-    const mean = (rs: Result[]): number => rs.reduce((a, r) => a + r.perSecond, 0) / Math.max(1, rs.length);
-    const errors = (rs: Result[]): number => rs.reduce((a, r) => a + r.errors, 0);
-    console.log(`| ${mix} | ${fmt(mean(q), 0)} | ${errors(q)} | ${fmt(mean(d), 0)} | ${errors(d)} | ${d.length && q.length ? fmt(mean(q) / mean(d), 2) : '-'} |`);
+    for (const label of [...quills.map((q) => q.label), ...(dovecot ? ['Dovecot'] : [])]) {
+      const rs = results.filter((r) => r.mix === mix && r.server === label);
+      const errors = rs.reduce((a, r) => a + r.errors, 0);
+      console.log(`| ${mix} | ${label} | ${fmt(mean(rs), 0)} | ${errors} | ${d.length && label !== 'Dovecot' ? fmt(mean(rs) / mean(d), 2) : '-'} |`);
+    }
   }
 }
 

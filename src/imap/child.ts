@@ -5,6 +5,7 @@
 // a word from it makes this process read the changes the others wrote at once.
 import type { Socket } from 'node:net';
 import { Authenticator, type AuthResult } from '../auth/authenticator.js';
+import { watchFreezes } from '../cluster/freeze.js';
 import type { Config } from '../config/config.js';
 import { CachingResolver } from '../dns/resolver.js';
 import type { ServiceDeps } from '../service.js';
@@ -84,6 +85,8 @@ async function run(config: Readonly<Config>, nodeId: string, index: number): Pro
   });
   // The server process is gone: nobody hands sockets or checks logins any more.
   process.on('disconnect', () => void close(new Date(Date.now() + 2000)));
+  // A gateway's sessions here are fenced after a freeze of this process, as in the server process (freeze.ts).
+  watchFreezes();
   send({ t: 'ready' });
 }
 
