@@ -73,6 +73,28 @@ describe('IMAP sessions in child processes (imap.processes: 2)', () => {
     }
   });
 
+  it("answers a command with what the other child's session was told OK for, without waiting for word of it", async () => {
+    await waitFor('no connections left', () => connections() === 0);
+    const reader = await loggedIn(imap, '127.0.0.2', 'erin@example.com', 'erin-pw');
+    const writer = await loggedIn(imap, '127.0.0.3', 'erin@example.com', 'erin-pw');
+    try {
+      await reader.command('s SELECT INBOX', /^s OK/);
+      await writer.command('s SELECT INBOX', /^s OK/);
+      // Message 1 came by SMTP in the test above. As imaptest's scripted groups do: the writer's OK, then at once a command on the reader.
+      for (let round = 0; round < 10; round++) {
+        const flag = round % 2 === 0 ? '\\Answered' : '\\Draft';
+        assert.match(await writer.command(`w STORE 1 FLAGS (${flag})`, /^w /), /^w OK/);
+        reader.send('n NOOP');
+        const lines: string[] = [];
+        for (let line = await reader.line(); !line.startsWith('n '); line = await reader.line()) lines.push(line);
+        assert.ok(lines.some((line) => line.startsWith('* 1 FETCH') && line.includes(flag)), `round ${round}: ${lines.join(' | ')}`);
+      }
+    } finally {
+      reader.close();
+      writer.close();
+    }
+  });
+
   it('throttles a guesser whose connections go to different children', async () => {
     const replies: string[] = [];
     for (let i = 0; i < 14; i++) replies.push(await tryLogin('imap', imap, '127.0.0.5', 'bob@example.com', `guess-${i}`));

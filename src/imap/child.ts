@@ -51,7 +51,7 @@ async function run(config: Readonly<Config>, nodeId: string, index: number): Pro
   const auth = new ParentAuthenticator(store, config.limits);
   const resolver = new CachingResolver(config.dns);
   const deps: ServiceDeps = { config, store, logger, tls, auth, nodeId, resolver };
-  const host = sessionHost(deps);
+  const host = sessionHost(deps, { sharedStore: true });
   // Own writes: one word per turn of the event loop, however many commits it saw.
   let pending = false;
   const unwatch = store.onOwnChanges(() => {

@@ -30,13 +30,14 @@ export interface SessionHost {
   close(deadline: Date): Promise<void>;
 }
 
-export function sessionHost(deps: ServiceDeps): SessionHost {
+/** `sharedStore`: other processes write to the store too (an IMAP child process): each command reads their changes first. */
+export function sessionHost(deps: ServiceDeps, options: { sharedStore?: boolean } = {}): SessionHost {
   const log = deps.logger.child({ proto: 'imap' });
   const hub = new ChangeHub(deps.store);
   const metrics = processMetrics();
   const node = deps.nodeId ?? 'local';
   const accepted = metrics.connections.labels(node, 'imap');
-  const context: ImapContext = { deps, log, hub, cache: new MessageCache(deps.store), metrics: { commands: metrics.commandsOf(node, 'imap'), auth: metrics.authOf(node, 'imap') } };
+  const context: ImapContext = { deps, log, hub, cache: new MessageCache(deps.store), metrics: { commands: metrics.commandsOf(node, 'imap'), auth: metrics.authOf(node, 'imap') }, syncFirst: options.sharedStore };
   const sessions = new Set<Session>();
   const sockets = new Set<Socket>();
   const trust = gatewayTrust(deps.config);

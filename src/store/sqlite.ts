@@ -84,6 +84,8 @@ export class SqliteStore extends KyselyStore {
   /** Prepared statements of query(), by SQL text (a fixed set of texts). */
   private readonly statements = new Map<string, BetterSqlite3.Statement>();
   private dataVersionStatement: BetterSqlite3.Statement | undefined;
+  /** The poll's query, kept: IMAP child processes poll at every word of another's change. */
+  private pollStatement: BetterSqlite3.Statement | undefined;
   /** PRAGMA data_version when the change rows were last read: it moves when another connection commits. */
   private dataVersion = -1;
   /** The WAL file, opened for fsync; committed frames are written to it by COMMIT. */
@@ -276,9 +278,8 @@ export class SqliteStore extends KyselyStore {
     if (this.polling) return;
     this.polling = true;
     try {
-      const rows = this.raw
-        .prepare('select id, user_id, mailbox_id, kind from changes where id > ? order by id limit 1000')
-        .all(this.lastChangeId) as { id: number; user_id: number; mailbox_id: number | null; kind: string }[];
+      this.pollStatement ??= this.raw.prepare('select id, user_id, mailbox_id, kind from changes where id > ? order by id limit 1000');
+      const rows = this.pollStatement.all(this.lastChangeId) as { id: number; user_id: number; mailbox_id: number | null; kind: string }[];
       for (const row of rows) {
         this.lastChangeId = row.id;
         if (this.ownChanges.delete(row.id)) continue;
