@@ -16,6 +16,10 @@ import { loadTls } from '../util/tls.js';
 import type { ChildMessage, ParentMessage } from './processes.js';
 import { sessionHost } from './server.js';
 
+/** The longest the word of this process's changes waits, to go out once for the commits meanwhile. */
+const NUDGE_MS = 2;
+const ENDED_BATCH_MS = 20;
+
 function send(message: ChildMessage): void {
   if (process.connected) process.send!(message);
 }
@@ -52,21 +56,31 @@ async function run(config: Readonly<Config>, nodeId: string, index: number): Pro
   const resolver = new CachingResolver(config.dns);
   const deps: ServiceDeps = { config, store, logger, tls, auth, nodeId, resolver };
   const host = sessionHost(deps, { sharedStore: true });
-  // Own writes: one word per turn of the event loop, however many commits it saw.
-  let pending = false;
+  // Own writes: one word per NUDGE_MS at most, however many commits (an IPC message costs a
+  // system call on both sides). Sessions elsewhere read changes before each command anyway: the
+  // word is what wakes IDLE and sessions waiting between commands.
+  let nudge: NodeJS.Timeout | undefined;
   const unwatch = store.onOwnChanges(() => {
-    if (pending) return;
-    pending = true;
-    setImmediate(() => {
-      pending = false;
+    nudge ??= setTimeout(() => {
+      nudge = undefined;
       send({ t: 'changed' });
-    });
+    }, NUDGE_MS);
   });
+  // Ended connections, told in batches: only the listener's connection counts wait for them.
+  let ended: number[] = [];
+  const tellEnded = (id: number) => {
+    if (ended.push(id) > 1) return;
+    setTimeout(() => {
+      send({ t: 'ended', ids: ended });
+      ended = [];
+    }, ENDED_BATCH_MS);
+  };
 
   let closing: Promise<void> | undefined;
   const close = (deadline: Date) =>
     (closing ??= (async () => {
       unwatch();
+      clearTimeout(nudge);
       await host.close(deadline);
       for (const waiter of auth.waiting.values()) waiter.reject(new Error('closing'));
       await store.close();
@@ -78,7 +92,7 @@ async function run(config: Readonly<Config>, nodeId: string, index: number): Pro
     if (message.t === 'socket') {
       const socket = handle as Socket | undefined;
       if (!socket) return;
-      host.take(socket, undefined, () => send({ t: 'ended', id: message.id }));
+      host.take(socket, undefined, () => tellEnded(message.id));
     } else if (message.t === 'changed') store.syncChanges();
     else if (message.t === 'auth') auth.answered(message.id, message.result, message.error);
     else if (message.t === 'close') void close(new Date(message.deadline));

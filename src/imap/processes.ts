@@ -31,7 +31,7 @@ export type ParentMessage =
 /** From a child to the listening process. */
 export type ChildMessage =
   | { t: 'ready' }
-  | { t: 'ended'; id: number }
+  | { t: 'ended'; ids: number[] }
   | { t: 'auth'; id: number; address: string; password: string; remoteIp: string }
   | { t: 'changed' };
 
@@ -110,9 +110,11 @@ export async function startImapProcesses(deps: ServiceDeps, count: number): Prom
           log.info({ imapProcess: index, pid: child.process.pid }, 'imap process ready');
           resolve();
         } else if (message.t === 'ended') {
-          if (!child.connections.has(message.id)) return;
-          release(child.connections.get(message.id));
-          child.connections.delete(message.id);
+          for (const id of message.ids) {
+            if (!child.connections.has(id)) continue;
+            release(child.connections.get(id));
+            child.connections.delete(id);
+          }
         } else if (message.t === 'changed') {
           tell(child);
           store.syncChanges(); // this process's own listeners (webmail events)
