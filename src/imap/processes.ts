@@ -101,6 +101,8 @@ export async function startImapProcesses(deps: ServiceDeps, count: number): Prom
       connections: new Map(),
     };
     children[index] = child;
+    // A send racing the channel's close: logged; the exit handler below does the rest.
+    child.process.on('error', (error) => log.warn({ imapProcess: index, err: error.message }, 'imap process channel error'));
     const ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`imap process ${index} did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
       child.process.on('message', (message: ChildMessage) => {
