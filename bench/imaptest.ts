@@ -9,7 +9,7 @@
 // imaptest is built by hand for the machine and never committed (see issue 18 for the build); without
 // IMAPTEST the binary is looked up on PATH. Runs as root (Dovecot's master needs it).
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dovecotMissing, startDovecot } from './dovecot.js';
 import { arg, fmt, has, startQuill, tempDir } from './lib.js';
@@ -154,6 +154,7 @@ async function main(): Promise<void> {
   } finally {
     for (const quill of quills) await quill.stop();
     await dovecot?.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
   console.log(`\n${clients} clients on ${userCount} users, ${messages}-message mbox, ${seconds} s per run, ${rounds} round(s)`);
   console.log('| mix | server | cmds/s | errors | ratio to Dovecot | CPU ms/command |');
