@@ -4,11 +4,12 @@
 // Several clients share each mailbox, changing flags, expunging and appending, so telling every session what
 // the others did (untagged FETCH/EXPUNGE/EXISTS) is on the hot path, unlike bench/imap.ts.
 //   IMAPTEST=/path/to/imaptest node --import tsx bench/imaptest.ts [--clients 20] [--users 20] [--messages 200]
-//        [--seconds 15] [--rounds 1] [--only quill|dovecot] [--mix login|persistent]
+//        [--seconds 15] [--rounds 1] [--only quill|dovecot] [--mix login|persistent] [--imap-processes 1,2]
+// --imap-processes: Quillmail once per imap.processes value in the list (default: as shipped), each beside Dovecot.
 // imaptest is built by hand for the machine and never committed (see issue 18 for the build); without
 // IMAPTEST the binary is looked up on PATH. Runs as root (Dovecot's master needs it).
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dovecotMissing, startDovecot } from './dovecot.js';
 import { arg, fmt, has, startQuill, tempDir } from './lib.js';
@@ -58,18 +59,45 @@ function writeMbox(path: string, count: number): void {
   writeFileSync(path, out.join('\n'));
 }
 
+/**
+ * CPU seconds used by a process and its descendants so far (/proc: utime+stime, and cutime+cstime of
+ * children already reaped, e.g. Dovecot's per-connection processes). Less moved by a busy machine than
+ * commands/s: its ratio between runs tells the work per command, whether or not cores were free.
+ */
+function treeCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  let ticks = 0;
+  const pids = [pid];
+  for (let i = 0; i < pids.length; i++) {
+    try {
+      const stat = readFileSync(`/proc/${pids[i]}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+      for (const task of readdirSync(`/proc/${pids[i]}/task`)) {
+        for (const child of readFileSync(`/proc/${pids[i]}/task/${task}/children`, 'utf8').split(' ')) if (child.trim()) pids.push(Number(child));
+      }
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return ticks / 100; // USER_HZ
+}
+
 interface Result {
   server: string;
   mix: string;
   commands: number;
   perSecond: number;
   errors: number;
+  /** CPU ms of the server's process tree per command. */
+  cpuMsPerCommand: number;
   totals: string[];
   errorSamples: string[];
 }
 
 /** Runs imaptest for `seconds`; the Totals block gives the commands, "Error:" lines the protocol errors. */
-async function runImaptest(server: string, port: number, userTemplate: string, mbox: string, mix: string): Promise<Result> {
+async function runImaptest(server: string, port: number, userTemplate: string, mbox: string, mix: string, pid?: number): Promise<Result> {
+  const cpuBefore = treeCpuSeconds(pid);
   const args = [`host=127.0.0.1`, `port=${port}`, `user=${userTemplate}`, `users=${userCount}`, `pass=${PASSWORD}`, `mbox=${mbox}`, `clients=${clients}`, `msgs=${messages}`, `secs=${seconds}`];
   if (mix === 'persistent') args.push('logout=0');
   const child = spawn(imaptest, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -83,7 +111,8 @@ async function runImaptest(server: string, port: number, userTemplate: string, m
   const counts = (totals[3] ?? '').trim().split(/\s+/).map(Number).filter((n) => Number.isFinite(n));
   const commands = counts.reduce((a, b) => a + b, 0);
   const errorLines = lines.filter((l) => l.startsWith('Error:'));
-  return { server, mix, commands, perSecond: commands / seconds, errors: errorLines.length, totals, errorSamples: errorLines.slice(0, 5) };
+  const cpuMsPerCommand = ((treeCpuSeconds(pid) - cpuBefore) * 1000) / Math.max(1, commands);
+  return { server, mix, commands, perSecond: commands / seconds, errors: errorLines.length, cpuMsPerCommand, totals, errorSamples: errorLines.slice(0, 5) };
 }
 
 async function main(): Promise<void> {
@@ -94,39 +123,51 @@ async function main(): Promise<void> {
   const users = Array.from({ length: userCount }, (_, i) => i + 1);
   const missing = dovecotMissing();
   if (missing) console.log(`skipping Dovecot: ${missing}`);
-  const quill = only === 'dovecot' ? undefined : await startQuill({ domain: DOMAIN, users: users.map((i) => `u${i}@${DOMAIN}`), password: PASSWORD });
+  const processList = option('imap-processes')?.split(',').map(Number) ?? [undefined];
+  const quills: { label: string; port: number; pid: number; stop: () => Promise<void> }[] = [];
   const dovecot = only === 'quill' || missing ? undefined : await startDovecot(users.map((i) => `u${i}`), PASSWORD);
   const results: Result[] = [];
   try {
+    if (only !== 'dovecot') {
+      for (const imapProcesses of processList) {
+        const quill = await startQuill({ domain: DOMAIN, users: users.map((i) => `u${i}@${DOMAIN}`), password: PASSWORD, imapProcesses });
+        quills.push({ label: imapProcesses === undefined ? 'Quillmail' : `Quillmail (imap.processes ${imapProcesses})`, port: quill.ports.imap, pid: quill.pid, stop: () => quill.stop() });
+      }
+    }
+    const servers = [
+      ...quills.map((q) => ({ label: q.label, port: q.port, user: `u%d@${DOMAIN}`, pid: () => q.pid })),
+      ...(dovecot ? [{ label: 'Dovecot', port: dovecot.port, user: 'u%d', pid: () => dovecot.masterPid() }] : []),
+    ];
     for (let round = 1; round <= rounds; round++) {
       for (const mix of mixes) {
-        // Alternating which goes first, so neither always gets the warmer machine.
-        const order = round % 2 === 1 ? ['quill', 'dovecot'] : ['dovecot', 'quill'];
-        for (const which of order) {
-          let last: Result;
-          if (which === 'quill' && quill) last = await runImaptest('Quillmail', quill.ports.imap, `u%d@${DOMAIN}`, mbox, mix);
-          else if (which === 'dovecot' && dovecot) last = await runImaptest('Dovecot', dovecot.port, 'u%d', mbox, mix);
-          else continue;
+        // Alternating the order, so none always gets the warmer machine.
+        const order = round % 2 === 1 ? servers : [...servers].reverse();
+        for (const server of order) {
+          const last = await runImaptest(server.label, server.port, server.user, mbox, mix, server.pid());
           results.push(last);
-          console.log(`round ${round} ${mix} ${last.server}: ${fmt(last.perSecond)} commands/s, ${last.errors} errors`);
+          console.log(`round ${round} ${mix} ${last.server}: ${fmt(last.perSecond)} commands/s, ${last.errors} errors, ${fmt(last.cpuMsPerCommand, 3)} CPU ms/command`);
           for (const l of last.totals) console.log(`  ${l}`);
           for (const e of last.errorSamples) console.log(`  ${e.slice(0, 200)}`);
         }
       }
     }
   } finally {
-    await quill?.stop();
+    for (const quill of quills) await quill.stop();
     await dovecot?.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
   console.log(`\n${clients} clients on ${userCount} users, ${messages}-message mbox, ${seconds} s per run, ${rounds} round(s)`);
-  console.log('| mix | Quillmail cmds/s | errors | Dovecot cmds/s | errors | ratio Q/D |');
+  console.log('| mix | server | cmds/s | errors | ratio to Dovecot | CPU ms/command |');
   console.log('|---|---|---|---|---|---|');
+  const mean = (rs: Result[]): number => rs.reduce((a, r) => a + r.perSecond, 0) / Math.max(1, rs.length);
   for (const mix of mixes) {
-    const q = results.filter((r) => r.mix === mix && r.server === 'Quillmail');
     const d = results.filter((r) => r.mix === mix && r.server === 'Dovecot');
-    const mean = (rs: Result[]): number => rs.reduce((a, r) => a + r.perSecond, 0) / Math.max(1, rs.length);
-    const errors = (rs: Result[]): number => rs.reduce((a, r) => a + r.errors, 0);
-    console.log(`| ${mix} | ${fmt(mean(q), 0)} | ${errors(q)} | ${fmt(mean(d), 0)} | ${errors(d)} | ${d.length && q.length ? fmt(mean(q) / mean(d), 2) : '-'} |`);
+    for (const label of [...quills.map((q) => q.label), ...(dovecot ? ['Dovecot'] : [])]) {
+      const rs = results.filter((r) => r.mix === mix && r.server === label);
+      const errors = rs.reduce((a, r) => a + r.errors, 0);
+      const cpu = rs.reduce((a, r) => a + r.cpuMsPerCommand, 0) / Math.max(1, rs.length);
+      console.log(`| ${mix} | ${label} | ${fmt(mean(rs), 0)} | ${errors} | ${d.length && label !== 'Dovecot' ? fmt(mean(rs) / mean(d), 2) : '-'} | ${fmt(cpu, 3)} |`);
+    }
   }
 }
 

@@ -140,6 +140,8 @@ export interface QuillOptions {
   domain: string;
   users: string[];
   password: string;
+  /** imap.processes (default: the config's default). */
+  imapProcesses?: number;
   /** YAML lines for the outbound section (default: the worker off). */
   outbound?: string[];
   /** store.url: a postgres:// URL instead of the embedded store (bench/pg-stores.ts). */
@@ -183,6 +185,7 @@ export async function startQuill(options: QuillOptions): Promise<Quill> {
       'outbound:',
       ...(options.outbound ?? ['  enabled: false']),
       ...(options.store ? ['store:', `  url: ${options.store}`] : []),
+      ...(options.imapProcesses === undefined ? [] : ['imap:', `  processes: ${options.imapProcesses}`]),
       'limits:',
       '  connectionsPerIp: 20000',
       '  connections: 20000',

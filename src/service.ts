@@ -26,6 +26,8 @@ export interface Service {
   readonly port: number;
   /** Open sessions, for the load figures in the heartbeat. */
   connections?(): number;
+  /** Child processes that serve it (IMAP with imap.processes > 1): tests measure and kill them. */
+  processIds?(): number[];
   /** Stops accepting, lets open transactions finish within the deadline, then closes sessions. */
   close(deadline: Date): Promise<void>;
 }

@@ -109,6 +109,13 @@ const imapSchema = z
      * inside a word is missed. Off: the exact substring search RFC 3501 6.4.4 asks for.
      */
     searchFullTextIndex: z.boolean().default(false),
+    /**
+     * Processes that run IMAP sessions on the embedded SQLite store: above 1, `quill start` accepts
+     * connections and hands each socket to one of this many child processes sharing the store file
+     * (src/imap/processes.ts), so IMAP uses several cores. 1: sessions run in the server process.
+     * Ignored on PostgreSQL (run more nodes there).
+     */
+    processes: z.number().int().min(1).max(64).default(1),
   })
   .strict();
 

@@ -71,20 +71,35 @@ export class SelectedMailbox {
     return this.uids.length > 0 ? this.uids[this.uids.length - 1]! : 0;
   }
 
+  /** The last recentCount() and what it was counted over (the view's UIDs, the ranges' number and top). */
+  private recentCounted: { uids: number[]; length: number; ranges: number; top: number; count: number } | undefined;
+
   recentCount(): number {
+    const recent = this.recent;
+    const top = recent.length > 0 ? recent[recent.length - 1]![1] : 0;
+    const cached = this.recentCounted;
+    if (cached && cached.uids === this.uids && cached.length === this.uids.length && cached.ranges === recent.length && cached.top === top) return cached.count;
     let count = 0;
-    for (const [lo, hi] of this.recent) count += lowerBound(this.uids, hi + 1) - lowerBound(this.uids, lo);
+    for (const [lo, hi] of recent) count += lowerBound(this.uids, hi + 1) - lowerBound(this.uids, lo);
+    this.recentCounted = { uids: this.uids, length: this.uids.length, ranges: recent.length, top, count };
     return count;
   }
 
-  // Both run once per message in SEARCH and FETCH: plain index loops, no destructuring.
+  /**
+   * Runs once per message in SEARCH and FETCH. The ranges ascend and do not overlap (each claim
+   * starts above the last), and sessions that take turns claiming hold many: a binary search.
+   */
   isRecent(uid: number): boolean {
     const recent = this.recent;
-    for (let i = 0; i < recent.length; i++) {
-      const range = recent[i]!;
-      if (uid >= range[0] && uid <= range[1]) return true;
+    let lo = 0;
+    let hi = recent.length;
+    // The first range whose top is >= uid.
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (recent[mid]![1] < uid) lo = mid + 1;
+      else hi = mid;
     }
-    return false;
+    return lo < recent.length && recent[lo]![0] <= uid;
   }
 
   /**

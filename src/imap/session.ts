@@ -37,6 +37,12 @@ export interface ImapContext {
   cache: MessageCache;
   /** quill_commands_total and quill_authentications_total of this listener. */
   metrics?: { commands: CounterFamily; auth: CounterFamily };
+  /**
+   * Read the changes other processes committed before each command (Store.syncChanges), as an
+   * IMAP child process does (processes.ts): a client told OK by a session in another process
+   * must find that change in its next command's answers, not after the word of it arrives.
+   */
+  syncFirst?: boolean;
 }
 
 /** Commands that work on sequence numbers: no EXPUNGE while they run (RFC 3501 7.4.1). */
@@ -293,6 +299,7 @@ export class Session implements ChangeSubscriber {
 
   private async execute(spec: CommandSpec, args: ImapValue[], info: CommandInfo): Promise<void> {
     let result: CommandResult | void;
+    if (this.ctx.syncFirst) this.ctx.deps.store.syncChanges?.();
     try {
       result = await spec.run(this, args, info);
     } catch (error) {

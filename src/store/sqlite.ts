@@ -68,6 +68,8 @@ export interface SqliteOptions {
   fsyncFlagChanges?: boolean;
   /** How long the process must have stored nothing before the full-text indexer runs (ms; text-indexer.ts). */
   textIndexIdleMs?: number;
+  /** Whether this process runs the full-text indexer (default true; an IMAP child process leaves it to the server process). */
+  textIndexer?: boolean;
 }
 
 export class SqliteStore extends KyselyStore {
@@ -82,6 +84,8 @@ export class SqliteStore extends KyselyStore {
   /** Prepared statements of query(), by SQL text (a fixed set of texts). */
   private readonly statements = new Map<string, BetterSqlite3.Statement>();
   private dataVersionStatement: BetterSqlite3.Statement | undefined;
+  /** The poll's query, kept: IMAP child processes poll at every word of another's change. */
+  private pollStatement: BetterSqlite3.Statement | undefined;
   /** PRAGMA data_version when the change rows were last read: it moves when another connection commits. */
   private dataVersion = -1;
   /** The WAL file, opened for fsync; committed frames are written to it by COMMIT. */
@@ -135,7 +139,7 @@ export class SqliteStore extends KyselyStore {
     } catch {
       // No WAL file to sync (a read-only or odd file system): COMMIT stays synchronous=FULL.
     }
-    store.startTextIndexer({ idleMs: options.textIndexIdleMs });
+    if (options.textIndexer !== false) store.startTextIndexer({ idleMs: options.textIndexIdleMs });
     return store;
   }
 
@@ -189,6 +193,29 @@ export class SqliteStore extends KyselyStore {
       return Promise.resolve([]);
     } catch (error) {
       return Promise.reject(error);
+    }
+  }
+
+  private readonly ownChangeListeners = new Set<() => void>();
+
+  /**
+   * Called after this process announced change rows it wrote itself (not ones its poll found):
+   * IMAP child processes pass the word to the others, which then poll at once (src/imap/processes.ts).
+   */
+  onOwnChanges(listener: () => void): () => void {
+    this.ownChangeListeners.add(listener);
+    return () => this.ownChangeListeners.delete(listener);
+  }
+
+  protected override afterCommit(events: ChangeEvent[]): void {
+    super.afterCommit(events);
+    if (events.length === 0) return;
+    for (const listener of this.ownChangeListeners) {
+      try {
+        listener();
+      } catch {
+        // A listener's failure must not break the writer.
+      }
     }
   }
 
@@ -251,9 +278,8 @@ export class SqliteStore extends KyselyStore {
     if (this.polling) return;
     this.polling = true;
     try {
-      const rows = this.raw
-        .prepare('select id, user_id, mailbox_id, kind from changes where id > ? order by id limit 1000')
-        .all(this.lastChangeId) as { id: number; user_id: number; mailbox_id: number | null; kind: string }[];
+      this.pollStatement ??= this.raw.prepare('select id, user_id, mailbox_id, kind from changes where id > ? order by id limit 1000');
+      const rows = this.pollStatement.all(this.lastChangeId) as { id: number; user_id: number; mailbox_id: number | null; kind: string }[];
       for (const row of rows) {
         this.lastChangeId = row.id;
         if (this.ownChanges.delete(row.id)) continue;

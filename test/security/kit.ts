@@ -3,7 +3,7 @@
 // the hostile one does its worst.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { configSchema } from '../../src/config/config.js';
@@ -25,7 +25,7 @@ export interface QuillProcess {
   child: ChildProcess;
   data: string;
   imapPort: number;
-  /** The server's resident set size now, in bytes (/proc/PID/status VmRSS). */
+  /** The server's resident set size now, in bytes (/proc/PID/status VmRSS), with its child processes' (imap.processes > 1). */
   rss(): number;
   stop(): Promise<void>;
 }
@@ -43,7 +43,9 @@ export async function startQuill(options: { imapYaml?: string; prepare?: (store:
   await options.prepare?.(store, user.id);
   await store.close();
   const configFile = path.join(data, 'quill.yaml');
-  writeFileSync(configFile, `limits:\n  authFailureDelayMs: 10\n${options.imapYaml ? `imap:\n${options.imapYaml}\n` : ''}`);
+  // QUILL_TEST_IMAP_PROCESSES=2: the same tests with IMAP sessions in child processes (their RSS counted with the server's).
+  const imapYaml = [options.imapYaml, process.env.QUILL_TEST_IMAP_PROCESSES ? `  processes: ${process.env.QUILL_TEST_IMAP_PROCESSES}` : undefined].filter(Boolean).join('\n');
+  writeFileSync(configFile, `limits:\n  authFailureDelayMs: 10\n${imapYaml ? `imap:\n${imapYaml}\n` : ''}`);
   const child = spawn(
     process.execPath,
     [BIN, 'start', '--config', configFile, '--data', data, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0', '--pop3', '127.0.0.1:0', '--imap', '127.0.0.1:0', '--http', '127.0.0.1:0'],
@@ -79,10 +81,7 @@ export async function startQuill(options: { imapYaml?: string; prepare?: (store:
     data,
     imapPort: ports.imap!,
     rss() {
-      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-      const kb = /^VmRSS:\s+(\d+) kB/m.exec(status);
-      assert.ok(kb, 'no VmRSS in /proc/PID/status');
-      return Number(kb[1]) * 1024;
+      return processTree(child.pid!).reduce((sum, pid) => sum + rssOf(pid), 0);
     },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
@@ -95,6 +94,40 @@ export async function startQuill(options: { imapYaml?: string; prepare?: (store:
       rmSync(data, { recursive: true, force: true });
     },
   };
+}
+
+/** A process's resident set size in bytes; 0 once it is gone. */
+function rssOf(pid: number): number {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return 0;
+  }
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  assert.ok(kb, 'no VmRSS in /proc/PID/status');
+  return Number(kb[1]) * 1024;
+}
+
+/** A process and its descendants (/proc/PID/task/TID/children). */
+function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${out[i]}/task`);
+    } catch {
+      continue;
+    }
+    for (const task of tasks) {
+      try {
+        for (const child of readFileSync(`/proc/${out[i]}/task/${task}/children`, 'utf8').split(' ')) if (child.trim()) out.push(Number(child));
+      } catch {
+        // The task ended meanwhile.
+      }
+    }
+  }
+  return out;
 }
 
 export async function login(port: number): Promise<ImapWire> {
