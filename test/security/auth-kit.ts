@@ -8,10 +8,15 @@ import { SocketReader } from '../../src/protocol/socket-reader.js';
 
 export class LineClient {
   private readonly reader: SocketReader;
+  /** True once the connection is gone. */
+  closed = false;
 
   private constructor(private readonly socket: net.Socket) {
     this.reader = new SocketReader(socket, { maxLine: 1024 * 1024, highWater: Number.POSITIVE_INFINITY, onEnd: () => new Error('connection closed by server') });
     socket.on('error', () => undefined);
+    socket.on('close', () => {
+      this.closed = true;
+    });
   }
 
   static connect(port: number, localAddress: string): Promise<LineClient> {
