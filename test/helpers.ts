@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { configSchema, type Config } from '../src/config/config.js';
-import type { Resolver } from '../src/queue/route.js';
+import type { Resolver } from '../src/dns/resolver.js';
 import { startServer, type RunningServer } from '../src/server.js';
 import { hashPassword } from '../src/util/password.js';
 import { silentLogger } from '../src/util/logger.js';

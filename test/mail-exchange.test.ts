@@ -5,7 +5,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import nodemailer from 'nodemailer';
-import type { Resolver } from '../src/queue/route.js';
+import type { Resolver } from '../src/dns/resolver.js';
 import { startTestServer, type TestServer } from './helpers.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });

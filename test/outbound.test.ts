@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { simpleParser } from 'mailparser';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { SMTPServer, type SMTPServerAddress } from 'smtp-server';
-import type { Resolver } from '../src/queue/route.js';
+import type { Resolver } from '../src/dns/resolver.js';
 import { OutboundWorker } from '../src/queue/worker.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { silentLogger } from '../src/util/logger.js';

@@ -4,8 +4,6 @@
 import { splitHostPort, type Config } from '../config/config.js';
 import type { Resolver } from '../dns/resolver.js';
 
-export type { Resolver } from '../dns/resolver.js';
-
 export interface Hop {
   host: string;
   port: number;
