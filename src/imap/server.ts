@@ -108,14 +108,14 @@ export async function startImap(deps: ServiceDeps): Promise<Service> {
   const { host, port } = splitHostPort(deps.config.listen.imap);
   const limits = deps.config.limits;
   const log = deps.logger.child({ proto: 'imap' });
-  const host_ = sessionHost(deps);
+  const sessionsHere = sessionHost(deps);
   const perIp = new Map<string, number>();
   let closing = false;
 
   // Per-address limits apply to clients, not to gateway links: the gateway applies them itself.
   function admit(ip: string, viaGateway: boolean): string | undefined {
     if (closing) return 'server shutting down';
-    if (host_.sessions >= limits.connections) return 'too many connections';
+    if (sessionsHere.sessions >= limits.connections) return 'too many connections';
     if (viaGateway) return undefined;
     const fromIp = perIp.get(ip) ?? 0;
     if (fromIp >= limits.connectionsPerIp) return 'too many connections from your address';
@@ -125,7 +125,7 @@ export async function startImap(deps: ServiceDeps): Promise<Service> {
 
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     let counted: string | undefined;
-    host_.take(
+    sessionsHere.take(
       socket,
       (ip, viaGateway) => {
         const refusal = admit(ip, viaGateway);
@@ -149,11 +149,11 @@ export async function startImap(deps: ServiceDeps): Promise<Service> {
     name: 'imap',
     host,
     port: bound,
-    connections: () => host_.sessions,
+    connections: () => sessionsHere.sessions,
     async close(deadline: Date) {
       closing = true;
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      await host_.close(deadline);
+      await sessionsHere.close(deadline);
       await stopped;
       log.info('imap stopped');
     },
