@@ -113,7 +113,10 @@ const imapSchema = z
      * Processes that run IMAP sessions on the embedded SQLite store: above 1, `quill start` accepts
      * connections and hands each socket to one of this many child processes sharing the store file
      * (src/imap/processes.ts), so IMAP uses several cores. 1: sessions run in the server process.
-     * Ignored on PostgreSQL (run more nodes there).
+     * Ignored on PostgreSQL (run more nodes there). Above 1, `limits.imapConnectionsPerUser` is
+     * counted in each child, and the children's metrics are not in the server's /metrics. Each
+     * process re-reads the others' changes, so a command costs about half again as much CPU: it pays
+     * only where cores are idle (bench/imaptest.ts --imap-processes 1,2,4).
      */
     processes: z.number().int().min(1).max(64).default(1),
   })
