@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ImapWire } from './clients/imap.js';
+import { Wire } from './clients/imap.js';
 import { Pop3Client } from './clients/pop3.js';
 import { startServer, type RunningServer } from '../src/server.js';
 import { WireClient } from './clients/smtp.js';
@@ -73,16 +73,16 @@ describe('session logs and secrets', () => {
     }
 
     // IMAP: LOGIN wrong, AUTHENTICATE PLAIN wrong, LOGIN right; AUTHENTICATE PLAIN right.
-    const { client: imap } = await ImapWire.connect(server.port('imap'));
-    assert.match((await imap.command(`LOGIN "${USER}" "${WRONG[2]}"`)).tagged, / NO /);
-    assert.match((await imap.command(`AUTHENTICATE PLAIN ${plain(WRONG[3]!)}`)).tagged, / NO /);
-    assert.match((await imap.command(`LOGIN "${USER}" "${GOOD}"`)).tagged, / OK /);
-    await imap.command('LOGOUT');
-    imap.close();
-    const { client: imap2 } = await ImapWire.connect(server.port('imap'));
-    assert.match((await imap2.command(`AUTHENTICATE PLAIN ${plain(GOOD)}`)).tagged, / OK /);
-    await imap2.command('LOGOUT');
-    imap2.close();
+    const { client: imap } = await Wire.connect(server.port('imap'));
+    assert.match((await imap.commandLines(`LOGIN "${USER}" "${WRONG[2]}"`)).tagged, / NO /);
+    assert.match((await imap.commandLines(`AUTHENTICATE PLAIN ${plain(WRONG[3]!)}`)).tagged, / NO /);
+    assert.match((await imap.commandLines(`LOGIN "${USER}" "${GOOD}"`)).tagged, / OK /);
+    await imap.commandLines('LOGOUT');
+    imap.destroy();
+    const { client: imap2 } = await Wire.connect(server.port('imap'));
+    assert.match((await imap2.commandLines(`AUTHENTICATE PLAIN ${plain(GOOD)}`)).tagged, / OK /);
+    await imap2.commandLines('LOGOUT');
+    imap2.destroy();
 
     // POP3: PASS wrong, AUTH PLAIN wrong, PASS right; AUTH PLAIN right.
     const pop3 = await Pop3Client.connect(server.port('pop3'));

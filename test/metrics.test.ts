@@ -6,7 +6,7 @@ import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startGateway, type RunningGateway } from '../src/gateway/gateway.js';
-import { ImapWire } from './clients/imap.js';
+import { Wire } from './clients/imap.js';
 import { Pop3Client } from './clients/pop3.js';
 import { dataBlock, WireClient } from './clients/smtp.js';
 import { SqliteStore } from '../src/store/sqlite.js';
@@ -108,9 +108,9 @@ describe('metrics on a node', () => {
     await smtp.command('QUIT');
     smtp.close();
 
-    const { client: imap } = await ImapWire.connect(server.port('imap'));
+    const { client: imap } = await Wire.connect(server.port('imap'));
     await imap.login('ann@example.com', 'ann-secret-1');
-    assert.match((await imap.command('SELECT INBOX')).tagged, /OK/);
+    assert.match((await imap.commandLines('SELECT INBOX')).tagged, /OK/);
 
     const pop3 = await Pop3Client.connect(server.port('pop3'));
     // IMAP still open: the connections gauge shows it.
@@ -120,8 +120,8 @@ describe('metrics on a node', () => {
     await pop3.login('ann@example.com', 'ann-secret-1');
     assert.match(await pop3.command('STAT'), /^\+OK 1 /);
     await pop3.command('QUIT');
-    await imap.command('LOGOUT');
-    imap.close();
+    await imap.commandLines('LOGOUT');
+    imap.destroy();
 
     const samples = await scrape(server.port('http'));
     assert.ok((total(samples, 'quill_deliveries_total', { node, path: 'smtp', result: 'stored' }) ?? 0) >= 1, 'a stored delivery');

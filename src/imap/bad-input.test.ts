@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestServer, type TestServer } from '../../test/helpers.js';
-import { ImapWire } from '../../test/clients/imap.js';
+import { Wire } from '../../test/clients/imap.js';
 
 describe('IMAP bad input', () => {
   let server: TestServer;
@@ -17,7 +17,7 @@ describe('IMAP bad input', () => {
   after(() => server.stop());
 
   it('answers garbage and broken syntax with BAD, tagged when a tag was read', async () => {
-    const { client } = await ImapWire.connect(port);
+    const { client } = await Wire.connect(port);
     try {
       const cases: [string, RegExp][] = [
         ['\x00\x01\x02garbage', /^\* BAD /],
@@ -38,23 +38,23 @@ describe('IMAP bad input', () => {
       client.write('a9 NOOP\r\n');
       assert.equal(await client.readLine(), 'a9 OK NOOP completed');
     } finally {
-      client.close();
+      client.destroy();
     }
   });
 
   it('refuses a 100 KB line with a tagged BAD and keeps the session', async () => {
-    const { client } = await ImapWire.connect(port);
+    const { client } = await Wire.connect(port);
     try {
       client.write(`b1 LOGIN ${'x'.repeat(100 * 1024)} y\r\nb2 NOOP\r\n`);
       assert.match(await client.readLine(), /^b1 BAD line too long/);
       assert.equal(await client.readLine(), 'b2 OK NOOP completed');
     } finally {
-      client.close();
+      client.destroy();
     }
   });
 
   it('refuses a literal over the limit before reading it', async () => {
-    const { client } = await ImapWire.connect(port);
+    const { client } = await Wire.connect(port);
     try {
       // Before login only small literals are taken.
       client.write('c1 LOGIN {100000}\r\n');
@@ -72,44 +72,44 @@ describe('IMAP bad input', () => {
       client.write('Subject: x\r\n\r\n');
       assert.match((await client.until('c5')).tagged, /^c5 OK \[APPENDUID \d+ 1\]/);
     } finally {
-      client.close();
+      client.destroy();
     }
   });
 
   it('rejects bad arguments of authenticated commands with BAD or NO', async () => {
-    const { client } = await ImapWire.connect(port);
+    const { client } = await Wire.connect(port);
     try {
       await client.login('alice@example.com', 'pw');
       // Well-formed syntax: NO, as Dovecot answers (imaptest atoms).
-      assert.match((await client.command('SELECT &Jjo!')).tagged, / NO \[CANNOT\] .*modified UTF-7/);
-      assert.match((await client.command('SELECT Nope')).tagged, / NO \[NONEXISTENT\]/);
-      await client.command('SELECT INBOX');
-      assert.match((await client.command('FETCH 1:x FLAGS')).tagged, / BAD invalid sequence set/);
-      assert.match((await client.command('FETCH 99 FLAGS')).tagged, / BAD invalid message sequence number/);
-      assert.match((await client.command('FETCH 1 (FLAGS')).tagged, / BAD /);
-      assert.match((await client.command('FETCH 1 BOGUS')).tagged, / BAD unknown fetch attribute/);
-      assert.match((await client.command('STORE 1 +FLAGS (\\Recent)')).tagged, / BAD /);
-      assert.match((await client.command('STORE 1 SETFLAGS (\\Seen)')).tagged, / BAD /);
-      assert.match((await client.command('SEARCH FOO')).tagged, / BAD /);
-      assert.match((await client.command('SEARCH CHARSET KOI8-R ALL')).tagged, / NO \[BADCHARSET/);
-      assert.match((await client.command('APPEND INBOX (\\Seen) "bad date" {1+}\r\nx')).tagged, / BAD /);
-      assert.match((await client.command('COPY 1 Nowhere')).tagged, / NO \[TRYCREATE\]/);
-      assert.match((await client.command('UID FETCH 1 FLAGS (VANISHED)')).tagged, / BAD /);
-      assert.match((await client.command('NOOP')).tagged, / OK /);
+      assert.match((await client.commandLines('SELECT &Jjo!')).tagged, / NO \[CANNOT\] .*modified UTF-7/);
+      assert.match((await client.commandLines('SELECT Nope')).tagged, / NO \[NONEXISTENT\]/);
+      await client.commandLines('SELECT INBOX');
+      assert.match((await client.commandLines('FETCH 1:x FLAGS')).tagged, / BAD invalid sequence set/);
+      assert.match((await client.commandLines('FETCH 99 FLAGS')).tagged, / BAD invalid message sequence number/);
+      assert.match((await client.commandLines('FETCH 1 (FLAGS')).tagged, / BAD /);
+      assert.match((await client.commandLines('FETCH 1 BOGUS')).tagged, / BAD unknown fetch attribute/);
+      assert.match((await client.commandLines('STORE 1 +FLAGS (\\Recent)')).tagged, / BAD /);
+      assert.match((await client.commandLines('STORE 1 SETFLAGS (\\Seen)')).tagged, / BAD /);
+      assert.match((await client.commandLines('SEARCH FOO')).tagged, / BAD /);
+      assert.match((await client.commandLines('SEARCH CHARSET KOI8-R ALL')).tagged, / NO \[BADCHARSET/);
+      assert.match((await client.commandLines('APPEND INBOX (\\Seen) "bad date" {1+}\r\nx')).tagged, / BAD /);
+      assert.match((await client.commandLines('COPY 1 Nowhere')).tagged, / NO \[TRYCREATE\]/);
+      assert.match((await client.commandLines('UID FETCH 1 FLAGS (VANISHED)')).tagged, / BAD /);
+      assert.match((await client.commandLines('NOOP')).tagged, / OK /);
     } finally {
-      client.close();
+      client.destroy();
     }
   });
 
   it('hangs up on HTTP sent to the IMAP port, and after too many bad commands', async () => {
-    const { client } = await ImapWire.connect(port);
+    const { client } = await Wire.connect(port);
     client.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.match(await client.readLine(), /^\* BYE /);
     await client.untilClosed();
 
     const limited = await startTestServer({ overrides: { limits: { badCommands: 3 } } });
     try {
-      const { client: noisy } = await ImapWire.connect(limited.port('imap'));
+      const { client: noisy } = await Wire.connect(limited.port('imap'));
       noisy.write('x1 BOGUS\r\nx2 BOGUS\r\nx3 BOGUS\r\nx4 NOOP\r\n');
       assert.match(await noisy.readLine(), /^x1 BAD/);
       assert.match(await noisy.readLine(), /^x2 BAD/);

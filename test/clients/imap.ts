@@ -1,9 +1,9 @@
-// The tests' raw IMAP clients, for exact bytes and input no real client would send. Responses
+// The tests' raw IMAP client, for exact bytes and input no real client would send. Responses
 // are framed once (responseEnd, RFC 3501 4.3 and 7): a line ending in a literal {n} carries the
 // n bytes and the rest of the line that follows them.
-// - ImapWire: a response as a line of text, a command's reply as lines (the protocol tests).
-// - Wire: responses as received, parsed on demand into values (the conformance suite, test/imap/,
-//   which runs against Quillmail or any server named by IMAP_TARGET).
+// One class, Wire: responses as received, parsed on demand into values (the conformance suite,
+// test/imap/, which runs against Quillmail or any server named by IMAP_TARGET), or read as
+// lines of text (readLine, until, commandLines: the protocol, security and metrics tests).
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Account, Target } from '../imap/target.js';
@@ -18,115 +18,6 @@ export function responseEnd(buffer: Buffer): number {
     if (!literal) return crlf + 2;
     from = crlf + 2 + Number(literal[1]);
     if (from > buffer.length) return -1;
-  }
-}
-
-export interface LineReply {
-  untagged: string[];
-  /** The tagged completion line, e.g. "a1 OK [READ-WRITE] SELECT completed". */
-  tagged: string;
-}
-
-export class ImapWire {
-  private buf = Buffer.alloc(0);
-  private lines: string[] = [];
-  private waiters: { resolve: (line: string) => void; reject: (error: Error) => void }[] = [];
-  private nextTag = 1;
-  closed = false;
-  private closedWaiters: (() => void)[] = [];
-
-  private constructor(private socket: net.Socket) {
-    this.attach(socket);
-  }
-
-  private attach(socket: net.Socket): void {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      this.closed = true;
-      for (const waiter of this.waiters.splice(0)) waiter.reject(new Error('connection closed'));
-      for (const resolve of this.closedWaiters.splice(0)) resolve();
-    });
-  }
-
-  /** Connects and reads the greeting. */
-  static async connect(port: number): Promise<{ client: ImapWire; greeting: string }> {
-    const socket = net.connect(port, '127.0.0.1');
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
-      socket.once('error', reject);
-    });
-    const client = new ImapWire(socket);
-    return { client, greeting: await client.readLine() };
-  }
-
-  private onData(chunk: Buffer): void {
-    this.buf = Buffer.concat([this.buf, chunk]);
-    for (;;) {
-      const end = responseEnd(this.buf);
-      if (end < 0) return;
-      const line = this.buf.subarray(0, end - 2).toString('latin1');
-      this.buf = this.buf.subarray(end);
-      const waiter = this.waiters.shift();
-      if (waiter) waiter.resolve(line);
-      else this.lines.push(line);
-    }
-  }
-
-  readLine(): Promise<string> {
-    const line = this.lines.shift();
-    if (line !== undefined) return Promise.resolve(line);
-    if (this.closed) return Promise.reject(new Error('connection closed'));
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
-  }
-
-  write(data: string | Buffer): void {
-    this.socket.write(data);
-  }
-
-  /** Reads lines up to the tagged completion of `tag`. */
-  async until(tag: string): Promise<LineReply> {
-    const untagged: string[] = [];
-    for (;;) {
-      const line = await this.readLine();
-      if (line.startsWith(`${tag} `)) return { untagged, tagged: line };
-      untagged.push(line);
-    }
-  }
-
-  /** Sends a command with a fresh tag and reads its response. */
-  async command(text: string): Promise<LineReply> {
-    const tag = `t${this.nextTag++}`;
-    this.write(`${tag} ${text}\r\n`);
-    return this.until(tag);
-  }
-
-  async login(user: string, password: string): Promise<void> {
-    const reply = await this.command(`LOGIN "${user}" "${password}"`);
-    if (!/ OK /.test(reply.tagged)) throw new Error(`login failed: ${reply.tagged}`);
-  }
-
-  /** STARTTLS, then TLS on the same socket. */
-  async startTls(): Promise<LineReply> {
-    const reply = await this.command('STARTTLS');
-    const secure = tls.connect({ socket: this.socket, rejectUnauthorized: false });
-    this.socket.removeAllListeners('data');
-    await new Promise<void>((resolve, reject) => {
-      secure.once('secureConnect', resolve);
-      secure.once('error', reject);
-    });
-    this.socket = secure;
-    secure.on('data', (chunk: Buffer) => this.onData(chunk));
-    return reply;
-  }
-
-  untilClosed(): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    return new Promise((resolve) => this.closedWaiters.push(resolve));
-  }
-
-  close(): void {
-    this.socket.destroy();
   }
 }
 
@@ -162,6 +53,17 @@ export class Response {
     const space = this.raw.indexOf(0x20);
     return parseValues(this.raw, space + 1);
   }
+  /** The response as one line of latin1 text, literals inline, without the final CRLF. */
+  get line(): string {
+    return this.raw.subarray(0, this.raw.length - 2).toString('latin1');
+  }
+}
+
+/** A command's reply as lines of text (Response.line). */
+export interface LineReply {
+  untagged: string[];
+  /** The tagged completion line, e.g. "a1 OK [READ-WRITE] SELECT completed". */
+  tagged: string;
 }
 
 /** The tagged completion of a command with everything the server sent while it ran. */
@@ -197,32 +99,51 @@ export class Wire {
   greeting!: Response;
   private buffer = Buffer.alloc(0);
   private readonly queue: Response[] = [];
-  private waiter: (() => void) | undefined;
+  private waiters: (() => void)[] = [];
+  private closedWaiters: (() => void)[] = [];
   private tagCounter = 0;
   closed = false;
   /** Everything the client sent, for messages when a test fails. */
   readonly sent: string[] = [];
 
-  private constructor(readonly socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.buffer = Buffer.concat([this.buffer, chunk]);
-      this.split();
-      this.waiter?.();
-    });
+  private constructor(public socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('close', () => {
       this.closed = true;
-      this.waiter?.();
+      this.wake();
+      for (const resolve of this.closedWaiters.splice(0)) resolve();
     });
     socket.on('error', () => {});
   }
 
-  static async open(target: Target): Promise<Wire> {
-    const socket = net.connect(target.port, target.host);
+  private onData(chunk: Buffer): void {
+    this.buffer = Buffer.concat([this.buffer, chunk]);
+    this.split();
+    this.wake();
+  }
+
+  private wake(): void {
+    for (const waiter of this.waiters.splice(0)) waiter();
+  }
+
+  private static async dial(port: number, host: string): Promise<net.Socket> {
+    const socket = net.connect(port, host);
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
     });
-    const wire = new Wire(socket);
+    return socket;
+  }
+
+  /** Connects to a local port and reads the greeting, as a line. */
+  static async connect(port: number, host = '127.0.0.1'): Promise<{ client: Wire; greeting: string }> {
+    const client = new Wire(await Wire.dial(port, host));
+    client.greeting = await client.next(Infinity);
+    return { client, greeting: client.greeting.line };
+  }
+
+  static async open(target: Target): Promise<Wire> {
+    const wire = new Wire(await Wire.dial(target.port, target.host));
     wire.greeting = await wire.next();
     return wire;
   }
@@ -230,8 +151,13 @@ export class Wire {
   /** A logged-in connection. */
   static async login(target: Target, account: Account = target.accounts[0]!): Promise<Wire> {
     const wire = await Wire.open(target);
-    (await wire.command(`LOGIN ${quote(account.user)} ${quote(account.pass)}`)).ok();
+    await wire.login(account.user, account.pass);
     return wire;
+  }
+
+  /** LOGIN; throws unless OK. */
+  async login(user: string, password: string): Promise<void> {
+    (await this.command(`LOGIN ${quote(user)} ${quote(password)}`)).ok();
   }
 
   private split(): void {
@@ -241,7 +167,7 @@ export class Wire {
     }
   }
 
-  /** The next complete response, within a bound; rejects when the server hangs up. */
+  /** The next complete response, within a bound (Infinity: none); rejects when the server hangs up. */
   async next(timeoutMs = 10_000): Promise<Response> {
     const until = Date.now() + timeoutMs;
     for (;;) {
@@ -251,14 +177,54 @@ export class Wire {
       const left = until - Date.now();
       if (left <= 0) throw new Error(`no response within ${timeoutMs} ms (after: ${this.sent.at(-1) ?? 'connect'})`);
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiter = () => {
+        const timer = left === Infinity ? undefined : setTimeout(resolve, left);
+        this.waiters.push(() => {
           clearTimeout(timer);
           resolve();
-        };
+        });
       });
-      this.waiter = undefined;
     }
+  }
+
+  /** The next response as a line of text (Response.line), waiting as long as it takes. */
+  async readLine(timeoutMs = Infinity): Promise<string> {
+    return (await this.next(timeoutMs)).line;
+  }
+
+  /** Reads lines up to the tagged completion of `tag`. */
+  async until(tag: string): Promise<LineReply> {
+    const untagged: string[] = [];
+    for (;;) {
+      const line = await this.readLine();
+      if (line.startsWith(`${tag} `)) return { untagged, tagged: line };
+      untagged.push(line);
+    }
+  }
+
+  /** Sends a command line with a fresh tag and reads its reply as lines. */
+  async commandLines(text: string): Promise<LineReply> {
+    const tag = this.nextTag();
+    this.write(`${tag} ${text}\r\n`);
+    return this.until(tag);
+  }
+
+  /** STARTTLS, then TLS on the same socket. */
+  async startTls(): Promise<LineReply> {
+    const reply = await this.commandLines('STARTTLS');
+    const secure = tls.connect({ socket: this.socket, rejectUnauthorized: false });
+    this.socket.removeAllListeners('data');
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', reject);
+    });
+    this.socket = secure;
+    secure.on('data', (chunk: Buffer) => this.onData(chunk));
+    return reply;
+  }
+
+  untilClosed(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.closedWaiters.push(resolve));
   }
 
   /** Responses already received and not yet taken. */
@@ -338,6 +304,11 @@ export class Wire {
         // already gone
       }
     }
+    this.socket.destroy();
+  }
+
+  /** Closes the socket at once, without LOGOUT. */
+  destroy(): void {
     this.socket.destroy();
   }
 }

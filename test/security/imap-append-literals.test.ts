@@ -49,12 +49,12 @@ describe('APPEND with 15 literals of 20 MB (issue 17, row 3)', () => {
       note(`RSS ${Math.round(start / MB)} MB at the start, ${Math.round(peak / MB)} MB at the peak`);
       assert.ok(peak - start < RSS_GROWTH_LIMIT, `RSS grew by ${Math.round((peak - start) / MB)} MB`);
       // The session goes on.
-      assert.match((await client.command('NOOP')).tagged, / OK /);
+      assert.match((await client.commandLines('NOOP')).tagged, / OK /);
       assertNoopPrompt(await other.stop());
     } finally {
       await other.stop();
       sampler.stop();
-      client.close();
+      client.destroy();
     }
   });
 

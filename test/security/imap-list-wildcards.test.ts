@@ -26,14 +26,14 @@ describe('LIST and LSUB patterns with many wildcards (issue 17, row 1)', () => {
     const other = await bystander(quill.imapPort);
     try {
       const started = performance.now();
-      const reply = await within(5000, command.slice(0, 40), client.command(command));
+      const reply = await within(5000, command.slice(0, 40), client.commandLines(command));
       const ms = performance.now() - started;
       note(`${command.slice(0, 30)}…: ${reply.tagged.slice(0, 60)} in ${Math.round(ms)} ms`);
       await sleep(Math.max(0, 1000 - ms)); // enough NOOPs for 90% of them to mean something
       assertNoopPrompt(await other.stop());
       return { ...reply, ms };
     } finally {
-      client.close();
+      client.destroy();
       await other.stop();
     }
   }
@@ -46,12 +46,12 @@ describe('LIST and LSUB patterns with many wildcards (issue 17, row 1)', () => {
     // The same wildcards still match what they should.
     const client = await login(quill.imapPort);
     try {
-      const all = await client.command(`LIST "" "${'*'.repeat(50)}"`);
+      const all = await client.commandLines(`LIST "" "${'*'.repeat(50)}"`);
       assert.equal(all.untagged.filter((line) => line.includes(LONG_NAME)).length, 2);
-      const top = await client.command(`LSUB "" "${'%'.repeat(40)}"`);
+      const top = await client.commandLines(`LSUB "" "${'%'.repeat(40)}"`);
       assert.match(top.tagged, / OK /);
     } finally {
-      client.close();
+      client.destroy();
     }
   });
 

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { configSchema } from '../../src/config/config.js';
-import { ImapWire } from '../clients/imap.js';
+import { Wire } from '../clients/imap.js';
 import { openStore } from '../../src/server.js';
 import type { Store } from '../../src/store/types.js';
 import { hashPassword } from '../../src/util/password.js';
@@ -130,8 +130,8 @@ function processTree(pid: number): number[] {
   return out;
 }
 
-export async function login(port: number): Promise<ImapWire> {
-  const { client } = await ImapWire.connect(port);
+export async function login(port: number): Promise<Wire> {
+  const { client } = await Wire.connect(port);
   await client.login(USER, PASSWORD);
   return client;
 }
@@ -142,14 +142,14 @@ export async function login(port: number): Promise<ImapWire> {
  */
 export async function bystander(port: number): Promise<{ stop(): Promise<NoopTimes> }> {
   const client = await login(port);
-  for (let i = 0; i < 3; i++) await client.command('NOOP'); // warm, untimed
+  for (let i = 0; i < 3; i++) await client.commandLines('NOOP'); // warm, untimed
   let running = true;
   const times: number[] = [];
   let pendingSince = 0;
   const loop = (async () => {
     while (running && !client.closed) {
       pendingSince = performance.now();
-      const reply = await client.command('NOOP');
+      const reply = await client.commandLines('NOOP');
       assert.match(reply.tagged, / OK /);
       times.push(performance.now() - pendingSince);
       pendingSince = 0;
@@ -161,7 +161,7 @@ export async function bystander(port: number): Promise<{ stop(): Promise<NoopTim
       if (pendingSince && running) times.push(performance.now() - pendingSince);
       running = false;
       await Promise.race([loop.catch(() => undefined), sleep(3000)]);
-      client.close();
+      client.destroy();
       return new NoopTimes(times);
     },
   };

@@ -10,22 +10,22 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { exportMail, importMessages, maildirItems } from '../../src/mailio/transfer.js';
 import { startTestServer, tempDir, type TestServer } from '../helpers.js';
-import { ImapWire } from '../clients/imap.js';
+import { Wire } from '../clients/imap.js';
 
 const run = promisify(execFile);
 const MESSAGE = Buffer.from('From: a@example.com\r\nSubject: hi\r\n\r\nbody\r\n');
 
 describe('mailbox names that are paths (issue 17, row 6)', () => {
   let server: TestServer;
-  let client: ImapWire;
+  let client: Wire;
   before(async () => {
     server = await startTestServer();
     await server.addUser('eve@example.com', 'pw');
-    client = (await ImapWire.connect(server.port('imap'))).client;
+    client = (await Wire.connect(server.port('imap'))).client;
     await client.login('eve@example.com', 'pw');
   });
   after(async () => {
-    client.close();
+    client.destroy();
     await server.stop();
   });
 
@@ -49,14 +49,14 @@ describe('mailbox names that are paths (issue 17, row 6)', () => {
         assert.match(await client.readLine(), /^\+ /);
         client.write(`${rest}\r\n`);
         reply = await client.until('c1');
-      } else reply = await client.command(`CREATE ${name}`);
+      } else reply = await client.commandLines(`CREATE ${name}`);
       assert.match(reply.tagged, / NO \[CANNOT\] /, name);
       assert.match(reply.tagged, text, name);
     }
-    assert.match((await client.command('CREATE "fine/name"')).tagged, / OK /);
-    const rename = await client.command('RENAME "fine/name" "../escaped"');
+    assert.match((await client.commandLines('CREATE "fine/name"')).tagged, / OK /);
+    const rename = await client.commandLines('RENAME "fine/name" "../escaped"');
     assert.match(rename.tagged, / NO \[CANNOT\] mailbox name has a "\.\." level/);
-    const list = await client.command('LIST "" "*"');
+    const list = await client.commandLines('LIST "" "*"');
     assert.ok(!list.untagged.some((line) => line.includes('..')), list.untagged.join('\n'));
   });
 
