@@ -72,7 +72,7 @@ describe('an operator stops and restarts a gateway', () => {
   it('quill gateway exits 75 on restart and 0 on stop, the request consumed', async () => {
     const data = tempDir('quill-gw-stop-');
     dirs.push(data);
-    const ports = ['--smtp', '--imap'].flatMap((flag) => [flag, '127.0.0.1:0']);
+    const ports = ['--smtp', '--submission', '--pop3', '--imap', '--http'].flatMap((flag) => [flag, '127.0.0.1:0']);
     const store = await SqliteStore.open(data);
     try {
       const first = spawnQuill(['gateway', '--id', 'gw-a', '--data', data, ...ports]);
