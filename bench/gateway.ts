@@ -17,7 +17,7 @@ import { loadConfig } from '../src/config/config.js';
 import { openStore } from '../src/server.js';
 import type { Store } from '../src/store/types.js';
 import { startDnsServer } from '../test/dns-server.js';
-import { arg, fmt, freePort, has, ROOT, sleep, summarize, tempDir, waitForPort } from './lib.js';
+import { arg, fmt, freePort, has, quillEntry, ROOT, sleep, summarize, tempDir, waitForPort } from './lib.js';
 
 const DOMAIN = 'bench.test';
 const PASSWORD = 'bench-password';
@@ -48,7 +48,7 @@ function portArgs(ports: Ports): string[] {
 }
 
 function quillCli(args: string[]): void {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, encoding: 'utf8' });
+  const result = spawnSync(process.execPath, [quillEntry(), ...args], { cwd: ROOT, encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`quill ${args.join(' ')} failed: ${result.stderr || result.stdout}`);
 }
 
@@ -86,7 +86,7 @@ function pinned(cpu: number, command: string, args: string[]): [string, string[]
 function quillProcess(name: string, args: string[]): Proc {
   const profile =
     process.env.BENCH_PROFILE !== name ? [] : process.env.BENCH_PERF ? ['--perf-basic-prof'] : ['--cpu-prof', '--cpu-prof-dir=' + (process.env.BENCH_PROFILE_DIR ?? process.cwd())];
-  const [command, argv] = pinned(name === 'gateway' ? 1 : 0, process.execPath, [...profile, '--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args]);
+  const [command, argv] = pinned(name === 'gateway' ? 1 : 0, process.execPath, [...profile, quillEntry(), ...args]);
   const child = spawn(command, argv, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   return new Proc(name, child);
 }

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { arg, flag, fmt, ROOT, sleep, startQuill, summarize, tempDir, treeMemory } from './lib.js';
+import { arg, flag, fmt, quillEntry, ROOT, sleep, startQuill, summarize, tempDir, treeMemory } from './lib.js';
 import { dovecotMissing, startDovecot } from './dovecot.js';
 import { startBenchStore, storeKinds } from './pg-stores.js';
 
@@ -371,7 +371,7 @@ function writeSourceMaildir(count: number): string {
 function quillImportLoader(configFile: string, source: string): LargeLoader {
   return async (count) => {
     const start = performance.now();
-    const done = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'import', 'maildir', USERS[1]!, source, '-c', configFile], { cwd: ROOT, encoding: 'utf8' });
+    const done = spawnSync(process.execPath, [quillEntry(), 'import', 'maildir', USERS[1]!, source, '-c', configFile], { cwd: ROOT, encoding: 'utf8' });
     if (done.status !== 0) throw new Error(`quill import failed: ${done.stderr || done.stdout}`);
     return count / ((performance.now() - start) / 1000);
   };

@@ -1,7 +1,7 @@
 // Shared pieces of the benchmarks: starting Quillmail from this tree, process memory, ports, percentiles.
 // Benchmarks only touch 127.0.0.1 and clean up their temp dirs and processes.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -156,13 +156,44 @@ export interface QuillOptions {
   inboundWorkers?: number;
 }
 
+/** The newest modification time of a .ts file under dir (0 if none). */
+function newestTs(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestTs(path));
+    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+let built = false;
+
+/**
+ * The compiled CLI, as `npx quill` runs it (not tsx, whose loader and compile time would count against the
+ * server): dist/ is rebuilt first when it is missing or any file under src/ is newer.
+ */
+export function quillEntry(): string {
+  const entry = join(ROOT, 'dist/cli/main.js');
+  if (!built) {
+    const stale = !existsSync(entry) || newestTs(join(ROOT, 'src')) > statSync(entry).mtimeMs;
+    if (stale) {
+      const result = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
+      if (result.status !== 0) throw new Error(`building dist/ failed: ${result.stdout}${result.stderr}`);
+      utimesSync(entry, new Date(), new Date());
+    }
+    built = true;
+  }
+  return entry;
+}
+
 function quillCli(args: string[]): void {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, encoding: 'utf8' });
+  const result = spawnSync(process.execPath, [quillEntry(), ...args], { cwd: ROOT, encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`quill ${args.join(' ')} failed: ${result.stderr || result.stdout}`);
 }
 
 /**
- * Quillmail from this tree (src/ via tsx, so no stale dist/), on a fresh data dir with the shipped
+ * Quillmail from this tree (dist/, rebuilt first when src/ is newer), on a fresh data dir with the shipped
  * durability (SQLite WAL, synchronous=FULL). The config only lifts per-IP/per-user connection caps and the
  * per-session command rate (one loopback client opens every connection) and, unless options.dnsServers
  * names a DNS server to ask, turns off inbound SPF/DKIM/DMARC DNS checks and reverse lookups (no network).
@@ -204,9 +235,7 @@ export async function startQuill(options: QuillOptions): Promise<Quill> {
     [
       // QUILL_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
       ...(process.env.QUILL_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-      '--import',
-      'tsx',
-      join(ROOT, 'src/cli/main.ts'),
+      quillEntry(),
       'start',
       ...common,
       '--smtp',

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
-import { arg, fmt, ROOT, startQuill, summarize, tempDir, treeMemory } from './lib.js';
+import { arg, fmt, quillEntry, ROOT, startQuill, summarize, tempDir, treeMemory } from './lib.js';
 
 const count = arg('messages', 10000);
 const tries = arg('tries', 20);
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     for (const sub of ['cur', 'new', 'tmp']) mkdirSync(join(source, sub), { recursive: true });
     for (let n = 0; n < count; n++) writeFileSync(join(source, 'cur', `${1_700_000_000 + n}.M${n}P1.bench:2,${n % 3 === 0 ? 'S' : ''}`), message(n));
     const start = performance.now();
-    const imported = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'import', 'maildir', USER, source, '-c', join(quill.dir, 'quill.yaml')], { cwd: ROOT, encoding: 'utf8' });
+    const imported = spawnSync(process.execPath, [quillEntry(), 'import', 'maildir', USER, source, '-c', join(quill.dir, 'quill.yaml')], { cwd: ROOT, encoding: 'utf8' });
     if (imported.status !== 0) throw new Error(`quill import failed: ${imported.stderr || imported.stdout}`);
     console.log(`${count} messages of ~1 KB imported in ${fmt((performance.now() - start) / 1000, 1)} s`);
 
