@@ -16,19 +16,59 @@ import type { Database } from './schema.js';
 import { sqliteStatus } from './store-status.js';
 import { StoreError, type ChangeEvent, type ChangeKind, type ChangeListener, type StoreStatus } from './types.js';
 
-/** BEGIN IMMEDIATE takes the write lock up front, so a busy database waits (busy_timeout) instead of failing mid-transaction. */
+/** Retries of a BEGIN refused while another process writes that yield to I/O only, before waiting a timer's tick. */
+const BEGIN_YIELDS = 20;
+
+/**
+ * BEGIN IMMEDIATE takes the write lock up front, so a busy database waits instead of failing
+ * mid-transaction. The wait is not SQLite's busy handler: it sleeps in the calling thread (1, 2,
+ * 5, 10 ms...) with the event loop stopped, every session of the process stalled behind another
+ * process's transaction of a fraction of a millisecond (IMAP child processes, the CLI). Here the
+ * BEGIN is tried without waiting, and retried after the event loop has run, up to busyTimeoutMs.
+ */
 class ImmediateSqliteDriver extends SqliteDriver {
+  private readonly noWait: BetterSqlite3.Statement;
+  private readonly wait: BetterSqlite3.Statement;
+
+  constructor(
+    settings: SqliteDialectConfig,
+    raw: BetterSqlite3.Database,
+    private readonly busyTimeoutMs: number,
+  ) {
+    super(settings);
+    this.noWait = raw.prepare('pragma busy_timeout = 0');
+    this.wait = raw.prepare(`pragma busy_timeout = ${busyTimeoutMs}`);
+  }
+
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+    const deadline = Date.now() + this.busyTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      this.noWait.run();
+      try {
+        await connection.executeQuery(BEGIN_IMMEDIATE);
+        return;
+      } catch (error) {
+        if ((error as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw error;
+      } finally {
+        this.wait.run();
+      }
+      await new Promise<void>((resolve) => (attempt < BEGIN_YIELDS ? setImmediate(resolve) : setTimeout(resolve, 1)));
+    }
   }
 }
 
+const BEGIN_IMMEDIATE = CompiledQuery.raw('begin immediate');
+
 class QuillSqliteDialect extends SqliteDialect {
-  constructor(private readonly settings: SqliteDialectConfig) {
+  constructor(
+    private readonly settings: SqliteDialectConfig,
+    private readonly raw: BetterSqlite3.Database,
+    private readonly busyTimeoutMs: number,
+  ) {
     super(settings);
   }
   override createDriver() {
-    return new ImmediateSqliteDriver(this.settings);
+    return new ImmediateSqliteDriver(this.settings, this.raw, this.busyTimeoutMs);
   }
 }
 
@@ -110,9 +150,10 @@ export class SqliteStore extends KyselyStore {
   static async open(dataDir: string, options: SqliteOptions = {}): Promise<SqliteStore> {
     mkdirSync(dataDir, { recursive: true });
     const file = path.join(dataDir, 'quill.db');
+    const busyTimeoutMs = options.busyTimeoutMs ?? 10_000;
     let raw: BetterSqlite3.Database;
     try {
-      raw = new BetterSqlite3(file, { timeout: options.busyTimeoutMs ?? 10_000 });
+      raw = new BetterSqlite3(file, { timeout: busyTimeoutMs });
       raw.pragma('journal_mode = WAL');
       raw.pragma('synchronous = FULL');
       raw.pragma('foreign_keys = ON');
@@ -128,7 +169,7 @@ export class SqliteStore extends KyselyStore {
     } catch (error) {
       throw new StoreError('unavailable', `cannot open store ${file}: ${(error as Error).message}`, { cause: error });
     }
-    const db = new Kysely<Database>({ dialect: new QuillSqliteDialect({ database: cachingDatabase(raw) }) });
+    const db = new Kysely<Database>({ dialect: new QuillSqliteDialect({ database: cachingDatabase(raw) }, raw, busyTimeoutMs) });
     const store = new SqliteStore(db, file, raw, options);
     await store.migrate();
     store.lastChangeId = await store.maxChangeId();
