@@ -2,12 +2,13 @@
 // against messages in two passes, so keys on metadata (flags, size, dates, UIDs) never
 // load message content, and content is loaded only for messages that still need it.
 import type { ImapValue } from '../value.js';
-import { fieldValue, HeaderMap, parseHeaderFields } from '../../mime/header.js';
+import { fieldValue, HeaderMap } from '../../mime/header.js';
 import { decodeWords, partText } from '../../mime/decode.js';
 import { parseDateHeader, utcDay } from './date.js';
 import type { MimePart } from '../../mime/mime.js';
 import type { HeaderSummary, ParsedMessage } from './parsed.js';
 import { inSet, parseSequenceSet, resolveSet, type SequenceSet } from './sequence.js';
+import { headerFieldsOf } from './section.js';
 
 export type DateOp = 'before' | 'on' | 'since';
 
@@ -519,13 +520,12 @@ function envelopeFieldText(root: Pick<MimePart, 'envelope'>, field: keyof typeof
 function contentMatches(key: Extract<SearchKey, { kind: 'header' | 'body' | 'text' }>, raw: Buffer, parsed: ParsedMessage): boolean {
   const root = parsed.root;
   if (key.kind === 'header') {
-    const headers = HeaderMap.parse(raw, root.headerStart, root.bodyStart);
+    const headers = new HeaderMap(raw, headerFieldsOf(raw, root));
     const values = headers.all(key.field);
     // RFC 3501: an empty string matches every message that has the field.
     return values.some((v) => contains(decodeWords(v), key.value));
   }
   if (key.kind === 'text') {
-    const headers = HeaderMap.parse(raw, root.headerStart, root.bodyStart);
     if (contains(headerText(raw, root), key.value)) return true;
   }
   return bodyContains(raw, root, key.value);
@@ -533,7 +533,7 @@ function contentMatches(key: Extract<SearchKey, { kind: 'header' | 'body' | 'tex
 
 /** A header block as decoded text, one `name: value` line per field. */
 function headerText(raw: Buffer, message: MimePart): string {
-  return parseHeaderFields(raw, message.headerStart, message.bodyStart)
+  return headerFieldsOf(raw, message)
     .filter((f) => f.name)
     .map((f) => `${f.name}: ${decodeWords(fieldValue(raw, f))}`)
     .join('\n');

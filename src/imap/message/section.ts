@@ -1,6 +1,6 @@
 // Body sections (RFC 3501 6.4.5 BODY[section]<partial>): parsing the section text and
 // cutting its bytes out of the raw message.
-import { parseHeaderFields, selectHeaderFields } from '../../mime/header.js';
+import { parseHeaderFields, selectHeaderFields, type HeaderField } from '../../mime/header.js';
 import { findPart, type MimePart } from '../../mime/mime.js';
 
 export type SectionText = 'HEADER' | 'HEADER.FIELDS' | 'HEADER.FIELDS.NOT' | 'TEXT' | 'MIME';
@@ -75,13 +75,21 @@ export function sectionBytes(raw: Buffer, root: MimePart, section: Section): Buf
     case 'TEXT':
       return raw.subarray(message.bodyStart, message.bodyEnd);
     default:
-      return selectHeaderFields(
-        raw,
-        parseHeaderFields(raw, message.headerStart, message.bodyStart),
-        section.fields ?? [],
-        section.text === 'HEADER.FIELDS.NOT',
-      );
+      return selectHeaderFields(raw, headerFieldsOf(raw, message), section.fields ?? [], section.text === 'HEADER.FIELDS.NOT');
   }
+}
+
+/**
+ * The fields of a message's header, split once per parse: the parse cache keeps the MimePart, and
+ * clients ask for HEADER.FIELDS of the same messages again and again (a list view's columns). The
+ * offsets are the blob's, so any copy of its bytes gives the same fields.
+ */
+const headerFields = new WeakMap<MimePart, HeaderField[]>();
+
+export function headerFieldsOf(raw: Buffer, message: MimePart): HeaderField[] {
+  let fields = headerFields.get(message);
+  if (!fields) headerFields.set(message, (fields = parseHeaderFields(raw, message.headerStart, message.bodyStart)));
+  return fields;
 }
 
 /** `<origin.length>` (RFC 3501 6.4.5): the slice, empty when origin is past the end. */
