@@ -18,6 +18,9 @@ export interface SyncOptions {
   claimRecent?: (upTo: number) => Promise<number>;
 }
 
+/** Ranges of \\Recent UIDs a view holds before it drops the ones that show nothing any more. */
+const COMPACT_RANGES = 32;
+
 export class SelectedMailbox {
   readonly id: number;
   readonly name: string;
@@ -71,18 +74,37 @@ export class SelectedMailbox {
     return this.uids.length > 0 ? this.uids[this.uids.length - 1]! : 0;
   }
 
-  /** The last recentCount() and what it was counted over (the view's UIDs, the ranges' number and top). */
-  private recentCounted: { uids: number[]; length: number; ranges: number; top: number; count: number } | undefined;
+  /** How many of the view's UIDs are \Recent here, once counted: then kept as UIDs come and go. */
+  private recentInView: number | undefined;
 
   recentCount(): number {
+    if (this.recentInView === undefined) {
+      this.compactRecent();
+      let count = 0;
+      for (const [lo, hi] of this.recent) count += lowerBound(this.uids, hi + 1) - lowerBound(this.uids, lo);
+      this.recentInView = count;
+    }
+    return this.recentInView;
+  }
+
+  /**
+   * Sessions that take turns claiming new mail each hold many ranges, most of them soon covering
+   * only expunged UIDs. A range below the view's highest UID can gain no message (UIDs only grow),
+   * so one showing none is dropped, and two with no message of the view between them become one.
+   */
+  private compactRecent(): void {
     const recent = this.recent;
-    const top = recent.length > 0 ? recent[recent.length - 1]![1] : 0;
-    const cached = this.recentCounted;
-    if (cached && cached.uids === this.uids && cached.length === this.uids.length && cached.ranges === recent.length && cached.top === top) return cached.count;
-    let count = 0;
-    for (const [lo, hi] of recent) count += lowerBound(this.uids, hi + 1) - lowerBound(this.uids, lo);
-    this.recentCounted = { uids: this.uids, length: this.uids.length, ranges: recent.length, top, count };
-    return count;
+    const uids = this.uids;
+    const max = this.maxUid;
+    let kept = 0;
+    for (const range of recent) {
+      const from = lowerBound(uids, range[0]);
+      if (range[1] <= max && from === lowerBound(uids, range[1] + 1)) continue;
+      const last = kept > 0 ? recent[kept - 1]! : undefined;
+      if (last && range[1] <= max && lowerBound(uids, last[1] + 1) === from) last[1] = range[1];
+      else recent[kept++] = range;
+    }
+    recent.length = kept;
   }
 
   /**
@@ -110,7 +132,7 @@ export class SelectedMailbox {
     const recent = this.recent;
     const last = recent[recent.length - 1];
     if (last && last[1] + 1 >= lo) last[1] = Math.max(last[1], hi);
-    else recent.push([lo, hi]);
+    else if (recent.push([lo, hi]) > COMPACT_RANGES) this.compactRecent();
     const lowest = this.uids.length > 0 ? this.uids[0]! : Infinity;
     let drop = 0;
     while (drop < recent.length - 1 && recent[drop]![1] < lowest) drop++;
@@ -191,6 +213,7 @@ export class SelectedMailbox {
           if (before < top) this.addRecent(before + 1, top);
         }
         // The same messages as the index: share its array instead of copying.
+        if (this.recentInView !== undefined) for (const uid of added) if (this.isRecent(uid)) this.recentInView++;
         this.uids = this.gone.size === 0 && this.uids.length + added.length === fresh.length ? fresh : this.uids.concat(added);
         out.push([this.exists, atom('EXISTS')]);
         // RFC 3501 7.3.2: RECENT goes with every change of the mailbox size.
@@ -239,6 +262,7 @@ export class SelectedMailbox {
       });
     }
     const drop = new Set(gone);
+    if (this.recentInView !== undefined) for (const uid of drop) if (this.isRecent(uid) && this.seqOf(uid) > 0) this.recentInView--;
     this.uids = this.uids.filter((uid) => !drop.has(uid));
     return out;
   }

@@ -143,6 +143,44 @@ test('\\Recent: a new message is recent in at most one session', async (t) => {
   assert.ok(!(inA.includes('2') && inB.includes('2')), `message 2 recent in both sessions: A ${inA}, B ${inB}`);
 });
 
+test('\\Recent: two sessions taking turns at new mail, with expunges between, keep RECENT and SEARCH RECENT in step', async (t) => {
+  const { a, b, name } = await pair(t, 2);
+  // The writer selects the mailbox only to expunge, after both sessions have claimed what is new.
+  const writer = await wire(t);
+  const recentOf = (responses: Response[]): number | undefined => responses.filter((r) => r.name === 'RECENT').at(-1)?.number;
+  const uidsOf = async (session: Wire, criteria: string): Promise<string[]> => (await session.command(`UID SEARCH ${criteria}`)).ok().all('SEARCH')[0]?.text.split(' ').slice(2) ?? [];
+  // 80 rounds: each session ends up holding claims interleaved with the other's (more ranges
+  // than a view keeps before compacting them), and every fifth round expunges one message.
+  for (let round = 0; round < 80; round++) {
+    (await writer.command([`APPEND ${quote(name)} `, msg(`turn${round}`)])).ok();
+    const [first, second] = round % 2 === 0 ? [a, b] : [b, a];
+    for (const session of [first, second]) await noopUntil(session, (rs) => rs.some((r) => r.name === 'EXISTS'));
+    if (round % 5 === 4) {
+      (await writer.command(`SELECT ${quote(name)}`)).ok();
+      const uids = await uidsOf(writer, 'ALL');
+      (await writer.command(`UID STORE ${uids[Math.floor(uids.length / 2)]} +FLAGS.SILENT (\\Deleted)`)).ok();
+      (await writer.command('CLOSE')).ok();
+      for (const session of [a, b]) {
+        const seen = await noopUntil(session, (rs) => rs.some((r) => r.name === 'EXPUNGE'));
+        assert.equal(recentOf(seen), undefined, 'RECENT goes with EXISTS, not EXPUNGE');
+      }
+    }
+  }
+  const inA = await uidsOf(a, 'RECENT');
+  const inB = await uidsOf(b, 'RECENT');
+  assert.equal(inA.filter((uid) => inB.includes(uid)).length, 0, `recent in both sessions: A ${inA}, B ${inB}`);
+  assert.ok(inA.length >= 30 && inB.length >= 30, `both sessions claimed: A ${inA}, B ${inB}`);
+  // Every message is recent in exactly one session: the first to see it.
+  assert.equal(inA.length + inB.length, (await uidsOf(a, 'ALL')).length);
+  // The RECENT that goes with the next EXISTS agrees with SEARCH RECENT in each session.
+  (await writer.command([`APPEND ${quote(name)} `, msg('last')])).ok();
+  for (const session of [a, b]) {
+    const seen = await noopUntil(session, (rs) => rs.some((r) => r.name === 'EXISTS'));
+    const now = await uidsOf(session, 'RECENT');
+    assert.equal(recentOf(seen), now.length, `RECENT ${recentOf(seen)} against SEARCH RECENT ${now}`);
+  }
+});
+
 test('two sessions appending at once: every message lands once, UIDs unique and ascending, a watcher sees them all', async (t) => {
   const { a, name } = await pair(t, 0);
   const writers = [await wire(t), await wire(t)];
