@@ -65,6 +65,66 @@ describe('shared mailbox index', () => {
     }
   });
 
+  it("follows this process's flag changes and expunges without reading them back, and reads back anything else", async () => {
+    const box = await store.createMailbox(userId, 'Index5');
+    for (const s of ['a', 'b', 'c', 'd']) await store.append(box.id, msg(s), []);
+    const indexes = new MailboxIndexes(store);
+    const unsubscribe = store.onChange((event) => indexes.changed(event));
+    // Counts the index's reads of changed rows (MailboxIndex.catchUp) through a counting view of the store.
+    let reads = 0;
+    const counted = new Proxy(store, {
+      get(target, property) {
+        const value: unknown = Reflect.get(target, property);
+        if (typeof value !== 'function') return value;
+        if (property === 'listMessages') return (...args: unknown[]) => (reads++, (value as (...a: unknown[]) => unknown).apply(target, args));
+        return (value as (...a: unknown[]) => unknown).bind(target);
+      },
+    });
+    const own = new MailboxIndexes(counted);
+    const unsubscribeOwn = store.onChange((event) => own.changed(event));
+    try {
+      const index = await own.acquire(box.id);
+      const loaded = reads;
+      const start = index.modseq;
+      const flagged = await store.setFlags(box.id, [2, 3], 'add', ['\\Flagged', '$Seen2']);
+      await index.fresh();
+      assert.equal(reads, loaded, 'a flag change of this process is not read back');
+      assert.deepEqual(index.get(2)?.flags, ['\\Flagged', '$Seen2']);
+      assert.equal(index.get(3)?.modseq, flagged.updated[0]!.modseq);
+      assert.equal(index.modseq, start + 1);
+      assert.deepEqual(index.changedSince(start, index.loadGen)?.map((e) => e.uid), [2, 3]);
+      const gen = index.expungeGen;
+      await store.setFlags(box.id, [1], 'add', ['\\Deleted']);
+      await store.expunge(box.id);
+      await index.fresh();
+      assert.equal(reads, loaded, 'nor is an expunge');
+      assert.deepEqual(index.uids, [2, 3, 4]);
+      assert.ok(index.expungeGen > gen);
+      // An append carries no delta; another process's change is seen only by polling: both read back.
+      await store.append(box.id, msg('e'), []);
+      await index.fresh();
+      assert.equal(reads, loaded + 1);
+      assert.deepEqual(index.uids, [2, 3, 4, 5]);
+      await other.setFlags(box.id, [4], 'add', ['\\Answered']);
+      await store.setFlags(box.id, [5], 'add', ['\\Seen']);
+      await index.fresh();
+      // This process's change is one modseq past a change the index has not read: it reads both.
+      assert.ok(reads > loaded + 1);
+      assert.deepEqual(index.get(4)?.flags, ['\\Answered']);
+      assert.deepEqual(index.get(5)?.flags, ['\\Seen']);
+      // The same index state as a fresh load from the store.
+      const check = await indexes.acquire(box.id);
+      assert.deepEqual(check.uids, index.uids);
+      assert.deepEqual(check.uids.map((uid) => [check.get(uid)?.flags, check.get(uid)?.modseq]), index.uids.map((uid) => [index.get(uid)?.flags, index.get(uid)?.modseq]));
+      assert.equal(check.modseq, index.modseq);
+      indexes.release(check);
+      own.release(index);
+    } finally {
+      unsubscribeOwn();
+      unsubscribe();
+    }
+  });
+
   it("sees another process's writes through the store's change polling", async () => {
     const box = await store.createMailbox(userId, 'Index2');
     await store.append(box.id, msg('one'), []);

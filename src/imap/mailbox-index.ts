@@ -15,7 +15,7 @@
 //
 // Sessions keep their own sequence map (expunges are announced later, RFC 3501 7.4.1) but start
 // from the index's UID array, which is replaced rather than changed, so idle sessions share it.
-import type { ChangeEvent, MailboxStatus, Mailstore, MessageMeta } from '../store/types.js';
+import type { ChangeEvent, FlagUpdate, MailboxDelta, MailboxStatus, Mailstore, MessageMeta } from '../store/types.js';
 import type { MimePart } from '../mime/mime.js';
 import { summaryOf, type HeaderSummary, type MessageCache } from './message/parsed.js';
 import { foldedField, SEARCH_FIELDS } from './message/search.js';
@@ -143,6 +143,8 @@ class Columns {
     for (let i = 0; i < this.n; i++) if (keep(i)) count++;
     const out = new Columns(Math.max(count, 16), new FlagSets());
     const kept: number[] = [];
+    // Each distinct flag list numbered once in the new table, not once per message.
+    const renumbered = new Int32Array(this.flagSets.lists.length).fill(-1);
     for (let i = 0; i < this.n; i++) {
       if (!keep(i)) continue;
       const j = out.n++;
@@ -150,7 +152,10 @@ class Columns {
       out.modseqs[j] = this.modseqs[i]!;
       out.sizes[j] = this.sizes[i]!;
       out.dates[j] = this.dates[i]!;
-      out.flags[j] = out.flagSets.numberOf(this.flagSets.lists[this.flags[i]!]!);
+      const was = this.flags[i]!;
+      let flags = renumbered[was]!;
+      if (flags < 0) renumbered[was] = flags = out.flagSets.numberOf(this.flagSets.lists[was]!);
+      out.flags[j] = flags;
       this.hashes.copy(out.hashes, j * HASH_BYTES, i * HASH_BYTES, (i + 1) * HASH_BYTES);
       out.summaries[j] = this.summaries[i];
       const uid = uids[i]!;
@@ -332,6 +337,20 @@ export class MailboxIndex {
     this.dirty++;
   }
 
+  /**
+   * Follows a write of this process from what it did, without reading it back: only when it is the
+   * very next change (its modseq one above the index's, which is the mailbox's highest as last read
+   * or followed) and nothing else is pending. False: the caller marks the index stale instead.
+   */
+  follow(delta: MailboxDelta): boolean {
+    if (!this.loaded || this.running || this.clean < this.dirty || delta.modseq !== this.modseq + 1) return false;
+    // A flag change of a message the index lacks cannot be the next change; read it back then.
+    for (const update of delta.flags ?? []) if (this.uids[lowerBound(this.uids, update.uid)] !== update.uid) return false;
+    this.apply(delta.flags ?? [], delta.expunged ?? []);
+    this.modseq = delta.modseq;
+    return true;
+  }
+
   /** Forgets everything: the next fresh() loads the mailbox again (mailbox renamed or deleted). */
   invalidate(): void {
     this.loaded = false;
@@ -506,8 +525,8 @@ export class MailboxIndex {
     this.uidNext = Math.max(this.uidNext, mailbox.uidnext);
   }
 
-  /** Applies changed rows then expunged UIDs; safe to apply twice (reads may overlap). */
-  private apply(changed: MessageMeta[], vanished: number[]): void {
+  /** Applies changed rows (or flag updates) then expunged UIDs; safe to apply twice (reads may overlap). */
+  private apply(changed: readonly (MessageMeta | FlagUpdate)[], vanished: readonly number[]): void {
     const added: MessageMeta[] = [];
     const batch: ChangeBatch = { maxModseq: 0, uids: [] };
     const columns = this.columns;
@@ -517,7 +536,7 @@ export class MailboxIndex {
         if (columns.modseqs[i]! >= meta.modseq) continue;
         columns.flags[i] = columns.flagSets.numberOf(meta.flags);
         columns.modseqs[i] = meta.modseq;
-      } else if (meta.uid > this.maxUid) {
+      } else if (meta.uid > this.maxUid && 'blobHash' in meta) {
         added.push(meta);
       } else continue; // an old UID the index lacks was expunged meanwhile: UIDs never come back
       batch.uids.push(meta.uid);
@@ -621,7 +640,8 @@ export class MailboxIndexes {
       else for (const index of this.indexes.values()) index.markStale();
       return;
     }
-    this.indexes.get(event.mailboxId)?.markStale();
+    const index = this.indexes.get(event.mailboxId);
+    if (index && !(event.delta && index.follow(event.delta))) index.markStale();
   }
 
   private evict(): void {

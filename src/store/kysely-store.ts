@@ -12,7 +12,7 @@ import { QUEUE_METHODS } from './roles/queue.js';
 import { WEB_STATE_METHODS } from './roles/web-state.js';
 import type { Database } from './schema.js';
 import { TextIndexer, type TextIndexerOptions } from './text-indexer.js';
-import { StoreError, type Blobs, type ChangeEvent, type ChangeKind, type ChangeListener, type Cluster, type Directory, type Drive, type Mailstore, type Queue, type Store, type StoreStatus, type WebState } from './types.js';
+import { StoreError, type Blobs, type ChangeEvent, type ChangeKind, type ChangeListener, type Cluster, type Directory, type Drive, type MailboxDelta, type Mailstore, type Queue, type Store, type StoreStatus, type WebState } from './types.js';
 import { KyselyBlobs } from './kysely/blobs.js';
 import { KyselyCluster } from './kysely/cluster.js';
 import { AmbiguousCommitError, chunks, expose, num, type CommitOutcome, type KyselyContext, type SqlText, type Tx, type WriteFn } from './kysely/context.js';
@@ -110,7 +110,7 @@ export abstract class KyselyStore implements Store {
       lazyWrite: (fn, rows) => this.lazyWrite(fn, rows),
       query: (db, text, params) => this.query(db, text, params),
       uidList: (values) => this.uidList(values),
-      recordChange: (tx, userId, mailboxId, kind, out) => this.recordChange(tx, userId, mailboxId, kind, out),
+      recordChange: (tx, userId, mailboxId, kind, out, delta) => this.recordChange(tx, userId, mailboxId, kind, out, delta),
       queueText: (tx, hashes) => this.queueText(tx, hashes),
       catchUpText: (mailboxId) => this.textIndexer.catchUp(mailboxId),
       transact: (fn) => this.transact(fn),
@@ -265,14 +265,14 @@ export abstract class KyselyStore implements Store {
     }
   }
 
-  private async recordChange(tx: Tx, userId: number, mailboxId: number | null, kind: ChangeKind, out: ChangeEvent[]): Promise<void> {
+  private async recordChange(tx: Tx, userId: number, mailboxId: number | null, kind: ChangeKind, out: ChangeEvent[], delta?: MailboxDelta): Promise<void> {
     const [row] = await this.query<{ id: number | string }>(tx, 'insert into changes (user_id, mailbox_id, kind, created_at) values (?, ?, ?, ?) returning id', [
       userId,
       mailboxId,
       kind,
       Date.now(),
     ]);
-    out.push({ id: num(row!.id), userId, mailboxId, kind });
+    out.push(delta ? { id: num(row!.id), userId, mailboxId, kind, delta } : { id: num(row!.id), userId, mailboxId, kind });
   }
 
   /**

@@ -147,6 +147,19 @@ export interface ChangeEvent {
   userId: number;
   mailboxId: number | null;
   kind: ChangeKind;
+  /** On events of this process's own flag changes and expunges only: exactly what the write did. */
+  delta?: MailboxDelta;
+}
+
+/**
+ * What one write did to a mailbox, with the modseq it took: one above the mailbox's highest
+ * before it (every change takes the next modseq, RFC 7162 3.1.1). A mailbox index holding exactly
+ * that highest follows the write without reading it back (MailboxIndex.follow).
+ */
+export interface MailboxDelta {
+  modseq: number;
+  flags?: FlagUpdate[];
+  expunged?: number[];
 }
 
 export type ChangeListener = (event: ChangeEvent) => void;

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Database, MailboxTable, MessageTable } from '../schema.js';
-import { StoreError, type ChangeEvent, type ChangeKind, type Mailbox, type MessageMeta } from '../types.js';
+import { StoreError, type ChangeEvent, type ChangeKind, type Mailbox, type MailboxDelta, type MessageMeta } from '../types.js';
 
 export type Tx = Transaction<Database> | Kysely<Database>;
 
@@ -39,8 +39,8 @@ export interface KyselyContext {
   query<R>(db: Tx, text: SqlText, params: readonly unknown[]): Promise<R[]>;
   /** A list of values as the list statements take it (a JSON array on SQLite, an array on PostgreSQL). */
   uidList(values: readonly (number | string)[]): unknown;
-  /** Writes a change row (the change feed) and adds its event to `out`. */
-  recordChange(tx: Tx, userId: number, mailboxId: number | null, kind: ChangeKind, out: ChangeEvent[]): Promise<void>;
+  /** Writes a change row (the change feed) and adds its event to `out`, with what the write did if given. */
+  recordChange(tx: Tx, userId: number, mailboxId: number | null, kind: ChangeKind, out: ChangeEvent[], delta?: MailboxDelta): Promise<void>;
   /** Queues new blobs for the full-text indexer, in the transaction that stores them (migration 012). */
   queueText(tx: Tx, hashes: string[]): Promise<void>;
   /** Indexes what a mailbox still has queued for the full-text index (before a search). */

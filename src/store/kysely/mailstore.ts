@@ -301,7 +301,7 @@ export class KyselyMailstore implements Omit<Mailstore, 'onChange' | 'syncChange
         ]);
         updated.push({ uid: num(row.uid), flags: next, modseq });
       }
-      if (updated.length > 0) await this.ctx.recordChange(tx, userId, mailboxId, 'flags', changes);
+      if (updated.length > 0) await this.ctx.recordChange(tx, userId, mailboxId, 'flags', changes, { modseq, flags: updated });
       return { updated, failed };
     });
   }
@@ -332,8 +332,9 @@ export class KyselyMailstore implements Omit<Mailstore, 'onChange' | 'syncChange
     const freed = rows.reduce((sum, r) => sum + num(r.size), 0);
     await this.ctx.query(tx, 'update users set used_bytes = used_bytes - ? where id = ?', [freed, userId]);
     await releaseBlobs(this.ctx, tx, rows.map((r) => r.blob_hash));
-    await this.ctx.recordChange(tx, userId, mailboxId, 'expunge', changes);
-    return rows.map((r) => num(r.uid));
+    const expunged = rows.map((r) => num(r.uid));
+    await this.ctx.recordChange(tx, userId, mailboxId, 'expunge', changes, { modseq, expunged });
+    return expunged;
   }
 
   async expungedSince(mailboxId: number, modseq: number): Promise<number[]> {
