@@ -31,6 +31,50 @@ describe('sqlite store faults', () => {
   });
 });
 
+describe('sqlite write lock held by another process', () => {
+  it('waits for it with the event loop running: timers and reads go on, the write lands when the lock is free', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'quill-busy-'));
+    const store = await SqliteStore.open(dir, { busyTimeoutMs: 5000 });
+    await store.addDomain('example.com');
+    const user = await store.addUser({ address: 'busy@example.com', passwordHash: 'x' });
+    const inbox = (await store.getMailbox(user.id, 'INBOX'))!;
+    await store.append(inbox.id, Buffer.from('Subject: one\r\n\r\nbody\r\n'), []);
+    // Another connection (as another process: the CLI, an IMAP child) holds the write lock.
+    const peer = new BetterSqlite3(store.file);
+    peer.exec('begin immediate');
+    const events: string[] = [];
+    const write = store.setFlags(inbox.id, [1], 'add', ['\\Flagged']).then(() => events.push('write'));
+    await sleep(30);
+    events.push('timer');
+    // A read goes on meanwhile (WAL: readers never wait for the writer).
+    assert.equal((await store.getMailboxById(inbox.id))?.name, 'INBOX');
+    events.push('read');
+    peer.exec('commit');
+    peer.close();
+    await write;
+    assert.deepEqual(events, ['timer', 'read', 'write']);
+    assert.deepEqual((await store.listMessages(inbox.id))[0]?.flags, ['\\Flagged']);
+    await store.close();
+  });
+
+  it('gives up with a temporary error once busyTimeoutMs has passed', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'quill-busy-'));
+    const store = await SqliteStore.open(dir, { busyTimeoutMs: 200 });
+    await store.addDomain('example.com');
+    const peer = new BetterSqlite3(store.file);
+    peer.exec('begin immediate');
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    await assert.rejects(store.addDomain('example.org'), (e: StoreError) => e.code === 'unavailable');
+    clearInterval(timer);
+    assert.ok(ticks >= 5, `the event loop ran while waiting (${ticks} ticks)`);
+    peer.exec('rollback');
+    peer.close();
+    await store.addDomain('example.org');
+    await store.close();
+  });
+});
+
 describe('sqlite group commit', () => {
   it('runs writes issued together in one transaction, undoing a failing one alone', async () => {
     const store = await SqliteStore.open(mkdtempSync(path.join(tmpdir(), 'quill-group-')));
