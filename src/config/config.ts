@@ -115,8 +115,9 @@ const imapSchema = z
      * (src/imap/processes.ts), so IMAP uses several cores. 1: sessions run in the server process.
      * Ignored on PostgreSQL (run more nodes there). Above 1, `limits.imapConnectionsPerUser` is
      * counted in each child, and the children's metrics are not in the server's /metrics. Each
-     * process re-reads the others' changes, so a command costs about half again as much CPU: it pays
-     * only where cores are idle (bench/imaptest.ts --imap-processes 1,2,4).
+     * process re-reads the others' changes and takes turns at the store's write lock, so a command
+     * costs about a quarter more CPU than in one process: on 2 cores imaptest's mix ran ~1.1x one
+     * process's rate (bench/RESULTS.md); more where cores are idle (bench/imaptest.ts --imap-processes 1,2,4).
      */
     processes: z.number().int().min(1).max(64).default(1),
   })
