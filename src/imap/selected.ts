@@ -130,6 +130,8 @@ export class SelectedMailbox {
    */
   private addRecent(lo: number, hi: number): void {
     const recent = this.recent;
+    // UIDs the view already shows (a claim that raced another session's): counted again when next asked.
+    if (lo <= this.maxUid) this.recentInView = undefined;
     const last = recent[recent.length - 1];
     if (last && last[1] + 1 >= lo) last[1] = Math.max(last[1], hi);
     else if (recent.push([lo, hi]) > COMPACT_RANGES) this.compactRecent();
