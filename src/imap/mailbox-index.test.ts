@@ -100,23 +100,32 @@ describe('shared mailbox index', () => {
       assert.equal(reads, loaded, 'nor is an expunge');
       assert.deepEqual(index.uids, [2, 3, 4]);
       assert.ok(index.expungeGen > gen);
-      // An append carries no delta; another process's change is seen only by polling: both read back.
-      await store.append(box.id, msg('e'), []);
+      // Nor is an APPEND of this process: the new message with its row id, size, date and hash.
+      const uidNext = index.uidNext;
+      const appended = await store.append(box.id, msg('e'), ['\\Draft'], new Date('2026-01-02T03:04:05Z'));
       await index.fresh();
-      assert.equal(reads, loaded + 1);
+      assert.equal(reads, loaded, 'nor an append');
       assert.deepEqual(index.uids, [2, 3, 4, 5]);
+      assert.equal(appended.uid, 5);
+      assert.equal(index.uidNext, uidNext + 1);
+      // Another process's change is seen only by polling: read back, and this process's next change with it.
       await other.setFlags(box.id, [4], 'add', ['\\Answered']);
       await store.setFlags(box.id, [5], 'add', ['\\Seen']);
       await index.fresh();
       // This process's change is one modseq past a change the index has not read: it reads both.
-      assert.ok(reads > loaded + 1);
+      assert.ok(reads > loaded);
       assert.deepEqual(index.get(4)?.flags, ['\\Answered']);
-      assert.deepEqual(index.get(5)?.flags, ['\\Seen']);
+      assert.deepEqual(index.get(5)?.flags, ['\\Draft', '\\Seen']);
       // The same index state as a fresh load from the store.
       const check = await indexes.acquire(box.id);
       assert.deepEqual(check.uids, index.uids);
-      assert.deepEqual(check.uids.map((uid) => [check.get(uid)?.flags, check.get(uid)?.modseq]), index.uids.map((uid) => [index.get(uid)?.flags, index.get(uid)?.modseq]));
+      const row = (ix: MailboxIndex, uid: number) => {
+        const e = ix.get(uid)!;
+        return [e.id, e.uid, e.flags, e.modseq, e.size, e.internalDate.getTime(), e.blobHash];
+      };
+      assert.deepEqual(check.uids.map((uid) => row(check, uid)), index.uids.map((uid) => row(index, uid)));
       assert.equal(check.modseq, index.modseq);
+      assert.equal(check.uidNext, index.uidNext);
       indexes.release(check);
       own.release(index);
     } finally {

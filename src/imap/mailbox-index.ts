@@ -344,10 +344,12 @@ export class MailboxIndex {
    */
   follow(delta: MailboxDelta): boolean {
     if (!this.loaded || this.running || this.clean < this.dirty || delta.modseq !== this.modseq + 1) return false;
-    // A flag change of a message the index lacks cannot be the next change; read it back then.
+    // A flag change of a message the index lacks, or an append not above every UID, cannot be the next change.
     for (const update of delta.flags ?? []) if (this.uids[lowerBound(this.uids, update.uid)] !== update.uid) return false;
-    this.apply(delta.flags ?? [], delta.expunged ?? []);
+    for (const meta of delta.appended ?? []) if (meta.uid <= this.maxUid) return false;
+    this.apply(delta.appended ? [...(delta.flags ?? []), ...delta.appended] : (delta.flags ?? []), delta.expunged ?? []);
     this.modseq = delta.modseq;
+    if (delta.uidnext !== undefined) this.uidNext = Math.max(this.uidNext, delta.uidnext);
     return true;
   }
 

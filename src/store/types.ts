@@ -147,7 +147,7 @@ export interface ChangeEvent {
   userId: number;
   mailboxId: number | null;
   kind: ChangeKind;
-  /** On events of this process's own flag changes and expunges only: exactly what the write did. */
+  /** On events of this process's own flag changes, expunges and IMAP APPENDs only: exactly what the write did. */
   delta?: MailboxDelta;
 }
 
@@ -160,6 +160,9 @@ export interface MailboxDelta {
   modseq: number;
   flags?: FlagUpdate[];
   expunged?: number[];
+  /** Messages added, above every UID before, and the mailbox's UIDNEXT after them. */
+  appended?: MessageMeta[];
+  uidnext?: number;
 }
 
 export type ChangeListener = (event: ChangeEvent) => void;

@@ -213,8 +213,9 @@ export class KyselyMailstore implements Omit<Mailstore, 'onChange' | 'syncChange
     await this.ctx.queueText(tx, [hash]);
   }
 
-  private async insertMessage(tx: Tx, mailboxId: number, uid: number, hash: string, size: number, flags: string[], internalDate: number, modseq: number): Promise<void> {
-    await this.ctx.query(tx, 'insert into messages (mailbox_id, uid, blob_hash, size, internal_date, flags, seen, deleted, modseq) values (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+  /** Inserts a message row; returns its id. */
+  private async insertMessage(tx: Tx, mailboxId: number, uid: number, hash: string, size: number, flags: string[], internalDate: number, modseq: number): Promise<number> {
+    const [row] = await this.ctx.query<{ id: number | string }>(tx, 'insert into messages (mailbox_id, uid, blob_hash, size, internal_date, flags, seen, deleted, modseq) values (?, ?, ?, ?, ?, ?, ?, ?, ?) returning id', [
       mailboxId,
       uid,
       hash,
@@ -225,6 +226,7 @@ export class KyselyMailstore implements Omit<Mailstore, 'onChange' | 'syncChange
       hasFlag(flags, '\\Deleted'),
       modseq,
     ]);
+    return num(row!.id);
   }
 
   async append(mailboxId: number, raw: Buffer, flags: string[], internalDate?: Date): Promise<{ uid: number; uidvalidity: number; modseq: number }> {
@@ -241,9 +243,12 @@ export class KyselyMailstore implements Omit<Mailstore, 'onChange' | 'syncChange
       }
       const { firstUid, modseq, uidvalidity, userId } = await this.allocate(tx, mailboxId, 1);
       await this.putBlob(tx, hash, raw, 1);
-      await this.insertMessage(tx, mailboxId, firstUid, hash, raw.length, normalizeFlags(flags), (internalDate ?? new Date()).getTime(), modseq);
+      const stored = normalizeFlags(flags);
+      const date = new Date((internalDate ?? new Date()).getTime());
+      const id = await this.insertMessage(tx, mailboxId, firstUid, hash, raw.length, stored, date.getTime(), modseq);
       await this.ctx.query(tx, 'update users set used_bytes = used_bytes + ? where id = ?', [raw.length, userId]);
-      await this.ctx.recordChange(tx, userId, mailboxId, 'append', changes);
+      const appended: MessageMeta = { id, mailboxId, uid: firstUid, blobHash: hash, size: raw.length, internalDate: date, flags: stored, modseq };
+      await this.ctx.recordChange(tx, userId, mailboxId, 'append', changes, { modseq, appended: [appended], uidnext: firstUid + 1 });
       return { uid: firstUid, uidvalidity, modseq };
     });
   }
