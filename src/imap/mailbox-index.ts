@@ -48,16 +48,19 @@ class FlagSets {
   readonly lists: string[][] = [];
   /** Per list: whether it holds \Seen. */
   readonly seen: boolean[] = [];
+  /** Per list: its flags joined, the key it is numbered by. */
+  readonly keys: string[] = [];
   private readonly numbers = new Map<string, number>();
 
-  numberOf(flags: string[]): number {
-    const key = flags.join(' ');
+  /** `key`: the flags joined with spaces, when the caller has it already. */
+  numberOf(flags: readonly string[], key = flags.join(' ')): number {
     let n = this.numbers.get(key);
     if (n === undefined) {
       n = this.lists.length;
       this.numbers.set(key, n);
       this.lists.push(flags.slice());
       this.seen.push(isSeen(flags));
+      this.keys.push(key);
     }
     return n;
   }
@@ -154,7 +157,7 @@ class Columns {
       out.dates[j] = this.dates[i]!;
       const was = this.flags[i]!;
       let flags = renumbered[was]!;
-      if (flags < 0) renumbered[was] = flags = out.flagSets.numberOf(this.flagSets.lists[was]!);
+      if (flags < 0) renumbered[was] = flags = out.flagSets.numberOf(this.flagSets.lists[was]!, this.flagSets.keys[was]);
       out.flags[j] = flags;
       this.hashes.copy(out.hashes, j * HASH_BYTES, i * HASH_BYTES, (i + 1) * HASH_BYTES);
       out.summaries[j] = this.summaries[i];
@@ -574,7 +577,7 @@ export class MailboxIndex {
 }
 
 /** Flags compare case-insensitively (RFC 3501 2.3.2). */
-function isSeen(flags: string[]): boolean {
+function isSeen(flags: readonly string[]): boolean {
   for (const flag of flags) if (flag === '\\Seen' || (flag.length === 5 && flag.toLowerCase() === '\\seen')) return true;
   return false;
 }
