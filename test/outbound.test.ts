@@ -251,7 +251,9 @@ describe('outbound delays and expiry', () => {
     const node = await startTestServer({ dataDir: data, overrides: { outbound: { routes: { 'remote.test': `127.0.0.1:${receiver.port}` }, pollIntervalMs: 50 } } });
     try {
       await until('delivery after the lease ran out', () => receiver.to('orphan@remote.test').length === 1);
-      assert.equal((await node.store.listOutbound()).length, 0);
+      // The receiver has the message once its DATA ends; the worker drops the entry only after reading the 250.
+      await until('the entry leaves the queue', async () => (await node.store.listOutbound()).length === 0);
+      assert.equal(receiver.to('orphan@remote.test').length, 1, 'delivered once');
     } finally {
       await node.stop();
     }
